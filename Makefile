@@ -1,0 +1,53 @@
+# kin — the two commands a user needs are `make demo` and `make test`.
+# Both install missing Debian packages first (scripts/install-deps), then
+# build with CMake + Ninja (RelWithDebInfo).
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+.PHONY: all deps build demo test test-unit test-kernel test-e2e test-asan bench format format-check clean
+
+all: build
+
+deps:
+	@./scripts/install-deps
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Every test: unit (no root), kernel (root) and e2e (the real binary).
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L 'unit|kernel|e2e'
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
+test-kernel: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L kernel
+test-e2e: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L e2e
+
+# The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKIN_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L 'unit|kernel|e2e'
+
+bench: build
+	./scripts/bench $(BUILD)
+
+demo: build
+	./scripts/demo $(BUILD)
+
+SOURCES = $(shell git ls-files '*.cc' '*.h')
+format:
+	clang-format -i $(SOURCES)
+format-check:
+	clang-format --dry-run --Werror $(SOURCES)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

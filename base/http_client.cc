@@ -1,0 +1,152 @@
+#include "base/http_client.h"
+
+#include <curl/curl.h>
+
+#include <strings.h>
+
+#include <mutex>
+
+#include "base/error.h"
+
+namespace kin::http {
+
+namespace {
+
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_ALL); });
+}
+
+size_t OnHeader(char* data, size_t size, size_t n, void* user) {
+  auto* resp = static_cast<ClientResponse*>(user);
+  std::string_view line(data, size * n);
+  if (line.rfind("HTTP/", 0) == 0) {
+    resp->headers.clear();  // a new response (after 100 Continue or a redirect)
+    return size * n;
+  }
+  size_t colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    std::string key(line.substr(0, colon));
+    std::string_view v = line.substr(colon + 1);
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' '))
+      v.remove_suffix(1);
+    resp->headers.emplace(std::move(key), std::string(v));
+  }
+  return size * n;
+}
+
+size_t OnBody(char* data, size_t size, size_t n, void* user) {
+  static_cast<std::string*>(user)->append(data, size * n);
+  return size * n;
+}
+
+struct StreamCtx {
+  const std::function<bool(std::string_view)>* fn;
+  bool stopped = false;
+};
+
+size_t OnStream(char* data, size_t size, size_t n, void* user) {
+  auto* ctx = static_cast<StreamCtx*>(user);
+  if (!(*ctx->fn)(std::string_view(data, size * n))) {
+    ctx->stopped = true;
+    return 0;  // aborts the transfer
+  }
+  return size * n;
+}
+
+}  // namespace
+
+HttpClient::HttpClient(ClientOptions opts) : opts_(std::move(opts)) {
+  GlobalInit();
+  curl_ = curl_easy_init();
+  if (curl_ == nullptr) throw Error::Internal("curl_easy_init failed");
+}
+
+HttpClient::~HttpClient() {
+  if (header_list_ != nullptr) curl_slist_free_all(header_list_);
+  curl_easy_cleanup(static_cast<CURL*>(curl_));
+}
+
+void HttpClient::Prepare(const std::string& method, const std::string& url, const std::string& body,
+                         const Headers& headers, long timeout_ms) {
+  CURL* c = static_cast<CURL*>(curl_);
+  curl_easy_reset(c);
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, opts_.connect_timeout_ms);
+  if (method == "HEAD") {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else if (method != "GET") {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
+  if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  }
+  if (!opts_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, opts_.ca_file.c_str());
+  if (!opts_.cert_file.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, opts_.cert_file.c_str());
+  if (!opts_.key_file.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, opts_.key_file.c_str());
+  if (header_list_ != nullptr) {
+    curl_slist_free_all(header_list_);
+    header_list_ = nullptr;
+  }
+  // No "Expect: 100-continue" round trip for bodies: it costs a full RTT.
+  header_list_ = curl_slist_append(header_list_, "Expect:");
+  bool has_ct = false;
+  for (const auto& [k, v] : headers) {
+    if (::strcasecmp(k.c_str(), "Content-Type") == 0) has_ct = true;
+    header_list_ = curl_slist_append(header_list_, (k + ": " + v).c_str());
+  }
+  if (!has_ct && !body.empty()) {
+    header_list_ = curl_slist_append(header_list_, "Content-Type: application/json");
+  }
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, header_list_);
+}
+
+ClientResponse HttpClient::Do(const std::string& method, const std::string& path_and_query,
+                              const std::string& body, const Headers& headers) {
+  std::string url = opts_.base_url + path_and_query;
+  Prepare(method, url, body, headers, opts_.timeout_ms);
+  CURL* c = static_cast<CURL*>(curl_);
+  ClientResponse resp;
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp.body);
+  CURLcode rc = curl_easy_perform(c);
+  if (rc != CURLE_OK) {
+    throw Error::Unavailable(method + " " + url + ": " + curl_easy_strerror(rc));
+  }
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  resp.status = static_cast<int>(status);
+  return resp;
+}
+
+int HttpClient::Stream(const std::string& method, const std::string& path_and_query,
+                       const std::function<bool(std::string_view)>& on_data, const Headers& headers,
+                       ClientResponse* head) {
+  std::string url = opts_.base_url + path_and_query;
+  Prepare(method, url, "", headers, 0);
+  CURL* c = static_cast<CURL*>(curl_);
+  ClientResponse local;
+  ClientResponse* h = head != nullptr ? head : &local;
+  StreamCtx ctx{&on_data};
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnStream);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &ctx);
+  CURLcode rc = curl_easy_perform(c);
+  if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && ctx.stopped)) {
+    throw Error::Unavailable(method + " " + url + ": " + curl_easy_strerror(rc));
+  }
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  h->status = static_cast<int>(status);
+  return h->status;
+}
+
+}  // namespace kin::http

@@ -1,0 +1,72 @@
+// HTTP client on libcurl, for the CLI, the tests and the benchmarks.
+//
+// One HttpClient holds one curl handle, so consecutive requests reuse the
+// kept-alive connection. TLS with a CA and a client certificate is set up
+// from ClientOptions. Stream() delivers a chunked response (a watch, logs -f)
+// piece by piece until the callback returns false or the server ends it.
+//
+// Errors: transport failures throw kin::Error (Unavailable, naming the URL);
+// HTTP error statuses are returned, not thrown.
+//
+// Thread-safety: an HttpClient is used by one thread at a time.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "base/http_server.h"  // Headers
+
+struct curl_slist;
+
+namespace kin::http {
+
+struct ClientOptions {
+  std::string base_url;   // e.g. "http://127.0.0.1:6443"
+  std::string ca_file;    // TLS: the CA that signed the server's certificate
+  std::string cert_file;  // TLS: client certificate and key
+  std::string key_file;
+  long timeout_ms = 30000;  // whole request; 0 = none (watches)
+  long connect_timeout_ms = 5000;
+};
+
+struct ClientResponse {
+  int status = 0;
+  Headers headers;
+  std::string body;
+  std::string Header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+class HttpClient {
+ public:
+  explicit HttpClient(ClientOptions opts);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  ClientResponse Do(const std::string& method, const std::string& path_and_query,
+                    const std::string& body = "", const Headers& headers = {});
+  ClientResponse Get(const std::string& path, const Headers& headers = {}) {
+    return Do("GET", path, "", headers);
+  }
+  // Streams the response body; `on_data` returns false to stop early.
+  // Returns the status (headers are in `head` when given).
+  int Stream(const std::string& method, const std::string& path_and_query,
+             const std::function<bool(std::string_view)>& on_data, const Headers& headers = {},
+             ClientResponse* head = nullptr);
+
+  const ClientOptions& options() const { return opts_; }
+
+ private:
+  void Prepare(const std::string& method, const std::string& url, const std::string& body,
+               const Headers& headers, long timeout_ms);
+  ClientOptions opts_;
+  void* curl_ = nullptr;
+  ::curl_slist* header_list_ = nullptr;
+};
+
+}  // namespace kin::http

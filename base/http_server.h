@@ -1,0 +1,155 @@
+// A small HTTP/1.1 server: keep-alive, chunked streaming, connection upgrade.
+//
+// Why not cpp-httplib: Debian's 0.11 can neither hand a connection over after
+// a 101 (WebSocket and SPDY for exec and port-forward) nor stream a response
+// to a thread that waits on events without pinning its small thread pool.
+// This server gives each connection a thread (watches are long-lived and
+// blocking code stays simple), and lets a handler:
+//   - answer with a body (Content-Length),
+//   - stream a chunked body (Response::stream: watch, logs -f),
+//   - take over the raw connection after its response headers
+//     (Response::upgrade: 101 Switching Protocols).
+// Bodies larger than Options::max_body_bytes get 413 before they are read.
+//
+// Thread-safety: Start/Stop from one thread; the handler runs concurrently on
+// connection threads and must be thread-safe.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "base/fd.h"
+
+namespace kin::http {
+
+// Header names compare case-insensitively.
+struct CaseInsensitiveLess {
+  bool operator()(const std::string& a, const std::string& b) const;
+};
+using Headers = std::multimap<std::string, std::string, CaseInsensitiveLess>;
+
+std::string UrlDecode(std::string_view s, bool plus_is_space = true);
+std::string UrlEncode(std::string_view s);
+std::string_view StatusText(int status);
+
+// A byte stream in both directions: the plain socket or (later) a TLS session.
+class Conn {
+ public:
+  virtual ~Conn() = default;
+  // Returns bytes read, 0 at end of stream, -1 on error.
+  virtual long Read(char* buf, size_t n) = 0;
+  virtual bool WriteAll(std::string_view data) = 0;
+  // Waits until readable or the timeout passes; true when data (or EOF) waits.
+  virtual bool WaitReadable(int timeout_ms) = 0;
+  // True once the peer has closed or reset the connection.
+  virtual bool PeerClosed() = 0;
+  virtual int fd() const = 0;
+};
+
+struct Request {
+  std::string method;
+  std::string target;  // as sent: path?query
+  std::string path;    // percent-decoded
+  std::string raw_query;
+  std::multimap<std::string, std::string> query;  // decoded
+  Headers headers;
+  std::string body;
+  std::string remote_addr;  // "ip:port"
+  std::string client_cn;    // verified client certificate's CN (TLS), else empty
+
+  // Last value of a query parameter, or `def`.
+  std::string Query(const std::string& key, const std::string& def = "") const;
+  bool HasQuery(const std::string& key) const { return query.count(key) > 0; }
+  std::string Header(const std::string& name, const std::string& def = "") const;
+};
+
+// What a streaming handler writes to: each Write is sent as one chunk.
+class Stream {
+ public:
+  explicit Stream(Conn& conn, const std::atomic<bool>& stopping)
+      : conn_(conn), stopping_(stopping) {}
+  // False once the peer is gone or the server stops; stop writing then.
+  bool Write(std::string_view data);
+  // True when the handler should finish (peer closed or server stopping).
+  bool Done();
+  Conn& conn() { return conn_; }
+
+ private:
+  Conn& conn_;
+  const std::atomic<bool>& stopping_;
+  bool failed_ = false;
+};
+
+struct Response {
+  int status = 200;
+  Headers headers;
+  std::string body;
+  // When set: headers go out with Transfer-Encoding: chunked, then this runs
+  // and each Write() is a chunk; the terminating chunk follows its return.
+  std::function<void(Stream&)> stream;
+  // When set: after the status line and headers (e.g. 101), the handler owns
+  // the connection until this returns; the connection is then closed.
+  std::function<void(Conn&)> upgrade;
+
+  void Set(int code, std::string content_type, std::string b) {
+    status = code;
+    headers.emplace("Content-Type", std::move(content_type));
+    body = std::move(b);
+  }
+};
+
+using Handler = std::function<void(Request&, Response&)>;
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;  // 0: any free port (see Server::port())
+  size_t max_body_bytes = 3 * 1024 * 1024;
+  size_t max_header_bytes = 1024 * 1024;
+  int idle_timeout_ms = 120000;  // keep-alive connections idle longer are closed
+  // Formats errors the server answers by itself (400, 413, 431, 500), e.g.
+  // as a Kubernetes Status; plain text when unset.
+  std::function<Response(int status, const std::string& message)> error_response;
+};
+
+class Server {
+ public:
+  Server(ServerOptions opts, Handler handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and starts accepting on a background thread. Throws on bind errors.
+  void Start();
+  // Stops accepting, closes every connection, joins every thread.
+  void Stop();
+  int port() const { return port_; }
+  size_t open_connections() const;
+
+ private:
+  struct Connection;
+  void AcceptLoop();
+  void Serve(std::shared_ptr<Connection> c);
+  std::string ErrorResponse(int status, const std::string& message) const;
+
+  ServerOptions opts_;
+  Handler handler_;
+  UniqueFd listen_fd_;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread accept_thread_;
+  mutable std::mutex mu_;
+  std::map<uint64_t, std::shared_ptr<Connection>> conns_;
+  std::condition_variable conns_cv_;  // signalled when a connection thread ends
+  uint64_t next_id_ = 0;
+};
+
+}  // namespace kin::http

@@ -1,0 +1,285 @@
+#include "base/yaml.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <regex>
+
+#include "base/error.h"
+
+namespace kin {
+
+namespace {
+
+Error YamlError(const YAML::Mark& mark, const std::string& what) {
+  if (mark.is_null()) return Error::BadRequest("yaml: " + what);
+  return Error::BadRequest("yaml: line " + std::to_string(mark.line + 1) + ", column " +
+                           std::to_string(mark.column + 1) + ": " + what);
+}
+
+bool IsNullScalar(const std::string& s) {
+  return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL";
+}
+
+// Resolves a plain (unquoted) scalar per the YAML 1.2 core schema.
+Json ResolvePlain(const std::string& s) {
+  if (IsNullScalar(s)) return nullptr;
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  // Numbers start with a digit, a sign or a dot: skip the regexes otherwise.
+  char c = s[0];
+  if (!(isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '+' || c == '.')) return s;
+  static const std::regex kInt("[-+]?[0-9]+");
+  static const std::regex kOct("0o[0-7]+");
+  static const std::regex kHex("0x[0-9a-fA-F]+");
+  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
+  if (std::regex_match(s, kInt)) {
+    errno = 0;
+    char* end = nullptr;
+    long long v = std::strtoll(s.c_str(), &end, 10);
+    if (errno == 0) return v;
+    return std::strtod(s.c_str(), nullptr);
+  }
+  if (std::regex_match(s, kOct)) return std::strtoll(s.c_str() + 2, nullptr, 8);
+  if (std::regex_match(s, kHex)) return std::strtoll(s.c_str() + 2, nullptr, 16);
+  if (std::regex_match(s, kFloat)) return std::strtod(s.c_str(), nullptr);
+  if (s == ".inf" || s == ".Inf" || s == ".INF" || s == "+.inf") return HUGE_VAL;
+  if (s == "-.inf" || s == "-.Inf" || s == "-.INF") return -HUGE_VAL;
+  if (s == ".nan" || s == ".NaN" || s == ".NAN") return NAN;
+  return s;
+}
+
+Json ToJson(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Undefined:
+    case YAML::NodeType::Null:
+      return nullptr;
+    case YAML::NodeType::Scalar: {
+      // yaml-cpp tags plain scalars "?" and quoted or block scalars "!".
+      if (node.Tag() == "?") return ResolvePlain(node.Scalar());
+      if (node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str" || node.Tag() == "!!str") {
+        return node.Scalar();
+      }
+      if (node.Tag() == "tag:yaml.org,2002:int" || node.Tag() == "tag:yaml.org,2002:float" ||
+          node.Tag() == "tag:yaml.org,2002:bool" || node.Tag() == "tag:yaml.org,2002:null") {
+        return ResolvePlain(node.Scalar());
+      }
+      return node.Scalar();
+    }
+    case YAML::NodeType::Sequence: {
+      Json arr = Json::array();
+      for (const auto& item : node) arr.push_back(ToJson(item));
+      return arr;
+    }
+    case YAML::NodeType::Map: {
+      Json obj = Json::object();
+      for (const auto& kv : node) {
+        if (!kv.first.IsScalar()) throw YamlError(kv.first.Mark(), "map keys must be scalars");
+        const std::string& key = kv.first.Scalar();
+        if (obj.contains(key)) {
+          throw YamlError(kv.first.Mark(), "mapping key \"" + key + "\" already defined");
+        }
+        obj[key] = ToJson(kv.second);
+      }
+      return obj;
+    }
+  }
+  return nullptr;
+}
+
+// --- emitter -------------------------------------------------------------
+
+bool NeedsQuotes(const std::string& s) {
+  if (s.empty()) return true;
+  if (!ResolvePlain(s).is_string()) return true;  // would read back as a number, bool or null
+  static const std::string kIndicators = "-?:,[]{}#&*!|>'\"%@`";
+  if (kIndicators.find(s[0]) != std::string::npos) {
+    // "-foo" and ":foo" are fine plain only when not followed by a space; keep it simple.
+    return true;
+  }
+  if (s.front() == ' ' || s.back() == ' ') return true;
+  if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos) return true;
+  if (s.back() == ':') return true;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) return true;
+  }
+  // YAML 1.1 booleans: older readers (and kubectl's Go YAML) take these as bools.
+  static const std::regex kYaml11Bool("y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF");
+  return std::regex_match(s, kYaml11Bool);
+}
+
+std::string Quote(const std::string& s) { return Json(s).dump(); }
+
+bool CanBeLiteralBlock(const std::string& s) {
+  if (s.find('\n') == std::string::npos) return false;
+  if (s.front() == ' ' || s.front() == '\n') return false;
+  for (unsigned char c : s) {
+    if ((c < 0x20 && c != '\n') || c == 0x7f) return false;
+  }
+  // Trailing spaces on a line do not survive a literal block reliably.
+  return s.find(" \n") == std::string::npos && s.back() != ' ';
+}
+
+void EmitScalar(const Json& v, std::string& out) {
+  switch (v.type()) {
+    case Json::value_t::null:
+      out += "null";
+      break;
+    case Json::value_t::boolean:
+      out += v.get<bool>() ? "true" : "false";
+      break;
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned:
+    case Json::value_t::number_float:
+      out += v.dump();
+      break;
+    case Json::value_t::string: {
+      const auto& s = v.get_ref<const std::string&>();
+      out += NeedsQuotes(s) ? Quote(s) : s;
+      break;
+    }
+    default:
+      out += v.dump();
+      break;
+  }
+}
+
+void EmitLiteral(const std::string& s, int indent, std::string& out) {
+  bool trailing_newline = s.back() == '\n';
+  out += trailing_newline ? "|\n" : "|-\n";
+  std::string body = trailing_newline ? s.substr(0, s.size() - 1) : s;
+  size_t start = 0;
+  while (true) {
+    size_t nl = body.find('\n', start);
+    std::string line = body.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    if (!line.empty()) out.append(indent, ' ') += line;
+    out += '\n';
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+}
+
+void Emit(const Json& v, int indent, std::string& out);
+
+// Emits the value that follows "key:" or "- " on the same line.
+void EmitAfterKey(const Json& v, int indent, std::string& out, bool in_sequence_item) {
+  if (v.is_object() && !v.empty()) {
+    out += '\n';
+    Emit(v, indent + 2, out);
+  } else if (v.is_array() && !v.empty()) {
+    out += '\n';
+    // kubectl style: a sequence under a mapping key sits at the key's indent.
+    Emit(v, in_sequence_item ? indent + 2 : indent, out);
+  } else if (v.is_object()) {
+    out += " {}\n";
+  } else if (v.is_array()) {
+    out += " []\n";
+  } else if (v.is_string() && CanBeLiteralBlock(v.get_ref<const std::string&>())) {
+    out += ' ';
+    EmitLiteral(v.get_ref<const std::string&>(), indent + 2, out);
+  } else {
+    out += ' ';
+    EmitScalar(v, out);
+    out += '\n';
+  }
+}
+
+void Emit(const Json& v, int indent, std::string& out) {
+  if (v.is_object()) {
+    if (v.empty()) {
+      out.append(indent, ' ') += "{}\n";
+      return;
+    }
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      out.append(indent, ' ');
+      out += NeedsQuotes(it.key()) ? Quote(it.key()) : it.key();
+      out += ':';
+      EmitAfterKey(it.value(), indent, out, false);
+    }
+  } else if (v.is_array()) {
+    if (v.empty()) {
+      out.append(indent, ' ') += "[]\n";
+      return;
+    }
+    for (const auto& item : v) {
+      out.append(indent, ' ') += "-";
+      if (item.is_object() && !item.empty()) {
+        // First key on the dash's line, the rest aligned under it.
+        std::string nested;
+        Emit(item, indent + 2, nested);
+        out += ' ';
+        out += nested.substr(indent + 2);
+      } else if (item.is_array() && !item.empty()) {
+        out += '\n';
+        Emit(item, indent + 2, out);
+      } else {
+        EmitAfterKey(item, indent, out, true);
+      }
+    }
+  } else if (v.is_string() && CanBeLiteralBlock(v.get_ref<const std::string&>())) {
+    out.append(indent, ' ');
+    EmitLiteral(v.get_ref<const std::string&>(), indent + 2, out);
+  } else {
+    out.append(indent, ' ');
+    EmitScalar(v, out);
+    out += '\n';
+  }
+}
+
+}  // namespace
+
+std::vector<Json> ParseYamlDocuments(std::string_view text) {
+  std::vector<Json> docs;
+  try {
+    for (const YAML::Node& node : YAML::LoadAll(std::string(text))) {
+      Json j = ToJson(node);
+      if (!j.is_null()) docs.push_back(std::move(j));
+    }
+  } catch (const YAML::Exception& e) {
+    throw YamlError(e.mark, e.msg);
+  }
+  return docs;
+}
+
+Json ParseYaml(std::string_view text) {
+  auto docs = ParseYamlDocuments(text);
+  if (docs.empty()) return nullptr;
+  if (docs.size() > 1)
+    throw Error::BadRequest("yaml: expected one document, found " + std::to_string(docs.size()));
+  return docs[0];
+}
+
+Json ParseJsonOrYaml(std::string_view text) {
+  size_t i = text.find_first_not_of(" \t\r\n");
+  if (i != std::string_view::npos && (text[i] == '{' || text[i] == '[')) {
+    try {
+      return Json::parse(text);
+    } catch (const Json::parse_error& e) {
+      // Flow-style YAML also starts with '{'; fall back before giving up.
+      try {
+        return ParseYaml(text);
+      } catch (const Error&) {
+        throw Error::BadRequest(std::string("json: ") + e.what());
+      }
+    }
+  }
+  return ParseYaml(text);
+}
+
+std::string ToYaml(const Json& value) {
+  std::string out;
+  Emit(value, 0, out);
+  return out;
+}
+
+std::string ToYamlDocuments(const std::vector<Json>& docs) {
+  std::string out;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    if (i > 0) out += "---\n";
+    out += ToYaml(docs[i]);
+  }
+  return out;
+}
+
+}  // namespace kin

@@ -1,0 +1,18 @@
+// The commands of the kin CLI, each a function over plain flag structs.
+#pragma once
+
+#include <string>
+
+namespace kin::cmd {
+
+struct ServeFlags {
+  std::string address = "127.0.0.1";
+  int port = 6443;
+  std::string port_file;
+  std::string state_dir = "/var/lib/kin/default";
+};
+
+// Runs the control process until SIGTERM or SIGINT; returns the exit code.
+int RunServe(const ServeFlags& flags);
+
+}  // namespace kin::cmd

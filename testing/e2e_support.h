@@ -1,0 +1,49 @@
+// Support for end-to-end tests that drive the real `kin` binary.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/process.h"
+
+namespace kin::testing {
+
+// The path of the built `kin` binary (KIN_BINARY overrides it).
+std::string KinBinary();
+
+// A temporary directory removed (recursively) on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+std::string ReadFile(const std::string& path);
+void WriteFile(const std::string& path, const std::string& content);
+
+// A `kin serve` started on a free loopback port with its own state dir;
+// stopped (SIGTERM, then SIGKILL) when this object dies.
+class ServeProcess {
+ public:
+  explicit ServeProcess(std::vector<std::string> extra_args = {});
+  ~ServeProcess();
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  const std::string& state_dir() const { return dir_.path(); }
+  ChildProcess& process() { return proc_; }
+  std::string Log() const { return ReadFile(dir_.File("serve.log")); }
+
+ private:
+  TempDir dir_;
+  ChildProcess proc_;
+  int port_ = 0;
+};
+
+}  // namespace kin::testing
