@@ -98,18 +98,24 @@ TEST_F(NetnsTest, FixtureFindsAndRemovesLeftovers) {
           .status.success());
   ASSERT_TRUE(RunCommand({"nft", "add", "table", "ip", Name("-t", 64)}).status.success());
   SpawnOptions o;
-  o.argv = {"sleep", "300", prefix()};
+  o.argv = {"bash", "-c", "exec -a " + prefix() + " sleep 300"};  // argv[0] carries the prefix
   ChildProcess p = ChildProcess::Spawn(o);
   pid_t pid = p.Release();
 
-  auto left = testing::KernelObjectsWithPrefix(prefix());
+  std::vector<std::string> expected = {
+      "netns " + Name("-e"), "link " + Name("-v0"), "link " + Name("-v1"),
+      "nft table ip " + Name("-t", 64), "process " + std::to_string(pid)};
   std::string all;
-  for (auto& l : left) all += l + "\n";
-  EXPECT_NE(all.find("netns " + Name("-e")), std::string::npos) << all;
-  EXPECT_NE(all.find("link " + Name("-v0")), std::string::npos) << all;
-  EXPECT_NE(all.find("link " + Name("-v1")), std::string::npos) << all;
-  EXPECT_NE(all.find("nft table ip " + Name("-t", 64)), std::string::npos) << all;
-  EXPECT_NE(all.find("process " + std::to_string(pid)), std::string::npos) << all;
+  // Poll: while bash execs, /proc/PID/cmdline can read empty for a moment.
+  bool found = testing::Eventually([&] {
+    all.clear();
+    for (auto& l : testing::KernelObjectsWithPrefix(prefix())) all += l + "\n";
+    for (auto& e : expected) {
+      if (all.find(e + "\n") == std::string::npos) return false;
+    }
+    return true;
+  });
+  EXPECT_TRUE(found) << all;
 
   testing::RemoveKernelObjectsWithPrefix(prefix());
   EXPECT_TRUE(testing::KernelObjectsWithPrefix(prefix()).empty());
