@@ -1,0 +1,147 @@
+// The cluster's network topology and pod attachment: pure plans, then apply.
+//
+// Planning is pure: PlanTopology() turns a ClusterNetwork (nodes, their IPs
+// and pod CIDRs, a routing mode) into a NetworkPlan, the namespaces, links,
+// addresses, routes and sysctls the kernel must hold, and PlanPodAttach()
+// does the same for one pod's interface. A plan renders as text (Render())
+// for golden tests and `kin net show`. Nothing here reads the API.
+//
+// The layout (DESIGN.md, "Network topology"):
+//
+//   <prefix>net    the network: bridge `underlay` holding the underlay's .1,
+//                  one veth end n<i> per node on it; routes each node's pod
+//                  CIDR to that node's IP; forwards
+//   <prefix><node> a node: eth0 (peer of n<i>) with the node IP, default
+//                  route via the network's .1; bridge cbr0 holding the .1 of
+//                  the pod CIDR; forwards; bridged traffic seen by netfilter
+//   pod netns      eth0 (peer of a host-side veth on cbr0, hairpin on), the
+//                  pod IP, default route via cbr0's address
+//
+// The prefix is "kin-<cluster>-" unless ClusterNetwork::netns_prefix says
+// otherwise (tests use their own unique prefix). In "routed" mode all
+// cross-node pod traffic goes through the network namespace; in "host-gw"
+// mode (as kindnetd does) every node also routes each other node's pod CIDR
+// straight to that node's IP over the underlay.
+//
+// Applying: ApplyPlan() creates the namespaces a plan owns (create = true;
+// AlreadyExists if one is there), then per namespace, in plan order, opens
+// one netlink socket there and sends its links, then its configuration, each
+// as one batch, then writes its sysctls. On failure it removes what it made
+// (its namespaces, and links it made in namespaces it does not own) and
+// rethrows, naming the namespace: "netns `kin-dev-net`: create bridge ...".
+// RemovePlan() undoes a plan: deleting a namespace removes its links and the
+// veth ends elsewhere that pair with them.
+//
+// Thread-safety: the plan functions are pure and thread-safe. Apply and
+// Remove on different plans may run concurrently; on one node's plans they
+// must not race with each other for the same names.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "netstack/ipam.h"
+#include "netstack/netlink.h"
+#include "netstack/sysctl.h"
+
+namespace kin::netstack {
+
+inline constexpr const char* kUnderlayBridge = "underlay";  // in the network namespace
+inline constexpr const char* kNodeBridge = "cbr0";          // in each node
+inline constexpr const char* kNodeUplink = "eth0";          // a node's end on the underlay
+inline constexpr const char* kPodInterface = "eth0";
+
+enum class RoutingMode { kRouted, kHostGw };
+std::string_view ToString(RoutingMode mode);          // "routed", "host-gw"
+RoutingMode ParseRoutingMode(std::string_view text);  // Invalid naming the value
+
+struct NodeNetwork {
+  std::string name;
+  Ipv4Address ip;     // on the underlay
+  Ipv4Cidr pod_cidr;  // a network, /30 or larger
+};
+
+struct ClusterNetwork {
+  std::string cluster;                             // short: it is part of every namespace name
+  Ipv4Cidr underlay{Ipv4Address(0xac120000), 24};  // 172.18.0.0/24; the network has .1
+  std::vector<NodeNetwork> nodes;
+  RoutingMode mode = RoutingMode::kRouted;
+  std::string netns_prefix;  // empty: "kin-<cluster>-"
+  int mtu = 0;               // 0: the kernel's default
+};
+
+struct LinkPlan {
+  enum class Kind { kBridge, kVeth };
+  Kind kind = Kind::kVeth;
+  std::string name;
+  std::string peer;        // veth: the other end's name
+  std::string peer_netns;  // veth: where the other end is made; empty: here
+  std::string master;      // a bridge to attach to
+  bool hairpin = false;    // as a bridge port, send frames back where they came from
+  std::string mac;         // empty: random
+  std::string peer_mac;    // veth: the other end's; empty: random
+  int mtu = 0;
+};
+
+struct AddressPlan {
+  std::string dev;
+  Ipv4Cidr address;
+};
+
+struct NetnsPlan {
+  std::string name;             // under /run/netns
+  bool create = false;          // the plan owns (creates and removes) the namespace
+  std::vector<LinkPlan> links;  // made here
+  std::vector<std::string> up;  // set up, in this order (may be made elsewhere: eth0)
+  std::vector<AddressPlan> addresses;
+  std::vector<Route> routes;  // added or replaced
+  std::vector<Sysctl> sysctls;
+};
+
+struct NetworkPlan {
+  std::vector<NetnsPlan> namespaces;  // in the order they are applied
+  std::string Render() const;
+};
+
+// Namespace names of a cluster network.
+std::string NetnsPrefix(const ClusterNetwork& net);
+std::string NetworkNetnsName(const ClusterNetwork& net);  // <prefix>net
+std::string NodeNetnsName(const ClusterNetwork& net, const std::string& node);
+
+// Validates `net` (Invalid with one cause per problem, fields like
+// "nodes[1].podCIDR") and plans it.
+NetworkPlan PlanTopology(const ClusterNetwork& net);
+
+struct PodInterface {
+  std::string node_netns;  // the node's namespace, holding `bridge`
+  std::string pod_netns;   // /run/netns/<pod_netns>, made by the runtime
+  std::string host_veth;   // <= 15 characters, unique in the node: HostVethName(uid)
+  Ipv4Cidr address;        // 10.244.1.5/24
+  Ipv4Address gateway;     // 10.244.1.1
+  std::string bridge = kNodeBridge;
+  std::string ifname = kPodInterface;
+  std::string mac;  // of the pod's eth0; empty: random
+  int mtu = 0;
+};
+
+// "veth" + 8 hex digits of a hash (FNV-1a) of the pod UID: stable across
+// restarts, fits an interface name.
+std::string HostVethName(std::string_view pod_uid);
+
+// The node side (a veth on the bridge with hairpin, its peer made directly
+// in the pod namespace) and the pod side (lo and eth0 up, the address, a
+// default route via the gateway; onlink when the gateway is outside the
+// address's prefix). Neither namespace is owned by the plan.
+NetworkPlan PlanPodAttach(const PodInterface& pod);
+
+void ApplyPlan(const NetworkPlan& plan);
+// Links the plan made in namespaces it does not own, then the namespaces it
+// owns. What is already gone is skipped.
+void RemovePlan(const NetworkPlan& plan);
+
+// Deletes the host side of a pod's veth (the pod's eth0 goes with it).
+// Returns false when it was not there.
+bool DetachPod(const std::string& node_netns, const std::string& host_veth);
+
+}  // namespace kin::netstack

@@ -1,0 +1,207 @@
+// Unit tests (no root): the topology and pod-attachment planners, against
+// golden files in testdata/ (KIN_UPDATE_GOLDEN=1 rewrites them).
+#include "netstack/topology.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace kin::netstack {
+namespace {
+
+using ::testing::HasSubstr;
+
+void ExpectGolden(const std::string& name, const std::string& actual) {
+  const std::string path = std::string(KIN_NETSTACK_TESTDATA) + "/" + name;
+  const char* update = std::getenv("KIN_UPDATE_GOLDEN");
+  if (update != nullptr && std::string(update) == "1") {
+    std::ofstream(path) << actual;
+    return;
+  }
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "missing golden file " << path << " (run with KIN_UPDATE_GOLDEN=1)";
+  std::stringstream want;
+  want << in.rdbuf();
+  EXPECT_EQ(actual, want.str()) << "golden file " << path
+                                << " differs (KIN_UPDATE_GOLDEN=1 rewrites it)";
+}
+
+ClusterNetwork ThreeNodes(RoutingMode mode) {
+  ClusterNetwork net;
+  net.cluster = "dev";
+  net.mode = mode;
+  net.nodes = {
+      {"control-plane", Ipv4Address::Parse("172.18.0.2"), Ipv4Cidr::Parse("10.244.0.0/24")},
+      {"worker", Ipv4Address::Parse("172.18.0.3"), Ipv4Cidr::Parse("10.244.1.0/24")},
+      {"worker2", Ipv4Address::Parse("172.18.0.4"), Ipv4Cidr::Parse("10.244.2.0/24")},
+  };
+  return net;
+}
+
+std::vector<std::string> CauseFields(const Error& e) {
+  std::vector<std::string> out;
+  for (const auto& c : e.causes()) out.push_back(c.field);
+  return out;
+}
+
+TEST(TopologyPlanTest, RoutedGolden) {
+  ExpectGolden("topology_routed.golden", PlanTopology(ThreeNodes(RoutingMode::kRouted)).Render());
+}
+
+TEST(TopologyPlanTest, HostGwGolden) {
+  ExpectGolden("topology_host_gw.golden", PlanTopology(ThreeNodes(RoutingMode::kHostGw)).Render());
+}
+
+TEST(TopologyPlanTest, NamesFollowTheDesignOrThePrefix) {
+  ClusterNetwork net = ThreeNodes(RoutingMode::kRouted);
+  EXPECT_EQ(NetworkNetnsName(net), "kin-dev-net");
+  EXPECT_EQ(NodeNetnsName(net, "worker"), "kin-dev-worker");
+  net.netns_prefix = "kt1a2b3-";
+  NetworkPlan plan = PlanTopology(net);
+  ASSERT_EQ(plan.namespaces.size(), 4u);
+  EXPECT_EQ(plan.namespaces[0].name, "kt1a2b3-net");
+  EXPECT_EQ(plan.namespaces[2].name, "kt1a2b3-worker");
+  for (const auto& ns : plan.namespaces) {
+    EXPECT_TRUE(ns.create);
+    for (const auto& l : ns.links) {
+      EXPECT_LE(l.name.size(), 15u) << l.name;
+      EXPECT_LE(l.peer.size(), 15u) << l.peer;
+      if (!l.peer_netns.empty()) {
+        EXPECT_EQ(l.peer_netns.rfind("kt1a2b3-", 0), 0u);
+      }
+    }
+  }
+}
+
+TEST(TopologyPlanTest, HostGwAddsRoutesToEveryOtherNodeOnly) {
+  NetworkPlan routed = PlanTopology(ThreeNodes(RoutingMode::kRouted));
+  NetworkPlan hostgw = PlanTopology(ThreeNodes(RoutingMode::kHostGw));
+  for (size_t i = 1; i < 4; i++) {
+    EXPECT_EQ(routed.namespaces[i].routes.size(), 1u);  // default only
+    ASSERT_EQ(hostgw.namespaces[i].routes.size(), 3u);
+    for (const auto& r : hostgw.namespaces[i].routes) {
+      ASSERT_TRUE(r.via);
+      if (r.dst) {
+        // Never a route to the node's own pod CIDR (the bridge holds it).
+        EXPECT_NE(*r.dst, hostgw.namespaces[i].addresses[1].address.Masked());
+      }
+    }
+  }
+  // The network namespace routes every pod CIDR in both modes.
+  EXPECT_EQ(routed.namespaces[0].routes.size(), 3u);
+  EXPECT_EQ(hostgw.namespaces[0].routes.size(), 3u);
+}
+
+TEST(TopologyPlanTest, RejectsBadDescriptionsWithOneCausePerProblem) {
+  ClusterNetwork net = ThreeNodes(RoutingMode::kRouted);
+  net.nodes[1].name = "control-plane";                         // duplicate
+  net.nodes[1].ip = Ipv4Address::Parse("172.18.1.3");          // outside the underlay
+  net.nodes[2].ip = Ipv4Address::Parse("172.18.0.1");          // the network's own
+  net.nodes[2].pod_cidr = Ipv4Cidr::Parse("10.244.0.128/25");  // overlaps node 0
+  try {
+    PlanTopology(net);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kInvalid);
+    EXPECT_THAT(CauseFields(e), ::testing::ElementsAre("nodes[1].name", "nodes[1].ip",
+                                                       "nodes[2].ip", "nodes[2].podCIDR"));
+    EXPECT_THAT(e.message(), HasSubstr("nodes[1].name"));
+    EXPECT_THAT(e.message(), HasSubstr("3 more"));
+    EXPECT_THAT(e.causes()[3].message, HasSubstr("overlaps node control-plane's 10.244.0.0/24"));
+  }
+}
+
+TEST(TopologyPlanTest, RejectsMoreBadDescriptions) {
+  auto fields = [](const ClusterNetwork& net) {
+    try {
+      PlanTopology(net);
+    } catch (const Error& e) {
+      return CauseFields(e);
+    }
+    return std::vector<std::string>{};
+  };
+  ClusterNetwork net = ThreeNodes(RoutingMode::kRouted);
+  net.nodes[0].pod_cidr = Ipv4Cidr::Parse("10.244.0.1/24");
+  EXPECT_THAT(fields(net), ::testing::ElementsAre("nodes[0].podCIDR"));
+  net = ThreeNodes(RoutingMode::kRouted);
+  net.nodes[0].pod_cidr = Ipv4Cidr::Parse("172.18.0.0/16");
+  EXPECT_THAT(fields(net), ::testing::ElementsAre("nodes[0].podCIDR"));
+  net = ThreeNodes(RoutingMode::kRouted);
+  net.nodes[0].name = "net";
+  EXPECT_THAT(fields(net), ::testing::ElementsAre("nodes[0].name"));
+  net = ThreeNodes(RoutingMode::kRouted);
+  net.cluster = "";
+  net.nodes.clear();
+  EXPECT_THAT(fields(net), ::testing::ElementsAre("cluster", "nodes"));
+}
+
+TEST(TopologyPlanTest, RoutingModeNames) {
+  EXPECT_EQ(ParseRoutingMode("routed"), RoutingMode::kRouted);
+  EXPECT_EQ(ParseRoutingMode("host-gw"), RoutingMode::kHostGw);
+  EXPECT_EQ(ToString(RoutingMode::kHostGw), "host-gw");
+  try {
+    ParseRoutingMode("vxlan");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_THAT(e.message(), HasSubstr("\"vxlan\""));
+  }
+}
+
+PodInterface SomePod() {
+  PodInterface pod;
+  pod.node_netns = "kin-dev-worker";
+  pod.pod_netns = "kin-dev-pod-0f3c";
+  pod.host_veth = HostVethName("5f0c3e2a-7d1b-4c59-9d0e-0c6a1f9b7e21");
+  pod.address = Ipv4Cidr::Parse("10.244.1.5/24");
+  pod.gateway = Ipv4Address::Parse("10.244.1.1");
+  return pod;
+}
+
+TEST(PodAttachPlanTest, Golden) {
+  ExpectGolden("pod_attach.golden", PlanPodAttach(SomePod()).Render());
+}
+
+TEST(PodAttachPlanTest, SlashThirtyTwoAddressGetsAnOnlinkDefaultRoute) {
+  PodInterface pod = SomePod();
+  pod.address = Ipv4Cidr::Parse("10.244.1.5/32");
+  pod.mac = "02:42:0a:f4:01:05";
+  NetworkPlan plan = PlanPodAttach(pod);
+  ASSERT_EQ(plan.namespaces.size(), 2u);
+  ASSERT_EQ(plan.namespaces[1].routes.size(), 1u);
+  EXPECT_EQ(plan.namespaces[1].routes[0].ToString(), "default via 10.244.1.1 dev eth0 onlink");
+  EXPECT_EQ(plan.namespaces[0].links[0].peer_mac, "02:42:0a:f4:01:05");
+  EXPECT_FALSE(plan.namespaces[0].create);
+  EXPECT_FALSE(plan.namespaces[1].create);
+}
+
+TEST(PodAttachPlanTest, RejectsBadInterfaces) {
+  PodInterface pod = SomePod();
+  pod.host_veth = "a-name-longer-than-15";
+  pod.address = Ipv4Cidr::Parse("10.244.1.0/24");
+  try {
+    PlanPodAttach(pod);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_THAT(CauseFields(e), ::testing::ElementsAre("hostVeth", "address"));
+  }
+  pod = SomePod();
+  pod.gateway = pod.address.address();
+  EXPECT_THROW(PlanPodAttach(pod), Error);
+}
+
+TEST(PodAttachPlanTest, HostVethNameIsStableShortAndSpread) {
+  std::string a = HostVethName("5f0c3e2a-7d1b-4c59-9d0e-0c6a1f9b7e21");
+  EXPECT_EQ(a, HostVethName("5f0c3e2a-7d1b-4c59-9d0e-0c6a1f9b7e21"));
+  EXPECT_EQ(a.size(), 12u);
+  EXPECT_EQ(a.rfind("veth", 0), 0u);
+  std::set<std::string> names;
+  for (int i = 0; i < 1000; i++) names.insert(HostVethName("uid-" + std::to_string(i)));
+  EXPECT_EQ(names.size(), 1000u);
+}
+
+}  // namespace
+}  // namespace kin::netstack
