@@ -1,8 +1,9 @@
 // The API server: kin's gateway to cluster state (the seed's 1.1).
 //
-// Serves the Kubernetes REST API over HTTP on a loopback address. This first
-// cut answers the health and version endpoints (/healthz, /livez, /readyz,
-// /version); the resource API grows here.
+// Owns the Store (SQLite under the state directory), the Registry (the
+// API's semantics) and the HTTP front end. Serves the Kubernetes REST API
+// on a loopback address; in-process components use registry() through
+// LocalClient instead of HTTP.
 //
 // Thread-safety: Start/Stop from one thread; requests are served
 // concurrently.
@@ -11,6 +12,9 @@
 #include <memory>
 #include <string>
 
+#include "apiserver/registry.h"
+#include "apiserver/rest.h"
+#include "apiserver/store.h"
 #include "base/http_server.h"
 
 namespace kin::apiserver {
@@ -18,20 +22,27 @@ namespace kin::apiserver {
 struct Options {
   std::string host = "127.0.0.1";
   int port = 0;
-  std::string state_dir;
+  std::string state_dir;  // holds kin.db
+  RegistryOptions registry;
+  size_t history_limit = 20000;
 };
 
 class ApiServer {
  public:
+  // Opens the store and bootstraps the cluster's built-in objects.
   explicit ApiServer(Options opts);
   ~ApiServer();
   void Start();
   void Stop();
   int port() const;
+  Registry& registry() { return *registry_; }
+  Store& store() { return *store_; }
 
  private:
-  void Handle(http::Request& req, http::Response& resp);
   Options opts_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<RestHandler> rest_;
   std::unique_ptr<http::Server> http_;
 };
 

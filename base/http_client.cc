@@ -4,6 +4,8 @@
 
 #include <strings.h>
 
+#include <cstdlib>
+
 #include <mutex>
 
 #include "base/error.h"
@@ -44,7 +46,41 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
 struct StreamCtx {
   const std::function<bool(std::string_view)>* fn;
   bool stopped = false;
+  const std::function<bool()>* should_stop = nullptr;
+  const std::function<void(const ClientResponse&)>* on_headers = nullptr;
+  ClientResponse* head = nullptr;
+  bool headers_done = false;  // on_headers has run for the current response
 };
+
+// OnHeader, plus the status from the status line and the on_headers hook at
+// the blank line that ends the final (non-1xx) response's headers.
+size_t OnStreamHeader(char* data, size_t size, size_t n, void* user) {
+  auto* ctx = static_cast<StreamCtx*>(user);
+  std::string_view line(data, size * n);
+  if (line.rfind("HTTP/", 0) == 0) {
+    ctx->headers_done = false;
+    size_t sp = line.find(' ');
+    ctx->head->status =
+        sp == std::string_view::npos ? 0 : std::atoi(std::string(line.substr(sp + 1, 3)).c_str());
+  } else if ((line == "\r\n" || line == "\n") && ctx->head->status >= 200) {
+    // Once: the blank line after chunked trailers comes here too.
+    if (!ctx->headers_done && ctx->on_headers != nullptr && *ctx->on_headers) {
+      (*ctx->on_headers)(*ctx->head);
+    }
+    ctx->headers_done = true;
+    return size * n;
+  }
+  return OnHeader(data, size, n, ctx->head);
+}
+
+int OnStreamProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* ctx = static_cast<StreamCtx*>(user);
+  if ((*ctx->should_stop)()) {
+    ctx->stopped = true;
+    return 1;  // aborts the transfer with CURLE_ABORTED_BY_CALLBACK
+  }
+  return 0;
+}
 
 size_t OnStream(char* data, size_t size, size_t n, void* user) {
   auto* ctx = static_cast<StreamCtx*>(user);
@@ -128,19 +164,29 @@ ClientResponse HttpClient::Do(const std::string& method, const std::string& path
 
 int HttpClient::Stream(const std::string& method, const std::string& path_and_query,
                        const std::function<bool(std::string_view)>& on_data, const Headers& headers,
-                       ClientResponse* head) {
+                       ClientResponse* head, const std::function<bool()>& should_stop,
+                       const std::function<void(const ClientResponse&)>& on_headers) {
   std::string url = opts_.base_url + path_and_query;
   Prepare(method, url, "", headers, 0);
   CURL* c = static_cast<CURL*>(curl_);
   ClientResponse local;
   ClientResponse* h = head != nullptr ? head : &local;
   StreamCtx ctx{&on_data};
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
+  ctx.should_stop = &should_stop;
+  ctx.on_headers = &on_headers;
+  ctx.head = h;
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnStreamHeader);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &ctx);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnStream);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &ctx);
+  if (should_stop) {
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnStreamProgress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &ctx);
+  }
   CURLcode rc = curl_easy_perform(c);
-  if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && ctx.stopped)) {
+  bool stopped_by_us = ctx.stopped && (rc == CURLE_WRITE_ERROR || rc == CURLE_ABORTED_BY_CALLBACK);
+  if (rc != CURLE_OK && !stopped_by_us) {
     throw Error::Unavailable(method + " " + url + ": " + curl_easy_strerror(rc));
   }
   long status = 0;

@@ -55,9 +55,18 @@ class HttpClient {
   }
   // Streams the response body; `on_data` returns false to stop early.
   // Returns the status (headers are in `head` when given).
+  //
+  // `should_stop`, when set, is asked from libcurl's progress callback: as
+  // data arrives and about once a second while the stream is idle. Returning
+  // true ends the transfer as if `on_data` had returned false, so another
+  // thread can end a stream on which nothing arrives (an idle watch) within
+  // about a second. `on_headers`, when set, runs once the status line and the
+  // headers of the final response have arrived, before any of the body; its
+  // argument has `status` and `headers` set.
   int Stream(const std::string& method, const std::string& path_and_query,
              const std::function<bool(std::string_view)>& on_data, const Headers& headers = {},
-             ClientResponse* head = nullptr);
+             ClientResponse* head = nullptr, const std::function<bool()>& should_stop = {},
+             const std::function<void(const ClientResponse&)>& on_headers = {});
 
   const ClientOptions& options() const { return opts_; }
 

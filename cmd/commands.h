@@ -10,6 +10,8 @@ struct ServeFlags {
   int port = 6443;
   std::string port_file;
   std::string state_dir = "/var/lib/kin/default";
+  std::string service_cidr = "10.96.0.0/16";
+  int watch_history = 20000;
 };
 
 // Runs the control process until SIGTERM or SIGINT; returns the exit code.

@@ -33,6 +33,13 @@ int main(int argc, char** argv) {
                     "write the port listened on to this file once serving");
   serve->add_option("--state-dir", serve_flags.state_dir, "directory for the cluster's state")
       ->capture_default_str();
+  serve->add_option("--watch-history", serve_flags.watch_history,
+                    "changes kept for watches to resume from (older ones are compacted)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
+  serve->add_option("--service-cidr", serve_flags.service_cidr,
+                    "range Service ClusterIPs are allocated from")
+      ->capture_default_str();
 
   int rc = 0;
   try {

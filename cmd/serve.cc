@@ -46,6 +46,9 @@ int RunServe(const ServeFlags& flags) {
   opts.host = flags.address;
   opts.port = flags.port;
   opts.state_dir = flags.state_dir;
+  opts.registry.service_cidr = flags.service_cidr;
+  opts.history_limit = static_cast<size_t>(flags.watch_history);
+  opts.registry.api_advertise_ip = flags.address;
   apiserver::ApiServer server(opts);
   server.Start();
   log::Info("kin {} serving on {}:{} (state in {})", kVersion, flags.address, server.port(),

@@ -1,0 +1,1304 @@
+#include "apiserver/registry.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <ctime>
+#include <random>
+
+#include "apiserver/patch.h"
+#include "apiserver/validation.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "client/selector.h"
+
+namespace kin::apiserver {
+
+namespace {
+
+std::mt19937_64& Rng() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng;
+}
+
+// Characters Kubernetes uses for generateName suffixes (no vowels, no 0/1/3).
+std::string RandomSuffix(int n = 5) {
+  static const char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+  std::string s;
+  for (int i = 0; i < n; ++i) s += kAlphabet[Rng()() % (sizeof kAlphabet - 1)];
+  return s;
+}
+
+// Kinds whose status is reset on create and kept by writes to the main
+// resource (they have a status subresource).
+bool HasStatus(const ResourceInfo& r) { return r.has_subresource("status"); }
+
+// The part of an object that is its "spec" for generation purposes:
+// everything but metadata and status.
+Json SpecPart(const Json& obj) {
+  Json j = obj;
+  if (j.is_object()) {
+    j.erase("metadata");
+    j.erase("status");
+    j.erase("apiVersion");
+    j.erase("kind");
+  }
+  return j;
+}
+
+Error NotFoundError(const ResourceInfo& r, const std::string& name) {
+  Error e = Error::NotFound(r.group_resource() + " \"" + name + "\" not found");
+  e.WithDetails(r.plural, name, r.group);
+  return e;
+}
+
+Error ConflictError(const ResourceInfo& r, const std::string& name) {
+  Error e = Error::Conflict("Operation cannot be fulfilled on " + r.group_resource() + " \"" +
+                            name +
+                            "\": the object has been modified; please apply your changes to the "
+                            "latest version and try again");
+  e.WithDetails(r.plural, name, r.group);
+  return e;
+}
+
+Json& Meta(Json& obj) {
+  if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = Json::object();
+  return obj["metadata"];
+}
+
+std::string Str(const Json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+bool HasFinalizers(const Json& obj) {
+  const Json& m = obj.value("metadata", Json::object());
+  return m.contains("finalizers") && m["finalizers"].is_array() && !m["finalizers"].empty();
+}
+
+bool IsTerminating(const Json& obj) {
+  return obj.contains("metadata") && obj["metadata"].contains("deletionTimestamp") &&
+         !obj["metadata"]["deletionTimestamp"].is_null();
+}
+
+// Pods that a node agent must confirm before they disappear.
+bool NeedsGracefulDeletion(const Json& pod) {
+  std::string node = pod.contains("spec") ? Str(pod["spec"], "nodeName") : "";
+  std::string phase = pod.contains("status") ? Str(pod["status"], "phase") : "";
+  return !node.empty() && phase != "Succeeded" && phase != "Failed";
+}
+
+// --- allocation helpers ---
+
+uint32_t ParseIPv4(const std::string& s) {
+  in_addr a{};
+  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return 0;
+  return ntohl(a.s_addr);
+}
+
+std::string FormatIPv4(uint32_t v) {
+  in_addr a{htonl(v)};
+  char buf[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &a, buf, sizeof buf);
+  return buf;
+}
+
+std::string B64Encode(const std::string& in) {
+  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int val = 0, bits = -6;
+  for (unsigned char c : in) {
+    val = (val << 8) + c;
+    bits += 8;
+    while (bits >= 0) {
+      out.push_back(t[(val >> bits) & 0x3F]);
+      bits -= 6;
+    }
+  }
+  if (bits > -6) out.push_back(t[((val << 8) >> (bits + 8)) & 0x3F]);
+  while (out.size() % 4) out.push_back('=');
+  return out;
+}
+
+std::string B64Decode(const std::string& in) {
+  std::string out;
+  std::vector<int> T(256, -1);
+  for (int i = 0; i < 64; i++) {
+    T["ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[i]] = i;
+  }
+  int val = 0, bits = -8;
+  for (unsigned char c : in) {
+    if (T[c] == -1) break;
+    val = (val << 6) + T[c];
+    bits += 6;
+    if (bits >= 0) {
+      out.push_back(char((val >> bits) & 0xFF));
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string NowRfc3339() { return TimeFromNowRfc3339(0); }
+
+std::string TimeFromNowRfc3339(int64_t seconds) {
+  time_t t = time(nullptr) + seconds;
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string NewUid() {
+  uint64_t a = Rng()(), b = Rng()();
+  a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant
+  char buf[40];
+  snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+           static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xffff),
+           static_cast<unsigned>(b >> 48),
+           static_cast<unsigned long long>(b & 0xffffffffffffULL));
+  return buf;
+}
+
+FieldSet IndexFields(const std::string& bucket, const Json& obj) {
+  static const std::map<std::string, std::vector<std::string>> kFields = {
+      {"pods",
+       {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+        "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"}},
+      {"events",
+       {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+        "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+        "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"}},
+      {"secrets", {"type"}},
+      {"namespaces", {"status.phase"}},
+      {"nodes", {"spec.unschedulable"}},
+      {"replicasets.apps", {"status.replicas"}},
+      {"jobs.batch", {"status.successful"}},
+  };
+  FieldSet fs;
+  const Json& m = obj.contains("metadata") ? obj["metadata"] : Json::object();
+  fs.emplace_back("metadata.name", Str(m, "name"));
+  fs.emplace_back("metadata.namespace", Str(m, "namespace"));
+  auto it = kFields.find(bucket);
+  if (it != kFields.end()) {
+    for (const auto& f : it->second) {
+      std::string v = FieldValue(obj, f);
+      if (f == "source" && v.empty() && obj.contains("source")) v = FieldValue(obj, "source.component");
+      if (f == "spec.hostNetwork" && v.empty()) v = "false";
+      if (f == "spec.unschedulable" && v.empty()) v = "false";
+      fs.emplace_back(f, v);
+    }
+  }
+  return fs;
+}
+
+Json StatusFor(const Error& e) {
+  Json details = Json::object();
+  if (!e.details_name().empty()) details["name"] = e.details_name();
+  if (!e.details_group().empty()) details["group"] = e.details_group();
+  if (!e.details_kind().empty()) details["kind"] = e.details_kind();
+  if (!e.causes().empty()) {
+    Json causes = Json::array();
+    for (const auto& c : e.causes()) {
+      Json cj = {{"reason", c.reason}, {"message", c.message}};
+      if (!c.field.empty()) cj["field"] = c.field;
+      causes.push_back(cj);
+    }
+    details["causes"] = causes;
+  }
+  Json s = {{"kind", "Status"},       {"apiVersion", "v1"},
+            {"metadata", Json::object()}, {"status", "Failure"},
+            {"message", e.message()}, {"reason", std::string(e.reason())},
+            {"code", e.http_status()}};
+  if (!details.empty()) s["details"] = details;
+  return s;
+}
+
+Json SuccessStatus(const std::string& kind, const std::string& name, const std::string& group) {
+  Json details = {{"name", name}, {"kind", kind}};
+  if (!group.empty()) details["group"] = group;
+  return {{"kind", "Status"},
+          {"apiVersion", "v1"},
+          {"metadata", Json::object()},
+          {"status", "Success"},
+          {"details", details}};
+}
+
+// --- allocators -------------------------------------------------------------
+
+struct Registry::Allocators {
+  std::mutex mu;
+  uint32_t base = 0;
+  uint32_t size = 0;
+  std::set<uint32_t> ips;
+  std::set<int> node_ports;
+  uint32_t next_ip = 0;
+  int next_port = 0;
+
+  std::string AllocateIP() {
+    std::lock_guard lock(mu);
+    // Skip the network address and .1 (the kubernetes Service's) when
+    // allocating dynamically; explicit requests may use any host address.
+    for (uint32_t i = 0; i < size; ++i) {
+      uint32_t off = 2 + (next_ip + i) % (size - 3);
+      uint32_t ip = base + off;
+      if (!ips.count(ip)) {
+        ips.insert(ip);
+        next_ip = off - 1;
+        return FormatIPv4(ip);
+      }
+    }
+    throw Error::Internal("failed to allocate a serviceIP: range is full");
+  }
+  void Reserve(const std::string& s, const std::string& field) {
+    uint32_t ip = ParseIPv4(s);
+    Error e = Error::Invalid("");
+    if (ip == 0) {
+      throw Error::Invalid("spec.clusterIPs: Invalid value: [\"" + s + "\"]: must be a valid IP")
+          .WithCause({"FieldValueInvalid", "Invalid value: \"" + s + "\": must be a valid IP", field});
+    }
+    std::lock_guard lock(mu);
+    if (ip <= base || ip >= base + size - 1) {
+      std::string msg = "Invalid value: \"" + s +
+                        "\": failed to allocate IP " + s + ": the provided IP (" + s +
+                        ") is not in the valid range. The range of valid IPs is " + Cidr();
+      throw Error::Invalid(msg).WithCause({"FieldValueInvalid", msg, field});
+    }
+    if (ips.count(ip)) {
+      std::string msg = "Invalid value: \"" + s + "\": failed to allocate IP " + s +
+                        ": provided IP is already allocated";
+      throw Error::Invalid(msg).WithCause({"FieldValueInvalid", msg, field});
+    }
+    ips.insert(ip);
+  }
+  void ReleaseIP(const std::string& s) {
+    std::lock_guard lock(mu);
+    ips.erase(ParseIPv4(s));
+  }
+  std::string cidr_text;
+  std::string Cidr() const { return cidr_text; }
+  int min_port = 30000, max_port = 32767;
+  int AllocatePort() {
+    std::lock_guard lock(mu);
+    int range = max_port - min_port + 1;
+    for (int i = 0; i < range; ++i) {
+      int p = min_port + (next_port + i) % range;
+      if (!node_ports.count(p)) {
+        node_ports.insert(p);
+        next_port = p - min_port + 1;
+        return p;
+      }
+    }
+    throw Error::Internal("failed to allocate a nodePort: range is full");
+  }
+  void ReservePort(int p, const std::string& field) {
+    std::lock_guard lock(mu);
+    if (p < min_port || p > max_port) {
+      std::string msg = "Invalid value: " + std::to_string(p) +
+                        ": provided port is not in the valid range. The range of valid ports is " +
+                        std::to_string(min_port) + "-" + std::to_string(max_port);
+      throw Error::Invalid(msg).WithCause({"FieldValueInvalid", msg, field});
+    }
+    if (node_ports.count(p)) {
+      std::string msg = "Invalid value: " + std::to_string(p) + ": provided port is already allocated";
+      throw Error::Invalid(msg).WithCause({"FieldValueInvalid", msg, field});
+    }
+    node_ports.insert(p);
+  }
+  void ReleasePort(int p) {
+    std::lock_guard lock(mu);
+    node_ports.erase(p);
+  }
+};
+
+namespace {
+
+// Every node port a Service holds.
+std::vector<int> NodePortsOf(const Json& svc) {
+  std::vector<int> out;
+  if (!svc.contains("spec")) return out;
+  const Json& spec = svc["spec"];
+  if (spec.contains("ports") && spec["ports"].is_array()) {
+    for (const auto& p : spec["ports"]) {
+      if (p.contains("nodePort") && p["nodePort"].is_number_integer() && p["nodePort"] != 0) {
+        out.push_back(p["nodePort"].get<int>());
+      }
+    }
+  }
+  if (spec.contains("healthCheckNodePort") && spec["healthCheckNodePort"].is_number_integer() &&
+      spec["healthCheckNodePort"] != 0) {
+    out.push_back(spec["healthCheckNodePort"].get<int>());
+  }
+  return out;
+}
+
+std::vector<std::string> ClusterIPsOf(const Json& svc) {
+  std::vector<std::string> out;
+  if (!svc.contains("spec")) return out;
+  const Json& spec = svc["spec"];
+  if (spec.contains("clusterIPs") && spec["clusterIPs"].is_array()) {
+    for (const auto& ip : spec["clusterIPs"]) {
+      if (ip.is_string() && ip != "None" && ip != "") out.push_back(ip);
+    }
+  } else {
+    std::string ip = Str(spec, "clusterIP");
+    if (!ip.empty() && ip != "None") out.push_back(ip);
+  }
+  return out;
+}
+
+bool NeedsNodePorts(const Json& svc) {
+  std::string type = Str(svc.value("spec", Json::object()), "type");
+  if (type == "NodePort") return true;
+  if (type == "LoadBalancer") {
+    const Json& spec = svc["spec"];
+    return !spec.contains("allocateLoadBalancerNodePorts") ||
+           spec["allocateLoadBalancerNodePorts"] != false;
+  }
+  return false;
+}
+
+}  // namespace
+
+// --- RegistryWatch ----------------------------------------------------------
+
+RegistryWatch::~RegistryWatch() {
+  if (store_ && queue_) store_->StopWatch(queue_);
+}
+
+bool RegistryWatch::Next(Event& out, std::chrono::milliseconds timeout) {
+  if (!initial_.empty()) {
+    out = std::move(initial_.front());
+    initial_.pop_front();
+    return true;
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    std::shared_ptr<const StoreEvent> e;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() < 0) left = std::chrono::milliseconds(0);
+    if (!queue_->Pop(e, left)) {
+      if (queue_->closed()) ended_ = true;
+      return false;
+    }
+    last_rv_ = e->rv;
+    auto matches = [&](const Record& r) {
+      if (!r.json) return false;
+      if (!ns_.empty() && r.ns != ns_) return false;
+      if (!labels_.empty() && !labels_.Matches(r.labels ? *r.labels : Json(nullptr))) return false;
+      for (const auto& req : fields_.requirements()) {
+        const std::string* v = r.Field(req.field);
+        bool eq = (v ? *v : std::string()) == req.value;
+        if (eq == req.negate) return false;
+      }
+      return true;
+    };
+    bool now_matches = matches(e->now);
+    bool prev_matches = e->prev.json ? matches(e->prev) : false;
+    std::string type;
+    switch (e->type) {
+      case StoreEvent::Type::kAdded:
+        if (now_matches) type = "ADDED";
+        break;
+      case StoreEvent::Type::kModified:
+        if (now_matches) {
+          type = prev_matches || !e->prev.json ? "MODIFIED" : "ADDED";
+          // A replayed event (after a restart) has no previous state.
+          if (!e->prev.json) type = "MODIFIED";
+        } else if (prev_matches) {
+          type = "DELETED";
+        }
+        break;
+      case StoreEvent::Type::kDeleted:
+        if (prev_matches || (!e->prev.json && now_matches)) type = "DELETED";
+        break;
+    }
+    if (type.empty()) continue;
+    out = Event{type, e->rv, e->now.json};
+    return true;
+  }
+}
+
+// --- Registry -----------------------------------------------------------------
+
+Registry::Registry(Store& store, RegistryOptions opts)
+    : store_(store), opts_(std::move(opts)), alloc_(std::make_unique<Allocators>()) {
+  // The service range.
+  std::string cidr = opts_.service_cidr;
+  size_t slash = cidr.find('/');
+  uint32_t base = ParseIPv4(cidr.substr(0, slash));
+  int bits = slash == std::string::npos ? -1 : std::atoi(cidr.c_str() + slash + 1);
+  if (base == 0 || bits < 8 || bits > 30) {
+    throw Error::BadRequest("service CIDR \"" + cidr + "\" is not an IPv4 CIDR between /8 and /30");
+  }
+  uint32_t mask = bits == 0 ? 0 : ~((1u << (32 - bits)) - 1);
+  alloc_->base = base & mask;
+  alloc_->size = 1u << (32 - bits);
+  alloc_->cidr_text = cidr;
+  alloc_->min_port = opts_.node_port_min;
+  alloc_->max_port = opts_.node_port_max;
+  // Rebuild what is allocated from the stored Services: nothing is handed
+  // out twice, also across restarts.
+  for (const auto& rec : store_.List("services", "", nullptr).items) {
+    Json svc = rec.Parse();
+    for (const auto& ip : ClusterIPsOf(svc)) alloc_->ips.insert(ParseIPv4(ip));
+    for (int p : NodePortsOf(svc)) alloc_->node_ports.insert(p);
+  }
+  namespace_watch_ = store_.Watch("namespaces", 0);
+  namespace_thread_ = std::thread([this] { NamespaceLoop(); });
+}
+
+Registry::~Registry() {
+  stopping_ = true;
+  store_.StopWatch(namespace_watch_);
+  if (namespace_thread_.joinable()) namespace_thread_.join();
+}
+
+void Registry::Bootstrap() {
+  WriteOptions wo;
+  wo.field_manager = "kin-apiserver";
+  for (const char* ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
+    if (store_.Get("namespaces", "", ns)) continue;
+    Create(NamespacesResource(), "",
+           Json{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}}, wo);
+  }
+  std::string kubernetes_ip = FormatIPv4(alloc_->base + 1);
+  if (!store_.Get("services", "default", "kubernetes")) {
+    Json svc = {{"apiVersion", "v1"},
+                {"kind", "Service"},
+                {"metadata",
+                 {{"name", "kubernetes"},
+                  {"namespace", "default"},
+                  {"labels", {{"component", "apiserver"}, {"provider", "kubernetes"}}}}},
+                {"spec",
+                 {{"type", "ClusterIP"},
+                  {"clusterIP", kubernetes_ip},
+                  {"ports",
+                   {{{"name", "https"}, {"port", 443}, {"protocol", "TCP"},
+                     {"targetPort", opts_.api_port}}}}}}};
+    Create(ServicesResource(), "default", svc, wo);
+  }
+  Json ep = {{"apiVersion", "v1"},
+             {"kind", "Endpoints"},
+             {"metadata",
+              {{"name", "kubernetes"},
+               {"namespace", "default"},
+               {"labels", {{"endpointslice.kubernetes.io/skip-mirror", "true"}}}}},
+             {"subsets",
+              {{{"addresses", {{{"ip", opts_.api_advertise_ip}}}},
+                {"ports", {{{"name", "https"}, {"port", opts_.api_port}, {"protocol", "TCP"}}}}}}}};
+  // Written straight to the store, as kube-apiserver's own endpoint
+  // reconciler does: the API listens on loopback, which validation forbids
+  // for user-written Endpoints.
+  store_.Mutate("endpoints", "default", "kubernetes", [&](const Json* cur) -> Mutation {
+    Json next = cur ? *cur : ep;
+    if (cur && (*cur)["subsets"] == ep["subsets"]) return Mutation{};
+    next["subsets"] = ep["subsets"];
+    Json& m = next["metadata"];
+    if (!m.contains("uid")) m["uid"] = NewUid();
+    if (!m.contains("creationTimestamp")) m["creationTimestamp"] = NowRfc3339();
+    return Mutation{Mutation::Action::kPut, next};
+  });
+}
+
+void Registry::CheckNamespaceWritable(const ResourceInfo& r, const std::string& ns) {
+  if (!r.namespaced) return;
+  auto rec = store_.Get("namespaces", "", ns);
+  if (!rec) {
+    Error e = Error::NotFound("namespaces \"" + ns + "\" not found");
+    e.WithDetails("namespaces", ns);
+    throw e;
+  }
+  Json nsobj = rec->Parse();
+  if (IsTerminating(nsobj)) {
+    Error e = Error::Forbidden(r.group_resource() + " is forbidden: unable to create new content in namespace " +
+                               ns + " because it is being terminated");
+    e.WithDetails(r.plural, "", r.group);
+    throw e;
+  }
+}
+
+Json Registry::Get(const ResourceInfo& r, const std::string& ns, const std::string& name) {
+  auto rec = store_.Get(r.group_resource(), r.namespaced ? ns : "", name);
+  if (!rec) throw NotFoundError(r, name);
+  return rec->Parse();
+}
+
+namespace {
+
+struct ContinueToken {
+  uint64_t rv = 0;
+  std::string start;
+};
+
+std::string EncodeContinue(uint64_t rv, const std::string& start) {
+  return B64Encode(Json{{"v", "meta.k8s.io/v1"}, {"rv", rv}, {"start", start}}.dump());
+}
+
+ContinueToken DecodeContinue(const std::string& token) {
+  Json j = Json::parse(B64Decode(token), nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("start") || !j["start"].is_string()) {
+    throw Error::BadRequest("continue key is not valid: illegal base64 data or JSON");
+  }
+  return {j.value("rv", uint64_t{0}), j["start"].get<std::string>()};
+}
+
+std::function<bool(const Record&)> MakeFilter(const ResourceInfo& r, const ListOptions& opts,
+                                              LabelSelector& ls, FieldSelector& fs) {
+  ls = LabelSelector::Parse(opts.label_selector);
+  fs = FieldSelector::Parse(opts.field_selector);
+  // Only the fields Kubernetes indexes for this resource may be selected.
+  FieldSet probe = IndexFields(r.group_resource(), Json::object());
+  for (const auto& req : fs.requirements()) {
+    bool ok = std::any_of(probe.begin(), probe.end(), [&](auto& f) { return f.first == req.field; });
+    if (!ok) {
+      throw Error::BadRequest("field label not supported: " + req.field);
+    }
+  }
+  if (ls.empty() && fs.empty()) return nullptr;
+  return [&ls, &fs](const Record& rec) {
+    if (!ls.empty() && !ls.Matches(rec.labels ? *rec.labels : Json(nullptr))) return false;
+    for (const auto& req : fs.requirements()) {
+      const std::string* v = rec.Field(req.field);
+      bool eq = (v ? *v : std::string()) == req.value;
+      if (eq == req.negate) return false;
+    }
+    return true;
+  };
+}
+
+}  // namespace
+
+std::string Registry::ListJson(const ResourceInfo& r, const std::string& ns,
+                               const ListOptions& opts) {
+  LabelSelector ls;
+  FieldSelector fs;
+  auto filter = MakeFilter(r, opts, ls, fs);
+  std::string start;
+  if (!opts.continue_token.empty()) {
+    ContinueToken t = DecodeContinue(opts.continue_token);
+    if (t.rv < store_.compacted_revision()) {
+      throw Error::Gone(
+          "The provided continue parameter is too old to display a consistent list result. You "
+          "can start a new list without the continue parameter, or use the continue token in "
+          "this response to retrieve the remainder of the results. Continuing with the provided "
+          "token results in an inconsistent list - objects that were created, modified, or "
+          "deleted between the time the first chunk was returned and now may show up in the "
+          "list.");
+    }
+    start = t.start;
+  }
+  if (opts.limit < 0) throw Error::BadRequest("limit must not be negative");
+  auto res = store_.List(r.group_resource(), r.namespaced ? ns : "", filter,
+                         static_cast<size_t>(opts.limit), start);
+  std::string out;
+  size_t total = 64;
+  for (const auto& it : res.items) total += it.json->size() + 1;
+  out.reserve(total + 256);
+  out += "{\"kind\":\"" + r.list_kind() + "\",\"apiVersion\":\"" + r.api_version() +
+         "\",\"metadata\":{\"resourceVersion\":\"" + std::to_string(res.rv) + "\"";
+  if (!res.next_key.empty()) {
+    out += ",\"continue\":\"" + EncodeContinue(res.rv, res.next_key) + "\"";
+    // Count what remains, as Kubernetes reports it (only without selectors).
+    if (!filter) {
+      auto rest = store_.List(r.group_resource(), r.namespaced ? ns : "", nullptr, 0, res.next_key);
+      out += ",\"remainingItemCount\":" + std::to_string(rest.items.size());
+    }
+  }
+  out += "},\"items\":[";
+  for (size_t i = 0; i < res.items.size(); ++i) {
+    if (i) out += ',';
+    out += *res.items[i].json;
+  }
+  out += "]}";
+  return out;
+}
+
+Json Registry::List(const ResourceInfo& r, const std::string& ns, const ListOptions& opts) {
+  return Json::parse(ListJson(r, ns, opts));
+}
+
+Json Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, Json obj,
+                             const WriteOptions& opts) {
+  if (!obj.is_object()) throw Error::BadRequest("the object must be a JSON object");
+  std::string api_version = Str(obj, "apiVersion");
+  std::string kind = Str(obj, "kind");
+  if (!api_version.empty() && api_version != r.api_version()) {
+    throw Error::BadRequest("the API version in the data (" + api_version +
+                            ") does not match the expected API version (" + r.api_version() + ")");
+  }
+  if (!kind.empty() && kind != r.kind) {
+    throw Error::BadRequest(kind + " in version \"" + r.version + "\" cannot be handled as a " +
+                            r.kind + ": the kind in the data (" + kind +
+                            ") does not match the expected kind (" + r.kind + ")");
+  }
+  obj["apiVersion"] = r.api_version();
+  obj["kind"] = r.kind;
+  Json& m = Meta(obj);
+  if (m.contains("resourceVersion") && !Str(m, "resourceVersion").empty()) {
+    throw Error::BadRequest("resourceVersion should not be set on objects to be created");
+  }
+  std::string obj_ns = Str(m, "namespace");
+  if (r.namespaced) {
+    if (!obj_ns.empty() && !ns.empty() && obj_ns != ns) {
+      throw Error::BadRequest(
+          "the namespace of the provided object does not match the namespace sent on the request");
+    }
+    m["namespace"] = ns.empty() ? obj_ns : ns;
+  } else {
+    m.erase("namespace");
+  }
+  if (Str(m, "name").empty()) {
+    std::string gen = Str(m, "generateName");
+    if (gen.empty()) {
+      Error e = Error::Invalid(r.kind + " \"\" is invalid: metadata.name: Required value: name or generateName is required");
+      e.WithDetails(r.kind, "", r.group)
+          .WithCause({"FieldValueRequired", "Required value: name or generateName is required", "metadata.name"});
+      throw e;
+    }
+    m["name"] = gen + RandomSuffix();
+  }
+  m["uid"] = NewUid();
+  m["creationTimestamp"] = NowRfc3339();
+  m.erase("deletionTimestamp");
+  m.erase("deletionGracePeriodSeconds");
+  m.erase("selfLink");
+  if (SpecPart(obj).size() > 0 || r.kind != "Namespace") m["generation"] = 1;
+  if (r.plural == "events" || r.plural == "endpoints" || r.plural == "configmaps" ||
+      r.plural == "secrets" || r.plural == "serviceaccounts" || r.plural == "leases" ||
+      r.plural == "endpointslices") {
+    m.erase("generation");
+  }
+
+  // Kind-specific preparation.
+  if (HasStatus(r)) obj.erase("status");
+  if (r.plural == "pods") {
+    obj["status"] = {{"phase", "Pending"}, {"qosClass", "BestEffort"}};
+  } else if (r.plural == "services") {
+    obj["status"] = {{"loadBalancer", Json::object()}};
+  } else if (r.plural == "nodes") {
+    // Nodes keep what the registering agent sends.
+  }
+  ApplyDefaults(r.group, r.kind, obj);
+  if (r.plural == "pods") {
+    // QoS class, as the API server computes it on create.
+    bool any = false, guaranteed = true;
+    for (const auto& c : obj["spec"].value("containers", Json::array())) {
+      const Json& res = c.value("resources", Json::object());
+      const Json& lim = res.value("limits", Json::object());
+      const Json& req = res.value("requests", Json::object());
+      if (!lim.empty() || !req.empty()) any = true;
+      for (const char* k : {"cpu", "memory"}) {
+        if (!lim.contains(k)) guaranteed = false;
+        if (req.contains(k) && lim.contains(k) && req[k] != lim[k]) guaranteed = false;
+      }
+    }
+    obj["status"]["qosClass"] = !any ? "BestEffort" : guaranteed ? "Guaranteed" : "Burstable";
+  }
+  RecordUpdateManagedFields(Json(nullptr), obj,
+                            opts.field_manager.empty() ? "unknown" : opts.field_manager,
+                            r.api_version(), NowRfc3339());
+  ValidateObject(r.group, r.kind, obj, nullptr);
+  return obj;
+}
+
+Json Registry::Create(const ResourceInfo& r, const std::string& ns, Json obj,
+                      const WriteOptions& opts) {
+  std::string target_ns = r.namespaced ? ns : "";
+  if (r.namespaced && target_ns.empty()) {
+    target_ns = Str(obj.value("metadata", Json::object()), "namespace");
+    if (target_ns.empty()) target_ns = "default";
+  }
+  CheckNamespaceWritable(r, target_ns);
+  obj = PrepareCreate(r, target_ns, std::move(obj), opts);
+  std::string name = obj["metadata"]["name"];
+
+  // Service registry: allocate cluster IPs and node ports before storing,
+  // release them if the create fails.
+  std::vector<std::string> ips;
+  std::vector<int> ports;
+  auto release = [&] {
+    for (auto& ip : ips) alloc_->ReleaseIP(ip);
+    for (int p : ports) alloc_->ReleasePort(p);
+  };
+  if (r.plural == "services") {
+    Json& spec = obj["spec"];
+    try {
+      std::string type = Str(spec, "type");
+      std::string cip = Str(spec, "clusterIP");
+      if (type != "ExternalName" && cip != "None") {
+        if (cip.empty()) {
+          cip = alloc_->AllocateIP();
+        } else {
+          alloc_->Reserve(cip, "spec.clusterIPs");
+        }
+        ips.push_back(cip);
+        spec["clusterIP"] = cip;
+        spec["clusterIPs"] = Json::array({cip});
+      } else if (cip == "None") {
+        spec["clusterIPs"] = Json::array({"None"});
+      }
+      if (NeedsNodePorts(obj)) {
+        int i = 0;
+        for (auto& p : spec["ports"]) {
+          std::string field = "spec.ports[" + std::to_string(i++) + "].nodePort";
+          if (p.contains("nodePort") && p["nodePort"].is_number_integer() && p["nodePort"] != 0) {
+            alloc_->ReservePort(p["nodePort"].get<int>(), field);
+            ports.push_back(p["nodePort"].get<int>());
+          } else {
+            int np = alloc_->AllocatePort();
+            ports.push_back(np);
+            p["nodePort"] = np;
+          }
+        }
+      }
+    } catch (Error& e) {
+      release();
+      if (e.code() == Code::kInvalid) {
+        std::string msg = "Service \"" + name + "\" is invalid: ";
+        if (!e.causes().empty()) msg += e.causes()[0].field + ": " + e.causes()[0].message;
+        Error full = Error::Invalid(msg);
+        full.WithDetails("Service", name);
+        for (const auto& c : e.causes()) full.WithCause(c);
+        throw full;
+      }
+      throw;
+    }
+  }
+  if (opts.dry_run) {
+    release();
+    if (store_.Get(r.group_resource(), target_ns, name)) {
+      Error e = Error::AlreadyExists(r.group_resource() + " \"" + name + "\" already exists");
+      e.WithDetails(r.plural, name, r.group);
+      throw e;
+    }
+    return obj;
+  }
+  try {
+    Record rec = store_.Mutate(r.group_resource(), target_ns, name, [&](const Json* cur) {
+      if (cur != nullptr) {
+        Error e = Error::AlreadyExists(r.group_resource() + " \"" + name + "\" already exists");
+        e.WithDetails(r.plural, name, r.group);
+        throw e;
+      }
+      return Mutation{Mutation::Action::kPut, obj};
+    });
+    return rec.Parse();
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+Json Registry::PrepareUpdate(const ResourceInfo& r, const Json& old, Json obj,
+                             const std::string& subresource, const WriteOptions& opts,
+                             bool is_apply) {
+  if (!obj.is_object()) throw Error::BadRequest("the object must be a JSON object");
+  std::string api_version = Str(obj, "apiVersion");
+  std::string kind = Str(obj, "kind");
+  if (!api_version.empty() && api_version != r.api_version()) {
+    throw Error::BadRequest("the API version in the data (" + api_version +
+                            ") does not match the expected API version (" + r.api_version() + ")");
+  }
+  if (!kind.empty() && kind != r.kind) {
+    throw Error::BadRequest(kind + " in version \"" + r.version + "\" cannot be handled as a " +
+                            r.kind + ": the kind in the data (" + kind +
+                            ") does not match the expected kind (" + r.kind + ")");
+  }
+  obj["apiVersion"] = r.api_version();
+  obj["kind"] = r.kind;
+  Json& m = Meta(obj);
+  const Json& om = old["metadata"];
+  std::string rv = Str(m, "resourceVersion");
+  if (!rv.empty() && rv != Str(om, "resourceVersion")) throw ConflictError(r, Str(om, "name"));
+  // Fields only the server sets.
+  for (const char* k : {"uid", "creationTimestamp", "deletionTimestamp",
+                        "deletionGracePeriodSeconds", "generation", "resourceVersion", "namespace"}) {
+    if (om.contains(k)) m[k] = om[k];
+    else m.erase(k);
+  }
+  m.erase("selfLink");
+  if (subresource == "status") {
+    // Status writes change status only.
+    Json keep = old;
+    if (obj.contains("status")) keep["status"] = obj["status"];
+    else keep.erase("status");
+    obj = std::move(keep);
+  } else if (HasStatus(r)) {
+    if (old.contains("status")) obj["status"] = old["status"];
+    else obj.erase("status");
+  }
+  if (subresource != "status") {
+    ApplyDefaults(r.group, r.kind, obj);
+    if (SpecPart(obj) != SpecPart(old) && Meta(obj).contains("generation")) {
+      Meta(obj)["generation"] = Meta(obj)["generation"].get<int64_t>() + 1;
+    }
+    // Kubernetes never lets a deleting object gain finalizers back... but it
+    // may lose them; and the metadata the server owns was restored above.
+  }
+  // Server-side apply already recorded its ownership as an Apply entry.
+  if (!is_apply) {
+    RecordUpdateManagedFields(old, obj, opts.field_manager.empty() ? "unknown" : opts.field_manager,
+                              r.api_version(), NowRfc3339());
+  }
+  ValidateObject(r.group, r.kind, obj, &old);
+  return obj;
+}
+
+Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const std::string& name,
+                          const std::string& subresource, const WriteOptions& opts,
+                          const std::function<Json(const Json& current)>& change,
+                          bool create_if_missing, bool is_apply) {
+  std::string key_ns = r.namespaced ? ns : "";
+  bool created = false;
+  Json created_obj;
+  Json dry_result;
+  // Service port changes: allocate node ports for new ports outside the lock.
+  Record rec = store_.Mutate(r.group_resource(), key_ns, name, [&](const Json* cur) -> Mutation {
+    if (cur == nullptr) {
+      if (!create_if_missing) throw NotFoundError(r, name);
+      created = true;
+      return Mutation{};
+    }
+    Json desired = change(*cur);
+    const Json& dm = desired.value("metadata", Json::object());
+    if (!Str(dm, "name").empty() && Str(dm, "name") != name) {
+      throw Error::BadRequest("the name of the object (" + Str(dm, "name") +
+                              ") does not match the name on the URL (" + name + ")");
+    }
+    if (r.namespaced && !Str(dm, "namespace").empty() && Str(dm, "namespace") != key_ns) {
+      throw Error::BadRequest(
+          "the namespace of the provided object does not match the namespace sent on the request");
+    }
+    Json next = PrepareUpdate(r, *cur, std::move(desired), subresource, opts, is_apply);
+    if (r.plural == "services" && subresource.empty()) {
+      // Cluster IPs are immutable once set (validation reports changes);
+      // keep the allocation fields the user did not send.
+      const Json& os = (*cur)["spec"];
+      Json& ns_ = next["spec"];
+      if (Str(ns_, "clusterIP").empty() && os.contains("clusterIP")) ns_["clusterIP"] = os["clusterIP"];
+      if (!ns_.contains("clusterIPs") && os.contains("clusterIPs")) ns_["clusterIPs"] = os["clusterIPs"];
+      // Node ports: keep the old port of a port that kept its number.
+      if (NeedsNodePorts(next) && ns_.contains("ports")) {
+        for (auto& p : ns_["ports"]) {
+          if (p.contains("nodePort") && p["nodePort"] != 0) continue;
+          for (const auto& op : os.value("ports", Json::array())) {
+            if (op.value("port", 0) == p.value("port", -1) && op.contains("nodePort")) {
+              p["nodePort"] = op["nodePort"];
+            }
+          }
+        }
+      }
+    }
+    // A deleting object whose last finalizer went away is removed.
+    if (IsTerminating(next) && !HasFinalizers(next) &&
+        !(r.plural == "pods" && NeedsGracefulDeletion(next))) {
+      return Mutation{Mutation::Action::kDelete, {}};
+    }
+    if (next == *cur) return Mutation{};  // no-op: nothing changes, no new revision
+    if (opts.dry_run) {
+      dry_result = std::move(next);
+      return Mutation{};
+    }
+    return Mutation{Mutation::Action::kPut, std::move(next)};
+  });
+  if (opts.dry_run && !dry_result.is_null()) return dry_result;
+  if (created) {
+    Json obj = change(Json::object());
+    Meta(obj)["name"] = name;
+    return Create(r, ns, std::move(obj), opts);
+  }
+  // Node ports of a Service that changed type or ports: sync the allocator.
+  if (r.plural == "services" && rec.json) {
+    Json svc = rec.Parse();
+    for (int p : NodePortsOf(svc)) {
+      std::lock_guard lock(alloc_->mu);
+      alloc_->node_ports.insert(p);
+    }
+  }
+  Json out = rec.json ? rec.Parse() : Json();
+  (void)created_obj;
+  return out;
+}
+
+Json Registry::Update(const ResourceInfo& r, const std::string& ns, const std::string& name,
+                      Json obj, const std::string& subresource, const WriteOptions& opts) {
+  if (!subresource.empty() && subresource != "status" && !(subresource == "scale")) {
+    throw Error::NotFound("the server could not find the requested resource");
+  }
+  if (subresource == "scale") {
+    if (!r.has_subresource("scale")) throw Error::NotFound("the server could not find the requested resource");
+    int64_t replicas = obj.value("spec", Json::object()).value("replicas", int64_t{-1});
+    if (replicas < 0) {
+      throw Error::Invalid("Scale.autoscaling \"" + name + "\" is invalid: spec.replicas: Invalid value: " +
+                           std::to_string(replicas) + ": must be greater than or equal to 0")
+          .WithCause({"FieldValueInvalid", "Invalid value: " + std::to_string(replicas) +
+                                               ": must be greater than or equal to 0",
+                      "spec.replicas"});
+    }
+    std::string rv = Str(obj.value("metadata", Json::object()), "resourceVersion");
+    UpdateWith(r, ns, name, "", opts, [&](const Json& cur) {
+      if (!rv.empty() && rv != Str(cur["metadata"], "resourceVersion")) throw ConflictError(r, name);
+      Json n = cur;
+      n["spec"]["replicas"] = replicas;
+      return n;
+    });
+    return GetScale(r, ns, name);
+  }
+  bool allow_create = r.plural == "endpoints" || r.plural == "leases" || r.plural == "events" ||
+                      r.plural == "endpointslices";
+  return UpdateWith(
+      r, ns, name, subresource, opts, [&](const Json&) { return obj; }, allow_create);
+}
+
+Json Registry::Patch(const ResourceInfo& r, const std::string& ns, const std::string& name,
+                     PatchType type, const std::string& body, const std::string& subresource,
+                     const WriteOptions& opts) {
+  Json patch;
+  try {
+    patch = type == PatchType::kApply ? ParseJsonOrYaml(body) : Json::parse(body);
+  } catch (const Json::parse_error& e) {
+    throw Error::BadRequest(std::string("error decoding patch: ") + e.what());
+  }
+  if (type != PatchType::kJson && !patch.is_object()) {
+    throw Error::BadRequest("the patch must be a JSON object");
+  }
+  if (subresource == "scale") {
+    if (!r.has_subresource("scale")) throw Error::NotFound("the server could not find the requested resource");
+    Json scale = GetScale(r, ns, name);
+    Json next = type == PatchType::kJson ? ApplyJsonPatch(scale, patch) : ApplyMergePatch(scale, patch);
+    next["metadata"].erase("resourceVersion");
+    return Update(r, ns, name, next, "scale", opts);
+  }
+  if (type == PatchType::kApply) {
+    if (opts.field_manager.empty()) {
+      throw Error::BadRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set");
+    }
+    ApplyOptions ao;
+    ao.manager = opts.field_manager;
+    ao.force = opts.force;
+    ao.now = NowRfc3339();
+    bool exists = store_.Get(r.group_resource(), r.namespaced ? ns : "", name).has_value();
+    if (!exists) {
+      Json applied = ServerSideApply(Json(nullptr), patch, r.group, r.kind, ao);
+      Meta(applied)["name"] = name;
+      WriteOptions wo = opts;
+      Json created = Create(r, ns, applied, wo);
+      // Ownership is the applier's: replace the Update entry Create wrote.
+      Json fixed = ServerSideApply(Json(nullptr), patch, r.group, r.kind, ao);
+      if (fixed.contains("metadata") && fixed["metadata"].contains("managedFields")) {
+        Json mf = fixed["metadata"]["managedFields"];
+        return UpdateWith(
+            r, ns, name, "", opts,
+            [&](const Json& cur) {
+              Json n = cur;
+              n["metadata"]["managedFields"] = mf;
+              return n;
+            },
+            false, /*is_apply=*/true);
+      }
+      return created;
+    }
+    return UpdateWith(
+        r, ns, name, subresource, opts,
+        [&](const Json& cur) { return ServerSideApply(cur, patch, r.group, r.kind, ao); }, false,
+        /*is_apply=*/true);
+  }
+  return UpdateWith(r, ns, name, subresource, opts, [&](const Json& cur) {
+    Json next;
+    switch (type) {
+      case PatchType::kMerge: next = ApplyMergePatch(cur, patch); break;
+      case PatchType::kJson: next = ApplyJsonPatch(cur, patch); break;
+      case PatchType::kStrategic: next = ApplyStrategicMergePatch(cur, patch, r.group, r.kind); break;
+      default: break;
+    }
+    // A patch carrying a resourceVersion is a precondition.
+    std::string prv = patch.is_object() && patch.contains("metadata")
+                          ? Str(patch["metadata"], "resourceVersion")
+                          : "";
+    if (!prv.empty() && prv != Str(cur["metadata"], "resourceVersion")) throw ConflictError(r, name);
+    if (next.contains("metadata")) next["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"];
+    return next;
+  });
+}
+
+Json Registry::Delete(const ResourceInfo& r, const std::string& ns, const std::string& name,
+                      const DeleteOptions& opts) {
+  std::string key_ns = r.namespaced ? ns : "";
+  bool removed = false;
+  Json released_svc;
+  if (opts.grace_period_seconds && *opts.grace_period_seconds < 0) {
+    throw Error::Invalid("DeleteOptions.meta.k8s.io \"\" is invalid: gracePeriodSeconds: Invalid value: " +
+                         std::to_string(*opts.grace_period_seconds) + ": must be greater than or equal to 0");
+  }
+  if (opts.dry_run) return Get(r, ns, name);
+  const std::string& policy = opts.propagation_policy;
+  if (!policy.empty() && policy != "Background" && policy != "Foreground" && policy != "Orphan") {
+    throw Error::Invalid("DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"" +
+                         policy + "\": supported values: \"Foreground\", \"Background\", \"Orphan\"")
+        .WithCause({"FieldValueNotSupported", "Unsupported value: \"" + policy + "\"", "propagationPolicy"});
+  }
+  Record rec = store_.Mutate(r.group_resource(), key_ns, name, [&](const Json* cur) -> Mutation {
+    if (cur == nullptr) throw NotFoundError(r, name);
+    const Json& m = (*cur)["metadata"];
+    if (!opts.precondition_uid.empty() && opts.precondition_uid != Str(m, "uid")) {
+      throw Error::Conflict("Operation cannot be fulfilled on " + r.group_resource() + " \"" + name +
+                            "\": Precondition failed: UID in precondition: " + opts.precondition_uid +
+                            ", UID in object meta: " + Str(m, "uid"))
+          .WithDetails(r.plural, name, r.group);
+    }
+    if (!opts.precondition_resource_version.empty() &&
+        opts.precondition_resource_version != Str(m, "resourceVersion")) {
+      throw Error::Conflict("Operation cannot be fulfilled on " + r.group_resource() + " \"" + name +
+                            "\": Precondition failed: ResourceVersion in precondition: " +
+                            opts.precondition_resource_version +
+                            ", ResourceVersion in object meta: " + Str(m, "resourceVersion"))
+          .WithDetails(r.plural, name, r.group);
+    }
+    Json next = *cur;
+    Json& nm = next["metadata"];
+    // Delete propagation is recorded as finalizers, for the garbage collector.
+    if (policy == "Foreground" || policy == "Orphan") {
+      std::string fin = policy == "Foreground" ? "foregroundDeletion" : "orphan";
+      if (!nm.contains("finalizers") || !nm["finalizers"].is_array()) nm["finalizers"] = Json::array();
+      bool has = false;
+      for (auto& f : nm["finalizers"]) has = has || f == fin;
+      if (!has) nm["finalizers"].push_back(fin);
+    }
+    if (r.plural == "namespaces") {
+      if (!IsTerminating(next)) nm["deletionTimestamp"] = NowRfc3339();
+      nm["deletionGracePeriodSeconds"] = 0;
+      next["status"]["phase"] = "Terminating";
+      // The namespace goes once its content is gone (NamespaceLoop).
+      if (next == *cur) return Mutation{};
+      return Mutation{Mutation::Action::kPut, next};
+    }
+    if (r.plural == "pods" && NeedsGracefulDeletion(next)) {
+      int64_t grace = opts.grace_period_seconds
+                          ? *opts.grace_period_seconds
+                          : next["spec"].value("terminationGracePeriodSeconds", int64_t{30});
+      int64_t current = nm.value("deletionGracePeriodSeconds", int64_t{-1});
+      if (grace > 0) {
+        // A second delete may only shorten the grace period.
+        if (!IsTerminating(next) || grace < current) {
+          nm["deletionTimestamp"] = TimeFromNowRfc3339(grace);
+          nm["deletionGracePeriodSeconds"] = grace;
+        }
+        if (next == *cur) return Mutation{};
+        return Mutation{Mutation::Action::kPut, next};
+      }
+    }
+    if (HasFinalizers(next)) {
+      if (!IsTerminating(next)) {
+        nm["deletionTimestamp"] = NowRfc3339();
+        nm["deletionGracePeriodSeconds"] = 0;
+      }
+      if (next == *cur) return Mutation{};
+      return Mutation{Mutation::Action::kPut, next};
+    }
+    removed = true;
+    if (r.plural == "services") released_svc = *cur;
+    return Mutation{Mutation::Action::kDelete, {}};
+  });
+  if (!released_svc.is_null()) {
+    for (const auto& ip : ClusterIPsOf(released_svc)) alloc_->ReleaseIP(ip);
+    for (int p : NodePortsOf(released_svc)) alloc_->ReleasePort(p);
+  }
+  (void)removed;
+  if (!rec.json) throw NotFoundError(r, name);
+  return rec.Parse();
+}
+
+Json Registry::DeleteCollection(const ResourceInfo& r, const std::string& ns,
+                                const ListOptions& list, const DeleteOptions& opts) {
+  LabelSelector ls;
+  FieldSelector fs;
+  auto filter = MakeFilter(r, list, ls, fs);
+  auto res = store_.List(r.group_resource(), r.namespaced ? ns : "", filter);
+  Json items = Json::array();
+  for (const auto& rec : res.items) {
+    try {
+      items.push_back(Delete(r, rec.ns, rec.name, opts));
+    } catch (const Error& e) {
+      if (e.code() != Code::kNotFound) throw;
+    }
+  }
+  return {{"kind", r.list_kind()},
+          {"apiVersion", r.api_version()},
+          {"metadata", {{"resourceVersion", std::to_string(store_.revision())}}},
+          {"items", items}};
+}
+
+std::unique_ptr<RegistryWatch> Registry::Watch(const ResourceInfo& r, const std::string& ns,
+                                               const ListOptions& opts) {
+  auto w = std::make_unique<RegistryWatch>();
+  LabelSelector ls;
+  FieldSelector fs;
+  MakeFilter(r, opts, ls, fs);  // validates the selectors
+  w->labels_ = ls;
+  w->fields_ = fs;
+  w->ns_ = r.namespaced ? ns : "";
+  w->store_ = &store_;
+  uint64_t from = 0;
+  const std::string& rv = opts.resource_version;
+  if (rv.empty() || rv == "0") {
+    // "Start at the most recent": synthetic ADDED events for what exists,
+    // then every change after the list.
+    std::function<bool(const Record&)> filter = [&](const Record& rec) {
+      if (!ls.empty() && !ls.Matches(rec.labels ? *rec.labels : Json(nullptr))) return false;
+      for (const auto& req : fs.requirements()) {
+        const std::string* v = rec.Field(req.field);
+        if (((v ? *v : std::string()) == req.value) == req.negate) return false;
+      }
+      return true;
+    };
+    auto res = store_.List(r.group_resource(), w->ns_, filter);
+    for (const auto& rec : res.items) w->initial_.push_back({"ADDED", rec.rv, rec.json});
+    from = res.rv;
+    if (from == 0) from = 1;  // never "now" again: the list's revision is the start
+  } else {
+    char* end = nullptr;
+    from = std::strtoull(rv.c_str(), &end, 10);
+    if (*end != '\0') throw Error::BadRequest("invalid resource version \"" + rv + "\"");
+  }
+  w->last_rv_ = from;
+  w->queue_ = store_.Watch(r.group_resource(), from);
+  return w;
+}
+
+Json Registry::BindPod(const std::string& ns, const std::string& name, const Json& binding) {
+  const Json& target = binding.value("target", Json::object());
+  std::string node = Str(target, "name");
+  if (node.empty()) {
+    throw Error::Invalid("Binding \"" + name + "\" is invalid: target.name: Required value")
+        .WithCause({"FieldValueRequired", "Required value", "target.name"});
+  }
+  // One write sets spec.nodeName (which updates may not change) and the
+  // PodScheduled condition, as the binding REST storage does.
+  store_.Mutate("pods", ns, name, [&](const Json* cur) -> Mutation {
+    if (cur == nullptr) throw NotFoundError(PodsResource(), name);
+    if (!Str((*cur)["spec"], "nodeName").empty()) {
+      throw Error::Conflict("Operation cannot be fulfilled on pods/binding \"" + name +
+                            "\": pod " + name + " is already assigned to node \"" +
+                            Str((*cur)["spec"], "nodeName") + "\"")
+          .WithDetails("pods/binding", name);
+    }
+    if (IsTerminating(*cur)) {
+      throw Error::Conflict("Operation cannot be fulfilled on pods/binding \"" + name +
+                            "\": pod " + name + " is being deleted, cannot be assigned to a host");
+    }
+    Json n = *cur;
+    n["spec"]["nodeName"] = node;
+    Json conds = Json::array();
+    for (const auto& c : n["status"].value("conditions", Json::array())) {
+      if (c.value("type", "") != "PodScheduled") conds.push_back(c);
+    }
+    conds.push_back({{"type", "PodScheduled"},
+                     {"status", "True"},
+                     {"lastProbeTime", nullptr},
+                     {"lastTransitionTime", NowRfc3339()}});
+    n["status"]["conditions"] = conds;
+    return Mutation{Mutation::Action::kPut, n};
+  });
+  return SuccessStatus("pods/binding", name);
+}
+
+Json Registry::GetScale(const ResourceInfo& r, const std::string& ns, const std::string& name) {
+  Json obj = Get(r, ns, name);
+  const Json& m = obj["metadata"];
+  Json sel = obj["spec"].value("selector", Json::object());
+  std::string selector = LabelSelector::FromJson(sel).ToString();
+  return {{"kind", "Scale"},
+          {"apiVersion", "autoscaling/v1"},
+          {"metadata",
+           {{"name", m["name"]},
+            {"namespace", m["namespace"]},
+            {"uid", m["uid"]},
+            {"resourceVersion", m["resourceVersion"]},
+            {"creationTimestamp", m["creationTimestamp"]}}},
+          {"spec", {{"replicas", obj["spec"].value("replicas", 0)}}},
+          {"status",
+           {{"replicas", obj.value("status", Json::object()).value("replicas", 0)},
+            {"selector", selector}}}};
+}
+
+// --- namespace lifecycle ------------------------------------------------------
+
+void Registry::NamespaceLoop() {
+  // A terminating namespace is finalized when it starts terminating and
+  // again whenever one of its pods goes (pods are what deletion waits on).
+  std::set<std::string> terminating, dirty;
+  for (const auto& rec : store_.List("namespaces", "", nullptr).items) {
+    if (IsTerminating(rec.Parse())) terminating.insert(rec.name), dirty.insert(rec.name);
+  }
+  std::shared_ptr<WatchQueue> pods = store_.Watch("pods", 0);
+  while (!stopping_) {
+    for (const auto& name : dirty) FinalizeNamespace(name);
+    dirty.clear();
+    for (auto it = terminating.begin(); it != terminating.end();) {
+      it = store_.Get("namespaces", "", *it) ? std::next(it) : terminating.erase(it);
+    }
+    std::shared_ptr<const StoreEvent> e;
+    // The timeout only bounds how long a stop request waits.
+    if (namespace_watch_->Pop(e, std::chrono::milliseconds(100))) {
+      if (e->type != StoreEvent::Type::kDeleted && IsTerminating(e->now.Parse())) {
+        terminating.insert(e->now.name);
+        dirty.insert(e->now.name);
+      }
+    }
+    while (pods->Pop(e, std::chrono::milliseconds(0))) {
+      if (e->type == StoreEvent::Type::kDeleted && terminating.count(e->now.ns)) {
+        dirty.insert(e->now.ns);
+      }
+    }
+  }
+  store_.StopWatch(pods);
+}
+
+void Registry::FinalizeNamespace(const std::string& name) {
+  if (stopping_) return;
+  DeleteOptions del;
+  del.propagation_policy = "Background";
+  bool empty = true;
+  for (const auto& r : AllResources()) {
+    if (!r.namespaced) continue;
+    for (const auto& rec : store_.List(r.group_resource(), name, nullptr).items) {
+      empty = false;
+      try {
+        Json obj = rec.Parse();
+        if (!IsTerminating(obj)) Delete(r, name, rec.name, del);
+      } catch (const Error& e) {
+        if (e.code() != Code::kNotFound) log::Warn("namespace {}: delete {}: {}", name, rec.name, e.message());
+      }
+    }
+  }
+  if (!empty) {
+    // Re-check: what could go at once is gone now.
+    for (const auto& r : AllResources()) {
+      if (r.namespaced && !store_.List(r.group_resource(), name, nullptr).items.empty()) return;
+    }
+  }
+  try {
+    store_.Mutate("namespaces", "", name, [&](const Json* cur) -> Mutation {
+      if (cur == nullptr || !IsTerminating(*cur)) return Mutation{};
+      Json n = *cur;
+      if (n.contains("spec") && n["spec"].contains("finalizers")) {
+        Json& f = n["spec"]["finalizers"];
+        f.erase(std::remove(f.begin(), f.end(), Json("kubernetes")), f.end());
+        if (!f.empty()) return Mutation{Mutation::Action::kPut, n};
+      }
+      if (HasFinalizers(n)) return Mutation{Mutation::Action::kPut, n};
+      return Mutation{Mutation::Action::kDelete, {}};
+    });
+  } catch (const Error& e) {
+    log::Warn("namespace {}: finalize: {}", name, e.message());
+  }
+}
+
+}  // namespace kin::apiserver

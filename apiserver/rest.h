@@ -1,0 +1,60 @@
+// The HTTP front end of the API: turns requests into Registry calls.
+//
+// Paths /api/v1/... and /apis/<group>/<version>/..., namespaced and
+// all-namespace forms, subresources; verbs get, list, watch (chunked JSON
+// events), create, update, patch (merge, JSON, strategic, apply),
+// delete, deletecollection; health, version, discovery and metrics. Errors
+// become the Kubernetes Status body with the right code and reason.
+//
+// Thread-safety: Handle() is called concurrently from connection threads.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "apiserver/registry.h"
+#include "base/http_server.h"
+
+namespace kin::apiserver {
+
+// Requests and latency per verb and resource, Prometheus style.
+class Metrics {
+ public:
+  void Observe(const std::string& verb, const std::string& resource, int code, double seconds);
+  std::atomic<int64_t> open_watches{0};
+  std::string Render(uint64_t db_bytes, size_t store_watches, uint64_t revision) const;
+
+ private:
+  struct Series {
+    std::map<int, uint64_t> by_code;
+    std::vector<uint64_t> buckets;  // cumulative counts per bound
+    double sum = 0;
+    uint64_t count = 0;
+  };
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, Series> series_;
+};
+
+class RestHandler {
+ public:
+  explicit RestHandler(Registry& registry) : registry_(registry) {}
+  void Handle(http::Request& req, http::Response& resp);
+  // Formats errors the HTTP server answers by itself as a Status.
+  static http::Response ErrorResponse(int status, const std::string& message);
+  Metrics& metrics() { return metrics_; }
+
+ private:
+  struct Target;
+  void Serve(http::Request& req, http::Response& resp, Target& t);
+  void ServeWatch(http::Request& req, http::Response& resp, const Target& t);
+  void Discovery(const http::Request& req, http::Response& resp);
+  void CheckFields(const http::Request& req, http::Response& resp, const ResourceInfo& r,
+                   const Json& obj, const WriteOptions& wo, bool is_patch);
+
+  Registry& registry_;
+  Metrics metrics_;
+};
+
+}  // namespace kin::apiserver

@@ -1,0 +1,450 @@
+#include "apiserver/store.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "base/error.h"
+#include "base/log.h"
+
+namespace kin::apiserver {
+
+namespace {
+
+// A prepared statement, finalized on destruction.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK) {
+      throw Error::Internal(std::string("sqlite prepare: ") + sqlite3_errmsg(db));
+    }
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  sqlite3_stmt* get() { return s_; }
+  void Reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
+
+std::string KeyOf(const std::string& bucket, const std::string& ns, const std::string& name) {
+  return bucket + "/" + ns + "/" + name;
+}
+
+// "bucket/ns/name" -> parts (bucket has no '/', names have none either).
+bool SplitKey(const std::string& key, std::string& bucket, std::string& ns, std::string& name) {
+  size_t a = key.find('/');
+  if (a == std::string::npos) return false;
+  size_t b = key.find('/', a + 1);
+  if (b == std::string::npos) return false;
+  bucket = key.substr(0, a);
+  ns = key.substr(a + 1, b - a - 1);
+  name = key.substr(b + 1);
+  return true;
+}
+
+}  // namespace
+
+const std::string* Record::Field(std::string_view name) const {
+  if (!fields) return nullptr;
+  for (const auto& [k, v] : *fields) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
+// --- WatchQueue -------------------------------------------------------------
+
+bool WatchQueue::Pop(std::shared_ptr<const StoreEvent>& out, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return !q_.empty() || closed_; });
+  if (q_.empty()) return false;
+  out = std::move(q_.front());
+  q_.pop_front();
+  return true;
+}
+
+void WatchQueue::Push(std::shared_ptr<const StoreEvent> e) {
+  {
+    std::lock_guard lock(mu_);
+    if (closed_ || e->rv <= min_rv_) return;
+    if (q_.size() >= capacity_) {
+      // A watcher this far behind is cut off; its client re-lists.
+      overflowed_ = true;
+      closed_ = true;
+      q_.clear();
+    } else {
+      q_.push_back(std::move(e));
+    }
+  }
+  cv_.notify_one();
+}
+
+void WatchQueue::Close() {
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool WatchQueue::closed() const {
+  std::lock_guard lock(mu_);
+  return closed_;
+}
+
+bool WatchQueue::overflowed() const {
+  std::lock_guard lock(mu_);
+  return overflowed_;
+}
+
+// --- Store ------------------------------------------------------------------
+
+Store::Store(std::string path, StoreOptions opts) : path_(std::move(path)), opts_(std::move(opts)) {}
+
+Store::~Store() {
+  {
+    std::lock_guard lock(watch_mu_);
+    for (auto& [b, list] : watchers_) {
+      for (auto& q : list) q->Close();
+    }
+  }
+  if (db_ != nullptr) sqlite3_close_v2(db_);
+}
+
+std::unique_ptr<Store> Store::Open(const std::string& path, StoreOptions opts) {
+  std::unique_ptr<Store> s(new Store(path, std::move(opts)));
+  if (sqlite3_open_v2(path.c_str(), &s->db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string msg = s->db_ ? sqlite3_errmsg(s->db_) : "out of memory";
+    throw Error::Internal("open database " + path + ": " + msg);
+  }
+  s->Exec("PRAGMA journal_mode=WAL");
+  s->Exec("PRAGMA synchronous=NORMAL");
+  s->Exec("PRAGMA busy_timeout=5000");
+  s->Exec(
+      "CREATE TABLE IF NOT EXISTS objects(key TEXT PRIMARY KEY, rv INTEGER NOT NULL, "
+      "data TEXT NOT NULL) WITHOUT ROWID");
+  s->Exec(
+      "CREATE TABLE IF NOT EXISTS history(rv INTEGER PRIMARY KEY, type INTEGER NOT NULL, "
+      "key TEXT NOT NULL, data TEXT NOT NULL)");
+  s->Exec("CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL)");
+  s->Load();
+  return s;
+}
+
+void Store::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    throw Error::Internal(std::string("database: ") + msg + " (in: " + sql + ")");
+  }
+}
+
+Record Store::MakeRecord(const std::string& bucket, const std::string& ns, const std::string& name,
+                         uint64_t rv, std::string json, const Json& obj) const {
+  Record r;
+  r.ns = ns;
+  r.name = name;
+  r.rv = rv;
+  r.json = std::make_shared<const std::string>(std::move(json));
+  const Json* labels = nullptr;
+  if (auto m = obj.find("metadata"); m != obj.end() && m->is_object()) {
+    if (auto l = m->find("labels"); l != m->end() && l->is_object()) labels = &*l;
+  }
+  r.labels = std::make_shared<const Json>(labels ? *labels : Json(nullptr));
+  FieldSet fs = opts_.index_fields ? opts_.index_fields(bucket, obj) : FieldSet{};
+  r.fields = std::make_shared<const FieldSet>(std::move(fs));
+  return r;
+}
+
+void Store::Load() {
+  {
+    Stmt st(db_, "SELECT k, v FROM meta");
+    while (sqlite3_step(st.get()) == SQLITE_ROW) {
+      std::string k = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0));
+      uint64_t v = sqlite3_column_int64(st.get(), 1);
+      if (k == "rv") rv_ = v;
+      if (k == "compacted") compacted_rv_ = v;
+    }
+  }
+  size_t n = 0;
+  {
+    Stmt st(db_, "SELECT key, rv, data FROM objects");
+    while (sqlite3_step(st.get()) == SQLITE_ROW) {
+      std::string key = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0));
+      uint64_t rv = sqlite3_column_int64(st.get(), 1);
+      std::string data(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 2)),
+                       sqlite3_column_bytes(st.get(), 2));
+      std::string bucket, ns, name;
+      if (!SplitKey(key, bucket, ns, name)) continue;
+      Json obj = Json::parse(data, nullptr, false);
+      if (obj.is_discarded()) {
+        log::Warn("store: skipping unreadable object {}", key);
+        continue;
+      }
+      buckets_[bucket].objects[ns + "/" + name] = MakeRecord(bucket, ns, name, rv, std::move(data), obj);
+      rv_ = std::max(rv_, rv);
+      ++n;
+    }
+  }
+  {
+    Stmt st(db_, "SELECT rv, type, key, data FROM history ORDER BY rv");
+    while (sqlite3_step(st.get()) == SQLITE_ROW) {
+      auto ev = std::make_shared<StoreEvent>();
+      ev->rv = sqlite3_column_int64(st.get(), 0);
+      ev->type = static_cast<StoreEvent::Type>(sqlite3_column_int(st.get(), 1));
+      std::string key = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 2));
+      std::string data(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 3)),
+                       sqlite3_column_bytes(st.get(), 3));
+      std::string ns, name;
+      if (!SplitKey(key, ev->bucket, ns, name)) continue;
+      Json obj = Json::parse(data, nullptr, false);
+      if (obj.is_discarded()) continue;
+      ev->now = MakeRecord(ev->bucket, ns, name, ev->rv, std::move(data), obj);
+      history_.push_back(std::move(ev));
+      rv_ = std::max(rv_, history_.back()->rv);
+    }
+  }
+  if (!history_.empty()) compacted_rv_ = std::max(compacted_rv_, history_.front()->rv - 1);
+  else compacted_rv_ = rv_;
+  durable_rv_ = rv_;
+  log::Debug("store: loaded {} objects and {} history entries at revision {}", n, history_.size(),
+             rv_);
+}
+
+uint64_t Store::revision() const {
+  std::lock_guard lock(mu_);
+  return rv_;
+}
+
+std::optional<Record> Store::Get(const std::string& bucket, const std::string& ns,
+                                 const std::string& name) const {
+  std::lock_guard lock(mu_);
+  auto b = buckets_.find(bucket);
+  if (b == buckets_.end()) return std::nullopt;
+  auto it = b->second.objects.find(ns + "/" + name);
+  if (it == b->second.objects.end()) return std::nullopt;
+  return it->second;
+}
+
+Store::ListResult Store::List(const std::string& bucket, const std::string& ns,
+                              const std::function<bool(const Record&)>& filter, size_t limit,
+                              const std::string& start_after) const {
+  ListResult out;
+  std::lock_guard lock(mu_);
+  out.rv = rv_;
+  auto b = buckets_.find(bucket);
+  if (b == buckets_.end()) return out;
+  const auto& objs = b->second.objects;
+  auto it = objs.begin();
+  std::string ns_prefix = ns.empty() ? "" : ns + "/";
+  if (!start_after.empty()) {
+    it = objs.upper_bound(start_after);
+  } else if (!ns_prefix.empty()) {
+    it = objs.lower_bound(ns_prefix);
+  }
+  for (; it != objs.end(); ++it) {
+    if (!ns_prefix.empty() && it->first.compare(0, ns_prefix.size(), ns_prefix) != 0) break;
+    if (filter && !filter(it->second)) continue;
+    if (limit > 0 && out.items.size() == limit) {
+      // There is at least one more match: the caller gets a continue key.
+      out.next_key = out.items.back().ns + "/" + out.items.back().name;
+      break;
+    }
+    out.items.push_back(it->second);
+  }
+  return out;
+}
+
+size_t Store::Count(const std::string& bucket) const {
+  std::lock_guard lock(mu_);
+  auto b = buckets_.find(bucket);
+  return b == buckets_.end() ? 0 : b->second.objects.size();
+}
+
+Record Store::Mutate(const std::string& bucket, const std::string& ns, const std::string& name,
+                     const std::function<Mutation(const Json* current)>& fn) {
+  Record result;
+  uint64_t my_rv = 0;
+  {
+    std::lock_guard lock(mu_);
+    Bucket& b = buckets_[bucket];
+    const std::string key = ns + "/" + name;
+    auto it = b.objects.find(key);
+    std::optional<Json> current;
+    if (it != b.objects.end()) current = it->second.Parse();
+    Mutation m = fn(current ? &*current : nullptr);
+    if (m.action == Mutation::Action::kNone) {
+      return it != b.objects.end() ? it->second : Record{};
+    }
+    auto ev = std::make_shared<StoreEvent>();
+    ev->bucket = bucket;
+    my_rv = ++rv_;
+    ev->rv = my_rv;
+    if (m.action == Mutation::Action::kPut) {
+      m.object["metadata"]["resourceVersion"] = std::to_string(my_rv);
+      Record rec = MakeRecord(bucket, ns, name, my_rv, m.object.dump(), m.object);
+      if (it != b.objects.end()) {
+        ev->type = StoreEvent::Type::kModified;
+        ev->prev = it->second;
+        it->second = rec;
+      } else {
+        ev->type = StoreEvent::Type::kAdded;
+        b.objects.emplace(key, rec);
+      }
+      ev->now = rec;
+      result = std::move(rec);
+    } else {
+      if (it == b.objects.end()) return Record{};
+      // The DELETED event carries the last state at the deletion's revision.
+      current->at("metadata")["resourceVersion"] = std::to_string(my_rv);
+      ev->type = StoreEvent::Type::kDeleted;
+      ev->prev = it->second;
+      ev->now = MakeRecord(bucket, ns, name, my_rv, current->dump(), *current);
+      result = ev->now;
+      b.objects.erase(it);
+    }
+    pending_.push_back({ev, KeyOf(bucket, ns, name)});
+  }
+  CommitUpTo(my_rv);
+  return result;
+}
+
+void Store::CommitUpTo(uint64_t rv) {
+  std::lock_guard commit_lock(commit_mu_);
+  if (durable_rv_ >= rv) return;  // another writer's commit carried ours
+  std::vector<PendingWrite> batch;
+  {
+    std::lock_guard lock(mu_);
+    batch.swap(pending_);
+  }
+  if (batch.empty()) return;
+  uint64_t last = batch.back().event->rv;
+  try {
+    Exec("BEGIN");
+    Stmt put(db_, "INSERT OR REPLACE INTO objects(key, rv, data) VALUES(?, ?, ?)");
+    Stmt del(db_, "DELETE FROM objects WHERE key = ?");
+    Stmt hist(db_, "INSERT OR REPLACE INTO history(rv, type, key, data) VALUES(?, ?, ?, ?)");
+    for (const auto& w : batch) {
+      const StoreEvent& e = *w.event;
+      const std::string& data = *e.now.json;
+      if (e.type == StoreEvent::Type::kDeleted) {
+        sqlite3_bind_text(del.get(), 1, w.key.data(), w.key.size(), SQLITE_STATIC);
+        sqlite3_step(del.get());
+        del.Reset();
+      } else {
+        sqlite3_bind_text(put.get(), 1, w.key.data(), w.key.size(), SQLITE_STATIC);
+        sqlite3_bind_int64(put.get(), 2, e.rv);
+        sqlite3_bind_text(put.get(), 3, data.data(), data.size(), SQLITE_STATIC);
+        if (sqlite3_step(put.get()) != SQLITE_DONE) {
+          throw Error::Internal(std::string("database write: ") + sqlite3_errmsg(db_));
+        }
+        put.Reset();
+      }
+      sqlite3_bind_int64(hist.get(), 1, e.rv);
+      sqlite3_bind_int(hist.get(), 2, static_cast<int>(e.type));
+      sqlite3_bind_text(hist.get(), 3, w.key.data(), w.key.size(), SQLITE_STATIC);
+      sqlite3_bind_text(hist.get(), 4, data.data(), data.size(), SQLITE_STATIC);
+      sqlite3_step(hist.get());
+      hist.Reset();
+    }
+    Stmt meta(db_, "INSERT OR REPLACE INTO meta(k, v) VALUES('rv', ?)");
+    sqlite3_bind_int64(meta.get(), 1, last);
+    sqlite3_step(meta.get());
+  } catch (const Error& e) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    log::Error("store: commit failed: {}", e.message());
+    throw;
+  }
+
+  // Compaction: keep the newest history_limit changes, in memory and on disk.
+  std::lock_guard watch_lock(watch_mu_);
+  for (const auto& w : batch) history_.push_back(w.event);
+  bool compacted = false;
+  while (history_.size() > opts_.history_limit) {
+    compacted_rv_ = history_.front()->rv;
+    history_.pop_front();
+    compacted = true;
+  }
+  if (compacted && (last % 256 == 0 || batch.size() > 1)) {
+    Stmt c(db_, "DELETE FROM history WHERE rv <= ?");
+    sqlite3_bind_int64(c.get(), 1, compacted_rv_);
+    sqlite3_step(c.get());
+    Stmt m(db_, "INSERT OR REPLACE INTO meta(k, v) VALUES('compacted', ?)");
+    sqlite3_bind_int64(m.get(), 1, compacted_rv_);
+    sqlite3_step(m.get());
+  }
+  Exec("COMMIT");
+  durable_rv_ = last;
+
+  // Dispatch in revision order, still under commit_mu_ so batches stay ordered.
+  for (const auto& w : batch) {
+    auto it = watchers_.find(w.event->bucket);
+    if (it == watchers_.end()) continue;
+    auto& list = it->second;
+    for (auto& q : list) q->Push(w.event);
+    std::erase_if(list, [](const auto& q) { return q->closed(); });
+  }
+}
+
+std::shared_ptr<WatchQueue> Store::Watch(const std::string& bucket, uint64_t from_rv) {
+  if (from_rv == 0) from_rv = revision();
+  auto q = std::make_shared<WatchQueue>(opts_.watch_queue_capacity, from_rv);
+  // Holding commit_mu_ keeps commits (and dispatch) out while we replay and
+  // register, so the watcher sees every change exactly once.
+  std::lock_guard commit_lock(commit_mu_);
+  std::lock_guard lock(watch_mu_);
+  {
+    if (from_rv < compacted_rv_) {
+      throw Error::Gone("too old resource version: " + std::to_string(from_rv) + " (" +
+                        std::to_string(compacted_rv_) + ")");
+    }
+    auto it = std::upper_bound(history_.begin(), history_.end(), from_rv,
+                               [](uint64_t rv, const auto& e) { return rv < e->rv; });
+    for (; it != history_.end(); ++it) {
+      if ((*it)->bucket == bucket) q->Push(*it);
+    }
+  }
+  watchers_[bucket].push_back(q);
+  return q;
+}
+
+void Store::StopWatch(const std::shared_ptr<WatchQueue>& q) {
+  q->Close();
+  std::lock_guard lock(watch_mu_);
+  for (auto& [b, list] : watchers_) std::erase(list, q);
+}
+
+size_t Store::open_watches() const {
+  std::lock_guard lock(watch_mu_);
+  size_t n = 0;
+  for (const auto& [b, list] : watchers_) {
+    for (const auto& q : list) n += q->closed() ? 0 : 1;
+  }
+  return n;
+}
+
+uint64_t Store::compacted_revision() const {
+  std::lock_guard lock(watch_mu_);
+  return compacted_rv_;
+}
+
+uint64_t Store::DatabaseBytes() const {
+  uint64_t total = 0;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    struct stat st {};
+    if (::stat((path_ + suffix).c_str(), &st) == 0) total += st.st_size;
+  }
+  return total;
+}
+
+}  // namespace kin::apiserver

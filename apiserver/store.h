@@ -1,0 +1,174 @@
+// Store: kin's etcd. Objects in memory for reads, SQLite for durability,
+// a change history for watches.
+//
+// Objects live in buckets ("pods", "deployments.apps"), keyed by namespace
+// and name, each a Record: the serialized JSON (with metadata.resourceVersion
+// already set) plus its labels and selectable fields for cheap filtering.
+// Every write gets the next value of one global revision counter (etcd's
+// revision), becomes durable in SQLite (WAL mode) through group commit —
+// concurrent writers share one transaction — and only then reaches watchers,
+// in revision order. The last `history_limit` changes stay replayable for
+// watches (also across restarts: they are in SQLite too); older ones are
+// compacted, and a watch from before them gets Gone (410).
+//
+// Thread-safety: all methods are thread-safe. Mutate() callbacks run under
+// the store's write lock: they must be quick and must not call the store.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/yaml.h"
+
+struct sqlite3;
+
+namespace kin::apiserver {
+
+// Fields a field selector may test, extracted once per write.
+using FieldSet = std::vector<std::pair<std::string, std::string>>;
+
+struct Record {
+  std::string ns;
+  std::string name;
+  uint64_t rv = 0;
+  std::shared_ptr<const std::string> json;
+  std::shared_ptr<const Json> labels;  // metadata.labels or null
+  std::shared_ptr<const FieldSet> fields;
+
+  Json Parse() const { return Json::parse(*json); }
+  const std::string* Field(std::string_view name) const;
+};
+
+struct StoreEvent {
+  enum class Type { kAdded, kModified, kDeleted };
+  Type type;
+  uint64_t rv;
+  std::string bucket;
+  Record now;   // the object after the change (for deletes: its last state)
+  Record prev;  // before the change (empty for adds)
+};
+
+// The queue a watcher drains. The store pushes; Pop() waits.
+class WatchQueue {
+ public:
+  explicit WatchQueue(size_t capacity, uint64_t min_rv = 0) : capacity_(capacity), min_rv_(min_rv) {}
+  // False on timeout or once closed and drained.
+  bool Pop(std::shared_ptr<const StoreEvent>& out, std::chrono::milliseconds timeout);
+  void Close();
+  bool closed() const;
+  // True when the watcher fell too far behind and was cut off.
+  bool overflowed() const;
+
+ private:
+  friend class Store;
+  void Push(std::shared_ptr<const StoreEvent> e);
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<const StoreEvent>> q_;
+  size_t capacity_;
+  uint64_t min_rv_;  // events at or below this revision are not for this watcher
+  bool closed_ = false;
+  bool overflowed_ = false;
+};
+
+struct StoreOptions {
+  size_t history_limit = 20000;  // changes kept for watch replay
+  size_t watch_queue_capacity = 100000;
+  // Which fields of an object in `bucket` field selectors may use.
+  std::function<FieldSet(const std::string& bucket, const Json& obj)> index_fields;
+};
+
+// What a Mutate() callback decides.
+struct Mutation {
+  enum class Action { kNone, kPut, kDelete };
+  Action action = Action::kNone;
+  Json object;  // for kPut: the new object (metadata.resourceVersion is set by the store)
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) the database at `path` and loads it.
+  static std::unique_ptr<Store> Open(const std::string& path, StoreOptions opts = {});
+  ~Store();
+
+  uint64_t revision() const;
+  std::optional<Record> Get(const std::string& bucket, const std::string& ns,
+                            const std::string& name) const;
+
+  struct ListResult {
+    std::vector<Record> items;
+    uint64_t rv = 0;            // the store's revision when listed
+    std::string next_key;       // non-empty when `limit` cut the list short
+  };
+  // Objects of `bucket` in (namespace, name) order; `ns` "" means all.
+  // Starts after `start_after` ("ns/name"), stops after `limit` matches (0:
+  // no limit).
+  ListResult List(const std::string& bucket, const std::string& ns,
+                  const std::function<bool(const Record&)>& filter, size_t limit = 0,
+                  const std::string& start_after = "") const;
+  // Number of objects in a bucket (all namespaces).
+  size_t Count(const std::string& bucket) const;
+
+  // Read-modify-write of one key: `fn` gets the current object (nullptr when
+  // absent) and returns what to do. Returns the resulting record (for
+  // deletes: the last state with the deletion's revision; for kNone: the
+  // current record, or an empty one). Exceptions from `fn` propagate and
+  // change nothing.
+  Record Mutate(const std::string& bucket, const std::string& ns, const std::string& name,
+                const std::function<Mutation(const Json* current)>& fn);
+
+  // Starts a watch on `bucket` delivering every change after `from_rv`
+  // (0: after the current revision). Throws Gone when changes after from_rv
+  // were compacted.
+  std::shared_ptr<WatchQueue> Watch(const std::string& bucket, uint64_t from_rv);
+  void StopWatch(const std::shared_ptr<WatchQueue>& q);
+  size_t open_watches() const;
+  // The oldest revision a watch can still start from.
+  uint64_t compacted_revision() const;
+  // Size of the database files in bytes.
+  uint64_t DatabaseBytes() const;
+
+ private:
+  Store(std::string path, StoreOptions opts);
+  void Load();
+  void Exec(const char* sql);
+  Record MakeRecord(const std::string& bucket, const std::string& ns, const std::string& name,
+                    uint64_t rv, std::string json, const Json& obj) const;
+  void CommitUpTo(uint64_t rv);
+
+  struct PendingWrite {
+    std::shared_ptr<const StoreEvent> event;
+    std::string key;
+  };
+  struct Bucket {
+    std::map<std::string, Record> objects;  // "ns/name" -> record
+  };
+
+  std::string path_;
+  StoreOptions opts_;
+  sqlite3* db_ = nullptr;
+
+  mutable std::mutex mu_;  // objects, revision, pending writes
+  std::unordered_map<std::string, Bucket> buckets_;
+  uint64_t rv_ = 0;
+  std::vector<PendingWrite> pending_;
+
+  std::mutex commit_mu_;   // one committer at a time; dispatch in revision order
+  uint64_t durable_rv_ = 0;
+
+  mutable std::mutex watch_mu_;  // history ring and watchers
+  std::deque<std::shared_ptr<const StoreEvent>> history_;
+  uint64_t compacted_rv_ = 0;
+  std::unordered_map<std::string, std::vector<std::shared_ptr<WatchQueue>>> watchers_;
+};
+
+}  // namespace kin::apiserver

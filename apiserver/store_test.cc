@@ -1,0 +1,194 @@
+#include "apiserver/store.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "base/error.h"
+#include "testing/e2e_support.h"
+
+namespace kin::apiserver {
+namespace {
+
+Json Obj(const std::string& name, const std::string& app = "web") {
+  return {{"metadata", {{"name", name}, {"labels", {{"app", app}}}}}, {"spec", {{"x", 1}}}};
+}
+
+Mutation Put(Json o) { return Mutation{Mutation::Action::kPut, std::move(o)}; }
+
+class StoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Store> Open(size_t history = 1000) {
+    StoreOptions o;
+    o.history_limit = history;
+    o.index_fields = [](const std::string&, const Json& obj) {
+      return FieldSet{{"metadata.name", obj["metadata"].value("name", "")}};
+    };
+    return Store::Open(dir_.File("kin.db"), o);
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(StoreTest, PutGetListInKeyOrderWithResourceVersions) {
+  auto s = Open();
+  for (auto [ns, name] : {std::pair{"b", "z"}, {"a", "y"}, {"a", "x"}, {"b", "a"}}) {
+    s->Mutate("pods", ns, name, [&](const Json* cur) {
+      EXPECT_EQ(cur, nullptr);
+      return Put(Obj(name));
+    });
+  }
+  EXPECT_EQ(s->revision(), 4u);
+  auto rec = s->Get("pods", "a", "x");
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->rv, 3u);
+  EXPECT_EQ(rec->Parse()["metadata"]["resourceVersion"], "3");
+  auto all = s->List("pods", "", nullptr);
+  std::vector<std::string> order;
+  for (auto& r : all.items) order.push_back(r.ns + "/" + r.name);
+  EXPECT_EQ(order, (std::vector<std::string>{"a/x", "a/y", "b/a", "b/z"}));
+  EXPECT_EQ(all.rv, 4u);
+  EXPECT_EQ(s->List("pods", "b", nullptr).items.size(), 2u);
+  EXPECT_TRUE(s->List("pods", "c", nullptr).items.empty());
+  EXPECT_TRUE(s->List("services", "", nullptr).items.empty());
+}
+
+TEST_F(StoreTest, ListPagesWithLimitAndStartAfter) {
+  auto s = Open();
+  for (int i = 0; i < 5; ++i) {
+    std::string n = "p" + std::to_string(i);
+    s->Mutate("pods", "ns", n, [&](const Json*) { return Put(Obj(n)); });
+  }
+  auto page1 = s->List("pods", "ns", nullptr, 2);
+  ASSERT_EQ(page1.items.size(), 2u);
+  EXPECT_EQ(page1.next_key, "ns/p1");
+  auto page2 = s->List("pods", "ns", nullptr, 2, page1.next_key);
+  EXPECT_EQ(page2.items[0].name, "p2");
+  auto page3 = s->List("pods", "ns", nullptr, 2, page2.next_key);
+  EXPECT_EQ(page3.items.size(), 1u);
+  EXPECT_TRUE(page3.next_key.empty());
+}
+
+TEST_F(StoreTest, FailedMutationChangesNothing) {
+  auto s = Open();
+  s->Mutate("pods", "ns", "a", [&](const Json*) { return Put(Obj("a")); });
+  EXPECT_THROW(s->Mutate("pods", "ns", "a",
+                         [&](const Json*) -> Mutation { throw Error::Conflict("stale"); }),
+               Error);
+  EXPECT_EQ(s->revision(), 1u);
+  auto none = s->Mutate("pods", "ns", "a", [&](const Json*) { return Mutation{}; });
+  EXPECT_EQ(none.rv, 1u);
+  EXPECT_EQ(s->revision(), 1u);
+}
+
+TEST_F(StoreTest, WatchReplaysFromRevisionThenFollows) {
+  auto s = Open();
+  for (int i = 0; i < 3; ++i) {
+    std::string n = "p" + std::to_string(i);
+    s->Mutate("pods", "ns", n, [&](const Json*) { return Put(Obj(n)); });
+  }
+  s->Mutate("services", "ns", "svc", [&](const Json*) { return Put(Obj("svc")); });
+  auto q = s->Watch("pods", 1);  // changes after revision 1
+  std::shared_ptr<const StoreEvent> e;
+  ASSERT_TRUE(q->Pop(e, std::chrono::seconds(1)));
+  EXPECT_EQ(e->rv, 2u);
+  ASSERT_TRUE(q->Pop(e, std::chrono::seconds(1)));
+  EXPECT_EQ(e->rv, 3u);
+  EXPECT_FALSE(q->Pop(e, std::chrono::milliseconds(10)));  // services not delivered
+  s->Mutate("pods", "ns", "p0", [&](const Json*) { return Mutation{Mutation::Action::kDelete, {}}; });
+  ASSERT_TRUE(q->Pop(e, std::chrono::seconds(1)));
+  EXPECT_EQ(e->type, StoreEvent::Type::kDeleted);
+  EXPECT_EQ(e->rv, 5u);
+  EXPECT_EQ(e->now.Parse()["metadata"]["resourceVersion"], "5");
+  EXPECT_EQ(e->prev.rv, 1u);
+  s->StopWatch(q);
+  EXPECT_EQ(s->open_watches(), 0u);
+}
+
+TEST_F(StoreTest, WatchFromCompactedRevisionIsGone) {
+  auto s = Open(/*history=*/3);
+  for (int i = 0; i < 10; ++i) {
+    std::string n = "p" + std::to_string(i);
+    s->Mutate("pods", "ns", n, [&](const Json*) { return Put(Obj(n)); });
+  }
+  EXPECT_EQ(s->compacted_revision(), 7u);
+  try {
+    s->Watch("pods", 2);
+    FAIL() << "expected Gone";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kGone);
+    EXPECT_EQ(e.http_status(), 410);
+  }
+  auto q = s->Watch("pods", 7);
+  std::shared_ptr<const StoreEvent> e;
+  ASSERT_TRUE(q->Pop(e, std::chrono::seconds(1)));
+  EXPECT_EQ(e->rv, 8u);
+}
+
+TEST_F(StoreTest, RestartKeepsObjectsRevisionAndHistory) {
+  {
+    auto s = Open();
+    for (int i = 0; i < 4; ++i) {
+      std::string n = "p" + std::to_string(i);
+      s->Mutate("pods", "ns", n, [&](const Json*) { return Put(Obj(n)); });
+    }
+    s->Mutate("pods", "ns", "p3", [&](const Json*) { return Mutation{Mutation::Action::kDelete, {}}; });
+  }
+  auto s = Open();
+  EXPECT_EQ(s->revision(), 5u);
+  EXPECT_EQ(s->List("pods", "", nullptr).items.size(), 3u);
+  EXPECT_FALSE(s->Get("pods", "ns", "p3"));
+  // Watch continuity across the restart: replay what happened after rv 2.
+  auto q = s->Watch("pods", 2);
+  std::vector<uint64_t> rvs;
+  std::shared_ptr<const StoreEvent> e;
+  while (q->Pop(e, std::chrono::milliseconds(50))) rvs.push_back(e->rv);
+  EXPECT_EQ(rvs, (std::vector<uint64_t>{3, 4, 5}));
+  auto rec = s->Mutate("pods", "ns", "new", [&](const Json*) { return Put(Obj("new")); });
+  EXPECT_EQ(rec.rv, 6u);
+  ASSERT_TRUE(q->Pop(e, std::chrono::seconds(1)));
+  EXPECT_EQ(e->rv, 6u);
+}
+
+TEST_F(StoreTest, ConcurrentWritersGetUniqueRevisionsAndWatchersSeeAllInOrder) {
+  auto s = Open(100000);
+  auto q = s->Watch("pods", 0);
+  const int kThreads = 8, kEach = 200;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        std::string n = "t" + std::to_string(t) + "-" + std::to_string(i);
+        s->Mutate("pods", "ns", n, [&](const Json*) { return Put(Obj(n)); });
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(s->revision(), static_cast<uint64_t>(kThreads * kEach));
+  uint64_t last = 0;
+  int n = 0;
+  std::shared_ptr<const StoreEvent> e;
+  while (q->Pop(e, std::chrono::milliseconds(100))) {
+    EXPECT_EQ(e->rv, last + 1);
+    last = e->rv;
+    ++n;
+  }
+  EXPECT_EQ(n, kThreads * kEach);
+}
+
+TEST_F(StoreTest, SlowWatcherIsCutOffNotBlockingWriters) {
+  StoreOptions o;
+  o.watch_queue_capacity = 5;
+  auto s = Store::Open(dir_.File("kin.db"), o);
+  auto q = s->Watch("pods", 0);
+  for (int i = 0; i < 10; ++i) {
+    std::string n = "p" + std::to_string(i);
+    s->Mutate("pods", "ns", n, [&](const Json*) { return Put(Obj(n)); });
+  }
+  EXPECT_TRUE(q->overflowed());
+  EXPECT_TRUE(q->closed());
+}
+
+}  // namespace
+}  // namespace kin::apiserver

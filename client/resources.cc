@@ -1,0 +1,134 @@
+#include "client/resources.h"
+
+#include <algorithm>
+#include <strings.h>
+
+namespace kin {
+
+namespace {
+
+const std::vector<std::string> kAllVerbs = {"create", "delete", "deletecollection", "get",
+                                            "list",   "patch",  "update",           "watch"};
+
+ResourceInfo R(std::string group, std::string version, std::string kind, std::string plural,
+               bool namespaced, std::vector<std::string> short_names,
+               std::vector<std::string> categories, std::vector<std::string> subresources) {
+  ResourceInfo r;
+  r.group = std::move(group);
+  r.version = std::move(version);
+  r.singular = kind;
+  std::transform(r.singular.begin(), r.singular.end(), r.singular.begin(), ::tolower);
+  r.kind = std::move(kind);
+  r.plural = std::move(plural);
+  r.namespaced = namespaced;
+  r.short_names = std::move(short_names);
+  r.categories = std::move(categories);
+  r.subresources = std::move(subresources);
+  r.verbs = kAllVerbs;
+  return r;
+}
+
+std::vector<ResourceInfo> BuildTable() {
+  // Short names and categories as kube-apiserver 1.31 reports them.
+  std::vector<ResourceInfo> t = {
+      R("", "v1", "Namespace", "namespaces", false, {"ns"}, {}, {"status", "finalize"}),
+      R("", "v1", "Node", "nodes", false, {"no"}, {}, {"status", "proxy"}),
+      R("", "v1", "Pod", "pods", true, {"po"}, {"all"},
+        {"status", "binding", "eviction", "log", "exec", "attach", "portforward",
+         "ephemeralcontainers", "proxy"}),
+      R("", "v1", "Service", "services", true, {"svc"}, {"all"}, {"status", "proxy"}),
+      R("", "v1", "Endpoints", "endpoints", true, {"ep"}, {}, {}),
+      R("", "v1", "ConfigMap", "configmaps", true, {"cm"}, {}, {}),
+      R("", "v1", "Secret", "secrets", true, {}, {}, {}),
+      R("", "v1", "Event", "events", true, {"ev"}, {}, {}),
+      R("", "v1", "ServiceAccount", "serviceaccounts", true, {"sa"}, {}, {}),
+      R("apps", "v1", "Deployment", "deployments", true, {"deploy"}, {"all"}, {"status", "scale"}),
+      R("apps", "v1", "ReplicaSet", "replicasets", true, {"rs"}, {"all"}, {"status", "scale"}),
+      R("apps", "v1", "DaemonSet", "daemonsets", true, {"ds"}, {"all"}, {"status"}),
+      R("apps", "v1", "StatefulSet", "statefulsets", true, {"sts"}, {"all"}, {"status", "scale"}),
+      R("batch", "v1", "Job", "jobs", true, {}, {"all"}, {"status"}),
+      R("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, {}, {}, {}),
+      R("networking.k8s.io", "v1", "Ingress", "ingresses", true, {"ing"}, {}, {"status"}),
+      R("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, {}, {}, {}),
+      R("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, {"netpol"}, {}, {}),
+      R("coordination.k8s.io", "v1", "Lease", "leases", true, {}, {}, {}),
+  };
+  // Endpoints' singular is "endpoints" in Kubernetes.
+  for (auto& r : t) {
+    if (r.plural == "endpoints") r.singular = "endpoints";
+    // Nodes and namespaces cannot be deleted as a collection in kube-apiserver.
+    if (r.plural == "namespaces") {
+      std::erase(r.verbs, std::string("deletecollection"));
+    }
+  }
+  return t;
+}
+
+bool IEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace
+
+bool ResourceInfo::has_subresource(std::string_view s) const {
+  return std::find(subresources.begin(), subresources.end(), s) != subresources.end();
+}
+
+std::string ResourceInfo::Path(const std::string& ns) const {
+  std::string p = group.empty() ? "/api/" + version : "/apis/" + group + "/" + version;
+  if (namespaced && !ns.empty()) p += "/namespaces/" + ns;
+  return p + "/" + plural;
+}
+
+const std::vector<ResourceInfo>& AllResources() {
+  static const std::vector<ResourceInfo> table = BuildTable();
+  return table;
+}
+
+const ResourceInfo* FindResource(std::string_view group, std::string_view version,
+                                 std::string_view plural) {
+  for (const auto& r : AllResources()) {
+    if (r.group == group && r.version == version && r.plural == plural) return &r;
+  }
+  return nullptr;
+}
+
+const ResourceInfo* FindResourceByKind(std::string_view api_version, std::string_view kind) {
+  for (const auto& r : AllResources()) {
+    if (r.api_version() == api_version && r.kind == kind) return &r;
+  }
+  return nullptr;
+}
+
+const ResourceInfo* LookupResource(std::string_view name) {
+  std::string_view group;
+  size_t dot = name.find('.');
+  std::string_view base = name;
+  if (dot != std::string_view::npos) {
+    base = name.substr(0, dot);
+    group = name.substr(dot + 1);
+  }
+  for (const auto& r : AllResources()) {
+    if (dot != std::string_view::npos && r.group != group) continue;
+    if (IEquals(base, r.plural) || IEquals(base, r.singular) || IEquals(base, r.kind)) return &r;
+    for (const auto& s : r.short_names) {
+      if (IEquals(base, s)) return &r;
+    }
+  }
+  return nullptr;
+}
+
+#define KIN_RESOURCE_GETTER(fn, g, plural)        \
+  const ResourceInfo& fn() {                      \
+    static const ResourceInfo* r = FindResource(g, "v1", plural); \
+    return *r;                                    \
+  }
+KIN_RESOURCE_GETTER(PodsResource, "", "pods")
+KIN_RESOURCE_GETTER(NodesResource, "", "nodes")
+KIN_RESOURCE_GETTER(ServicesResource, "", "services")
+KIN_RESOURCE_GETTER(NamespacesResource, "", "namespaces")
+KIN_RESOURCE_GETTER(EndpointsResource, "", "endpoints")
+KIN_RESOURCE_GETTER(EventsResource, "", "events")
+#undef KIN_RESOURCE_GETTER
+
+}  // namespace kin
