@@ -20,7 +20,10 @@ class LocalWatch : public Watch {
     return true;
   }
   bool ended() const override { return stopped_ || w_->ended(); }
-  void Stop() override { stopped_ = true; }
+  void Stop() override {
+    stopped_ = true;
+    w_->Stop();
+  }
 
  private:
   std::unique_ptr<RegistryWatch> w_;

@@ -53,6 +53,10 @@ class RegistryWatch {
   bool Next(Event& out, std::chrono::milliseconds timeout);
   bool ended() const { return ended_; }
   uint64_t last_rv() const { return last_rv_; }
+  // Ends the watch; a Next() waiting in another thread returns at once.
+  void Stop() {
+    if (store_ && queue_) store_->StopWatch(queue_);
+  }
   ~RegistryWatch();
 
  private:

@@ -1,0 +1,91 @@
+// The in-process client and the informer over it: the path every
+// controller and node agent inside `kin serve` takes.
+#include "apiserver/local_client.h"
+
+#include <gtest/gtest.h>
+
+#include "apiserver/registry.h"
+#include "base/error.h"
+#include "client/informer.h"
+#include "testing/e2e_support.h"
+#include "testing/kernel_fixture.h"
+
+namespace kin::apiserver {
+namespace {
+
+class LocalClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    StoreOptions so;
+    so.index_fields = IndexFields;
+    store_ = Store::Open(dir_.File("kin.db"), so);
+    registry_ = std::make_unique<Registry>(*store_, RegistryOptions{});
+    registry_->Bootstrap();
+    client_ = std::make_unique<LocalClient>(*registry_, "test-controller");
+  }
+  testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<LocalClient> client_;
+  Client& cl() { return *client_; }  // the interface, with its default arguments
+};
+
+Json Cm(const std::string& name) {
+  return {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", name}}}, {"data", {{"k", "v"}}}};
+}
+
+const ResourceInfo& ConfigMaps() { return *FindResource("", "v1", "configmaps"); }
+
+TEST_F(LocalClientTest, CrudWithTheSameSemanticsAsHttp) {
+  Json c = cl().Create(ConfigMaps(), "default", Cm("a"));
+  EXPECT_EQ(c["metadata"]["managedFields"][0]["manager"], "test-controller");
+  try {
+    cl().Create(ConfigMaps(), "default", Cm("a"));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kAlreadyExists);
+  }
+  Json stale = c;
+  c["data"]["k"] = "w";
+  Json u = cl().Update(ConfigMaps(), "default", c);
+  EXPECT_EQ(u["data"]["k"], "w");
+  stale["data"]["k"] = "x";
+  try {
+    cl().Update(ConfigMaps(), "default", stale);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kConflict);
+  }
+  Json p = cl().Patch(ConfigMaps(), "default", "a", PatchType::kMerge, {{"data", {{"n", "1"}}}});
+  EXPECT_EQ(p["data"]["n"], "1");
+  EXPECT_EQ(cl().List(ConfigMaps(), "default")["items"].size(), 1u);
+  cl().Delete(ConfigMaps(), "default", "a");
+  EXPECT_THROW(cl().Get(ConfigMaps(), "default", "a"), Error);
+}
+
+TEST_F(LocalClientTest, InformerFollowsChangesWithoutPolling) {
+  std::vector<std::string> log;
+  std::mutex mu;
+  InformerHandlers h;
+  h.on_add = [&](const Json& o) { std::lock_guard l(mu); log.push_back("add " + o["metadata"]["name"].get<std::string>()); };
+  h.on_update = [&](const Json&, const Json& o) { std::lock_guard l(mu); log.push_back("update " + o["metadata"]["name"].get<std::string>()); };
+  h.on_delete = [&](const Json& o) { std::lock_guard l(mu); log.push_back("delete " + o["metadata"]["name"].get<std::string>()); };
+  cl().Create(ConfigMaps(), "default", Cm("before"));
+  Informer inf(cl(), ConfigMaps(), InformerOptions{.ns = "default"}, h);
+  inf.Start();
+  ASSERT_TRUE(inf.WaitForSync(std::chrono::seconds(5)));
+  cl().Create(ConfigMaps(), "default", Cm("after"));
+  cl().Patch(ConfigMaps(), "default", "after", PatchType::kMerge, {{"data", {{"z", "1"}}}});
+  cl().Delete(ConfigMaps(), "default", "before");
+  ASSERT_TRUE(testing::Eventually([&] {
+    std::lock_guard l(mu);
+    return log.size() >= 4;
+  }));
+  inf.Stop();
+  std::lock_guard l(mu);
+  EXPECT_EQ(log, (std::vector<std::string>{"add before", "add after", "update after", "delete before"}));
+  EXPECT_FALSE(inf.Get("default", "before").has_value());
+}
+
+}  // namespace
+}  // namespace kin::apiserver
