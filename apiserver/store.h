@@ -156,6 +156,8 @@ class Store {
   std::string path_;
   StoreOptions opts_;
   sqlite3* db_ = nullptr;
+  struct Statements;
+  std::unique_ptr<Statements> stmts_;  // used under commit_mu_
 
   mutable std::mutex mu_;  // objects, revision, pending writes
   std::unordered_map<std::string, Bucket> buckets_;
