@@ -16,6 +16,12 @@ ApiServer::ApiServer(Options opts) : opts_(std::move(opts)) {
   ho.host = opts_.host;
   ho.port = opts_.port;
   ho.error_response = RestHandler::ErrorResponse;
+  if (opts_.tls) {
+    ho.tls = opts_.tls;
+    ho.require_client_cert = true;
+    // What kube-apiserver lets anonymous users see.
+    ho.anonymous_paths = {"/healthz", "/livez", "/readyz", "/version"};
+  }
   http_ = std::make_unique<http::Server>(
       ho, [this](http::Request& req, http::Response& resp) { rest_->Handle(req, resp); });
 }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "apiserver/registry.h"
@@ -25,6 +26,10 @@ struct Options {
   std::string state_dir;  // holds kin.db
   RegistryOptions registry;
   size_t history_limit = 20000;
+  // HTTPS with client certificates when set (see base/tls.h); requests
+  // without a verified client certificate get 401, except health and
+  // version endpoints.
+  std::optional<http::TlsServerOptions> tls;
 };
 
 class ApiServer {

@@ -14,6 +14,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/tls.h"
 
 namespace kin::http {
 
@@ -303,6 +304,10 @@ Server::Server(ServerOptions opts, Handler handler)
 Server::~Server() { Stop(); }
 
 void Server::Start() {
+  if (opts_.require_client_cert && (!opts_.tls || opts_.tls->client_ca_file.empty())) {
+    throw Error::BadRequest("require_client_cert needs TLS with a client CA file");
+  }
+  if (opts_.tls) tls_ = std::make_shared<const tls::ServerContext>(*opts_.tls);
   int fd = static_cast<int>(CheckSys(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket"));
   listen_fd_.reset(fd);
   int one = 1;
@@ -392,8 +397,45 @@ std::string Server::ErrorResponse(int status, const std::string& message) const 
   return out + r.body;
 }
 
+Response Server::UnauthorizedResponse() const {
+  if (opts_.error_response) return opts_.error_response(401, "Unauthorized");
+  Response r;
+  r.Set(401, "application/json",
+        R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",)"
+        R"("message":"Unauthorized","reason":"Unauthorized","code":401})");
+  return r;
+}
+
+bool Server::IsAnonymousPath(const std::string& path) const {
+  for (const std::string& p : opts_.anonymous_paths) {
+    if (!p.empty() && p.back() == '*') {
+      if (path.compare(0, p.size() - 1, p, 0, p.size() - 1) == 0) return true;
+    } else if (path == p) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void Server::Serve(std::shared_ptr<Connection> c) {
-  PlainConn conn(c->fd.get());
+  std::unique_ptr<Conn> owned;
+  tls::PeerIdentity peer;
+  if (tls_) {
+    std::string error;
+    owned = tls_->Accept(c->fd.get(), opts_.tls->handshake_timeout_ms, stopping_, peer, error);
+    if (!owned) {
+      log::Debug("http: TLS handshake with {} failed: {}", c->remote, error);
+      return;
+    }
+    if (!peer.rejected_reason.empty()) {
+      log::Debug("http: client certificate from {} not accepted: {}", c->remote,
+                 peer.rejected_reason);
+    }
+  } else {
+    owned = std::make_unique<PlainConn>(c->fd.get());
+  }
+  const bool authenticated = peer.verified && !peer.common_name.empty();
+  Conn& conn = *owned;
   Reader reader(conn);
   while (!stopping_) {
     std::string head;
@@ -404,6 +446,10 @@ void Server::Serve(std::shared_ptr<Connection> c) {
     }
     Request req;
     req.remote_addr = c->remote;
+    if (authenticated) {
+      req.client_cn = peer.common_name;
+      req.client_groups = peer.groups;
+    }
     if (!ParseHead(head, req)) {
       conn.WriteAll(ErrorResponse(400, "malformed HTTP request"));
       return;
@@ -459,7 +505,11 @@ void Server::Serve(std::shared_ptr<Connection> c) {
     bool close = ::strcasecmp(req.Header("Connection").c_str(), "close") == 0;
     Response resp;
     try {
-      handler_(req, resp);
+      if (opts_.require_client_cert && !authenticated && !IsAnonymousPath(req.path)) {
+        resp = UnauthorizedResponse();
+      } else {
+        handler_(req, resp);
+      }
     } catch (const std::exception& e) {
       log::Error("http: handler for {} {} failed: {}", req.method, req.path, e.what());
       resp = opts_.error_response

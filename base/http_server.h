@@ -11,6 +11,15 @@
 //     (Response::upgrade: 101 Switching Protocols).
 // Bodies larger than Options::max_body_bytes get 413 before they are read.
 //
+// TLS (ServerOptions::tls, implemented in base/tls.h): the handshake runs on
+// the connection's thread, never the accept thread, so a slow or silent
+// client holds up only itself; a failed handshake closes that connection
+// only. The verified client certificate's CN and O values reach handlers as
+// Request::client_cn and client_groups. With require_client_cert, requests
+// without one are answered 401 by the server itself (except
+// anonymous_paths), the way kube-apiserver treats unauthenticated requests
+// when anonymous access is off.
+//
 // Thread-safety: Start/Stop from one thread; the handler runs concurrently on
 // connection threads and must be thread-safe.
 #pragma once
@@ -22,12 +31,17 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
 #include "base/fd.h"
+
+namespace kin::tls {
+class ServerContext;
+}
 
 namespace kin::http {
 
@@ -41,7 +55,7 @@ std::string UrlDecode(std::string_view s, bool plus_is_space = true);
 std::string UrlEncode(std::string_view s);
 std::string_view StatusText(int status);
 
-// A byte stream in both directions: the plain socket or (later) a TLS session.
+// A byte stream in both directions: the plain socket or a TLS session.
 class Conn {
  public:
   virtual ~Conn() = default;
@@ -65,6 +79,8 @@ struct Request {
   std::string body;
   std::string remote_addr;  // "ip:port"
   std::string client_cn;    // verified client certificate's CN (TLS), else empty
+  // That certificate's O values: the user's groups, as Kubernetes maps them.
+  std::vector<std::string> client_groups;
 
   // Last value of a query parameter, or `def`.
   std::string Query(const std::string& key, const std::string& def = "") const;
@@ -109,15 +125,31 @@ struct Response {
 
 using Handler = std::function<void(Request&, Response&)>;
 
+struct TlsServerOptions {
+  std::string cert_file;       // PEM serving certificate (chain), leaf first
+  std::string key_file;        // its PEM private key
+  std::string client_ca_file;  // PEM CA(s) client certificates must chain to; empty: none asked
+  int handshake_timeout_ms = 10000;
+};
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;  // 0: any free port (see Server::port())
   size_t max_body_bytes = 3 * 1024 * 1024;
   size_t max_header_bytes = 1024 * 1024;
   int idle_timeout_ms = 120000;  // keep-alive connections idle longer are closed
-  // Formats errors the server answers by itself (400, 413, 431, 500), e.g.
+  // Formats errors the server answers by itself (400, 401, 413, 431, 500), e.g.
   // as a Kubernetes Status; plain text when unset.
   std::function<Response(int status, const std::string& message)> error_response;
+  // HTTPS when set; plain HTTP otherwise.
+  std::optional<TlsServerOptions> tls;
+  // Answer 401 (error_response(401, "Unauthorized"), by default the
+  // Kubernetes Status) to requests that came without a verified client
+  // certificate with a CN. Needs tls with a client_ca_file.
+  bool require_client_cert = false;
+  // Paths served without a client certificate anyway; an entry ending in
+  // '*' matches every path starting with the rest (e.g. "/livez/*").
+  std::vector<std::string> anonymous_paths;
 };
 
 class Server {
@@ -139,9 +171,12 @@ class Server {
   void AcceptLoop();
   void Serve(std::shared_ptr<Connection> c);
   std::string ErrorResponse(int status, const std::string& message) const;
+  Response UnauthorizedResponse() const;
+  bool IsAnonymousPath(const std::string& path) const;
 
   ServerOptions opts_;
   Handler handler_;
+  std::shared_ptr<const tls::ServerContext> tls_;
   UniqueFd listen_fd_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};

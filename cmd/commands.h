@@ -1,6 +1,7 @@
 // The commands of the kin CLI, each a function over plain flag structs.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 namespace kin::cmd {
@@ -12,7 +13,12 @@ struct ServeFlags {
   std::string state_dir = "/var/lib/kin/default";
   std::string service_cidr = "10.96.0.0/16";
   int watch_history = 20000;
+  std::string pki_dir;  // HTTPS with client certificates from this PKI
 };
+
+// "90s", "2m", "1m30s", "500ms" -> seconds (rounded up); BadRequest naming
+// `flag` otherwise.
+std::chrono::seconds ParseDuration(const std::string& text, const std::string& flag);
 
 // Runs the control process until SIGTERM or SIGINT; returns the exit code.
 int RunServe(const ServeFlags& flags);

@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/version.h"
+#include "cmd/cluster.h"
 #include "cmd/commands.h"
 
 int main(int argc, char** argv) {
@@ -41,6 +42,46 @@ int main(int argc, char** argv) {
                     "range Service ClusterIPs are allocated from")
       ->capture_default_str();
 
+  serve->add_option("--pki-dir", serve_flags.pki_dir,
+                    "serve HTTPS with the certificates in this directory and require client "
+                    "certificates (as `kin cluster create` sets up)");
+
+  // kin cluster create|delete|list
+  auto* cluster = app.add_subcommand("cluster", "Create, delete and list clusters");
+  cluster->require_subcommand(1);
+  kin::cmd::ClusterCreateOptions create_opts;
+  std::string state_root = "/var/lib/kin";
+  std::string kubeconfig;
+  std::string wait = "60s";
+  auto* create = cluster->add_subcommand("create", "Create a cluster");
+  create->add_option("--name", create_opts.name, "cluster name")->capture_default_str();
+  create->add_option("--kubeconfig", kubeconfig,
+                     "kubeconfig to merge the cluster into (default $KUBECONFIG or ~/.kube/config)");
+  create->add_option("--wait", wait, "how long to wait for the cluster to be ready (e.g. 60s, 2m)")
+      ->capture_default_str();
+  create->add_flag("--retain", create_opts.retain, "keep what was made when create fails");
+  create->add_option("--port", create_opts.port, "API server port (0: a free port)")
+      ->check(CLI::Range(0, 65535));
+  std::string delete_name = "kin";
+  auto* del = cluster->add_subcommand("delete", "Delete a cluster and everything it made");
+  del->add_option("--name", delete_name, "cluster name")->capture_default_str();
+  del->add_option("--kubeconfig", kubeconfig, "kubeconfig to remove the cluster's entries from");
+  auto* list = cluster->add_subcommand("list", "List clusters");
+  for (auto* c : {create, del, list}) {
+    c->add_option("--state-root", state_root, "where clusters keep their state")
+        ->capture_default_str()
+        ->envname("KIN_STATE_ROOT");
+  }
+  // kin get kubeconfig
+  auto* get = app.add_subcommand("get", "Get information about clusters");
+  get->require_subcommand(1);
+  std::string kc_name = "kin";
+  auto* get_kc = get->add_subcommand("kubeconfig", "Print a cluster's kubeconfig");
+  get_kc->add_option("--name", kc_name, "cluster name")->capture_default_str();
+  get_kc->add_option("--state-root", state_root, "where clusters keep their state")
+      ->capture_default_str()
+      ->envname("KIN_STATE_ROOT");
+
   int rc = 0;
   try {
     // CLI11 reports a mistyped command only as "A subcommand is required";
@@ -57,6 +98,19 @@ int main(int argc, char** argv) {
     kin::log::SetLevel(kin::log::ParseLevel(log_level));
     kin::log::UseStderr();
     if (serve->parsed()) rc = kin::cmd::RunServe(serve_flags);
+    if (create->parsed()) {
+      create_opts.state_root = state_root;
+      create_opts.kubeconfig = kubeconfig;
+      create_opts.wait = kin::cmd::ParseDuration(wait, "--wait");
+      kin::cmd::CreateCluster(create_opts, std::cout);
+    }
+    if (del->parsed()) kin::cmd::DeleteCluster(delete_name, state_root, kubeconfig, std::cout);
+    if (list->parsed()) {
+      auto clusters = kin::cmd::ListClusters(state_root);
+      if (clusters.empty()) std::cerr << "No kin clusters found.\n";
+      for (const auto& c : clusters) std::cout << c.name << (c.running ? "" : " (stopped)") << "\n";
+    }
+    if (get_kc->parsed()) std::cout << kin::cmd::ClusterKubeconfig(kc_name, state_root);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const kin::Error& e) {

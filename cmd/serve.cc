@@ -28,6 +28,33 @@ void WriteFileAtomic(const std::string& path, const std::string& content) {
 
 }  // namespace
 
+std::chrono::seconds ParseDuration(const std::string& text, const std::string& flag) {
+  // Go's time.ParseDuration subset: sequences of <number><unit>, unit h|m|s|ms.
+  double total_ms = 0;
+  size_t i = 0;
+  auto bad = [&] {
+    return Error::BadRequest("invalid value \"" + text + "\" for " + flag +
+                             ": want a duration such as 90s, 2m or 1m30s");
+  };
+  if (text.empty()) throw bad();
+  while (i < text.size()) {
+    size_t j = i;
+    while (j < text.size() && (isdigit(static_cast<unsigned char>(text[j])) || text[j] == '.')) ++j;
+    if (j == i) throw bad();
+    double v = std::stod(text.substr(i, j - i));
+    size_t k = j;
+    while (k < text.size() && isalpha(static_cast<unsigned char>(text[k]))) ++k;
+    std::string unit = text.substr(j, k - j);
+    if (unit == "h") total_ms += v * 3600000;
+    else if (unit == "m") total_ms += v * 60000;
+    else if (unit == "s") total_ms += v * 1000;
+    else if (unit == "ms") total_ms += v;
+    else throw bad();
+    i = k;
+  }
+  return std::chrono::seconds(static_cast<long>((total_ms + 999) / 1000));
+}
+
 int RunServe(const ServeFlags& flags) {
   // Block the stop signals before any thread starts, so every thread inherits
   // the mask and only sigwait() below sees them.
@@ -48,6 +75,13 @@ int RunServe(const ServeFlags& flags) {
   opts.state_dir = flags.state_dir;
   opts.registry.service_cidr = flags.service_cidr;
   opts.history_limit = static_cast<size_t>(flags.watch_history);
+  if (!flags.pki_dir.empty()) {
+    http::TlsServerOptions t;
+    t.cert_file = flags.pki_dir + "/apiserver.crt";
+    t.key_file = flags.pki_dir + "/apiserver.key";
+    t.client_ca_file = flags.pki_dir + "/ca.crt";
+    opts.tls = t;
+  }
   opts.registry.api_advertise_ip = flags.address;
   apiserver::ApiServer server(opts);
   server.Start();

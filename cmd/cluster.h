@@ -1,0 +1,51 @@
+// Cluster lifecycle as the CLI offers it (`kin cluster create|delete|list`,
+// `kin get kubeconfig`), as a list of steps with kind-like progress lines.
+//
+// A cluster is a state directory <state_root>/<name> holding its PKI, the
+// SQLite database, `kin serve`'s log, pid and port. Create makes the PKI,
+// starts `kin serve` detached (it outlives the CLI), waits until the API
+// answers over TLS, and merges a kubeconfig with context kin-<name>. A
+// failed create removes what it made unless `retain`. Delete stops the
+// process it started (by its recorded pid, after checking it is that
+// cluster's `kin serve`), removes the kubeconfig entries and the state.
+//
+// Thread-safety: not thread-safe; one CLI invocation at a time per cluster.
+#pragma once
+
+#include <chrono>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace kin::cmd {
+
+struct ClusterCreateOptions {
+  std::string name = "kin";
+  std::string state_root = "/var/lib/kin";
+  std::string kubeconfig;  // "" = $KUBECONFIG or ~/.kube/config
+  std::chrono::seconds wait{60};
+  bool retain = false;
+  int port = 0;            // 0 = a free port
+  std::string kin_binary;  // the binary to run `serve` with ("" = this one)
+};
+
+struct ClusterInfo {
+  std::string name;
+  std::string state_dir;
+  int pid = 0;
+  int port = 0;
+  bool running = false;
+};
+
+// Validates a cluster name (a DNS-1123 label of at most 32 characters, so
+// derived names such as netns and links stay short).
+void CheckClusterName(const std::string& name);
+void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress);
+// Deleting a cluster that does not exist is not an error (as kind).
+void DeleteCluster(const std::string& name, const std::string& state_root,
+                   const std::string& kubeconfig, std::ostream& progress);
+std::vector<ClusterInfo> ListClusters(const std::string& state_root);
+// The kubeconfig of a running cluster (what `kin get kubeconfig` prints).
+std::string ClusterKubeconfig(const std::string& name, const std::string& state_root);
+
+}  // namespace kin::cmd
