@@ -20,7 +20,7 @@ ApiServer::ApiServer(Options opts) : opts_(std::move(opts)) {
     ho.tls = opts_.tls;
     ho.require_client_cert = true;
     // What kube-apiserver lets anonymous users see.
-    ho.anonymous_paths = {"/healthz", "/livez", "/readyz", "/version"};
+    ho.anonymous_paths = {"/healthz", "/livez", "/readyz", "/version", "/version/"};
   }
   http_ = std::make_unique<http::Server>(
       ho, [this](http::Request& req, http::Response& resp) { rest_->Handle(req, resp); });

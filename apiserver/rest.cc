@@ -51,9 +51,11 @@ Error NoSuchResource() {
   return Error::NotFound("the server could not find the requested resource");
 }
 
+// As Go's strconv.ParseBool, which Kubernetes uses (the Python client sends
+// "watch=True").
 bool QueryBool(const http::Request& req, const std::string& key) {
   std::string v = req.Query(key);
-  return v == "true" || v == "1";
+  return v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True";
 }
 
 ListOptions ListOptionsFrom(const http::Request& req) {
@@ -237,6 +239,7 @@ http::Response RestHandler::ErrorResponse(int status, const std::string& message
   Code code = Code::kInternal;
   switch (status) {
     case 400: code = Code::kBadRequest; break;
+    case 401: code = Code::kUnauthorized; break;
     case 413: code = Code::kRequestEntityTooLarge; break;
     case 431: code = Code::kBadRequest; break;
     default: break;

@@ -147,6 +147,20 @@ TEST(PkiTest, CaWithoutItsKeyIsAConflictNamingTheFile) {
   }
 }
 
+TEST(PkiTest, UnusableCaIsAConflictNotReplaced) {
+  TempDir tmp;
+  Pki pki = EnsurePki(tmp.File("pki"));
+  kin::testing::WriteFile(pki.ca.cert_file, "");
+  try {
+    EnsurePki(tmp.File("pki"));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kConflict);
+    EXPECT_NE(e.message().find(tmp.File("pki")), std::string::npos) << e.message();
+  }
+  EXPECT_EQ(kin::testing::ReadFile(pki.ca.key_file), pki.ca.pem.key_pem);  // untouched
+}
+
 TEST(PkiTest, OpensslVerifiesTheChainAndPurposes) {
   TempDir tmp;
   Pki pki = EnsurePki(tmp.File("pki"), ClusterOptions());

@@ -1,0 +1,323 @@
+// e2e: real kubectl (fixed versions 1.27, 1.30, 1.33, default validation, a
+// fresh --cache-dir) against a cluster made by `kin cluster create`, over
+// TLS with client certificates; and the official Python client.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "base/http_client.h"
+#include "base/process.h"
+#include "base/yaml.h"
+#include "testing/e2e_support.h"
+#include "testing/kernel_fixture.h"
+
+namespace kin {
+namespace {
+
+using testing::KinBinary;
+using testing::TempDir;
+
+std::string KubectlDir() {
+  CommandResult r = RunCommand({"sh", "-c", "dirname \"$(readlink -f \"$(command -v kubectl)\")\""});
+  std::string d = r.out;
+  while (!d.empty() && d.back() == '\n') d.pop_back();
+  return d;
+}
+
+class KubectlE2E : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    RunCommand({"mkdir", "-p", dir_->File("root")});
+    CommandResult r = RunCommand({KinBinary(), "cluster", "create", "--name", "e2e", "--state-root",
+                                  dir_->File("root"), "--kubeconfig", dir_->File("kubeconfig")},
+                                 std::chrono::seconds(60));
+    ASSERT_TRUE(r.status.success()) << r.out << r.err;
+  }
+  static void TearDownTestSuite() {
+    RunCommand({KinBinary(), "cluster", "delete", "--name", "e2e", "--state-root", dir_->File("root"),
+                "--kubeconfig", dir_->File("kubeconfig")},
+               std::chrono::seconds(60));
+    delete dir_;
+  }
+  void SetUp() override {
+    kubectl_ = KubectlDir() + "/kubectl." + GetParam();
+    if (::access(kubectl_.c_str(), X_OK) != 0) {
+      if (std::getenv("CI")) FAIL() << kubectl_ << " is missing";
+      GTEST_SKIP() << kubectl_ << " is not installed";
+    }
+    cache_ = std::make_unique<TempDir>();
+    // Each version works in its own namespace so the three runs do not meet.
+    ns_ = "kt-" + std::string(GetParam()).replace(1, 1, "-");
+    Kubectl({"create", "namespace", ns_});
+  }
+  void TearDown() override {
+    if (!ns_.empty()) Kubectl({"delete", "namespace", ns_, "--wait=false"});
+  }
+  CommandResult Kubectl(std::vector<std::string> args, const std::string& input = "") {
+    std::vector<std::string> argv = {kubectl_, "--kubeconfig", dir_->File("kubeconfig"),
+                                     "--cache-dir", cache_->path()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, std::chrono::seconds(60), input);
+  }
+  // Runs kubectl and expects success; returns stdout.
+  std::string Ok(std::vector<std::string> args, const std::string& input = "") {
+    CommandResult r = Kubectl(args, input);
+    std::string cmd;
+    for (auto& a : args) cmd += a + " ";
+    EXPECT_TRUE(r.status.success()) << "kubectl " << cmd << "\n" << r.out << r.err;
+    return r.out;
+  }
+  std::vector<std::string> N(std::vector<std::string> args) {
+    args.push_back("-n");
+    args.push_back(ns_);
+    return args;
+  }
+
+  static TempDir* dir_;
+  std::string kubectl_;
+  std::unique_ptr<TempDir> cache_;
+  std::string ns_;
+};
+
+TempDir* KubectlE2E::dir_ = nullptr;
+
+const char* kDeployment = R"(apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: registry.k8s.io/e2e-test-images/agnhost:2.52
+        args: ["netexec", "--http-port=8080"]
+        ports:
+        - containerPort: 8080
+        env:
+        - {name: A, value: "1"}
+)";
+
+TEST_P(KubectlE2E, DiscoveryVersionAndClusterInfo) {
+  std::string v = Ok({"version"});
+  EXPECT_NE(v.find("Server Version: "), std::string::npos) << v;
+  EXPECT_NE(v.find("v1.31.0+kin"), std::string::npos) << v;
+  std::string ar = Ok({"api-resources"});
+  for (const char* want : {"pods", "po", "deployments", "deploy", "apps/v1", "endpointslices", "leases"}) {
+    EXPECT_NE(ar.find(want), std::string::npos) << want << "\n" << ar;
+  }
+  std::string ci = Ok({"cluster-info"});
+  EXPECT_NE(ci.find("is running at"), std::string::npos) << ci;
+  EXPECT_NE(ci.find("https://127.0.0.1:"), std::string::npos) << ci;
+}
+
+TEST_P(KubectlE2E, CreateApplyGetAndOutputFormats) {
+  std::string created = Ok(N({"create", "-f", "-"}), kDeployment);
+  EXPECT_NE(created.find("deployment.apps/web created"), std::string::npos) << created;
+  std::string wide = Ok(N({"get", "deploy", "-o", "wide"}));
+  EXPECT_NE(wide.find("READY"), std::string::npos) << wide;
+  EXPECT_NE(wide.find("agnhost:2.52"), std::string::npos) << wide;
+  Json j = Json::parse(Ok(N({"get", "deployment", "web", "-o", "json"})));
+  EXPECT_EQ(j["spec"]["replicas"], 2);
+  Json y = ParseYaml(Ok(N({"get", "deploy/web", "-o", "yaml"})));
+  EXPECT_EQ(y["metadata"]["name"], "web");
+  EXPECT_EQ(Ok(N({"get", "deploy", "-o", "name"})), "deployment.apps/web\n");
+  EXPECT_EQ(Ok(N({"get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].name}"})), "web");
+  std::string labels = Ok(N({"get", "deploy", "--show-labels"}));
+  EXPECT_NE(labels.find("app=web"), std::string::npos) << labels;
+  EXPECT_NE(Ok(N({"get", "deploy", "-l", "app=web"})).find("web"), std::string::npos);
+  EXPECT_EQ(Kubectl(N({"get", "deploy", "-l", "app=nope"})).err.find("No resources found"), 0u);
+  std::string all = Ok(N({"get", "all"}));
+  EXPECT_NE(all.find("deployment.apps/web"), std::string::npos) << all;
+  std::string across = Ok({"get", "deploy", "-A"});
+  EXPECT_NE(across.find(ns_), std::string::npos) << across;
+
+  // apply: create, then change (client-side), then server-side.
+  std::string changed = kDeployment;
+  changed.replace(changed.find("replicas: 2"), 11, "replicas: 3");
+  std::string applied = Ok(N({"apply", "-f", "-"}), std::string(kDeployment).replace(
+                                                        std::string(kDeployment).find("name: web\n"), 9, "name: app\n"));
+  EXPECT_NE(applied.find("deployment.apps/app created"), std::string::npos) << applied;
+  std::string changed_app = changed;
+  changed_app.replace(changed_app.find("name: web\n"), 9, "name: app\n");
+  EXPECT_NE(Ok(N({"apply", "-f", "-"}), changed_app).find("configured"), std::string::npos);
+  EXPECT_EQ(Ok(N({"get", "deploy", "app", "-o", "jsonpath={.spec.replicas}"})), "3");
+  std::string ssa = changed_app;
+  ssa.replace(ssa.find("replicas: 3"), 11, "replicas: 4");
+  std::string ssa_out = Ok(N({"apply", "--server-side", "--force-conflicts", "-f", "-"}), ssa);
+  EXPECT_NE(ssa_out.find("serverside-applied"), std::string::npos) << ssa_out;
+  EXPECT_EQ(Ok(N({"get", "deploy", "app", "-o", "jsonpath={.spec.replicas}"})), "4");
+}
+
+TEST_P(KubectlE2E, ImperativeCommands) {
+  Ok(N({"create", "configmap", "cfg", "--from-literal=a=1"}));
+  Ok(N({"create", "secret", "generic", "sec", "--from-literal=password=s3cret"}));
+  Ok(N({"create", "deployment", "d", "--image=busybox", "--replicas=1"}));
+  EXPECT_EQ(Ok(N({"get", "cm", "cfg", "-o", "jsonpath={.data.a}"})), "1");
+  EXPECT_EQ(Ok(N({"get", "secret", "sec", "-o", "jsonpath={.data.password}"})), "czNjcmV0");
+  Ok(N({"label", "deploy", "d", "tier=front"}));
+  Ok(N({"annotate", "deploy", "d", "note=hello"}));
+  Ok(N({"set", "image", "deploy/d", "busybox=busybox:1.36"}));
+  Ok(N({"scale", "deploy", "d", "--replicas=3"}));
+  Json d = Json::parse(Ok(N({"get", "deploy", "d", "-o", "json"})));
+  EXPECT_EQ(d["metadata"]["labels"]["tier"], "front");
+  EXPECT_EQ(d["metadata"]["annotations"]["note"], "hello");
+  EXPECT_EQ(d["spec"]["template"]["spec"]["containers"][0]["image"], "busybox:1.36");
+  EXPECT_EQ(d["spec"]["replicas"], 3);
+  EXPECT_EQ(d["metadata"]["generation"], 3);  // image and replicas changed the spec
+  // wait: a condition the deployment controller would set, set here by hand.
+  Json status = {{"status",
+                  {{"conditions", {{{"type", "Available"}, {"status", "True"}, {"reason", "MinimumReplicasAvailable"}}}}}}};
+  Ok(N({"patch", "deploy", "d", "--subresource=status", "--type=merge", "-p", status.dump()}));
+  std::string waited = Ok(N({"wait", "--for=condition=Available", "deploy/d", "--timeout=20s"}));
+  EXPECT_NE(waited.find("condition met"), std::string::npos) << waited;
+  std::string described = Ok(N({"describe", "deploy", "d"}));
+  EXPECT_NE(described.find("Replicas:"), std::string::npos) << described;
+  EXPECT_NE(described.find("busybox:1.36"), std::string::npos) << described;
+  std::string explained = Ok({"explain", "pod.spec.containers"});
+  EXPECT_NE(explained.find("image"), std::string::npos) << explained;
+}
+
+TEST_P(KubectlE2E, DeleteAndErrors) {
+  Ok(N({"create", "-f", "-"}), kDeployment);
+  EXPECT_NE(Ok(N({"delete", "-f", "-"}), kDeployment).find("deleted"), std::string::npos);
+  Ok(N({"create", "configmap", "x1", "--from-literal=a=1"}));
+  Ok(N({"label", "cm", "x1", "group=g"}));
+  Ok(N({"create", "configmap", "x2", "--from-literal=a=1"}));
+  Ok(N({"label", "cm", "x2", "group=g"}));
+  EXPECT_NE(Ok(N({"delete", "cm", "-l", "group=g"})).find("configmap \"x2\" deleted"), std::string::npos);
+  Ok(N({"create", "configmap", "x3"}));
+  Ok(N({"delete", "cm", "x3"}));
+
+  CommandResult nf = Kubectl(N({"get", "pod", "nope"}));
+  EXPECT_NE(nf.status.code, 0);
+  EXPECT_NE(nf.err.find("Error from server (NotFound): pods \"nope\" not found"), std::string::npos) << nf.err;
+  Ok(N({"create", "configmap", "dup"}));
+  CommandResult dup = Kubectl(N({"create", "configmap", "dup"}));
+  EXPECT_NE(dup.err.find("configmaps \"dup\" already exists"), std::string::npos) << dup.err;
+  CommandResult inv = Kubectl(N({"create", "-f", "-"}),
+                              "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec: {containers: []}\n");
+  EXPECT_NE(inv.err.find("The Pod \"bad\" is invalid: spec.containers: Required value"), std::string::npos)
+      << inv.err;
+  CommandResult unknown = Kubectl(N({"create", "-f", "-"}),
+                                  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: u}\ndatta: {a: b}\n");
+  EXPECT_NE(unknown.status.code, 0);
+  EXPECT_NE(unknown.err.find("unknown field \"datta\""), std::string::npos) << unknown.err;
+  // A conflict: update with a stale resourceVersion.
+  Json cm = Json::parse(Ok(N({"get", "cm", "dup", "-o", "json"})));
+  Ok(N({"label", "cm", "dup", "touched=yes"}));
+  CommandResult conflict = Kubectl(N({"replace", "-f", "-"}), cm.dump());
+  EXPECT_NE(conflict.err.find("the object has been modified"), std::string::npos) << conflict.err;
+  // Deleting a namespace.
+  Ok({"create", "namespace", ns_ + "-gone"});
+  Ok({"create", "configmap", "c", "-n", ns_ + "-gone"});
+  Ok({"delete", "namespace", ns_ + "-gone"});
+  EXPECT_NE(Kubectl({"get", "namespace", ns_ + "-gone"}).err.find("not found"), std::string::npos);
+}
+
+TEST_P(KubectlE2E, WatchPrintsChanges) {
+  SpawnOptions o;
+  o.argv = {kubectl_, "--kubeconfig", dir_->File("kubeconfig"), "--cache-dir", cache_->path(),
+            "get", "configmaps", "-w", "-n", ns_, "--output-watch-events"};
+  o.stdout_mode = SpawnOptions::Stdio::kPipe;
+  o.stderr_mode = SpawnOptions::Stdio::kNull;
+  ChildProcess watch = ChildProcess::Spawn(o);
+  std::string seen;
+  bool got = testing::Eventually(
+      [&] {
+        Kubectl(N({"create", "configmap", "w" + std::to_string(seen.size())}));
+        char buf[4096];
+        fcntl(watch.stdout_pipe().get(), F_SETFL, O_NONBLOCK);
+        ssize_t n = ::read(watch.stdout_pipe().get(), buf, sizeof buf);
+        if (n > 0) seen.append(buf, n);
+        return seen.find("ADDED") != std::string::npos && seen.find("w") != std::string::npos;
+      },
+      std::chrono::seconds(20));
+  EXPECT_TRUE(got) << seen;
+  watch.Stop(std::chrono::seconds(5));
+}
+
+TEST_P(KubectlE2E, RequestWithoutClientCertificateIsRefused) {
+  // The kubeconfig's server, no client certificate: 401.
+  Json kc = ParseYaml(testing::ReadFile(dir_->File("kubeconfig")));
+  std::string server;
+  for (auto& c : kc["clusters"]) {
+    if (c["name"] == "kin-e2e") server = c["cluster"]["server"];
+  }
+  ASSERT_FALSE(server.empty());
+  CommandResult r = RunCommand({"curl", "-sk", server + "/api/v1/pods"});
+  Json status = Json::parse(r.out);
+  EXPECT_EQ(status["code"], 401) << r.out;
+  EXPECT_EQ(status["reason"], "Unauthorized") << r.out;
+  CommandResult h = RunCommand({"curl", "-sk", server + "/healthz"});
+  EXPECT_EQ(h.out, "ok");
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, KubectlE2E, ::testing::Values("1.27", "1.30", "1.33"),
+                         [](const auto& info) {
+                           std::string n = "v" + info.param;
+                           std::replace(n.begin(), n.end(), '.', '_');
+                           return n;
+                         });
+
+TEST(PythonClientE2E, ListCreatePatchWatchDelete) {
+  TempDir dir;
+  RunCommand({"mkdir", "-p", dir.File("root")});
+  CommandResult c = RunCommand({KinBinary(), "cluster", "create", "--name", "py", "--state-root",
+                                dir.File("root"), "--kubeconfig", dir.File("kubeconfig")},
+                               std::chrono::seconds(60));
+  ASSERT_TRUE(c.status.success()) << c.out << c.err;
+  std::string script = R"PY(
+import sys, threading
+from kubernetes import client, config, watch
+config.load_kube_config(config_file=sys.argv[1])
+v1 = client.CoreV1Api()
+names = [n.metadata.name for n in v1.list_namespace().items]
+assert "kube-system" in names, names
+events = []
+rv = v1.list_namespaced_config_map("default").metadata.resource_version
+def watcher():
+    w = watch.Watch()
+    for e in w.stream(v1.list_namespaced_config_map, namespace="default", resource_version=rv,
+                      timeout_seconds=5):
+        events.append((e["type"], e["object"].metadata.name))
+        if len(events) >= 3:
+            w.stop()
+t = threading.Thread(target=watcher); t.start()
+import time
+cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="py-cm"), data={"a": "1"})
+v1.create_namespaced_config_map("default", cm)
+v1.patch_namespaced_config_map("py-cm", "default", {"data": {"b": "2"}})
+got = v1.read_namespaced_config_map("py-cm", "default")
+assert got.data == {"a": "1", "b": "2"}, got.data
+v1.delete_namespaced_config_map("py-cm", "default")
+t.join()
+print(events)
+assert [e[0] for e in events if e[1] == "py-cm"] == ["ADDED", "MODIFIED", "DELETED"], events
+try:
+    v1.read_namespaced_config_map("py-cm", "default")
+    sys.exit("expected 404")
+except client.exceptions.ApiException as e:
+    assert e.status == 404, e.status
+print("ok")
+)PY";
+  testing::WriteFile(dir.File("client.py"), script);
+  CommandResult r = RunCommand({"/usr/bin/python3", dir.File("client.py"), dir.File("kubeconfig")},
+                               std::chrono::seconds(60));
+  EXPECT_TRUE(r.status.success()) << r.out << r.err;
+  EXPECT_NE(r.out.find("ok"), std::string::npos) << r.out << r.err;
+  RunCommand({KinBinary(), "cluster", "delete", "--name", "py", "--state-root", dir.File("root"),
+              "--kubeconfig", dir.File("kubeconfig")});
+}
+
+}  // namespace
+}  // namespace kin
