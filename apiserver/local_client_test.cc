@@ -6,6 +6,7 @@
 
 #include "apiserver/registry.h"
 #include "base/error.h"
+#include "client/events.h"
 #include "client/informer.h"
 #include "testing/e2e_support.h"
 #include "testing/kernel_fixture.h"
@@ -85,6 +86,27 @@ TEST_F(LocalClientTest, InformerFollowsChangesWithoutPolling) {
   std::lock_guard l(mu);
   EXPECT_EQ(log, (std::vector<std::string>{"add before", "add after", "update after", "delete before"}));
   EXPECT_FALSE(inf.Get("default", "before").has_value());
+}
+
+TEST_F(LocalClientTest, EventRecorderWritesAndCorrelatesEvents) {
+  Json cm = cl().Create(ConfigMaps(), "default", Cm("watched"));
+  EventRecorder rec(cl(), "test-controller", "node-1");
+  rec.Normal(cm, "Synced", "synced the config");
+  rec.Normal(cm, "Synced", "synced the config");  // a repeat: count 2, same Event
+  rec.Warning(cm, "Failed", "could not do it");
+  ListOptions lo;
+  lo.field_selector = "involvedObject.name=watched,involvedObject.namespace=default";
+  Json events = cl().List(EventsResource(), "default", lo);
+  ASSERT_EQ(events["items"].size(), 2u) << events.dump();
+  std::map<std::string, Json> by_reason;
+  for (auto& e : events["items"]) by_reason[e["reason"]] = e;
+  EXPECT_EQ(by_reason["Synced"]["count"], 2);
+  EXPECT_EQ(by_reason["Synced"]["type"], "Normal");
+  EXPECT_EQ(by_reason["Synced"]["involvedObject"]["uid"], cm["metadata"]["uid"]);
+  EXPECT_EQ(by_reason["Synced"]["source"]["component"], "test-controller");
+  EXPECT_EQ(by_reason["Failed"]["type"], "Warning");
+  lo.field_selector = "type=Warning";
+  EXPECT_EQ(cl().List(EventsResource(), "default", lo)["items"].size(), 1u);
 }
 
 }  // namespace

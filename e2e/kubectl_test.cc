@@ -180,7 +180,27 @@ TEST_P(KubectlE2E, ImperativeCommands) {
   Ok(N({"patch", "deploy", "d", "--subresource=status", "--type=merge", "-p", status.dump()}));
   std::string waited = Ok(N({"wait", "--for=condition=Available", "deploy/d", "--timeout=20s"}));
   EXPECT_NE(waited.find("condition met"), std::string::npos) << waited;
+  // An Event about the deployment, as a controller records it.
+  Json dep = Json::parse(Ok(N({"get", "deploy", "d", "-o", "json"})));
+  Json event = {{"apiVersion", "v1"},
+                {"kind", "Event"},
+                {"metadata", {{"name", "d.1"}}},
+                {"involvedObject",
+                 {{"kind", "Deployment"}, {"apiVersion", "apps/v1"}, {"name", "d"}, {"namespace", ns_},
+                  {"uid", dep["metadata"]["uid"]}}},
+                {"reason", "ScalingReplicaSet"},
+                {"message", "Scaled up replica set d-abc to 3"},
+                {"type", "Normal"},
+                {"source", {{"component", "deployment-controller"}}},
+                {"count", 1},
+                {"firstTimestamp", dep["metadata"]["creationTimestamp"]},
+                {"lastTimestamp", dep["metadata"]["creationTimestamp"]}};
+  Ok(N({"create", "-f", "-"}), event.dump());
+  std::string events = Ok(N({"get", "events"}));
+  EXPECT_NE(events.find("ScalingReplicaSet"), std::string::npos) << events;
+  EXPECT_NE(events.find("deployment/d"), std::string::npos) << events;
   std::string described = Ok(N({"describe", "deploy", "d"}));
+  EXPECT_NE(described.find("Scaled up replica set d-abc to 3"), std::string::npos) << described;
   EXPECT_NE(described.find("Replicas:"), std::string::npos) << described;
   EXPECT_NE(described.find("busybox:1.36"), std::string::npos) << described;
   std::string explained = Ok({"explain", "pod.spec.containers"});
