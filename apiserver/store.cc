@@ -255,6 +255,7 @@ Store::ListResult Store::List(const std::string& bucket, const std::string& ns,
   auto b = buckets_.find(bucket);
   if (b == buckets_.end()) return out;
   const auto& objs = b->second.objects;
+  if (ns.empty() && !filter) out.items.reserve(limit > 0 ? std::min(limit, objs.size()) : objs.size());
   auto it = objs.begin();
   std::string ns_prefix = ns.empty() ? "" : ns + "/";
   if (!start_after.empty()) {

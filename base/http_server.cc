@@ -544,8 +544,14 @@ void Server::Serve(std::shared_ptr<Connection> c) {
       out += "Content-Length: " + std::to_string(resp.body.size()) + "\r\n";
       if (close) out += "Connection: close\r\n";
       out += "\r\n";
-      if (req.method != "HEAD") out += resp.body;
-      if (!conn.WriteAll(out)) return;
+      bool with_body = req.method != "HEAD";
+      // Large bodies (lists) go out without being copied behind the headers.
+      if (with_body && resp.body.size() > 65536) {
+        if (!conn.WriteAll(out) || !conn.WriteAll(resp.body)) return;
+      } else {
+        if (with_body) out += resp.body;
+        if (!conn.WriteAll(out)) return;
+      }
     }
     if (close) return;
   }
