@@ -789,7 +789,9 @@ Json Registry::Create(const ResourceInfo& r, const std::string& ns, Json obj,
       }
       return Mutation{Mutation::Action::kPut, obj};
     });
-    return rec.Parse();
+    // What was stored is `obj` plus its resourceVersion: no need to re-parse.
+    obj["metadata"]["resourceVersion"] = std::to_string(rec.rv);
+    return obj;
   } catch (...) {
     release();
     throw;

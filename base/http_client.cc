@@ -39,7 +39,13 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
 }
 
 size_t OnBody(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
+  auto* resp = static_cast<ClientResponse*>(user);
+  if (resp->body.empty()) {
+    // Reserve once for a large body (a list) instead of growing by doubling.
+    std::string cl = resp->Header("Content-Length");
+    if (!cl.empty()) resp->body.reserve(std::strtoull(cl.c_str(), nullptr, 10));
+  }
+  resp->body.append(data, size * n);
   return size * n;
 }
 
@@ -151,7 +157,7 @@ ClientResponse HttpClient::Do(const std::string& method, const std::string& path
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp.body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
   CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {
     throw Error::Unavailable(method + " " + url + ": " + curl_easy_strerror(rc));
