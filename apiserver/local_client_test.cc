@@ -32,7 +32,10 @@ class LocalClientTest : public ::testing::Test {
 };
 
 Json Cm(const std::string& name) {
-  return {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", name}}}, {"data", {{"k", "v"}}}};
+  return {{"apiVersion", "v1"},
+          {"kind", "ConfigMap"},
+          {"metadata", {{"name", name}}},
+          {"data", {{"k", "v"}}}};
 }
 
 const ResourceInfo& ConfigMaps() { return *FindResource("", "v1", "configmaps"); }
@@ -68,9 +71,18 @@ TEST_F(LocalClientTest, InformerFollowsChangesWithoutPolling) {
   std::vector<std::string> log;
   std::mutex mu;
   InformerHandlers h;
-  h.on_add = [&](const Json& o) { std::lock_guard l(mu); log.push_back("add " + o["metadata"]["name"].get<std::string>()); };
-  h.on_update = [&](const Json&, const Json& o) { std::lock_guard l(mu); log.push_back("update " + o["metadata"]["name"].get<std::string>()); };
-  h.on_delete = [&](const Json& o) { std::lock_guard l(mu); log.push_back("delete " + o["metadata"]["name"].get<std::string>()); };
+  h.on_add = [&](const Json& o) {
+    std::lock_guard l(mu);
+    log.push_back("add " + o["metadata"]["name"].get<std::string>());
+  };
+  h.on_update = [&](const Json&, const Json& o) {
+    std::lock_guard l(mu);
+    log.push_back("update " + o["metadata"]["name"].get<std::string>());
+  };
+  h.on_delete = [&](const Json& o) {
+    std::lock_guard l(mu);
+    log.push_back("delete " + o["metadata"]["name"].get<std::string>());
+  };
   cl().Create(ConfigMaps(), "default", Cm("before"));
   Informer inf(cl(), ConfigMaps(), InformerOptions{.ns = "default"}, h);
   inf.Start();
@@ -84,7 +96,8 @@ TEST_F(LocalClientTest, InformerFollowsChangesWithoutPolling) {
   }));
   inf.Stop();
   std::lock_guard l(mu);
-  EXPECT_EQ(log, (std::vector<std::string>{"add before", "add after", "update after", "delete before"}));
+  EXPECT_EQ(log,
+            (std::vector<std::string>{"add before", "add after", "update after", "delete before"}));
   EXPECT_FALSE(inf.Get("default", "before").has_value());
 }
 

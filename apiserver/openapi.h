@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/strings.h"  // GoQuote
 #include "base/yaml.h"
 
 namespace kin::apiserver {
@@ -140,6 +141,5 @@ std::string WarningHeaderValue(std::string_view text);
 
 // Go's strconv.Quote for the ASCII and UTF-8 text kin handles (quotes,
 // backslashes and control characters escaped).
-std::string GoQuote(std::string_view text);
 
 }  // namespace kin::apiserver

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "base/error.h"
+#include "base/strings.h"
 
 namespace kin::apiserver {
 namespace {
@@ -926,32 +927,6 @@ std::string ValidUtf8(std::string_view s) {
   return out;
 }
 
-std::string Base64(std::string_view data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= data.size(); i += 3) {
-    std::uint32_t n = static_cast<std::uint8_t>(data[i]) << 16 |
-                      static_cast<std::uint8_t>(data[i + 1]) << 8 |
-                      static_cast<std::uint8_t>(data[i + 2]);
-    out += kAlphabet[n >> 18 & 63];
-    out += kAlphabet[n >> 12 & 63];
-    out += kAlphabet[n >> 6 & 63];
-    out += kAlphabet[n & 63];
-  }
-  if (std::size_t rest = data.size() - i; rest > 0) {
-    std::uint32_t n = static_cast<std::uint8_t>(data[i]) << 16;
-    if (rest == 2) n |= static_cast<std::uint8_t>(data[i + 1]) << 8;
-    out += kAlphabet[n >> 18 & 63];
-    out += kAlphabet[n >> 12 & 63];
-    out += rest == 2 ? kAlphabet[n >> 6 & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
 // seconds since the Unix epoch -> "YYYY-MM-DDTHH:MM:SS" (UTC), with a
 // fraction of `fraction_digits` digits taken from nanos, then "Z".
 std::string FormatRfc3339(std::int64_t seconds, std::int64_t nanos, int fraction_digits,
@@ -1082,7 +1057,7 @@ Json DecodeValue(Type type, std::string_view data, std::string_view where) {
     case Type::kString:
       return ValidUtf8(data);
     case Type::kBytes:
-      return Base64(data);
+      return Base64Encode(data);
     case Type::kQuantity:
       return DecodeQuantity(data, where);
     case Type::kIntOrString:

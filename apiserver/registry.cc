@@ -10,6 +10,7 @@
 #include "apiserver/validation.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/strings.h"
 #include "client/selector.h"
 
 namespace kin::apiserver {
@@ -53,10 +54,10 @@ Error NotFoundError(const ResourceInfo& r, const std::string& name) {
 }
 
 Error ConflictError(const ResourceInfo& r, const std::string& name) {
-  Error e = Error::Conflict("Operation cannot be fulfilled on " + r.group_resource() + " \"" +
-                            name +
-                            "\": the object has been modified; please apply your changes to the "
-                            "latest version and try again");
+  Error e =
+      Error::Conflict("Operation cannot be fulfilled on " + r.group_resource() + " \"" + name +
+                      "\": the object has been modified; please apply your changes to the "
+                      "latest version and try again");
   e.WithDetails(r.plural, name, r.group);
   return e;
 }
@@ -104,42 +105,6 @@ std::string FormatIPv4(uint32_t v) {
   return buf;
 }
 
-std::string B64Encode(const std::string& in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  int val = 0, bits = -6;
-  for (unsigned char c : in) {
-    val = (val << 8) + c;
-    bits += 8;
-    while (bits >= 0) {
-      out.push_back(t[(val >> bits) & 0x3F]);
-      bits -= 6;
-    }
-  }
-  if (bits > -6) out.push_back(t[((val << 8) >> (bits + 8)) & 0x3F]);
-  while (out.size() % 4) out.push_back('=');
-  return out;
-}
-
-std::string B64Decode(const std::string& in) {
-  std::string out;
-  std::vector<int> T(256, -1);
-  for (int i = 0; i < 64; i++) {
-    T["ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[i]] = i;
-  }
-  int val = 0, bits = -8;
-  for (unsigned char c : in) {
-    if (T[c] == -1) break;
-    val = (val << 6) + T[c];
-    bits += 6;
-    if (bits >= 0) {
-      out.push_back(char((val >> bits) & 0xFF));
-      bits -= 8;
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string NowRfc3339() { return TimeFromNowRfc3339(0); }
@@ -160,8 +125,7 @@ std::string NewUid() {
   char buf[40];
   snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32),
            static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xffff),
-           static_cast<unsigned>(b >> 48),
-           static_cast<unsigned long long>(b & 0xffffffffffffULL));
+           static_cast<unsigned>(b >> 48), static_cast<unsigned long long>(b & 0xffffffffffffULL));
   return buf;
 }
 
@@ -188,7 +152,8 @@ FieldSet IndexFields(const std::string& bucket, const Json& obj) {
   if (it != kFields.end()) {
     for (const auto& f : it->second) {
       std::string v = FieldValue(obj, f);
-      if (f == "source" && v.empty() && obj.contains("source")) v = FieldValue(obj, "source.component");
+      if (f == "source" && v.empty() && obj.contains("source"))
+        v = FieldValue(obj, "source.component");
       if (f == "spec.hostNetwork" && v.empty()) v = "false";
       if (f == "spec.unschedulable" && v.empty()) v = "false";
       fs.emplace_back(f, v);
@@ -211,9 +176,8 @@ Json StatusFor(const Error& e) {
     }
     details["causes"] = causes;
   }
-  Json s = {{"kind", "Status"},       {"apiVersion", "v1"},
-            {"metadata", Json::object()}, {"status", "Failure"},
-            {"message", e.message()}, {"reason", std::string(e.reason())},
+  Json s = {{"kind", "Status"},       {"apiVersion", "v1"},     {"metadata", Json::object()},
+            {"status", "Failure"},    {"message", e.message()}, {"reason", std::string(e.reason())},
             {"code", e.http_status()}};
   if (!details.empty()) s["details"] = details;
   return s;
@@ -260,12 +224,13 @@ struct Registry::Allocators {
     Error e = Error::Invalid("");
     if (ip == 0) {
       throw Error::Invalid("spec.clusterIPs: Invalid value: [\"" + s + "\"]: must be a valid IP")
-          .WithCause({"FieldValueInvalid", "Invalid value: \"" + s + "\": must be a valid IP", field});
+          .WithCause(
+              {"FieldValueInvalid", "Invalid value: \"" + s + "\": must be a valid IP", field});
     }
     std::lock_guard lock(mu);
     if (ip <= base || ip >= base + size - 1) {
-      std::string msg = "Invalid value: \"" + s +
-                        "\": failed to allocate IP " + s + ": the provided IP (" + s +
+      std::string msg = "Invalid value: \"" + s + "\": failed to allocate IP " + s +
+                        ": the provided IP (" + s +
                         ") is not in the valid range. The range of valid IPs is " + Cidr();
       throw Error::Invalid(msg).WithCause({"FieldValueInvalid", msg, field});
     }
@@ -305,7 +270,8 @@ struct Registry::Allocators {
       throw Error::Invalid(msg).WithCause({"FieldValueInvalid", msg, field});
     }
     if (node_ports.count(p)) {
-      std::string msg = "Invalid value: " + std::to_string(p) + ": provided port is already allocated";
+      std::string msg =
+          "Invalid value: " + std::to_string(p) + ": provided port is already allocated";
       throw Error::Invalid(msg).WithCause({"FieldValueInvalid", msg, field});
     }
     node_ports.insert(p);
@@ -480,7 +446,9 @@ void Registry::Bootstrap() {
                  {{"type", "ClusterIP"},
                   {"clusterIP", kubernetes_ip},
                   {"ports",
-                   {{{"name", "https"}, {"port", 443}, {"protocol", "TCP"},
+                   {{{"name", "https"},
+                     {"port", 443},
+                     {"protocol", "TCP"},
                      {"targetPort", opts_.api_port}}}}}}};
     Create(ServicesResource(), "default", svc, wo);
   }
@@ -517,8 +485,9 @@ void Registry::CheckNamespaceWritable(const ResourceInfo& r, const std::string& 
   }
   Json nsobj = rec->Parse();
   if (IsTerminating(nsobj)) {
-    Error e = Error::Forbidden(r.group_resource() + " is forbidden: unable to create new content in namespace " +
-                               ns + " because it is being terminated");
+    Error e = Error::Forbidden(r.group_resource() +
+                               " is forbidden: unable to create new content in namespace " + ns +
+                               " because it is being terminated");
     e.WithDetails(r.plural, "", r.group);
     throw e;
   }
@@ -538,11 +507,11 @@ struct ContinueToken {
 };
 
 std::string EncodeContinue(uint64_t rv, const std::string& start) {
-  return B64Encode(Json{{"v", "meta.k8s.io/v1"}, {"rv", rv}, {"start", start}}.dump());
+  return Base64Encode(Json{{"v", "meta.k8s.io/v1"}, {"rv", rv}, {"start", start}}.dump());
 }
 
 ContinueToken DecodeContinue(const std::string& token) {
-  Json j = Json::parse(B64Decode(token), nullptr, false);
+  Json j = Json::parse(Base64Decode(token).value_or(""), nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("start") || !j["start"].is_string()) {
     throw Error::BadRequest("continue key is not valid: illegal base64 data or JSON");
   }
@@ -556,7 +525,8 @@ std::function<bool(const Record&)> MakeFilter(const ResourceInfo& r, const ListO
   // Only the fields Kubernetes indexes for this resource may be selected.
   FieldSet probe = IndexFields(r.group_resource(), Json::object());
   for (const auto& req : fs.requirements()) {
-    bool ok = std::any_of(probe.begin(), probe.end(), [&](auto& f) { return f.first == req.field; });
+    bool ok =
+        std::any_of(probe.begin(), probe.end(), [&](auto& f) { return f.first == req.field; });
     if (!ok) {
       throw Error::BadRequest("field label not supported: " + req.field);
     }
@@ -657,9 +627,12 @@ Json Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, Json 
   if (Str(m, "name").empty()) {
     std::string gen = Str(m, "generateName");
     if (gen.empty()) {
-      Error e = Error::Invalid(r.kind + " \"\" is invalid: metadata.name: Required value: name or generateName is required");
+      Error e = Error::Invalid(
+          r.kind +
+          " \"\" is invalid: metadata.name: Required value: name or generateName is required");
       e.WithDetails(r.kind, "", r.group)
-          .WithCause({"FieldValueRequired", "Required value: name or generateName is required", "metadata.name"});
+          .WithCause({"FieldValueRequired", "Required value: name or generateName is required",
+                      "metadata.name"});
       throw e;
     }
     m["name"] = gen + RandomSuffix();
@@ -820,21 +793,28 @@ Json Registry::PrepareUpdate(const ResourceInfo& r, const Json& old, Json obj,
   std::string rv = Str(m, "resourceVersion");
   if (!rv.empty() && rv != Str(om, "resourceVersion")) throw ConflictError(r, Str(om, "name"));
   // Fields only the server sets.
-  for (const char* k : {"uid", "creationTimestamp", "deletionTimestamp",
-                        "deletionGracePeriodSeconds", "generation", "resourceVersion", "namespace"}) {
-    if (om.contains(k)) m[k] = om[k];
-    else m.erase(k);
+  for (const char* k :
+       {"uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation",
+        "resourceVersion", "namespace"}) {
+    if (om.contains(k))
+      m[k] = om[k];
+    else
+      m.erase(k);
   }
   m.erase("selfLink");
   if (subresource == "status") {
     // Status writes change status only.
     Json keep = old;
-    if (obj.contains("status")) keep["status"] = obj["status"];
-    else keep.erase("status");
+    if (obj.contains("status"))
+      keep["status"] = obj["status"];
+    else
+      keep.erase("status");
     obj = std::move(keep);
   } else if (HasStatus(r)) {
-    if (old.contains("status")) obj["status"] = old["status"];
-    else obj.erase("status");
+    if (old.contains("status"))
+      obj["status"] = old["status"];
+    else
+      obj.erase("status");
   }
   if (subresource != "status") {
     ApplyDefaults(r.group, r.kind, obj);
@@ -884,8 +864,10 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
       // keep the allocation fields the user did not send.
       const Json& os = (*cur)["spec"];
       Json& ns_ = next["spec"];
-      if (Str(ns_, "clusterIP").empty() && os.contains("clusterIP")) ns_["clusterIP"] = os["clusterIP"];
-      if (!ns_.contains("clusterIPs") && os.contains("clusterIPs")) ns_["clusterIPs"] = os["clusterIPs"];
+      if (Str(ns_, "clusterIP").empty() && os.contains("clusterIP"))
+        ns_["clusterIP"] = os["clusterIP"];
+      if (!ns_.contains("clusterIPs") && os.contains("clusterIPs"))
+        ns_["clusterIPs"] = os["clusterIPs"];
       // Node ports: keep the old port of a port that kept its number.
       if (NeedsNodePorts(next) && ns_.contains("ports")) {
         for (auto& p : ns_["ports"]) {
@@ -935,18 +917,22 @@ Json Registry::Update(const ResourceInfo& r, const std::string& ns, const std::s
     throw Error::NotFound("the server could not find the requested resource");
   }
   if (subresource == "scale") {
-    if (!r.has_subresource("scale")) throw Error::NotFound("the server could not find the requested resource");
+    if (!r.has_subresource("scale"))
+      throw Error::NotFound("the server could not find the requested resource");
     int64_t replicas = obj.value("spec", Json::object()).value("replicas", int64_t{-1});
     if (replicas < 0) {
-      throw Error::Invalid("Scale.autoscaling \"" + name + "\" is invalid: spec.replicas: Invalid value: " +
+      throw Error::Invalid("Scale.autoscaling \"" + name +
+                           "\" is invalid: spec.replicas: Invalid value: " +
                            std::to_string(replicas) + ": must be greater than or equal to 0")
-          .WithCause({"FieldValueInvalid", "Invalid value: " + std::to_string(replicas) +
-                                               ": must be greater than or equal to 0",
+          .WithCause({"FieldValueInvalid",
+                      "Invalid value: " + std::to_string(replicas) +
+                          ": must be greater than or equal to 0",
                       "spec.replicas"});
     }
     std::string rv = Str(obj.value("metadata", Json::object()), "resourceVersion");
     UpdateWith(r, ns, name, "", opts, [&](const Json& cur) {
-      if (!rv.empty() && rv != Str(cur["metadata"], "resourceVersion")) throw ConflictError(r, name);
+      if (!rv.empty() && rv != Str(cur["metadata"], "resourceVersion"))
+        throw ConflictError(r, name);
       Json n = cur;
       n["spec"]["replicas"] = replicas;
       return n;
@@ -972,15 +958,18 @@ Json Registry::Patch(const ResourceInfo& r, const std::string& ns, const std::st
     throw Error::BadRequest("the patch must be a JSON object");
   }
   if (subresource == "scale") {
-    if (!r.has_subresource("scale")) throw Error::NotFound("the server could not find the requested resource");
+    if (!r.has_subresource("scale"))
+      throw Error::NotFound("the server could not find the requested resource");
     Json scale = GetScale(r, ns, name);
-    Json next = type == PatchType::kJson ? ApplyJsonPatch(scale, patch) : ApplyMergePatch(scale, patch);
+    Json next =
+        type == PatchType::kJson ? ApplyJsonPatch(scale, patch) : ApplyMergePatch(scale, patch);
     next["metadata"].erase("resourceVersion");
     return Update(r, ns, name, next, "scale", opts);
   }
   if (type == PatchType::kApply) {
     if (opts.field_manager.empty()) {
-      throw Error::BadRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set");
+      throw Error::BadRequest(
+          "PATCH, application/apply-patch+yaml requires fieldManager to be set");
     }
     ApplyOptions ao;
     ao.manager = opts.field_manager;
@@ -1015,17 +1004,26 @@ Json Registry::Patch(const ResourceInfo& r, const std::string& ns, const std::st
   return UpdateWith(r, ns, name, subresource, opts, [&](const Json& cur) {
     Json next;
     switch (type) {
-      case PatchType::kMerge: next = ApplyMergePatch(cur, patch); break;
-      case PatchType::kJson: next = ApplyJsonPatch(cur, patch); break;
-      case PatchType::kStrategic: next = ApplyStrategicMergePatch(cur, patch, r.group, r.kind); break;
-      default: break;
+      case PatchType::kMerge:
+        next = ApplyMergePatch(cur, patch);
+        break;
+      case PatchType::kJson:
+        next = ApplyJsonPatch(cur, patch);
+        break;
+      case PatchType::kStrategic:
+        next = ApplyStrategicMergePatch(cur, patch, r.group, r.kind);
+        break;
+      default:
+        break;
     }
     // A patch carrying a resourceVersion is a precondition.
     std::string prv = patch.is_object() && patch.contains("metadata")
                           ? Str(patch["metadata"], "resourceVersion")
                           : "";
-    if (!prv.empty() && prv != Str(cur["metadata"], "resourceVersion")) throw ConflictError(r, name);
-    if (next.contains("metadata")) next["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"];
+    if (!prv.empty() && prv != Str(cur["metadata"], "resourceVersion"))
+      throw ConflictError(r, name);
+    if (next.contains("metadata"))
+      next["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"];
     return next;
   });
 }
@@ -1036,29 +1034,32 @@ Json Registry::Delete(const ResourceInfo& r, const std::string& ns, const std::s
   bool removed = false;
   Json released_svc;
   if (opts.grace_period_seconds && *opts.grace_period_seconds < 0) {
-    throw Error::Invalid("DeleteOptions.meta.k8s.io \"\" is invalid: gracePeriodSeconds: Invalid value: " +
-                         std::to_string(*opts.grace_period_seconds) + ": must be greater than or equal to 0");
+    throw Error::Invalid(
+        "DeleteOptions.meta.k8s.io \"\" is invalid: gracePeriodSeconds: Invalid value: " +
+        std::to_string(*opts.grace_period_seconds) + ": must be greater than or equal to 0");
   }
   if (opts.dry_run) return Get(r, ns, name);
   const std::string& policy = opts.propagation_policy;
   if (!policy.empty() && policy != "Background" && policy != "Foreground" && policy != "Orphan") {
-    throw Error::Invalid("DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"" +
-                         policy + "\": supported values: \"Foreground\", \"Background\", \"Orphan\"")
-        .WithCause({"FieldValueNotSupported", "Unsupported value: \"" + policy + "\"", "propagationPolicy"});
+    throw Error::Invalid(
+        "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"" +
+        policy + "\": supported values: \"Foreground\", \"Background\", \"Orphan\"")
+        .WithCause({"FieldValueNotSupported", "Unsupported value: \"" + policy + "\"",
+                    "propagationPolicy"});
   }
   Record rec = store_.Mutate(r.group_resource(), key_ns, name, [&](const Json* cur) -> Mutation {
     if (cur == nullptr) throw NotFoundError(r, name);
     const Json& m = (*cur)["metadata"];
     if (!opts.precondition_uid.empty() && opts.precondition_uid != Str(m, "uid")) {
-      throw Error::Conflict("Operation cannot be fulfilled on " + r.group_resource() + " \"" + name +
-                            "\": Precondition failed: UID in precondition: " + opts.precondition_uid +
-                            ", UID in object meta: " + Str(m, "uid"))
+      throw Error::Conflict("Operation cannot be fulfilled on " + r.group_resource() + " \"" +
+                            name + "\": Precondition failed: UID in precondition: " +
+                            opts.precondition_uid + ", UID in object meta: " + Str(m, "uid"))
           .WithDetails(r.plural, name, r.group);
     }
     if (!opts.precondition_resource_version.empty() &&
         opts.precondition_resource_version != Str(m, "resourceVersion")) {
-      throw Error::Conflict("Operation cannot be fulfilled on " + r.group_resource() + " \"" + name +
-                            "\": Precondition failed: ResourceVersion in precondition: " +
+      throw Error::Conflict("Operation cannot be fulfilled on " + r.group_resource() + " \"" +
+                            name + "\": Precondition failed: ResourceVersion in precondition: " +
                             opts.precondition_resource_version +
                             ", ResourceVersion in object meta: " + Str(m, "resourceVersion"))
           .WithDetails(r.plural, name, r.group);
@@ -1068,7 +1069,8 @@ Json Registry::Delete(const ResourceInfo& r, const std::string& ns, const std::s
     // Delete propagation is recorded as finalizers, for the garbage collector.
     if (policy == "Foreground" || policy == "Orphan") {
       std::string fin = policy == "Foreground" ? "foregroundDeletion" : "orphan";
-      if (!nm.contains("finalizers") || !nm["finalizers"].is_array()) nm["finalizers"] = Json::array();
+      if (!nm.contains("finalizers") || !nm["finalizers"].is_array())
+        nm["finalizers"] = Json::array();
       bool has = false;
       for (auto& f : nm["finalizers"]) has = has || f == fin;
       if (!has) nm["finalizers"].push_back(fin);
@@ -1186,14 +1188,14 @@ Json Registry::BindPod(const std::string& ns, const std::string& name, const Jso
   store_.Mutate("pods", ns, name, [&](const Json* cur) -> Mutation {
     if (cur == nullptr) throw NotFoundError(PodsResource(), name);
     if (!Str((*cur)["spec"], "nodeName").empty()) {
-      throw Error::Conflict("Operation cannot be fulfilled on pods/binding \"" + name +
-                            "\": pod " + name + " is already assigned to node \"" +
+      throw Error::Conflict("Operation cannot be fulfilled on pods/binding \"" + name + "\": pod " +
+                            name + " is already assigned to node \"" +
                             Str((*cur)["spec"], "nodeName") + "\"")
           .WithDetails("pods/binding", name);
     }
     if (IsTerminating(*cur)) {
-      throw Error::Conflict("Operation cannot be fulfilled on pods/binding \"" + name +
-                            "\": pod " + name + " is being deleted, cannot be assigned to a host");
+      throw Error::Conflict("Operation cannot be fulfilled on pods/binding \"" + name + "\": pod " +
+                            name + " is being deleted, cannot be assigned to a host");
     }
     Json n = *cur;
     n["spec"]["nodeName"] = node;
@@ -1276,7 +1278,8 @@ void Registry::FinalizeNamespace(const std::string& name) {
         Json obj = rec.Parse();
         if (!IsTerminating(obj)) Delete(r, name, rec.name, del);
       } catch (const Error& e) {
-        if (e.code() != Code::kNotFound) log::Warn("namespace {}: delete {}: {}", name, rec.name, e.message());
+        if (e.code() != Code::kNotFound)
+          log::Warn("namespace {}: delete {}: {}", name, rec.name, e.message());
       }
     }
   }

@@ -23,10 +23,10 @@
 #include <thread>
 
 #include "apiserver/store.h"
+#include "base/error.h"
 #include "client/client.h"
 #include "client/resources.h"
 #include "client/selector.h"
-#include "base/error.h"
 
 namespace kin::apiserver {
 

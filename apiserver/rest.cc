@@ -14,7 +14,8 @@ namespace kin::apiserver {
 
 namespace {
 
-const double kBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+const double kBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                          0.1,    0.25,  0.5,    1,     2.5,  5};
 
 void SetJson(http::Response& resp, int status, std::string body) {
   resp.status = status;
@@ -95,8 +96,9 @@ WriteOptions WriteOptionsFrom(const http::Request& req) {
   o.dry_run = dry == "All";
   if (!o.field_validation.empty() && o.field_validation != "Strict" &&
       o.field_validation != "Warn" && o.field_validation != "Ignore") {
-    throw Error::BadRequest("fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got \"" +
-                            o.field_validation + "\"");
+    throw Error::BadRequest(
+        "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got \"" +
+        o.field_validation + "\"");
   }
   return o;
 }
@@ -109,7 +111,9 @@ Json DecodeBody(const http::Request& req) {
   if (media == "application/vnd.kubernetes.protobuf") return DecodeKubeProtobuf(req.body);
   if (media == "application/yaml") return ParseYaml(req.body);
   if (media != "application/json" && media != "" && media != "*/*") {
-    throw Error::UnsupportedMediaType("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf");
+    throw Error::UnsupportedMediaType(
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json, application/yaml, application/vnd.kubernetes.protobuf");
   }
   Json j;
   try {
@@ -184,7 +188,9 @@ void Metrics::Observe(const std::string& verb, const std::string& resource, int 
 std::string Metrics::Render(uint64_t db_bytes, size_t store_watches, uint64_t revision) const {
   std::string out;
   std::lock_guard lock(mu_);
-  out += "# HELP apiserver_request_total Counter of apiserver requests broken out by verb, resource and HTTP response code.\n";
+  out +=
+      "# HELP apiserver_request_total Counter of apiserver requests broken out by verb, resource "
+      "and HTTP response code.\n";
   out += "# TYPE apiserver_request_total counter\n";
   for (const auto& [k, s] : series_) {
     for (const auto& [code, n] : s.by_code) {
@@ -192,7 +198,9 @@ std::string Metrics::Render(uint64_t db_bytes, size_t store_watches, uint64_t re
              "\",code=\"" + std::to_string(code) + "\"} " + std::to_string(n) + "\n";
     }
   }
-  out += "# HELP apiserver_request_duration_seconds Response latency distribution in seconds for each verb and resource.\n";
+  out +=
+      "# HELP apiserver_request_duration_seconds Response latency distribution in seconds for each "
+      "verb and resource.\n";
   out += "# TYPE apiserver_request_duration_seconds histogram\n";
   for (const auto& [k, s] : series_) {
     std::string labels = "verb=\"" + k.first + "\",resource=\"" + k.second + "\"";
@@ -207,17 +215,22 @@ std::string Metrics::Render(uint64_t db_bytes, size_t store_watches, uint64_t re
     char sum[64];
     snprintf(sum, sizeof sum, "%.6f", s.sum);
     out += "apiserver_request_duration_seconds_sum{" + labels + "} " + sum + "\n";
-    out += "apiserver_request_duration_seconds_count{" + labels + "} " + std::to_string(s.count) + "\n";
+    out += "apiserver_request_duration_seconds_count{" + labels + "} " + std::to_string(s.count) +
+           "\n";
   }
   out += "# HELP apiserver_longrunning_requests Number of open watch requests.\n";
   out += "# TYPE apiserver_longrunning_requests gauge\n";
-  out += "apiserver_longrunning_requests{verb=\"WATCH\"} " + std::to_string(open_watches.load()) + "\n";
+  out += "apiserver_longrunning_requests{verb=\"WATCH\"} " + std::to_string(open_watches.load()) +
+         "\n";
   out += "# HELP apiserver_registered_watchers Number of watchers registered in the store.\n";
   out += "# TYPE apiserver_registered_watchers gauge\n";
   out += "apiserver_registered_watchers " + std::to_string(store_watches) + "\n";
-  out += "# HELP apiserver_storage_size_bytes Size of the storage database file physically allocated in bytes.\n";
+  out +=
+      "# HELP apiserver_storage_size_bytes Size of the storage database file physically allocated "
+      "in bytes.\n";
   out += "# TYPE apiserver_storage_size_bytes gauge\n";
-  out += "apiserver_storage_size_bytes{storage_cluster_id=\"kin\"} " + std::to_string(db_bytes) + "\n";
+  out +=
+      "apiserver_storage_size_bytes{storage_cluster_id=\"kin\"} " + std::to_string(db_bytes) + "\n";
   out += "# HELP kin_store_revision The store's current resource version.\n";
   out += "# TYPE kin_store_revision gauge\n";
   out += "kin_store_revision " + std::to_string(revision) + "\n";
@@ -238,11 +251,20 @@ struct RestHandler::Target {
 http::Response RestHandler::ErrorResponse(int status, const std::string& message) {
   Code code = Code::kInternal;
   switch (status) {
-    case 400: code = Code::kBadRequest; break;
-    case 401: code = Code::kUnauthorized; break;
-    case 413: code = Code::kRequestEntityTooLarge; break;
-    case 431: code = Code::kBadRequest; break;
-    default: break;
+    case 400:
+      code = Code::kBadRequest;
+      break;
+    case 401:
+      code = Code::kUnauthorized;
+      break;
+    case 413:
+      code = Code::kRequestEntityTooLarge;
+      break;
+    case 431:
+      code = Code::kBadRequest;
+      break;
+    default:
+      break;
   }
   Error e(code, message);
   http::Response r;
@@ -298,7 +320,8 @@ void RestHandler::Handle(http::Request& req, http::Response& resp) {
     }
     std::vector<std::string> parts = SplitPath(p);
     if (parts.empty()) {
-      Json paths = {"/api", "/api/v1", "/apis", "/healthz", "/livez", "/metrics", "/readyz", "/version"};
+      Json paths = {"/api",   "/api/v1",  "/apis",   "/healthz",
+                    "/livez", "/metrics", "/readyz", "/version"};
       SetJson(resp, 200, Json{{"paths", paths}}.dump());
       return;
     }
@@ -322,8 +345,9 @@ void RestHandler::Handle(http::Request& req, http::Response& resp) {
     }
     std::vector<std::string> rest(parts.begin() + i, parts.end());
     if (rest.empty()) throw NoSuchResource();
-    const ResourceInfo* inner =
-        rest.size() >= 3 && rest[0] == "namespaces" ? FindResource(group, version, rest[2]) : nullptr;
+    const ResourceInfo* inner = rest.size() >= 3 && rest[0] == "namespaces"
+                                    ? FindResource(group, version, rest[2])
+                                    : nullptr;
     if (inner != nullptr && inner->namespaced) {
       t.ns = rest[1];
       t.resource = inner;
@@ -337,7 +361,8 @@ void RestHandler::Handle(http::Request& req, http::Response& resp) {
       if (rest.size() > 3) throw NoSuchResource();
     }
     if (t.resource == nullptr) throw NoSuchResource();
-    if (!t.subresource.empty() && !t.resource->has_subresource(t.subresource)) throw NoSuchResource();
+    if (!t.subresource.empty() && !t.resource->has_subresource(t.subresource))
+      throw NoSuchResource();
     Serve(req, resp, t);
   } catch (const Error& e) {
     SetError(resp, e);
@@ -379,9 +404,11 @@ void RestHandler::Serve(http::Request& req, http::Response& resp, Target& t) {
       return;
     }
     t.verb = "GET";
-    if (t.subresource == "scale") return SetJson(resp, 200, registry_.GetScale(r, t.ns, t.name).dump());
+    if (t.subresource == "scale")
+      return SetJson(resp, 200, registry_.GetScale(r, t.ns, t.name).dump());
     if (!t.subresource.empty() && t.subresource != "status") {
-      throw Error::MethodNotAllowed("the server does not allow this method on the requested resource");
+      throw Error::MethodNotAllowed(
+          "the server does not allow this method on the requested resource");
     }
     Json obj = registry_.Get(r, t.ns, t.name);
     if (WantsTable(req.Header("Accept"))) {
@@ -404,14 +431,16 @@ void RestHandler::Serve(http::Request& req, http::Response& resp, Target& t) {
       if (r.plural == "pods" && t.subresource == "eviction") {
         DeleteOptions o;
         Json body = DecodeBody(req);
-        if (body.contains("deleteOptions") && body["deleteOptions"].contains("gracePeriodSeconds")) {
+        if (body.contains("deleteOptions") &&
+            body["deleteOptions"].contains("gracePeriodSeconds")) {
           o.grace_period_seconds = body["deleteOptions"]["gracePeriodSeconds"].get<int64_t>();
         }
         registry_.Delete(r, t.ns, t.name, o);
         SetJson(resp, 201, SuccessStatus("pods", t.name).dump());
         return;
       }
-      throw Error::MethodNotAllowed("the server does not allow this method on the requested resource");
+      throw Error::MethodNotAllowed(
+          "the server does not allow this method on the requested resource");
     }
     WriteOptions wo = WriteOptionsFrom(req);
     Json obj = DecodeBody(req);
@@ -421,7 +450,9 @@ void RestHandler::Serve(http::Request& req, http::Response& resp, Target& t) {
   }
   if (m == "PUT") {
     t.verb = "PUT";
-    if (t.name.empty()) throw Error::MethodNotAllowed("the server does not allow this method on the requested resource");
+    if (t.name.empty())
+      throw Error::MethodNotAllowed(
+          "the server does not allow this method on the requested resource");
     WriteOptions wo = WriteOptionsFrom(req);
     Json obj = DecodeBody(req);
     if (t.subresource != "scale") CheckFields(req, resp, r, obj, wo, false);
@@ -431,11 +462,14 @@ void RestHandler::Serve(http::Request& req, http::Response& resp, Target& t) {
   }
   if (m == "PATCH") {
     t.verb = "PATCH";
-    if (t.name.empty()) throw Error::MethodNotAllowed("the server does not allow this method on the requested resource");
+    if (t.name.empty())
+      throw Error::MethodNotAllowed(
+          "the server does not allow this method on the requested resource");
     PatchType type = PatchTypeFrom(req);
     WriteOptions wo = WriteOptionsFrom(req);
     if (type == PatchType::kApply && req.Query("fieldManager").empty()) {
-      throw Error::BadRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set");
+      throw Error::BadRequest(
+          "PATCH, application/apply-patch+yaml requires fieldManager to be set");
     }
     bool existed = true;
     if (type == PatchType::kApply) {
@@ -447,7 +481,8 @@ void RestHandler::Serve(http::Request& req, http::Response& resp, Target& t) {
       }
     }
     if (type != PatchType::kJson && t.subresource != "scale") {
-      Json patch = type == PatchType::kApply ? ParseJsonOrYaml(req.body) : Json::parse(req.body, nullptr, false);
+      Json patch = type == PatchType::kApply ? ParseJsonOrYaml(req.body)
+                                             : Json::parse(req.body, nullptr, false);
       if (patch.is_object()) CheckFields(req, resp, r, patch, wo, true);
     }
     Json out = registry_.Patch(r, t.ns, t.name, type, req.body, t.subresource, wo);
@@ -459,7 +494,8 @@ void RestHandler::Serve(http::Request& req, http::Response& resp, Target& t) {
     if (t.name.empty()) {
       t.verb = "DELETECOLLECTION";
       if (std::find(r.verbs.begin(), r.verbs.end(), "deletecollection") == r.verbs.end()) {
-        throw Error::MethodNotAllowed("the server does not allow this method on the requested resource");
+        throw Error::MethodNotAllowed(
+            "the server does not allow this method on the requested resource");
       }
       SetJson(resp, 200, registry_.DeleteCollection(r, t.ns, ListOptionsFrom(req), o).dump());
       return;
@@ -511,11 +547,13 @@ void RestHandler::CheckFields(const http::Request& req, http::Response& resp, co
   if (mode == "Ignore") return;
   std::vector<std::string> errors;
   std::string media = req.Header("Content-Type", "application/json");
-  bool json_body = media.rfind("application/json", 0) == 0 || media.find("patch+json") != std::string::npos;
+  bool json_body =
+      media.rfind("application/json", 0) == 0 || media.find("patch+json") != std::string::npos;
   if (json_body && !is_patch) {
     errors = StrictDecodingErrors(r.group, r.version, r.kind, req.body);
   } else {
-    errors = UnknownFieldErrors(r.group, r.version, r.kind, is_patch ? WithoutDirectives(obj) : obj);
+    errors =
+        UnknownFieldErrors(r.group, r.version, r.kind, is_patch ? WithoutDirectives(obj) : obj);
   }
   if (errors.empty()) return;
   if (mode == "Strict") {
@@ -541,8 +579,8 @@ void RestHandler::ServeWatch(http::Request& req, http::Response& resp, const Tar
   bool table = WantsTable(req.Header("Accept"));
   IncludeObject include = ParseIncludeObject(req.Query("includeObject"));
   resp.status = 200;
-  resp.headers.emplace("Content-Type", table ? "application/json;as=Table;v=v1;g=meta.k8s.io"
-                                             : "application/json");
+  resp.headers.emplace("Content-Type",
+                       table ? "application/json;as=Table;v=v1;g=meta.k8s.io" : "application/json");
   resp.headers.emplace("Cache-Control", "no-cache, private");
   int timeout = lo.timeout_seconds > 0 ? lo.timeout_seconds : 1800;
   bool bookmarks = lo.allow_bookmarks;
@@ -613,7 +651,8 @@ std::string AggregatedDiscoveryVersion(const std::string& accept) {
     std::string media = accept.substr(pos, end - pos);
     pos = end + 1;
     if (media.find("as=APIGroupDiscoveryList") == std::string::npos) {
-      if (media.find("application/json") != std::string::npos || media.find("*/*") != std::string::npos) {
+      if (media.find("application/json") != std::string::npos ||
+          media.find("*/*") != std::string::npos) {
         return "";  // the client prefers plain JSON here
       }
       continue;
@@ -642,10 +681,13 @@ Json AggregatedGroup(const std::string& group) {
       Json verbs = {"get", "patch", "update"};
       if (sub == "scale") kind = {{"group", "autoscaling"}, {"version", "v1"}, {"kind", "Scale"}};
       if (sub == "binding") kind["kind"] = "Binding", verbs = {"create"};
-      if (sub == "eviction") kind = {{"group", "policy"}, {"version", "v1"}, {"kind", "Eviction"}}, verbs = {"create"};
+      if (sub == "eviction")
+        kind = {{"group", "policy"}, {"version", "v1"}, {"kind", "Eviction"}}, verbs = {"create"};
       if (sub == "log") verbs = {"get"};
       if (sub == "exec" || sub == "attach" || sub == "portforward") {
-        kind["kind"] = sub == "portforward" ? "PodPortForwardOptions" : sub == "exec" ? "PodExecOptions" : "PodAttachOptions";
+        kind["kind"] = sub == "portforward" ? "PodPortForwardOptions"
+                       : sub == "exec"      ? "PodExecOptions"
+                                            : "PodAttachOptions";
         verbs = {"create", "get"};
       }
       if (sub == "proxy") {
@@ -709,13 +751,20 @@ void RestHandler::Discovery(const http::Request& req, http::Response& resp) {
         if (sub == "binding") kind = "Binding", verbs = {"create"};
         if (sub == "eviction") kind = "Eviction", verbs = {"create"};
         if (sub == "log") kind = "Pod", verbs = {"get"};
-        if (sub == "exec" || sub == "attach" || sub == "portforward") kind = "PodExecOptions", verbs = {"create", "get"};
-        if (sub == "proxy") kind = r.kind == "Pod" ? "PodProxyOptions" : r.kind == "Node" ? "NodeProxyOptions" : "ServiceProxyOptions",
-                            verbs = {"create", "delete", "get", "patch", "update"};
+        if (sub == "exec" || sub == "attach" || sub == "portforward")
+          kind = "PodExecOptions", verbs = {"create", "get"};
+        if (sub == "proxy")
+          kind = r.kind == "Pod"    ? "PodProxyOptions"
+                 : r.kind == "Node" ? "NodeProxyOptions"
+                                    : "ServiceProxyOptions",
+          verbs = {"create", "delete", "get", "patch", "update"};
         if (sub == "finalize") verbs = {"update"};
         if (sub == "ephemeralcontainers") verbs = {"get", "patch", "update"};
-        Json se = {{"name", r.plural + "/" + sub}, {"singularName", ""}, {"namespaced", r.namespaced},
-                   {"kind", kind}, {"verbs", verbs}};
+        Json se = {{"name", r.plural + "/" + sub},
+                   {"singularName", ""},
+                   {"namespaced", r.namespaced},
+                   {"kind", kind},
+                   {"verbs", verbs}};
         if (sub == "scale") se["group"] = "autoscaling", se["version"] = "v1";
         list.push_back(se);
       }
@@ -733,7 +782,9 @@ void RestHandler::Discovery(const http::Request& req, http::Response& resp) {
   }
   if (parts.size() == 2 && parts[0] == "api") {
     SetJson(resp, 200,
-            Json{{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", resource_list("", "v1")}}
+            Json{{"kind", "APIResourceList"},
+                 {"groupVersion", "v1"},
+                 {"resources", resource_list("", "v1")}}
                 .dump());
     return;
   }
@@ -749,7 +800,8 @@ void RestHandler::Discovery(const http::Request& req, http::Response& resp) {
       Json gv = {{"groupVersion", g + "/v1"}, {"version", "v1"}};
       list.push_back({{"name", g}, {"versions", {gv}}, {"preferredVersion", gv}});
     }
-    SetJson(resp, 200, Json{{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", list}}.dump());
+    SetJson(resp, 200,
+            Json{{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", list}}.dump());
     return;
   }
   const std::string& g = parts[1];
@@ -757,13 +809,19 @@ void RestHandler::Discovery(const http::Request& req, http::Response& resp) {
   if (parts.size() == 2) {
     Json gv = {{"groupVersion", g + "/v1"}, {"version", "v1"}};
     SetJson(resp, 200,
-            Json{{"kind", "APIGroup"}, {"apiVersion", "v1"}, {"name", g}, {"versions", {gv}}, {"preferredVersion", gv}}
+            Json{{"kind", "APIGroup"},
+                 {"apiVersion", "v1"},
+                 {"name", g},
+                 {"versions", {gv}},
+                 {"preferredVersion", gv}}
                 .dump());
     return;
   }
   if (parts[2] != "v1") throw NoSuchResource();
   SetJson(resp, 200,
-          Json{{"kind", "APIResourceList"}, {"apiVersion", "v1"}, {"groupVersion", g + "/v1"},
+          Json{{"kind", "APIResourceList"},
+               {"apiVersion", "v1"},
+               {"groupVersion", g + "/v1"},
                {"resources", resource_list(g, "v1")}}
               .dump());
 }

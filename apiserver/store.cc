@@ -115,7 +115,8 @@ bool WatchQueue::overflowed() const {
 
 // --- Store ------------------------------------------------------------------
 
-Store::Store(std::string path, StoreOptions opts) : path_(std::move(path)), opts_(std::move(opts)) {}
+Store::Store(std::string path, StoreOptions opts)
+    : path_(std::move(path)), opts_(std::move(opts)) {}
 
 Store::~Store() {
   stmts_.reset();  // finalized before the database closes
@@ -201,7 +202,8 @@ void Store::Load() {
         log::Warn("store: skipping unreadable object {}", key);
         continue;
       }
-      buckets_[bucket].objects[ns + "/" + name] = MakeRecord(bucket, ns, name, rv, std::move(data), obj);
+      buckets_[bucket].objects[ns + "/" + name] =
+          MakeRecord(bucket, ns, name, rv, std::move(data), obj);
       rv_ = std::max(rv_, rv);
       ++n;
     }
@@ -224,8 +226,10 @@ void Store::Load() {
       rv_ = std::max(rv_, history_.back()->rv);
     }
   }
-  if (!history_.empty()) compacted_rv_ = std::max(compacted_rv_, history_.front()->rv - 1);
-  else compacted_rv_ = rv_;
+  if (!history_.empty())
+    compacted_rv_ = std::max(compacted_rv_, history_.front()->rv - 1);
+  else
+    compacted_rv_ = rv_;
   durable_rv_ = rv_;
   log::Debug("store: loaded {} objects and {} history entries at revision {}", n, history_.size(),
              rv_);
@@ -255,7 +259,8 @@ Store::ListResult Store::List(const std::string& bucket, const std::string& ns,
   auto b = buckets_.find(bucket);
   if (b == buckets_.end()) return out;
   const auto& objs = b->second.objects;
-  if (ns.empty() && !filter) out.items.reserve(limit > 0 ? std::min(limit, objs.size()) : objs.size());
+  if (ns.empty() && !filter)
+    out.items.reserve(limit > 0 ? std::min(limit, objs.size()) : objs.size());
   auto it = objs.begin();
   std::string ns_prefix = ns.empty() ? "" : ns + "/";
   if (!start_after.empty()) {

@@ -60,7 +60,8 @@ struct StoreEvent {
 // The queue a watcher drains. The store pushes; Pop() waits.
 class WatchQueue {
  public:
-  explicit WatchQueue(size_t capacity, uint64_t min_rv = 0) : capacity_(capacity), min_rv_(min_rv) {}
+  explicit WatchQueue(size_t capacity, uint64_t min_rv = 0)
+      : capacity_(capacity), min_rv_(min_rv) {}
   // False on timeout or once closed and drained.
   bool Pop(std::shared_ptr<const StoreEvent>& out, std::chrono::milliseconds timeout);
   void Close();
@@ -106,8 +107,8 @@ class Store {
 
   struct ListResult {
     std::vector<Record> items;
-    uint64_t rv = 0;            // the store's revision when listed
-    std::string next_key;       // non-empty when `limit` cut the list short
+    uint64_t rv = 0;       // the store's revision when listed
+    std::string next_key;  // non-empty when `limit` cut the list short
   };
   // Objects of `bucket` in (namespace, name) order; `ns` "" means all.
   // Starts after `start_after` ("ns/name"), stops after `limit` matches (0:
@@ -164,7 +165,7 @@ class Store {
   uint64_t rv_ = 0;
   std::vector<PendingWrite> pending_;
 
-  std::mutex commit_mu_;   // one committer at a time; dispatch in revision order
+  std::mutex commit_mu_;  // one committer at a time; dispatch in revision order
   uint64_t durable_rv_ = 0;
 
   mutable std::mutex watch_mu_;  // history ring and watchers

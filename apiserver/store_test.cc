@@ -96,7 +96,9 @@ TEST_F(StoreTest, WatchReplaysFromRevisionThenFollows) {
   ASSERT_TRUE(q->Pop(e, std::chrono::seconds(1)));
   EXPECT_EQ(e->rv, 3u);
   EXPECT_FALSE(q->Pop(e, std::chrono::milliseconds(10)));  // services not delivered
-  s->Mutate("pods", "ns", "p0", [&](const Json*) { return Mutation{Mutation::Action::kDelete, {}}; });
+  s->Mutate("pods", "ns", "p0", [&](const Json*) {
+    return Mutation{Mutation::Action::kDelete, {}};
+  });
   ASSERT_TRUE(q->Pop(e, std::chrono::seconds(1)));
   EXPECT_EQ(e->type, StoreEvent::Type::kDeleted);
   EXPECT_EQ(e->rv, 5u);
@@ -133,7 +135,9 @@ TEST_F(StoreTest, RestartKeepsObjectsRevisionAndHistory) {
       std::string n = "p" + std::to_string(i);
       s->Mutate("pods", "ns", n, [&](const Json*) { return Put(Obj(n)); });
     }
-    s->Mutate("pods", "ns", "p3", [&](const Json*) { return Mutation{Mutation::Action::kDelete, {}}; });
+    s->Mutate("pods", "ns", "p3", [&](const Json*) {
+      return Mutation{Mutation::Action::kDelete, {}};
+    });
   }
   auto s = Open();
   EXPECT_EQ(s->revision(), 5u);

@@ -1,5 +1,7 @@
 #include "apiserver/validation.h"
 
+#include "base/strings.h"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -23,72 +25,6 @@ namespace {
 // ---------------------------------------------------------------------------
 // Text helpers: Go's %q and %#v renderings, so messages read as the real
 // server's do.
-
-std::string GoQuote(std::string_view s) {
-  std::string out = "\"";
-  size_t i = 0;
-  auto hex = [&out](unsigned char c) {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "\\x%02x", c);
-    out += buf;
-  };
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\a':
-          out += "\\a";
-          break;
-        case '\b':
-          out += "\\b";
-          break;
-        case '\f':
-          out += "\\f";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        case '\v':
-          out += "\\v";
-          break;
-        default:
-          if (c < 0x20 || c == 0x7f) {
-            hex(c);
-          } else {
-            out += static_cast<char>(c);
-          }
-      }
-      ++i;
-      continue;
-    }
-    size_t len = (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    bool ok = len != 0 && i + len <= s.size();
-    for (size_t k = 1; ok && k < len; ++k) {
-      ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
-    }
-    if (ok) {
-      out.append(s.substr(i, len));
-      i += len;
-    } else {
-      hex(c);
-      ++i;
-    }
-  }
-  out += '"';
-  return out;
-}
 
 std::string Q(std::string_view s) { return GoQuote(s); }
 std::string N(int64_t v) { return std::to_string(v); }
@@ -4415,36 +4351,6 @@ void DefaultNamespace(Json& obj) {
   obj["status"]["phase"] = "Active";
 }
 
-std::string EncodeBase64(std::string_view in) {
-  static constexpr char kChars[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t n = (static_cast<unsigned char>(in[i]) << 16) |
-                 (static_cast<unsigned char>(in[i + 1]) << 8) |
-                 static_cast<unsigned char>(in[i + 2]);
-    out += kChars[(n >> 18) & 63];
-    out += kChars[(n >> 12) & 63];
-    out += kChars[(n >> 6) & 63];
-    out += kChars[n & 63];
-  }
-  if (i + 1 == in.size()) {
-    uint32_t n = static_cast<unsigned char>(in[i]) << 16;
-    out += kChars[(n >> 18) & 63];
-    out += kChars[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t n =
-        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-    out += kChars[(n >> 18) & 63];
-    out += kChars[(n >> 12) & 63];
-    out += kChars[(n >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
 void DefaultSecret(Json& obj) {
   DefaultString(obj, "type", "Opaque");
   // v1 conversion: stringData overwrites data and is not stored.
@@ -4452,7 +4358,7 @@ void DefaultSecret(Json& obj) {
   if (!string_data) return;
   if (!ObjectAt(obj, "data")) obj["data"] = Json::object();
   for (const auto& [k, v] : string_data->items()) {
-    if (v.is_string()) obj["data"][k] = EncodeBase64(v.get<std::string>());
+    if (v.is_string()) obj["data"][k] = Base64Encode(v.get<std::string>());
   }
   obj.erase("stringData");
 }

@@ -102,9 +102,9 @@ TEST_F(NetnsTest, FixtureFindsAndRemovesLeftovers) {
   ChildProcess p = ChildProcess::Spawn(o);
   pid_t pid = p.Release();
 
-  std::vector<std::string> expected = {
-      "netns " + Name("-e"), "link " + Name("-v0"), "link " + Name("-v1"),
-      "nft table ip " + Name("-t", 64), "process " + std::to_string(pid)};
+  std::vector<std::string> expected = {"netns " + Name("-e"), "link " + Name("-v0"),
+                                       "link " + Name("-v1"), "nft table ip " + Name("-t", 64),
+                                       "process " + std::to_string(pid)};
   std::string all;
   // Poll: while bash execs, /proc/PID/cmdline can read empty for a moment.
   bool found = testing::Eventually([&] {

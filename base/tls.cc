@@ -613,7 +613,14 @@ Pki EnsurePki(const std::string& dir, const PkiOptions& opts) {
     pki.written.push_back(f.cert_file);
   };
 
-  if (LoadPair(pki.ca.cert_file, pki.ca.key_file, pki.ca.pem)) {
+  bool have_ca = false;
+  try {
+    have_ca = LoadPair(pki.ca.cert_file, pki.ca.key_file, pki.ca.pem);
+  } catch (const Error& e) {
+    if (e.code() == Code::kConflict) throw;
+    throw Error::Conflict("the cluster CA in " + dir + " cannot be used: " + e.message());
+  }
+  if (have_ca) {
     std::string problem;
     try {
       if (!InspectCertificate(pki.ca.pem.cert_pem).is_ca) {

@@ -4,8 +4,8 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
-#include <mutex>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "base/http_client.h"
@@ -49,7 +49,8 @@ double CreateRate(const std::string& url, const std::string& prefix, int clients
     ts.emplace_back([&] {
       http::HttpClient hc({.base_url = url});
       for (int i = next++; i < total; i = next++) {
-        auto r = hc.Do("POST", "/api/v1/namespaces/default/pods", PodBody(prefix + std::to_string(i)));
+        auto r =
+            hc.Do("POST", "/api/v1/namespaces/default/pods", PodBody(prefix + std::to_string(i)));
         if (r.status != 201) failures++;
       }
     });
@@ -93,8 +94,10 @@ int main() {
     auto r = c.Get("/api/v1/pods?labelSelector=idx%3Dfill-77");
     Report("list with a label selector over 10,000 pods", Fmt("%.1f ms", MsSince(t)));
   }
-  Report("kin serve RSS, empty", Fmt("%.1f MiB", RssKiB(serve.process().pid()) > 0 ? rss_empty / 1024.0 : -1));
-  Report("kin serve RSS with 10,000 pods stored", Fmt("%.1f MiB", RssKiB(serve.process().pid()) / 1024.0));
+  Report("kin serve RSS, empty",
+         Fmt("%.1f MiB", RssKiB(serve.process().pid()) > 0 ? rss_empty / 1024.0 : -1));
+  Report("kin serve RSS with 10,000 pods stored",
+         Fmt("%.1f MiB", RssKiB(serve.process().pid()) / 1024.0));
 
   // Watch delivery: POST start -> event received by a watcher (an upper bound
   // of commit -> event).
@@ -105,25 +108,29 @@ int main() {
     std::atomic<bool> ready{false};
     const int n = 500;
     http::HttpClient probe({.base_url = url});
-    std::string rv = Json::parse(probe.Get("/api/v1/namespaces/default/pods?limit=1").body)["metadata"]["resourceVersion"];
+    std::string rv = Json::parse(
+        probe.Get("/api/v1/namespaces/default/pods?limit=1").body)["metadata"]["resourceVersion"];
     std::thread watcher([&] {
       http::HttpClient c({.base_url = url});
       std::string buf;
-      c.Stream("GET", "/api/v1/namespaces/default/pods?watch=true&labelSelector=app%3Dwatch&resourceVersion=" + rv,
-               [&](std::string_view d) {
-                 auto now = Clock::now();
-                 buf.append(d);
-                 size_t nl;
-                 while ((nl = buf.find('\n')) != std::string::npos) {
-                   Json e = Json::parse(buf.substr(0, nl));
-                   buf.erase(0, nl + 1);
-                   std::string name = e["object"]["metadata"]["name"];
-                   std::lock_guard lock(mu);
-                   lat.push_back(std::chrono::duration<double, std::milli>(now - sent[name]).count());
-                 }
-                 std::lock_guard lock(mu);
-                 return lat.size() < static_cast<size_t>(n);
-               });
+      c.Stream(
+          "GET",
+          "/api/v1/namespaces/default/pods?watch=true&labelSelector=app%3Dwatch&resourceVersion=" +
+              rv,
+          [&](std::string_view d) {
+            auto now = Clock::now();
+            buf.append(d);
+            size_t nl;
+            while ((nl = buf.find('\n')) != std::string::npos) {
+              Json e = Json::parse(buf.substr(0, nl));
+              buf.erase(0, nl + 1);
+              std::string name = e["object"]["metadata"]["name"];
+              std::lock_guard lock(mu);
+              lat.push_back(std::chrono::duration<double, std::milli>(now - sent[name]).count());
+            }
+            std::lock_guard lock(mu);
+            return lat.size() < static_cast<size_t>(n);
+          });
     });
     http::HttpClient w({.base_url = url});
     for (int i = 0; i < n; ++i) {

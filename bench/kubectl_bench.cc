@@ -21,8 +21,8 @@ int main() {
   std::vector<double> creates;
   for (int i = 0; i < 5; ++i) {
     auto t = Clock::now();
-    auto r = RunCommand({testing::KinBinary(), "cluster", "create", "--name", "b" + std::to_string(i),
-                         "--state-root", root, "--kubeconfig", kc});
+    auto r = RunCommand({testing::KinBinary(), "cluster", "create", "--name",
+                         "b" + std::to_string(i), "--state-root", root, "--kubeconfig", kc});
     creates.push_back(MsSince(t));
     if (!r.status.success()) {
       std::fprintf(stderr, "%s%s", r.out.c_str(), r.err.c_str());
@@ -33,7 +33,8 @@ int main() {
                   "--state-root", root, "--kubeconfig", kc});
     }
   }
-  Report("kin cluster create (control plane, TLS, kubeconfig), p50", Fmt("%.0f ms", Percentile(creates, 50)));
+  Report("kin cluster create (control plane, TLS, kubeconfig), p50",
+         Fmt("%.0f ms", Percentile(creates, 50)));
 
   std::string state = root + "/b0";
   http::ClientOptions o;
@@ -61,15 +62,19 @@ int main() {
     Report("TLS GET, new connection (handshake), p50", Fmt("%.2f ms", Percentile(lat, 50)));
     Report("TLS GET, new connection (handshake), p99", Fmt("%.2f ms", Percentile(lat, 99)));
     for (int i = 0; i < 1000; ++i) {
-      Json pod = {{"apiVersion", "v1"},
-                  {"kind", "Pod"},
-                  {"metadata", {{"name", "p" + std::to_string(i)}, {"namespace", i % 2 ? "default" : "kube-system"}}},
-                  {"spec", {{"containers", {{{"name", "c"}, {"image", "busybox"}}}}}}};
-      c.Do("POST", std::string("/api/v1/namespaces/") + (i % 2 ? "default" : "kube-system") + "/pods",
+      Json pod = {
+          {"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata",
+           {{"name", "p" + std::to_string(i)}, {"namespace", i % 2 ? "default" : "kube-system"}}},
+          {"spec", {{"containers", {{{"name", "c"}, {"image", "busybox"}}}}}}};
+      c.Do("POST",
+           std::string("/api/v1/namespaces/") + (i % 2 ? "default" : "kube-system") + "/pods",
            pod.dump());
     }
   }
-  std::string kubectl_dir = RunCommand({"sh", "-c", "dirname \"$(readlink -f \"$(command -v kubectl)\")\""}).out;
+  std::string kubectl_dir =
+      RunCommand({"sh", "-c", "dirname \"$(readlink -f \"$(command -v kubectl)\")\""}).out;
   while (!kubectl_dir.empty() && kubectl_dir.back() == '\n') kubectl_dir.pop_back();
   for (std::string v : {"1.27", "1.33"}) {
     std::string kubectl = kubectl_dir + "/kubectl." + v;
@@ -84,7 +89,8 @@ int main() {
         return 1;
       }
     }
-    Report("kubectl." + v + " get pods -A, 1,000 pods (wall, p50)", Fmt("%.0f ms", Percentile(samples, 50)));
+    Report("kubectl." + v + " get pods -A, 1,000 pods (wall, p50)",
+           Fmt("%.0f ms", Percentile(samples, 50)));
   }
   auto t = Clock::now();
   RunCommand({testing::KinBinary(), "cluster", "delete", "--name", "b0", "--state-root", root,

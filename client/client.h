@@ -23,10 +23,10 @@ namespace kin {
 struct ListOptions {
   std::string label_selector;
   std::string field_selector;
-  int64_t limit = 0;            // 0: everything
-  std::string continue_token;   // from a previous page's metadata.continue
-  std::string resource_version; // list: "" or "0"; watch: start after this
-  int timeout_seconds = 0;      // watch: server ends the stream after this
+  int64_t limit = 0;             // 0: everything
+  std::string continue_token;    // from a previous page's metadata.continue
+  std::string resource_version;  // list: "" or "0"; watch: start after this
+  int timeout_seconds = 0;       // watch: server ends the stream after this
   bool allow_bookmarks = false;
 };
 

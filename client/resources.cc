@@ -1,7 +1,7 @@
 #include "client/resources.h"
 
-#include <algorithm>
 #include <strings.h>
+#include <algorithm>
 
 namespace kin {
 
@@ -118,10 +118,10 @@ const ResourceInfo* LookupResource(std::string_view name) {
   return nullptr;
 }
 
-#define KIN_RESOURCE_GETTER(fn, g, plural)        \
-  const ResourceInfo& fn() {                      \
+#define KIN_RESOURCE_GETTER(fn, g, plural)                        \
+  const ResourceInfo& fn() {                                      \
     static const ResourceInfo* r = FindResource(g, "v1", plural); \
-    return *r;                                    \
+    return *r;                                                    \
   }
 KIN_RESOURCE_GETTER(PodsResource, "", "pods")
 KIN_RESOURCE_GETTER(NodesResource, "", "nodes")

@@ -98,7 +98,8 @@ LabelRequirement ParseTerm(std::string_view raw) {
     std::string v = Trim(std::string_view(rest).substr(1));
     char* end = nullptr;
     std::strtoll(v.c_str(), &end, 10);
-    if (v.empty() || *end != '\0') throw ParseError(term, "for 'gt', 'lt' operators, the value must be an integer");
+    if (v.empty() || *end != '\0')
+      throw ParseError(term, "for 'gt', 'lt' operators, the value must be an integer");
     r.values = {v};
     return r;
   } else if (rest.rfind("notin", 0) == 0 && rest.size() > 5 && (rest[5] == ' ' || rest[5] == '(')) {
@@ -110,8 +111,8 @@ LabelRequirement ParseTerm(std::string_view raw) {
     set_values(std::string_view(rest).substr(2));
     return r;
   } else {
-    throw ParseError(term, "found '" + rest.substr(0, 1) +
-                               "', expected: '=', '!=', '==', 'in', notin'");
+    throw ParseError(term,
+                     "found '" + rest.substr(0, 1) + "', expected: '=', '!=', '==', 'in', notin'");
   }
   CheckValue(term, r.values[0]);
   return r;
@@ -119,13 +120,20 @@ LabelRequirement ParseTerm(std::string_view raw) {
 
 const char* OpString(LabelRequirement::Op op) {
   switch (op) {
-    case LabelRequirement::Op::kEquals: return "=";
-    case LabelRequirement::Op::kNotEquals: return "!=";
-    case LabelRequirement::Op::kIn: return " in ";
-    case LabelRequirement::Op::kNotIn: return " notin ";
-    case LabelRequirement::Op::kGt: return ">";
-    case LabelRequirement::Op::kLt: return "<";
-    default: return "";
+    case LabelRequirement::Op::kEquals:
+      return "=";
+    case LabelRequirement::Op::kNotEquals:
+      return "!=";
+    case LabelRequirement::Op::kIn:
+      return " in ";
+    case LabelRequirement::Op::kNotIn:
+      return " notin ";
+    case LabelRequirement::Op::kGt:
+      return ">";
+    case LabelRequirement::Op::kLt:
+      return "<";
+    default:
+      return "";
   }
 }
 
@@ -133,7 +141,8 @@ const char* OpString(LabelRequirement::Op op) {
 
 std::string LabelKeyError(std::string_view key) {
   static const std::regex kName("([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]");
-  static const std::regex kDns1123Sub("[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*");
+  static const std::regex kDns1123Sub(
+      "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*");
   std::string_view name = key;
   size_t slash = key.find('/');
   if (slash != std::string_view::npos) {
@@ -179,7 +188,8 @@ LabelSelector LabelSelector::FromJson(const Json& sel, const std::string& field)
   if (!sel.is_object()) throw Error::BadRequest(field + ": must be an object");
   if (auto it = sel.find("matchLabels"); it != sel.end() && it->is_object()) {
     for (auto& [k, v] : it->items()) {
-      if (!v.is_string()) throw Error::BadRequest(field + ".matchLabels." + k + ": must be a string");
+      if (!v.is_string())
+        throw Error::BadRequest(field + ".matchLabels." + k + ": must be a string");
       s.reqs_.push_back({k, LabelRequirement::Op::kEquals, {v.get<std::string>()}});
     }
   }
@@ -190,13 +200,19 @@ LabelSelector LabelSelector::FromJson(const Json& sel, const std::string& field)
       LabelRequirement r;
       r.key = e.value("key", "");
       std::string op = e.value("operator", "");
-      if (op == "In") r.op = LabelRequirement::Op::kIn;
-      else if (op == "NotIn") r.op = LabelRequirement::Op::kNotIn;
-      else if (op == "Exists") r.op = LabelRequirement::Op::kExists;
-      else if (op == "DoesNotExist") r.op = LabelRequirement::Op::kDoesNotExist;
-      else throw Error::BadRequest(where + ".operator: Unsupported value: \"" + op + "\"");
+      if (op == "In")
+        r.op = LabelRequirement::Op::kIn;
+      else if (op == "NotIn")
+        r.op = LabelRequirement::Op::kNotIn;
+      else if (op == "Exists")
+        r.op = LabelRequirement::Op::kExists;
+      else if (op == "DoesNotExist")
+        r.op = LabelRequirement::Op::kDoesNotExist;
+      else
+        throw Error::BadRequest(where + ".operator: Unsupported value: \"" + op + "\"");
       if (e.contains("values") && e["values"].is_array()) {
-        for (const auto& v : e["values"]) r.values.push_back(v.is_string() ? v.get<std::string>() : v.dump());
+        for (const auto& v : e["values"])
+          r.values.push_back(v.is_string() ? v.get<std::string>() : v.dump());
       }
       s.reqs_.push_back(std::move(r));
     }
@@ -293,7 +309,8 @@ FieldSelector FieldSelector::Parse(std::string_view text) {
       throw Error::BadRequest("invalid field selector: \"" + term +
                               "\": expected field=value, field==value or field!=value");
     }
-    if (r.field.empty()) throw Error::BadRequest("invalid field selector: \"" + term + "\": empty field");
+    if (r.field.empty())
+      throw Error::BadRequest("invalid field selector: \"" + term + "\": empty field");
     s.reqs_.push_back(std::move(r));
   }
   return s;

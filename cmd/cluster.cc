@@ -136,8 +136,10 @@ void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress) {
       Step s(progress, "Starting the control plane (kin serve)");
       SpawnOptions so;
       std::string bin = opts.kin_binary.empty() ? SelfBinary() : opts.kin_binary;
-      so.argv = {bin,           "serve",      "--state-dir", dir,
-                 "--port",      std::to_string(opts.port), "--port-file", dir + "/serve.port",
+      so.argv = {bin,           "serve",
+                 "--state-dir", dir,
+                 "--port",      std::to_string(opts.port),
+                 "--port-file", dir + "/serve.port",
                  "--pki-dir",   dir + "/pki"};
       so.stdout_file = dir + "/serve.log";
       so.stderr_to_stdout = true;
@@ -250,7 +252,8 @@ std::string ClusterKubeconfig(const std::string& name, const std::string& state_
   tls::Pki pki = tls::EnsurePki(dir + "/pki", ClusterPkiOptions());
   KubeconfigEntry e;
   e.cluster_name = name;
-  e.server = "https://127.0.0.1:" + std::to_string(std::atoi(ReadText(dir + "/serve.port").c_str()));
+  e.server =
+      "https://127.0.0.1:" + std::to_string(std::atoi(ReadText(dir + "/serve.port").c_str()));
   e.ca_pem = pki.ca.pem.cert_pem;
   e.client_cert_pem = pki.admin.pem.cert_pem;
   e.client_key_pem = pki.admin.pem.key_pem;

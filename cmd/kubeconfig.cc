@@ -18,33 +18,11 @@
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "base/strings.h"
 
 namespace kin::cmd {
 
 namespace {
-
-std::string Base64(std::string_view in) {
-  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i < in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    if (i + 1 < in.size()) v |= uint8_t(in[i + 1]) << 8;
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
 
 // ---- Reading plain scalars as kubectl does ----
 //
@@ -294,10 +272,10 @@ Json KubeconfigFor(const KubeconfigEntry& e) {
   if (e.server.empty()) throw Error::Invalid("kubeconfig: server URL is empty");
   std::string name = KubeconfigContextName(e.cluster_name);
   Json cluster = {{"server", e.server}};
-  if (!e.ca_pem.empty()) cluster["certificate-authority-data"] = Base64(e.ca_pem);
+  if (!e.ca_pem.empty()) cluster["certificate-authority-data"] = Base64Encode(e.ca_pem);
   Json user = Json::object();
-  if (!e.client_cert_pem.empty()) user["client-certificate-data"] = Base64(e.client_cert_pem);
-  if (!e.client_key_pem.empty()) user["client-key-data"] = Base64(e.client_key_pem);
+  if (!e.client_cert_pem.empty()) user["client-certificate-data"] = Base64Encode(e.client_cert_pem);
+  if (!e.client_key_pem.empty()) user["client-key-data"] = Base64Encode(e.client_key_pem);
   return {
       {"apiVersion", "v1"},
       {"kind", "Config"},

@@ -10,14 +10,21 @@
 #include "base/version.h"
 #include "cmd/cluster.h"
 #include "cmd/commands.h"
+#include "runtime/agnhost.h"
 
 int main(int argc, char** argv) {
+  // `kin agnhost ...`: the built-in e2e test image (runtime/agnhost.h). Runs
+  // before anything else starts a thread: it waits for its signals itself.
+  if (argc > 1 && std::string(argv[1]) == "agnhost") {
+    return kin::RunAgnhost(std::vector<std::string>(argv + 2, argv + argc));
+  }
   CLI::App app{"kin: Kubernetes IN namespaces — a whole cluster on one Linux box", "kin"};
   app.require_subcommand(1);
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->envname("KIN_LOG_LEVEL");
 
+  app.footer("Also: kin agnhost SUBCOMMAND [FLAGS]  (the e2e test image agnhost, built in)");
   auto* version = app.add_subcommand("version", "Print kin's version");
   version->callback([] {
     std::printf("kin version %s (Kubernetes API %s)\n", kin::kVersion, kin::kKubeVersion);
@@ -34,12 +41,14 @@ int main(int argc, char** argv) {
                     "write the port listened on to this file once serving");
   serve->add_option("--state-dir", serve_flags.state_dir, "directory for the cluster's state")
       ->capture_default_str();
-  serve->add_option("--watch-history", serve_flags.watch_history,
-                    "changes kept for watches to resume from (older ones are compacted)")
+  serve
+      ->add_option("--watch-history", serve_flags.watch_history,
+                   "changes kept for watches to resume from (older ones are compacted)")
       ->capture_default_str()
       ->check(CLI::Range(1, 10000000));
-  serve->add_option("--service-cidr", serve_flags.service_cidr,
-                    "range Service ClusterIPs are allocated from")
+  serve
+      ->add_option("--service-cidr", serve_flags.service_cidr,
+                   "range Service ClusterIPs are allocated from")
       ->capture_default_str();
 
   serve->add_option("--pki-dir", serve_flags.pki_dir,
@@ -55,8 +64,9 @@ int main(int argc, char** argv) {
   std::string wait = "60s";
   auto* create = cluster->add_subcommand("create", "Create a cluster");
   create->add_option("--name", create_opts.name, "cluster name")->capture_default_str();
-  create->add_option("--kubeconfig", kubeconfig,
-                     "kubeconfig to merge the cluster into (default $KUBECONFIG or ~/.kube/config)");
+  create->add_option(
+      "--kubeconfig", kubeconfig,
+      "kubeconfig to merge the cluster into (default $KUBECONFIG or ~/.kube/config)");
   create->add_option("--wait", wait, "how long to wait for the cluster to be ready (e.g. 60s, 2m)")
       ->capture_default_str();
   create->add_flag("--retain", create_opts.retain, "keep what was made when create fails");
@@ -91,6 +101,7 @@ int main(int argc, char** argv) {
       if (argc > 1 && sub->check_name(argv[1])) known = true;
     }
     if (argc > 1 && argv[1][0] != '-' && !known) {
+      // (agnhost was handled above)
       std::fprintf(stderr, "kin: unknown command \"%s\" (see kin --help)\n", argv[1]);
       return 1;
     }

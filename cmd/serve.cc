@@ -45,11 +45,16 @@ std::chrono::seconds ParseDuration(const std::string& text, const std::string& f
     size_t k = j;
     while (k < text.size() && isalpha(static_cast<unsigned char>(text[k]))) ++k;
     std::string unit = text.substr(j, k - j);
-    if (unit == "h") total_ms += v * 3600000;
-    else if (unit == "m") total_ms += v * 60000;
-    else if (unit == "s") total_ms += v * 1000;
-    else if (unit == "ms") total_ms += v;
-    else throw bad();
+    if (unit == "h")
+      total_ms += v * 3600000;
+    else if (unit == "m")
+      total_ms += v * 60000;
+    else if (unit == "s")
+      total_ms += v * 1000;
+    else if (unit == "ms")
+      total_ms += v;
+    else
+      throw bad();
     i = k;
   }
   return std::chrono::seconds(static_cast<long>((total_ms + 999) / 1000));

@@ -51,7 +51,8 @@ Json Pod(const std::string& name, Json labels = {{"app", "web"}}) {
 }
 
 Json Service(const std::string& name, Json spec) {
-  return {{"apiVersion", "v1"}, {"kind", "Service"}, {"metadata", {{"name", name}}}, {"spec", spec}};
+  return {
+      {"apiVersion", "v1"}, {"kind", "Service"}, {"metadata", {{"name", name}}}, {"spec", spec}};
 }
 
 const char* kPods = "/api/v1/namespaces/default/pods";
@@ -74,7 +75,8 @@ TEST_F(ApiE2E, BuiltInNamespacesAndKubernetesService) {
     names.insert(ns["metadata"]["name"]);
     EXPECT_EQ(ns["status"]["phase"], "Active");
   }
-  EXPECT_EQ(names, (std::set<std::string>{"default", "kube-node-lease", "kube-public", "kube-system"}));
+  EXPECT_EQ(names,
+            (std::set<std::string>{"default", "kube-node-lease", "kube-public", "kube-system"}));
   auto svc = api_->Do("GET", "/api/v1/namespaces/default/services/kubernetes");
   ASSERT_EQ(svc.status, 200);
   EXPECT_EQ(svc.body["spec"]["clusterIP"], "10.96.0.1");
@@ -137,7 +139,8 @@ TEST_F(ApiE2E, CreateGetListAndMetadata) {
 }
 
 TEST_F(ApiE2E, ListPagingWithLimitAndContinue) {
-  for (int i = 0; i < 7; ++i) ASSERT_EQ(api_->Do("POST", kPods, Pod("p" + std::to_string(i))).status, 201);
+  for (int i = 0; i < 7; ++i)
+    ASSERT_EQ(api_->Do("POST", kPods, Pod("p" + std::to_string(i))).status, 201);
   std::vector<std::string> seen;
   std::string cont;
   int pages = 0;
@@ -180,7 +183,8 @@ TEST_F(ApiE2E, UpdateConflictsGenerationAndStatus) {
   auto stale = api_->Do("PUT", "/apis/apps/v1/namespaces/default/deployments/d", d);
   EXPECT_EQ(stale.status, 409);
   EXPECT_EQ(stale.body["reason"], "Conflict");
-  EXPECT_NE(stale.body["message"].get<std::string>().find("the object has been modified"), std::string::npos);
+  EXPECT_NE(stale.body["message"].get<std::string>().find("the object has been modified"),
+            std::string::npos);
   // A spec change bumps generation; status sent to the main resource is ignored.
   Json d2 = u1.body;
   d2["spec"]["replicas"] = 3;
@@ -207,7 +211,9 @@ TEST_F(ApiE2E, UpdateConflictsGenerationAndStatus) {
   auto sp = api_->Do("PATCH", "/apis/apps/v1/namespaces/default/deployments/d/scale",
                      {{"spec", {{"replicas", 5}}}}, "application/merge-patch+json");
   ASSERT_EQ(sp.status, 200) << sp.raw;
-  EXPECT_EQ(api_->Do("GET", "/apis/apps/v1/namespaces/default/deployments/d").body["spec"]["replicas"], 5);
+  EXPECT_EQ(
+      api_->Do("GET", "/apis/apps/v1/namespaces/default/deployments/d").body["spec"]["replicas"],
+      5);
 }
 
 TEST_F(ApiE2E, EveryPatchType) {
@@ -219,10 +225,11 @@ TEST_F(ApiE2E, EveryPatchType) {
                      "application/merge-patch+json");
   ASSERT_EQ(mp.status, 200) << mp.raw;
   EXPECT_EQ(mp.body["metadata"]["labels"], Json({{"new", "1"}}));
-  auto jp = api_->Do("PATCH", path,
-                     Json::array({{{"op", "add"}, {"path", "/metadata/annotations"}, {"value", {{"a", "b"}}}},
-                                  {{"op", "test"}, {"path", "/metadata/name"}, {"value", "p"}}}),
-                     "application/json-patch+json");
+  auto jp = api_->Do(
+      "PATCH", path,
+      Json::array({{{"op", "add"}, {"path", "/metadata/annotations"}, {"value", {{"a", "b"}}}},
+                   {{"op", "test"}, {"path", "/metadata/name"}, {"value", "p"}}}),
+      "application/json-patch+json");
   ASSERT_EQ(jp.status, 200) << jp.raw;
   EXPECT_EQ(jp.body["metadata"]["annotations"]["a"], "b");
   auto jbad = api_->Do("PATCH", path,
@@ -243,9 +250,12 @@ TEST_F(ApiE2E, EveryPatchType) {
 
 TEST_F(ApiE2E, ServerSideApplyCreatesUpdatesAndConflicts) {
   std::string path = "/api/v1/namespaces/default/configmaps/cfg";
-  Json cm = {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", "cfg"}}},
+  Json cm = {{"apiVersion", "v1"},
+             {"kind", "ConfigMap"},
+             {"metadata", {{"name", "cfg"}}},
              {"data", {{"a", "1"}, {"b", "2"}}}};
-  auto created = api_->Do("PATCH", path + "?fieldManager=alice", cm, "application/apply-patch+yaml");
+  auto created =
+      api_->Do("PATCH", path + "?fieldManager=alice", cm, "application/apply-patch+yaml");
   ASSERT_EQ(created.status, 201) << created.raw;
   EXPECT_EQ(created.body["data"]["a"], "1");
   bool alice_applies = false;
@@ -254,17 +264,27 @@ TEST_F(ApiE2E, ServerSideApplyCreatesUpdatesAndConflicts) {
   }
   EXPECT_TRUE(alice_applies) << created.body["metadata"]["managedFields"].dump();
   // Bob applies a different value for a: conflict.
-  Json bob = {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", "cfg"}}}, {"data", {{"a", "9"}}}};
-  auto conflict = api_->Do("PATCH", path + "?fieldManager=bob", bob, "application/apply-patch+yaml");
+  Json bob = {{"apiVersion", "v1"},
+              {"kind", "ConfigMap"},
+              {"metadata", {{"name", "cfg"}}},
+              {"data", {{"a", "9"}}}};
+  auto conflict =
+      api_->Do("PATCH", path + "?fieldManager=bob", bob, "application/apply-patch+yaml");
   EXPECT_EQ(conflict.status, 409) << conflict.raw;
-  EXPECT_NE(conflict.body["message"].get<std::string>().find("conflict with \"alice\""), std::string::npos)
+  EXPECT_NE(conflict.body["message"].get<std::string>().find("conflict with \"alice\""),
+            std::string::npos)
       << conflict.raw;
-  auto forced = api_->Do("PATCH", path + "?fieldManager=bob&force=true", bob, "application/apply-patch+yaml");
+  auto forced =
+      api_->Do("PATCH", path + "?fieldManager=bob&force=true", bob, "application/apply-patch+yaml");
   ASSERT_EQ(forced.status, 200) << forced.raw;
   EXPECT_EQ(forced.body["data"]["a"], "9");
   // Alice drops b from her config: b goes.
-  Json alice2 = {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", "cfg"}}}, {"data", Json::object()}};
-  auto dropped = api_->Do("PATCH", path + "?fieldManager=alice", alice2, "application/apply-patch+yaml");
+  Json alice2 = {{"apiVersion", "v1"},
+                 {"kind", "ConfigMap"},
+                 {"metadata", {{"name", "cfg"}}},
+                 {"data", Json::object()}};
+  auto dropped =
+      api_->Do("PATCH", path + "?fieldManager=alice", alice2, "application/apply-patch+yaml");
   ASSERT_EQ(dropped.status, 200) << dropped.raw;
   EXPECT_FALSE(dropped.body["data"].contains("b")) << dropped.raw;
   EXPECT_EQ(dropped.body["data"]["a"], "9");
@@ -292,7 +312,8 @@ TEST_F(ApiE2E, DeletionGracefulFinalizersAndPropagation) {
   EXPECT_EQ(api_->Do("DELETE", std::string(kPods) + "/b", {{"gracePeriodSeconds", 0}}).status, 200);
   EXPECT_EQ(api_->Do("GET", std::string(kPods) + "/b").status, 404);
   // Finalizers hold an object until they are removed.
-  Json cm = {{"metadata", {{"name", "held"}, {"finalizers", {"example.com/hold"}}}}, {"data", {{"k", "v"}}}};
+  Json cm = {{"metadata", {{"name", "held"}, {"finalizers", {"example.com/hold"}}}},
+             {"data", {{"k", "v"}}}};
   ASSERT_EQ(api_->Do("POST", "/api/v1/namespaces/default/configmaps", cm).status, 201);
   auto fd = api_->Do("DELETE", "/api/v1/namespaces/default/configmaps/held");
   EXPECT_EQ(fd.status, 202);
@@ -304,11 +325,16 @@ TEST_F(ApiE2E, DeletionGracefulFinalizersAndPropagation) {
   EXPECT_EQ(rm.status, 200) << rm.raw;
   EXPECT_EQ(api_->Do("GET", "/api/v1/namespaces/default/configmaps/held").status, 404);
   // Foreground propagation is recorded as a finalizer for the garbage collector.
-  ASSERT_EQ(api_->Do("POST", "/api/v1/namespaces/default/configmaps", {{"metadata", {{"name", "fg"}}}}).status, 201);
-  auto fg = api_->Do("DELETE", "/api/v1/namespaces/default/configmaps/fg", {{"propagationPolicy", "Foreground"}});
+  ASSERT_EQ(
+      api_->Do("POST", "/api/v1/namespaces/default/configmaps", {{"metadata", {{"name", "fg"}}}})
+          .status,
+      201);
+  auto fg = api_->Do("DELETE", "/api/v1/namespaces/default/configmaps/fg",
+                     {{"propagationPolicy", "Foreground"}});
   EXPECT_EQ(fg.status, 202);
   EXPECT_EQ(fg.body["metadata"]["finalizers"], Json::array({"foregroundDeletion"}));
-  auto badpol = api_->Do("DELETE", "/api/v1/namespaces/default/configmaps/fg", {{"propagationPolicy", "Sideways"}});
+  auto badpol = api_->Do("DELETE", "/api/v1/namespaces/default/configmaps/fg",
+                         {{"propagationPolicy", "Sideways"}});
   EXPECT_EQ(badpol.status, 422);
   // deletecollection by label.
   ASSERT_EQ(api_->Do("POST", kPods, Pod("x1", {{"del", "yes"}})).status, 201);
@@ -321,7 +347,9 @@ TEST_F(ApiE2E, DeletionGracefulFinalizersAndPropagation) {
 
 TEST_F(ApiE2E, BindingAssignsANodeOnce) {
   ASSERT_EQ(api_->Do("POST", kPods, Pod("bind-me")).status, 201);
-  Json binding = {{"apiVersion", "v1"}, {"kind", "Binding"}, {"metadata", {{"name", "bind-me"}}},
+  Json binding = {{"apiVersion", "v1"},
+                  {"kind", "Binding"},
+                  {"metadata", {{"name", "bind-me"}}},
                   {"target", {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", "node-a"}}}};
   auto b = api_->Do("POST", std::string(kPods) + "/bind-me/binding", binding);
   EXPECT_EQ(b.status, 201) << b.raw;
@@ -345,14 +373,18 @@ TEST_F(ApiE2E, NamespaceDeletionRemovesContent) {
   ASSERT_EQ(ns.status, 201);
   EXPECT_EQ(ns.body["spec"]["finalizers"], Json::array({"kubernetes"}));
   EXPECT_EQ(ns.body["status"]["phase"], "Active");
-  ASSERT_EQ(api_->Do("POST", "/api/v1/namespaces/tmp/configmaps", {{"metadata", {{"name", "c"}}}}).status, 201);
+  ASSERT_EQ(
+      api_->Do("POST", "/api/v1/namespaces/tmp/configmaps", {{"metadata", {{"name", "c"}}}}).status,
+      201);
   ASSERT_EQ(api_->Do("POST", "/api/v1/namespaces/tmp/pods", Pod("p")).status, 201);
   auto d = api_->Do("DELETE", "/api/v1/namespaces/tmp");
   EXPECT_TRUE(d.status == 200 || d.status == 202) << d.raw;
-  bool gone = testing::Eventually([&] { return api_->Do("GET", "/api/v1/namespaces/tmp").status == 404; });
+  bool gone =
+      testing::Eventually([&] { return api_->Do("GET", "/api/v1/namespaces/tmp").status == 404; });
   EXPECT_TRUE(gone);
   EXPECT_EQ(api_->Do("GET", "/api/v1/namespaces/tmp/configmaps/c").status, 404);
-  auto orphan = api_->Do("POST", "/api/v1/namespaces/nowhere/configmaps", {{"metadata", {{"name", "c"}}}});
+  auto orphan =
+      api_->Do("POST", "/api/v1/namespaces/nowhere/configmaps", {{"metadata", {{"name", "c"}}}});
   EXPECT_EQ(orphan.status, 404);
   EXPECT_EQ(orphan.body["message"], "namespaces \"nowhere\" not found");
 }
@@ -381,19 +413,28 @@ TEST_F(ApiE2E, WatchFromResourceVersionWithSelectors) {
   std::vector<Json> events;
   std::thread watcher([&] {
     http::HttpClient c({.base_url = serve_->url()});
-    events = ReadWatch(c, std::string(kPods) + "?watch=true&labelSelector=app%3Dweb&resourceVersion=" + rv, 4);
+    events = ReadWatch(
+        c, std::string(kPods) + "?watch=true&labelSelector=app%3Dweb&resourceVersion=" + rv, 4);
     done = true;
   });
   ASSERT_EQ(api_->Do("POST", kPods, Pod("w2")).status, 201);                      // ADDED
   ASSERT_EQ(api_->Do("POST", kPods, Pod("other", {{"app", "db"}})).status, 201);  // filtered
-  ASSERT_EQ(api_->Do("PATCH", std::string(kPods) + "/w2", {{"metadata", {{"annotations", {{"a", "1"}}}}}},
-                     "application/merge-patch+json").status, 200);                  // MODIFIED
+  ASSERT_EQ(
+      api_->Do("PATCH", std::string(kPods) + "/w2", {{"metadata", {{"annotations", {{"a", "1"}}}}}},
+               "application/merge-patch+json")
+          .status,
+      200);  // MODIFIED
   // w1 stops matching: DELETED for this watcher.
-  ASSERT_EQ(api_->Do("PATCH", std::string(kPods) + "/w1", {{"metadata", {{"labels", {{"app", "gone"}}}}}},
-                     "application/merge-patch+json").status, 200);
+  ASSERT_EQ(
+      api_->Do("PATCH", std::string(kPods) + "/w1", {{"metadata", {{"labels", {{"app", "gone"}}}}}},
+               "application/merge-patch+json")
+          .status,
+      200);
   // "other" starts matching: ADDED.
-  ASSERT_EQ(api_->Do("PATCH", std::string(kPods) + "/other", {{"metadata", {{"labels", {{"app", "web"}}}}}},
-                     "application/merge-patch+json").status, 200);
+  ASSERT_EQ(api_->Do("PATCH", std::string(kPods) + "/other",
+                     {{"metadata", {{"labels", {{"app", "web"}}}}}}, "application/merge-patch+json")
+                .status,
+            200);
   watcher.join();
   ASSERT_EQ(events.size(), 4u);
   EXPECT_EQ(events[0]["type"], "ADDED");
@@ -419,7 +460,9 @@ TEST_F(ApiE2E, WatchFromCompactedVersionGets410) {
   std::string rv = first.body["metadata"]["resourceVersion"];
   for (int i = 1; i < 60; ++i) {  // more changes than --watch-history 50 keeps
     ASSERT_EQ(api_->Do("POST", "/api/v1/namespaces/default/configmaps",
-                       {{"metadata", {{"name", "c" + std::to_string(i)}}}}).status, 201);
+                       {{"metadata", {{"name", "c" + std::to_string(i)}}}})
+                  .status,
+              201);
   }
   http::HttpClient c({.base_url = serve_->url()});
   auto events = ReadWatch(c, std::string(kPods) + "?watch=true&resourceVersion=" + rv, 1);
@@ -427,8 +470,9 @@ TEST_F(ApiE2E, WatchFromCompactedVersionGets410) {
   EXPECT_EQ(events[0]["type"], "ERROR");
   EXPECT_EQ(events[0]["object"]["code"], 410);
   EXPECT_EQ(events[0]["object"]["reason"], "Expired");
-  auto relist = api_->Do("GET", std::string(kPods) + "?continue=" +
-                                    std::string("eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MSwic3RhcnQiOiJhIn0="));
+  auto relist =
+      api_->Do("GET", std::string(kPods) + "?continue=" +
+                          std::string("eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MSwic3RhcnQiOiJhIn0="));
   EXPECT_EQ(relist.status, 410);
 }
 
@@ -437,7 +481,8 @@ TEST_F(ApiE2E, BadInputGetsPreciseStatus) {
   EXPECT_EQ(malformed.status, 400);
   EXPECT_EQ(malformed.body["kind"], "Status");
   auto yaml = api_->DoRaw("POST", "/api/v1/namespaces/default/configmaps",
-                          "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\n", "application/yaml");
+                          "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\n",
+                          "application/yaml");
   EXPECT_EQ(yaml.status, 201) << yaml.raw;
   Json wrong_kind = Pod("k");
   wrong_kind["kind"] = "Service";
@@ -449,7 +494,8 @@ TEST_F(ApiE2E, BadInputGetsPreciseStatus) {
   auto wn = api_->Do("POST", kPods, wrong_ns);
   EXPECT_EQ(wn.status, 400);
   EXPECT_NE(wn.raw.find("does not match the namespace"), std::string::npos) << wn.raw;
-  Json big = {{"metadata", {{"name", "big"}}}, {"data", {{"x", std::string(4 * 1024 * 1024, 'a')}}}};
+  Json big = {{"metadata", {{"name", "big"}}},
+              {"data", {{"x", std::string(4 * 1024 * 1024, 'a')}}}};
   auto tl = api_->Do("POST", "/api/v1/namespaces/default/configmaps", big);
   EXPECT_EQ(tl.status, 413);
   EXPECT_EQ(tl.body["reason"], "RequestEntityTooLarge");
@@ -485,13 +531,16 @@ TEST_F(ApiE2E, ServiceClusterIPsAndNodePorts) {
   EXPECT_EQ(ip.rfind("10.96.", 0), 0u);
   EXPECT_NE(ip, "10.96.0.1");
   EXPECT_EQ(a.body["spec"]["clusterIPs"], Json::array({ip}));
-  auto explicit_ip = api_->Do("POST", svcs, Service("dns", {{"clusterIP", "10.96.0.10"}, {"ports", ports}}));
+  auto explicit_ip =
+      api_->Do("POST", svcs, Service("dns", {{"clusterIP", "10.96.0.10"}, {"ports", ports}}));
   ASSERT_EQ(explicit_ip.status, 201) << explicit_ip.raw;
   EXPECT_EQ(explicit_ip.body["spec"]["clusterIP"], "10.96.0.10");
-  auto taken = api_->Do("POST", svcs, Service("dns2", {{"clusterIP", "10.96.0.10"}, {"ports", ports}}));
+  auto taken =
+      api_->Do("POST", svcs, Service("dns2", {{"clusterIP", "10.96.0.10"}, {"ports", ports}}));
   EXPECT_EQ(taken.status, 422);
   EXPECT_NE(taken.raw.find("provided IP is already allocated"), std::string::npos) << taken.raw;
-  auto outside = api_->Do("POST", svcs, Service("far", {{"clusterIP", "10.97.0.10"}, {"ports", ports}}));
+  auto outside =
+      api_->Do("POST", svcs, Service("far", {{"clusterIP", "10.97.0.10"}, {"ports", ports}}));
   EXPECT_EQ(outside.status, 422);
   EXPECT_NE(outside.raw.find("not in the valid range"), std::string::npos) << outside.raw;
   auto headless = api_->Do("POST", svcs, Service("h", {{"clusterIP", "None"}, {"ports", ports}}));
@@ -504,24 +553,33 @@ TEST_F(ApiE2E, ServiceClusterIPsAndNodePorts) {
   EXPECT_GE(port, 30000);
   EXPECT_LE(port, 32767);
   Json fixed_ports = {{{"port", 80}, {"nodePort", 31000}}};
-  ASSERT_EQ(api_->Do("POST", svcs, Service("np2", {{"type", "NodePort"}, {"ports", fixed_ports}})).status, 201);
+  ASSERT_EQ(
+      api_->Do("POST", svcs, Service("np2", {{"type", "NodePort"}, {"ports", fixed_ports}})).status,
+      201);
   auto dup = api_->Do("POST", svcs, Service("np3", {{"type", "NodePort"}, {"ports", fixed_ports}}));
   EXPECT_EQ(dup.status, 422);
   EXPECT_NE(dup.raw.find("provided port is already allocated"), std::string::npos) << dup.raw;
   Json bad_ports = {{{"port", 80}, {"nodePort", 40000}}};
   auto range = api_->Do("POST", svcs, Service("np4", {{"type", "NodePort"}, {"ports", bad_ports}}));
   EXPECT_EQ(range.status, 422);
-  EXPECT_NE(range.raw.find("provided port is not in the valid range"), std::string::npos) << range.raw;
+  EXPECT_NE(range.raw.find("provided port is not in the valid range"), std::string::npos)
+      << range.raw;
   // Released on delete: the same explicit IP and port can be had again.
   ASSERT_EQ(api_->Do("DELETE", std::string(svcs) + "/dns").status, 200);
   ASSERT_EQ(api_->Do("DELETE", std::string(svcs) + "/np2").status, 200);
-  EXPECT_EQ(api_->Do("POST", svcs, Service("dns", {{"clusterIP", "10.96.0.10"}, {"ports", ports}})).status, 201);
-  EXPECT_EQ(api_->Do("POST", svcs, Service("np2", {{"type", "NodePort"}, {"ports", fixed_ports}})).status, 201);
+  EXPECT_EQ(api_->Do("POST", svcs, Service("dns", {{"clusterIP", "10.96.0.10"}, {"ports", ports}}))
+                .status,
+            201);
+  EXPECT_EQ(
+      api_->Do("POST", svcs, Service("np2", {{"type", "NodePort"}, {"ports", fixed_ports}})).status,
+      201);
 }
 
 TEST_F(ApiE2E, ConcurrentStaleWritersLoseNoUpdate) {
   ASSERT_EQ(api_->Do("POST", "/api/v1/namespaces/default/configmaps",
-                     {{"metadata", {{"name", "counter"}}}, {"data", {{"n", "0"}}}}).status, 201);
+                     {{"metadata", {{"name", "counter"}}}, {"data", {{"n", "0"}}}})
+                .status,
+            201);
   const int kThreads = 8, kIncrements = 25;
   std::atomic<int> conflicts{0}, other{0};
   std::vector<std::thread> ts;
@@ -567,7 +625,8 @@ TEST_F(ApiE2E, RestartKeepsStateResourceVersionsAndWatchContinuity) {
   serve_->process().Signal(SIGTERM);
   ASSERT_TRUE(serve_->process().WaitFor(std::chrono::seconds(10)).has_value());
   SpawnOptions o;
-  o.argv = {testing::KinBinary(), "serve", "--port", std::to_string(port), "--state-dir", state + "/state"};
+  o.argv = {testing::KinBinary(), "serve",       "--port",
+            std::to_string(port), "--state-dir", state + "/state"};
   o.stdout_file = state + "/serve2.log";
   o.stderr_to_stdout = true;
   ChildProcess second = ChildProcess::Spawn(o);
@@ -584,13 +643,15 @@ TEST_F(ApiE2E, RestartKeepsStateResourceVersionsAndWatchContinuity) {
   EXPECT_EQ(kept.body["metadata"]["resourceVersion"], rv);
   auto next = api2.Do("POST", kPods, Pod("new"));
   ASSERT_EQ(next.status, 201);
-  EXPECT_GT(std::stoull(next.body["metadata"]["resourceVersion"].get<std::string>()), std::stoull(rv) + 2);
+  EXPECT_GT(std::stoull(next.body["metadata"]["resourceVersion"].get<std::string>()),
+            std::stoull(rv) + 2);
   // Allocations survive: the same IP and port are not handed out again.
   auto again = api2.Do("POST", "/api/v1/namespaces/default/services",
                        Service("s2", {{"clusterIP", ip}, {"ports", {{{"port", 80}}}}}));
   EXPECT_EQ(again.status, 422);
-  auto again_port = api2.Do("POST", "/api/v1/namespaces/default/services",
-                            Service("s3", {{"type", "NodePort"}, {"ports", {{{"port", 80}, {"nodePort", node_port}}}}}));
+  auto again_port = api2.Do(
+      "POST", "/api/v1/namespaces/default/services",
+      Service("s3", {{"type", "NodePort"}, {"ports", {{{"port", 80}, {"nodePort", node_port}}}}}));
   EXPECT_EQ(again_port.status, 422);
   // A watch from before the restart replays what happened since.
   http::HttpClient c({.base_url = serve_->url()});
@@ -605,7 +666,8 @@ TEST_F(ApiE2E, MetricsCountRequests) {
   api_->Do("GET", kPods);
   auto m = api_->raw().Get("/metrics");
   EXPECT_EQ(m.status, 200);
-  EXPECT_NE(m.body.find("apiserver_request_total{verb=\"LIST\",resource=\"pods\",code=\"200\"}"), std::string::npos)
+  EXPECT_NE(m.body.find("apiserver_request_total{verb=\"LIST\",resource=\"pods\",code=\"200\"}"),
+            std::string::npos)
       << m.body.substr(0, 2000);
   EXPECT_NE(m.body.find("apiserver_request_duration_seconds_bucket"), std::string::npos);
   EXPECT_NE(m.body.find("apiserver_storage_size_bytes"), std::string::npos);

@@ -1,8 +1,8 @@
 // e2e: real kubectl (fixed versions 1.27, 1.30, 1.33, default validation, a
 // fresh --cache-dir) against a cluster made by `kin cluster create`, over
 // TLS with client certificates; and the official Python client.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -20,7 +20,8 @@ using testing::KinBinary;
 using testing::TempDir;
 
 std::string KubectlDir() {
-  CommandResult r = RunCommand({"sh", "-c", "dirname \"$(readlink -f \"$(command -v kubectl)\")\""});
+  CommandResult r =
+      RunCommand({"sh", "-c", "dirname \"$(readlink -f \"$(command -v kubectl)\")\""});
   std::string d = r.out;
   while (!d.empty() && d.back() == '\n') d.pop_back();
   return d;
@@ -37,8 +38,8 @@ class KubectlE2E : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(r.status.success()) << r.out << r.err;
   }
   static void TearDownTestSuite() {
-    RunCommand({KinBinary(), "cluster", "delete", "--name", "e2e", "--state-root", dir_->File("root"),
-                "--kubeconfig", dir_->File("kubeconfig")},
+    RunCommand({KinBinary(), "cluster", "delete", "--name", "e2e", "--state-root",
+                dir_->File("root"), "--kubeconfig", dir_->File("kubeconfig")},
                std::chrono::seconds(60));
     delete dir_;
   }
@@ -112,7 +113,8 @@ TEST_P(KubectlE2E, DiscoveryVersionAndClusterInfo) {
   EXPECT_NE(v.find("Server Version: "), std::string::npos) << v;
   EXPECT_NE(v.find("v1.31.0+kin"), std::string::npos) << v;
   std::string ar = Ok({"api-resources"});
-  for (const char* want : {"pods", "po", "deployments", "deploy", "apps/v1", "endpointslices", "leases"}) {
+  for (const char* want :
+       {"pods", "po", "deployments", "deploy", "apps/v1", "endpointslices", "leases"}) {
     EXPECT_NE(ar.find(want), std::string::npos) << want << "\n" << ar;
   }
   std::string ci = Ok({"cluster-info"});
@@ -131,7 +133,9 @@ TEST_P(KubectlE2E, CreateApplyGetAndOutputFormats) {
   Json y = ParseYaml(Ok(N({"get", "deploy/web", "-o", "yaml"})));
   EXPECT_EQ(y["metadata"]["name"], "web");
   EXPECT_EQ(Ok(N({"get", "deploy", "-o", "name"})), "deployment.apps/web\n");
-  EXPECT_EQ(Ok(N({"get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].name}"})), "web");
+  EXPECT_EQ(
+      Ok(N({"get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].name}"})),
+      "web");
   std::string labels = Ok(N({"get", "deploy", "--show-labels"}));
   EXPECT_NE(labels.find("app=web"), std::string::npos) << labels;
   EXPECT_NE(Ok(N({"get", "deploy", "-l", "app=web"})).find("web"), std::string::npos);
@@ -144,8 +148,10 @@ TEST_P(KubectlE2E, CreateApplyGetAndOutputFormats) {
   // apply: create, then change (client-side), then server-side.
   std::string changed = kDeployment;
   changed.replace(changed.find("replicas: 2"), 11, "replicas: 3");
-  std::string applied = Ok(N({"apply", "-f", "-"}), std::string(kDeployment).replace(
-                                                        std::string(kDeployment).find("name: web\n"), 9, "name: app\n"));
+  std::string applied =
+      Ok(N({"apply", "-f", "-"}),
+         std::string(kDeployment)
+             .replace(std::string(kDeployment).find("name: web\n"), 9, "name: app\n"));
   EXPECT_NE(applied.find("deployment.apps/app created"), std::string::npos) << applied;
   std::string changed_app = changed;
   changed_app.replace(changed_app.find("name: web\n"), 9, "name: app\n");
@@ -175,8 +181,10 @@ TEST_P(KubectlE2E, ImperativeCommands) {
   EXPECT_EQ(d["spec"]["replicas"], 3);
   EXPECT_EQ(d["metadata"]["generation"], 3);  // image and replicas changed the spec
   // wait: a condition the deployment controller would set, set here by hand.
-  Json status = {{"status",
-                  {{"conditions", {{{"type", "Available"}, {"status", "True"}, {"reason", "MinimumReplicasAvailable"}}}}}}};
+  Json status = {
+      {"status",
+       {{"conditions",
+         {{{"type", "Available"}, {"status", "True"}, {"reason", "MinimumReplicasAvailable"}}}}}}};
   Ok(N({"patch", "deploy", "d", "--subresource=status", "--type=merge", "-p", status.dump()}));
   std::string waited = Ok(N({"wait", "--for=condition=Available", "deploy/d", "--timeout=20s"}));
   EXPECT_NE(waited.find("condition met"), std::string::npos) << waited;
@@ -186,7 +194,10 @@ TEST_P(KubectlE2E, ImperativeCommands) {
                 {"kind", "Event"},
                 {"metadata", {{"name", "d.1"}}},
                 {"involvedObject",
-                 {{"kind", "Deployment"}, {"apiVersion", "apps/v1"}, {"name", "d"}, {"namespace", ns_},
+                 {{"kind", "Deployment"},
+                  {"apiVersion", "apps/v1"},
+                  {"name", "d"},
+                  {"namespace", ns_},
                   {"uid", dep["metadata"]["uid"]}}},
                 {"reason", "ScalingReplicaSet"},
                 {"message", "Scaled up replica set d-abc to 3"},
@@ -214,22 +225,27 @@ TEST_P(KubectlE2E, DeleteAndErrors) {
   Ok(N({"label", "cm", "x1", "group=g"}));
   Ok(N({"create", "configmap", "x2", "--from-literal=a=1"}));
   Ok(N({"label", "cm", "x2", "group=g"}));
-  EXPECT_NE(Ok(N({"delete", "cm", "-l", "group=g"})).find("configmap \"x2\" deleted"), std::string::npos);
+  EXPECT_NE(Ok(N({"delete", "cm", "-l", "group=g"})).find("configmap \"x2\" deleted"),
+            std::string::npos);
   Ok(N({"create", "configmap", "x3"}));
   Ok(N({"delete", "cm", "x3"}));
 
   CommandResult nf = Kubectl(N({"get", "pod", "nope"}));
   EXPECT_NE(nf.status.code, 0);
-  EXPECT_NE(nf.err.find("Error from server (NotFound): pods \"nope\" not found"), std::string::npos) << nf.err;
+  EXPECT_NE(nf.err.find("Error from server (NotFound): pods \"nope\" not found"), std::string::npos)
+      << nf.err;
   Ok(N({"create", "configmap", "dup"}));
   CommandResult dup = Kubectl(N({"create", "configmap", "dup"}));
   EXPECT_NE(dup.err.find("configmaps \"dup\" already exists"), std::string::npos) << dup.err;
-  CommandResult inv = Kubectl(N({"create", "-f", "-"}),
-                              "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec: {containers: []}\n");
-  EXPECT_NE(inv.err.find("The Pod \"bad\" is invalid: spec.containers: Required value"), std::string::npos)
+  CommandResult inv =
+      Kubectl(N({"create", "-f", "-"}),
+              "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec: {containers: []}\n");
+  EXPECT_NE(inv.err.find("The Pod \"bad\" is invalid: spec.containers: Required value"),
+            std::string::npos)
       << inv.err;
-  CommandResult unknown = Kubectl(N({"create", "-f", "-"}),
-                                  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: u}\ndatta: {a: b}\n");
+  CommandResult unknown =
+      Kubectl(N({"create", "-f", "-"}),
+              "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: u}\ndatta: {a: b}\n");
   EXPECT_NE(unknown.status.code, 0);
   EXPECT_NE(unknown.err.find("unknown field \"datta\""), std::string::npos) << unknown.err;
   // A conflict: update with a stale resourceVersion.
@@ -246,8 +262,17 @@ TEST_P(KubectlE2E, DeleteAndErrors) {
 
 TEST_P(KubectlE2E, WatchPrintsChanges) {
   SpawnOptions o;
-  o.argv = {kubectl_, "--kubeconfig", dir_->File("kubeconfig"), "--cache-dir", cache_->path(),
-            "get", "configmaps", "-w", "-n", ns_, "--output-watch-events"};
+  o.argv = {kubectl_,
+            "--kubeconfig",
+            dir_->File("kubeconfig"),
+            "--cache-dir",
+            cache_->path(),
+            "get",
+            "configmaps",
+            "-w",
+            "-n",
+            ns_,
+            "--output-watch-events"};
   o.stdout_mode = SpawnOptions::Stdio::kPipe;
   o.stderr_mode = SpawnOptions::Stdio::kNull;
   ChildProcess watch = ChildProcess::Spawn(o);

@@ -1,6 +1,10 @@
 // e2e: the real `kin` binary: version, help, serve answering and stopping.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "base/http_client.h"
 #include "base/process.h"
@@ -72,6 +76,49 @@ TEST(ServeE2E, PortInUseIsAClearError) {
                        ": Address already in use"),
             std::string::npos)
       << r.err;
+}
+
+}  // namespace
+}  // namespace kin
+
+namespace kin {
+namespace {
+
+TEST(AgnhostE2E, KinRunsTheBuiltInAgnhost) {
+  // A free port: bind :0, read it, close (the agnhost binds it right after).
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  ::close(fd);
+  SpawnOptions o;
+  o.argv = {testing::KinBinary(), "agnhost", "netexec", "--http-port=" + std::to_string(port),
+            "--udp-port=-1"};
+  o.stdout_mode = o.stderr_mode = SpawnOptions::Stdio::kNull;
+  ChildProcess p = ChildProcess::Spawn(o);
+  http::HttpClient c({.base_url = "http://127.0.0.1:" + std::to_string(port)});
+  std::string body;
+  ASSERT_TRUE(testing::Eventually([&] {
+    try {
+      body = c.Get("/echo?msg=kin").body;
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }));
+  EXPECT_EQ(body, "kin");
+  char host[256] = {};
+  ::gethostname(host, sizeof host);
+  EXPECT_EQ(c.Get("/hostname").body, host);
+  p.Stop(std::chrono::seconds(5));
+  CommandResult refused =
+      RunCommand({testing::KinBinary(), "agnhost", "connect", "127.0.0.1:" + std::to_string(port)});
+  EXPECT_EQ(refused.status.code, 1);
+  EXPECT_EQ(refused.err, "REFUSED\n");
 }
 
 }  // namespace

@@ -1,0 +1,20 @@
+// Small text helpers shared across modules.
+//
+// GoQuote renders a string as Go's strconv.Quote (%q) does, so messages read
+// as Kubernetes' own. Base64 is the standard alphabet with padding, as JSON
+// carries []byte fields (Secret data, kubeconfig certificates).
+// Thread-safety: stateless, thread-safe.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace kin {
+
+std::string GoQuote(std::string_view s);
+std::string Base64Encode(std::string_view data);
+// nullopt when `text` is not valid padded standard base64.
+std::optional<std::string> Base64Decode(std::string_view text);
+
+}  // namespace kin

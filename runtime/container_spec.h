@@ -1,0 +1,111 @@
+// ContainerSpec — what the container launcher needs to start one container
+// process inside a pod's namespaces, as plain data.
+//
+// Everything here is pure: validation, rendering as text (for tests and
+// logs), capability-name lookup, the CPU limit arithmetic the kubelet uses,
+// and the RuntimeDefault seccomp rule list. Applying a spec to the kernel is
+// container_launch.h's job; cgroups are cgroup.h's.
+//
+// Thread-safety: plain value types and pure functions.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kin {
+
+enum class SeccompProfile { kRuntimeDefault, kUnconfined };
+
+struct BindMount {
+  std::string source;  // host path (file or directory)
+  std::string target;  // path inside the container's mount namespace
+  bool read_only = false;
+};
+
+// Zero means "no limit" for every field.
+struct ResourceLimits {
+  int64_t memory_bytes = 0;
+  int64_t cpu_millicores = 0;
+  int64_t pids_max = 0;
+};
+
+struct ContainerSpec {
+  std::string name;               // container name, for error messages
+  std::vector<std::string> argv;  // argv[0] is looked up in the container's PATH when it has no '/'
+  std::vector<std::string> env;   // "KEY=VALUE"; exactly the container's environment
+  std::string working_dir;        // empty: "/"
+
+  // Namespaces of the pod to join: paths such as /run/netns/X or
+  // /proc/PID/ns/{uts,ipc,pid} of the sandbox holder. Empty: not joined
+  // (the container keeps ours, unless a new one is asked for below).
+  std::string net_ns;
+  std::string uts_ns;
+  std::string ipc_ns;
+  std::string pid_ns;  // applies to the container process itself (joined before fork)
+
+  bool new_mount_ns = true;  // needed for bind mounts; / is made rslave so nothing leaks out
+  bool new_pid_ns = false;   // the container process is pid 1 of its own pid namespace
+  bool new_uts_ns = false;   // required to set `hostname`
+  bool new_ipc_ns = false;
+  std::string hostname;
+
+  std::optional<uid_t> uid;  // unset: stay root
+  std::optional<gid_t> gid;  // unset: the uid's gid is not looked up; stays 0
+  std::vector<gid_t> supplemental_groups;
+
+  // Capability names as Kubernetes writes them ("NET_ADMIN"; "CAP_NET_ADMIN"
+  // is accepted too; "ALL" in drop drops every capability, in add adds every one).
+  std::vector<std::string> cap_add;
+  std::vector<std::string> cap_drop;
+
+  SeccompProfile seccomp = SeccompProfile::kRuntimeDefault;
+  bool no_new_privs = true;
+
+  // Applied by the caller when it creates the container's Cgroup (cgroup.h)
+  // and hands it to LaunchContainer.
+  ResourceLimits resources;
+
+  std::vector<BindMount> mounts;  // e.g. /etc/hosts, /etc/resolv.conf
+  std::string log_path;           // stdout and stderr are appended here; empty: /dev/null
+};
+
+// Throws Error::Invalid naming every offending field (one Cause each).
+void ValidateContainerSpec(const ContainerSpec& spec);
+
+// A stable, line-per-field text form (only fields that are set), for tests and logs.
+std::string RenderContainerSpec(const ContainerSpec& spec);
+
+// Kubernetes' default capability set for containers (containerd/CRI-O's list).
+const std::vector<std::string>& DefaultCapabilityNames();
+// Capability number for a name ("NET_RAW" or "CAP_NET_RAW"); nullopt when unknown.
+std::optional<int> CapabilityNumber(const std::string& name);
+// The container's capability mask (bit n = capability n): defaults + adds - drops.
+// Throws Error::Invalid on an unknown name. `last_cap` bounds "ALL".
+uint64_t CapabilityMask(const ContainerSpec& spec, int last_cap = 40);
+
+// CFS bandwidth for a CPU limit, as the kubelet computes it: period 100 ms,
+// quota = millicores * period / 1000, at least 1 ms. No limit: quota -1.
+struct CpuQuota {
+  int64_t quota_us = -1;
+  int64_t period_us = 100000;
+};
+CpuQuota MilliCpuToQuota(int64_t millicores);
+
+// One seccomp rule: `syscall` fails with `errno_value`. When `arg0_flags` is
+// non-zero the rule only matches calls whose first argument has any of those
+// bits set (one libseccomp rule per bit: clone/unshare with namespace flags).
+struct SeccompRule {
+  std::string syscall;
+  int errno_value = 1;  // EPERM
+  uint64_t arg0_flags = 0;
+};
+// The rules of a profile; Unconfined has none (no filter is installed).
+// RuntimeDefault is a small Docker-like denylist; unlike Docker's it does not
+// relax for containers that hold CAP_SYS_ADMIN.
+std::vector<SeccompRule> SeccompRules(SeccompProfile profile);
+
+}  // namespace kin
