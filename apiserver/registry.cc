@@ -73,6 +73,25 @@ std::string Str(const Json& j, const char* key) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
+// The body's apiVersion and kind must be the URL's (when given); then they
+// are set to it.
+void CheckTypeMeta(const ResourceInfo& r, Json& obj) {
+  if (!obj.is_object()) throw Error::BadRequest("the object must be a JSON object");
+  std::string api_version = Str(obj, "apiVersion");
+  std::string kind = Str(obj, "kind");
+  if (!api_version.empty() && api_version != r.api_version()) {
+    throw Error::BadRequest("the API version in the data (" + api_version +
+                            ") does not match the expected API version (" + r.api_version() + ")");
+  }
+  if (!kind.empty() && kind != r.kind) {
+    throw Error::BadRequest(kind + " in version \"" + r.version + "\" cannot be handled as a " +
+                            r.kind + ": the kind in the data (" + kind +
+                            ") does not match the expected kind (" + r.kind + ")");
+  }
+  obj["apiVersion"] = r.api_version();
+  obj["kind"] = r.kind;
+}
+
 bool HasFinalizers(const Json& obj) {
   const Json& m = obj.value("metadata", Json::object());
   return m.contains("finalizers") && m["finalizers"].is_array() && !m["finalizers"].empty();
@@ -596,20 +615,7 @@ Json Registry::List(const ResourceInfo& r, const std::string& ns, const ListOpti
 
 Json Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, Json obj,
                              const WriteOptions& opts) {
-  if (!obj.is_object()) throw Error::BadRequest("the object must be a JSON object");
-  std::string api_version = Str(obj, "apiVersion");
-  std::string kind = Str(obj, "kind");
-  if (!api_version.empty() && api_version != r.api_version()) {
-    throw Error::BadRequest("the API version in the data (" + api_version +
-                            ") does not match the expected API version (" + r.api_version() + ")");
-  }
-  if (!kind.empty() && kind != r.kind) {
-    throw Error::BadRequest(kind + " in version \"" + r.version + "\" cannot be handled as a " +
-                            r.kind + ": the kind in the data (" + kind +
-                            ") does not match the expected kind (" + r.kind + ")");
-  }
-  obj["apiVersion"] = r.api_version();
-  obj["kind"] = r.kind;
+  CheckTypeMeta(r, obj);
   Json& m = Meta(obj);
   if (m.contains("resourceVersion") && !Str(m, "resourceVersion").empty()) {
     throw Error::BadRequest("resourceVersion should not be set on objects to be created");
@@ -774,20 +780,7 @@ Json Registry::Create(const ResourceInfo& r, const std::string& ns, Json obj,
 Json Registry::PrepareUpdate(const ResourceInfo& r, const Json& old, Json obj,
                              const std::string& subresource, const WriteOptions& opts,
                              bool is_apply) {
-  if (!obj.is_object()) throw Error::BadRequest("the object must be a JSON object");
-  std::string api_version = Str(obj, "apiVersion");
-  std::string kind = Str(obj, "kind");
-  if (!api_version.empty() && api_version != r.api_version()) {
-    throw Error::BadRequest("the API version in the data (" + api_version +
-                            ") does not match the expected API version (" + r.api_version() + ")");
-  }
-  if (!kind.empty() && kind != r.kind) {
-    throw Error::BadRequest(kind + " in version \"" + r.version + "\" cannot be handled as a " +
-                            r.kind + ": the kind in the data (" + kind +
-                            ") does not match the expected kind (" + r.kind + ")");
-  }
-  obj["apiVersion"] = r.api_version();
-  obj["kind"] = r.kind;
+  CheckTypeMeta(r, obj);
   Json& m = Meta(obj);
   const Json& om = old["metadata"];
   std::string rv = Str(m, "resourceVersion");
