@@ -131,6 +131,13 @@ ChildProcess ChildProcess::Spawn(const SpawnOptions& opts) {
   return child;
 }
 
+ChildProcess ChildProcess::Adopt(pid_t pid, UniqueFd pidfd) {
+  ChildProcess child;
+  child.pid_ = pid;
+  child.pidfd_ = std::move(pidfd);
+  return child;
+}
+
 ChildProcess::ChildProcess(ChildProcess&& o) noexcept
     : pid_(std::exchange(o.pid_, -1)),
       pidfd_(std::move(o.pidfd_)),

@@ -51,6 +51,9 @@ class ChildProcess {
  public:
   ChildProcess() = default;
   static ChildProcess Spawn(const SpawnOptions& opts);
+  // Takes ownership of a child this process forked by other means (e.g. a
+  // container launcher's clone); `pidfd` may be invalid (then kill() is used).
+  static ChildProcess Adopt(pid_t pid, UniqueFd pidfd);
 
   ChildProcess(ChildProcess&& o) noexcept;
   ChildProcess& operator=(ChildProcess&& o) noexcept;

@@ -31,17 +31,6 @@ namespace kin {
 
 namespace {
 
-ExitStatus FromWaitStatus(int ws) {
-  ExitStatus s;
-  if (WIFEXITED(ws)) {
-    s.code = WEXITSTATUS(ws);
-  } else if (WIFSIGNALED(ws)) {
-    s.signal = WTERMSIG(ws);
-    s.code = 128 + s.signal;
-  }
-  return s;
-}
-
 struct SeccompCtxDeleter {
   void operator()(void* ctx) const { seccomp_release(ctx); }
 };
@@ -243,78 +232,6 @@ SeccompProgram SeccompProgram::Build(SeccompProfile profile) {
   return program;
 }
 
-ContainerProcess::ContainerProcess(ContainerProcess&& o) noexcept
-    : pid_(std::exchange(o.pid_, -1)),
-      pidfd_(std::move(o.pidfd_)),
-      status_(std::exchange(o.status_, std::nullopt)) {}
-
-ContainerProcess& ContainerProcess::operator=(ContainerProcess&& o) noexcept {
-  if (this != &o) {
-    Reset();
-    pid_ = std::exchange(o.pid_, -1);
-    pidfd_ = std::move(o.pidfd_);
-    status_ = std::exchange(o.status_, std::nullopt);
-  }
-  return *this;
-}
-
-ContainerProcess::~ContainerProcess() { Reset(); }
-
-void ContainerProcess::Reset() {
-  if (running()) {
-    Signal(SIGKILL);
-    Wait();
-  }
-  pid_ = -1;
-  pidfd_.reset();
-  status_.reset();
-}
-
-void ContainerProcess::Signal(int sig) {
-  if (!running()) return;
-  if (pidfd_ && ::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, nullptr, 0) == 0) return;
-  if (!pidfd_) ::kill(pid_, sig);
-}
-
-ExitStatus ContainerProcess::Wait() {
-  if (status_) return *status_;
-  if (pid_ <= 0) throw Error::Internal("wait: no container process");
-  int ws = 0;
-  while (::waitpid(pid_, &ws, 0) < 0) {
-    if (errno != EINTR) throw ErrnoError(errno, "wait for container process");
-  }
-  status_ = FromWaitStatus(ws);
-  return *status_;
-}
-
-std::optional<ExitStatus> ContainerProcess::WaitFor(std::chrono::milliseconds timeout) {
-  if (status_) return status_;
-  if (pid_ <= 0) throw Error::Internal("wait: no container process");
-  pollfd p{pidfd_.get(), POLLIN, 0};
-  int rc;
-  do {
-    rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
-  } while (rc < 0 && errno == EINTR);
-  if (rc < 0) throw ErrnoError(errno, "wait for container process");
-  if (rc == 0) return std::nullopt;
-  return Wait();
-}
-
-ExitStatus ContainerProcess::Stop(std::chrono::milliseconds grace) {
-  if (!running()) return status_ ? *status_ : ExitStatus{};
-  Signal(SIGTERM);
-  if (auto s = WaitFor(grace)) return *s;
-  Signal(SIGKILL);
-  return Wait();
-}
-
-pid_t ContainerProcess::Release() {
-  pid_t p = std::exchange(pid_, -1);
-  pidfd_.reset();
-  status_.reset();
-  return p;
-}
-
 ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup) {
   ValidateContainerSpec(spec);
   const std::string what = "start container `" + spec.name + "`";
@@ -437,7 +354,8 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
   report_write.reset();
   if (pid < 0) throw wrap(ErrnoError(fork_err, fork_step));
 
-  ContainerProcess process(pid, UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))));
+  ContainerProcess process =
+      ChildProcess::Adopt(pid, UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))));
   ChildFailure failure;
   ssize_t n;
   do {

@@ -53,30 +53,9 @@ class SeccompProgram {
   std::vector<std::string> syscalls_;
 };
 
-class ContainerProcess {
- public:
-  ContainerProcess() = default;
-  ContainerProcess(pid_t pid, UniqueFd pidfd) : pid_(pid), pidfd_(std::move(pidfd)) {}
-  ContainerProcess(ContainerProcess&& o) noexcept;
-  ContainerProcess& operator=(ContainerProcess&& o) noexcept;
-  ContainerProcess(const ContainerProcess&) = delete;
-  ContainerProcess& operator=(const ContainerProcess&) = delete;
-  ~ContainerProcess();
-
-  pid_t pid() const { return pid_; }  // in our pid namespace
-  bool running() const { return pid_ > 0 && !status_; }
-  void Signal(int sig);
-  ExitStatus Wait();
-  std::optional<ExitStatus> WaitFor(std::chrono::milliseconds timeout);
-  ExitStatus Stop(std::chrono::milliseconds grace);
-  pid_t Release();
-
- private:
-  void Reset();
-  pid_t pid_ = -1;
-  UniqueFd pidfd_;
-  std::optional<ExitStatus> status_;
-};
+// The container's process, owned like any child: killed and reaped when its
+// owner dies unless Release()d.
+using ContainerProcess = ChildProcess;
 
 // Validates the spec (Invalid), then starts the container, inside `cgroup`
 // when given (the caller creates it from spec.resources and keeps owning it). Errors: "start
