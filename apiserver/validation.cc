@@ -2760,56 +2760,6 @@ void Validator::Endpoints(const Json& obj) {
   }
 }
 
-// base64.StdEncoding, reporting the first bad byte as Go does.
-std::optional<std::string> DecodeBase64(const std::string& in, size_t* bad_at) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  std::string out;
-  size_t i = 0;
-  while (i < in.size()) {
-    int vals[4];
-    int n = 0;
-    size_t start = i;
-    for (; n < 4 && i < in.size(); ++i) {
-      char c = in[i];
-      if (c == '\r' || c == '\n') continue;
-      if (c == '=') break;
-      int v = value(c);
-      if (v < 0) {
-        *bad_at = i;
-        return std::nullopt;
-      }
-      vals[n++] = v;
-    }
-    if (n == 4) {
-      out += static_cast<char>((vals[0] << 2) | (vals[1] >> 4));
-      out += static_cast<char>(((vals[1] & 0xf) << 4) | (vals[2] >> 2));
-      out += static_cast<char>(((vals[2] & 0x3) << 6) | vals[3]);
-      continue;
-    }
-    // A short group must be completed by '=' padding to four characters.
-    size_t pad = 0;
-    while (i < in.size() && in[i] == '=' && n + pad < 4) {
-      ++pad;
-      ++i;
-    }
-    if (n < 2 || n + pad != 4 || i != in.size()) {
-      *bad_at = n < 2 ? start + static_cast<size_t>(n) : i;
-      if (*bad_at > in.size()) *bad_at = in.size();
-      return std::nullopt;
-    }
-    out += static_cast<char>((vals[0] << 2) | (vals[1] >> 4));
-    if (n == 3) out += static_cast<char>(((vals[1] & 0xf) << 4) | (vals[2] >> 2));
-  }
-  return out;
-}
-
 void Validator::ConfigMap(const Json& obj, const Json* old) {
   if (old && old->value("immutable", Json(false)) == Json(true)) {
     if (obj.value("immutable", Json(false)) != Json(true)) {
@@ -2840,7 +2790,7 @@ void Validator::ConfigMap(const Json& obj, const Json* old) {
     for (const auto& [k, v] : *binary) {
       for (auto& m : IsConfigMapKey(k)) errs.Invalid(K("binaryData", k), Q(k), m);
       size_t bad = 0;
-      auto decoded = DecodeBase64(v, &bad);
+      auto decoded = Base64Decode(v, &bad);
       if (!decoded) DecodeError("illegal base64 data at input byte " + std::to_string(bad));
       total += decoded->size();
     }
@@ -2871,7 +2821,7 @@ void Validator::Secret(const Json& obj, const Json* old) {
   if (data) {
     for (const auto& [k, v] : *data) {
       size_t bad = 0;
-      auto bytes = DecodeBase64(v, &bad);
+      auto bytes = Base64Decode(v, &bad);
       if (!bytes) DecodeError("illegal base64 data at input byte " + std::to_string(bad));
       decoded[k] = *bytes;
     }

@@ -95,8 +95,11 @@ std::string Base64Encode(std::string_view data) {
   return out;
 }
 
-std::optional<std::string> Base64Decode(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
+// Go's base64.StdEncoding: \r and \n are skipped; the first bad byte is
+// reported as Go reports it ("illegal base64 data at input byte N").
+std::optional<std::string> Base64Decode(std::string_view in, size_t* bad_at) {
+  size_t unused = 0;
+  if (bad_at == nullptr) bad_at = &unused;
   auto value = [](char c) -> int {
     if (c >= 'A' && c <= 'Z') return c - 'A';
     if (c >= 'a' && c <= 'z') return c - 'a' + 26;
@@ -106,25 +109,42 @@ std::optional<std::string> Base64Decode(std::string_view text) {
     return -1;
   };
   std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      char c = text[i + k];
-      if (c == '=' && i + 4 == text.size() && k >= 2) {
-        v[k] = 0;
-        ++pad;
-        continue;
+  size_t i = 0;
+  while (i < in.size()) {
+    int vals[4];
+    int n = 0;
+    size_t start = i;
+    for (; n < 4 && i < in.size(); ++i) {
+      char c = in[i];
+      if (c == '\r' || c == '\n') continue;
+      if (c == '=') break;
+      int v = value(c);
+      if (v < 0) {
+        *bad_at = i;
+        return std::nullopt;
       }
-      if (pad > 0) return std::nullopt;  // data after padding
-      v[k] = value(c);
-      if (v[k] < 0) return std::nullopt;
+      vals[n++] = v;
     }
-    uint32_t n = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
-    out += static_cast<char>(n >> 16);
-    if (pad < 2) out += static_cast<char>((n >> 8) & 0xff);
-    if (pad < 1) out += static_cast<char>(n & 0xff);
+    if (n == 4) {
+      out += static_cast<char>((vals[0] << 2) | (vals[1] >> 4));
+      out += static_cast<char>(((vals[1] & 0xf) << 4) | (vals[2] >> 2));
+      out += static_cast<char>(((vals[2] & 0x3) << 6) | vals[3]);
+      continue;
+    }
+    if (n == 0 && i == in.size()) break;  // only line breaks were left
+    // A short group must be completed by '=' padding to four characters.
+    size_t pad = 0;
+    while (i < in.size() && in[i] == '=' && n + pad < 4) {
+      ++pad;
+      ++i;
+    }
+    if (n < 2 || n + pad != 4 || i != in.size()) {
+      *bad_at = n < 2 ? start + static_cast<size_t>(n) : i;
+      if (*bad_at > in.size()) *bad_at = in.size();
+      return std::nullopt;
+    }
+    out += static_cast<char>((vals[0] << 2) | (vals[1] >> 4));
+    if (n == 3) out += static_cast<char>(((vals[1] & 0xf) << 4) | (vals[2] >> 2));
   }
   return out;
 }

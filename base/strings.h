@@ -14,7 +14,9 @@ namespace kin {
 
 std::string GoQuote(std::string_view s);
 std::string Base64Encode(std::string_view data);
-// nullopt when `text` is not valid padded standard base64.
-std::optional<std::string> Base64Decode(std::string_view text);
+// nullopt when `text` is not valid padded standard base64 (as Go's
+// base64.StdEncoding reads it: \r and \n ignored); `bad_at` then gets the
+// offset of the first bad byte.
+std::optional<std::string> Base64Decode(std::string_view text, size_t* bad_at = nullptr);
 
 }  // namespace kin

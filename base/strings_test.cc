@@ -14,7 +14,8 @@ TEST(StringsTest, GoQuoteEscapesAsGo) {
 }
 
 TEST(StringsTest, Base64RoundTripsEveryPaddingLength) {
-  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", "s3cret", std::string("\0\xff\x10", 3)}) {
+  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", "s3cret",
+                                                       std::string("\0\xff\x10", 3)}) {
     std::string enc = Base64Encode(s);
     EXPECT_EQ(enc.size() % 4, 0u);
     auto dec = Base64Decode(enc);
@@ -26,10 +27,23 @@ TEST(StringsTest, Base64RoundTripsEveryPaddingLength) {
 }
 
 TEST(StringsTest, Base64DecodeRejectsGarbage) {
-  EXPECT_FALSE(Base64Decode("abc").has_value());     // not a multiple of 4
-  EXPECT_FALSE(Base64Decode("ab!d").has_value());    // bad character
-  EXPECT_FALSE(Base64Decode("a=bc").has_value());    // padding in the middle
+  EXPECT_FALSE(Base64Decode("abc").has_value());       // not a multiple of 4
+  EXPECT_FALSE(Base64Decode("ab!d").has_value());      // bad character
+  EXPECT_FALSE(Base64Decode("a=bc").has_value());      // padding in the middle
   EXPECT_FALSE(Base64Decode("YQ==YWI=").has_value());  // data after padding
+}
+
+}  // namespace
+}  // namespace kin
+
+namespace kin {
+namespace {
+
+TEST(StringsTest, Base64DecodeReportsTheFirstBadByteAndSkipsNewlines) {
+  size_t bad = 0;
+  EXPECT_FALSE(Base64Decode("YW!j", &bad).has_value());
+  EXPECT_EQ(bad, 2u);
+  EXPECT_EQ(Base64Decode("YW\nJj\r\n").value_or("x"), "abc");
 }
 
 }  // namespace
