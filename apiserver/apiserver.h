@@ -42,6 +42,9 @@ class ApiServer {
   int port() const;
   Registry& registry() { return *registry_; }
   Store& store() { return *store_; }
+  // Routes pods/{log,exec,attach,portforward} to `io` (not owned; must
+  // outlive the server; nullptr: they answer 503).
+  void SetPodIo(PodIo* io) { rest_->SetPodIo(io); }
 
  private:
   Options opts_;

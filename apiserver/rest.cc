@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "apiserver/openapi.h"
+#include "apiserver/pod_streams.h"
 #include "apiserver/protobuf.h"
 #include "apiserver/table.h"
 #include "base/error.h"
@@ -363,7 +364,16 @@ void RestHandler::Handle(http::Request& req, http::Response& resp) {
     if (t.resource == nullptr) throw NoSuchResource();
     if (!t.subresource.empty() && !t.resource->has_subresource(t.subresource))
       throw NoSuchResource();
-    Serve(req, resp, t);
+    if (t.resource->plural == "pods" && t.resource->group.empty() && !t.name.empty() &&
+        (t.subresource == "log" || t.subresource == "exec" || t.subresource == "attach" ||
+         t.subresource == "portforward")) {
+      t.verb = req.method == "GET" && t.subresource == "log" ? "GET" : "CONNECT";
+      PodIo* io = pod_io_;
+      if (io == nullptr) throw Error::Unavailable("no node agent serves pod I/O");
+      ServePodStream(*io, t.subresource, t.ns, t.name, req, resp);
+    } else {
+      Serve(req, resp, t);
+    }
   } catch (const Error& e) {
     SetError(resp, e);
   } catch (const Json::exception& e) {

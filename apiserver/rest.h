@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 
+#include "apiserver/pod_io.h"
 #include "apiserver/registry.h"
 #include "base/http_server.h"
 
@@ -44,6 +45,9 @@ class RestHandler {
   // Formats errors the HTTP server answers by itself as a Status.
   static http::Response ErrorResponse(int status, const std::string& message);
   Metrics& metrics() { return metrics_; }
+  // Serves pods/{log,exec,attach,portforward} through `io` (not owned; it
+  // must outlive the handler). Without one they answer 503.
+  void SetPodIo(PodIo* io) { pod_io_ = io; }
 
  private:
   struct Target;
@@ -55,6 +59,7 @@ class RestHandler {
 
   Registry& registry_;
   Metrics metrics_;
+  std::atomic<PodIo*> pod_io_{nullptr};
 };
 
 }  // namespace kin::apiserver

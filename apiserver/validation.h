@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "base/yaml.h"
+#include "client/quantity.h"
 
 namespace kin::apiserver {
 
@@ -59,16 +60,11 @@ void ApplyDefaults(const std::string& group, const std::string& kind, Json& obj)
 void ValidateObject(const std::string& group, const std::string& kind, const Json& obj,
                     const Json* old);
 
-// Kubernetes resource quantities ("100m", "1Gi", "0.5", "1e3", "2k").
-// nullopt when the text does not parse as Kubernetes parses it.
-// ParseQuantity gives the plain value: bytes for memory, cores for cpu.
-std::optional<double> ParseQuantity(std::string_view text);
-// Rounded up to an integer (resource.Quantity.Value()): memory bytes.
-// Saturates at INT64_MAX.
-std::optional<int64_t> ParseQuantityValue(std::string_view text);
-// In thousandths, rounded up (resource.Quantity.MilliValue()): CPU millicores.
-// Saturates at INT64_MAX.
-std::optional<int64_t> ParseQuantityMilli(std::string_view text);
+// Kubernetes resource quantities: see client/quantity.h (kept here by name
+// for the callers that know them as validation helpers).
+using kin::ParseQuantity;
+using kin::ParseQuantityMilli;
+using kin::ParseQuantityValue;
 
 // The name checks of k8s.io/apimachinery/pkg/util/validation: each returns
 // the problems with value, worded as Kubernetes words them (empty = valid).

@@ -1,5 +1,7 @@
 #include "base/tls.h"
 
+#include "base/file.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -506,30 +508,6 @@ std::vector<std::string> KubernetesServiceDnsNames(const std::string& cluster_do
 }
 
 // ---- Files and the PKI ----
-
-void WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
-  std::string tmp = path + ".tmp-XXXXXX";
-  // mkstemp creates the file 0600: never readable by others, even briefly.
-  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
-  if (!fd) throw ErrnoError(errno, "create a temporary file for " + path);
-  auto fail = [&](const std::string& context) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoError(e, context);
-  };
-  if (::fchmod(fd.get(), mode) != 0) throw fail("chmod " + tmp);
-  while (!content.empty()) {
-    ssize_t w = ::write(fd.get(), content.data(), content.size());
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw fail("write " + tmp);
-    }
-    content.remove_prefix(w);
-  }
-  if (::fsync(fd.get()) != 0) throw fail("fsync " + tmp);
-  fd.reset();
-  if (::rename(tmp.c_str(), path.c_str()) != 0) throw fail("rename " + tmp + " to " + path);
-}
 
 namespace {
 

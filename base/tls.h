@@ -121,10 +121,6 @@ struct Pki {
 // Concurrent callers on one directory are serialized by a lock file.
 Pki EnsurePki(const std::string& dir, const PkiOptions& opts = {});
 
-// Writes `content` to `path` atomically with exactly `mode`: a temp file in
-// the same directory (created 0600, then chmod to `mode`), fsync, rename.
-void WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode);
-
 // Who a TLS connection's client proved to be.
 struct PeerIdentity {
   bool verified = false;            // a client certificate verified against the client CA

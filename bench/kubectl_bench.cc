@@ -67,7 +67,10 @@ int main() {
           {"kind", "Pod"},
           {"metadata",
            {{"name", "p" + std::to_string(i)}, {"namespace", i % 2 ? "default" : "kube-system"}}},
-          {"spec", {{"containers", {{{"name", "c"}, {"image", "busybox"}}}}}}};
+          // No scheduler serves this name: the pods stay Pending, listed but not run.
+          {"spec",
+           {{"schedulerName", "kin-bench-unscheduled"},
+            {"containers", {{{"name", "c"}, {"image", "busybox"}}}}}}};
       c.Do("POST",
            std::string("/api/v1/namespaces/") + (i % 2 ? "default" : "kube-system") + "/pods",
            pod.dump());

@@ -11,10 +11,14 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "base/file.h"
 #include "base/http_client.h"
 #include "base/process.h"
 #include "base/tls.h"
+#include "cmd/cluster_config.h"
+#include "cmd/cluster_runtime.h"
 #include "cmd/kubeconfig.h"
+#include "runtime/image_store.h"
 
 namespace kin::cmd {
 
@@ -95,9 +99,11 @@ http::ClientOptions TlsClientOptions(const tls::Pki& pki, int port) {
 
 void CheckClusterName(const std::string& name) {
   static const std::regex kLabel("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
-  if (name.empty() || name.size() > 32 || !std::regex_match(name, kLabel)) {
-    throw Error::BadRequest("invalid cluster name \"" + name +
-                            "\": must be 1-32 lowercase letters, digits or '-', starting and "
+  if (name.empty() || name.size() > static_cast<size_t>(kMaxClusterNameLength) ||
+      !std::regex_match(name, kLabel)) {
+    throw Error::BadRequest("invalid cluster name \"" + name + "\": must be 1-" +
+                            std::to_string(kMaxClusterNameLength) +
+                            " lowercase letters, digits or '-', starting and "
                             "ending with a letter or digit");
   }
 }
@@ -110,14 +116,30 @@ void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress) {
     throw Error::AlreadyExists("cluster \"" + opts.name + "\" already exists (state in " + dir +
                                "); delete it first with: kin cluster delete --name " + opts.name);
   }
+  // The whole configuration is checked before anything is made.
+  std::string config_text;
+  if (!opts.config_file.empty()) {
+    auto text = ReadFileIfExists(opts.config_file);
+    if (!text) throw Error::NotFound("config file " + opts.config_file + " not found");
+    config_text = *text;
+  }
+  ClusterConfig config = BuildClusterConfig(opts.name, opts.nodes, config_text, opts.config_file);
   progress << "Creating cluster \"" << opts.name << "\" ...\n";
   bool ok = false;
+  bool nodes_started = false;
   ChildProcess serve;
   std::string kubeconfig_path = KubeconfigPath(opts.kubeconfig);
   bool kubeconfig_written = false;
   auto cleanup = [&] {
     if (ok || opts.retain) return;
     if (serve.running()) serve.Stop(std::chrono::seconds(10));
+    if (nodes_started) {
+      try {
+        TearDownCluster(config, dir);
+      } catch (const std::exception& e) {
+        progress << "cleanup: " << e.what() << "\n";
+      }
+    }
     if (kubeconfig_written) RemoveFromKubeconfig(kubeconfig_path, opts.name);
     std::error_code ec;
     fs::remove_all(dir, ec);
@@ -131,22 +153,41 @@ void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress) {
       pki = tls::EnsurePki(dir + "/pki", ClusterPkiOptions());
       s.Done();
     }
+    {
+      Step s(progress, "Writing the configuration (" + std::to_string(config.nodes.size()) +
+                           (config.nodes.size() == 1 ? " node, " : " nodes, ") + "routing " +
+                           config.routing + ")");
+      WriteFileAtomic(dir + "/cluster.json", config.ToJson().dump(2), 0644, false);
+      s.Done();
+    }
     int port = 0;
     {
       Step s(progress, "Starting the control plane (kin serve)");
       SpawnOptions so;
       std::string bin = opts.kin_binary.empty() ? SelfBinary() : opts.kin_binary;
-      so.argv = {bin,           "serve",
-                 "--state-dir", dir,
-                 "--port",      std::to_string(opts.port),
-                 "--port-file", dir + "/serve.port",
-                 "--pki-dir",   dir + "/pki"};
+      so.argv = {bin,
+                 "serve",
+                 "--state-dir",
+                 dir,
+                 "--port",
+                 std::to_string(opts.port),
+                 "--port-file",
+                 dir + "/serve.port",
+                 "--pki-dir",
+                 dir + "/pki",
+                 "--cluster-config",
+                 dir + "/cluster.json"};
+      if (!opts.crash_backoff.empty()) {
+        so.argv.push_back("--crash-backoff");
+        so.argv.push_back(opts.crash_backoff);
+      }
       so.stdout_file = dir + "/serve.log";
       so.stderr_to_stdout = true;
       so.stdin_mode = SpawnOptions::Stdio::kNull;
       so.new_session = true;  // outlives this CLI and its terminal
       fs::remove(dir + "/serve.port");
       serve = ChildProcess::Spawn(so);
+      nodes_started = true;  // from here on, a failure tears the nodes down
       {
         std::ofstream pid(dir + "/serve.pid");
         pid << serve.pid();
@@ -176,6 +217,34 @@ void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress) {
         serve.WaitFor(std::chrono::milliseconds(5));
       }
       s.Done();
+      Step n(progress, "Starting " + std::to_string(config.nodes.size()) +
+                           (config.nodes.size() == 1 ? " node" : " nodes") +
+                           " (network namespaces, bridges, routes, node agents)");
+      while (true) {
+        size_t ready = 0;
+        try {
+          auto r = c.Get("/api/v1/nodes");
+          if (r.status == 200) {
+            for (const auto& node : Json::parse(r.body).value("items", Json::array())) {
+              for (const auto& cond : node["status"].value("conditions", Json::array())) {
+                if (cond.value("type", "") == "Ready" && cond.value("status", "") == "True")
+                  ready++;
+              }
+            }
+          }
+        } catch (const std::exception&) {
+        }
+        if (ready >= config.nodes.size()) break;
+        if (auto st = serve.WaitFor(std::chrono::milliseconds(5))) {
+          throw Error::Unavailable("kin serve exited (" + st->ToString() + "); its log:\n" +
+                                   ReadText(dir + "/serve.log"));
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+          throw Error::Timeout("the nodes did not become Ready within " +
+                               std::to_string(opts.wait.count()) + " s; see " + dir + "/serve.log");
+        }
+      }
+      n.Done();
     }
     {
       Step s(progress, "Writing the kubeconfig (context kin-" + opts.name + ")");
@@ -215,6 +284,11 @@ void DeleteCluster(const std::string& name, const std::string& state_root,
     }
     s.Done();
   }
+  if (auto text = ReadFileIfExists(dir + "/cluster.json")) {
+    Step s(progress, "Removing the pods, nodes and network");
+    TearDownCluster(ClusterConfig::FromJson(Json::parse(*text)), dir);
+    s.Done();
+  }
   {
     Step s(progress, "Removing the kubeconfig entries and the state");
     RemoveFromKubeconfig(KubeconfigPath(kubeconfig), name);
@@ -241,6 +315,32 @@ std::vector<ClusterInfo> ListClusters(const std::string& state_root) {
   }
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.name < b.name; });
   return out;
+}
+
+namespace {
+ImageStoreOptions ClusterImageStore(const std::string& name, const std::string& state_root) {
+  CheckClusterName(name);
+  const std::string dir = state_root + "/" + name;
+  if (!fs::exists(dir + "/cluster.json")) {
+    throw Error::NotFound("cluster \"" + name + "\" not found (no state in " + dir + ")");
+  }
+  ImageStoreOptions o;
+  o.dir = dir + "/images";
+  o.kin_binary = SelfBinary();
+  return o;
+}
+}  // namespace
+
+std::vector<std::string> LoadImageArchive(const std::string& name, const std::string& state_root,
+                                          const std::string& file) {
+  ImageStore store(ClusterImageStore(name, state_root));
+  return store.LoadArchive(file);
+}
+
+void LoadRootfs(const std::string& name, const std::string& state_root, const std::string& image,
+                const std::string& source) {
+  ImageStore store(ClusterImageStore(name, state_root));
+  store.LoadRootfs(image, source);
 }
 
 std::string ClusterKubeconfig(const std::string& name, const std::string& state_root) {

@@ -14,11 +14,16 @@ struct ServeFlags {
   std::string service_cidr = "10.96.0.0/16";
   int watch_history = 20000;
   std::string pki_dir;  // HTTPS with client certificates from this PKI
+  // The cluster's nodes (cluster.json as `kin cluster create` writes it);
+  // empty: the API server alone.
+  std::string cluster_config;
+  std::string crash_backoff = "10s";  // the first restart back-off of crashing containers
 };
 
 // "90s", "2m", "1m30s", "500ms" -> seconds (rounded up); BadRequest naming
 // `flag` otherwise.
 std::chrono::seconds ParseDuration(const std::string& text, const std::string& flag);
+std::chrono::milliseconds ParseDurationMs(const std::string& text, const std::string& flag);
 
 // Runs the control process until SIGTERM or SIGINT; returns the exit code.
 int RunServe(const ServeFlags& flags);

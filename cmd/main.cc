@@ -11,12 +11,18 @@
 #include "cmd/cluster.h"
 #include "cmd/commands.h"
 #include "runtime/agnhost.h"
+#include "runtime/shim.h"
 
 int main(int argc, char** argv) {
   // `kin agnhost ...`: the built-in e2e test image (runtime/agnhost.h). Runs
   // before anything else starts a thread: it waits for its signals itself.
   if (argc > 1 && std::string(argv[1]) == "agnhost") {
     return kin::RunAgnhost(std::vector<std::string>(argv + 2, argv + argc));
+  }
+  // `kin shim --dir DIR`: the detached keeper of one container (runtime/shim.h),
+  // started by node agents; no CLI parsing, so it starts fast.
+  if (argc == 4 && std::string(argv[1]) == "shim" && std::string(argv[2]) == "--dir") {
+    return kin::RunShim(argv[3]);
   }
   CLI::App app{"kin: Kubernetes IN namespaces — a whole cluster on one Linux box", "kin"};
   app.require_subcommand(1);
@@ -55,6 +61,14 @@ int main(int argc, char** argv) {
                     "serve HTTPS with the certificates in this directory and require client "
                     "certificates (as `kin cluster create` sets up)");
 
+  serve->add_option(
+      "--cluster-config", serve_flags.cluster_config,
+      "run the nodes of this cluster (cluster.json as `kin cluster create` writes it)");
+  serve
+      ->add_option("--crash-backoff", serve_flags.crash_backoff,
+                   "first back-off before restarting a crashed container (doubles up to 5m)")
+      ->capture_default_str();
+
   // kin cluster create|delete|list
   auto* cluster = app.add_subcommand("cluster", "Create, delete and list clusters");
   cluster->require_subcommand(1);
@@ -70,6 +84,13 @@ int main(int argc, char** argv) {
   create->add_option("--wait", wait, "how long to wait for the cluster to be ready (e.g. 60s, 2m)")
       ->capture_default_str();
   create->add_flag("--retain", create_opts.retain, "keep what was made when create fails");
+  int nodes_flag = 0;
+  create->add_option("--nodes", nodes_flag, "number of nodes in all (1 control-plane + workers)")
+      ->check(CLI::Range(1, 100));
+  create->add_option("--config", create_opts.config_file,
+                     "cluster config file (YAML, apiVersion kin.dev/v1alpha1, kind Cluster)");
+  create->add_option("--crash-backoff", create_opts.crash_backoff,
+                     "first back-off before restarting a crashed container (default 10s)");
   create->add_option("--port", create_opts.port, "API server port (0: a free port)")
       ->check(CLI::Range(0, 65535));
   std::string delete_name = "kin";
@@ -82,6 +103,24 @@ int main(int argc, char** argv) {
         ->capture_default_str()
         ->envname("KIN_STATE_ROOT");
   }
+  // kin load image-archive|rootfs
+  auto* load = app.add_subcommand("load", "Load images into a cluster (no registry is reachable)");
+  load->require_subcommand(1);
+  std::string load_cluster = "kin", archive_file, rootfs_name, rootfs_source;
+  auto* load_archive = load->add_subcommand(
+      "image-archive", "Load the images of a `docker save` archive or an OCI image layout");
+  load_archive->add_option("FILE", archive_file, "the archive (tar, possibly compressed) or layout")
+      ->required();
+  auto* load_rootfs = load->add_subcommand("rootfs", "Load a plain root filesystem as image NAME");
+  load_rootfs->add_option("NAME", rootfs_name, "image name, e.g. myorg/tools:dev")->required();
+  load_rootfs->add_option("SOURCE", rootfs_source, "a directory or a tarball")->required();
+  for (auto* c : {load_archive, load_rootfs}) {
+    c->add_option("--name", load_cluster, "cluster name")->capture_default_str();
+    c->add_option("--state-root", state_root, "where clusters keep their state")
+        ->capture_default_str()
+        ->envname("KIN_STATE_ROOT");
+  }
+
   // kin get kubeconfig
   auto* get = app.add_subcommand("get", "Get information about clusters");
   get->require_subcommand(1);
@@ -113,6 +152,10 @@ int main(int argc, char** argv) {
       create_opts.state_root = state_root;
       create_opts.kubeconfig = kubeconfig;
       create_opts.wait = kin::cmd::ParseDuration(wait, "--wait");
+      if (create->count("--nodes") > 0) create_opts.nodes = nodes_flag;
+      if (!create_opts.crash_backoff.empty()) {
+        kin::cmd::ParseDurationMs(create_opts.crash_backoff, "--crash-backoff");
+      }
       kin::cmd::CreateCluster(create_opts, std::cout);
     }
     if (del->parsed()) kin::cmd::DeleteCluster(delete_name, state_root, kubeconfig, std::cout);
@@ -122,6 +165,16 @@ int main(int argc, char** argv) {
       for (const auto& c : clusters) std::cout << c.name << (c.running ? "" : " (stopped)") << "\n";
     }
     if (get_kc->parsed()) std::cout << kin::cmd::ClusterKubeconfig(kc_name, state_root);
+    if (load_archive->parsed()) {
+      for (const auto& name : kin::cmd::LoadImageArchive(load_cluster, state_root, archive_file)) {
+        std::cout << "Image: \"" << name << "\" loaded into cluster \"" << load_cluster << "\"\n";
+      }
+    }
+    if (load_rootfs->parsed()) {
+      kin::cmd::LoadRootfs(load_cluster, state_root, rootfs_name, rootfs_source);
+      std::cout << "Image: \"" << rootfs_name << "\" loaded into cluster \"" << load_cluster
+                << "\"\n";
+    }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const kin::Error& e) {

@@ -7,28 +7,20 @@
 
 #include "apiserver/apiserver.h"
 #include "base/error.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/version.h"
+#include "cmd/cluster_runtime.h"
 #include "cmd/commands.h"
 
 namespace kin::cmd {
 
-namespace {
-
-// Writes `content` to `path` atomically (readers never see a partial file).
-void WriteFileAtomic(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << content;
-    if (!out) throw ErrnoError(errno, "write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw ErrnoError(errno, "rename " + tmp);
+std::chrono::seconds ParseDuration(const std::string& text, const std::string& flag) {
+  auto ms = ParseDurationMs(text, flag);
+  return std::chrono::seconds((ms.count() + 999) / 1000);
 }
 
-}  // namespace
-
-std::chrono::seconds ParseDuration(const std::string& text, const std::string& flag) {
+std::chrono::milliseconds ParseDurationMs(const std::string& text, const std::string& flag) {
   // Go's time.ParseDuration subset: sequences of <number><unit>, unit h|m|s|ms.
   double total_ms = 0;
   size_t i = 0;
@@ -57,7 +49,7 @@ std::chrono::seconds ParseDuration(const std::string& text, const std::string& f
       throw bad();
     i = k;
   }
-  return std::chrono::seconds(static_cast<long>((total_ms + 999) / 1000));
+  return std::chrono::milliseconds(static_cast<long>(total_ms + 0.5));
 }
 
 int RunServe(const ServeFlags& flags) {
@@ -92,11 +84,35 @@ int RunServe(const ServeFlags& flags) {
   server.Start();
   log::Info("kin {} serving on {}:{} (state in {})", kVersion, flags.address, server.port(),
             flags.state_dir);
-  if (!flags.port_file.empty()) WriteFileAtomic(flags.port_file, std::to_string(server.port()));
+  if (!flags.port_file.empty()) {
+    WriteFileAtomic(flags.port_file, std::to_string(server.port()), 0644, false);
+  }
+
+  std::unique_ptr<ClusterRuntime> nodes;
+  if (!flags.cluster_config.empty()) {
+    try {
+      auto text = ReadFileIfExists(flags.cluster_config);
+      if (!text) throw Error::NotFound("cluster config " + flags.cluster_config + " not found");
+      ClusterRuntimeOptions ro;
+      ro.config = ClusterConfig::FromJson(Json::parse(*text));
+      ro.state_dir = flags.state_dir;
+      ro.kin_binary = std::filesystem::read_symlink("/proc/self/exe").string();
+      ro.crash_backoff = ParseDurationMs(flags.crash_backoff, "--crash-backoff");
+      nodes = std::make_unique<ClusterRuntime>(server, ro);
+      nodes->Start();
+    } catch (const std::exception& e) {
+      log::Error("starting the cluster's nodes failed: {}", e.what());
+      nodes.reset();
+      server.Stop();
+      return 1;
+    }
+  }
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
   log::Info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  // Pods keep running: the next `kin serve` re-adopts them.
+  nodes.reset();
   server.Stop();
   log::Info("stopped");
   return 0;

@@ -1,5 +1,6 @@
 // Kernel tests for the container launcher: real namespaces, cgroups,
 // capabilities and seccomp, with busybox as the container's program.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -280,6 +281,154 @@ TEST_F(ContainerKernelTest, NotANetnsIsReportedByTheChild) {
   }
 }
 
+// A root filesystem holding busybox and a few applet links, nothing else.
+class RootfsKernelTest : public ContainerKernelTest {
+ protected:
+  void SetUp() override {
+    ContainerKernelTest::SetUp();
+    if (IsSkipped()) return;
+    namespace fs = std::filesystem;
+    lower_ = dir_ + "/lower";
+    upper_ = dir_ + "/upper";
+    work_ = dir_ + "/work";
+    for (const auto& d : {lower_ + "/bin", lower_ + "/etc", upper_, work_}) {
+      fs::create_directories(d);
+    }
+    fs::copy_file(kBusybox, lower_ + "/bin/busybox");
+    for (const char* applet : {"sh", "ls", "cat", "echo", "ps", "wc", "touch", "grep"}) {
+      fs::create_symlink("busybox", lower_ + "/bin/" + applet);
+    }
+    std::ofstream(lower_ + "/etc/marker") << "from-lower\n";
+  }
+
+  ContainerSpec InRootfs(const std::string& script) {
+    ContainerSpec s = Shell(script);
+    s.argv = {"sh", "-c", script};
+    s.env = {"PATH=/bin"};
+    s.rootfs = RootfsSpec{{lower_}, upper_, work_, false};
+    return s;
+  }
+
+  static bool HostHasRootfsMounts() {
+    return ReadAll("/proc/self/mountinfo").find("kin-rootfs-") != std::string::npos;
+  }
+
+  std::string lower_, upper_, work_;
+};
+
+TEST_F(RootfsKernelTest, SeesOnlyItsTreeAndWritesGoToTheUpperDir) {
+  std::string data = dir_ + "/data";
+  std::filesystem::create_directories(data);
+  std::ofstream(data + "/f") << "bound\n";
+  ContainerSpec s = InRootfs(
+      "ls /; cat /etc/marker; echo changed > /etc/marker; echo new > /created; "
+      "cat /mnt/data/f; echo ps=$(ps -o pid | wc -l) pid1=$(cat /proc/1/comm); "
+      "echo x > /dev/null && echo null-ok; ls /dev/pts | grep -q ptmx && echo pts-ok; "
+      "echo pwd=$(pwd)");
+  s.working_dir = "/work/dir";
+  s.new_pid_ns = true;
+  s.mounts = {{data, "/mnt/data", true}};
+  ExitStatus st = Run(s);
+  EXPECT_TRUE(st.success()) << st.ToString() << "\n" << Log();
+  // ls / lists exactly the image's tree plus what the launcher made.
+  EXPECT_THAT(Log(), HasSubstr("bin\ndev\netc\nmnt\nproc\nsys\nwork\nfrom-lower\n"));
+  EXPECT_THAT(Log(), HasSubstr("bound\n"));
+  // Its own pid namespace: a handful of processes, the shell as pid 1.
+  EXPECT_THAT(Log(), ::testing::ContainsRegex("ps=[2-6] pid1=sh\n"));
+  EXPECT_THAT(Log(), HasSubstr("null-ok\n"));
+  EXPECT_THAT(Log(), HasSubstr("pts-ok\n"));
+  EXPECT_THAT(Log(), HasSubstr("pwd=/work/dir\n"));
+  EXPECT_EQ(ReadAll(lower_ + "/etc/marker"), "from-lower\n");
+  EXPECT_EQ(ReadAll(upper_ + "/etc/marker"), "changed\n");
+  EXPECT_EQ(ReadAll(upper_ + "/created"), "new\n");
+  EXPECT_FALSE(std::filesystem::exists(lower_ + "/created"));
+  EXPECT_FALSE(HostHasRootfsMounts());
+}
+
+TEST_F(RootfsKernelTest, ReadOnlyRootKeepsWritableBindMounts) {
+  std::string data = dir_ + "/data";
+  std::filesystem::create_directories(data);
+  ContainerSpec s = InRootfs(
+      "echo x > /etc/marker || echo root-ro; echo y > /data/out && echo data-rw; "
+      "echo z > /dev/shm/s && echo shm-rw");
+  s.rootfs->read_only = true;
+  s.mounts = {{data, "/data", false}};
+  ExitStatus st = Run(s);
+  EXPECT_TRUE(st.success()) << st.ToString() << "\n" << Log();
+  EXPECT_THAT(Log(), HasSubstr("root-ro\n"));
+  EXPECT_THAT(Log(), HasSubstr("data-rw\n"));
+  EXPECT_THAT(Log(), HasSubstr("shm-rw\n"));
+  EXPECT_EQ(ReadAll(data + "/out"), "y\n");
+  EXPECT_FALSE(std::filesystem::exists(upper_ + "/etc/marker"));
+}
+
+TEST_F(RootfsKernelTest, SingleLowerWithoutUpperIsAReadOnlyBindMount) {
+  // Present, so that the launcher need not create them in the host's directory
+  // (the root is writable until it is remounted read-only).
+  for (const char* d : {"/proc", "/dev", "/sys"}) std::filesystem::create_directory(lower_ + d);
+  ContainerSpec s = InRootfs(
+      "cat /etc/marker; touch /new 2>/dev/null || echo ro-ok; ls /proc/self/ >/dev/null && echo "
+      "proc-ok");
+  s.rootfs = RootfsSpec{{lower_}, "", "", false};
+  ExitStatus st = Run(s);
+  EXPECT_TRUE(st.success()) << st.ToString() << "\n" << Log();
+  EXPECT_THAT(Log(), HasSubstr("from-lower\nro-ok\nproc-ok\n"));
+  EXPECT_FALSE(std::filesystem::exists(lower_ + "/new"));
+  EXPECT_FALSE(HostHasRootfsMounts());
+}
+
+TEST_F(RootfsKernelTest, MissingExecutableInTheRootIsNotFound) {
+  ContainerSpec s = InRootfs("true");
+  s.argv = {"/usr/bin/env"};  // on the host, not in the root filesystem
+  try {
+    LaunchContainer(s);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kNotFound) << e.what();
+  }
+  EXPECT_FALSE(HostHasRootfsMounts());
+}
+
+TEST_F(RootfsKernelTest, SymlinksInTheImageResolveInsideIt) {
+  // As in Debian images: /var/run -> /run, absolute. A bind mount below it
+  // must land in the image's /run, not the host's.
+  std::filesystem::create_directories(lower_ + "/var");
+  std::filesystem::create_directories(lower_ + "/run");
+  std::filesystem::create_symlink("/run", lower_ + "/var/run");
+  std::string data = dir_ + "/data";
+  std::filesystem::create_directories(data);
+  std::ofstream(data + "/token") << "secret\n";
+  std::string target = "/var/run/" + prefix() + "/sa";
+  ContainerSpec s = InRootfs("cat /run/" + prefix() + "/sa/token");
+  s.mounts = {{data, target, true}};
+  ExitStatus st = Run(s);
+  EXPECT_TRUE(st.success()) << st.ToString() << "\n" << Log();
+  EXPECT_EQ(Log(), "secret\n");
+  EXPECT_FALSE(std::filesystem::exists("/run/" + prefix()));
+  EXPECT_TRUE(std::filesystem::is_directory(upper_ + "/run/" + prefix() + "/sa"));
+}
+
+TEST_F(RootfsKernelTest, RootfsSpecIsValidatedAndRendered) {
+  ContainerSpec s = InRootfs("true");
+  EXPECT_THAT(RenderContainerSpec(s),
+              HasSubstr("rootfs " + lower_ + " upper " + upper_ + " work " + work_ + " rw\n"));
+  s.new_mount_ns = false;
+  s.rootfs->lower_dirs.push_back("relative");
+  s.rootfs->lower_dirs.push_back("/a:b");
+  s.rootfs->work_dir = "";
+  try {
+    LaunchContainer(s);
+    FAIL() << "expected Invalid";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kInvalid);
+    EXPECT_THAT(e.message(), HasSubstr("rootfs: a root filesystem needs a new mount namespace"));
+    EXPECT_THAT(e.message(), HasSubstr("rootfs.lowerDirs[1]: must be an absolute path"));
+    EXPECT_THAT(e.message(), HasSubstr("rootfs.lowerDirs[2]: must not contain ',' or ':'"));
+    EXPECT_THAT(e.message(), HasSubstr("rootfs.workDir: Required value"));
+  }
+  EXPECT_FALSE(HostHasRootfsMounts());
+}
+
 TEST_F(ContainerKernelTest, MissingBindSourceIsReportedByTheChild) {
   ContainerSpec s = Shell("true");
   s.mounts = {{dir_ + "/nope", "/etc/hosts", true}};
@@ -304,6 +453,74 @@ TEST_F(ContainerKernelTest, MissingExecutableIsNotFound) {
     EXPECT_EQ(e.message(), "start container `web`: exec `no-such-program-" + prefix() +
                                "`: No such file or directory");
   }
+}
+
+// What exec (container_io.h) builds on: the caller's descriptors as stdio.
+TEST_F(ContainerKernelTest, StdioDescriptorsReplaceDevNullAndTheLog) {
+  int in[2], out[2], err[2];
+  ASSERT_EQ(::pipe2(in, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(err, O_CLOEXEC), 0);
+  UniqueFd in_r(in[0]), in_w(in[1]), out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
+  ContainerSpec s = Shell("busybox cat; echo to-err >&2");
+  s.stdin_fd = in_r.get();
+  s.stdout_fd = out_w.get();
+  s.stderr_fd = err_w.get();
+  ContainerProcess p = LaunchContainer(s);
+  in_r.reset();
+  out_w.reset();
+  err_w.reset();
+  ASSERT_EQ(::write(in_w.get(), "piped", 5), 5);
+  in_w.reset();
+  auto status = p.WaitFor(std::chrono::seconds(10));
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(status->success()) << status->ToString();
+  char buf[64] = {};
+  EXPECT_EQ(std::string(buf, std::max<ssize_t>(0, ::read(out_r.get(), buf, sizeof buf))), "piped");
+  EXPECT_EQ(std::string(buf, std::max<ssize_t>(0, ::read(err_r.get(), buf, sizeof buf))),
+            "to-err\n");
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/web.log"));  // never opened
+}
+
+TEST_F(ContainerKernelTest, JoinsAnExistingMountNamespace) {
+  std::string secret = dir_ + "/secret", target = dir_ + "/target";
+  std::ofstream(secret) << "bound\n";
+  std::ofstream(target) << "host\n";
+  ContainerSpec holder = Shell("busybox sleep 30");
+  holder.new_pid_ns = true;  // so it has its own /proc too
+  holder.mounts = {{secret, target, true}};
+  ContainerProcess h = LaunchContainer(holder);
+
+  ContainerSpec s =
+      Shell("busybox pwd; busybox cat target; busybox ls /proc | busybox grep -c '^[0-9]'");
+  s.mnt_ns = "/proc/" + std::to_string(h.pid()) + "/ns/mnt";
+  s.new_mount_ns = false;
+  s.working_dir = dir_;
+  ExitStatus st = Run(s);
+  EXPECT_TRUE(st.success()) << st.ToString() << "\n" << Log();
+  // Its bind mount and its /proc (holding only its own pid 1: we did not join its pid ns).
+  EXPECT_EQ(Log(), dir_ + "\nbound\n1\n");
+  EXPECT_EQ(ReadAll(target), "host\n");
+  h.Stop(std::chrono::seconds(1));
+}
+
+TEST_F(ContainerKernelTest, JoiningAMountNamespaceExcludesMountsOfItsOwn) {
+  ContainerSpec s = Shell("true");
+  s.mnt_ns = "/proc/1/ns/mnt";
+  s.rootfs = RootfsSpec{{"/"}, "", "", true};
+  try {
+    ValidateContainerSpec(s);
+    FAIL() << "expected Invalid";
+  } catch (const Error& e) {
+    std::vector<std::string> fields;
+    for (const auto& c : e.causes()) fields.push_back(c.field);
+    EXPECT_THAT(fields, ::testing::IsSupersetOf({"namespaces.mount", "rootfs"}));
+  }
+  s = Shell("true");
+  s.mnt_ns = "relative/mnt";
+  s.new_mount_ns = false;
+  s.setsid_ctty = true;  // without a terminal as stdin
+  EXPECT_THROW(ValidateContainerSpec(s), Error);
 }
 
 }  // namespace

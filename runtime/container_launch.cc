@@ -4,11 +4,13 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -16,10 +18,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstring>
+#include <deque>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -55,7 +64,9 @@ struct ChildPlan {
   std::vector<std::string> steps;  // step names, by index, for error messages
   std::vector<char*> argv, envp;
   int report_fd = -1;
-  int stdin_fd = -1, log_fd = -1;
+  int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+  bool set_ctty = false;
+  int ctty_step = 0;
   struct Join {
     int fd;
     int nstype;
@@ -76,6 +87,31 @@ struct ChildPlan {
   std::vector<Bind> binds;
   bool mount_proc = false;
   int proc_step = 0;
+  // The root filesystem: a list of steps run in order, then pivot_root.
+  // Paths inside the root are resolved with openat2(RESOLVE_IN_ROOT), so a
+  // symlink in the image never leads a mount or a mkdir out to the host.
+  struct RootfsOp {
+    enum Kind {
+      kMount,       // mount(source, target or the current fd, fstype, flags, data)
+      kOpenRoot,    // the root's fd, once it is mounted at `target`
+      kOpenInRoot,  // current fd = `target` (relative) resolved in the root
+      kSymlinkAt,   // symlink `source` named `target` in the current fd's directory
+      kPivotRoot,
+    } kind;
+    const char* source = nullptr;
+    const char* target = nullptr;
+    const char* fstype = nullptr;
+    unsigned long flags = 0;
+    const char* data = nullptr;
+    int step = 0;
+    bool at_current_fd = false;  // kMount: mount on the current fd
+    // kOpenInRoot: create the last component when missing (in the directory
+    // of the previous kOpenInRoot, or the root when `first`).
+    enum Create { kNone, kDir, kFile } create = kNone;
+    const char* name = nullptr;  // the last component, for creating it
+    bool first = false;
+  };
+  std::vector<RootfsOp> rootfs_ops;
   const char* hostname = nullptr;
   int hostname_step = 0;
   std::vector<int> cgroup_fds;
@@ -111,6 +147,73 @@ void LoadSeccomp(const ChildPlan& plan) {
   }
 }
 
+// The child's open directories while it builds the root.
+struct RootfsFds {
+  int root = -1;
+  int current = -1;
+  char current_path[32] = {};  // "/proc/self/fd/N" (no allocation after fork)
+};
+
+int OpenInRoot(int root_fd, const char* path) {
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT;
+  return static_cast<int>(::syscall(SYS_openat2, root_fd, path, &how, sizeof how));
+}
+
+void SetFdPath(RootfsFds& fds) {
+  const char prefix[] = "/proc/self/fd/";
+  char digits[16];
+  int n = 0;
+  for (int v = fds.current; n == 0 || v > 0; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
+  size_t pos = 0;
+  for (char c : std::string_view(prefix)) fds.current_path[pos++] = c;
+  while (n > 0) fds.current_path[pos++] = digits[--n];
+  fds.current_path[pos] = '\0';
+}
+
+void RunRootfsOp(const ChildPlan& plan, const ChildPlan::RootfsOp& op, RootfsFds& fds) {
+  using Op = ChildPlan::RootfsOp;
+  int rc = 0;
+  switch (op.kind) {
+    case Op::kMount:
+      rc = ::mount(op.source, op.at_current_fd ? fds.current_path : op.target, op.fstype, op.flags,
+                   op.data);
+      break;
+    case Op::kOpenRoot:
+      fds.root = ::open(op.target, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      rc = fds.root;
+      break;
+    case Op::kOpenInRoot: {
+      int parent = op.first ? fds.root : fds.current;
+      int fd = OpenInRoot(fds.root, op.target);
+      if (fd < 0 && errno == ENOENT && op.create != Op::kNone) {
+        int made = op.create == Op::kDir ? ::mkdirat(parent, op.name, 0755)
+                                         : ::mknodat(parent, op.name, S_IFREG | 0644, 0);
+        if (made < 0 && errno != EEXIST) Fail(plan, op.step);
+        fd = OpenInRoot(fds.root, op.target);
+      }
+      if (fd < 0) Fail(plan, op.step);
+      if (fds.current >= 0) ::close(fds.current);
+      fds.current = fd;
+      SetFdPath(fds);
+      break;
+    }
+    case Op::kSymlinkAt:
+      rc = ::symlinkat(op.source, fds.current, op.target);
+      break;
+    case Op::kPivotRoot:
+      // pivot_root(".", ".") stacks the old root on the new one; detaching
+      // it then leaves only the new root, with no put_old directory needed.
+      if (::chdir(op.target) < 0 || ::syscall(SYS_pivot_root, ".", ".") < 0 ||
+          ::umount2(".", MNT_DETACH) < 0 || ::chdir("/") < 0) {
+        rc = -1;
+      }
+      break;
+  }
+  if (rc < 0) Fail(plan, op.step);
+}
+
 [[noreturn]] void ChildMain(const ChildPlan& plan) {
   // Nothing of ours but what the plan names may reach the container.
   ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -138,15 +241,20 @@ void LoadSeccomp(const ChildPlan& plan) {
       ::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0) {
     Fail(plan, plan.proc_step);
   }
+  RootfsFds rootfs_fds;
+  for (const auto& op : plan.rootfs_ops) RunRootfsOp(plan, op, rootfs_fds);
   if (plan.hostname != nullptr && ::sethostname(plan.hostname, strlen(plan.hostname)) < 0) {
     Fail(plan, plan.hostname_step);
   }
   for (int fd : plan.cgroup_fds) {
     if (::write(fd, "0", 1) < 0) Fail(plan, plan.cgroup_step);  // "0": the writer itself
   }
-  if (::dup2(plan.stdin_fd, 0) < 0 || ::dup2(plan.log_fd, 1) < 0 || ::dup2(plan.log_fd, 2) < 0) {
+  if (::dup2(plan.stdin_fd, 0) < 0 || ::dup2(plan.stdout_fd, 1) < 0 ||
+      ::dup2(plan.stderr_fd, 2) < 0) {
     Fail(plan, plan.exec_step);
   }
+  // We lead a new session (setsid above), so the pty becomes ours.
+  if (plan.set_ctty && ::ioctl(0, TIOCSCTTY, 0) < 0) Fail(plan, plan.ctty_step);
   // Without no_new_privs only CAP_SYS_ADMIN may load a filter: do it while we have it.
   if (!plan.no_new_privs) LoadSeccomp(plan);
 
@@ -180,6 +288,140 @@ void LoadSeccomp(const ChildPlan& plan) {
   environ = const_cast<char**>(plan.envp.data());
   ::execvp(plan.argv[0], plan.argv.data());
   Fail(plan, plan.exec_step);
+}
+
+// The directory the container's root is mounted on, in its own mount
+// namespace only: the host sees it empty, and it is removed once the
+// container has pivoted away from it (or failed).
+class RootMountPoint {
+ public:
+  RootMountPoint() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "kin-rootfs-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw ErrnoError(errno, "create root mount point");
+    path_ = tmpl;
+  }
+  ~RootMountPoint() { ::rmdir(path_.c_str()); }
+  RootMountPoint(const RootMountPoint&) = delete;
+  RootMountPoint& operator=(const RootMountPoint&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Appends the steps that mount spec.rootfs at `root` and pivot into it.
+// `strings` keeps the texts the steps point to alive.
+void PlanRootfs(const ContainerSpec& spec, const std::string& root, ChildPlan& plan,
+                std::deque<std::string>& strings, const std::function<int(std::string)>& step) {
+  using Op = ChildPlan::RootfsOp;
+  const RootfsSpec& rootfs = *spec.rootfs;
+  auto keep = [&](std::string s) { return strings.emplace_back(std::move(s)).c_str(); };
+  // Makes `path` (absolute, inside the root) the current fd, creating what
+  // is missing on the way: directories, and the last component as `last`.
+  auto open_in_root = [&](const std::string& path, Op::Create last) {
+    std::string prefix;
+    size_t pos = 1;
+    bool first = true;
+    while (pos <= path.size()) {
+      size_t slash = path.find('/', pos);
+      if (slash == std::string::npos) slash = path.size();
+      if (slash > pos) {
+        std::string name = path.substr(pos, slash - pos);
+        prefix += (first ? "" : "/") + name;
+        bool is_last = path.find_first_not_of('/', slash) == std::string::npos;
+        Op op{Op::kOpenInRoot};
+        op.target = keep(prefix);
+        op.name = keep(name);
+        op.create = is_last ? last : Op::kDir;
+        op.first = first;
+        op.step = step("resolve /" + prefix + " in the root filesystem");
+        plan.rootfs_ops.push_back(op);
+        first = false;
+      }
+      pos = slash + 1;
+    }
+    if (first) {  // "/": the root itself
+      Op op{Op::kOpenInRoot};
+      op.target = keep(".");
+      op.first = true;
+      op.step = step("resolve / in the root filesystem");
+      plan.rootfs_ops.push_back(op);
+    }
+  };
+  // Mounts on `target` (inside the root), creating it as `create` when missing.
+  auto mount_in_root = [&](const char* source, const std::string& target, Op::Create create,
+                           const char* fstype, unsigned long flags, const char* data,
+                           const std::string& what) {
+    open_in_root(target, create);
+    Op op{Op::kMount, source, nullptr, fstype, flags, data, step(what)};
+    op.at_current_fd = true;
+    plan.rootfs_ops.push_back(op);
+  };
+  auto mount_root = [&](const char* source, const char* fstype, unsigned long flags,
+                        const char* data, const std::string& what) {
+    plan.rootfs_ops.push_back({Op::kMount, source, keep(root), fstype, flags, data, step(what)});
+  };
+
+  bool read_only_root = rootfs.read_only || rootfs.upper_dir.empty();
+  if (!rootfs.upper_dir.empty() || rootfs.lower_dirs.size() > 1) {
+    std::string lower;
+    for (const auto& l : rootfs.lower_dirs) lower += (lower.empty() ? "" : ":") + l;
+    std::string opts = "lowerdir=" + lower;
+    if (!rootfs.upper_dir.empty()) {
+      opts += ",upperdir=" + rootfs.upper_dir + ",workdir=" + rootfs.work_dir;
+    }
+    mount_root("overlay", "overlay", 0, keep(opts), "mount overlay root filesystem " + opts);
+  } else {
+    mount_root(keep(rootfs.lower_dirs[0]), nullptr, MS_BIND | MS_REC, nullptr,
+               "bind mount root filesystem " + rootfs.lower_dirs[0]);
+  }
+  plan.rootfs_ops.push_back(
+      {Op::kOpenRoot, nullptr, keep(root), nullptr, 0, nullptr, step("open the root filesystem")});
+
+  mount_in_root("proc", "/proc", Op::kDir, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr,
+                "mount /proc");
+  mount_in_root("tmpfs", "/dev", Op::kDir, "tmpfs", MS_NOSUID | MS_STRICTATIME,
+                "mode=755,size=65536k", "mount /dev");
+  for (const char* dev : {"null", "zero", "full", "random", "urandom", "tty"}) {
+    std::string path = std::string("/dev/") + dev;
+    mount_in_root(keep(path), path, Op::kFile, nullptr, MS_BIND, nullptr, "bind mount " + path);
+  }
+  mount_in_root("devpts", "/dev/pts", Op::kDir, "devpts", MS_NOSUID | MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=0620,gid=5", "mount /dev/pts");
+  mount_in_root("shm", "/dev/shm", Op::kDir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                "mode=1777,size=65536k", "mount /dev/shm");
+  open_in_root("/dev", Op::kNone);  // now the tmpfs
+  for (auto [contents, link] : {std::pair{"pts/ptmx", "ptmx"},
+                                {"/proc/self/fd", "fd"},
+                                {"/proc/self/fd/0", "stdin"},
+                                {"/proc/self/fd/1", "stdout"},
+                                {"/proc/self/fd/2", "stderr"}}) {
+    plan.rootfs_ops.push_back({Op::kSymlinkAt, contents, link, nullptr, 0, nullptr,
+                               step(std::string("create symlink /dev/") + link)});
+  }
+  mount_in_root("sysfs", "/sys", Op::kDir, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+                nullptr, "mount /sys");
+
+  for (const auto& m : spec.mounts) {
+    struct stat st;
+    if (::stat(m.source.c_str(), &st) < 0) {
+      throw ErrnoError(errno, "bind mount " + m.source + " on " + m.target);
+    }
+    mount_in_root(keep(m.source), m.target, S_ISDIR(st.st_mode) ? Op::kDir : Op::kFile, nullptr,
+                  MS_BIND | MS_REC, nullptr, "bind mount " + m.source + " on " + m.target);
+    if (m.read_only) {
+      // Resolved again: the fd from before the mount is the directory under it.
+      mount_in_root(nullptr, m.target, Op::kNone, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY,
+                    nullptr, "make bind mount " + m.target + " read-only");
+    }
+  }
+  if (!spec.working_dir.empty()) open_in_root(spec.working_dir, Op::kDir);
+  if (read_only_root) {
+    mount_root(nullptr, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr,
+               "make the root filesystem read-only");
+  }
+  plan.rootfs_ops.push_back({Op::kPivotRoot, nullptr, keep(root), nullptr, 0, nullptr,
+                             step("pivot_root to the root filesystem")});
 }
 
 UniqueFd OpenOrThrow(const std::string& path, int flags, const std::string& context,
@@ -242,14 +484,16 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
   };
 
   ChildPlan plan;
-  auto step = [&](std::string name) {
-    plan.steps.push_back(std::move(name));
-    return static_cast<int>(plan.steps.size() - 1);
-  };
   SeccompProgram seccomp;
   std::vector<UniqueFd> fds;  // closed when we return, after the child has its copies
   UniqueFd stdin_fd, log_fd;
   UniqueFd pid_ns_fd;
+  std::optional<RootMountPoint> root_mount_point;
+  std::deque<std::string> rootfs_strings;
+  auto step = [&](std::string name) {
+    plan.steps.push_back(std::move(name));
+    return static_cast<int>(plan.steps.size() - 1);
+  };
   try {
     seccomp = SeccompProgram::Build(spec.seccomp);
     struct NsPath {
@@ -259,7 +503,9 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
     };
     for (const NsPath& ns :
          {NsPath{spec.ipc_ns, CLONE_NEWIPC, "IPC"}, NsPath{spec.uts_ns, CLONE_NEWUTS, "UTS"},
-          NsPath{spec.net_ns, CLONE_NEWNET, "network"}}) {
+          NsPath{spec.net_ns, CLONE_NEWNET, "network"},
+          // Last: its root hides host paths; everything is opened by then.
+          NsPath{spec.mnt_ns, CLONE_NEWNS, "mount"}}) {
       if (ns.path.empty()) continue;
       std::string s = std::string("join ") + ns.label + " namespace " + ns.path;
       fds.push_back(OpenOrThrow(ns.path, O_RDONLY, s));
@@ -268,21 +514,32 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
     if (!spec.pid_ns.empty()) {
       pid_ns_fd = OpenOrThrow(spec.pid_ns, O_RDONLY, "join PID namespace " + spec.pid_ns);
     }
-    stdin_fd = OpenOrThrow("/dev/null", O_RDONLY, "open /dev/null");
-    std::string log = spec.log_path.empty() ? "/dev/null" : spec.log_path;
-    log_fd = OpenOrThrow(log, O_WRONLY | O_CREAT | O_APPEND, "open log file " + log, 0640);
+    if (spec.stdin_fd < 0) stdin_fd = OpenOrThrow("/dev/null", O_RDONLY, "open /dev/null");
+    if (spec.stdout_fd < 0 || spec.stderr_fd < 0) {
+      std::string log = spec.log_path.empty() ? "/dev/null" : spec.log_path;
+      log_fd = OpenOrThrow(log, O_WRONLY | O_CREAT | O_APPEND, "open log file " + log, 0640);
+    }
+    std::vector<std::string> procs_files = spec.cgroup_procs_files;
     if (cgroup != nullptr) {
-      for (const auto& f : cgroup->ProcsFiles()) {
-        fds.push_back(OpenOrThrow(f, O_WRONLY, "enter cgroup " + f));
-        plan.cgroup_fds.push_back(fds.back().get());
-      }
+      for (const auto& f : cgroup->ProcsFiles()) procs_files.push_back(f);
+    }
+    for (const auto& f : procs_files) {
+      fds.push_back(OpenOrThrow(f, O_WRONLY, "enter cgroup " + f));
+      plan.cgroup_fds.push_back(fds.back().get());
     }
   } catch (const Error& e) {
     throw wrap(e);
   }
-  plan.stdin_fd = stdin_fd.get();
-  plan.log_fd = log_fd.get();
-  plan.cgroup_step = step("enter cgroup " + (cgroup ? cgroup->name() : std::string()));
+  plan.stdin_fd = spec.stdin_fd >= 0 ? spec.stdin_fd : stdin_fd.get();
+  plan.stdout_fd = spec.stdout_fd >= 0 ? spec.stdout_fd : log_fd.get();
+  plan.stderr_fd = spec.stderr_fd >= 0 ? spec.stderr_fd : log_fd.get();
+  plan.set_ctty = spec.setsid_ctty;
+  plan.ctty_step = step("make stdin the controlling terminal");
+  std::string cgroup_name = cgroup ? cgroup->name() : std::string();
+  if (cgroup_name.empty() && !spec.cgroup_procs_files.empty()) {
+    cgroup_name = std::filesystem::path(spec.cgroup_procs_files.front()).parent_path().string();
+  }
+  plan.cgroup_step = step("enter cgroup " + cgroup_name);
 
   if (spec.new_mount_ns) plan.unshare_flags |= CLONE_NEWNS;
   if (spec.new_uts_ns) plan.unshare_flags |= CLONE_NEWUTS;
@@ -290,13 +547,22 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
   plan.unshare_step = step("create namespaces");
   plan.make_rslave = spec.new_mount_ns;
   plan.rslave_step = step("make / rslave");
-  for (const auto& m : spec.mounts) {
-    int s = step("bind mount " + m.source + " on " + m.target);
-    int ro = step("make bind mount " + m.target + " read-only");
-    plan.binds.push_back({m.source.c_str(), m.target.c_str(), m.read_only, s, ro});
+  if (spec.rootfs) {
+    try {
+      root_mount_point.emplace();
+      PlanRootfs(spec, root_mount_point->path(), plan, rootfs_strings, step);
+    } catch (const Error& e) {
+      throw wrap(e);
+    }
+  } else {
+    for (const auto& m : spec.mounts) {
+      int s = step("bind mount " + m.source + " on " + m.target);
+      int ro = step("make bind mount " + m.target + " read-only");
+      plan.binds.push_back({m.source.c_str(), m.target.c_str(), m.read_only, s, ro});
+    }
+    bool own_pid_ns = spec.new_pid_ns || !spec.pid_ns.empty();
+    plan.mount_proc = own_pid_ns && spec.new_mount_ns;
   }
-  bool own_pid_ns = spec.new_pid_ns || !spec.pid_ns.empty();
-  plan.mount_proc = own_pid_ns && spec.new_mount_ns;
   plan.proc_step = step("mount /proc");
   if (spec.new_uts_ns && !spec.hostname.empty()) plan.hostname = spec.hostname.c_str();
   plan.hostname_step = step("set hostname " + spec.hostname);

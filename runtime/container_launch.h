@@ -6,7 +6,30 @@
 // namespace, enters its cgroup, redirects stdout/stderr to the log file,
 // drops capabilities (bounding, ambient, effective/permitted/inheritable),
 // changes uid/gid, sets no_new_privs, installs the seccomp filter last, and
-// execs. A failure before exec reaches the parent through a close-on-exec
+// execs.
+//
+// With spec.rootfs, still inside the new mount namespace: the root (an
+// overlay of the layers, or a bind mount of a single read-only lower) is
+// mounted on an empty temp directory that exists on the host only during the
+// launch; then a fresh /proc, a tmpfs /dev with null, zero, full, random,
+// urandom and tty bound from the host, a private devpts (/dev/ptmx links to
+// it) and a /dev/shm tmpfs, a read-only sysfs, the bind mounts (targets
+// inside the root, created there when missing: a file or a directory like
+// the source) and the working directory; the root is remounted read-only
+// when asked (always when there is no upper dir), then pivot_root, and the
+// host's tree is detached. Paths inside the root are resolved with
+// openat2(RESOLVE_IN_ROOT) and mounted on through /proc/self/fd, as runc
+// does, so a symlink in the image (/var/run -> /run) resolves inside it and
+// can never lead a mount or a created directory out to the host.
+//
+// Exec into a running container (container_io.h) uses the same path:
+// spec.mnt_ns joins the container's mount namespace (after the other
+// namespaces; no mounts of our own, cwd = working_dir inside its root),
+// spec.pid_ns its pid namespace, spec.cgroup_procs_files its cgroup, and
+// spec.stdin_fd/stdout_fd/stderr_fd replace /dev/null and the log file
+// (with spec.setsid_ctty, stdin is a pty slave made the controlling tty).
+//
+// A failure before exec reaches the parent through a close-on-exec
 // pipe (errno + the step), so the caller gets e.g.
 //   start container `web`: join network namespace /run/netns/x: No such file or directory
 // and a missing executable is NotFound naming it.

@@ -203,6 +203,7 @@ void ValidateContainerSpec(const ContainerSpec& spec) {
   absolute("namespaces.uts", spec.uts_ns);
   absolute("namespaces.ipc", spec.ipc_ns);
   absolute("namespaces.pid", spec.pid_ns);
+  absolute("namespaces.mount", spec.mnt_ns);
   if (!spec.uts_ns.empty() && spec.new_uts_ns) {
     bad("namespaces.uts", "cannot both join a UTS namespace and create one");
   }
@@ -211,6 +212,18 @@ void ValidateContainerSpec(const ContainerSpec& spec) {
   }
   if (!spec.pid_ns.empty() && spec.new_pid_ns) {
     bad("namespaces.pid", "cannot both join a PID namespace and create one");
+  }
+  if (!spec.mnt_ns.empty()) {
+    if (spec.new_mount_ns)
+      bad("namespaces.mount", "cannot both join a mount namespace and create one");
+    if (spec.rootfs)
+      bad("rootfs", "a root filesystem cannot be set up when joining a mount namespace");
+  }
+  if (spec.setsid_ctty && spec.stdin_fd < 0) {
+    bad("stdin", "a controlling terminal needs a terminal as stdin");
+  }
+  for (size_t i = 0; i < spec.cgroup_procs_files.size(); ++i) {
+    absolute("cgroupProcsFiles[" + std::to_string(i) + "]", spec.cgroup_procs_files[i]);
   }
   if (!spec.hostname.empty()) {
     if (!spec.new_uts_ns) bad("hostname", "setting the hostname needs a new UTS namespace");
@@ -240,6 +253,28 @@ void ValidateContainerSpec(const ContainerSpec& spec) {
     absolute(f + ".source", spec.mounts[i].source);
     absolute(f + ".target", spec.mounts[i].target);
   }
+  if (spec.rootfs) {
+    const RootfsSpec& r = *spec.rootfs;
+    if (!spec.new_mount_ns) bad("rootfs", "a root filesystem needs a new mount namespace");
+    if (r.lower_dirs.empty()) {
+      bad("rootfs.lowerDirs", "Required value", "FieldValueRequired");
+    }
+    // overlayfs splits its options at ',' and lowerdir at ':'.
+    auto overlay_path = [&](const std::string& field, const std::string& path) {
+      if (path.empty()) return bad(field, "Required value", "FieldValueRequired");
+      absolute(field, path);
+      if (path.find_first_of(",:") != std::string::npos) {
+        bad(field, "must not contain ',' or ':': \"" + path + "\"");
+      }
+    };
+    for (size_t i = 0; i < r.lower_dirs.size(); ++i) {
+      overlay_path("rootfs.lowerDirs[" + std::to_string(i) + "]", r.lower_dirs[i]);
+    }
+    if (!r.upper_dir.empty() || !r.work_dir.empty()) {
+      overlay_path("rootfs.upperDir", r.upper_dir);
+      overlay_path("rootfs.workDir", r.work_dir);
+    }
+  }
   absolute("logPath", spec.log_path);
   if (causes.empty()) return;
   std::string msg = "container `" + spec.name + "` is invalid: ";
@@ -263,6 +298,7 @@ std::string RenderContainerSpec(const ContainerSpec& spec) {
   if (!spec.uts_ns.empty()) out << "join uts " << spec.uts_ns << "\n";
   if (!spec.ipc_ns.empty()) out << "join ipc " << spec.ipc_ns << "\n";
   if (!spec.pid_ns.empty()) out << "join pid " << spec.pid_ns << "\n";
+  if (!spec.mnt_ns.empty()) out << "join mnt " << spec.mnt_ns << "\n";
   std::vector<std::string> fresh;
   if (spec.new_mount_ns) fresh.push_back("mnt");
   if (spec.new_pid_ns) fresh.push_back("pid");
@@ -290,6 +326,13 @@ std::string RenderContainerSpec(const ContainerSpec& spec) {
   if (spec.resources.pids_max > 0) out << "pids " << spec.resources.pids_max << "\n";
   for (const auto& m : spec.mounts) {
     out << "bind " << m.source << " -> " << m.target << (m.read_only ? " ro" : " rw") << "\n";
+  }
+  if (spec.rootfs) {
+    out << "rootfs " << Join(spec.rootfs->lower_dirs, ":");
+    if (!spec.rootfs->upper_dir.empty()) {
+      out << " upper " << spec.rootfs->upper_dir << " work " << spec.rootfs->work_dir;
+    }
+    out << (spec.rootfs->read_only ? " ro" : " rw") << "\n";
   }
   out << "log " << (spec.log_path.empty() ? "/dev/null" : spec.log_path) << "\n";
   return out.str();

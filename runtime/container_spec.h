@@ -26,6 +26,21 @@ struct BindMount {
   bool read_only = false;
 };
 
+// The container's own root filesystem. The launcher mounts it inside the
+// container's new mount namespace (nothing reaches the host; it all goes
+// away with the process), adds /proc, a minimal /dev and a read-only /sys,
+// applies the bind mounts inside it, then pivot_roots into it.
+struct RootfsSpec {
+  // Read-only layers, TOPMOST FIRST, as overlayfs' lowerdir wants.
+  std::vector<std::string> lower_dirs;
+  // Both on the same filesystem, made by the caller, one pair per container.
+  // upper_dir empty: a read-only root (a bind mount of a single lower dir,
+  // or a read-only overlay of several).
+  std::string upper_dir;
+  std::string work_dir;
+  bool read_only = false;  // the root is remounted read-only after the bind mounts
+};
+
 // Zero means "no limit" for every field.
 struct ResourceLimits {
   int64_t memory_bytes = 0;
@@ -46,6 +61,12 @@ struct ContainerSpec {
   std::string uts_ns;
   std::string ipc_ns;
   std::string pid_ns;  // applies to the container process itself (joined before fork)
+  // An existing mount namespace to join (/proc/PID/ns/mnt of a running
+  // container, for exec). Joined last, after the other namespaces; the
+  // process then sees that container's root (no rootfs, pivot or bind mounts
+  // of its own: those fields must be unset and new_mount_ns false) and
+  // changes to working_dir ("/" when empty) inside it. In-process only.
+  std::string mnt_ns;
 
   bool new_mount_ns = true;  // needed for bind mounts; / is made rslave so nothing leaks out
   bool new_pid_ns = false;   // the container process is pid 1 of its own pid namespace
@@ -70,7 +91,26 @@ struct ContainerSpec {
   ResourceLimits resources;
 
   std::vector<BindMount> mounts;  // e.g. /etc/hosts, /etc/resolv.conf
-  std::string log_path;           // stdout and stderr are appended here; empty: /dev/null
+  // Unset: the container sees the host's / (bind mount targets are host paths).
+  // Set: bind mount targets are paths inside this root; missing targets are
+  // created in it (a file or a directory, like the source), as runc does.
+  std::optional<RootfsSpec> rootfs;
+  std::string log_path;  // stdout and stderr are appended here; empty: /dev/null
+
+  // In-process only (never serialized): descriptors of the caller's that the
+  // process gets as its stdin/stdout/stderr (dup2'd onto 0/1/2) instead of
+  // /dev/null and log_path. The caller keeps owning them; they must stay
+  // open until LaunchContainer returns.
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  // For a TTY: stdin is a pty slave that becomes the process's controlling
+  // terminal (the process always starts a new session; this adds TIOCSCTTY).
+  bool setsid_ctty = false;
+  // In-process only: more cgroup.procs files the process enters before
+  // exec, besides the Cgroup handed to LaunchContainer (an exec joining a
+  // running container's cgroup that it does not own). See ExistingCgroupProcsFiles.
+  std::vector<std::string> cgroup_procs_files;
 };
 
 // Throws Error::Invalid naming every offending field (one Cause each).

@@ -1,0 +1,239 @@
+// Figures for the nodes-and-pods issue: `kin cluster create` until every
+// node is Ready (1, 3, 10 nodes), pod startup latency (single pods and a
+// 100-pod burst until every pod answers HTTP on its IP), 1,000 pods, the RSS
+// of `kin serve` with 100 pods, and the cost per pod against the floor of
+// 100 x (netns + veth) made with the `ip` command.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "base/file.h"
+#include "base/http_client.h"
+#include "base/netns.h"
+#include "base/process.h"
+#include "base/yaml.h"
+#include "bench/bench_util.h"
+#include "testing/e2e_support.h"
+
+using namespace kin;
+using namespace kin::bench;
+
+namespace {
+
+struct Cluster {
+  std::string name, root, kubeconfig, state;
+  http::ClientOptions api;
+};
+
+bool Create(Cluster& c, const std::string& extra_flag, const std::string& extra_value) {
+  std::vector<std::string> argv = {
+      testing::KinBinary(), "cluster", "create",       "--name",    c.name,
+      "--state-root",       c.root,    "--kubeconfig", c.kubeconfig};
+  if (!extra_flag.empty()) {
+    argv.push_back(extra_flag);
+    argv.push_back(extra_value);
+  }
+  auto r = RunCommand(argv, std::chrono::seconds(120));
+  if (!r.status.success()) {
+    std::fprintf(stderr, "create %s failed:\n%s%s", c.name.c_str(), r.out.c_str(), r.err.c_str());
+    return false;
+  }
+  c.state = c.root + "/" + c.name;
+  c.api.base_url = "https://127.0.0.1:" + testing::ReadFile(c.state + "/serve.port");
+  c.api.ca_file = c.state + "/pki/ca.crt";
+  c.api.cert_file = c.state + "/pki/admin.crt";
+  c.api.key_file = c.state + "/pki/admin.key";
+  c.api.timeout_ms = 30000;
+  return true;
+}
+
+void Delete(const Cluster& c) {
+  RunCommand({testing::KinBinary(), "cluster", "delete", "--name", c.name, "--state-root", c.root,
+              "--kubeconfig", c.kubeconfig},
+             std::chrono::seconds(300));
+}
+
+Json PodJson(const std::string& name, const std::string& image, const std::string& node,
+             bool netexec) {
+  Json c = {{"name", "c"}, {"image", image}};
+  if (netexec) c["args"] = {"netexec", "--http-port=8080"};
+  Json spec = {{"containers", Json::array({c})}};
+  if (!node.empty()) spec["nodeName"] = node;
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata", {{"name", name}, {"namespace", "default"}}},
+          {"spec", spec}};
+}
+
+bool IsReady(const Json& pod) {
+  for (const auto& c : pod["status"].value("conditions", Json::array())) {
+    if (c.value("type", "") == "Ready" && c.value("status", "") == "True") return true;
+  }
+  return false;
+}
+
+// Polls the pod list until `want` pods are Ready; returns the ready pods.
+std::vector<Json> WaitReady(http::HttpClient& api, size_t want, std::chrono::seconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  std::vector<Json> ready;
+  while (Clock::now() < deadline) {
+    ready.clear();
+    Json list = Json::parse(api.Get("/api/v1/namespaces/default/pods").body);
+    for (const auto& p : list.value("items", Json::array())) {
+      if (IsReady(p)) ready.push_back(p);
+    }
+    if (ready.size() >= want) break;
+    usleep(5000);
+  }
+  return ready;
+}
+
+size_t ServeRssKib(const Cluster& c) {
+  std::string pid = ReadFileIfExists(c.state + "/serve.pid").value_or("0");
+  std::ifstream in("/proc/" + pid + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
+  }
+  return 0;
+}
+
+// Until every pod answers GET /hostname on its IP from its node's namespace.
+double WaitAnswering(const Cluster& c, const std::vector<Json>& pods, Clock::time_point start) {
+  std::set<std::string> pending;
+  for (const auto& p : pods) pending.insert(p["metadata"].value("name", ""));
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (!pending.empty() && Clock::now() < deadline) {
+    for (const auto& p : pods) {
+      std::string name = p["metadata"].value("name", "");
+      if (!pending.count(name)) continue;
+      std::string node = p["spec"].value("nodeName", "");
+      std::string netns = "kin-" + c.name + "-" + node.substr(("kin-" + c.name + "-").size());
+      std::string body;
+      try {
+        RunInNetns(Netns::Open(netns), [&] {
+          http::ClientOptions o;
+          o.base_url = "http://" + p["status"].value("podIP", "") + ":8080";
+          o.timeout_ms = 1000;
+          http::HttpClient h(o);
+          body = h.Get("/hostname").body;
+        });
+      } catch (const std::exception&) {
+      }
+      if (body == name) pending.erase(name);
+    }
+  }
+  if (!pending.empty()) std::fprintf(stderr, "%zu pods never answered\n", pending.size());
+  return MsSince(start);
+}
+
+}  // namespace
+
+int main() {
+  std::printf("== nodes and pods ==\n");
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.File("root"));
+  std::string root = dir.File("root"), kc = dir.File("kubeconfig");
+  std::string tag = std::to_string(::getpid() % 100000);
+
+  for (int nodes : {1, 3, 10}) {
+    std::vector<double> samples;
+    for (int i = 0; i < 3; ++i) {
+      Cluster c{"bc" + tag + "n" + std::to_string(nodes), root, kc, "", {}};
+      auto t = Clock::now();
+      if (!Create(c, "--nodes", std::to_string(nodes))) return 1;
+      samples.push_back(MsSince(t));
+      Delete(c);
+    }
+    Report("kin cluster create, " + std::to_string(nodes) + " node(s) all Ready, p50",
+           Fmt("%.0f ms", Percentile(samples, 50)));
+  }
+
+  // Single pods and the 100-pod burst on a 3-node cluster.
+  Cluster c{"bp" + tag, root, kc, "", {}};
+  if (!Create(c, "--nodes", "3")) return 1;
+  {
+    http::HttpClient api(c.api);
+    size_t rss_empty = ServeRssKib(c);
+    std::vector<double> single;
+    for (int i = 0; i < 20; ++i) {
+      std::string name = "single" + std::to_string(i);
+      auto t = Clock::now();
+      api.Do("POST", "/api/v1/namespaces/default/pods",
+             PodJson(name, "registry.k8s.io/pause:3.9", "kin-" + c.name + "-worker", false).dump());
+      while (!IsReady(Json::parse(api.Get("/api/v1/namespaces/default/pods/" + name).body))) {
+        usleep(1000);
+      }
+      single.push_back(MsSince(t));
+    }
+    Report("pod startup, single pod created -> Ready, p50", Fmt("%.0f ms", Percentile(single, 50)));
+    Report("pod startup, single pod created -> Ready, p99", Fmt("%.0f ms", Percentile(single, 99)));
+    api.Do("DELETE", "/api/v1/namespaces/default/pods?gracePeriodSeconds=0", "");
+    WaitReady(api, 0, std::chrono::seconds(1));
+    while (!Json::parse(api.Get("/api/v1/namespaces/default/pods").body)["items"].empty()) {
+      usleep(10000);
+    }
+
+    auto t = Clock::now();
+    for (int i = 0; i < 100; ++i) {
+      api.Do("POST", "/api/v1/namespaces/default/pods",
+             PodJson("burst" + std::to_string(i), "registry.k8s.io/e2e-test-images/agnhost:2.52",
+                     "", true)
+                 .dump());
+    }
+    std::vector<Json> ready = WaitReady(api, 100, std::chrono::seconds(120));
+    double all_ready = MsSince(t);
+    double answering = WaitAnswering(c, ready, t);
+    Report("100-pod burst (scheduled, agnhost netexec): all Ready", Fmt("%.0f ms", all_ready));
+    Report("100-pod burst: every pod answers HTTP on its IP", Fmt("%.0f ms", answering));
+    Report("kin serve RSS, empty 3-node cluster", Fmt("%.1f MiB", rss_empty / 1024.0));
+    Report("kin serve RSS, 100 pods running", Fmt("%.1f MiB", ServeRssKib(c) / 1024.0));
+  }
+  auto td = Clock::now();
+  Delete(c);
+  Report("kin cluster delete, 3 nodes, 100 pods", Fmt("%.0f ms", MsSince(td)));
+
+  // 1,000 pods: 5 workers with room for 250 pods each.
+  {
+    std::string cfg = dir.File("big.yaml");
+    std::string yaml =
+        "apiVersion: kin.dev/v1alpha1\nkind: Cluster\nnodes:\n- role: control-plane\n";
+    for (int i = 0; i < 5; ++i) yaml += "- role: worker\n  capacity: {pods: \"250\"}\n";
+    testing::WriteFile(cfg, yaml);
+    Cluster big{"bk" + tag, root, kc, "", {}};
+    if (!Create(big, "--config", cfg)) return 1;
+    http::HttpClient api(big.api);
+    auto t = Clock::now();
+    for (int i = 0; i < 1000; ++i) {
+      api.Do("POST", "/api/v1/namespaces/default/pods",
+             PodJson("k" + std::to_string(i), "registry.k8s.io/pause:3.9", "", false).dump());
+    }
+    size_t n = WaitReady(api, 1000, std::chrono::seconds(300)).size();
+    Report(
+        "1,000 pause pods (scheduled over 5 workers): all Ready",
+        Fmt("%.1f s", MsSince(t) / 1000) + (n < 1000 ? " (only " + std::to_string(n) + ")" : ""));
+    auto tdel = Clock::now();
+    Delete(big);
+    Report("kin cluster delete, 1,000 pods", Fmt("%.1f s", MsSince(tdel) / 1000));
+  }
+
+  // The floor: 100 x (netns + veth) with the ip command, host ends in a scratch namespace.
+  {
+    std::string p = "kb" + tag;
+    RunCommand({"ip", "netns", "add", p + "node"});
+    auto t = Clock::now();
+    for (int i = 0; i < 100; ++i) {
+      std::string ns = p + "-" + std::to_string(i);
+      RunCommand({"ip", "netns", "add", ns});
+      RunCommand({"ip", "-n", p + "node", "link", "add", "v" + std::to_string(i), "type", "veth",
+                  "peer", "name", "eth0", "netns", ns});
+    }
+    Report("floor: 100 x (ip netns add + ip link add veth)", Fmt("%.0f ms", MsSince(t)));
+    for (int i = 0; i < 100; ++i) RunCommand({"ip", "netns", "del", p + "-" + std::to_string(i)});
+    RunCommand({"ip", "netns", "del", p + "node"});
+  }
+  return 0;
+}

@@ -1,0 +1,97 @@
+// The configuration of `kin cluster create`: a kind-like config file plus
+// flags, turned into a complete, validated description of the cluster.
+//
+// The file (YAML; every field optional except apiVersion and kind):
+//
+//   apiVersion: kin.dev/v1alpha1
+//   kind: Cluster
+//   name: dev                    # must equal the cluster's name when both given
+//   nodes:
+//   - role: control-plane        # or worker; at least one control-plane
+//   - role: worker
+//     labels: {tier: frontend}
+//     capacity: {cpu: "4", memory: 16Gi, pods: "110"}
+//   networking:
+//     podSubnet: 10.244.0.0/16
+//     serviceSubnet: 10.96.0.0/16
+//     nodeCidrMaskSize: 24
+//     routing: routed            # or host-gw
+//     underlay: 172.18.0.0/24
+//   images:
+//     hostMappings:
+//       "myorg/tools:dev": /     # image -> host directory (read-only rootfs)
+//
+// Decoding is strict: unknown fields are errors. All problems of a file are
+// reported at once as one Error::Invalid with one Cause per problem, with
+// Kubernetes-style field paths ("nodes[1].role", "networking.podSubnet") and
+// messages ("Unsupported value: \"master\": supported values: ..."); field
+// paths of nodes use the index in the file. YAML syntax errors are
+// Error::BadRequest naming the file, line and column.
+//
+// Filling in, as kind does: control-planes come first (in file order), then
+// workers; names kin-<cluster>-control-plane, -control-plane2, ..., -worker,
+// -worker2, ...; node i (in that order) gets the underlay's address .(i+2)
+// (the .1 is the network's bridge) and the i-th block of the pod subnet;
+// kind's well-known labels; the control-plane NoSchedule taint only when the
+// cluster has a worker; the cluster DNS at the service subnet's .10.
+//
+// Thread-safety: pure functions on plain values.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/yaml.h"
+
+namespace kin::cmd {
+
+inline constexpr const char* kClusterConfigApiVersion = "kin.dev/v1alpha1";
+inline constexpr int kMaxClusterNameLength = 30;  // part of netns and link names
+inline constexpr int kMaxNodes = 100;
+
+struct NodeConfig {
+  std::string name;  // kin-<cluster>-control-plane, kin-<cluster>-worker2, ...
+  std::string role;  // "control-plane" | "worker"
+  std::map<std::string, std::string> labels;
+  Json taints = Json::array();  // [{key, effect}]
+  Json capacity;                // {"cpu": "2", "memory": "8Gi", ...}: strings
+  std::string ip;               // on the underlay
+  std::string pod_cidr;
+
+  bool operator==(const NodeConfig&) const = default;
+};
+
+struct ClusterConfig {
+  std::string name;
+  std::vector<NodeConfig> nodes;
+  std::string pod_subnet = "10.244.0.0/16";
+  std::string service_subnet = "10.96.0.0/16";
+  std::string dns_ip;  // the service subnet's .10
+  std::string underlay = "172.18.0.0/24";
+  int node_cidr_mask_size = 24;
+  std::string routing = "routed";                          // "routed" | "host-gw"
+  std::map<std::string, std::string> image_host_mappings;  // image -> host directory
+
+  bool operator==(const ClusterConfig&) const = default;
+
+  // The state directory's form (camelCase keys). FromJson reads what ToJson
+  // wrote; a malformed document is Error::Invalid naming what is wrong.
+  Json ToJson() const;
+  static ClusterConfig FromJson(const Json& j);
+};
+
+// The node capacity every node gets unless its `capacity` overrides a key.
+Json DefaultNodeCapacity();
+
+// Builds and validates the configuration from `config_text` (the file's
+// contents; empty or comments only: all defaults) and --nodes (`nodes_flag`:
+// N nodes in all, the first a control-plane, the rest workers; conflicts
+// with a file that lists nodes). `cluster_name` is the --name flag; when
+// empty, the file's `name` is used, else "kin". `config_source` names the
+// file in messages.
+ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<int> nodes_flag,
+                                 const std::string& config_text, const std::string& config_source);
+
+}  // namespace kin::cmd

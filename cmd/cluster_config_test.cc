@@ -1,0 +1,441 @@
+#include "cmd/cluster_config.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "base/error.h"
+
+namespace kin::cmd {
+namespace {
+
+const std::string kHeader = "apiVersion: kin.dev/v1alpha1\nkind: Cluster\n";
+
+ClusterConfig Build(const std::string& text, std::optional<int> nodes = std::nullopt,
+                    const std::string& name = "dev") {
+  return BuildClusterConfig(name, nodes, text, "kin.yaml");
+}
+
+// The error BuildClusterConfig throws for `text`.
+Error BuildError(const std::string& text, std::optional<int> nodes = std::nullopt,
+                 const std::string& name = "dev") {
+  try {
+    Build(text, nodes, name);
+  } catch (const Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no error for:\n" << text;
+  return Error::Internal("no error");
+}
+
+// The message of the one cause naming `field`, or "" (and a failure).
+std::string CauseFor(const Error& e, const std::string& field) {
+  std::string found;
+  int count = 0;
+  for (const Cause& c : e.causes()) {
+    if (c.field == field) {
+      found = c.message;
+      ++count;
+    }
+  }
+  EXPECT_EQ(count, 1) << "causes for " << field << " in: " << e.message();
+  return found;
+}
+
+void ExpectInvalid(const std::string& text, const std::string& field, const std::string& message) {
+  Error e = BuildError(text);
+  EXPECT_EQ(e.code(), Code::kInvalid) << e.message();
+  EXPECT_EQ(CauseFor(e, field), message) << e.message();
+  EXPECT_NE(e.message().find("kin.yaml"), std::string::npos) << e.message();
+  EXPECT_NE(e.message().find(field + ": " + message), std::string::npos) << e.message();
+}
+
+void ExpectInvalidContains(const std::string& text, const std::string& field,
+                           const std::string& part) {
+  Error e = BuildError(text);
+  EXPECT_EQ(e.code(), Code::kInvalid) << e.message();
+  EXPECT_NE(CauseFor(e, field).find(part), std::string::npos) << e.message();
+}
+
+std::map<std::string, std::string> BaseLabels(const std::string& node) {
+  return {{"kubernetes.io/hostname", node},
+          {"kubernetes.io/os", "linux"},
+          {"kubernetes.io/arch", "amd64"},
+          {"beta.kubernetes.io/os", "linux"},
+          {"beta.kubernetes.io/arch", "amd64"}};
+}
+
+std::map<std::string, std::string> ControlPlaneLabels(const std::string& node) {
+  auto labels = BaseLabels(node);
+  labels["node-role.kubernetes.io/control-plane"] = "";
+  labels["node.kubernetes.io/exclude-from-external-load-balancers"] = "";
+  return labels;
+}
+
+const Json kControlPlaneTaint =
+    Json::array({{{"key", "node-role.kubernetes.io/control-plane"}, {"effect", "NoSchedule"}}});
+
+TEST(ClusterConfigTest, DefaultsAreOneUntaintedControlPlane) {
+  ClusterConfig c = Build("");
+  EXPECT_EQ(c.name, "dev");
+  ASSERT_EQ(c.nodes.size(), 1u);
+  const NodeConfig& n = c.nodes[0];
+  EXPECT_EQ(n.name, "kin-dev-control-plane");
+  EXPECT_EQ(n.role, "control-plane");
+  EXPECT_EQ(n.labels, ControlPlaneLabels("kin-dev-control-plane"));
+  EXPECT_EQ(n.taints, Json::array());  // kind untaints a single-node cluster
+  EXPECT_EQ(n.capacity, DefaultNodeCapacity());
+  EXPECT_EQ(n.capacity["memory"], "8Gi");
+  EXPECT_EQ(n.ip, "172.18.0.2");
+  EXPECT_EQ(n.pod_cidr, "10.244.0.0/24");
+  EXPECT_EQ(c.pod_subnet, "10.244.0.0/16");
+  EXPECT_EQ(c.service_subnet, "10.96.0.0/16");
+  EXPECT_EQ(c.dns_ip, "10.96.0.10");
+  EXPECT_EQ(c.underlay, "172.18.0.0/24");
+  EXPECT_EQ(c.node_cidr_mask_size, 24);
+  EXPECT_EQ(c.routing, "routed");
+  EXPECT_TRUE(c.image_host_mappings.empty());
+  // Comments only is an empty file, and --nodes 1 is the same.
+  EXPECT_EQ(Build("# nothing here\n"), c);
+  EXPECT_EQ(Build("", 1), c);
+}
+
+TEST(ClusterConfigTest, ThreeNodesFromFlag) {
+  ClusterConfig c = Build("", 3);
+  ASSERT_EQ(c.nodes.size(), 3u);
+  EXPECT_EQ(c.nodes[0].name, "kin-dev-control-plane");
+  EXPECT_EQ(c.nodes[1].name, "kin-dev-worker");
+  EXPECT_EQ(c.nodes[2].name, "kin-dev-worker2");
+  EXPECT_EQ(c.nodes[0].taints, kControlPlaneTaint);
+  EXPECT_EQ(c.nodes[0].labels, ControlPlaneLabels("kin-dev-control-plane"));
+  for (int i = 1; i < 3; ++i) {
+    EXPECT_EQ(c.nodes[i].role, "worker");
+    EXPECT_EQ(c.nodes[i].labels, BaseLabels(c.nodes[i].name));
+    EXPECT_EQ(c.nodes[i].taints, Json::array());
+  }
+  EXPECT_EQ(c.nodes[1].ip, "172.18.0.3");
+  EXPECT_EQ(c.nodes[2].ip, "172.18.0.4");
+  EXPECT_EQ(c.nodes[1].pod_cidr, "10.244.1.0/24");
+  EXPECT_EQ(c.nodes[2].pod_cidr, "10.244.2.0/24");
+  EXPECT_EQ(c.dns_ip, "10.96.0.10");
+}
+
+TEST(ClusterConfigTest, TenNodesFromFlag) {
+  ClusterConfig c = Build("", 10, "big");
+  ASSERT_EQ(c.nodes.size(), 10u);
+  EXPECT_EQ(c.nodes[0].name, "kin-big-control-plane");
+  for (int i = 1; i < 10; ++i) {
+    std::string suffix = i == 1 ? "" : std::to_string(i);
+    EXPECT_EQ(c.nodes[i].name, "kin-big-worker" + suffix);
+    EXPECT_EQ(c.nodes[i].ip, "172.18.0." + std::to_string(i + 2));
+    EXPECT_EQ(c.nodes[i].pod_cidr, "10.244." + std::to_string(i) + ".0/24");
+    EXPECT_EQ(c.nodes[i].labels.at("kubernetes.io/hostname"), c.nodes[i].name);
+  }
+}
+
+TEST(ClusterConfigTest, FullFile) {
+  ClusterConfig c = Build(kHeader + R"(name: dev
+nodes:
+- role: worker
+  labels: {tier: frontend, example.com/zone: a}
+  capacity: {cpu: "4", memory: 16Gi, pods: "50", example.com/gpu: 1}
+- role: control-plane
+- role: worker
+- role: control-plane
+networking:
+  podSubnet: 10.100.0.0/16
+  serviceSubnet: 10.200.0.0/20
+  nodeCidrMaskSize: 26
+  routing: host-gw
+  underlay: 192.168.50.0/28
+images:
+  hostMappings:
+    "myorg/tools:dev": /
+    busybox: /opt/busybox-root
+)");
+  EXPECT_EQ(c.name, "dev");
+  ASSERT_EQ(c.nodes.size(), 4u);
+  // Control-planes first, each role in file order.
+  EXPECT_EQ(c.nodes[0].name, "kin-dev-control-plane");
+  EXPECT_EQ(c.nodes[1].name, "kin-dev-control-plane2");
+  EXPECT_EQ(c.nodes[2].name, "kin-dev-worker");
+  EXPECT_EQ(c.nodes[3].name, "kin-dev-worker2");
+  EXPECT_EQ(c.nodes[0].taints, kControlPlaneTaint);
+  EXPECT_EQ(c.nodes[1].taints, kControlPlaneTaint);
+  EXPECT_EQ(c.nodes[1].labels, ControlPlaneLabels("kin-dev-control-plane2"));
+  auto labels = BaseLabels("kin-dev-worker");
+  labels["tier"] = "frontend";
+  labels["example.com/zone"] = "a";
+  EXPECT_EQ(c.nodes[2].labels, labels);
+  EXPECT_EQ(c.nodes[3].labels, BaseLabels("kin-dev-worker2"));
+  EXPECT_EQ(c.nodes[2].capacity, (Json{{"cpu", "4"},
+                                       {"memory", "16Gi"},
+                                       {"pods", "50"},
+                                       {"ephemeral-storage", "100Gi"},
+                                       {"hugepages-2Mi", "0"},
+                                       {"example.com/gpu", "1"}}));
+  EXPECT_EQ(c.nodes[3].capacity, DefaultNodeCapacity());
+  EXPECT_EQ(c.nodes[0].ip, "192.168.50.2");
+  EXPECT_EQ(c.nodes[3].ip, "192.168.50.5");
+  EXPECT_EQ(c.nodes[0].pod_cidr, "10.100.0.0/26");
+  EXPECT_EQ(c.nodes[1].pod_cidr, "10.100.0.64/26");
+  EXPECT_EQ(c.nodes[3].pod_cidr, "10.100.0.192/26");
+  EXPECT_EQ(c.pod_subnet, "10.100.0.0/16");
+  EXPECT_EQ(c.service_subnet, "10.200.0.0/20");
+  EXPECT_EQ(c.dns_ip, "10.200.0.10");
+  EXPECT_EQ(c.underlay, "192.168.50.0/28");
+  EXPECT_EQ(c.node_cidr_mask_size, 26);
+  EXPECT_EQ(c.routing, "host-gw");
+  EXPECT_EQ(c.image_host_mappings,
+            (std::map<std::string, std::string>{{"myorg/tools:dev", "/"},
+                                                {"busybox", "/opt/busybox-root"}}));
+}
+
+TEST(ClusterConfigTest, HostGwWithDefaults) {
+  ClusterConfig c = Build(kHeader + "networking:\n  routing: host-gw\n", 2);
+  EXPECT_EQ(c.routing, "host-gw");
+  ASSERT_EQ(c.nodes.size(), 2u);
+  EXPECT_EQ(c.nodes[1].pod_cidr, "10.244.1.0/24");
+}
+
+TEST(ClusterConfigTest, NameFromFileWhenFlagEmpty) {
+  EXPECT_EQ(BuildClusterConfig("", std::nullopt, kHeader + "name: web\n", "f").name, "web");
+  EXPECT_EQ(BuildClusterConfig("", std::nullopt, "", "f").name, "kin");
+  EXPECT_EQ(BuildClusterConfig("", std::nullopt, "", "f").nodes[0].name, "kin-kin-control-plane");
+  // Equal names are fine.
+  EXPECT_EQ(Build(kHeader + "name: dev\n").name, "dev");
+}
+
+TEST(ClusterConfigTest, YamlSyntaxErrorIsBadRequestNamingFileAndLine) {
+  Error e = BuildError(kHeader + "nodes:\n- role: worker\n  labels: {a: b\n");
+  EXPECT_EQ(e.code(), Code::kBadRequest);
+  EXPECT_EQ(e.message().rfind("kin.yaml: ", 0), 0u) << e.message();
+  EXPECT_NE(e.message().find("line"), std::string::npos) << e.message();
+}
+
+TEST(ClusterConfigTest, ApiVersionAndKind) {
+  ExpectInvalid("kind: Cluster\n", "apiVersion", "Required value: must be \"kin.dev/v1alpha1\"");
+  ExpectInvalid("apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\n", "apiVersion",
+                "Unsupported value: \"kind.x-k8s.io/v1alpha4\": supported values: "
+                "\"kin.dev/v1alpha1\"");
+  ExpectInvalid("apiVersion: kin.dev/v1alpha1\nkind: Config\n", "kind",
+                "Unsupported value: \"Config\": supported values: \"Cluster\"");
+  ExpectInvalid("apiVersion: kin.dev/v1alpha1\n", "kind", "Required value: must be \"Cluster\"");
+  ExpectInvalid("apiVersion: 1\nkind: Cluster\n", "apiVersion",
+                "Invalid value: 1: must be a string");
+  Error e = BuildError("- a\n- b\n");
+  EXPECT_EQ(e.code(), Code::kInvalid);
+}
+
+TEST(ClusterConfigTest, UnknownFieldsAreRejected) {
+  ExpectInvalid(kHeader + "nodes:\n- rol: worker\n- role: control-plane\n", "nodes[0].rol",
+                "unknown field \"nodes[0].rol\"");
+  ExpectInvalid(kHeader + "networkin: {}\n", "networkin", "unknown field \"networkin\"");
+  ExpectInvalid(kHeader + "networking:\n  podSubnets: 10.0.0.0/8\n", "networking.podSubnets",
+                "unknown field \"networking.podSubnets\"");
+  ExpectInvalid(kHeader + "images:\n  mappings: {}\n", "images.mappings",
+                "unknown field \"images.mappings\"");
+}
+
+TEST(ClusterConfigTest, AllProblemsReportedAtOnce) {
+  Error e = BuildError(kHeader + R"(nodes:
+- role: master
+- role: worker
+  foo: 1
+networking:
+  routing: vxlan
+)");
+  EXPECT_EQ(e.code(), Code::kInvalid);
+  EXPECT_EQ(e.causes().size(), 3u) << e.message();
+  EXPECT_EQ(CauseFor(e, "nodes[0].role"),
+            "Unsupported value: \"master\": supported values: \"control-plane\", \"worker\"");
+  EXPECT_EQ(CauseFor(e, "nodes[1].foo"), "unknown field \"nodes[1].foo\"");
+  EXPECT_EQ(CauseFor(e, "networking.routing"),
+            "Unsupported value: \"vxlan\": supported values: \"routed\", \"host-gw\"");
+  EXPECT_EQ(e.details_kind(), "Cluster");
+  EXPECT_EQ(e.details_name(), "dev");
+  EXPECT_EQ(e.message().rfind("kin.yaml: Cluster \"dev\" is invalid: [", 0), 0u) << e.message();
+}
+
+TEST(ClusterConfigTest, NodeListProblems) {
+  ExpectInvalid(kHeader + "nodes: []\n", "nodes",
+                "Required value: at least one node (a control-plane)");
+  ExpectInvalid(kHeader + "nodes:\n- role: worker\n", "nodes",
+                "Required value: at least one node must have role \"control-plane\"");
+  ExpectInvalid(kHeader + "nodes:\n- {}\n", "nodes[0].role",
+                "Required value: must be \"control-plane\" or \"worker\"");
+  ExpectInvalid(kHeader + "nodes: {role: worker}\n", "nodes",
+                "Invalid value: {\"role\":\"worker\"}: must be a list of nodes");
+  ExpectInvalid(kHeader + "nodes:\n- worker\n", "nodes[0]",
+                "Invalid value: \"worker\": must be a mapping");
+  std::string many = kHeader + "networking: {underlay: 172.18.0.0/16}\nnodes:\n";
+  for (int i = 0; i < 101; ++i) many += "- role: control-plane\n";
+  ExpectInvalid(many, "nodes", "Too many: 101: must have at most 100 items");
+}
+
+TEST(ClusterConfigTest, NodesFlag) {
+  Error e = BuildError(kHeader + "nodes:\n- role: control-plane\n", 3);
+  EXPECT_EQ(e.code(), Code::kInvalid);
+  EXPECT_EQ(e.message(), "--nodes conflicts with nodes in kin.yaml (use one or the other)");
+  // A file without nodes works with --nodes.
+  EXPECT_EQ(Build(kHeader + "networking: {routing: host-gw}\n", 4).nodes.size(), 4u);
+  for (int bad : {0, -1, 101}) {
+    Error e2 = BuildError("", bad);
+    EXPECT_EQ(CauseFor(e2, "--nodes"),
+              "Invalid value: " + std::to_string(bad) + ": must be between 1 and 100");
+  }
+  EXPECT_EQ(Build("", 100).nodes.back().name, "kin-dev-worker99");
+}
+
+TEST(ClusterConfigTest, ClusterName) {
+  ExpectInvalid(kHeader + "name: web\n", "name",
+                "Invalid value: \"web\": does not match the cluster name \"dev\" given by --name "
+                "(omit one, or make them equal)");
+  Error e = BuildError("", std::nullopt, "Dev_1");
+  EXPECT_NE(CauseFor(e, "name").find("Invalid value: \"Dev_1\": a lowercase RFC 1123 label"),
+            std::string::npos);
+  Error e2 = BuildError("", std::nullopt, std::string(31, 'a'));
+  EXPECT_EQ(CauseFor(e2, "name"), "Invalid value: \"" + std::string(31, 'a') +
+                                      "\": must be no more than 30 characters (it is part of "
+                                      "namespace and interface names)");
+  EXPECT_EQ(Build("", std::nullopt, std::string(30, 'a')).name, std::string(30, 'a'));
+  Error e3 = BuildError("", std::nullopt, "-x");
+  EXPECT_EQ(e3.code(), Code::kInvalid);
+}
+
+TEST(ClusterConfigTest, Cidrs) {
+  ExpectInvalidContains(kHeader + "networking: {podSubnet: 10.244.0.0}\n", "networking.podSubnet",
+                        "Invalid value: \"10.244.0.0\"");
+  ExpectInvalidContains(kHeader + "networking: {serviceSubnet: 10.96.0.1/16}\n",
+                        "networking.serviceSubnet", "host bits are set");
+  ExpectInvalidContains(kHeader + "networking: {underlay: 300.1.1.0/24}\n", "networking.underlay",
+                        "Invalid value: \"300.1.1.0/24\"");
+  ExpectInvalid(
+      kHeader + "networking: {serviceSubnet: 10.244.128.0/20}\n", "networking.serviceSubnet",
+      "Invalid value: \"10.244.128.0/20\": overlaps networking.podSubnet (10.244.0.0/16)");
+  ExpectInvalid(kHeader + "networking: {underlay: 10.244.5.0/24}\n", "networking.underlay",
+                "Invalid value: \"10.244.5.0/24\": overlaps networking.podSubnet (10.244.0.0/16)");
+  ExpectInvalid(kHeader + "networking: {serviceSubnet: 10.96.0.0/29}\n", "networking.serviceSubnet",
+                "Invalid value: \"10.96.0.0/29\": must hold at least 16 addresses (a /28 or "
+                "larger; the cluster DNS is its .10)");
+  ExpectInvalid(kHeader + "networking: {podSubnet: 10.96.0.0/12}\n", "networking.serviceSubnet",
+                "Invalid value: \"10.96.0.0/16\": overlaps networking.podSubnet (10.96.0.0/12)");
+}
+
+TEST(ClusterConfigTest, NodeCidrMaskSizeAndRoom) {
+  ExpectInvalid(kHeader + "networking: {nodeCidrMaskSize: 15}\n", "networking.nodeCidrMaskSize",
+                "Invalid value: 15: must be between the prefix length of networking.podSubnet "
+                "(16) and 30");
+  ExpectInvalid(kHeader + "networking: {nodeCidrMaskSize: 31}\n", "networking.nodeCidrMaskSize",
+                "Invalid value: 31: must be between the prefix length of networking.podSubnet "
+                "(16) and 30");
+  ExpectInvalid(kHeader + "networking: {nodeCidrMaskSize: \"24\"}\n", "networking.nodeCidrMaskSize",
+                "Invalid value: \"24\": must be a prefix length (an integer such as 24)");
+  Error e = BuildError(kHeader + "networking: {podSubnet: 10.244.0.0/23}\n", 3);
+  EXPECT_EQ(CauseFor(e, "networking.podSubnet"),
+            "Invalid value: \"10.244.0.0/23\": holds 2 /24 node blocks, fewer than the 3 nodes");
+  Error e2 = BuildError(kHeader + "networking: {underlay: 172.18.0.0/29}\n", 6);
+  EXPECT_EQ(CauseFor(e2, "networking.underlay"),
+            "Invalid value: \"172.18.0.0/29\": has room for 5 node addresses, fewer than the 6 "
+            "nodes");
+  // Exactly full is fine: a /29 underlay holds .2 to .6.
+  ClusterConfig c = Build(kHeader + "networking: {underlay: 172.18.0.0/29}\n", 5);
+  EXPECT_EQ(c.nodes.back().ip, "172.18.0.6");
+  // A podSubnet equal to the node block: one node.
+  ClusterConfig one = Build(kHeader + "networking: {podSubnet: 10.244.0.0/24}\n");
+  EXPECT_EQ(one.nodes[0].pod_cidr, "10.244.0.0/24");
+}
+
+TEST(ClusterConfigTest, Capacity) {
+  const std::string nodes = "nodes:\n- role: control-plane\n  capacity: ";
+  ExpectInvalid(kHeader + nodes + "{cpu: lots}\n", "nodes[0].capacity[cpu]",
+                "Invalid value: \"lots\": must be a non-negative quantity (e.g. \"2\", \"500m\", "
+                "\"16Gi\", \"1e3\")");
+  ExpectInvalid(kHeader + nodes + "{memory: \"-1Gi\"}\n", "nodes[0].capacity[memory]",
+                "Invalid value: \"-1Gi\": must be a non-negative quantity (e.g. \"2\", \"500m\", "
+                "\"16Gi\", \"1e3\")");
+  ExpectInvalid(kHeader + nodes + "{pods: 1.5}\n", "nodes[0].capacity[pods]",
+                "Invalid value: \"1.5\": must be a whole number of pods");
+  ExpectInvalidContains(kHeader + nodes + "{gpu: 1}\n", "nodes[0].capacity",
+                        "Unsupported value: \"gpu\": supported values: \"cpu\", \"memory\"");
+  ExpectInvalidContains(kHeader + nodes + "{kubernetes.io/foo: 1}\n", "nodes[0].capacity",
+                        "Unsupported value: \"kubernetes.io/foo\"");
+  ExpectInvalid(kHeader + nodes + "{cpu: [1]}\n", "nodes[0].capacity[cpu]",
+                "Invalid value: [1]: must be a quantity such as \"4\" or \"16Gi\"");
+  ClusterConfig c = Build(kHeader + nodes + "{cpu: 500m, memory: 1.5Gi, hugepages-1Gi: 2Gi}\n");
+  EXPECT_EQ(c.nodes[0].capacity["cpu"], "500m");
+  EXPECT_EQ(c.nodes[0].capacity["memory"], "1.5Gi");
+  EXPECT_EQ(c.nodes[0].capacity["hugepages-1Gi"], "2Gi");
+  EXPECT_EQ(c.nodes[0].capacity["pods"], "110");
+}
+
+TEST(ClusterConfigTest, Labels) {
+  const std::string nodes = "nodes:\n- role: control-plane\n  labels: ";
+  ExpectInvalidContains(kHeader + nodes + "{\"bad key!\": x}\n", "nodes[0].labels",
+                        "Invalid value: \"bad key!\": name part must consist of");
+  ExpectInvalidContains(kHeader + nodes + "{\"Example.COM/x\": x}\n", "nodes[0].labels",
+                        "prefix part a lowercase RFC 1123 subdomain");
+  ExpectInvalidContains(kHeader + nodes + "{tier: \"front end\"}\n", "nodes[0].labels[tier]",
+                        "Invalid value: \"front end\": a valid label must be an empty string");
+  ExpectInvalid(
+      kHeader + nodes + "{tier: " + std::string(64, 'a') + "}\n", "nodes[0].labels[tier]",
+      "Invalid value: \"" + std::string(64, 'a') + "\": must be no more than 63 characters");
+  ExpectInvalid(kHeader + nodes + "{version: 1}\n", "nodes[0].labels[version]",
+                "Invalid value: 1: must be a string (quote it: \"1\")");
+  ExpectInvalid(kHeader + nodes + "[a]\n", "nodes[0].labels",
+                "Invalid value: [\"a\"]: must be a mapping");
+  ClusterConfig c = Build(kHeader + nodes + "{empty: \"\", a.b/c_d: X.y-z}\n");
+  EXPECT_EQ(c.nodes[0].labels.at("empty"), "");
+  EXPECT_EQ(c.nodes[0].labels.at("a.b/c_d"), "X.y-z");
+}
+
+TEST(ClusterConfigTest, ImageHostMappings) {
+  ExpectInvalid(kHeader + "images:\n  hostMappings:\n    busybox: relative/dir\n",
+                "images.hostMappings[busybox]",
+                "Invalid value: \"relative/dir\": must be an absolute path of a host directory "
+                "without \"..\"");
+  ExpectInvalid(kHeader + "images:\n  hostMappings:\n    busybox: /opt/../etc\n",
+                "images.hostMappings[busybox]",
+                "Invalid value: \"/opt/../etc\": must be an absolute path of a host directory "
+                "without \"..\"");
+  ExpectInvalid(kHeader + "images:\n  hostMappings:\n    busybox: 3\n",
+                "images.hostMappings[busybox]",
+                "Invalid value: 3: must be a host directory (an absolute path)");
+  ExpectInvalid(kHeader + "images:\n  hostMappings:\n    \"my image\": /\n", "images.hostMappings",
+                "Invalid value: \"my image\": an image name must be non-empty and contain no "
+                "whitespace");
+  EXPECT_EQ(
+      Build(kHeader + "images:\n  hostMappings:\n    x: /a/..b\n").image_host_mappings.at("x"),
+      "/a/..b");
+}
+
+TEST(ClusterConfigTest, JsonRoundTrip) {
+  ClusterConfig c = Build(kHeader + R"(nodes:
+- role: control-plane
+- role: worker
+  labels: {tier: frontend}
+  capacity: {cpu: "4"}
+networking: {routing: host-gw, nodeCidrMaskSize: 25}
+images:
+  hostMappings: {"myorg/tools:dev": /}
+)");
+  Json j = c.ToJson();
+  EXPECT_EQ(j["nodes"][1]["podCIDR"], "10.244.0.128/25");
+  EXPECT_EQ(j["dnsIP"], "10.96.0.10");
+  EXPECT_EQ(ClusterConfig::FromJson(j), c);
+  EXPECT_EQ(ClusterConfig::FromJson(Json::parse(j.dump())), c);
+  EXPECT_EQ(ClusterConfig::FromJson(Build("", 10).ToJson()), Build("", 10));
+
+  Json broken = j;
+  broken["nodes"][0].erase("ip");
+  try {
+    ClusterConfig::FromJson(broken);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kInvalid);
+    EXPECT_NE(e.message().find("ip"), std::string::npos) << e.message();
+  }
+}
+
+}  // namespace
+}  // namespace kin::cmd

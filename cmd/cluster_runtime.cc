@@ -1,0 +1,155 @@
+#include "cmd/cluster_runtime.h"
+
+#include <filesystem>
+
+#include "apiserver/apiserver.h"
+#include "apiserver/local_client.h"
+#include "base/error.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/netns.h"
+#include "cmd/pod_io_bridge.h"
+#include "controllers/scheduler.h"
+#include "runtime/image_store.h"
+#include "runtime/node_agent.h"
+
+namespace kin::cmd {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The node's name without the cluster prefix: "worker2" for kin-dev-worker2.
+std::string ShortNodeName(const ClusterConfig& config, const NodeConfig& node) {
+  std::string prefix = "kin-" + config.name + "-";
+  if (node.name.rfind(prefix, 0) == 0) return node.name.substr(prefix.size());
+  return node.name;
+}
+
+DnsSettings ClusterDns(const ClusterConfig& config) {
+  DnsSettings dns;
+  dns.cluster_dns = {config.dns_ip};
+  dns.cluster_domain = "cluster.local";
+  dns.host_resolv_conf = ReadFileIfExists("/etc/resolv.conf").value_or("");
+  return dns;
+}
+
+NodeAgentOptions AgentOptions(const ClusterRuntimeOptions& o, const NodeConfig& n,
+                              ImageStore* images) {
+  NodeAgentOptions a;
+  a.node_name = n.name;
+  a.node_netns = NodeNetns(o.config, n);
+  a.name_prefix = "kin-" + o.config.name + "-";
+  a.node_ip = n.ip;
+  a.pod_cidr = netstack::Ipv4Cidr::ParseNetwork(n.pod_cidr);
+  a.dir = o.state_dir + "/nodes/" + n.name;
+  a.kin_binary = o.kin_binary;
+  a.dns = ClusterDns(o.config);
+  a.labels = Json::object();
+  for (const auto& [k, v] : n.labels) a.labels[k] = v;
+  a.taints = n.taints;
+  a.capacity = n.capacity;
+  a.images = images;
+  a.crash_backoff = o.crash_backoff;
+  return a;
+}
+
+ImageStoreOptions StoreOptions(const ClusterRuntimeOptions& o) {
+  ImageStoreOptions so;
+  so.dir = o.state_dir + "/images";
+  so.kin_binary = o.kin_binary;
+  so.host_mappings = o.config.image_host_mappings;
+  return so;
+}
+
+}  // namespace
+
+netstack::ClusterNetwork NetworkOf(const ClusterConfig& config) {
+  netstack::ClusterNetwork net;
+  net.cluster = config.name;
+  net.underlay = netstack::Ipv4Cidr::ParseNetwork(config.underlay, "networking.underlay");
+  net.mode = netstack::ParseRoutingMode(config.routing);
+  for (const auto& n : config.nodes) {
+    netstack::NodeNetwork nn;
+    nn.name = ShortNodeName(config, n);
+    nn.ip = netstack::Ipv4Address::Parse(n.ip);
+    nn.pod_cidr = netstack::Ipv4Cidr::ParseNetwork(n.pod_cidr);
+    net.nodes.push_back(nn);
+  }
+  return net;
+}
+
+std::string NodeNetns(const ClusterConfig& config, const NodeConfig& node) {
+  return netstack::NodeNetnsName(NetworkOf(config), ShortNodeName(config, node));
+}
+
+struct ClusterRuntime::Parts {
+  std::unique_ptr<apiserver::LocalClient> client;
+  std::unique_ptr<ImageStore> images;
+  std::vector<std::unique_ptr<NodeAgent>> agents;
+  std::unique_ptr<controllers::Scheduler> scheduler;
+  std::unique_ptr<apiserver::PodIo> pod_io;
+};
+
+ClusterRuntime::ClusterRuntime(apiserver::ApiServer& api, ClusterRuntimeOptions opts)
+    : api_(api), opts_(std::move(opts)) {}
+
+ClusterRuntime::~ClusterRuntime() { Stop(); }
+
+void ClusterRuntime::Start() {
+  netstack::ClusterNetwork net = NetworkOf(opts_.config);
+  std::string network_ns = netstack::NetworkNetnsName(net);
+  if (fs::exists("/run/netns/" + network_ns)) {
+    log::Info("cluster {}: keeping the network that is there ({})", opts_.config.name, network_ns);
+  } else {
+    auto t0 = std::chrono::steady_clock::now();
+    netstack::ApplyPlan(netstack::PlanTopology(net));
+    log::Info(
+        "cluster {}: network of {} nodes built in {} ms", opts_.config.name, net.nodes.size(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count());
+  }
+  parts_ = std::make_unique<Parts>();
+  parts_->client = std::make_unique<apiserver::LocalClient>(api_.registry(), "kin-node");
+  parts_->images = std::make_unique<ImageStore>(StoreOptions(opts_));
+  for (const auto& n : opts_.config.nodes) {
+    auto agent =
+        std::make_unique<NodeAgent>(*parts_->client, AgentOptions(opts_, n, parts_->images.get()));
+    agent->Start();
+    parts_->agents.push_back(std::move(agent));
+  }
+  parts_->scheduler = std::make_unique<controllers::Scheduler>(*parts_->client);
+  parts_->scheduler->Start();
+  Parts* parts = parts_.get();
+  parts_->pod_io = MakePodIoBridge(*parts_->client, [parts](const std::string& node) {
+    for (auto& a : parts->agents) {
+      if (a->node_name() == node) return a.get();
+    }
+    return static_cast<NodeAgent*>(nullptr);
+  });
+  api_.SetPodIo(parts_->pod_io.get());
+}
+
+void ClusterRuntime::Stop() {
+  if (!parts_) return;
+  api_.SetPodIo(nullptr);
+  if (parts_->scheduler) parts_->scheduler->Stop();
+  for (auto& a : parts_->agents) a->Stop();
+  parts_.reset();
+}
+
+void TearDownCluster(const ClusterConfig& config, const std::string& state_dir) {
+  ClusterRuntimeOptions o;
+  o.config = config;
+  o.state_dir = state_dir;
+  for (const auto& n : config.nodes) {
+    try {
+      NodeAgent::TearDownPods(AgentOptions(o, n, nullptr));
+    } catch (const std::exception& e) {
+      log::Warn("node {}: {}", n.name, e.what());
+    }
+  }
+  netstack::RemovePlan(netstack::PlanTopology(NetworkOf(config)));
+}
+
+}  // namespace kin::cmd

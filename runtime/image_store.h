@@ -1,0 +1,99 @@
+// ImageStore — container images without a registry.
+//
+// No registry is reachable, so images resolve locally, in this order:
+//  1. host mappings: an image name bound to a host directory, used read-only
+//     as the image's root filesystem (no entrypoint, no cmd);
+//  2. images loaded into the store: `docker save` archives, OCI image layouts
+//     (a tar of one, or the directory itself) and plain root filesystems (a
+//     directory or a tarball);
+//  3. built-ins: agnhost and pause (kin itself, through command_aliases, on
+//     the host's root filesystem) and busybox (a root filesystem the store
+//     builds once from the host's static /bin/busybox).
+//
+// State on disk, under ImageStoreOptions::dir:
+//   index.json             {"images": {"<normalized name>": "<image id>"}}
+//   <image id>/config.json entrypoint, cmd, env, workingDir, user
+//   <image id>/rootfs/     the image's layers FLATTENED into one directory
+//   builtin-busybox/rootfs the busybox built-in
+// Layers are flattened while extracting (in order; ".wh.NAME" deletes NAME
+// from the layers below, ".wh..wh..opq" empties its directory of what the
+// layers below put there), so an image has exactly one read-only layer and no
+// overlayfs whiteout devices are needed. Extraction refuses entries whose
+// path has a ".." component and never writes through a symlink (libarchive's
+// SECURE_* flags; deletions check every parent themselves), so an archive
+// cannot write outside the image's directory.
+//
+// An image id is the sha256 of its config (archives) or of its name and load
+// time (root filesystems). Loading writes a fresh directory and then updates
+// index.json atomically, so a crash leaves the old state usable.
+//
+// Thread-safety: thread-safe. Loads run concurrently with Resolve; the index
+// is guarded by a mutex.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/image_config.h"
+
+namespace kin {
+
+struct ImageStoreOptions {
+  std::string dir;         // the store's state (see above); created when missing
+  std::string kin_binary;  // path of the kin executable (built-in images' command_aliases)
+  // Image name (normalized here) -> a host directory used read-only as its rootfs.
+  std::map<std::string, std::string> host_mappings;
+  std::string busybox = "/bin/busybox";  // a static busybox, for the busybox built-in
+};
+
+class ImageStore {
+ public:
+  explicit ImageStore(ImageStoreOptions opts);
+
+  // The image's config and layers. Error::NotFound when the image is
+  // nowhere, with a message that says how to load it.
+  ImageConfig Resolve(const std::string& image) const;
+
+  // Loads every image of a `docker save` archive or an OCI image layout (a
+  // tar, possibly compressed, or a directory). Returns the normalized names
+  // it registered (RepoTags; OCI: io.containerd.image.name, else
+  // org.opencontainers.image.ref.name). Error::Invalid for a malformed
+  // archive or one that names no image.
+  std::vector<std::string> LoadArchive(const std::string& file);
+
+  // Registers `dir_or_tarball` (copied or extracted into the store) as the
+  // root filesystem of image `name`, with an empty config.
+  void LoadRootfs(const std::string& name, const std::string& dir_or_tarball);
+
+  // Normalized image names, sorted: loaded, host-mapped and built-in (the
+  // built-ins answer to any tag; one representative tag is listed).
+  std::vector<std::string> List() const;
+
+ private:
+  struct Stored {
+    std::string id;
+  };
+  void ReadIndex();
+  void WriteIndexLocked() const;
+  // Moves a prepared image directory into place and points `names` at it.
+  void Commit(const std::string& staging, const std::string& id,
+              const std::vector<std::string>& names);
+  std::string BusyboxRootfs() const;
+  std::string StagingDir() const;
+
+  ImageStoreOptions opts_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::string> index_;  // normalized name -> image id; guarded by mu_
+  mutable std::mutex busybox_mu_;             // serializes building the busybox rootfs
+};
+
+// Docker's reference normalization: "busybox" -> "docker.io/library/busybox:latest",
+// "nginx:1.25" -> "docker.io/library/nginx:1.25", "registry.k8s.io/pause:3.9"
+// unchanged, "index.docker.io/x/y" -> "docker.io/x/y:latest"; a digest is kept
+// (and no ":latest" is added next to it). Error::Invalid for an empty name.
+std::string NormalizeImageName(std::string_view image);
+
+}  // namespace kin

@@ -1,0 +1,1574 @@
+#include "runtime/node_agent.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "base/error.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/netns.h"
+#include "base/process.h"
+#include "base/version.h"
+#include "client/events.h"
+#include "client/informer.h"
+#include "client/resources.h"
+#include "netstack/topology.h"
+#include "runtime/image_store.h"
+#include "runtime/probe.h"
+#include "runtime/shim.h"
+#include "runtime/volumes.h"
+
+namespace kin {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr const char* kPauseName = "POD";  // the sandbox holder's directory, as crictl names it
+const ResourceInfo& LeasesResource() {
+  return *FindResource("coordination.k8s.io", "v1", "leases");
+}
+
+std::string ShortUid(const std::string& uid) {
+  std::string s;
+  for (char c : uid) {
+    if (c != '-') s += c;
+    if (s.size() == 8) break;
+  }
+  return s;
+}
+
+// A pod's network namespace name: readable for `ip netns exec`, unique by uid.
+std::string PodNetnsName(const std::string& prefix, const Json& pod) {
+  const Json& md = pod["metadata"];
+  std::string base = prefix + md.value("namespace", "default") + "-" + md.value("name", "");
+  if (base.size() > 200) base.resize(200);
+  return base + "-" + ShortUid(md.value("uid", "")).substr(0, 5);
+}
+
+int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+// Signals `pid` only while it is the process that started at `start_ticks`.
+bool SignalProcess(pid_t pid, uint64_t start_ticks, int sig) {
+  if (pid <= 0) return false;
+  UniqueFd fd(PidfdOpen(pid));
+  if (!fd) return false;
+  if (start_ticks != 0 && ProcessStartTicks(pid) != start_ticks) return false;
+  return ::syscall(SYS_pidfd_send_signal, fd.get(), sig, nullptr, 0) == 0;
+}
+
+bool ProcessGone(pid_t pid) { return pid <= 0 || ::kill(pid, 0) != 0; }
+
+std::string Rfc3339(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string TerminatedReason(const ShimExit& e) {
+  if (e.oom_killed) return "OOMKilled";
+  return e.exit_code == 0 ? "Completed" : "Error";
+}
+
+Json Condition(const std::string& type, bool status, const std::string& reason = "",
+               const std::string& message = "") {
+  Json c = {{"type", type}, {"status", status ? "True" : "False"}, {"lastProbeTime", nullptr}};
+  if (!reason.empty()) c["reason"] = reason;
+  if (!message.empty()) c["message"] = message;
+  return c;
+}
+
+std::string QosClass(const Json& pod) {
+  bool any = false, guaranteed = true;
+  for (const char* list : {"initContainers", "containers"}) {
+    for (const auto& c : pod["spec"].value(list, Json::array())) {
+      Json res = c.value("resources", Json::object());
+      Json req = res.value("requests", Json::object()), lim = res.value("limits", Json::object());
+      if (!req.empty() || !lim.empty()) any = true;
+      for (const char* r : {"cpu", "memory"}) {
+        if (!lim.contains(r)) guaranteed = false;
+        if (req.contains(r) && lim.contains(r) && req[r] != lim[r]) guaranteed = false;
+      }
+    }
+  }
+  if (!any) return "BestEffort";
+  return guaranteed ? "Guaranteed" : "Burstable";
+}
+
+}  // namespace
+
+Json BuildNodeObject(const NodeAgentOptions& o) {
+  utsname u{};
+  ::uname(&u);
+  Json capacity = o.capacity;
+  Json node = {{"apiVersion", "v1"},
+               {"kind", "Node"},
+               {"metadata", {{"name", o.node_name}, {"labels", o.labels}}},
+               {"spec",
+                {{"podCIDR", o.pod_cidr.ToString()},
+                 {"podCIDRs", Json::array({o.pod_cidr.ToString()})},
+                 {"providerID", "kin://" + o.node_name}}},
+               {"status",
+                {{"addresses", Json::array({{{"type", "InternalIP"}, {"address", o.node_ip}},
+                                            {{"type", "Hostname"}, {"address", o.node_name}}})},
+                 {"capacity", capacity},
+                 {"allocatable", capacity},
+                 {"daemonEndpoints", {{"kubeletEndpoint", {{"Port", 10250}}}}},
+                 {"nodeInfo",
+                  {{"machineID", ""},
+                   {"systemUUID", ""},
+                   {"bootID", ""},
+                   {"kernelVersion", u.release},
+                   {"osImage", "kin node (Linux namespaces)"},
+                   {"containerRuntimeVersion", std::string("kin://") + kVersion},
+                   {"kubeletVersion", kKubeVersion},
+                   {"kubeProxyVersion", kKubeVersion},
+                   {"operatingSystem", "linux"},
+                   {"architecture", "amd64"}}}}}};
+  if (!o.taints.empty()) node["spec"]["taints"] = o.taints;
+  return node;
+}
+
+// ---- per-pod runtime state ----
+
+struct ContainerRuntime {
+  std::string name;
+  bool init = false;
+  int restart_count = 0;  // instances started before the current one
+  std::string dir;        // the current instance's directory ("" before the first start)
+  std::optional<ShimState> state;
+  std::optional<ShimExit> exit;       // of the current instance, once it ended
+  std::optional<ShimExit> last_exit;  // of the instance before it
+  std::string last_started_at;
+  bool shim_watched = false;
+  std::string waiting_reason = "ContainerCreating", waiting_message;
+  Clock::time_point backoff_until{};
+  int pull_failures = 0;
+  std::string image;
+  std::optional<ProbeSchedule> liveness, readiness, startup;
+  bool probes_set = false;  // false for a container adopted from disk until its spec is seen
+  Clock::time_point started_mono{};
+  bool ready = false, started = false;
+  bool killing = false;
+  Clock::time_point kill_deadline{};
+  bool kill_escalated = false;
+  std::string kill_reason;  // why we stopped it: liveness failure, deletion
+
+  bool running() const { return state.has_value() && !exit.has_value(); }
+  std::string container_id(const std::string& pod_uid) const {
+    return "kin://" + ShortUid(pod_uid) + "-" + name + "-" + std::to_string(restart_count);
+  }
+};
+
+struct PodRuntime {
+  std::string uid, ns, name;
+  std::string dir;
+  std::string netns;  // empty for hostNetwork pods
+  std::string host_veth;
+  std::string ip;
+  bool host_network = false;
+  bool sandbox_ready = false;
+  ContainerRuntime pause;
+  std::unique_ptr<PodVolumes> volumes;
+  std::map<std::string, ContainerRuntime> containers;
+  bool terminating = false;
+  Clock::time_point grace_deadline{};
+  bool final_deleted = false;
+  Json last_status;
+  std::string sandbox_error;
+  Clock::time_point sandbox_retry{};
+  std::string start_time;
+};
+
+class NodeAgent::Impl {
+ public:
+  Impl(Client& client, NodeAgentOptions opts)
+      : client_(client),
+        opts_(std::move(opts)),
+        recorder_(client, "kubelet", opts_.node_name),
+        ipam_(opts_.pod_cidr, opts_.dir + "/ipam") {}
+
+  ~Impl() { Stop(); }
+
+  void Start();
+  void Stop();
+  void TearDownAllPods();
+  const std::string& node_name() const { return opts_.node_name; }
+  const NodeAgentOptions& options() const { return opts_; }
+
+ private:
+  // Work queue: pods to sync now, and at a time.
+  void Enqueue(const std::string& uid);
+  void EnqueueAt(const std::string& uid, Clock::time_point when);
+  void WorkerLoop();
+  void MonitorLoop();
+  void HeartbeatLoop();
+  void WatchShim(const std::string& uid, pid_t shim_pid);
+
+  void RegisterNode();
+  void RenewLease();
+  void Adopt();
+  void SyncPod(const std::string& uid);
+  // Returns when the pod wants to be looked at again (max: none).
+  Clock::time_point SyncRunningPod(PodRuntime& p, const Json& pod);
+  void EnsureSandbox(PodRuntime& p, const Json& pod);
+  void TearDownPod(PodRuntime& p);
+  bool StartContainer(PodRuntime& p, const Json& pod, ContainerRuntime& c, const Json& spec);
+  void StopContainer(PodRuntime& p, ContainerRuntime& c, int grace_seconds, const std::string& why);
+  void CollectExit(PodRuntime& p, ContainerRuntime& c);
+  Clock::time_point RunProbes(PodRuntime& p, const Json& pod, ContainerRuntime& c,
+                              const Json& spec);
+  void UpdateStatus(PodRuntime& p, const Json& pod);
+  Json BuildStatus(PodRuntime& p, const Json& pod);
+  ExecResult ExecInContainer(const ContainerRuntime& c, const std::vector<std::string>& argv,
+                             milliseconds timeout);
+  std::vector<BindMount> PodFileMounts(const PodRuntime& p, const Json& spec) const;
+  std::optional<Json> Lookup(const std::string& kind, const std::string& ns,
+                             const std::string& name);
+  PodRuntime& RuntimeFor(const Json& pod);
+  void PersistPod(const PodRuntime& p);
+
+  Client& client_;
+  NodeAgentOptions opts_;
+  EventRecorder recorder_;
+  netstack::Ipv4Allocator ipam_;
+  std::unique_ptr<Informer> pods_;
+
+  std::mutex mu_;  // guards the queue and pods_by_uid_ / running_
+  std::condition_variable cv_;
+  std::deque<std::string> ready_;
+  std::set<std::string> queued_, running_, dirty_;
+  std::multimap<Clock::time_point, std::string> timers_;
+  std::map<std::string, std::unique_ptr<PodRuntime>> runtimes_;
+  std::map<std::string, std::pair<std::string, std::string>> uid_to_key_;  // uid -> ns/name
+
+  std::atomic<bool> stopping_{false};
+  bool started_ = false;
+  std::vector<std::thread> threads_;
+  UniqueFd epoll_;
+  UniqueFd wake_;  // eventfd to end the monitor
+  std::mutex watch_mu_;
+  std::map<int, std::pair<std::string, UniqueFd>> watched_;  // pidfd -> (uid, fd)
+  std::mutex hb_mu_;
+  std::condition_variable hb_cv_;
+};
+
+// ---- lifecycle ----
+
+void NodeAgent::Impl::Start() {
+  if (started_) return;
+  started_ = true;
+  fs::create_directories(opts_.dir + "/pods");
+  epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_) throw ErrnoError(errno, "epoll_create1");
+  wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_.get();
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &ev);
+
+  RegisterNode();
+  RenewLease();
+  Adopt();
+
+  InformerOptions io;
+  io.field_selector = "spec.nodeName=" + opts_.node_name;
+  InformerHandlers h;
+  h.on_add = [this](const Json& pod) { Enqueue(pod["metadata"].value("uid", "")); };
+  h.on_update = [this](const Json&, const Json& pod) { Enqueue(pod["metadata"].value("uid", "")); };
+  h.on_delete = [this](const Json& pod) { Enqueue(pod["metadata"].value("uid", "")); };
+  pods_ = std::make_unique<Informer>(client_, PodsResource(), io, h);
+  pods_->Start();
+  threads_.emplace_back([this] { MonitorLoop(); });
+  threads_.emplace_back([this] { HeartbeatLoop(); });
+  for (int i = 0; i < std::max(1, opts_.workers); ++i)
+    threads_.emplace_back([this] { WorkerLoop(); });
+  // Adopted pods that the API no longer knows are torn down once the
+  // informer has synced (a sync of each adopted uid finds no pod).
+  std::thread([this] {
+    if (pods_->WaitForSync(milliseconds(30000))) {
+      std::vector<std::string> uids;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        for (const auto& [uid, _] : runtimes_) uids.push_back(uid);
+      }
+      for (const auto& uid : uids) Enqueue(uid);
+    }
+  }).detach();
+}
+
+void NodeAgent::Impl::Stop() {
+  if (!started_ || stopping_.exchange(true)) return;
+  if (pods_) pods_->Stop();
+  cv_.notify_all();
+  hb_cv_.notify_all();
+  uint64_t one = 1;
+  if (wake_) (void)!::write(wake_.get(), &one, sizeof one);
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+void NodeAgent::Impl::TearDownAllPods() {
+  if (!started_) Adopt();
+  std::vector<PodRuntime*> all;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto& [uid, p] : runtimes_) all.push_back(p.get());
+  }
+  for (PodRuntime* p : all) {
+    try {
+      TearDownPod(*p);
+    } catch (const std::exception& e) {
+      log::Warn("node {}: tear down pod {}/{}: {}", opts_.node_name, p->ns, p->name, e.what());
+    }
+  }
+}
+
+// ---- the work queue ----
+
+void NodeAgent::Impl::Enqueue(const std::string& uid) {
+  if (uid.empty()) return;
+  std::lock_guard<std::mutex> l(mu_);
+  if (running_.count(uid)) {
+    dirty_.insert(uid);
+    return;
+  }
+  if (queued_.insert(uid).second) ready_.push_back(uid);
+  cv_.notify_one();
+}
+
+void NodeAgent::Impl::EnqueueAt(const std::string& uid, Clock::time_point when) {
+  std::lock_guard<std::mutex> l(mu_);
+  timers_.emplace(when, uid);
+  cv_.notify_one();
+}
+
+void NodeAgent::Impl::WorkerLoop() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stopping_) {
+    auto now = Clock::now();
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+      std::string uid = timers_.begin()->second;
+      timers_.erase(timers_.begin());
+      if (running_.count(uid)) {
+        dirty_.insert(uid);
+      } else if (queued_.insert(uid).second) {
+        ready_.push_back(uid);
+      }
+    }
+    // A pod already being synced waits in the queue for its worker to finish.
+    auto it = std::find_if(ready_.begin(), ready_.end(),
+                           [&](const std::string& u) { return !running_.count(u); });
+    if (it == ready_.end()) {
+      if (timers_.empty()) {
+        cv_.wait(l);
+      } else {
+        cv_.wait_until(l, timers_.begin()->first);
+      }
+      continue;
+    }
+    std::string uid = *it;
+    ready_.erase(it);
+    queued_.erase(uid);
+    running_.insert(uid);
+    l.unlock();
+    try {
+      SyncPod(uid);
+    } catch (const std::exception& e) {
+      log::Warn("node {}: sync pod {}: {}", opts_.node_name, uid, e.what());
+      EnqueueAt(uid, Clock::now() + milliseconds(1000));
+    }
+    l.lock();
+    running_.erase(uid);
+    if (dirty_.erase(uid) && queued_.insert(uid).second) ready_.push_back(uid);
+    cv_.notify_all();
+  }
+}
+
+void NodeAgent::Impl::WatchShim(const std::string& uid, pid_t shim_pid) {
+  if (!epoll_) return;  // not started: nobody to tell
+  UniqueFd fd(PidfdOpen(shim_pid));
+  if (!fd) {  // already gone: its exit.json is there
+    Enqueue(uid);
+    return;
+  }
+  std::lock_guard<std::mutex> l(watch_mu_);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLONESHOT;
+  ev.data.fd = fd.get();
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev);
+  int key = fd.get();
+  watched_[key] = {uid, std::move(fd)};
+}
+
+void NodeAgent::Impl::MonitorLoop() {
+  epoll_event events[64];
+  while (!stopping_) {
+    int n = ::epoll_wait(epoll_.get(), events, 64, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      log::Error("node {}: epoll_wait: {}", opts_.node_name, std::strerror(errno));
+      return;
+    }
+    for (int i = 0; i < n; ++i) {
+      int fd = events[i].data.fd;
+      if (fd == wake_.get()) continue;
+      std::string uid;
+      {
+        std::lock_guard<std::mutex> l(watch_mu_);
+        auto it = watched_.find(fd);
+        if (it == watched_.end()) continue;
+        uid = it->second.first;
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+        watched_.erase(it);
+      }
+      Enqueue(uid);
+    }
+  }
+}
+
+// ---- node registration and heartbeats ----
+
+void NodeAgent::Impl::RegisterNode() {
+  Json node = BuildNodeObject(opts_);
+  Json existing;
+  try {
+    existing = client_.Create(NodesResource(), "", node);
+  } catch (const Error& e) {
+    if (e.code() != Code::kAlreadyExists) throw;
+    existing = client_.Get(NodesResource(), "", opts_.node_name);
+    // Labels and taints follow the config; other writers' labels stay.
+    Json patch = {{"metadata", {{"labels", opts_.labels}}}, {"spec", node["spec"]}};
+    existing = client_.Patch(NodesResource(), "", opts_.node_name, PatchType::kMerge, patch);
+  }
+  std::string now = NowRfc3339();
+  Json conditions = Json::array();
+  for (const auto& [type, reason, message] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"MemoryPressure", "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available"},
+           {"DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"},
+           {"PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"}}) {
+    conditions.push_back({{"type", type},
+                          {"status", "False"},
+                          {"reason", reason},
+                          {"message", message},
+                          {"lastHeartbeatTime", now},
+                          {"lastTransitionTime", now}});
+  }
+  conditions.push_back({{"type", "Ready"},
+                        {"status", "True"},
+                        {"reason", "KubeletReady"},
+                        {"message", "kubelet is posting ready status"},
+                        {"lastHeartbeatTime", now},
+                        {"lastTransitionTime", now}});
+  Json status = node["status"];
+  status["conditions"] = conditions;
+  client_.Patch(NodesResource(), "", opts_.node_name, PatchType::kMerge, {{"status", status}},
+                "status");
+  recorder_.Normal(existing, "NodeReady", "Node " + opts_.node_name + " status is now: NodeReady");
+}
+
+void NodeAgent::Impl::RenewLease() {
+  // MicroTime, as the coordination API stores renewTime.
+  auto now = std::chrono::system_clock::now();
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
+            1000000;
+  char frac[16];
+  std::snprintf(frac, sizeof frac, ".%06ld", static_cast<long>(us));
+  std::string t = Rfc3339(now);
+  t.insert(t.size() - 1, frac);
+  Json spec = {{"holderIdentity", opts_.node_name}, {"leaseDurationSeconds", 40}, {"renewTime", t}};
+  try {
+    client_.Patch(LeasesResource(), "kube-node-lease", opts_.node_name, PatchType::kMerge,
+                  {{"spec", spec}});
+  } catch (const Error& e) {
+    if (e.code() != Code::kNotFound) throw;
+    Json lease = {{"apiVersion", "coordination.k8s.io/v1"},
+                  {"kind", "Lease"},
+                  {"metadata", {{"name", opts_.node_name}, {"namespace", "kube-node-lease"}}},
+                  {"spec", spec}};
+    client_.Create(LeasesResource(), "kube-node-lease", lease);
+  }
+}
+
+void NodeAgent::Impl::HeartbeatLoop() {
+  auto next_status = Clock::now() + opts_.status_interval;
+  std::unique_lock<std::mutex> l(hb_mu_);
+  while (!stopping_) {
+    hb_cv_.wait_for(l, opts_.lease_interval, [&] { return stopping_.load(); });
+    if (stopping_) break;
+    l.unlock();
+    try {
+      RenewLease();
+      if (Clock::now() >= next_status) {
+        next_status = Clock::now() + opts_.status_interval;
+        Json node = client_.Get(NodesResource(), "", opts_.node_name);
+        Json conditions = node["status"].value("conditions", Json::array());
+        std::string now = NowRfc3339();
+        for (auto& c : conditions) c["lastHeartbeatTime"] = now;
+        client_.Patch(NodesResource(), "", opts_.node_name, PatchType::kMerge,
+                      {{"status", {{"conditions", conditions}}}}, "status");
+      }
+    } catch (const std::exception& e) {
+      log::Warn("node {}: heartbeat: {}", opts_.node_name, e.what());
+    }
+    l.lock();
+  }
+}
+
+// ---- adoption after a restart ----
+
+void NodeAgent::Impl::PersistPod(const PodRuntime& p) {
+  Json j = {{"uid", p.uid},
+            {"namespace", p.ns},
+            {"name", p.name},
+            {"netns", p.netns},
+            {"hostVeth", p.host_veth},
+            {"ip", p.ip},
+            {"hostNetwork", p.host_network},
+            {"startTime", p.start_time}};
+  WriteFileAtomic(p.dir + "/pod.json", j.dump(), 0644, false);
+}
+
+void NodeAgent::Impl::Adopt() {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(opts_.dir + "/pods", ec)) {
+    std::string dir = entry.path().string();
+    auto text = ReadFileIfExists(dir + "/pod.json");
+    auto p = std::make_unique<PodRuntime>();
+    p->uid = entry.path().filename().string();
+    p->dir = dir;
+    if (text) {
+      try {
+        Json j = Json::parse(*text);
+        p->ns = j.value("namespace", "");
+        p->name = j.value("name", "");
+        p->netns = j.value("netns", "");
+        p->host_veth = j.value("hostVeth", "");
+        p->ip = j.value("ip", "");
+        p->host_network = j.value("hostNetwork", false);
+        p->start_time = j.value("startTime", "");
+      } catch (const std::exception&) {
+      }
+    }
+    // Each container's instances: the highest-numbered directory is current.
+    auto adopt_container = [&](const std::string& name, ContainerRuntime& c) {
+      c.name = name;
+      std::string cdir = dir + "/containers/" + name;
+      int highest = -1;
+      for (const auto& inst : fs::directory_iterator(cdir, ec)) {
+        try {
+          highest = std::max(highest, std::stoi(inst.path().filename().string()));
+        } catch (const std::exception&) {
+        }
+      }
+      if (highest < 0) return;
+      c.restart_count = highest;
+      c.dir = cdir + "/" + std::to_string(highest);
+      c.state = ReadShimState(c.dir);
+      c.exit = ReadShimExit(c.dir);
+      if (highest > 0) {
+        c.last_exit = ReadShimExit(cdir + "/" + std::to_string(highest - 1));
+        if (auto s = ReadShimState(cdir + "/" + std::to_string(highest - 1))) {
+          c.last_started_at = s->started_at;
+        }
+      }
+      c.waiting_reason.clear();
+      if (c.state && !c.exit) {
+        if (ProcessGone(c.state->shim_pid)) {
+          c.exit = ReadShimExit(c.dir);
+          if (!c.exit) c.exit = ShimExit{255, 0, false, NowRfc3339()};  // the shim died with it
+        } else {
+          c.started_mono = Clock::now();
+          c.started = true;
+          WatchShim(p->uid, c.state->shim_pid);
+          c.shim_watched = true;
+        }
+      }
+    };
+    adopt_container(kPauseName, p->pause);
+    p->sandbox_ready = p->pause.running() || p->host_network;
+    for (const auto& cd : fs::directory_iterator(dir + "/containers", ec)) {
+      std::string name = cd.path().filename().string();
+      if (name == kPauseName) continue;
+      adopt_container(name, p->containers[name]);
+    }
+    if (!p->ip.empty() && !p->host_network) {
+      try {
+        ipam_.Reserve(netstack::Ipv4Address::Parse(p->ip), p->uid);
+      } catch (const std::exception&) {
+      }
+    }
+    log::Info("node {}: adopted pod {}/{} ({})", opts_.node_name, p->ns, p->name, p->uid);
+    std::lock_guard<std::mutex> l(mu_);
+    uid_to_key_[p->uid] = {p->ns, p->name};
+    runtimes_[p->uid] = std::move(p);
+  }
+  // Addresses held for pods that left no directory are free again.
+  for (const auto& [addr, owner] : ipam_.Allocations()) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!runtimes_.count(owner)) ipam_.Release(owner);
+  }
+}
+
+// ---- syncing one pod ----
+
+PodRuntime& NodeAgent::Impl::RuntimeFor(const Json& pod) {
+  const Json& md = pod["metadata"];
+  std::string uid = md.value("uid", "");
+  std::lock_guard<std::mutex> l(mu_);
+  auto& slot = runtimes_[uid];
+  if (!slot) {
+    slot = std::make_unique<PodRuntime>();
+    slot->uid = uid;
+    slot->ns = md.value("namespace", "");
+    slot->name = md.value("name", "");
+    slot->dir = opts_.dir + "/pods/" + uid;
+    slot->host_network = pod["spec"].value("hostNetwork", false);
+  }
+  uid_to_key_[uid] = {slot->ns, slot->name};
+  return *slot;
+}
+
+void NodeAgent::Impl::SyncPod(const std::string& uid) {
+  std::pair<std::string, std::string> key;
+  PodRuntime* known = nullptr;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = uid_to_key_.find(uid);
+    if (it != uid_to_key_.end()) key = it->second;
+    auto r = runtimes_.find(uid);
+    if (r != runtimes_.end()) known = r->second.get();
+  }
+  std::optional<Json> pod;
+  if (!key.second.empty()) pod = pods_->Get(key.first, key.second);
+  if (!pod) {
+    // The informer may know the pod under a name we have not mapped yet.
+    for (const Json& candidate : pods_->List()) {
+      if (candidate["metadata"].value("uid", "") == uid) {
+        pod = candidate;
+        break;
+      }
+    }
+  }
+  if (pod && (*pod)["metadata"].value("uid", "") != uid) pod.reset();  // same name, new pod
+  if (!pod) {
+    // Gone from the API (deleted for good, or never ours any more).
+    if (known && pods_->HasSynced()) {
+      if (!known->final_deleted) TearDownPod(*known);
+      std::lock_guard<std::mutex> l(mu_);
+      runtimes_.erase(uid);
+      uid_to_key_.erase(uid);
+    }
+    return;
+  }
+  PodRuntime& p = RuntimeFor(*pod);
+  if (p.final_deleted) return;
+  const Json& md = (*pod)["metadata"];
+  if (md.contains("deletionTimestamp") && !md["deletionTimestamp"].is_null()) {
+    int grace = md.value("deletionGracePeriodSeconds", TerminationGracePeriodSeconds(*pod));
+    if (!p.terminating) {
+      p.terminating = true;
+      p.grace_deadline = Clock::now() + std::chrono::seconds(grace);
+      for (auto& [name, c] : p.containers) {
+        if (c.running()) StopContainer(p, c, grace, "Stopping container " + name);
+      }
+    }
+    bool all_stopped = true;
+    for (auto& [name, c] : p.containers) {
+      CollectExit(p, c);
+      if (c.running()) {
+        all_stopped = false;
+        if (Clock::now() >= p.grace_deadline && !c.kill_escalated) {
+          c.kill_escalated = true;
+          SignalProcess(c.state->pid, c.state->start_ticks, SIGKILL);
+        }
+      }
+    }
+    if (!all_stopped) {
+      EnqueueAt(uid, std::min(p.grace_deadline, Clock::now() + milliseconds(500)));
+      return;
+    }
+    TearDownPod(p);
+    DeleteOptions d;
+    d.grace_period_seconds = 0;
+    d.precondition_uid = uid;
+    try {
+      client_.Delete(PodsResource(), p.ns, p.name, d);
+    } catch (const Error& e) {
+      if (e.code() != Code::kNotFound && e.code() != Code::kConflict) throw;
+    }
+    p.final_deleted = true;
+    return;
+  }
+  Clock::time_point next = SyncRunningPod(p, *pod);
+  if (next != Clock::time_point::max()) EnqueueAt(uid, next);
+}
+
+Clock::time_point NodeAgent::Impl::SyncRunningPod(PodRuntime& p, const Json& pod) {
+  Clock::time_point next = Clock::time_point::max();
+  auto want = [&](Clock::time_point t) { next = std::min(next, t); };
+  if (p.start_time.empty()) p.start_time = NowRfc3339();
+  std::string phase = pod.value("status", Json::object()).value("phase", "Pending");
+  bool terminal = phase == "Succeeded" || phase == "Failed";
+
+  if (!p.sandbox_ready && !terminal) {
+    if (Clock::now() < p.sandbox_retry) {
+      want(p.sandbox_retry);
+      UpdateStatus(p, pod);
+      return next;
+    }
+    try {
+      EnsureSandbox(p, pod);
+      p.sandbox_error.clear();
+    } catch (const std::exception& e) {
+      p.sandbox_error = e.what();
+      recorder_.Warning(pod, "FailedCreatePodSandBox",
+                        std::string("Failed to create pod sandbox: ") + e.what());
+      p.sandbox_retry = Clock::now() + milliseconds(2000);
+      want(p.sandbox_retry);
+      UpdateStatus(p, pod);
+      return next;
+    }
+  }
+  if (p.sandbox_ready && !p.volumes) {
+    try {
+      VolumeContext vc;
+      vc.lookup = [this](const std::string& k, const std::string& ns, const std::string& n) {
+        return Lookup(k, ns, n);
+      };
+      vc.pod_ip = p.ip;
+      vc.host_ip = opts_.node_ip;
+      vc.node_name = opts_.node_name;
+      p.volumes = std::make_unique<PodVolumes>(PodVolumes::Setup(pod, p.dir, vc));
+    } catch (const Error& e) {
+      recorder_.Warning(pod, "FailedMount", std::string("MountVolume.SetUp failed: ") + e.what());
+      for (auto& [name, c] : p.containers) c.waiting_message = e.what();
+      want(Clock::now() + milliseconds(2000));
+      UpdateStatus(p, pod);
+      return next;
+    }
+  }
+
+  const Json& spec = pod["spec"];
+  std::string policy = RestartPolicy(pod);
+  for (auto& [name, c] : p.containers) CollectExit(p, c);
+
+  // Init containers, one at a time, in order.
+  bool initialized = true;
+  bool pod_failed = false;
+  for (const auto& ic : spec.value("initContainers", Json::array())) {
+    std::string name = ic.value("name", "");
+    ContainerRuntime& c = p.containers[name];
+    c.name = name;
+    c.init = true;
+    if (c.exit && c.exit->exit_code == 0) continue;
+    initialized = false;
+    if (terminal || !p.sandbox_ready) break;
+    if (c.running()) break;
+    if (c.exit) {  // failed
+      if (policy == "Never") {
+        pod_failed = true;
+        break;
+      }
+      if (Clock::now() < c.backoff_until) {
+        want(c.backoff_until);
+        break;
+      }
+    }
+    if (!StartContainer(p, pod, c, ic)) want(c.backoff_until);
+    break;
+  }
+
+  if (initialized && !pod_failed && p.sandbox_ready && !terminal) {
+    for (const auto& cs : spec.value("containers", Json::array())) {
+      std::string name = cs.value("name", "");
+      ContainerRuntime& c = p.containers[name];
+      c.name = name;
+      if (c.running()) {
+        if (c.killing) {
+          if (!c.kill_escalated && Clock::now() >= c.kill_deadline) {
+            c.kill_escalated = true;
+            SignalProcess(c.state->pid, c.state->start_ticks, SIGKILL);
+          }
+          want(std::min(c.kill_deadline, Clock::now() + milliseconds(500)));
+          continue;
+        }
+        if (!c.probes_set) {
+          // Adopted after a restart: it started before; readiness is probed afresh.
+          if (cs.contains("livenessProbe")) c.liveness.emplace(cs["livenessProbe"], true);
+          if (cs.contains("readinessProbe")) c.readiness.emplace(cs["readinessProbe"], false);
+          c.started = true;
+          c.ready = !c.readiness.has_value();
+          c.probes_set = true;
+        }
+        want(RunProbes(p, pod, c, cs));
+        continue;
+      }
+      if (c.exit) {
+        bool restart = policy == "Always" || (policy == "OnFailure" && c.exit->exit_code != 0);
+        if (!restart) continue;
+        if (Clock::now() < c.backoff_until) {
+          want(c.backoff_until);
+          continue;
+        }
+      }
+      if (!StartContainer(p, pod, c, cs)) want(c.backoff_until);
+    }
+  }
+  UpdateStatus(p, pod);
+  return next;
+}
+
+std::optional<Json> NodeAgent::Impl::Lookup(const std::string& kind, const std::string& ns,
+                                            const std::string& name) {
+  const ResourceInfo& r =
+      kind == "Secret" ? *FindResource("", "v1", "secrets") : *FindResource("", "v1", "configmaps");
+  try {
+    return client_.Get(r, ns, name);
+  } catch (const Error& e) {
+    if (e.code() == Code::kNotFound) return std::nullopt;
+    throw;
+  }
+}
+
+void NodeAgent::Impl::EnsureSandbox(PodRuntime& p, const Json& pod) {
+  fs::create_directories(p.dir + "/etc");
+  const Json& spec = pod["spec"];
+  p.host_network = spec.value("hostNetwork", false);
+  std::string netns_path;
+  if (p.host_network) {
+    p.ip = opts_.node_ip;
+    netns_path = "/run/netns/" + opts_.node_netns;
+  } else {
+    if (p.netns.empty()) p.netns = PodNetnsName(opts_.name_prefix, pod);
+    p.host_veth = netstack::HostVethName(p.uid);
+    netstack::Ipv4Address ip = ipam_.Allocate(p.uid);
+    p.ip = ip.ToString();
+    PersistPod(p);
+    netns_path = "/run/netns/" + p.netns;
+    if (!fs::exists(netns_path)) {
+      NamedNetns ns = NamedNetns::Create(p.netns);
+      netstack::PodInterface pi;
+      pi.node_netns = opts_.node_netns;
+      pi.pod_netns = p.netns;
+      pi.host_veth = p.host_veth;
+      pi.address = netstack::Ipv4Cidr(ip, opts_.pod_cidr.prefix_len());
+      pi.gateway = ipam_.gateway();
+      netstack::ApplyPlan(netstack::PlanPodAttach(pi));
+      ns.Release();  // kept until TearDownPod
+    }
+  }
+  // The pod's own files, bind-mounted into every container.
+  std::string hostname = PodHostname(pod);
+  WriteFileAtomic(p.dir + "/etc/hosts", RenderEtcHosts(pod, p.ip, opts_.dns.cluster_domain), 0644,
+                  false);
+  WriteFileAtomic(p.dir + "/etc/resolv.conf", RenderResolvConf(pod, opts_.dns), 0644, false);
+  WriteFileAtomic(p.dir + "/etc/hostname", hostname + "\n", 0644, false);
+  PersistPod(p);
+
+  // The pause process holds the pod's UTS and IPC namespaces (and its PID
+  // namespace when the pod shares one).
+  if (!p.pause.running()) {
+    ContainerRuntime& c = p.pause;
+    c.name = kPauseName;
+    if (c.state) c.restart_count++;
+    c.state.reset();
+    c.exit.reset();
+    c.dir = p.dir + "/containers/" + kPauseName + "/" + std::to_string(c.restart_count);
+    fs::create_directories(c.dir);
+    ShimConfig sc;
+    sc.spec.name = "pause";
+    sc.spec.argv = {opts_.kin_binary, "agnhost", "pause"};
+    sc.spec.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+    sc.spec.net_ns = netns_path;
+    sc.spec.new_uts_ns = true;
+    sc.spec.hostname = hostname;
+    sc.spec.new_ipc_ns = true;
+    sc.spec.new_pid_ns = spec.value("shareProcessNamespace", false);
+    sc.cgroup = opts_.name_prefix + ShortUid(p.uid) + "-pause";
+    sc.log_path = c.dir + "/log";
+    WriteFileAtomic(c.dir + "/config.json", ShimConfigToJson(sc).dump(), 0644, false);
+    c.state = StartShim(opts_.kin_binary, c.dir);
+    WatchShim(p.uid, c.state->shim_pid);
+  }
+  p.sandbox_ready = true;
+}
+
+std::vector<BindMount> NodeAgent::Impl::PodFileMounts(const PodRuntime& p, const Json& spec) const {
+  std::set<std::string> taken;
+  for (const auto& vm : spec.value("volumeMounts", Json::array()))
+    taken.insert(vm.value("mountPath", ""));
+  std::vector<BindMount> mounts;
+  for (const char* f : {"/etc/hosts", "/etc/resolv.conf", "/etc/hostname"}) {
+    if (taken.count(f)) continue;
+    // hostNetwork pods see the node's hosts file, as kubelet gives them the host's.
+    if (p.host_network && std::string(f) == "/etc/hosts") continue;
+    mounts.push_back({p.dir + "/etc/" + (f + 5), f, false});
+  }
+  return mounts;
+}
+
+bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRuntime& c,
+                                     const Json& spec) {
+  c.image = spec.value("image", "");
+  ImageConfig image;
+  try {
+    image = opts_.images->Resolve(c.image);
+    c.pull_failures = 0;
+  } catch (const Error& e) {
+    c.pull_failures++;
+    c.waiting_reason = c.pull_failures == 1 ? "ErrImagePull" : "ImagePullBackOff";
+    c.waiting_message = e.what();
+    if (c.pull_failures == 1) {
+      recorder_.Warning(pod, "Failed", "Failed to pull image \"" + c.image + "\": " + e.what());
+      recorder_.Warning(pod, "Failed", "Error: ErrImagePull");
+    } else {
+      recorder_.Normal(pod, "BackOff", "Back-off pulling image \"" + c.image + "\"");
+    }
+    auto delay = std::min(milliseconds(300000),
+                          opts_.crash_backoff * (1 << std::min(c.pull_failures - 1, 5)));
+    c.backoff_until = Clock::now() + delay;
+    return false;
+  }
+  int instance = c.state ? c.restart_count + 1 : c.restart_count;
+  ContainerSpec cs;
+  try {
+    EnvContext env;
+    env.pod_ip = p.ip;
+    env.host_ip = opts_.node_ip;
+    env.node_name = opts_.node_name;
+    env.lookup = [this](const std::string& k, const std::string& ns, const std::string& n) {
+      return Lookup(k, ns, n);
+    };
+    Json services = client_.List(ServicesResource(), "");
+    env.service_env = ServiceEnvVars(pod, services.value("items", Json::array()));
+    PodContext ctx;
+    ctx.image = image;
+    ctx.env = env;
+    ctx.cgroup_name = opts_.name_prefix + ShortUid(p.uid) + "-" + c.name;
+    cs = BuildContainerSpec(pod, spec, ctx);
+  } catch (const Error& e) {
+    c.waiting_reason = "CreateContainerConfigError";
+    c.waiting_message = e.what();
+    recorder_.Warning(pod, "Failed", std::string("Error: ") + e.what());
+    c.backoff_until = Clock::now() + opts_.crash_backoff;
+    return false;
+  }
+  std::string netns_path = "/run/netns/" + (p.host_network ? opts_.node_netns : p.netns);
+  cs.net_ns = netns_path;
+  pid_t pause_pid = p.pause.state ? p.pause.state->pid : 0;
+  if (pause_pid > 0) {
+    cs.uts_ns = "/proc/" + std::to_string(pause_pid) + "/ns/uts";
+    cs.ipc_ns = "/proc/" + std::to_string(pause_pid) + "/ns/ipc";
+    if (pod["spec"].value("shareProcessNamespace", false)) {
+      cs.pid_ns = "/proc/" + std::to_string(pause_pid) + "/ns/pid";
+    }
+  }
+  cs.new_uts_ns = false;
+  cs.hostname.clear();
+  if (!pod["spec"].value("shareProcessNamespace", false)) cs.new_pid_ns = true;
+  for (auto& m : PodFileMounts(p, spec)) cs.mounts.push_back(m);
+  try {
+    if (p.volumes) {
+      for (auto& m : p.volumes->MountsFor(spec)) cs.mounts.push_back(m);
+    }
+  } catch (const Error& e) {
+    c.waiting_reason = "CreateContainerConfigError";
+    c.waiting_message = e.what();
+    recorder_.Warning(pod, "Failed", std::string("Error: ") + e.what());
+    c.backoff_until = Clock::now() + opts_.crash_backoff;
+    return false;
+  }
+  std::string dir = p.dir + "/containers/" + c.name + "/" + std::to_string(instance);
+  fs::create_directories(dir);
+  if (!image.layers.empty()) {
+    // The image's layers under a per-instance overlay: writes stay with this instance.
+    RootfsSpec rootfs;
+    rootfs.lower_dirs.assign(image.layers.rbegin(), image.layers.rend());
+    rootfs.upper_dir = dir + "/rootfs/upper";
+    rootfs.work_dir = dir + "/rootfs/work";
+    rootfs.read_only =
+        spec.value("securityContext", Json::object()).value("readOnlyRootFilesystem", false);
+    fs::create_directories(rootfs.upper_dir);
+    fs::create_directories(rootfs.work_dir);
+    cs.rootfs = rootfs;
+  }
+  ShimConfig sc;
+  sc.spec = cs;
+  sc.cgroup = opts_.name_prefix + ShortUid(p.uid) + "-" + c.name;
+  if (sc.cgroup.size() > 200) sc.cgroup.resize(200);
+  sc.log_path = dir + "/log";
+  if (instance == c.restart_count && c.state) {
+    // unreachable: a running instance is never restarted in place
+  }
+  recorder_.Normal(pod, "Pulled", "Container image \"" + c.image + "\" already present on machine");
+  WriteFileAtomic(dir + "/config.json", ShimConfigToJson(sc).dump(), 0644, false);
+  try {
+    ShimState state = StartShim(opts_.kin_binary, dir);
+    if (c.state) {
+      c.last_exit = c.exit;
+      c.last_started_at = c.state->started_at;
+    }
+    c.restart_count = instance;
+    c.dir = dir;
+    c.state = state;
+    c.exit.reset();
+    c.waiting_reason.clear();
+    c.waiting_message.clear();
+    c.killing = false;
+    c.kill_escalated = false;
+    c.started_mono = Clock::now();
+    c.ready = false;
+    c.started = false;
+    c.liveness.reset();
+    c.readiness.reset();
+    c.startup.reset();
+    if (spec.contains("livenessProbe")) c.liveness.emplace(spec["livenessProbe"], true);
+    if (spec.contains("readinessProbe")) c.readiness.emplace(spec["readinessProbe"], false);
+    if (spec.contains("startupProbe")) c.startup.emplace(spec["startupProbe"], true);
+    c.started = !c.startup.has_value();
+    c.ready = !c.readiness.has_value() && c.started;
+    c.probes_set = true;
+    WatchShim(p.uid, state.shim_pid);
+    recorder_.Normal(pod, "Created", "Created container " + c.name);
+    recorder_.Normal(pod, "Started", "Started container " + c.name);
+    return true;
+  } catch (const Error& e) {
+    // The launch failed: count it as a failed instance, as a runtime's
+    // "StartError" is, so back-off applies.
+    if (c.state) {
+      c.last_exit = c.exit;
+      c.last_started_at = c.state->started_at;
+    }
+    c.restart_count = instance;
+    c.dir = dir;
+    c.state = ShimState{};
+    c.exit = ShimExit{e.code() == Code::kNotFound ? 127 : 128, 0, false, NowRfc3339()};
+    c.waiting_reason = "RunContainerError";
+    c.waiting_message = e.what();
+    WriteFileAtomic(
+        dir + "/exit.json",
+        Json({{"exitCode", c.exit->exit_code}, {"finishedAt", c.exit->finished_at}}).dump(), 0644,
+        false);
+    recorder_.Warning(pod, "Failed", std::string("Error: ") + e.what());
+    int n = std::min(c.restart_count, 5);
+    c.backoff_until = Clock::now() + std::min(milliseconds(300000), opts_.crash_backoff * (1 << n));
+    return false;
+  }
+}
+
+void NodeAgent::Impl::CollectExit(PodRuntime& p, ContainerRuntime& c) {
+  (void)p;
+  if (!c.state || c.exit || c.state->pid == 0) return;
+  auto e = ReadShimExit(c.dir);
+  if (!e) {
+    if (!ProcessGone(c.state->shim_pid)) return;
+    e = ReadShimExit(c.dir);
+    if (!e) e = ShimExit{255, 0, false, NowRfc3339()};
+  }
+  c.exit = e;
+  c.ready = false;
+  // Back-off before the next start: none for the first restart, then the
+  // base doubling up to five minutes, as the kubelet does.
+  if (c.restart_count == 0) {
+    c.backoff_until = Clock::now();
+  } else {
+    int n = std::min(c.restart_count - 1, 5);
+    c.backoff_until = Clock::now() + std::min(milliseconds(300000), opts_.crash_backoff * (1 << n));
+  }
+}
+
+void NodeAgent::Impl::StopContainer(PodRuntime& p, ContainerRuntime& c, int grace_seconds,
+                                    const std::string& why) {
+  if (!c.running() || c.killing) return;
+  c.killing = true;
+  c.kill_reason = why;
+  c.kill_deadline = Clock::now() + std::chrono::seconds(grace_seconds);
+  if (std::optional<Json> pod = pods_->Get(p.ns, p.name)) recorder_.Normal(*pod, "Killing", why);
+  int sig = grace_seconds <= 0 ? SIGKILL : SIGTERM;
+  if (sig == SIGKILL) c.kill_escalated = true;
+  SignalProcess(c.state->pid, c.state->start_ticks, sig);
+}
+
+Clock::time_point NodeAgent::Impl::RunProbes(PodRuntime& p, const Json& pod, ContainerRuntime& c,
+                                             const Json& spec) {
+  Clock::time_point next = Clock::time_point::max();
+  ProbeTarget target;
+  target.netns_path = "/run/netns/" + (p.host_network ? opts_.node_netns : p.netns);
+  target.pod_ip = p.ip;
+  target.exec = [this, &c](const std::vector<std::string>& argv, milliseconds timeout) {
+    return ExecInContainer(c, argv, timeout);
+  };
+  auto now = Clock::now();
+  bool last_success = false;
+  auto run = [&](ProbeSchedule& s, const Json& probe, const char* kind) {
+    auto due = s.NextDue(c.started_mono);
+    if (now < due) {
+      next = std::min(next, due);
+      return false;
+    }
+    ProbeOutcome out;
+    try {
+      out = RunProbe(probe, spec, target);
+    } catch (const Error& e) {
+      out.success = false;
+      out.message = e.what();
+    }
+    if (!out.success) {
+      recorder_.Warning(pod, "Unhealthy", std::string(kind) + " probe failed: " + out.message);
+    }
+    last_success = out.success;
+    s.Record(out.success, Clock::now());
+    next = std::min(next, s.NextDue(c.started_mono));
+    return true;
+  };
+  if (c.startup && !c.started) {
+    // Built with an initial result of true: false means failureThreshold
+    // failures in a row; one success means started.
+    bool ran = run(*c.startup, spec["startupProbe"], "Startup");
+    if (ran && last_success) {
+      c.started = true;
+      c.started_mono = Clock::now();  // liveness and readiness start counting now
+      if (!c.readiness) c.ready = true;
+    } else if (!c.startup->result()) {
+      StopContainer(p, c, TerminationGracePeriodSeconds(pod),
+                    "Container " + c.name + " failed startup probe, will be restarted");
+      return Clock::now() + milliseconds(200);
+    }
+    if (!c.started) return next;
+  }
+  if (c.liveness) {
+    run(*c.liveness, spec["livenessProbe"], "Liveness");
+    if (!c.liveness->result()) {
+      StopContainer(p, c, TerminationGracePeriodSeconds(pod),
+                    "Container " + c.name + " failed liveness probe, will be restarted");
+      return Clock::now() + milliseconds(200);
+    }
+  }
+  if (c.readiness) {
+    run(*c.readiness, spec["readinessProbe"], "Readiness");
+    c.ready = c.readiness->result();
+  }
+  return next;
+}
+
+ExecResult NodeAgent::Impl::ExecInContainer(const ContainerRuntime& c,
+                                            const std::vector<std::string>& argv,
+                                            milliseconds timeout) {
+  ExecResult r;
+  if (!c.running()) {
+    r.output = "container is not running";
+    return r;
+  }
+  // nsenter joins every namespace of the container, its mount namespace
+  // (and so its root) included.
+  SpawnOptions so;
+  so.argv = {"nsenter", "-t", std::to_string(c.state->pid), "-m", "-u", "-i", "-n", "-p", "--"};
+  so.argv.insert(so.argv.end(), argv.begin(), argv.end());
+  so.stdin_mode = SpawnOptions::Stdio::kNull;
+  so.stdout_mode = SpawnOptions::Stdio::kPipe;
+  so.stderr_to_stdout = true;
+  try {
+    ChildProcess child = ChildProcess::Spawn(so);
+    auto st = child.WaitFor(timeout);
+    if (!st) {
+      child.Stop(milliseconds(0));
+      r.exit_code = -1;
+      r.output = "command timed out";
+      return r;
+    }
+    char buf[4096];
+    ssize_t n = ::read(child.stdout_pipe().get(), buf, sizeof buf);
+    if (n > 0) r.output.assign(buf, static_cast<size_t>(n));
+    r.exit_code = st->signal ? 128 + st->signal : st->code;
+  } catch (const std::exception& e) {
+    r.output = e.what();
+  }
+  return r;
+}
+
+void NodeAgent::Impl::TearDownPod(PodRuntime& p) {
+  // Everything of the pod dies at once: containers first, then the sandbox.
+  std::vector<ContainerRuntime*> all;
+  for (auto& [name, c] : p.containers) all.push_back(&c);
+  all.push_back(&p.pause);
+  for (ContainerRuntime* c : all) {
+    if (c->state && !c->exit) SignalProcess(c->state->pid, c->state->start_ticks, SIGKILL);
+  }
+  auto deadline = Clock::now() + milliseconds(10000);
+  for (ContainerRuntime* c : all) {
+    if (!c->state || c->state->shim_pid <= 0) continue;
+    while (!ProcessGone(c->state->shim_pid) && Clock::now() < deadline) {
+      UniqueFd fd(PidfdOpen(c->state->shim_pid));
+      if (!fd) break;
+      pollfd pfd{fd.get(), POLLIN, 0};
+      ::poll(&pfd, 1, 100);
+    }
+  }
+  TeardownPodVolumes(p.dir);
+  p.volumes.reset();
+  if (!p.netns.empty() && !p.host_network) {
+    try {
+      netstack::DetachPod(opts_.node_netns,
+                          p.host_veth.empty() ? netstack::HostVethName(p.uid) : p.host_veth);
+    } catch (const std::exception& e) {
+      log::Warn("pod {}/{}: detach: {}", p.ns, p.name, e.what());
+    }
+    try {
+      DeleteNamedNetns(p.netns);
+    } catch (const std::exception& e) {
+      log::Warn("pod {}/{}: delete netns {}: {}", p.ns, p.name, p.netns, e.what());
+    }
+  }
+  ipam_.Release(p.uid);
+  std::error_code ec;
+  fs::remove_all(p.dir, ec);
+  p.sandbox_ready = false;
+  log::Info("node {}: removed pod {}/{}", opts_.node_name, p.ns, p.name);
+}
+
+// ---- status ----
+
+Json NodeAgent::Impl::BuildStatus(PodRuntime& p, const Json& pod) {
+  const Json& spec = pod["spec"];
+  std::string policy = RestartPolicy(pod);
+  Json status = pod.value("status", Json::object());
+  auto container_status = [&](const Json& cs, bool init) {
+    std::string name = cs.value("name", "");
+    Json s = {{"name", name},
+              {"image", cs.value("image", "")},
+              {"imageID", ""},
+              {"ready", false},
+              {"restartCount", 0},
+              {"started", false},
+              {"state", {{"waiting", {{"reason", "ContainerCreating"}}}}},
+              {"lastState", Json::object()}};
+    auto it = p.containers.find(name);
+    if (it == p.containers.end()) {
+      if (!p.sandbox_ready && !p.sandbox_error.empty()) {
+        s["state"]["waiting"]["reason"] = init ? "PodInitializing" : "ContainerCreating";
+      } else if (!init && !spec.value("initContainers", Json::array()).empty()) {
+        s["state"]["waiting"]["reason"] = "PodInitializing";
+      }
+      return s;
+    }
+    ContainerRuntime& c = it->second;
+    s["restartCount"] = c.restart_count;
+    s["imageID"] = c.image.empty() ? "" : "kin://" + c.image;
+    auto terminated = [&](const ShimExit& e, const std::string& started_at) {
+      Json t = {{"exitCode", e.exit_code},
+                {"reason", TerminatedReason(e)},
+                {"startedAt", started_at.empty() ? nullptr : Json(started_at)},
+                {"finishedAt", e.finished_at}};
+      if (e.signal) t["signal"] = e.signal;
+      return Json{{"terminated", t}};
+    };
+    if (c.state && c.state->pid != 0) s["containerID"] = c.container_id(p.uid);
+    if (c.running()) {
+      s["state"] = {{"running", {{"startedAt", c.state->started_at}}}};
+      s["ready"] = c.ready;
+      s["started"] = c.started;
+    } else if (c.exit) {
+      bool restart = !init
+                         ? (policy == "Always" || (policy == "OnFailure" && c.exit->exit_code != 0))
+                         : (c.exit->exit_code != 0 && policy != "Never");
+      if (restart && !p.terminating) {
+        s["state"] = {
+            {"waiting",
+             {{"reason", c.waiting_reason.empty() ? "CrashLoopBackOff" : c.waiting_reason},
+              {"message", c.waiting_message.empty()
+                              ? "back-off restarting failed container " + c.name + " in pod " +
+                                    p.name + "_" + p.ns + "(" + p.uid + ")"
+                              : c.waiting_message}}}};
+        s["lastState"] = terminated(*c.exit, c.state ? c.state->started_at : "");
+      } else {
+        s["state"] = terminated(*c.exit, c.state ? c.state->started_at : "");
+        if (c.last_exit) s["lastState"] = terminated(*c.last_exit, c.last_started_at);
+      }
+    } else if (!c.waiting_reason.empty()) {
+      s["state"] = {{"waiting", {{"reason", c.waiting_reason}}}};
+      if (!c.waiting_message.empty()) s["state"]["waiting"]["message"] = c.waiting_message;
+    }
+    if (c.running() && c.last_exit) s["lastState"] = terminated(*c.last_exit, c.last_started_at);
+    return s;
+  };
+
+  Json init_statuses = Json::array(), statuses = Json::array();
+  bool initialized = true;
+  for (const auto& ic : spec.value("initContainers", Json::array())) {
+    Json s = container_status(ic, true);
+    if (!(s["state"].contains("terminated") && s["state"]["terminated"]["exitCode"] == 0)) {
+      initialized = false;
+    }
+    init_statuses.push_back(s);
+  }
+  bool all_ready = true, any_running = false, all_terminated = true, any_failed = false;
+  bool init_failed_for_good = false;
+  for (const auto& s : init_statuses) {
+    if (s["state"].contains("terminated") && s["state"]["terminated"]["exitCode"] != 0) {
+      init_failed_for_good = true;
+    }
+  }
+  for (const auto& cs : spec.value("containers", Json::array())) {
+    Json s = container_status(cs, false);
+    if (!s["ready"].get<bool>()) all_ready = false;
+    if (s["state"].contains("running")) any_running = true;
+    if (!s["state"].contains("terminated")) all_terminated = false;
+    if (s["state"].contains("terminated") && s["state"]["terminated"]["exitCode"] != 0) {
+      any_failed = true;
+    }
+    statuses.push_back(s);
+  }
+  std::string phase = "Pending";
+  if (init_failed_for_good) {
+    phase = "Failed";
+  } else if (initialized && all_terminated && !statuses.empty()) {
+    phase = any_failed ? "Failed" : "Succeeded";
+  } else if (initialized && (any_running || p.sandbox_ready) &&
+             std::any_of(statuses.begin(), statuses.end(), [](const Json& s) {
+               return s["state"].contains("running") || s["state"].contains("terminated") ||
+                      s.value("restartCount", 0) > 0;
+             })) {
+    phase = "Running";
+  }
+  if (p.terminating) all_ready = false;
+  bool ready = all_ready && (phase == "Running");
+  // Readiness gates: every condition they name must be True too.
+  for (const auto& g : spec.value("readinessGates", Json::array())) {
+    bool ok = false;
+    for (const auto& c : status.value("conditions", Json::array())) {
+      if (c.value("type", "") == g.value("conditionType", "") && c.value("status", "") == "True")
+        ok = true;
+    }
+    if (!ok) ready = false;
+  }
+  std::string not_ready;
+  for (const auto& s : statuses) {
+    if (!s["ready"].get<bool>())
+      not_ready += (not_ready.empty() ? "" : " ") + s["name"].get<std::string>();
+  }
+  Json conds = Json::array();
+  conds.push_back(Condition("PodReadyToStartContainers", p.sandbox_ready));
+  if (initialized) {
+    conds.push_back(Condition("Initialized", true));
+  } else {
+    std::string pending;
+    for (const auto& s : init_statuses) {
+      if (!(s["state"].contains("terminated") && s["state"]["terminated"]["exitCode"] == 0)) {
+        pending += (pending.empty() ? "" : " ") + s["name"].get<std::string>();
+      }
+    }
+    conds.push_back(Condition("Initialized", false, "ContainersNotInitialized",
+                              "containers with incomplete status: [" + pending + "]"));
+  }
+  if (ready) {
+    conds.push_back(Condition("Ready", true));
+    conds.push_back(Condition("ContainersReady", true));
+  } else if (phase == "Succeeded" || phase == "Failed") {
+    conds.push_back(Condition("Ready", false, "PodCompleted"));
+    conds.push_back(Condition("ContainersReady", false, "PodCompleted"));
+  } else {
+    std::string msg = "containers with unready status: [" + not_ready + "]";
+    conds.push_back(Condition("Ready", false, "ContainersNotReady", msg));
+    conds.push_back(Condition("ContainersReady", false, "ContainersNotReady", msg));
+  }
+  conds.push_back(Condition("PodScheduled", true));
+  // Keep transition times of conditions whose status did not change.
+  std::string now = NowRfc3339();
+  Json old = status.value("conditions", Json::array());
+  for (auto& c : conds) {
+    c["lastTransitionTime"] = now;
+    for (const auto& o : old) {
+      if (o.value("type", "") == c["type"] && o.value("status", "") == c["status"] &&
+          o.contains("lastTransitionTime")) {
+        c["lastTransitionTime"] = o["lastTransitionTime"];
+      }
+    }
+  }
+  // Conditions other components own (readiness gates) stay.
+  for (const auto& o : old) {
+    std::string t = o.value("type", "");
+    if (t != "PodReadyToStartContainers" && t != "Initialized" && t != "Ready" &&
+        t != "ContainersReady" && t != "PodScheduled") {
+      conds.push_back(o);
+    }
+  }
+  Json out = {{"phase", phase},
+              {"conditions", conds},
+              {"hostIP", opts_.node_ip},
+              {"hostIPs", Json::array({{{"ip", opts_.node_ip}}})},
+              {"startTime", p.start_time},
+              {"qosClass", QosClass(pod)},
+              {"containerStatuses", statuses}};
+  if (!init_statuses.empty()) out["initContainerStatuses"] = init_statuses;
+  if (!p.ip.empty() && p.sandbox_ready) {
+    out["podIP"] = p.ip;
+    out["podIPs"] = Json::array({{{"ip", p.ip}}});
+  }
+  return out;
+}
+
+void NodeAgent::Impl::UpdateStatus(PodRuntime& p, const Json& pod) {
+  Json status = BuildStatus(p, pod);
+  // Compare without the times that BuildStatus stamps afresh.
+  Json current = pod.value("status", Json::object());
+  if (status == current || status == p.last_status) return;
+  try {
+    client_.Patch(PodsResource(), p.ns, p.name, PatchType::kMerge, {{"status", status}}, "status");
+    p.last_status = status;
+  } catch (const Error& e) {
+    if (e.code() != Code::kNotFound) throw;
+  }
+}
+
+// ---- pod I/O targets, read from disk ----
+
+static ContainerIoTarget NodeAgentIoTarget(const NodeAgentOptions& opts, const Json& pod,
+                                           const std::string& container, bool previous) {
+  const Json& md = pod["metadata"];
+  std::string pod_name = md.value("name", ""), ns = md.value("namespace", "");
+  std::vector<std::string> names;
+  for (const auto& c : pod["spec"].value("containers", Json::array()))
+    names.push_back(c.value("name", ""));
+  std::vector<std::string> all = names;
+  for (const auto& c : pod["spec"].value("initContainers", Json::array()))
+    all.push_back(c.value("name", ""));
+  std::string name = container;
+  if (name.empty()) {
+    if (names.size() != 1) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : " ") + n;
+      throw Error::BadRequest("a container name must be specified for pod " + pod_name +
+                              ", choose one of: [" + list + "]");
+    }
+    name = names[0];
+  } else if (std::find(all.begin(), all.end(), name) == all.end()) {
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : " ") + n;
+    throw Error::BadRequest("container " + name + " is not valid for pod " + pod_name);
+  }
+  ContainerIoTarget t;
+  t.pod_uid = md.value("uid", "");
+  t.container = name;
+  std::string pod_dir = opts.dir + "/pods/" + t.pod_uid;
+  std::string cdir = pod_dir + "/containers/" + name;
+  int highest = -1;
+  std::error_code ec;
+  for (const auto& inst : fs::directory_iterator(cdir, ec)) {
+    try {
+      highest = std::max(highest, std::stoi(inst.path().filename().string()));
+    } catch (const std::exception&) {
+    }
+  }
+  if (highest < 0) {
+    throw Error::BadRequest("container \"" + name + "\" in pod \"" + pod_name +
+                            "\" is waiting to start: ContainerCreating");
+  }
+  int instance = highest;
+  if (previous) {
+    if (highest == 0) {
+      throw Error::BadRequest("previous terminated container \"" + name + "\" in pod \"" +
+                              pod_name + "\" not found");
+    }
+    instance = highest - 1;
+  }
+  std::string idir = cdir + "/" + std::to_string(instance);
+  t.log_path = idir + "/log";
+  if (auto cfg = ReadFileIfExists(idir + "/config.json")) {
+    ShimConfig sc = ShimConfigFromJson(Json::parse(*cfg));
+    t.spec = sc.spec;
+    t.cgroup = sc.cgroup;
+  }
+  if (auto st = ReadShimState(idir)) {
+    bool exited = ReadShimExit(idir).has_value();
+    if (!exited && st->pid > 0 && ProcessStartTicks(st->pid) == st->start_ticks) {
+      t.running = true;
+      t.pid = st->pid;
+    }
+  }
+  t.netns_path = t.spec.net_ns;
+  if (auto pj = ReadFileIfExists(pod_dir + "/pod.json")) {
+    Json j = Json::parse(*pj, nullptr, false);
+    if (j.is_object() && !j.value("netns", "").empty())
+      t.netns_path = "/run/netns/" + j.value("netns", "");
+  }
+  return t;
+}
+
+// ---- the public face ----
+
+NodeAgent::NodeAgent(Client& client, NodeAgentOptions opts)
+    : impl_(std::make_unique<Impl>(client, std::move(opts))) {}
+NodeAgent::~NodeAgent() = default;
+void NodeAgent::Start() { impl_->Start(); }
+void NodeAgent::Stop() { impl_->Stop(); }
+
+namespace {
+// TearDownPods works from disk alone; any API call is a bug.
+class NoApiClient : public Client {
+ public:
+  [[noreturn]] static void Fail() { throw Error::Internal("node agent teardown needs no API"); }
+  Json Get(const ResourceInfo&, const std::string&, const std::string&) override { Fail(); }
+  Json List(const ResourceInfo&, const std::string&, const ListOptions&) override { Fail(); }
+  Json Create(const ResourceInfo&, const std::string&, const Json&, const WriteOptions&) override {
+    Fail();
+  }
+  Json Update(const ResourceInfo&, const std::string&, const Json&, const std::string&,
+              const WriteOptions&) override {
+    Fail();
+  }
+  Json Patch(const ResourceInfo&, const std::string&, const std::string&, PatchType, const Json&,
+             const std::string&, const WriteOptions&) override {
+    Fail();
+  }
+  Json Delete(const ResourceInfo&, const std::string&, const std::string&,
+              const DeleteOptions&) override {
+    Fail();
+  }
+  std::unique_ptr<Watch> StartWatch(const ResourceInfo&, const std::string&,
+                                    const ListOptions&) override {
+    Fail();
+  }
+  Json CreateSubresource(const ResourceInfo&, const std::string&, const std::string&,
+                         const std::string&, const Json&) override {
+    Fail();
+  }
+};
+}  // namespace
+
+void NodeAgent::TearDownPods(const NodeAgentOptions& opts) {
+  if (!std::filesystem::exists(opts.dir)) return;
+  NoApiClient none;
+  Impl impl(none, opts);
+  impl.TearDownAllPods();
+}
+const std::string& NodeAgent::node_name() const { return impl_->node_name(); }
+ContainerIoTarget NodeAgent::IoTarget(const Json& pod, const std::string& container,
+                                      bool previous) const {
+  return NodeAgentIoTarget(impl_->options(), pod, container, previous);
+}
+
+}  // namespace kin

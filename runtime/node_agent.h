@@ -1,0 +1,113 @@
+// NodeAgent — kin's kubelet: one per fake node, inside `kin serve`.
+//
+// It registers its Node (addresses, podCIDR, capacity, labels, taints, the
+// Ready condition), renews its Lease in kube-node-lease, and runs the pods
+// bound to it, driven by an informer on pods with spec.nodeName = the node:
+//
+//  - a sandbox per pod: a network namespace /run/netns/<prefix><ns>-<name>-<uid>
+//    wired to the node's cbr0 (netstack PlanPodAttach: veth made with its
+//    peer directly in the pod's netns, hairpin on), the pod IP from the
+//    node's CIDR through a persisted IPAM; UTS (hostname) and IPC namespaces
+//    held by a pause process; /etc/hosts, /etc/resolv.conf, /etc/hostname
+//    written per pod; hostNetwork pods use the node's network namespace;
+//  - volumes (runtime/volumes.h), images (runtime/image_store.h), containers
+//    started through detached shims (runtime/shim.h), init containers in
+//    order, restartPolicy with exponential back-off (CrashLoopBackOff),
+//    liveness/readiness/startup probes (runtime/probe.h), graceful deletion
+//    (SIGTERM, the grace period, SIGKILL) and the final delete;
+//  - pod status as kubectl expects it (phase, conditions, IPs, container
+//    statuses with state, lastState, restartCount, ready, started, reasons),
+//    written only when it changed, and Events (Scheduled is the scheduler's;
+//    Pulled, Created, Started, Killing, Unhealthy, BackOff, Failed... here).
+//
+// Everything a pod has lives under <dir>/pods/<uid>/ (pod.json, etc/,
+// volumes/, containers/<name>/<restartCount>/ with the shim's files and the
+// CRI log). So a new agent (after `kin serve` restarts) re-adopts running
+// shims and sandboxes from disk, tears down pods that no longer exist, and
+// converges; running containers keep running.
+//
+// Thread-safety: Start/Stop from one thread. Work runs on the agent's own
+// threads: a few pod workers (one pod is never synced by two at once), a
+// monitor thread watching shims through pidfds, and the heartbeat thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "base/yaml.h"
+#include "client/client.h"
+#include "netstack/ipam.h"
+#include "runtime/container_spec.h"
+#include "runtime/pod_spec.h"
+
+namespace kin {
+
+class ImageStore;
+
+// What exec, attach, logs and port-forward need of one container, read
+// from the pod's directory (never from the agent's working state).
+struct ContainerIoTarget {
+  std::string pod_uid;
+  std::string container;
+  bool running = false;
+  pid_t pid = 0;           // the container's process, when running
+  std::string cgroup;      // its cgroup's name
+  ContainerSpec spec;      // as it was started (config.json)
+  std::string log_path;    // CRI log of the instance asked for
+  std::string netns_path;  // the pod's network namespace
+};
+
+struct NodeAgentOptions {
+  std::string node_name;
+  std::string node_netns;   // the node's network namespace (/run/netns/NAME) holding cbr0
+  std::string name_prefix;  // of pod netns and cgroup names: "kin-<cluster>-"
+  std::string node_ip;
+  netstack::Ipv4Cidr pod_cidr;
+  std::string dir;         // the node's state directory
+  std::string kin_binary;  // for shims and built-in images
+  DnsSettings dns;         // cluster DNS and domain
+  Json labels = Json::object();
+  Json taints = Json::array();
+  Json capacity = Json::object();  // also the allocatable
+  ImageStore* images = nullptr;    // required
+  int workers = 4;
+  std::chrono::milliseconds lease_interval{10000};
+  std::chrono::milliseconds status_interval{60000};
+  std::chrono::milliseconds crash_backoff{10000};  // first back-off; doubles up to 5 min
+};
+
+class NodeAgent {
+ public:
+  NodeAgent(Client& client, NodeAgentOptions opts);
+  ~NodeAgent();  // Stop()s; running pods keep running
+  NodeAgent(const NodeAgent&) = delete;
+  NodeAgent& operator=(const NodeAgent&) = delete;
+
+  // Re-adopts what <dir> holds, registers the Node (Ready), starts the
+  // threads. Throws when the Node cannot be registered.
+  void Start();
+  // Stops the threads. Containers, sandboxes and IPs stay for the next agent.
+  void Stop();
+  // With no agent running for the node: stops every pod found under
+  // opts.dir at once (SIGKILL) and removes their sandboxes, volumes,
+  // addresses and directories. For `kin cluster delete`; needs no API.
+  static void TearDownPods(const NodeAgentOptions& opts);
+
+  const std::string& node_name() const;
+
+  // The container of a pod bound to this node (container "" = the only
+  // one); `previous`: the instance before the current one. Errors as the
+  // kubelet words them: NotFound for an unknown pod or container,
+  // BadRequest when a container must be named or (previous) never ran before.
+  ContainerIoTarget IoTarget(const Json& pod, const std::string& container, bool previous) const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The Node object an agent registers (pure: for tests and the agent).
+Json BuildNodeObject(const NodeAgentOptions& opts);
+
+}  // namespace kin
