@@ -133,6 +133,7 @@ double WaitAnswering(const Cluster& c, const std::vector<Json>& pods, Clock::tim
 }  // namespace
 
 int main() {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // figures appear as they are measured
   std::printf("== nodes and pods ==\n");
   testing::TempDir dir;
   std::filesystem::create_directories(dir.File("root"));

@@ -2,6 +2,8 @@
 // of library functions (as kind's cmd/ does).
 #include <CLI/CLI.hpp>
 
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -10,8 +12,14 @@
 #include "base/version.h"
 #include "cmd/cluster.h"
 #include "cmd/commands.h"
+#include "cmd/pod_io_cli.h"
 #include "runtime/agnhost.h"
 #include "runtime/shim.h"
+
+namespace {
+std::atomic<bool> g_stop{false};
+void OnStopSignal(int) { g_stop = true; }
+}  // namespace
 
 int main(int argc, char** argv) {
   // `kin agnhost ...`: the built-in e2e test image (runtime/agnhost.h). Runs
@@ -103,6 +111,51 @@ int main(int argc, char** argv) {
         ->capture_default_str()
         ->envname("KIN_STATE_ROOT");
   }
+  // ---- snippet begins ----
+  // kin logs / exec / port-forward (kubectl's flags), over the kubeconfig's API.
+  std::string pod_kubeconfig, pod_context;
+  auto add_api_flags = [&](CLI::App* c, std::string& ns) {
+    c->add_option("-n,--namespace", ns, "namespace (default: the context's, else default)");
+    c->add_option("--kubeconfig", pod_kubeconfig,
+                  "kubeconfig (default $KUBECONFIG or ~/.kube/config)");
+    c->add_option("--context", pod_context, "kubeconfig context (default: current-context)");
+  };
+  kin::cmd::LogsOptions logs_opts;
+  auto* logs = app.add_subcommand("logs", "Print the logs of a container in a pod");
+  logs->add_option("POD", logs_opts.pod, "pod name")->required();
+  logs->add_option("-c,--container", logs_opts.container, "container name");
+  logs->add_flag("-f,--follow", logs_opts.follow, "stream the logs");
+  logs->add_option("--tail", logs_opts.tail, "lines of recent log to show (-1: all)");
+  logs->add_option("--since", logs_opts.since, "only logs newer than a duration, e.g. 5s, 2m, 3h");
+  logs->add_option("--since-time", logs_opts.since_time, "only logs after a date (RFC3339)");
+  logs->add_flag("--timestamps", logs_opts.timestamps, "prefix each line with its timestamp");
+  logs->add_flag("-p,--previous", logs_opts.previous, "logs of the previous instance");
+  logs->add_option("--limit-bytes", logs_opts.limit_bytes, "maximum bytes of logs to return");
+  add_api_flags(logs, logs_opts.namespace_);
+
+  kin::cmd::ExecOptions exec_opts;
+  auto* exec = app.add_subcommand(
+      "exec", "Execute a command in a container: kin exec POD [-c C] [-i] [-t] -- CMD ARGS...");
+  exec->add_option("POD", exec_opts.pod, "pod name")->required();
+  exec->add_option("COMMAND", exec_opts.command, "the command and its arguments (after --)");
+  exec->add_option("-c,--container", exec_opts.container, "container name");
+  exec->add_flag("-i,--stdin", exec_opts.pass_stdin, "pass stdin to the container");
+  exec->add_flag("-t,--tty", exec_opts.tty, "stdin is a TTY");
+  exec->add_flag("-q,--quiet", exec_opts.quiet, "only print output from the remote session");
+  add_api_flags(exec, exec_opts.namespace_);
+
+  kin::cmd::PortForwardOptions pf_opts;
+  std::vector<std::string> pf_addresses = {"localhost"};
+  auto* pf = app.add_subcommand(
+      "port-forward", "Forward local ports to a pod: kin port-forward POD [LOCAL:]REMOTE...");
+  pf->add_option("POD", pf_opts.pod, "pod name")->required();
+  pf->add_option("PORTS", pf_opts.ports, "[LOCAL:]REMOTE (LOCAL empty or 0: a free port)")
+      ->required();
+  pf->add_option("--address", pf_addresses,
+                 "addresses to listen on (comma-separated), localhost or IPs")
+      ->delimiter(',');
+  add_api_flags(pf, pf_opts.namespace_);
+
   // kin load image-archive|rootfs
   auto* load = app.add_subcommand("load", "Load images into a cluster (no registry is reachable)");
   load->require_subcommand(1);
@@ -163,6 +216,19 @@ int main(int argc, char** argv) {
       auto clusters = kin::cmd::ListClusters(state_root);
       if (clusters.empty()) std::cerr << "No kin clusters found.\n";
       for (const auto& c : clusters) std::cout << c.name << (c.running ? "" : " (stopped)") << "\n";
+    }
+    app.parse(argc, argv);
+    if (logs->parsed() || exec->parsed() || pf->parsed()) {
+      kin::cmd::ApiTarget target = kin::cmd::ApiTargetFromKubeconfig(pod_kubeconfig, pod_context);
+      if (logs->parsed()) rc = kin::cmd::RunLogs(target, logs_opts, std::cout, std::cerr);
+      if (exec->parsed()) rc = kin::cmd::RunExec(target, exec_opts);
+      if (pf->parsed()) {
+        pf_opts.addresses = pf_addresses;
+        std::signal(SIGINT, OnStopSignal);  // g_stop: a file-level std::atomic<bool>
+        std::signal(SIGTERM, OnStopSignal);
+        rc = kin::cmd::RunPortForward(target, pf_opts, std::cout, std::cerr,
+                                      [] { return g_stop.load(); });
+      }
     }
     if (get_kc->parsed()) std::cout << kin::cmd::ClusterKubeconfig(kc_name, state_root);
     if (load_archive->parsed()) {

@@ -167,8 +167,6 @@ class Bridge : public apiserver::PodIo {
   UniqueFd PortForward(const std::string& ns, const std::string& pod, uint16_t port) override {
     Json p = client_.Get(PodsResource(), ns, pod);
     NodeAgent* agent = AgentOf(p);
-    ContainerIoTarget t = agent->IoTarget(p, "", false);
-    (void)t;
     std::string netns = NetnsOf(*agent, p);
     return DialInNetns(netns, port);
   }

@@ -201,6 +201,10 @@ struct PodRuntime {
   std::string start_time;
 };
 
+namespace {
+void WaitForShims(const std::vector<pid_t>& shims, Clock::time_point deadline);
+}  // namespace
+
 class NodeAgent::Impl {
  public:
   Impl(Client& client, NodeAgentOptions opts)
@@ -234,6 +238,8 @@ class NodeAgent::Impl {
   Clock::time_point SyncRunningPod(PodRuntime& p, const Json& pod);
   void EnsureSandbox(PodRuntime& p, const Json& pod);
   void TearDownPod(PodRuntime& p);
+  void KillPod(PodRuntime& p, std::vector<pid_t>& shims);
+  void ReleasePod(PodRuntime& p, bool detach);
   bool StartContainer(PodRuntime& p, const Json& pod, ContainerRuntime& c, const Json& spec);
   void StopContainer(PodRuntime& p, ContainerRuntime& c, int grace_seconds, const std::string& why);
   void CollectExit(PodRuntime& p, ContainerRuntime& c);
@@ -336,9 +342,14 @@ void NodeAgent::Impl::TearDownAllPods() {
     std::lock_guard<std::mutex> l(mu_);
     for (auto& [uid, p] : runtimes_) all.push_back(p.get());
   }
+  // All pods at once: kill every container, wait for every shim, then
+  // release the sandboxes (the node's namespace goes next, so no detaching).
+  std::vector<pid_t> shims;
+  for (PodRuntime* p : all) KillPod(*p, shims);
+  WaitForShims(shims, Clock::now() + milliseconds(10000));
   for (PodRuntime* p : all) {
     try {
-      TearDownPod(*p);
+      ReleasePod(*p, /*detach=*/false);
     } catch (const std::exception& e) {
       log::Warn("node {}: tear down pod {}/{}: {}", opts_.node_name, p->ns, p->name, e.what());
     }
@@ -1210,32 +1221,59 @@ ExecResult NodeAgent::Impl::ExecInContainer(const ContainerRuntime& c,
   return r;
 }
 
-void NodeAgent::Impl::TearDownPod(PodRuntime& p) {
-  // Everything of the pod dies at once: containers first, then the sandbox.
+namespace {
+
+// Every live container of the pod (and its pause holder).
+std::vector<ContainerRuntime*> LiveContainers(PodRuntime& p) {
   std::vector<ContainerRuntime*> all;
   for (auto& [name, c] : p.containers) all.push_back(&c);
   all.push_back(&p.pause);
-  for (ContainerRuntime* c : all) {
-    if (c->state && !c->exit) SignalProcess(c->state->pid, c->state->start_ticks, SIGKILL);
+  return all;
+}
+
+// Waits until every shim in `shims` has exited (pidfds, no polling loop per shim).
+void WaitForShims(const std::vector<pid_t>& shims, Clock::time_point deadline) {
+  std::vector<UniqueFd> fds;
+  for (pid_t pid : shims) {
+    UniqueFd fd(PidfdOpen(pid));
+    if (fd) fds.push_back(std::move(fd));
   }
-  auto deadline = Clock::now() + milliseconds(10000);
-  for (ContainerRuntime* c : all) {
-    if (!c->state || c->state->shim_pid <= 0) continue;
-    while (!ProcessGone(c->state->shim_pid) && Clock::now() < deadline) {
-      UniqueFd fd(PidfdOpen(c->state->shim_pid));
-      if (!fd) break;
-      pollfd pfd{fd.get(), POLLIN, 0};
-      ::poll(&pfd, 1, 100);
+  while (!fds.empty() && Clock::now() < deadline) {
+    std::vector<pollfd> pfds;
+    for (const auto& fd : fds) pfds.push_back({fd.get(), POLLIN, 0});
+    int n = ::poll(pfds.data(), pfds.size(), 100);
+    if (n <= 0) continue;
+    std::vector<UniqueFd> left;
+    for (size_t i = 0; i < fds.size(); ++i) {
+      if (!(pfds[i].revents & POLLIN)) left.push_back(std::move(fds[i]));
     }
+    fds = std::move(left);
   }
+}
+
+}  // namespace
+
+void NodeAgent::Impl::KillPod(PodRuntime& p, std::vector<pid_t>& shims) {
+  for (ContainerRuntime* c : LiveContainers(p)) {
+    if (!c->state || c->state->shim_pid <= 0) continue;
+    if (!c->exit) SignalProcess(c->state->pid, c->state->start_ticks, SIGKILL);
+    shims.push_back(c->state->shim_pid);
+  }
+}
+
+void NodeAgent::Impl::ReleasePod(PodRuntime& p, bool detach) {
   TeardownPodVolumes(p.dir);
   p.volumes.reset();
   if (!p.netns.empty() && !p.host_network) {
-    try {
-      netstack::DetachPod(opts_.node_netns,
-                          p.host_veth.empty() ? netstack::HostVethName(p.uid) : p.host_veth);
-    } catch (const std::exception& e) {
-      log::Warn("pod {}/{}: detach: {}", p.ns, p.name, e.what());
+    // Deleting the pod's namespace deletes its veth pair too; detaching first
+    // makes that synchronous, so the host side is gone when we return.
+    if (detach) {
+      try {
+        netstack::DetachPod(opts_.node_netns,
+                            p.host_veth.empty() ? netstack::HostVethName(p.uid) : p.host_veth);
+      } catch (const std::exception& e) {
+        log::Warn("pod {}/{}: detach: {}", p.ns, p.name, e.what());
+      }
     }
     try {
       DeleteNamedNetns(p.netns);
@@ -1247,6 +1285,14 @@ void NodeAgent::Impl::TearDownPod(PodRuntime& p) {
   std::error_code ec;
   fs::remove_all(p.dir, ec);
   p.sandbox_ready = false;
+}
+
+void NodeAgent::Impl::TearDownPod(PodRuntime& p) {
+  // Everything of the pod dies at once: containers first, then the sandbox.
+  std::vector<pid_t> shims;
+  KillPod(p, shims);
+  WaitForShims(shims, Clock::now() + milliseconds(10000));
+  ReleasePod(p, /*detach=*/true);
   log::Info("node {}: removed pod {}/{}", opts_.node_name, p.ns, p.name);
 }
 
