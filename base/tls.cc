@@ -298,7 +298,7 @@ BIO_METHOD* SocketMethod() {
 
 // poll() for `events` up to `timeout_ms` (-1: forever); false on error or
 // timeout. Hang-ups count as ready: the next TLS call then reports them.
-bool PollFd(int fd, short events, int timeout_ms) {
+bool PollFdImpl(int fd, short events, int timeout_ms) {
   pollfd p{fd, events, 0};
   int r;
   do {
@@ -313,7 +313,7 @@ bool PollFd(int fd, short events, int timeout_ms) {
 // stream does not hold up a writer.
 class TlsConn : public http::Conn {
  public:
-  TlsConn(SSL* ssl, int fd) : ssl_(ssl), fd_(fd) {}
+  TlsConn(SSL* ssl, int fd, UniqueFd owned) : ssl_(ssl), fd_(fd), owned_(std::move(owned)) {}
   ~TlsConn() override {
     ERR_clear_error();
     // Best effort close_notify (never waits); not after a fatal error, as
@@ -363,7 +363,7 @@ class TlsConn : public http::Conn {
       std::lock_guard lock(mu_);
       if (SSL_pending(ssl_) > 0 || SSL_has_pending(ssl_) == 1) return true;
     }
-    return PollFd(fd_, POLLIN | POLLRDHUP, timeout_ms);
+    return PollFdImpl(fd_, POLLIN | POLLRDHUP, timeout_ms);
   }
 
   bool PeerClosed() override {
@@ -377,8 +377,8 @@ class TlsConn : public http::Conn {
  private:
   // Waits for what a TLS call asked for; false when the call failed for good.
   bool Wait(int err) {
-    if (err == SSL_ERROR_WANT_READ) return PollFd(fd_, POLLIN, -1);
-    if (err == SSL_ERROR_WANT_WRITE) return PollFd(fd_, POLLOUT, -1);
+    if (err == SSL_ERROR_WANT_READ) return PollFdImpl(fd_, POLLIN, -1);
+    if (err == SSL_ERROR_WANT_WRITE) return PollFdImpl(fd_, POLLOUT, -1);
     failed_ = true;
     return false;
   }
@@ -387,6 +387,7 @@ class TlsConn : public http::Conn {
   std::atomic<bool> failed_{false};
   SSL* ssl_;
   int fd_;
+  UniqueFd owned_;  // closed after the session is freed, when the connection owns its socket
 };
 
 int AlpnSelect(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
@@ -722,7 +723,7 @@ std::unique_ptr<http::Conn> ServerContext::Accept(int fd, int timeout_ms,
 
   // A TLS ClientHello starts with record type 22; an HTTP request with a
   // method name. Tell plain-HTTP clients what went wrong, as Go does.
-  if (!PollFd(fd, POLLIN, remaining_ms())) {
+  if (!PollFdImpl(fd, POLLIN, remaining_ms())) {
     error = "no ClientHello within the handshake timeout";
     return nullptr;
   }
@@ -751,7 +752,7 @@ std::unique_ptr<http::Conn> ServerContext::Accept(int fd, int timeout_ms,
   BIO_set_init(bio, 1);
   SSL_set_bio(ssl, bio, bio);  // one reference, owned by ssl from here
   SSL_set_accept_state(ssl);
-  auto conn = std::make_unique<TlsConn>(ssl, fd);  // frees ssl on every path
+  auto conn = std::make_unique<TlsConn>(ssl, fd, UniqueFd());  // frees ssl on every path
 
   while (true) {
     ERR_clear_error();
@@ -769,7 +770,7 @@ std::unique_ptr<http::Conn> ServerContext::Accept(int fd, int timeout_ms,
       return nullptr;
     }
     int left = remaining_ms();
-    if (left == 0 || !PollFd(fd, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, left)) {
+    if (left == 0 || !PollFdImpl(fd, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, left)) {
       error = "handshake timed out";
       return nullptr;
     }
@@ -786,5 +787,11 @@ std::unique_ptr<http::Conn> ServerContext::Accept(int fd, int timeout_ms,
   }
   return conn;
 }
+
+std::unique_ptr<http::Conn> WrapTlsSession(SSL* ssl, int fd, UniqueFd owned_fd) {
+  return std::make_unique<TlsConn>(ssl, fd, std::move(owned_fd));
+}
+
+bool PollFd(int fd, short events, int timeout_ms) { return PollFdImpl(fd, events, timeout_ms); }
 
 }  // namespace kin::tls

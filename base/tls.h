@@ -36,7 +36,10 @@
 #include <string_view>
 #include <vector>
 
+#include "base/fd.h"
 #include "base/http_server.h"
+
+typedef struct ssl_st SSL;
 
 namespace kin::tls {
 
@@ -155,5 +158,14 @@ class ServerContext {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// A blocking http::Conn over a TLS session on a non-blocking socket: one
+// mutex guards the SSL object, waits for the socket happen outside it, so a
+// reader blocked on an idle stream never holds up a writer. Takes `ssl` (freed
+// on destruction); `owned_fd`, when given, is closed after it.
+std::unique_ptr<http::Conn> WrapTlsSession(SSL* ssl, int fd, UniqueFd owned_fd = UniqueFd());
+
+// poll() one fd for `events`, retrying on EINTR; true when an event came.
+bool PollFd(int fd, short events, int timeout_ms);
 
 }  // namespace kin::tls

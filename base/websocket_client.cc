@@ -20,6 +20,7 @@
 
 #include "base/fd.h"
 #include "base/strings.h"
+#include "base/tls.h"
 #include "base/yaml.h"
 
 namespace kin {
@@ -53,14 +54,7 @@ int RemainingMs(Clock::time_point deadline) {
   return left.count() < 0 ? 0 : static_cast<int>(left.count());
 }
 
-bool PollFd(int fd, short events, int timeout_ms) {
-  pollfd p{fd, events, 0};
-  int r;
-  do {
-    r = ::poll(&p, 1, timeout_ms);
-  } while (r < 0 && errno == EINTR);
-  return r > 0 && (p.revents & POLLNVAL) == 0;
-}
+using tls::PollFd;
 
 std::string OpenSslReason() {
   unsigned long e = ERR_get_error();
@@ -109,78 +103,6 @@ class PlainClientConn : public http::Conn {
   int fd() const override { return fd_.get(); }
 
  private:
-  UniqueFd fd_;
-};
-
-// A TLS session over the non-blocking socket; the mutex guards the SSL
-// object (OpenSSL forbids concurrent calls on one), waits happen outside it.
-class TlsClientConn : public http::Conn {
- public:
-  TlsClientConn(SSL* ssl, UniqueFd fd) : ssl_(ssl), fd_(std::move(fd)) {}
-  ~TlsClientConn() override {
-    ERR_clear_error();
-    if (SSL_is_init_finished(ssl_) && !failed_) SSL_shutdown(ssl_);
-    ERR_clear_error();
-    SSL_free(ssl_);
-  }
-  long Read(char* buf, size_t n) override {
-    while (true) {
-      int err;
-      {
-        std::lock_guard lock(mu_);
-        ERR_clear_error();
-        size_t got = 0;
-        if (SSL_read_ex(ssl_, buf, n, &got) == 1) return static_cast<long>(got);
-        err = SSL_get_error(ssl_, 0);
-        ERR_clear_error();
-      }
-      if (err == SSL_ERROR_ZERO_RETURN) return 0;
-      if (!Wait(err)) return -1;
-    }
-  }
-  bool WriteAll(std::string_view data) override {
-    while (!data.empty()) {
-      int err;
-      {
-        std::lock_guard lock(mu_);
-        ERR_clear_error();
-        size_t written = 0;
-        if (SSL_write_ex(ssl_, data.data(), data.size(), &written) == 1) {
-          data.remove_prefix(written);
-          continue;
-        }
-        err = SSL_get_error(ssl_, 0);
-        ERR_clear_error();
-      }
-      if (!Wait(err)) return false;
-    }
-    return true;
-  }
-  bool WaitReadable(int timeout_ms) override {
-    {
-      std::lock_guard lock(mu_);
-      if (SSL_pending(ssl_) > 0 || SSL_has_pending(ssl_) == 1) return true;
-    }
-    return PollFd(fd_.get(), POLLIN | POLLRDHUP, timeout_ms);
-  }
-  bool PeerClosed() override {
-    pollfd p{fd_.get(), POLLRDHUP, 0};
-    if (::poll(&p, 1, 0) <= 0) return false;
-    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
-  }
-  int fd() const override { return fd_.get(); }
-
- private:
-  bool Wait(int err) {
-    if (err == SSL_ERROR_WANT_READ) return PollFd(fd_.get(), POLLIN, -1);
-    if (err == SSL_ERROR_WANT_WRITE) return PollFd(fd_.get(), POLLOUT, -1);
-    failed_ = true;
-    return false;
-  }
-
-  std::mutex mu_;
-  std::atomic<bool> failed_{false};
-  SSL* ssl_;
   UniqueFd fd_;
 };
 
@@ -349,7 +271,8 @@ std::unique_ptr<http::Conn> StartTls(UniqueFd fd, const ParsedUrl& u,
 
   SSL* ssl = SSL_new(ctx.get());
   if (ssl == nullptr) throw Error::Internal("SSL_new: " + OpenSslReason());
-  auto conn = std::make_unique<TlsClientConn>(ssl, std::move(fd));
+  int raw_fd = fd.get();
+  auto conn = tls::WrapTlsSession(ssl, raw_fd, std::move(fd));
   int sock = conn->fd();
   SSL_set_fd(ssl, sock);
   in6_addr ip6;

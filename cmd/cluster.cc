@@ -177,9 +177,13 @@ void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress) {
                  dir + "/pki",
                  "--cluster-config",
                  dir + "/cluster.json"};
-      if (!opts.crash_backoff.empty()) {
-        so.argv.push_back("--crash-backoff");
-        so.argv.push_back(opts.crash_backoff);
+      for (const auto& [flag, value] :
+           {std::pair<std::string, std::string>{"--crash-backoff", opts.crash_backoff},
+            {"--container-log-max-size", opts.container_log_max_size},
+            {"--container-log-max-files", opts.container_log_max_files}}) {
+        if (value.empty()) continue;
+        so.argv.push_back(flag);
+        so.argv.push_back(value);
       }
       so.stdout_file = dir + "/serve.log";
       so.stderr_to_stdout = true;

@@ -30,11 +30,14 @@ struct ClusterCreateOptions {
   std::string kubeconfig;  // "" = $KUBECONFIG or ~/.kube/config
   std::chrono::seconds wait{60};
   bool retain = false;
-  int port = 0;               // 0 = a free port
-  std::string kin_binary;     // the binary to run `serve` with ("" = this one)
-  std::optional<int> nodes;   // --nodes N: N nodes in all (default 1)
-  std::string config_file;    // --config FILE (kind-like, cmd/cluster_config.h)
-  std::string crash_backoff;  // passed to `kin serve --crash-backoff` when set
+  int port = 0;              // 0 = a free port
+  std::string kin_binary;    // the binary to run `serve` with ("" = this one)
+  std::optional<int> nodes;  // --nodes N: N nodes in all (default 1)
+  std::string config_file;   // --config FILE (kind-like, cmd/cluster_config.h)
+  // Passed on to `kin serve` (see its --help) when set.
+  std::string crash_backoff;
+  std::string container_log_max_size;
+  std::string container_log_max_files;
 };
 
 struct ClusterInfo {

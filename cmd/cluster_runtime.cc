@@ -52,6 +52,8 @@ NodeAgentOptions AgentOptions(const ClusterRuntimeOptions& o, const NodeConfig& 
   a.capacity = n.capacity;
   a.images = images;
   a.crash_backoff = o.crash_backoff;
+  a.log_max_bytes = o.log_max_bytes;
+  a.log_max_files = o.log_max_files;
   return a;
 }
 

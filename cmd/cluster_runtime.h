@@ -34,6 +34,8 @@ struct ClusterRuntimeOptions {
   std::string state_dir;
   std::string kin_binary;
   std::chrono::milliseconds crash_backoff{10000};
+  int64_t log_max_bytes = 10 << 20;
+  int log_max_files = 5;
 };
 
 // The cluster's network as netstack plans it: node namespaces are named

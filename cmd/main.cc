@@ -99,6 +99,10 @@ int main(int argc, char** argv) {
                      "cluster config file (YAML, apiVersion kin.dev/v1alpha1, kind Cluster)");
   create->add_option("--crash-backoff", create_opts.crash_backoff,
                      "first back-off before restarting a crashed container (default 10s)");
+  create->add_option("--container-log-max-size", create_opts.container_log_max_size,
+                     "container logs rotate at this size (default 10Mi)");
+  create->add_option("--container-log-max-files", create_opts.container_log_max_files,
+                     "log files kept per container (default 5)");
   create->add_option("--port", create_opts.port, "API server port (0: a free port)")
       ->check(CLI::Range(0, 65535));
   std::string delete_name = "kin";

@@ -10,6 +10,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/version.h"
+#include "client/quantity.h"
 #include "cmd/cluster_runtime.h"
 #include "cmd/commands.h"
 
@@ -98,6 +99,14 @@ int RunServe(const ServeFlags& flags) {
       ro.state_dir = flags.state_dir;
       ro.kin_binary = std::filesystem::read_symlink("/proc/self/exe").string();
       ro.crash_backoff = ParseDurationMs(flags.crash_backoff, "--crash-backoff");
+      auto log_size = ParseQuantityValue(flags.container_log_max_size);
+      if (!log_size || *log_size < 4096) {
+        throw Error::BadRequest("invalid value \"" + flags.container_log_max_size +
+                                "\" for --container-log-max-size: want a size of at least 4Ki, "
+                                "such as 10Mi");
+      }
+      ro.log_max_bytes = *log_size;
+      ro.log_max_files = flags.container_log_max_files;
       nodes = std::make_unique<ClusterRuntime>(server, ro);
       nodes->Start();
     } catch (const std::exception& e) {

@@ -34,14 +34,6 @@ using testing::Eventually;
 using testing::KinBinary;
 using testing::TempDir;
 
-std::string KubectlBinary() {
-  CommandResult r =
-      RunCommand({"sh", "-c", "dirname \"$(readlink -f \"$(command -v kubectl)\")\""});
-  std::string d = r.out;
-  while (!d.empty() && d.back() == '\n') d.pop_back();
-  return d + "/kubectl.1.33";
-}
-
 // One cluster for the whole suite: creating it is part of what is tested.
 class ClusterE2E : public ::testing::Test {
  protected:
@@ -88,8 +80,8 @@ class ClusterE2E : public ::testing::Test {
   static std::string NodeName(const std::string& role) { return "kin-" + name_ + "-" + role; }
 
   CommandResult Kubectl(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv = {KubectlBinary(), "--kubeconfig", dir_->File("kubeconfig"),
-                                     "--cache-dir", cache_->path()};
+    std::vector<std::string> argv = {testing::KubectlBinary("1.33"), "--kubeconfig",
+                                     dir_->File("kubeconfig"), "--cache-dir", cache_->path()};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv, std::chrono::seconds(90), input);
   }
@@ -633,8 +625,8 @@ TEST(ClusterHostGwE2E, NodesRouteEachOthersPodCidrs) {
       RunCommand({"ip", "netns", "exec", prefix + "worker", "ip", "-4", "route"});
   EXPECT_NE(routes.out.find("10.244.0.0/24 via 172.18.0.2"), std::string::npos) << routes.out;
   auto kubectl = [&](std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv = {KubectlBinary(), "--kubeconfig", dir.File("kubeconfig"),
-                                     "--cache-dir", dir.File("cache")};
+    std::vector<std::string> argv = {testing::KubectlBinary("1.33"), "--kubeconfig",
+                                     dir.File("kubeconfig"), "--cache-dir", dir.File("cache")};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv, std::chrono::seconds(60), input);
   };

@@ -19,14 +19,6 @@ namespace {
 using testing::KinBinary;
 using testing::TempDir;
 
-std::string KubectlDir() {
-  CommandResult r =
-      RunCommand({"sh", "-c", "dirname \"$(readlink -f \"$(command -v kubectl)\")\""});
-  std::string d = r.out;
-  while (!d.empty() && d.back() == '\n') d.pop_back();
-  return d;
-}
-
 class KubectlE2E : public ::testing::TestWithParam<std::string> {
  protected:
   static void SetUpTestSuite() {
@@ -44,7 +36,7 @@ class KubectlE2E : public ::testing::TestWithParam<std::string> {
     delete dir_;
   }
   void SetUp() override {
-    kubectl_ = KubectlDir() + "/kubectl." + GetParam();
+    kubectl_ = testing::KubectlBinary(GetParam());
     if (::access(kubectl_.c_str(), X_OK) != 0) {
       if (std::getenv("CI")) FAIL() << kubectl_ << " is missing";
       GTEST_SKIP() << kubectl_ << " is not installed";

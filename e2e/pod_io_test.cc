@@ -26,14 +26,6 @@ using testing::Eventually;
 using testing::KinBinary;
 using testing::TempDir;
 
-std::string KubectlDir() {
-  CommandResult r =
-      RunCommand({"sh", "-c", "dirname \"$(readlink -f \"$(command -v kubectl)\")\""});
-  std::string d = r.out;
-  while (!d.empty() && d.back() == '\n') d.pop_back();
-  return d;
-}
-
 // The pod every test talks to: a logger that counts, a busybox httpd serving
 // a 10 MiB file, and agnhost netexec.
 const char* kPod = R"(apiVersion: v1
@@ -74,7 +66,7 @@ class PodIoE2E : public ::testing::TestWithParam<std::string> {
       setup_error_ = "cluster create failed:\n" + r.out + r.err;
       return;
     }
-    CommandResult a = RunCommand({KubectlDir() + "/kubectl.1.33", "--kubeconfig",
+    CommandResult a = RunCommand({testing::KubectlBinary("1.33"), "--kubeconfig",
                                   dir_->File("kubeconfig"), "apply", "-f", "-"},
                                  std::chrono::seconds(60), kPod);
     if (!a.status.success()) setup_error_ = "apply failed: " + a.err;
@@ -82,7 +74,7 @@ class PodIoE2E : public ::testing::TestWithParam<std::string> {
     bool ok = Eventually(
         [&] {
           CommandResult g =
-              RunCommand({KubectlDir() + "/kubectl.1.33", "--kubeconfig", dir_->File("kubeconfig"),
+              RunCommand({testing::KubectlBinary("1.33"), "--kubeconfig", dir_->File("kubeconfig"),
                           "exec", "talk", "-c", "files", "--", "cat", "/www/big.sha"});
           return g.status.success() && g.out.size() > 64;
         },
@@ -103,7 +95,7 @@ class PodIoE2E : public ::testing::TestWithParam<std::string> {
       GTEST_SKIP() << "needs root";
     }
     ASSERT_TRUE(setup_error_.empty()) << setup_error_;
-    kubectl_ = KubectlDir() + "/kubectl." + GetParam();
+    kubectl_ = testing::KubectlBinary(GetParam());
     if (::access(kubectl_.c_str(), X_OK) != 0) {
       if (std::getenv("CI")) FAIL() << kubectl_ << " is missing";
       GTEST_SKIP() << kubectl_ << " is not installed";

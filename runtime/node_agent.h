@@ -75,6 +75,8 @@ struct NodeAgentOptions {
   std::chrono::milliseconds lease_interval{10000};
   std::chrono::milliseconds status_interval{60000};
   std::chrono::milliseconds crash_backoff{10000};  // first back-off; doubles up to 5 min
+  int64_t log_max_bytes = 10 << 20;                // a container's CRI log rotates at this size
+  int log_max_files = 5;                           // rotated files kept, the current one included
 };
 
 class NodeAgent {

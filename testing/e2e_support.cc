@@ -18,6 +18,14 @@ std::string KinBinary() {
   return KIN_BINARY_PATH;
 }
 
+std::string KubectlBinary(const std::string& version) {
+  CommandResult r =
+      RunCommand({"sh", "-c", "dirname \"$(readlink -f \"$(command -v kubectl)\")\""});
+  std::string dir = r.out;
+  while (!dir.empty() && dir.back() == '\n') dir.pop_back();
+  return dir + "/kubectl." + version;
+}
+
 TempDir::TempDir() {
   std::string tmpl = (std::filesystem::temp_directory_path() / "kin-test-XXXXXX").string();
   if (::mkdtemp(tmpl.data()) == nullptr) throw ErrnoError(errno, "mkdtemp");

@@ -11,6 +11,10 @@ namespace kin::testing {
 // The path of the built `kin` binary (KIN_BINARY overrides it).
 std::string KinBinary();
 
+// A fixed kubectl version ("1.33") beside the file the `kubectl` on PATH
+// links to (that one is a dispatcher that may switch versions).
+std::string KubectlBinary(const std::string& version);
+
 // A temporary directory removed (recursively) on destruction.
 class TempDir {
  public:
