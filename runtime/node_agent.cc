@@ -301,8 +301,19 @@ void NodeAgent::Impl::Start() {
   InformerOptions io;
   io.field_selector = "spec.nodeName=" + opts_.node_name;
   InformerHandlers h;
-  h.on_add = [this](const Json& pod) { Enqueue(pod["metadata"].value("uid", "")); };
-  h.on_update = [this](const Json&, const Json& pod) { Enqueue(pod["metadata"].value("uid", "")); };
+  // The uid -> namespace/name map lets a sync find its pod in the cache
+  // directly (no scan of every pod of the node).
+  auto remember = [this](const Json& pod) {
+    const Json& md = pod["metadata"];
+    std::string uid = md.value("uid", "");
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      uid_to_key_[uid] = {md.value("namespace", ""), md.value("name", "")};
+    }
+    Enqueue(uid);
+  };
+  h.on_add = remember;
+  h.on_update = [remember](const Json&, const Json& pod) { remember(pod); };
   h.on_delete = [this](const Json& pod) { Enqueue(pod["metadata"].value("uid", "")); };
   pods_ = std::make_unique<Informer>(client_, PodsResource(), io, h);
   pods_->Start();
@@ -675,8 +686,8 @@ void NodeAgent::Impl::SyncPod(const std::string& uid) {
   }
   std::optional<Json> pod;
   if (!key.second.empty()) pod = pods_->Get(key.first, key.second);
-  if (!pod) {
-    // The informer may know the pod under a name we have not mapped yet.
+  if (!pod && key.second.empty()) {
+    // Adopted from a directory without a name: look for it by uid once.
     for (const Json& candidate : pods_->List()) {
       if (candidate["metadata"].value("uid", "") == uid) {
         pod = candidate;
