@@ -520,6 +520,37 @@ spec:
   Ok({"delete", "configmap", "cfg"});
 }
 
+TEST_F(ClusterE2E, InitContainersRunFirstAndHostNetworkPodsUseTheNode) {
+  Apply(R"(apiVersion: v1
+kind: Pod
+metadata: {name: inits}
+spec:
+  nodeName: )" +
+        NodeName("worker") + R"(
+  volumes: [{name: work, emptyDir: {}}]
+  initContainers:
+  - {name: first, image: busybox, command: [sh, -c, 'echo one > /work/order'], volumeMounts: [{name: work, mountPath: /work}]}
+  - {name: second, image: busybox, command: [sh, -c, 'echo two >> /work/order'], volumeMounts: [{name: work, mountPath: /work}]}
+  containers:
+  - {name: main, image: busybox, command: [sh, -c, 'cat /work/order; sleep 3600'], volumeMounts: [{name: work, mountPath: /work}]}
+)");
+  Json pod = WaitRunningReady("inits");
+  for (const auto& s : pod["status"]["initContainerStatuses"]) {
+    EXPECT_EQ(s["state"]["terminated"]["reason"], "Completed") << s.dump();
+  }
+  EXPECT_TRUE(Eventually([&] { return ContainerLog(pod, "main") == "one\ntwo\n"; }))
+      << ContainerLog(pod, "main");
+  Apply(AgnhostPod("hostnet", NodeName("worker2"), "  hostNetwork: true\n"));
+  Json hn = WaitRunningReady("hostnet");
+  Json node = Json::parse(Ok({"get", "node", NodeName("worker2"), "-o", "json"}));
+  std::string node_ip = node["status"]["addresses"][0].value("address", "");
+  EXPECT_EQ(hn["status"].value("podIP", ""), node_ip);
+  // Listening in the node's own namespace: reachable at the node IP from another node.
+  EXPECT_EQ(GetFrom("kin-" + name_ + "-worker", "http://" + node_ip + ":8080/hostname"),
+            NodeName("worker2"));
+  Ok({"delete", "pod", "inits", "hostnet", "--grace-period=0", "--force"});
+}
+
 // Last in the suite (gtest runs tests in order): restart, then delete.
 TEST_F(ClusterE2E, ZRestartOfServeKeepsPodsRunningAndDeleteLeavesNothing) {
   Apply(AgnhostPod("survivor", NodeName("worker")));

@@ -907,7 +907,8 @@ void NodeAgent::Impl::EnsureSandbox(PodRuntime& p, const Json& pod) {
     }
   }
   // The pod's own files, bind-mounted into every container.
-  std::string hostname = PodHostname(pod);
+  // hostNetwork pods share the node's UTS namespace in Kubernetes: the node's name.
+  std::string hostname = p.host_network ? opts_.node_name : PodHostname(pod);
   WriteFileAtomic(p.dir + "/etc/hosts", RenderEtcHosts(pod, p.ip, opts_.dns.cluster_domain), 0644,
                   false);
   WriteFileAtomic(p.dir + "/etc/resolv.conf", RenderResolvConf(pod, opts_.dns), 0644, false);
