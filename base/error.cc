@@ -131,4 +131,68 @@ long CheckSys(long rc, std::string_view context) {
   return rc;
 }
 
+Code CodeFromHttpStatus(int status) {
+  switch (status) {
+    case 400:
+      return Code::kBadRequest;
+    case 401:
+      return Code::kUnauthorized;
+    case 403:
+      return Code::kForbidden;
+    case 404:
+      return Code::kNotFound;
+    case 405:
+      return Code::kMethodNotAllowed;
+    case 406:
+      return Code::kNotAcceptable;
+    case 409:
+      return Code::kConflict;
+    case 410:
+      return Code::kGone;
+    case 413:
+      return Code::kRequestEntityTooLarge;
+    case 415:
+      return Code::kUnsupportedMediaType;
+    case 422:
+      return Code::kInvalid;
+    case 429:
+      return Code::kTooManyRequests;
+    case 503:
+      return Code::kServiceUnavailable;
+    case 504:
+      return Code::kTimeout;
+    default:
+      break;
+  }
+  if (status >= 400 && status < 500) return Code::kBadRequest;
+  return Code::kInternal;
+}
+
+std::optional<Code> CodeFromReason(std::string_view reason) {
+  static const std::pair<const char*, Code> kReasons[] = {
+      {"BadRequest", Code::kBadRequest},
+      {"Unauthorized", Code::kUnauthorized},
+      {"Forbidden", Code::kForbidden},
+      {"NotFound", Code::kNotFound},
+      {"MethodNotAllowed", Code::kMethodNotAllowed},
+      {"NotAcceptable", Code::kNotAcceptable},
+      {"AlreadyExists", Code::kAlreadyExists},
+      {"Conflict", Code::kConflict},
+      {"Gone", Code::kGone},
+      {"Expired", Code::kGone},
+      {"RequestEntityTooLarge", Code::kRequestEntityTooLarge},
+      {"UnsupportedMediaType", Code::kUnsupportedMediaType},
+      {"Invalid", Code::kInvalid},
+      {"TooManyRequests", Code::kTooManyRequests},
+      {"InternalError", Code::kInternal},
+      {"ServiceUnavailable", Code::kServiceUnavailable},
+      {"Timeout", Code::kTimeout},
+      {"ServerTimeout", Code::kTimeout},
+  };
+  for (const auto& [name, code] : kReasons) {
+    if (reason == name) return code;
+  }
+  return std::nullopt;
+}
+
 }  // namespace kin

@@ -12,6 +12,7 @@
 // Thread-safety: plain value type.
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -109,5 +110,11 @@ Error ErrnoError(int err, std::string_view context);
 
 // Throws ErrnoError(errno, context) when rc < 0; returns rc otherwise.
 long CheckSys(long rc, std::string_view context);
+
+// What a client makes of an API answer: the code of an HTTP status
+// (unknown 4xx: BadRequest, else Internal), and of a Status reason
+// ("NotFound"; "Expired" is Gone); nullopt for a reason kin does not know.
+Code CodeFromHttpStatus(int status);
+std::optional<Code> CodeFromReason(std::string_view reason);
 
 }  // namespace kin

@@ -372,49 +372,6 @@ std::string RandomBytes(size_t n) {
   return s;
 }
 
-std::optional<Code> CodeFromReason(std::string_view reason) {
-  for (int c = 0; c <= static_cast<int>(Code::kTimeout); ++c) {
-    Error e(static_cast<Code>(c), "");
-    if (e.reason() == reason) return e.code();
-  }
-  return std::nullopt;
-}
-
-Code CodeFromHttp(int status) {
-  switch (status) {
-    case 400:
-      return Code::kBadRequest;
-    case 401:
-      return Code::kUnauthorized;
-    case 403:
-      return Code::kForbidden;
-    case 404:
-      return Code::kNotFound;
-    case 405:
-      return Code::kMethodNotAllowed;
-    case 406:
-      return Code::kNotAcceptable;
-    case 409:
-      return Code::kConflict;
-    case 410:
-      return Code::kGone;
-    case 413:
-      return Code::kRequestEntityTooLarge;
-    case 415:
-      return Code::kUnsupportedMediaType;
-    case 422:
-      return Code::kInvalid;
-    case 429:
-      return Code::kTooManyRequests;
-    case 503:
-      return Code::kServiceUnavailable;
-    case 504:
-      return Code::kTimeout;
-    default:
-      return status >= 400 && status < 500 ? Code::kBadRequest : Code::kInternal;
-  }
-}
-
 }  // namespace
 
 Error ErrorFromHttpStatus(int status, std::string_view body) {
@@ -426,7 +383,7 @@ Error ErrorFromHttpStatus(int status, std::string_view body) {
     std::string message =
         j.contains("message") && j["message"].is_string() ? j["message"].get<std::string>() : "";
     if (message.empty()) message = reason.empty() ? std::string(http::StatusText(code)) : reason;
-    Error e(CodeFromReason(reason).value_or(CodeFromHttp(code)), message);
+    Error e(CodeFromReason(reason).value_or(CodeFromHttpStatus(code)), message);
     if (auto d = j.find("details"); d != j.end() && d->is_object()) {
       e.WithDetails(d->value("kind", ""), d->value("name", ""), d->value("group", ""));
       if (auto causes = d->find("causes"); causes != d->end() && causes->is_array()) {
@@ -443,7 +400,7 @@ Error ErrorFromHttpStatus(int status, std::string_view body) {
   std::string message = text.empty() ? "the server responded with HTTP " + std::to_string(status) +
                                            " " + std::string(http::StatusText(status))
                                      : text;
-  return Error(CodeFromHttp(status), message);
+  return Error(CodeFromHttpStatus(status), message);
 }
 
 WebSocketClient::WebSocketClient(std::unique_ptr<http::Conn> conn, size_t max_message_bytes)
