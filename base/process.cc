@@ -77,7 +77,11 @@ ChildProcess ChildProcess::Spawn(const SpawnOptions& opts) {
       posix_spawn_file_actions_adddup2(&fa, child_fd, target);
     }
   };
-  setup(0, opts.stdin_mode, child.stdin_);
+  if (opts.stdin_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&fa, opts.stdin_fd, 0);
+  } else {
+    setup(0, opts.stdin_mode, child.stdin_);
+  }
   if (!opts.stdout_file.empty()) {
     posix_spawn_file_actions_addopen(&fa, 1, opts.stdout_file.c_str(),
                                      O_WRONLY | O_CREAT | O_APPEND, 0644);

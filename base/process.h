@@ -34,6 +34,9 @@ struct SpawnOptions {
   Stdio stdin_mode = Stdio::kInherit;
   Stdio stdout_mode = Stdio::kInherit;
   Stdio stderr_mode = Stdio::kInherit;
+  // When >= 0: the child's stdin is a copy of this descriptor of ours (a
+  // socket, say), whatever stdin_mode says. The caller keeps owning it.
+  int stdin_fd = -1;
   std::string stdout_file;  // when set: stdout (and stderr if stderr_to_stdout) appended here
   bool stderr_to_stdout = false;
   bool new_session = false;  // setsid(): detach from our terminal and process group

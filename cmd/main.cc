@@ -27,11 +27,9 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "agnhost") {
     return kin::RunAgnhost(std::vector<std::string>(argv + 2, argv + argc));
   }
-  // `kin shim --dir DIR`: the detached keeper of one container (runtime/shim.h),
-  // started by node agents; no CLI parsing, so it starts fast.
-  if (argc == 4 && std::string(argv[1]) == "shim" && std::string(argv[2]) == "--dir") {
-    return kin::RunShim(argv[3]);
-  }
+  // `kin shim-server`: forks the shims that keep containers (runtime/shim.h),
+  // started by node agents; single-threaded, so nothing here may start a thread.
+  if (argc == 2 && std::string(argv[1]) == "shim-server") return kin::RunShimServer();
   CLI::App app{"kin: Kubernetes IN namespaces — a whole cluster on one Linux box", "kin"};
   app.require_subcommand(1);
   std::string log_level = "info";

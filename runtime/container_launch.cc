@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -131,6 +132,7 @@ struct ChildPlan {
   sock_fprog seccomp{};
   int seccomp_step = 0;
   int exec_step = 0;
+  int (*in_process_main)(int argc, char** argv) = nullptr;
 };
 
 [[noreturn]] void Fail(const ChildPlan& plan, int step) {
@@ -286,6 +288,15 @@ void RunRootfsOp(const ChildPlan& plan, const ChildPlan::RootfsOp& op, RootfsFds
   }
   // execvp searches the PATH of `environ`: make it the container's.
   environ = const_cast<char**>(plan.envp.data());
+  if (plan.in_process_main != nullptr) {
+    // What exec would do for us: close our descriptors (all close-on-exec by
+    // now), which also closes the report pipe and tells the parent we run.
+    ::syscall(SYS_close_range, 3, ~0U, 0);
+    int argc = static_cast<int>(plan.argv.size()) - 1;
+    int code = plan.in_process_main(argc, const_cast<char**>(plan.argv.data()));
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
   ::execvp(plan.argv[0], plan.argv.data());
   Fail(plan, plan.exec_step);
 }
@@ -582,6 +593,7 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
   plan.seccomp.filter = const_cast<sock_filter*>(seccomp.instructions().data());
   plan.seccomp_step = step("install seccomp filter");
   plan.exec_step = step("exec `" + spec.argv[0] + "`");
+  plan.in_process_main = spec.in_process_main;
   std::vector<std::string> argv = spec.argv, env = spec.env;
   for (auto& a : argv) plan.argv.push_back(a.data());
   plan.argv.push_back(nullptr);

@@ -111,6 +111,12 @@ struct ContainerSpec {
   // exec, besides the Cgroup handed to LaunchContainer (an exec joining a
   // running container's cgroup that it does not own). See ExistingCgroupProcsFiles.
   std::vector<std::string> cgroup_procs_files;
+  // In-process only: when set, the child calls this with argv (and the
+  // container's environment in `environ`) where it would exec argv[0], then
+  // exits with its result. Only for a caller that is single-threaded and
+  // owns nothing the function could trip over: the shim runs kin's built-in
+  // images this way, so a pod does not pay for loading the kin binary again.
+  int (*in_process_main)(int argc, char** argv) = nullptr;
 };
 
 // Throws Error::Invalid naming every offending field (one Cause each).

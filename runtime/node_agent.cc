@@ -211,7 +211,8 @@ class NodeAgent::Impl {
       : client_(client),
         opts_(std::move(opts)),
         recorder_(client, "kubelet", opts_.node_name),
-        ipam_(opts_.pod_cidr, opts_.dir + "/ipam") {}
+        ipam_(opts_.pod_cidr, opts_.dir + "/ipam"),
+        shims_(std::make_unique<ShimLauncher>(opts_.kin_binary)) {}
 
   ~Impl() { Stop(); }
 
@@ -259,6 +260,7 @@ class NodeAgent::Impl {
   NodeAgentOptions opts_;
   EventRecorder recorder_;
   netstack::Ipv4Allocator ipam_;
+  std::unique_ptr<ShimLauncher> shims_;
   std::unique_ptr<Informer> pods_;
 
   std::mutex mu_;  // guards the queue and pods_by_uid_ / running_
@@ -927,11 +929,8 @@ void NodeAgent::Impl::EnsureSandbox(PodRuntime& p, const Json& pod) {
     fs::create_directories(c.dir);
     ShimConfig sc;
     sc.spec.name = "pause";
-    // The static busybox starts in a fraction of what the kin binary (50
-    // shared libraries) needs, and a pod's holder only has to sleep.
-    static const bool have_busybox = ::access("/bin/busybox", X_OK) == 0;
-    sc.spec.argv = have_busybox ? std::vector<std::string>{"/bin/busybox", "sleep", "2147483647"}
-                                : std::vector<std::string>{opts_.kin_binary, "agnhost", "pause"};
+    // Built in: the shim runs it in its forked child, without an exec.
+    sc.spec.argv = {opts_.kin_binary, "agnhost", "pause"};
     sc.spec.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
     sc.spec.net_ns = netns_path;
     sc.spec.new_uts_ns = true;
@@ -941,7 +940,7 @@ void NodeAgent::Impl::EnsureSandbox(PodRuntime& p, const Json& pod) {
     sc.cgroup = opts_.name_prefix + ShortUid(p.uid) + "-pause";
     sc.log_path = c.dir + "/log";
     WriteFileAtomic(c.dir + "/config.json", ShimConfigToJson(sc).dump(), 0644, false);
-    c.state = StartShim(opts_.kin_binary, c.dir);
+    c.state = shims_->Start(c.dir);
     WatchShim(p.uid, c.state->shim_pid);
   }
   p.sandbox_ready = true;
@@ -1057,7 +1056,7 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
   WriteFileAtomic(dir + "/config.json", ShimConfigToJson(sc).dump(), 0644, false);
   try {
     auto t0 = Clock::now();
-    ShimState state = StartShim(opts_.kin_binary, dir);
+    ShimState state = shims_->Start(dir);
     log::Debug("pod {}/{}: container {} started in {} ms", p.ns, p.name, c.name,
                std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count());
     if (c.state) {

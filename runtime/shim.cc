@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -19,6 +21,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/process.h"
+#include "runtime/agnhost.h"
 #include "runtime/cgroup.h"
 #include "runtime/container_launch.h"
 #include "runtime/cri_log.h"
@@ -80,8 +83,23 @@ std::string ReadAllFd(int fd) {
   return out;
 }
 
-// The daemon half of RunShim: launches the container, reports on `ready`,
-// then keeps it until it exits. Never returns.
+// kin's built-in images run `kin agnhost ...`. The shim is the kin binary
+// already: the container's process calls agnhost where it would exec it.
+bool IsKinAgnhost(const std::vector<std::string>& argv) {
+  if (argv.size() < 2 || argv[1] != "agnhost") return false;
+  struct stat self {
+  }, target{};
+  return ::stat("/proc/self/exe", &self) == 0 && ::stat(argv[0].c_str(), &target) == 0 &&
+         self.st_dev == target.st_dev && self.st_ino == target.st_ino;
+}
+
+int RunAgnhostInProcess(int argc, char** argv) {
+  ::prctl(PR_SET_NAME, "agnhost", 0, 0, 0);  // what ps and top show for it
+  return RunAgnhost(std::vector<std::string>(argv + 2, argv + argc));
+}
+
+// A shim: launches the container, reports on `ready`, then keeps it until
+// it exits. Never returns.
 [[noreturn]] void ShimDaemon(const std::string& dir, int ready) {
   auto report_error = [&](const Error& e) {
     Json j = {{"code", static_cast<int>(e.code())}, {"message", e.what()}};
@@ -96,6 +114,7 @@ std::string ReadAllFd(int fd) {
     auto cfg = ReadJsonFile(dir + "/config.json");
     if (!cfg) throw Error::NotFound("shim: no config.json in " + dir);
     config = ShimConfigFromJson(*cfg);
+    if (IsKinAgnhost(config.spec.argv)) config.spec.in_process_main = &RunAgnhostInProcess;
     cgroup = Cgroup::Create(config.cgroup, config.spec.resources);
     int pipe_fds[2];
     if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw ErrnoError(errno, "shim: create output pipe");
@@ -332,48 +351,15 @@ std::optional<ShimExit> ReadShimExit(const std::string& dir) {
   return e;
 }
 
-int RunShim(const std::string& dir) {
-  int ready[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0) {
-    std::fprintf(stderr, "{\"code\":%d,\"message\":\"shim: pipe: %s\"}",
-                 static_cast<int>(Code::kInternal), std::strerror(errno));
-    return 1;
-  }
-  pid_t child = ::fork();
-  if (child < 0) {
-    std::fprintf(stderr, "{\"code\":%d,\"message\":\"shim: fork: %s\"}",
-                 static_cast<int>(Code::kInternal), std::strerror(errno));
-    return 1;
-  }
-  if (child == 0) {
-    ::close(ready[0]);
-    ::setsid();
-    ShimDaemon(dir, ready[1]);
-  }
-  ::close(ready[1]);
-  std::string answer = ReadAllFd(ready[0]);
-  ::close(ready[0]);
-  if (answer == "ok") return 0;
-  if (answer.empty())
-    answer = R"({"code":13,"message":"shim: the daemon died before it reported"})";
-  std::fputs(answer.c_str(), stderr);
-  return 1;
-}
+namespace {
 
-ShimState StartShim(const std::string& kin_binary, const std::string& dir) {
-  SpawnOptions opts;
-  opts.argv = {kin_binary, "shim", "--dir", dir};
-  opts.stdin_mode = SpawnOptions::Stdio::kNull;
-  opts.stdout_mode = SpawnOptions::Stdio::kNull;
-  opts.stderr_mode = SpawnOptions::Stdio::kPipe;
-  ChildProcess p = ChildProcess::Spawn(opts);
-  std::string err = ReadAllFd(p.stderr_pipe().get());
-  ExitStatus st = p.Wait();
-  if (!st.success()) {
+// A shim's answer on its report pipe: "ok", or a JSON {code, message}.
+ShimState ShimOutcome(const std::string& dir, const std::string& answer) {
+  if (answer != "ok") {
     Code code = Code::kInternal;
-    std::string message = "shim for " + dir + " failed (" + st.ToString() + "): " + err;
+    std::string message = answer.empty() ? "shim for " + dir + " died before it reported" : answer;
     try {
-      Json j = Json::parse(err);
+      Json j = Json::parse(answer);
       code = static_cast<Code>(j.value("code", static_cast<int>(Code::kInternal)));
       message = j.value("message", message);
     } catch (const std::exception&) {
@@ -384,6 +370,118 @@ ShimState StartShim(const std::string& kin_binary, const std::string& dir) {
   if (!state)
     throw Error::Internal("shim for " + dir + " reported success but wrote no state.json");
   return *state;
+}
+
+}  // namespace
+
+int RunShimServer() {
+  // Shims are our children until they exit: the kernel reaps them for us.
+  ::signal(SIGCHLD, SIG_IGN);
+  ::signal(SIGPIPE, SIG_IGN);
+  for (;;) {
+    char dir[4096];
+    iovec iov{dir, sizeof dir - 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(0, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return 0;  // the agent closed its end (or is gone): shims live on
+    int report = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        std::memcpy(&report, CMSG_DATA(c), sizeof report);
+      }
+    }
+    if (report < 0) continue;  // not a request of ours: nobody to answer
+    dir[n] = '\0';
+    pid_t child = ::fork();
+    if (child == 0) {
+      // Leave the agent's session, and its socket: we are nobody's child but ours.
+      int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+      if (devnull >= 0) ::dup2(devnull, 0);
+      ::signal(SIGCHLD, SIG_DFL);
+      ::signal(SIGPIPE, SIG_DFL);
+      ::setsid();
+      ShimDaemon(dir, report);
+    }
+    if (child < 0) {
+      std::string answer =
+          Json{{"code", static_cast<int>(Code::kInternal)},
+               {"message", std::string("shim server: fork: ") + std::strerror(errno)}}
+              .dump();
+      WriteAllFd(report, answer);
+    }
+    ::close(report);
+  }
+}
+
+ShimLauncher::ShimLauncher(std::string kin_binary) : kin_binary_(std::move(kin_binary)) {}
+
+ShimLauncher::~ShimLauncher() {
+  std::lock_guard<std::mutex> lock(mu_);
+  StopServerLocked();
+}
+
+void ShimLauncher::StopServerLocked() {
+  socket_.reset();  // the server sees end-of-file and exits
+  if (server_) server_->Wait();
+  server_.reset();
+}
+
+void ShimLauncher::StartServerLocked() {
+  int fds[2];
+  CheckSys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds), "shim server: socketpair");
+  UniqueFd ours(fds[0]), theirs(fds[1]);
+  SpawnOptions opts;
+  opts.argv = {kin_binary_, "shim-server"};
+  opts.stdin_fd = theirs.get();
+  opts.stdout_mode = SpawnOptions::Stdio::kNull;
+  server_ = std::make_unique<ChildProcess>(ChildProcess::Spawn(opts));
+  socket_ = std::move(ours);
+}
+
+pid_t ShimLauncher::server_pid() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return server_ ? server_->pid() : 0;
+}
+
+ShimState ShimLauncher::Start(const std::string& dir) {
+  if (dir.size() >= 4096) throw Error::BadRequest("shim directory path too long: " + dir);
+  int p[2];
+  CheckSys(::pipe2(p, O_CLOEXEC), "shim: create report pipe");
+  UniqueFd report_read(p[0]), report_write(p[1]);
+  for (int attempt = 0;; ++attempt) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!socket_) StartServerLocked();
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    iovec iov{const_cast<char*>(dir.data()), dir.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    int fd = report_write.get();
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t sent;
+    do {
+      sent = ::sendmsg(socket_.get(), &msg, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent >= 0) break;
+    int err = errno;
+    // The server died (killed by someone): start another once.
+    StopServerLocked();
+    if (attempt > 0) throw ErrnoError(err, "shim server: send request for " + dir);
+  }
+  report_write.reset();
+  return ShimOutcome(dir, ReadAllFd(report_read.get()));
 }
 
 }  // namespace kin

@@ -1,7 +1,9 @@
-// Kernel tests of the shim (`kin shim`, the real binary): a container it
-// starts outlives its starter, its output lands in the CRI log, its exit code
-// and OOM kill are recorded, its cgroup goes with it, and a launch failure
-// comes back to the starter as an error naming the cause.
+// Kernel tests of the shim (forked by `kin shim-server`, the real binary): a
+// container it starts outlives its starter and the server, its output lands
+// in the CRI log, its exit code and OOM kill are recorded, its cgroup goes
+// with it, a launch failure comes back to the starter as an error naming the
+// cause, kin's built-in agnhost runs without an exec, and a server that died
+// is replaced.
 #include "runtime/shim.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 
 #include "base/error.h"
@@ -38,8 +41,10 @@ class ShimTest : public testing::KernelTest {
     c.cgroup = prefix() + "-" + fs::path(dir).filename().string();
     c.log_path = dir + "/log";
     WriteFileAtomic(dir + "/config.json", ShimConfigToJson(c).dump(), 0644, false);
-    return StartShim(KinBinary(), dir);
+    return launcher_->Start(dir);
   }
+  static bool Alive(pid_t pid) { return ::kill(pid, 0) == 0; }
+  std::unique_ptr<ShimLauncher> launcher_ = std::make_unique<ShimLauncher>(KinBinary());
   // Waits for the shim to exit (it writes exit.json first).
   static bool WaitShim(pid_t shim_pid, int timeout_ms = 20000) {
     int fd = static_cast<int>(::syscall(SYS_pidfd_open, shim_pid, 0));
@@ -71,13 +76,15 @@ TEST_F(ShimTest, RecordsOutputExitCodeAndRemovesItsCgroup) {
 TEST_F(ShimTest, TheContainerOutlivesItsStarterAndDiesBySignal) {
   std::string dir = tmp_.File("c2");
   ShimState st = Start(dir, {"sleep", "1000"});
-  // The shim is no child of ours: it left our session and was reparented.
-  std::string stat =
-      ReadFileIfExists("/proc/" + std::to_string(st.shim_pid) + "/stat").value_or("");
-  size_t close = stat.rfind(')');
-  ASSERT_NE(close, std::string::npos);
-  int ppid = std::atoi(stat.substr(close + 4).c_str());
-  EXPECT_NE(ppid, ::getpid());
+  pid_t server = launcher_->server_pid();
+  ASSERT_GT(server, 0);
+  EXPECT_NE(st.shim_pid, server);
+  // The shim left our session; the server ends with its launcher, the shim
+  // and its container live on.
+  EXPECT_NE(::getsid(st.shim_pid), ::getsid(0));
+  launcher_.reset();
+  EXPECT_FALSE(Alive(server));
+  EXPECT_TRUE(Alive(st.shim_pid));
   EXPECT_EQ(ProcessStartTicks(st.pid), st.start_ticks);
   EXPECT_FALSE(ReadShimExit(dir).has_value());
   ASSERT_EQ(::kill(st.pid, SIGTERM), 0);
@@ -98,6 +105,49 @@ TEST_F(ShimTest, AMissingExecutableIsNotFoundAndLeavesNothing) {
     EXPECT_NE(std::string(e.what()).find("/no/such/program"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(ReadShimState(dir).has_value());
+}
+
+TEST_F(ShimTest, KinsAgnhostRunsInTheForkedProcessWithoutExec) {
+  std::string dir = tmp_.File("c5");
+  ShimState st = Start(dir, {KinBinary(), "agnhost", "pause"});
+  std::string comm = ReadFileIfExists("/proc/" + std::to_string(st.pid) + "/comm").value_or("");
+  EXPECT_EQ(comm, "agnhost\n");
+  // Not exec'd: the process still has the server's command line.
+  std::string cmdline =
+      ReadFileIfExists("/proc/" + std::to_string(st.pid) + "/cmdline").value_or("");
+  EXPECT_NE(cmdline.find("shim-server"), std::string::npos) << cmdline;
+  // It is agnhost all the same: pause prints "Paused" and exits 2 on SIGTERM.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (ReadFileIfExists(dir + "/log").value_or("").find("Paused") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    ::usleep(5000);
+  }
+  ASSERT_EQ(::kill(st.pid, SIGTERM), 0);
+  ASSERT_TRUE(WaitShim(st.shim_pid));
+  auto exit = ReadShimExit(dir);
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(exit->exit_code, 2);
+  EXPECT_NE(ReadFileIfExists(dir + "/log").value_or("").find(" stdout F Paused\n"),
+            std::string::npos);
+}
+
+TEST_F(ShimTest, ADeadServerIsReplacedOnTheNextStart) {
+  ShimState first = Start(tmp_.File("c6"), {"true"});
+  pid_t server = launcher_->server_pid();
+  ASSERT_EQ(::kill(server, SIGKILL), 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  // Gone when it is a zombie or reaped: its state in /proc/PID/stat is Z or absent.
+  while (ProcessStartTicks(server) != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::string stat = ReadFileIfExists("/proc/" + std::to_string(server) + "/stat").value_or("");
+    if (stat.find(") Z") != std::string::npos) break;
+    ::usleep(1000);
+  }
+  ShimState second = Start(tmp_.File("c7"), {"true"});
+  EXPECT_GT(second.pid, 0);
+  EXPECT_NE(launcher_->server_pid(), server);
+  ASSERT_TRUE(WaitShim(first.shim_pid));
+  ASSERT_TRUE(WaitShim(second.shim_pid));
+  EXPECT_EQ(ReadShimExit(tmp_.File("c7"))->exit_code, 0);
 }
 
 TEST_F(ShimTest, OverItsMemoryLimitTheContainerIsOomKilled) {
