@@ -77,6 +77,8 @@ bool IsReady(const Json& pod) {
 }
 
 // Polls the pod list until `want` pods are Ready; returns the ready pods.
+// Every 20 ms: a list of 1,000 pods is 2 MB of JSON, and polling faster
+// would take the CPU the pods are being started with.
 std::vector<Json> WaitReady(http::HttpClient& api, size_t want, std::chrono::seconds timeout) {
   auto deadline = Clock::now() + timeout;
   std::vector<Json> ready;
@@ -87,7 +89,7 @@ std::vector<Json> WaitReady(http::HttpClient& api, size_t want, std::chrono::sec
       if (IsReady(p)) ready.push_back(p);
     }
     if (ready.size() >= want) break;
-    usleep(5000);
+    usleep(20000);
   }
   return ready;
 }

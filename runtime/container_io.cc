@@ -198,6 +198,7 @@ ExecProcess StartExec(const ContainerSpec& container, pid_t container_pid,
   spec.new_mount_ns = spec.new_pid_ns = spec.new_uts_ns = spec.new_ipc_ns = false;
   spec.hostname.clear();  // the UTS namespace already has it
   spec.mounts.clear();    // the mount namespace already has them
+  spec.detach_mounts.clear();
   spec.rootfs.reset();
   spec.resources = {};
   spec.log_path.clear();

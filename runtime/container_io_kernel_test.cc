@@ -115,6 +115,7 @@ class ContainerIoKernelTest : public kin::testing::KernelTest {
     spec_.gid = 65534;
     spec_.cap_drop = {"NET_RAW"};
     spec_.mounts = {{secret_, target_, true}};
+    spec_.detach_mounts = {"/run/netns"};  // as the node agent sets it; an exec joins the result
     container_ = LaunchContainer(spec_, &cgroup_);
   }
   void TearDown() override {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include "base/netns.h"
 #include "runtime/cgroup.h"
 #include "runtime/container_launch.h"
+#include "runtime/pod_namespaces.h"
 #include "testing/kernel_fixture.h"
 
 namespace kin {
@@ -521,6 +523,56 @@ TEST_F(ContainerKernelTest, JoiningAMountNamespaceExcludesMountsOfItsOwn) {
   s.new_mount_ns = false;
   s.setsid_ctty = true;  // without a terminal as stdin
   EXPECT_THROW(ValidateContainerSpec(s), Error);
+}
+
+TEST_F(ContainerKernelTest, PinnedPodNamespacesHoldTheHostnameWithoutAProcess) {
+  std::string ns_dir = dir_ + "/pod/ns";
+  CreatePodNamespaces(ns_dir, "pinned-host");
+  ASSERT_TRUE(PodNamespacesExist(ns_dir));
+  PodNamespacePaths pins = PodNamespacesIn(ns_dir);
+  ContainerSpec s = Shell("hostname; readlink /proc/self/ns/ipc");
+  s.uts_ns = pins.uts;
+  s.ipc_ns = pins.ipc;
+  ASSERT_TRUE(Run(s).success()) << Log();
+  struct stat ipc {};
+  ASSERT_EQ(::stat(pins.ipc.c_str(), &ipc), 0);
+  EXPECT_EQ(Log(), "pinned-host\nipc:[" + std::to_string(ipc.st_ino) + "]\n");
+  RemovePodNamespaces(ns_dir);
+  EXPECT_FALSE(PodNamespacesExist(ns_dir));
+  EXPECT_FALSE(std::filesystem::exists(pins.uts));
+  RemovePodNamespaces(ns_dir);  // twice is fine
+}
+
+TEST_F(ContainerKernelTest, ACreateThatFailsLeavesNoPins) {
+  std::string ns_dir = dir_ + "/bad/ns";
+  // A hostname over 64 bytes: sethostname fails after the unshare.
+  EXPECT_THROW(CreatePodNamespaces(ns_dir, std::string(80, 'h')), Error);
+  EXPECT_FALSE(std::filesystem::exists(ns_dir + "/uts"));
+  EXPECT_FALSE(std::filesystem::exists(ns_dir + "/ipc"));
+}
+
+TEST_F(ContainerKernelTest, DetachedMountsAreGoneFromTheContainersView) {
+  std::string pods = dir_ + "/pods";
+  EnsurePrivateMount(pods);
+  EnsurePrivateMount(pods);  // idempotent: no second mount stacks up
+  CreatePodNamespaces(pods + "/other/ns", "other");
+  ContainerSpec s = Shell("grep -c ' " + pods + "' /proc/self/mountinfo; cat /hosts-copy");
+  s.new_mount_ns = true;
+  std::ofstream(dir_ + "/hosts") << "bound\n";
+  std::ofstream(dir_ + "/hosts-target") << "";
+  s.mounts = {{dir_ + "/hosts", "/tmp/" + prefix() + "-files/hosts-target", true}};
+  s.argv = {kBusybox, "sh", "-c",
+            "grep -c ' " + pods + "' /proc/self/mountinfo; cat " + dir_ + "/hosts-target"};
+  s.detach_mounts = {pods, "/no/such/mount"};
+  Run(s);  // grep -c exits 1 when it counts 0
+  EXPECT_EQ(Log(), "0\nbound\n");
+  // The host still has them.
+  EXPECT_TRUE(PodNamespacesExist(pods + "/other/ns"));
+  RemovePodNamespaces(pods + "/other/ns");
+  RemovePrivateMount(pods);
+  RemovePrivateMount(pods);
+  std::string mounts = ReadAll("/proc/self/mountinfo");
+  EXPECT_EQ(mounts.find(pods), std::string::npos);
 }
 
 }  // namespace

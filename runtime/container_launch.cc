@@ -86,6 +86,11 @@ struct ChildPlan {
     int ro_step;
   };
   std::vector<Bind> binds;
+  struct Detach {
+    const char* target;
+    int step;
+  };
+  std::vector<Detach> detaches;
   bool mount_proc = false;
   int proc_step = 0;
   // The root filesystem: a list of steps run in order, then pivot_root.
@@ -237,6 +242,11 @@ void RunRootfsOp(const ChildPlan& plan, const ChildPlan::RootfsOp& op, RootfsFds
     if (b.read_only &&
         ::mount(nullptr, b.target, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) < 0) {
       Fail(plan, b.ro_step);
+    }
+  }
+  for (const auto& d : plan.detaches) {
+    if (::umount2(d.target, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) {
+      Fail(plan, d.step);
     }
   }
   if (plan.mount_proc &&
@@ -570,6 +580,12 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
       int s = step("bind mount " + m.source + " on " + m.target);
       int ro = step("make bind mount " + m.target + " read-only");
       plan.binds.push_back({m.source.c_str(), m.target.c_str(), m.read_only, s, ro});
+    }
+    // Only ever in a mount namespace of the container's own: never the host's.
+    if (spec.new_mount_ns) {
+      for (const auto& d : spec.detach_mounts) {
+        plan.detaches.push_back({d.c_str(), step("detach mount " + d)});
+      }
     }
     bool own_pid_ns = spec.new_pid_ns || !spec.pid_ns.empty();
     plan.mount_proc = own_pid_ns && spec.new_mount_ns;

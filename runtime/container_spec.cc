@@ -253,6 +253,12 @@ void ValidateContainerSpec(const ContainerSpec& spec) {
     absolute(f + ".source", spec.mounts[i].source);
     absolute(f + ".target", spec.mounts[i].target);
   }
+  if (!spec.detach_mounts.empty() && !spec.new_mount_ns) {
+    bad("detachMounts", "detaching mounts needs a new mount namespace");
+  }
+  for (size_t i = 0; i < spec.detach_mounts.size(); ++i) {
+    absolute("detachMounts[" + std::to_string(i) + "]", spec.detach_mounts[i]);
+  }
   if (spec.rootfs) {
     const RootfsSpec& r = *spec.rootfs;
     if (!spec.new_mount_ns) bad("rootfs", "a root filesystem needs a new mount namespace");
@@ -327,6 +333,7 @@ std::string RenderContainerSpec(const ContainerSpec& spec) {
   for (const auto& m : spec.mounts) {
     out << "bind " << m.source << " -> " << m.target << (m.read_only ? " ro" : " rw") << "\n";
   }
+  for (const auto& d : spec.detach_mounts) out << "detach " << d << "\n";
   if (spec.rootfs) {
     out << "rootfs " << Join(spec.rootfs->lower_dirs, ":");
     if (!spec.rootfs->upper_dir.empty()) {

@@ -96,6 +96,11 @@ struct ContainerSpec {
   // created in it (a file or a directory, like the source), as runc does.
   std::optional<RootfsSpec> rootfs;
   std::string log_path;  // stdout and stderr are appended here; empty: /dev/null
+  // Without a rootfs, in a new mount namespace: mount points of the host the
+  // container's copy of the mounts loses (after the bind mounts above are
+  // made), e.g. /run/netns and the node's pod directory, so that it holds no
+  // other pod's namespaces and later mounts there never propagate into it.
+  std::vector<std::string> detach_mounts;
 
   // In-process only (never serialized): descriptors of the caller's that the
   // process gets as its stdin/stdout/stderr (dup2'd onto 0/1/2) instead of

@@ -204,5 +204,21 @@ TEST(LaunchContainerTest, InvalidSpecIsRejectedBeforeAnythingStarts) {
   }
 }
 
+TEST(ContainerSpecValidation, DetachingMountsNeedsANewMountNamespace) {
+  ContainerSpec s;
+  s.name = "c";
+  s.argv = {"true"};
+  s.new_mount_ns = false;
+  s.detach_mounts = {"relative"};
+  try {
+    ValidateContainerSpec(s);
+    FAIL() << "expected Invalid";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(),
+                ::testing::HasSubstr("detachMounts: detaching mounts needs a new mount namespace"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("detachMounts[0]: must be an absolute path"));
+  }
+}
+
 }  // namespace
 }  // namespace kin

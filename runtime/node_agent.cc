@@ -30,6 +30,7 @@
 #include "client/resources.h"
 #include "netstack/topology.h"
 #include "runtime/image_store.h"
+#include "runtime/pod_namespaces.h"
 #include "runtime/probe.h"
 #include "runtime/shim.h"
 #include "runtime/volumes.h"
@@ -42,7 +43,8 @@ using std::chrono::milliseconds;
 
 namespace {
 
-constexpr const char* kPauseName = "POD";  // the sandbox holder's directory, as crictl names it
+constexpr const char* kPauseName = "POD";
+// the sandbox holder's directory, as crictl names it
 const ResourceInfo& LeasesResource() {
   return *FindResource("coordination.k8s.io", "v1", "leases");
 }
@@ -201,6 +203,9 @@ struct PodRuntime {
   std::string start_time;
 };
 
+// Where a pod's UTS and IPC namespaces are pinned (runtime/pod_namespaces.h).
+std::string PodNsDir(const PodRuntime& p) { return p.dir + "/ns"; }
+
 namespace {
 void WaitForShims(const std::vector<pid_t>& shims, Clock::time_point deadline);
 }  // namespace
@@ -287,7 +292,9 @@ class NodeAgent::Impl {
 void NodeAgent::Impl::Start() {
   if (started_) return;
   started_ = true;
-  fs::create_directories(opts_.dir + "/pods");
+  // Pods' namespace pins and volumes live below a private mount of its own,
+  // which every container detaches from its copy of the host's mounts.
+  EnsurePrivateMount(opts_.dir + "/pods");
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) throw ErrnoError(errno, "epoll_create1");
   wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -366,6 +373,11 @@ void NodeAgent::Impl::TearDownAllPods() {
     } catch (const std::exception& e) {
       log::Warn("node {}: tear down pod {}/{}: {}", opts_.node_name, p->ns, p->name, e.what());
     }
+  }
+  try {
+    RemovePrivateMount(opts_.dir + "/pods");
+  } catch (const std::exception& e) {
+    log::Warn("node {}: {}", opts_.node_name, e.what());
   }
 }
 
@@ -633,7 +645,7 @@ void NodeAgent::Impl::Adopt() {
       }
     };
     adopt_container(kPauseName, p->pause);
-    p->sandbox_ready = p->pause.running() || p->host_network;
+    p->sandbox_ready = p->pause.running() || PodNamespacesExist(PodNsDir(*p));
     for (const auto& cd : fs::directory_iterator(dir + "/containers", ec)) {
       std::string name = cd.path().filename().string();
       if (name == kPauseName) continue;
@@ -917,9 +929,11 @@ void NodeAgent::Impl::EnsureSandbox(PodRuntime& p, const Json& pod) {
   WriteFileAtomic(p.dir + "/etc/hostname", hostname + "\n", 0644, false);
   PersistPod(p);
 
-  // The pause process holds the pod's UTS and IPC namespaces (and its PID
-  // namespace when the pod shares one).
-  if (!p.pause.running()) {
+  // The pod's UTS and IPC namespaces are held by bind mounts; a pod that
+  // shares its PID namespace has a pause process hold all three instead.
+  if (!spec.value("shareProcessNamespace", false)) {
+    if (!PodNamespacesExist(PodNsDir(p))) CreatePodNamespaces(PodNsDir(p), hostname);
+  } else if (!p.pause.running()) {
     ContainerRuntime& c = p.pause;
     c.name = kPauseName;
     if (c.state) c.restart_count++;
@@ -1009,7 +1023,11 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
   std::string netns_path = "/run/netns/" + (p.host_network ? opts_.node_netns : p.netns);
   cs.net_ns = netns_path;
   pid_t pause_pid = p.pause.state ? p.pause.state->pid : 0;
-  if (pause_pid > 0) {
+  if (pause_pid <= 0) {
+    PodNamespacePaths pins = PodNamespacesIn(PodNsDir(p));
+    cs.uts_ns = pins.uts;
+    cs.ipc_ns = pins.ipc;
+  } else {
     cs.uts_ns = "/proc/" + std::to_string(pause_pid) + "/ns/uts";
     cs.ipc_ns = "/proc/" + std::to_string(pause_pid) + "/ns/ipc";
     if (pod["spec"].value("shareProcessNamespace", false)) {
@@ -1020,6 +1038,7 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
   cs.hostname.clear();
   if (!pod["spec"].value("shareProcessNamespace", false)) cs.new_pid_ns = true;
   for (auto& m : PodFileMounts(p, spec)) cs.mounts.push_back(m);
+  if (cs.new_mount_ns) cs.detach_mounts = {"/run/netns", opts_.dir + "/pods"};
   try {
     if (p.volumes) {
       for (auto& m : p.volumes->MountsFor(spec)) cs.mounts.push_back(m);
@@ -1283,6 +1302,7 @@ void NodeAgent::Impl::KillPod(PodRuntime& p, std::vector<pid_t>& shims) {
 
 void NodeAgent::Impl::ReleasePod(PodRuntime& p, bool detach) {
   TeardownPodVolumes(p.dir);
+  RemovePodNamespaces(PodNsDir(p));
   p.volumes.reset();
   if (!p.netns.empty() && !p.host_network) {
     // Deleting the pod's namespace deletes its veth pair too; detaching first

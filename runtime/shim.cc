@@ -255,6 +255,7 @@ Json ContainerSpecToJson(const ContainerSpec& s) {
         {"cpuMillis", s.resources.cpu_millicores},
         {"pids", s.resources.pids_max}}},
       {"mounts", MountsToJson(s.mounts)},
+      {"detachMounts", s.detach_mounts},
       {"logPath", s.log_path}};
   if (s.uid) j["uid"] = *s.uid;
   if (s.gid) j["gid"] = *s.gid;
@@ -299,6 +300,7 @@ ContainerSpec ContainerSpecFromJson(const Json& j) {
   for (const auto& m : j.value("mounts", Json::array())) {
     s.mounts.push_back({m.value("source", ""), m.value("target", ""), m.value("readOnly", false)});
   }
+  Read(j, "detachMounts", s.detach_mounts);
   Read(j, "logPath", s.log_path);
   if (auto it = j.find("rootfs"); it != j.end() && it->is_object()) {
     RootfsSpec r;
@@ -440,6 +442,9 @@ void ShimLauncher::StartServerLocked() {
   opts.argv = {kin_binary_, "shim-server"};
   opts.stdin_fd = theirs.get();
   opts.stdout_mode = SpawnOptions::Stdio::kNull;
+  // Resolve every symbol once in the server, not lazily in each forked shim
+  // and container (each lazy binding dirties a page of its own copy).
+  opts.env_extra["LD_BIND_NOW"] = "1";
   server_ = std::make_unique<ChildProcess>(ChildProcess::Spawn(opts));
   socket_ = std::move(ours);
 }

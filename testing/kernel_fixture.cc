@@ -1,6 +1,7 @@
 #include "testing/kernel_fixture.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -105,8 +106,13 @@ std::vector<pid_t> Processes(const std::string& prefix) {
   while (dirent* e = ::readdir(d)) {
     pid_t pid = std::atoi(e->d_name);
     if (pid <= 0 || pid == self) continue;
-    std::ifstream in("/proc/" + std::string(e->d_name) + "/cmdline");
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Raw reads: a process may exit while we read (ESRCH), which is no error here.
+    int fd = ::open(("/proc/" + std::string(e->d_name) + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    std::string cmd;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) cmd.append(buf, static_cast<size_t>(n));
+    ::close(fd);
     if (cmd.find(prefix) != std::string::npos) out.push_back(pid);
   }
   ::closedir(d);

@@ -1,0 +1,105 @@
+#include "runtime/pod_namespaces.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <thread>
+
+#include "base/error.h"
+
+namespace kin {
+
+PodNamespacePaths PodNamespacesIn(const std::string& dir) { return {dir + "/uts", dir + "/ipc"}; }
+
+void CreatePodNamespaces(const std::string& dir, const std::string& hostname) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw ErrnoError(ec.value(), "create pod namespace directory " + dir);
+  PodNamespacePaths paths = PodNamespacesIn(dir);
+  for (const std::string* file : {&paths.uts, &paths.ipc}) {
+    int fd = ::open(file->c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0444);
+    if (fd < 0) throw ErrnoError(errno, "create " + *file);
+    ::close(fd);
+  }
+  // unshare() on a throw-away thread, so the caller's thread keeps its
+  // namespaces; the bind mounts keep the new ones alive after the thread.
+  int err = 0;
+  std::string step;
+  std::thread t([&] {
+    auto fail = [&](std::string what) {
+      err = errno;
+      step = std::move(what);
+    };
+    if (::unshare(CLONE_NEWUTS | CLONE_NEWIPC) < 0) return fail("unshare");
+    if (::sethostname(hostname.data(), hostname.size()) < 0) {
+      return fail("set hostname `" + hostname + "`");
+    }
+    if (::mount("/proc/thread-self/ns/uts", paths.uts.c_str(), nullptr, MS_BIND, nullptr) < 0) {
+      return fail("bind mount " + paths.uts);
+    }
+    if (::mount("/proc/thread-self/ns/ipc", paths.ipc.c_str(), nullptr, MS_BIND, nullptr) < 0) {
+      return fail("bind mount " + paths.ipc);
+    }
+  });
+  t.join();
+  if (err != 0) {
+    RemovePodNamespaces(dir);
+    throw ErrnoError(err, "create the pod's UTS and IPC namespaces in " + dir + " (" + step + ")");
+  }
+}
+
+bool PodNamespacesExist(const std::string& dir) {
+  PodNamespacePaths paths = PodNamespacesIn(dir);
+  for (const std::string* file : {&paths.uts, &paths.ipc}) {
+    struct statfs st {};
+    if (::statfs(file->c_str(), &st) != 0 || st.f_type != NSFS_MAGIC) return false;
+  }
+  return true;
+}
+
+void RemovePodNamespaces(const std::string& dir) {
+  PodNamespacePaths paths = PodNamespacesIn(dir);
+  for (const std::string* file : {&paths.uts, &paths.ipc}) {
+    if (::umount2(file->c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL &&
+        errno != ENOENT) {
+      throw ErrnoError(errno, "unmount " + *file);
+    }
+    if (::unlink(file->c_str()) != 0 && errno != ENOENT) throw ErrnoError(errno, "remove " + *file);
+  }
+}
+
+void EnsurePrivateMount(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw ErrnoError(ec.value(), "create " + dir);
+  // Changing the propagation of a path that is no mount point fails with
+  // EINVAL: then bind it onto itself first (recursively: keep its submounts).
+  if (::mount(nullptr, dir.c_str(), nullptr, MS_REC | MS_PRIVATE, nullptr) == 0) return;
+  if (errno != EINVAL) throw ErrnoError(errno, "make " + dir + " a private mount");
+  if (::mount(dir.c_str(), dir.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+    throw ErrnoError(errno, "bind mount " + dir + " onto itself");
+  }
+  if (::mount(nullptr, dir.c_str(), nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    int e = errno;
+    ::umount2(dir.c_str(), MNT_DETACH);
+    throw ErrnoError(e, "make " + dir + " a private mount");
+  }
+}
+
+void RemovePrivateMount(const std::string& dir) {
+  // Stacked binds (a crash between two runs) come off one at a time.
+  for (int round = 0; round < 8; ++round) {
+    if (::umount2(dir.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0) {
+      if (errno == EINVAL || errno == ENOENT) return;
+      throw ErrnoError(errno, "unmount " + dir);
+    }
+  }
+}
+
+}  // namespace kin
