@@ -227,7 +227,11 @@ NetworkPlan PlanTopology(const ClusterNetwork& net) {
     }
     node.sysctls = {{"net.ipv4.ip_forward", "1"},
                     // Bridged pod-to-pod traffic must meet the service rules.
-                    {"net.bridge.bridge-nf-call-iptables", "1"}};
+                    {"net.bridge.bridge-nf-call-iptables", "1"},
+                    // The cluster is IPv4 only: no IPv6 on the pods' host-side
+                    // veths, whose link-local addresses, DAD and MLD reports
+                    // would cost kernel work for every pod.
+                    {"net.ipv6.conf.default.disable_ipv6", "1"}};
     nodes.push_back(std::move(node));
   }
   // The network sends pod traffic back out the port it came in on; ICMP

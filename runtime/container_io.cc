@@ -199,6 +199,7 @@ ExecProcess StartExec(const ContainerSpec& container, pid_t container_pid,
   spec.hostname.clear();  // the UTS namespace already has it
   spec.mounts.clear();    // the mount namespace already has them
   spec.detach_mounts.clear();
+  spec.mount_template.clear();
   spec.rootfs.reset();
   spec.resources = {};
   spec.log_path.clear();

@@ -115,7 +115,9 @@ class ContainerIoKernelTest : public kin::testing::KernelTest {
     spec_.gid = 65534;
     spec_.cap_drop = {"NET_RAW"};
     spec_.mounts = {{secret_, target_, true}};
-    spec_.detach_mounts = {"/run/netns"};  // as the node agent sets it; an exec joins the result
+    // As the node agent sets them; an exec joins the result instead.
+    spec_.detach_mounts = {"/run/netns"};
+    spec_.mount_template = "/proc/self/ns/mnt";
     container_ = LaunchContainer(spec_, &cgroup_);
   }
   void TearDown() override {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -551,28 +552,44 @@ TEST_F(ContainerKernelTest, ACreateThatFailsLeavesNoPins) {
   EXPECT_FALSE(std::filesystem::exists(ns_dir + "/ipc"));
 }
 
-TEST_F(ContainerKernelTest, DetachedMountsAreGoneFromTheContainersView) {
-  std::string pods = dir_ + "/pods";
-  EnsurePrivateMount(pods);
-  EnsurePrivateMount(pods);  // idempotent: no second mount stacks up
-  CreatePodNamespaces(pods + "/other/ns", "other");
-  ContainerSpec s = Shell("grep -c ' " + pods + "' /proc/self/mountinfo; cat /hosts-copy");
+TEST_F(ContainerKernelTest, AContainerCopiesTheMountTemplateAndDetachesThePodsMount) {
+  std::string pins = dir_ + "/pins", pods = dir_ + "/pods";
+  EnsureOwnMount(pins, Propagation::kPrivate);
+  EnsureOwnMount(pins, Propagation::kPrivate);  // idempotent: no second mount stacks up
+  EnsureOwnMount(pods, Propagation::kShared);
+  CreatePodNamespaces(pins + "/other", "other");
+  std::string pin = pins + "/template";
+  CreateMountTemplate(pin, {pins, "/run/netns", "/no/such/mount"});
+  ASSERT_TRUE(MountTemplateExists(pin));
+  // A volume mounted after the template was made still reaches it (the pods
+  // mount is shared, a slave in the template).
+  std::filesystem::create_directories(pods + "/p1/vol");
+  ASSERT_EQ(::mount("tmpfs", (pods + "/p1/vol").c_str(), "tmpfs", 0, "size=1m"), 0);
+  std::ofstream(pods + "/p1/vol/data") << "from-tmpfs\n";
+  std::ofstream(dir_ + "/target") << "";
+
+  ContainerSpec s = Shell("");
   s.new_mount_ns = true;
-  std::ofstream(dir_ + "/hosts") << "bound\n";
-  std::ofstream(dir_ + "/hosts-target") << "";
-  s.mounts = {{dir_ + "/hosts", "/tmp/" + prefix() + "-files/hosts-target", true}};
+  s.mount_template = pin;
+  s.mounts = {{pods + "/p1/vol/data", dir_ + "/target", true}};
+  s.detach_mounts = {pods};
   s.argv = {kBusybox, "sh", "-c",
-            "grep -c ' " + pods + "' /proc/self/mountinfo; cat " + dir_ + "/hosts-target"};
-  s.detach_mounts = {pods, "/no/such/mount"};
+            "grep -c -e ' " + pins + "' -e ' " + pods +
+                "' -e ' /run/netns' /proc/self/mountinfo; cat " + dir_ + "/target"};
   Run(s);  // grep -c exits 1 when it counts 0
-  EXPECT_EQ(Log(), "0\nbound\n");
-  // The host still has them.
-  EXPECT_TRUE(PodNamespacesExist(pods + "/other/ns"));
-  RemovePodNamespaces(pods + "/other/ns");
-  RemovePrivateMount(pods);
-  RemovePrivateMount(pods);
+  EXPECT_EQ(Log(), "0\nfrom-tmpfs\n");
+  // The host still has them all.
+  EXPECT_TRUE(PodNamespacesExist(pins + "/other"));
+
+  EXPECT_EQ(::umount2((pods + "/p1/vol").c_str(), MNT_DETACH), 0);
+  RemoveMountTemplate(pin);
+  EXPECT_FALSE(MountTemplateExists(pin));
+  RemovePodNamespaces(pins + "/other");
+  RemoveOwnMount(pins);
+  RemoveOwnMount(pods);
+  RemoveOwnMount(pods);  // not mounted: fine
   std::string mounts = ReadAll("/proc/self/mountinfo");
-  EXPECT_EQ(mounts.find(pods), std::string::npos);
+  EXPECT_EQ(mounts.find(dir_), std::string::npos) << mounts;
 }
 
 }  // namespace

@@ -58,6 +58,8 @@ struct ChildFailure {
   int step = 0;
 };
 
+const std::string kNoPath;
+
 // Everything the child needs, prepared before fork: after fork the child
 // only makes system calls (no allocation), since other threads of ours may
 // have held locks at fork time.
@@ -526,7 +528,10 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
          {NsPath{spec.ipc_ns, CLONE_NEWIPC, "IPC"}, NsPath{spec.uts_ns, CLONE_NEWUTS, "UTS"},
           NsPath{spec.net_ns, CLONE_NEWNET, "network"},
           // Last: its root hides host paths; everything is opened by then.
-          NsPath{spec.mnt_ns, CLONE_NEWNS, "mount"}}) {
+          NsPath{spec.mnt_ns, CLONE_NEWNS, "mount"},
+          // The template is entered last too; the new namespace copies it.
+          NsPath{spec.new_mount_ns ? spec.mount_template : kNoPath, CLONE_NEWNS,
+                 "mount template"}}) {
       if (ns.path.empty()) continue;
       std::string s = std::string("join ") + ns.label + " namespace " + ns.path;
       fds.push_back(OpenOrThrow(ns.path, O_RDONLY, s));

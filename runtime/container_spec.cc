@@ -204,6 +204,10 @@ void ValidateContainerSpec(const ContainerSpec& spec) {
   absolute("namespaces.ipc", spec.ipc_ns);
   absolute("namespaces.pid", spec.pid_ns);
   absolute("namespaces.mount", spec.mnt_ns);
+  absolute("mountTemplate", spec.mount_template);
+  if (!spec.mount_template.empty() && !spec.new_mount_ns) {
+    bad("mountTemplate", "a mount template is only copied into a new mount namespace");
+  }
   if (!spec.uts_ns.empty() && spec.new_uts_ns) {
     bad("namespaces.uts", "cannot both join a UTS namespace and create one");
   }
@@ -305,6 +309,7 @@ std::string RenderContainerSpec(const ContainerSpec& spec) {
   if (!spec.ipc_ns.empty()) out << "join ipc " << spec.ipc_ns << "\n";
   if (!spec.pid_ns.empty()) out << "join pid " << spec.pid_ns << "\n";
   if (!spec.mnt_ns.empty()) out << "join mnt " << spec.mnt_ns << "\n";
+  if (!spec.mount_template.empty()) out << "mount template " << spec.mount_template << "\n";
   std::vector<std::string> fresh;
   if (spec.new_mount_ns) fresh.push_back("mnt");
   if (spec.new_pid_ns) fresh.push_back("pid");

@@ -68,6 +68,12 @@ struct ContainerSpec {
   // changes to working_dir ("/" when empty) inside it. In-process only.
   std::string mnt_ns;
 
+  // With new_mount_ns: the mount namespace the new one is copied from
+  // (instead of the caller's), e.g. a node's template that lacks the
+  // per-pod mounts (runtime/pod_namespaces.h), so a container start copies a
+  // few dozen mounts, not three per pod on the machine. Paths (binds, rootfs,
+  // working_dir) are resolved in it. Serialized.
+  std::string mount_template;
   bool new_mount_ns = true;  // needed for bind mounts; / is made rslave so nothing leaks out
   bool new_pid_ns = false;   // the container process is pid 1 of its own pid namespace
   bool new_uts_ns = false;   // required to set `hostname`

@@ -203,9 +203,6 @@ struct PodRuntime {
   std::string start_time;
 };
 
-// Where a pod's UTS and IPC namespaces are pinned (runtime/pod_namespaces.h).
-std::string PodNsDir(const PodRuntime& p) { return p.dir + "/ns"; }
-
 namespace {
 void WaitForShims(const std::vector<pid_t>& shims, Clock::time_point deadline);
 }  // namespace
@@ -225,6 +222,11 @@ class NodeAgent::Impl {
   void Stop();
   void TearDownAllPods();
   const std::string& node_name() const { return opts_.node_name; }
+  // The node's namespace pins (a private mount): the mount template, and
+  // per pod its UTS and IPC namespaces (runtime/pod_namespaces.h).
+  std::string PinsDir() const { return opts_.dir + "/pins"; }
+  std::string MountTemplatePin() const { return PinsDir() + "/mount-template"; }
+  std::string PodNsDir(const PodRuntime& p) const { return PinsDir() + "/" + p.uid; }
   const NodeAgentOptions& options() const { return opts_; }
 
  private:
@@ -292,9 +294,13 @@ class NodeAgent::Impl {
 void NodeAgent::Impl::Start() {
   if (started_) return;
   started_ = true;
-  // Pods' namespace pins and volumes live below a private mount of its own,
-  // which every container detaches from its copy of the host's mounts.
-  EnsurePrivateMount(opts_.dir + "/pods");
+  // Containers copy the node's mount template, which lacks the pods'
+  // namespace pins and /run/netns (runtime/pod_namespaces.h).
+  EnsureOwnMount(PinsDir(), Propagation::kPrivate);
+  EnsureOwnMount(opts_.dir + "/pods", Propagation::kShared);
+  if (!MountTemplateExists(MountTemplatePin())) {
+    CreateMountTemplate(MountTemplatePin(), {"/run/netns", PinsDir()});
+  }
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) throw ErrnoError(errno, "epoll_create1");
   wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -375,7 +381,9 @@ void NodeAgent::Impl::TearDownAllPods() {
     }
   }
   try {
-    RemovePrivateMount(opts_.dir + "/pods");
+    RemoveMountTemplate(MountTemplatePin());
+    RemoveOwnMount(PinsDir());
+    RemoveOwnMount(opts_.dir + "/pods");
   } catch (const std::exception& e) {
     log::Warn("node {}: {}", opts_.node_name, e.what());
   }
@@ -910,6 +918,9 @@ void NodeAgent::Impl::EnsureSandbox(PodRuntime& p, const Json& pod) {
     netns_path = "/run/netns/" + p.netns;
     if (!fs::exists(netns_path)) {
       NamedNetns ns = NamedNetns::Create(p.netns);
+      // IPv4 only: eth0, made next, gets no IPv6 (no link-local address,
+      // DAD or MLD work per pod); lo keeps ::1, as in a kubelet's pod.
+      netstack::WriteSysctl(ns.ns(), "net.ipv6.conf.default.disable_ipv6", "1", p.netns);
       netstack::PodInterface pi;
       pi.node_netns = opts_.node_netns;
       pi.pod_netns = p.netns;
@@ -1038,7 +1049,10 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
   cs.hostname.clear();
   if (!pod["spec"].value("shareProcessNamespace", false)) cs.new_pid_ns = true;
   for (auto& m : PodFileMounts(p, spec)) cs.mounts.push_back(m);
-  if (cs.new_mount_ns) cs.detach_mounts = {"/run/netns", opts_.dir + "/pods"};
+  if (cs.new_mount_ns) {
+    cs.mount_template = MountTemplatePin();
+    cs.detach_mounts = {opts_.dir + "/pods"};
+  }
   try {
     if (p.volumes) {
       for (auto& m : p.volumes->MountsFor(spec)) cs.mounts.push_back(m);
@@ -1303,6 +1317,7 @@ void NodeAgent::Impl::KillPod(PodRuntime& p, std::vector<pid_t>& shims) {
 void NodeAgent::Impl::ReleasePod(PodRuntime& p, bool detach) {
   TeardownPodVolumes(p.dir);
   RemovePodNamespaces(PodNsDir(p));
+  ::rmdir(PodNsDir(p).c_str());
   p.volumes.reset();
   if (!p.netns.empty() && !p.host_network) {
     // Deleting the pod's namespace deletes its veth pair too; detaching first

@@ -7,8 +7,12 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <sys/syscall.h>
+
 #include <cerrno>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "base/error.h"
@@ -74,25 +78,27 @@ void RemovePodNamespaces(const std::string& dir) {
   }
 }
 
-void EnsurePrivateMount(const std::string& dir) {
+void EnsureOwnMount(const std::string& dir, Propagation propagation) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw ErrnoError(ec.value(), "create " + dir);
+  unsigned long flag = propagation == Propagation::kShared ? MS_SHARED : MS_PRIVATE;
+  const char* what = propagation == Propagation::kShared ? " a shared mount" : " a private mount";
   // Changing the propagation of a path that is no mount point fails with
   // EINVAL: then bind it onto itself first (recursively: keep its submounts).
-  if (::mount(nullptr, dir.c_str(), nullptr, MS_REC | MS_PRIVATE, nullptr) == 0) return;
-  if (errno != EINVAL) throw ErrnoError(errno, "make " + dir + " a private mount");
+  if (::mount(nullptr, dir.c_str(), nullptr, MS_REC | flag, nullptr) == 0) return;
+  if (errno != EINVAL) throw ErrnoError(errno, "make " + dir + what);
   if (::mount(dir.c_str(), dir.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
     throw ErrnoError(errno, "bind mount " + dir + " onto itself");
   }
-  if (::mount(nullptr, dir.c_str(), nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+  if (::mount(nullptr, dir.c_str(), nullptr, MS_REC | flag, nullptr) != 0) {
     int e = errno;
     ::umount2(dir.c_str(), MNT_DETACH);
-    throw ErrnoError(e, "make " + dir + " a private mount");
+    throw ErrnoError(e, "make " + dir + what);
   }
 }
 
-void RemovePrivateMount(const std::string& dir) {
+void RemoveOwnMount(const std::string& dir) {
   // Stacked binds (a crash between two runs) come off one at a time.
   for (int round = 0; round < 8; ++round) {
     if (::umount2(dir.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0) {
@@ -100,6 +106,74 @@ void RemovePrivateMount(const std::string& dir) {
       throw ErrnoError(errno, "unmount " + dir);
     }
   }
+}
+
+void CreateMountTemplate(const std::string& pin, const std::vector<std::string>& detach) {
+  int fd = ::open(pin.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0444);
+  if (fd < 0) throw ErrnoError(errno, "create " + pin);
+  ::close(fd);
+  // A thread of ours makes the namespace and waits while this one, still in
+  // the host's namespace, pins it: a mount namespace can only be pinned from
+  // outside (an older namespace).
+  std::mutex mu;
+  std::condition_variable cv;
+  bool made = false, pinned = false;
+  int err = 0;
+  std::string step;
+  pid_t tid = 0;
+  std::thread t([&] {
+    auto fail = [&](std::string what) {
+      err = errno;
+      step = std::move(what);
+    };
+    [&] {
+      if (::unshare(CLONE_NEWNS) < 0) return fail("unshare");
+      if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) < 0) {
+        return fail("make / rslave");
+      }
+      for (const auto& d : detach) {
+        if (::umount2(d.c_str(), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) {
+          return fail("detach " + d);
+        }
+      }
+    }();
+    std::unique_lock<std::mutex> l(mu);
+    tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    made = true;
+    cv.notify_all();
+    cv.wait(l, [&] { return pinned; });
+  });
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return made; });
+    if (err == 0) {
+      std::string ns = "/proc/self/task/" + std::to_string(tid) + "/ns/mnt";
+      if (::mount(ns.c_str(), pin.c_str(), nullptr, MS_BIND, nullptr) < 0) {
+        err = errno;
+        step = "bind mount " + pin;
+      }
+    }
+    pinned = true;
+    cv.notify_all();
+  }
+  t.join();
+  if (err != 0) {
+    ::unlink(pin.c_str());
+    throw ErrnoError(err, "create the node's mount template " + pin + " (" + step + ")");
+  }
+}
+
+bool MountTemplateExists(const std::string& pin) {
+  struct statfs st {};
+  return ::statfs(pin.c_str(), &st) == 0 && st.f_type == NSFS_MAGIC;
+}
+
+void RemoveMountTemplate(const std::string& pin) {
+  if (::umount2(pin.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL &&
+      errno != ENOENT) {
+    throw ErrnoError(errno, "unmount " + pin);
+  }
+  if (::unlink(pin.c_str()) != 0 && errno != ENOENT) throw ErrnoError(errno, "remove " + pin);
 }
 
 }  // namespace kin

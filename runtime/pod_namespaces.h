@@ -4,17 +4,21 @@
 // a pause container for this; kin needs one only for a pod that shares its
 // PID namespace (that namespace needs an init process).
 //
-// And the mount that keeps those pins, and other pods' volumes, out of
-// containers: PrivateMount makes a directory a mount of its own with private
-// propagation, so a container can detach the whole directory from its copy
-// of the host's mounts (ContainerSpec::detach_mounts), and mounts made there
-// later never propagate into a container.
+// And a node's mount template: a mount namespace copied from the host's
+// without /run/netns and the node's pins (one network, UTS and IPC namespace
+// per pod). Containers copy it rather than the host's namespace, whose
+// mounts grow by three per pod (a start then costs O(pods) in copy_mnt_ns,
+// and every new pod's mounts would propagate into every container). The
+// node's pod directory is a shared mount, a slave in the template, so pod
+// files and volumes made later are seen there; containers detach it after
+// their bind mounts (ContainerSpec::detach_mounts).
 //
 // Thread-safety: all functions are thread-safe (Create unshares on a
 // throw-away thread of its own).
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace kin {
 
@@ -32,10 +36,20 @@ bool PodNamespacesExist(const std::string& dir);
 // Unmounts and removes both files; what is missing is fine.
 void RemovePodNamespaces(const std::string& dir);
 
-// Makes DIR (created when missing) a mount point with private propagation,
-// keeping what is mounted below it. Idempotent.
-void EnsurePrivateMount(const std::string& dir);
+// Makes DIR (created when missing) a mount point of its own with the given
+// propagation, keeping what is mounted below it. Idempotent.
+enum class Propagation { kPrivate, kShared };
+void EnsureOwnMount(const std::string& dir, Propagation propagation);
 // Detaches the mount at DIR (and everything below it); not mounted is fine.
-void RemovePrivateMount(const std::string& dir);
+void RemoveOwnMount(const std::string& dir);
+
+// Creates the template: a copy of the caller's mount namespace, made a
+// slave of it, without the mounts at `detach` (paths that are not mounted
+// are fine), held by a bind mount on the file `pin`. Throws kin::Error.
+void CreateMountTemplate(const std::string& pin, const std::vector<std::string>& detach);
+// `pin` holds a mount namespace.
+bool MountTemplateExists(const std::string& pin);
+// Unmounts and removes `pin`; missing is fine.
+void RemoveMountTemplate(const std::string& pin);
 
 }  // namespace kin

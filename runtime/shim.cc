@@ -256,6 +256,7 @@ Json ContainerSpecToJson(const ContainerSpec& s) {
         {"pids", s.resources.pids_max}}},
       {"mounts", MountsToJson(s.mounts)},
       {"detachMounts", s.detach_mounts},
+      {"mountTemplate", s.mount_template},
       {"logPath", s.log_path}};
   if (s.uid) j["uid"] = *s.uid;
   if (s.gid) j["gid"] = *s.gid;
@@ -301,6 +302,7 @@ ContainerSpec ContainerSpecFromJson(const Json& j) {
     s.mounts.push_back({m.value("source", ""), m.value("target", ""), m.value("readOnly", false)});
   }
   Read(j, "detachMounts", s.detach_mounts);
+  Read(j, "mountTemplate", s.mount_template);
   Read(j, "logPath", s.log_path);
   if (auto it = j.find("rootfs"); it != j.end() && it->is_object()) {
     RootfsSpec r;
