@@ -1,12 +1,14 @@
 #include "base/http_client.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 #include <strings.h>
 
 #include <cstdlib>
 
 #include <mutex>
+#include <type_traits>
 
 #include "base/error.h"
 
@@ -14,10 +16,52 @@ namespace kin::http {
 
 namespace {
 
-void GlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_ALL); });
+// libcurl, loaded on first use rather than linked: it pulls in some thirty
+// shared libraries (gnutls, krb5, ldap, ssh2, ...) that `kin serve`, the
+// shim server and every pod would otherwise map and relocate at start,
+// though only the CLI, tests and benches make HTTP requests.
+struct CurlApi {
+  CURL* (*easy_init)();
+  CURLcode (*easy_setopt)(CURL*, CURLoption, ...);
+  CURLcode (*easy_perform)(CURL*);
+  CURLcode (*easy_getinfo)(CURL*, CURLINFO, ...);
+  void (*easy_cleanup)(CURL*);
+  void (*easy_reset)(CURL*);
+  const char* (*easy_strerror)(CURLcode);
+  CURLcode (*global_init)(long);
+  curl_slist* (*slist_append)(curl_slist*, const char*);
+  void (*slist_free_all)(curl_slist*);
+};
+
+const CurlApi& Curl() {
+  static const CurlApi api = [] {
+    void* lib = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      throw Error::Unavailable(std::string("load libcurl (package libcurl4): ") + ::dlerror());
+    }
+    CurlApi a{};
+    auto bind = [&](auto& fn, const char* name) {
+      void* sym = ::dlsym(lib, name);
+      if (sym == nullptr) throw Error::Unavailable(std::string("libcurl lacks ") + name);
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(sym);
+    };
+    bind(a.easy_init, "curl_easy_init");
+    bind(a.easy_setopt, "curl_easy_setopt");
+    bind(a.easy_perform, "curl_easy_perform");
+    bind(a.easy_getinfo, "curl_easy_getinfo");
+    bind(a.easy_cleanup, "curl_easy_cleanup");
+    bind(a.easy_reset, "curl_easy_reset");
+    bind(a.easy_strerror, "curl_easy_strerror");
+    bind(a.global_init, "curl_global_init");
+    bind(a.slist_append, "curl_slist_append");
+    bind(a.slist_free_all, "curl_slist_free_all");
+    a.global_init(CURL_GLOBAL_ALL);
+    return a;
+  }();
+  return api;
 }
+
+void GlobalInit() { Curl(); }
 
 size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   auto* resp = static_cast<ClientResponse*>(user);
@@ -101,51 +145,51 @@ size_t OnStream(char* data, size_t size, size_t n, void* user) {
 
 HttpClient::HttpClient(ClientOptions opts) : opts_(std::move(opts)) {
   GlobalInit();
-  curl_ = curl_easy_init();
+  curl_ = Curl().easy_init();
   if (curl_ == nullptr) throw Error::Internal("curl_easy_init failed");
 }
 
 HttpClient::~HttpClient() {
-  if (header_list_ != nullptr) curl_slist_free_all(header_list_);
-  curl_easy_cleanup(static_cast<CURL*>(curl_));
+  if (header_list_ != nullptr) Curl().slist_free_all(header_list_);
+  Curl().easy_cleanup(static_cast<CURL*>(curl_));
 }
 
 void HttpClient::Prepare(const std::string& method, const std::string& url, const std::string& body,
                          const Headers& headers, long timeout_ms) {
   CURL* c = static_cast<CURL*>(curl_);
-  curl_easy_reset(c);
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, opts_.connect_timeout_ms);
+  Curl().easy_reset(c);
+  Curl().easy_setopt(c, CURLOPT_URL, url.c_str());
+  Curl().easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  Curl().easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+  Curl().easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+  Curl().easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, opts_.connect_timeout_ms);
   if (method == "HEAD") {
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    Curl().easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (method != "GET") {
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+    Curl().easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
   }
   if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    Curl().easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+    Curl().easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
   }
-  if (!opts_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, opts_.ca_file.c_str());
-  if (!opts_.cert_file.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, opts_.cert_file.c_str());
-  if (!opts_.key_file.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, opts_.key_file.c_str());
+  if (!opts_.ca_file.empty()) Curl().easy_setopt(c, CURLOPT_CAINFO, opts_.ca_file.c_str());
+  if (!opts_.cert_file.empty()) Curl().easy_setopt(c, CURLOPT_SSLCERT, opts_.cert_file.c_str());
+  if (!opts_.key_file.empty()) Curl().easy_setopt(c, CURLOPT_SSLKEY, opts_.key_file.c_str());
   if (header_list_ != nullptr) {
-    curl_slist_free_all(header_list_);
+    Curl().slist_free_all(header_list_);
     header_list_ = nullptr;
   }
   // No "Expect: 100-continue" round trip for bodies: it costs a full RTT.
-  header_list_ = curl_slist_append(header_list_, "Expect:");
+  header_list_ = Curl().slist_append(header_list_, "Expect:");
   bool has_ct = false;
   for (const auto& [k, v] : headers) {
     if (::strcasecmp(k.c_str(), "Content-Type") == 0) has_ct = true;
-    header_list_ = curl_slist_append(header_list_, (k + ": " + v).c_str());
+    header_list_ = Curl().slist_append(header_list_, (k + ": " + v).c_str());
   }
   if (!has_ct && !body.empty()) {
-    header_list_ = curl_slist_append(header_list_, "Content-Type: application/json");
+    header_list_ = Curl().slist_append(header_list_, "Content-Type: application/json");
   }
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, header_list_);
+  Curl().easy_setopt(c, CURLOPT_HTTPHEADER, header_list_);
 }
 
 ClientResponse HttpClient::Do(const std::string& method, const std::string& path_and_query,
@@ -154,16 +198,16 @@ ClientResponse HttpClient::Do(const std::string& method, const std::string& path
   Prepare(method, url, body, headers, opts_.timeout_ms);
   CURL* c = static_cast<CURL*>(curl_);
   ClientResponse resp;
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
-  CURLcode rc = curl_easy_perform(c);
+  Curl().easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
+  Curl().easy_setopt(c, CURLOPT_HEADERDATA, &resp);
+  Curl().easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
+  Curl().easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+  CURLcode rc = Curl().easy_perform(c);
   if (rc != CURLE_OK) {
-    throw Error::Unavailable(method + " " + url + ": " + curl_easy_strerror(rc));
+    throw Error::Unavailable(method + " " + url + ": " + Curl().easy_strerror(rc));
   }
   long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  Curl().easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   resp.status = static_cast<int>(status);
   return resp;
 }
@@ -181,22 +225,22 @@ int HttpClient::Stream(const std::string& method, const std::string& path_and_qu
   ctx.should_stop = &should_stop;
   ctx.on_headers = &on_headers;
   ctx.head = h;
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnStreamHeader);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &ctx);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnStream);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &ctx);
+  Curl().easy_setopt(c, CURLOPT_HEADERFUNCTION, OnStreamHeader);
+  Curl().easy_setopt(c, CURLOPT_HEADERDATA, &ctx);
+  Curl().easy_setopt(c, CURLOPT_WRITEFUNCTION, OnStream);
+  Curl().easy_setopt(c, CURLOPT_WRITEDATA, &ctx);
   if (should_stop) {
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnStreamProgress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &ctx);
+    Curl().easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    Curl().easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnStreamProgress);
+    Curl().easy_setopt(c, CURLOPT_XFERINFODATA, &ctx);
   }
-  CURLcode rc = curl_easy_perform(c);
+  CURLcode rc = Curl().easy_perform(c);
   bool stopped_by_us = ctx.stopped && (rc == CURLE_WRITE_ERROR || rc == CURLE_ABORTED_BY_CALLBACK);
   if (rc != CURLE_OK && !stopped_by_us) {
-    throw Error::Unavailable(method + " " + url + ": " + curl_easy_strerror(rc));
+    throw Error::Unavailable(method + " " + url + ": " + Curl().easy_strerror(rc));
   }
   long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  Curl().easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   h->status = static_cast<int>(status);
   return h->status;
 }
