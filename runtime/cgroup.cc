@@ -119,7 +119,7 @@ Cgroup Cgroup::Create(const std::string& name, const ResourceLimits& limits,
     cg.cpu_dir_ = make(root + "/cpu");
     cg.pids_dir_ = make(root + "/pids");
   }
-  cg.Apply(limits);
+  cg.Apply(limits, /*fresh=*/true);
   return cg;
 }
 
@@ -161,19 +161,25 @@ std::vector<std::string> Cgroup::ProcsFiles() const {
   return out;
 }
 
-void Cgroup::Apply(const ResourceLimits& limits) {
+void Cgroup::Apply(const ResourceLimits& limits, bool fresh) {
   CpuQuota cpu = MilliCpuToQuota(limits.cpu_millicores);
+  bool cpu_limited = cpu.quota_us > 0, pids_limited = limits.pids_max > 0;
   if (version_ == CgroupVersion::kV2) {
-    WriteFile(memory_dir_ + "/memory.max",
-              limits.memory_bytes > 0 ? std::to_string(limits.memory_bytes) : "max");
+    if (!fresh || limits.memory_bytes > 0) {
+      WriteFile(memory_dir_ + "/memory.max",
+                limits.memory_bytes > 0 ? std::to_string(limits.memory_bytes) : "max");
+    }
     if (limits.memory_bytes > 0 && Exists(memory_dir_ + "/memory.swap.max")) {
       WriteFile(memory_dir_ + "/memory.swap.max", "0");  // a limit that swap cannot dodge
     }
-    WriteFile(cpu_dir_ + "/cpu.max",
-              (cpu.quota_us > 0 ? std::to_string(cpu.quota_us) : std::string("max")) + " " +
-                  std::to_string(cpu.period_us));
-    WriteFile(pids_dir_ + "/pids.max",
-              limits.pids_max > 0 ? std::to_string(limits.pids_max) : "max");
+    if (!fresh || cpu_limited) {
+      WriteFile(cpu_dir_ + "/cpu.max",
+                (cpu_limited ? std::to_string(cpu.quota_us) : std::string("max")) + " " +
+                    std::to_string(cpu.period_us));
+    }
+    if (!fresh || pids_limited) {
+      WriteFile(pids_dir_ + "/pids.max", pids_limited ? std::to_string(limits.pids_max) : "max");
+    }
     return;
   }
   if (limits.memory_bytes > 0) {
@@ -183,9 +189,13 @@ void Cgroup::Apply(const ResourceLimits& limits) {
       WriteFile(memory_dir_ + "/memory.memsw.limit_in_bytes", std::to_string(limits.memory_bytes));
     }
   }
-  WriteFile(cpu_dir_ + "/cpu.cfs_period_us", std::to_string(cpu.period_us));
-  WriteFile(cpu_dir_ + "/cpu.cfs_quota_us", std::to_string(cpu.quota_us));
-  WriteFile(pids_dir_ + "/pids.max", limits.pids_max > 0 ? std::to_string(limits.pids_max) : "max");
+  if (!fresh || cpu_limited) {
+    WriteFile(cpu_dir_ + "/cpu.cfs_period_us", std::to_string(cpu.period_us));
+    WriteFile(cpu_dir_ + "/cpu.cfs_quota_us", std::to_string(cpu.quota_us));
+  }
+  if (!fresh || pids_limited) {
+    WriteFile(pids_dir_ + "/pids.max", pids_limited ? std::to_string(limits.pids_max) : "max");
+  }
 }
 
 void Cgroup::AddProcess(pid_t pid) {

@@ -53,7 +53,10 @@ class Cgroup {
   // The cgroup.procs files a process writes "0" to, to enter the cgroup.
   std::vector<std::string> ProcsFiles() const;
 
-  void Apply(const ResourceLimits& limits);
+  // `fresh`: the cgroup was just made and holds the kernel's defaults (no
+  // limits), so only the limits that are set get written; a CPU bandwidth
+  // write costs the kernel a walk over every CPU, for nothing when unlimited.
+  void Apply(const ResourceLimits& limits, bool fresh = false);
   void AddProcess(pid_t pid);
   // Pids inside (of the memory hierarchy on v1), as seen from our pid namespace.
   std::vector<pid_t> Pids() const;

@@ -221,6 +221,28 @@ TEST_F(ContainerKernelTest, CgroupAppliesLimits) {
   for (const auto& d : dirs) EXPECT_FALSE(std::filesystem::exists(d)) << d;
 }
 
+TEST_F(ContainerKernelTest, ACgroupWithoutLimitsKeepsTheKernelsDefaultsAndLimitsLater) {
+  Cgroup cg = Cgroup::Create(Name("-u", 40), {});
+  if (cg.version() == CgroupVersion::kV1) {
+    std::string cpu = "/sys/fs/cgroup/cpu/kin/" + cg.name();
+    EXPECT_EQ(ReadAll(cpu + "/cpu.cfs_quota_us"), "-1\n");
+    EXPECT_EQ(ReadAll("/sys/fs/cgroup/pids/kin/" + cg.name() + "/pids.max"), "max\n");
+    // Apply on a cgroup in use writes every value, unlimited ones too.
+    cg.Apply({0, 500, 0});
+    EXPECT_EQ(ReadAll(cpu + "/cpu.cfs_quota_us"), "50000\n");
+    cg.Apply({});
+    EXPECT_EQ(ReadAll(cpu + "/cpu.cfs_quota_us"), "-1\n");
+  } else {
+    std::string dir = cg.dirs().front();
+    EXPECT_EQ(ReadAll(dir + "/cpu.max"), "max 100000\n");
+    cg.Apply({0, 500, 0});
+    EXPECT_EQ(ReadAll(dir + "/cpu.max"), "50000 100000\n");
+    cg.Apply({});
+    EXPECT_EQ(ReadAll(dir + "/cpu.max"), "max 100000\n");
+  }
+  cg.Remove();
+}
+
 TEST_F(ContainerKernelTest, CgroupAddProcessAndRemovalKillsIt) {
   Cgroup cg = Cgroup::Create(Name("-a", 40), {});
   ChildProcess sleeper = ChildProcess::Spawn({.argv = {kBusybox, "sleep", "30"}});

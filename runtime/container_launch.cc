@@ -631,7 +631,7 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
   pid_t pid = -1;
   int fork_err = 0;
   std::string fork_step;
-  std::thread forker([&] {
+  auto fork_child = [&] {
     if (pid_ns_fd && ::setns(pid_ns_fd.get(), CLONE_NEWPID) < 0) {
       fork_err = errno;
       fork_step = "join PID namespace " + spec.pid_ns;
@@ -648,8 +648,13 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
       fork_err = errno;
       fork_step = "fork";
     }
-  });
-  forker.join();
+  };
+  if (spec.single_threaded_caller) {
+    fork_child();
+  } else {
+    std::thread forker(fork_child);
+    forker.join();
+  }
   report_write.reset();
   if (pid < 0) throw wrap(ErrnoError(fork_err, fork_step));
 

@@ -41,7 +41,9 @@
 //
 // Thread-safety: LaunchContainer is thread-safe (it forks from a short-lived
 // thread of its own so that joining a pid namespace never touches the
-// caller's threads). ContainerProcess and SeccompProgram are thread-compatible.
+// caller's threads; a single-threaded caller may ask it to fork on its own
+// thread, ContainerSpec::single_threaded_caller). ContainerProcess and SeccompProgram are
+// thread-compatible.
 #pragma once
 
 #include <linux/filter.h>

@@ -128,6 +128,11 @@ struct ContainerSpec {
   // owns nothing the function could trip over: the shim runs kin's built-in
   // images this way, so a pod does not pay for loading the kin binary again.
   int (*in_process_main)(int argc, char** argv) = nullptr;
+  // In-process only: the caller is a process of its own with no other
+  // thread, that starts nothing else (the shim). Then the fork happens on
+  // its thread (a PID namespace entered for the child stays entered), saving
+  // a thread, its stack and its malloc arena per container.
+  bool single_threaded_caller = false;
 };
 
 // Throws Error::Invalid naming every offending field (one Cause each).

@@ -115,6 +115,7 @@ int RunAgnhostInProcess(int argc, char** argv) {
     if (!cfg) throw Error::NotFound("shim: no config.json in " + dir);
     config = ShimConfigFromJson(*cfg);
     if (IsKinAgnhost(config.spec.argv)) config.spec.in_process_main = &RunAgnhostInProcess;
+    config.spec.single_threaded_caller = true;
     cgroup = Cgroup::Create(config.cgroup, config.spec.resources);
     int pipe_fds[2];
     if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw ErrnoError(errno, "shim: create output pipe");
@@ -379,6 +380,7 @@ ShimState ShimOutcome(const std::string& dir, const std::string& answer) {
 }  // namespace
 
 int RunShimServer() {
+  ::prctl(PR_SET_NAME, "kin-shim-server", 0, 0, 0);  // what ps and top show
   // Shims are our children until they exit: the kernel reaps them for us.
   ::signal(SIGCHLD, SIG_IGN);
   ::signal(SIGPIPE, SIG_IGN);
@@ -410,6 +412,7 @@ int RunShimServer() {
       ::signal(SIGCHLD, SIG_DFL);
       ::signal(SIGPIPE, SIG_DFL);
       ::setsid();
+      ::prctl(PR_SET_NAME, "kin-shim", 0, 0, 0);
       ShimDaemon(dir, report);
     }
     if (child < 0) {
