@@ -19,6 +19,26 @@
 
 namespace kin {
 
+namespace {
+
+// Unmounts the namespace held at `file` and removes the file; what is
+// missing is fine.
+void RemovePin(const std::string& file) {
+  if (::umount2(file.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL &&
+      errno != ENOENT) {
+    throw ErrnoError(errno, "unmount " + file);
+  }
+  if (::unlink(file.c_str()) != 0 && errno != ENOENT) throw ErrnoError(errno, "remove " + file);
+}
+
+// The file is an nsfs mount: it holds a namespace.
+bool HoldsNamespace(const std::string& file) {
+  struct statfs st {};
+  return ::statfs(file.c_str(), &st) == 0 && st.f_type == NSFS_MAGIC;
+}
+
+}  // namespace
+
 PodNamespacePaths PodNamespacesIn(const std::string& dir) { return {dir + "/uts", dir + "/ipc"}; }
 
 void CreatePodNamespaces(const std::string& dir, const std::string& hostname) {
@@ -60,22 +80,12 @@ void CreatePodNamespaces(const std::string& dir, const std::string& hostname) {
 
 bool PodNamespacesExist(const std::string& dir) {
   PodNamespacePaths paths = PodNamespacesIn(dir);
-  for (const std::string* file : {&paths.uts, &paths.ipc}) {
-    struct statfs st {};
-    if (::statfs(file->c_str(), &st) != 0 || st.f_type != NSFS_MAGIC) return false;
-  }
-  return true;
+  return HoldsNamespace(paths.uts) && HoldsNamespace(paths.ipc);
 }
 
 void RemovePodNamespaces(const std::string& dir) {
   PodNamespacePaths paths = PodNamespacesIn(dir);
-  for (const std::string* file : {&paths.uts, &paths.ipc}) {
-    if (::umount2(file->c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL &&
-        errno != ENOENT) {
-      throw ErrnoError(errno, "unmount " + *file);
-    }
-    if (::unlink(file->c_str()) != 0 && errno != ENOENT) throw ErrnoError(errno, "remove " + *file);
-  }
+  for (const std::string* file : {&paths.uts, &paths.ipc}) RemovePin(*file);
 }
 
 void EnsureOwnMount(const std::string& dir, Propagation propagation) {
@@ -163,17 +173,8 @@ void CreateMountTemplate(const std::string& pin, const std::vector<std::string>&
   }
 }
 
-bool MountTemplateExists(const std::string& pin) {
-  struct statfs st {};
-  return ::statfs(pin.c_str(), &st) == 0 && st.f_type == NSFS_MAGIC;
-}
+bool MountTemplateExists(const std::string& pin) { return HoldsNamespace(pin); }
 
-void RemoveMountTemplate(const std::string& pin) {
-  if (::umount2(pin.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL &&
-      errno != ENOENT) {
-    throw ErrnoError(errno, "unmount " + pin);
-  }
-  if (::unlink(pin.c_str()) != 0 && errno != ENOENT) throw ErrnoError(errno, "remove " + pin);
-}
+void RemoveMountTemplate(const std::string& pin) { RemovePin(pin); }
 
 }  // namespace kin
