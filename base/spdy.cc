@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/read_buffer.h"
 
 namespace kin {
 
@@ -314,16 +315,7 @@ SpdyHeaders SpdyDecoder::DecompressHeaders(std::string_view block) {
   return ParseNameValueBlock(plain);
 }
 
-void SpdyDecoder::Feed(std::string_view bytes) {
-  if (pos_ > 0 && pos_ == buf_.size()) {
-    buf_.clear();
-    pos_ = 0;
-  } else if (pos_ > (1 << 20) && pos_ > buf_.size() / 2) {
-    buf_.erase(0, pos_);
-    pos_ = 0;
-  }
-  buf_.append(bytes);
-}
+void SpdyDecoder::Feed(std::string_view bytes) { FeedReadBuffer(buf_, pos_, bytes); }
 
 std::optional<SpdyFrame> SpdyDecoder::Next() {
   while (true) {

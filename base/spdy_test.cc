@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "base/socketpair_conn_testing.h"
 #include "base/websocket.h"
 
 namespace kin {
@@ -17,38 +18,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-class FdConn : public http::Conn {
- public:
-  explicit FdConn(int fd) : fd_(fd) {}
-  long Read(char* buf, size_t n) override { return ::recv(fd_, buf, n, 0); }
-  bool WriteAll(std::string_view data) override {
-    while (!data.empty()) {
-      ssize_t w = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (w <= 0) return false;
-      data.remove_prefix(static_cast<size_t>(w));
-    }
-    return true;
-  }
-  bool WaitReadable(int timeout_ms) override {
-    pollfd p{fd_, POLLIN, 0};
-    return ::poll(&p, 1, timeout_ms) > 0;
-  }
-  bool PeerClosed() override { return false; }
-  int fd() const override { return fd_; }
-
- private:
-  int fd_;
-};
-
-struct SocketPair {
-  UniqueFd server, client;
-  SocketPair() {
-    int fds[2];
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-    server.reset(fds[0]);
-    client.reset(fds[1]);
-  }
-};
+using testing::FdConn;
+using testing::SocketPair;
 
 bool SendAll(int fd, std::string_view data) {
   while (!data.empty()) {

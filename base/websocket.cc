@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "base/read_buffer.h"
 #include "base/strings.h"
 
 namespace kin {
@@ -167,16 +168,7 @@ std::string WebSocketClosePayload(uint16_t code, std::string_view reason) {
 WebSocketDecoder::WebSocketDecoder(size_t max_message_bytes, bool require_mask)
     : max_message_bytes_(max_message_bytes), require_mask_(require_mask) {}
 
-void WebSocketDecoder::Feed(std::string_view bytes) {
-  if (pos_ > 0 && pos_ == buf_.size()) {
-    buf_.clear();
-    pos_ = 0;
-  } else if (pos_ > (1 << 20) && pos_ > buf_.size() / 2) {
-    buf_.erase(0, pos_);
-    pos_ = 0;
-  }
-  buf_.append(bytes);
-}
+void WebSocketDecoder::Feed(std::string_view bytes) { FeedReadBuffer(buf_, pos_, bytes); }
 
 std::optional<WebSocketMessage> WebSocketDecoder::Next() {
   while (true) {
