@@ -37,6 +37,11 @@ TEST(ServeE2E, UnknownCommandAndBadFlagFailClearly) {
   r = RunCommand({KinBinary(), "--log-level", "loud", "version"});
   EXPECT_NE(r.status.code, 0);
   EXPECT_NE(r.err.find("loud"), std::string::npos) << r.err;
+  // The shim server is for node agents only: without their socket it says so.
+  r = RunCommand({KinBinary(), "shim-server"});
+  EXPECT_EQ(r.status.code, 2);
+  EXPECT_NE(r.err.find("kin shim-server: only kin serve's node agents"), std::string::npos)
+      << r.err;
 }
 
 TEST(ServeE2E, AnswersHealthzAndVersion) {

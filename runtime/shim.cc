@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -380,6 +381,14 @@ ShimState ShimOutcome(const std::string& dir, const std::string& answer) {
 }  // namespace
 
 int RunShimServer() {
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(0, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_SEQPACKET) {
+    std::fputs(
+        "kin shim-server: only kin serve's node agents start it, with their socket as stdin\n",
+        stderr);
+    return 2;
+  }
   ::prctl(PR_SET_NAME, "kin-shim-server", 0, 0, 0);  // what ps and top show
   // Shims are our children until they exit: the kernel reaps them for us.
   ::signal(SIGCHLD, SIG_IGN);
