@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/strings.h"
 
 namespace kin::apiserver {
 namespace {
@@ -67,15 +68,6 @@ const Json& Arr(const Json& o, std::initializer_list<const char*> path) {
 }
 
 size_t Count(const Json& v) { return v.is_object() || v.is_array() ? v.size() : 0; }
-
-std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (i > 0) out += sep;
-    out += parts[i];
-  }
-  return out;
-}
 
 std::string ToLower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

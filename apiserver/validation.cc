@@ -30,15 +30,6 @@ namespace {
 std::string Q(std::string_view s) { return GoQuote(s); }
 std::string N(int64_t v) { return std::to_string(v); }
 
-std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (i) out += sep;
-    out += parts[i];
-  }
-  return out;
-}
-
 // %#v of a map[string]string (nil when absent).
 std::string GoStringMap(const std::map<std::string, std::string>* m) {
   if (!m) return "map[string]string(nil)";

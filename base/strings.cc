@@ -5,6 +5,15 @@
 
 namespace kin {
 
+std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += sep;
+    out += parts[i];
+  }
+  return out;
+}
+
 std::string GoQuote(std::string_view s) {
   std::string out = "\"";
   size_t i = 0;

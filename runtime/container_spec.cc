@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "base/strings.h"
 
 namespace kin {
 
@@ -64,12 +65,6 @@ std::string Upper(std::string s) {
 }
 
 bool IsAll(const std::string& name) { return Upper(name) == "ALL" || Upper(name) == "CAP_ALL"; }
-
-std::string Join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
-  return out;
-}
 
 // Quotes an argv word only when it needs it, so the rendering stays readable.
 std::string Word(const std::string& s) {

@@ -71,15 +71,6 @@ std::string Namespace(const Json& pod) {
   return ns.empty() ? "default" : ns;
 }
 
-std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (i) out += sep;
-    out += parts[i];
-  }
-  return out;
-}
-
 std::vector<std::string> OmitDuplicates(const std::vector<std::string>& in) {
   std::set<std::string> seen;
   std::vector<std::string> out;
