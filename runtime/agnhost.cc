@@ -822,24 +822,13 @@ int ServeHostname(const std::vector<std::string>& args) {
   std::string hostname = Hostname();
   BlockTermSignals();
   std::unique_ptr<http::Server> server;
-  if (tcp) {
-    auto fd = std::make_shared<UniqueFd>(BindSocket(SOCK_STREAM, "", port));
-    std::thread([fd, hostname] {
-      for (;;) {
-        int c = ::accept4(fd->get(), nullptr, nullptr, SOCK_CLOEXEC);
-        if (c < 0) {
-          if (errno == EINTR || errno == ECONNABORTED) continue;
-          ExitNow(1);
-        }
-        (void)!::send(c, hostname.data(), hostname.size(), MSG_NOSIGNAL);
-        ::close(c);
-      }
-    }).detach();
-    Log("Serving on port " + std::to_string(port) + ".");
-  }
+  // Every socket is bound before any is served: a client that reached one
+  // (a test, a readiness probe) finds the others ready too.
+  std::shared_ptr<UniqueFd> tcp_fd, udp_fd;
+  if (tcp) tcp_fd = std::make_shared<UniqueFd>(BindSocket(SOCK_STREAM, "", port));
+  if (udp) udp_fd = std::make_shared<UniqueFd>(BindSocket(SOCK_DGRAM, "", port));
   if (udp) {
-    auto fd = std::make_shared<UniqueFd>(BindSocket(SOCK_DGRAM, "", port));
-    std::thread([fd, hostname] {
+    std::thread([fd = udp_fd, hostname] {
       char buf[1024];
       for (;;) {
         sockaddr_storage from{};
@@ -852,6 +841,20 @@ int ServeHostname(const std::vector<std::string>& args) {
         }
         ::sendto(fd->get(), hostname.data(), hostname.size(), 0, reinterpret_cast<sockaddr*>(&from),
                  flen);
+      }
+    }).detach();
+    Log("Serving on port " + std::to_string(port) + ".");
+  }
+  if (tcp) {
+    std::thread([fd = tcp_fd, hostname] {
+      for (;;) {
+        int c = ::accept4(fd->get(), nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) {
+          if (errno == EINTR || errno == ECONNABORTED) continue;
+          ExitNow(1);
+        }
+        (void)!::send(c, hostname.data(), hostname.size(), MSG_NOSIGNAL);
+        ::close(c);
       }
     }).detach();
     Log("Serving on port " + std::to_string(port) + ".");

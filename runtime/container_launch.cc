@@ -46,10 +46,13 @@ struct SeccompCtxDeleter {
 };
 
 int LastCap() {
-  std::ifstream in("/proc/sys/kernel/cap_last_cap");
-  int n = 40;
-  in >> n;
-  return n;
+  static const int last = [] {
+    std::ifstream in("/proc/sys/kernel/cap_last_cap");
+    int n = 40;
+    in >> n;
+    return n;
+  }();
+  return last;
 }
 
 // What the child tells the parent when a step fails before exec.
@@ -497,6 +500,16 @@ SeccompProgram SeccompProgram::Build(SeccompProfile profile) {
   return program;
 }
 
+const SeccompProgram& SeccompProgram::Cached(SeccompProfile profile) {
+  // Magic statics: built once, thread-safely; a failed build throws and is tried again.
+  if (profile == SeccompProfile::kUnconfined) {
+    static const SeccompProgram unconfined = Build(SeccompProfile::kUnconfined);
+    return unconfined;
+  }
+  static const SeccompProgram runtime_default = Build(SeccompProfile::kRuntimeDefault);
+  return runtime_default;
+}
+
 ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup) {
   ValidateContainerSpec(spec);
   const std::string what = "start container `" + spec.name + "`";
@@ -507,7 +520,7 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
   };
 
   ChildPlan plan;
-  SeccompProgram seccomp;
+  const SeccompProgram* seccomp = nullptr;
   std::vector<UniqueFd> fds;  // closed when we return, after the child has its copies
   UniqueFd stdin_fd, log_fd;
   UniqueFd pid_ns_fd;
@@ -518,7 +531,7 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
     return static_cast<int>(plan.steps.size() - 1);
   };
   try {
-    seccomp = SeccompProgram::Build(spec.seccomp);
+    seccomp = &SeccompProgram::Cached(spec.seccomp);
     struct NsPath {
       const std::string& path;
       int type;
@@ -610,8 +623,8 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
   plan.workdir_step = step("change to working directory " + std::string(plan.workdir));
   plan.no_new_privs = spec.no_new_privs;
   plan.nnp_step = step("set no_new_privs");
-  plan.seccomp.len = static_cast<unsigned short>(seccomp.instructions().size());
-  plan.seccomp.filter = const_cast<sock_filter*>(seccomp.instructions().data());
+  plan.seccomp.len = static_cast<unsigned short>(seccomp->instructions().size());
+  plan.seccomp.filter = const_cast<sock_filter*>(seccomp->instructions().data());
   plan.seccomp_step = step("install seccomp filter");
   plan.exec_step = step("exec `" + spec.argv[0] + "`");
   plan.in_process_main = spec.in_process_main;

@@ -66,6 +66,10 @@ class SeccompProgram {
  public:
   // Unconfined gives an empty program (no filter is installed).
   static SeccompProgram Build(SeccompProfile profile);
+  // The program of `profile`, built once per process and kept: building
+  // costs more than the rest of a launch's preparation (libseccomp compiles
+  // the rules each time), and forked processes inherit what is built.
+  static const SeccompProgram& Cached(SeccompProfile profile);
 
   bool empty() const { return instructions_.empty(); }
   const std::vector<sock_filter>& instructions() const { return instructions_; }

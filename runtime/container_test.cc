@@ -193,6 +193,18 @@ TEST(SeccompTest, RuntimeDefaultCompilesToAFilterEndingInAllow) {
   EXPECT_TRUE(has_eperm);
 }
 
+TEST(SeccompTest, CachedProgramIsBuiltOncePerProfile) {
+  const SeccompProgram& a = SeccompProgram::Cached(SeccompProfile::kRuntimeDefault);
+  EXPECT_EQ(&a, &SeccompProgram::Cached(SeccompProfile::kRuntimeDefault));
+  SeccompProgram built = SeccompProgram::Build(SeccompProfile::kRuntimeDefault);
+  ASSERT_EQ(a.instructions().size(), built.instructions().size());
+  for (size_t i = 0; i < built.instructions().size(); ++i) {
+    EXPECT_EQ(a.instructions()[i].code, built.instructions()[i].code) << i;
+    EXPECT_EQ(a.instructions()[i].k, built.instructions()[i].k) << i;
+  }
+  EXPECT_TRUE(SeccompProgram::Cached(SeccompProfile::kUnconfined).empty());
+}
+
 TEST(LaunchContainerTest, InvalidSpecIsRejectedBeforeAnythingStarts) {
   ContainerSpec s = ValidSpec();
   s.argv.clear();

@@ -390,6 +390,12 @@ int RunShimServer() {
     return 2;
   }
   ::prctl(PR_SET_NAME, "kin-shim-server", 0, 0, 0);  // what ps and top show
+  // Built once here, inherited by every shim we fork.
+  try {
+    SeccompProgram::Cached(SeccompProfile::kRuntimeDefault);
+  } catch (const std::exception&) {
+    // Each launch tries again and reports the error with its container.
+  }
   // Shims are our children until they exit: the kernel reaps them for us.
   ::signal(SIGCHLD, SIG_IGN);
   ::signal(SIGPIPE, SIG_IGN);
