@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -576,9 +578,14 @@ TEST_F(ContainerKernelTest, ACreateThatFailsLeavesNoPins) {
 
 TEST_F(ContainerKernelTest, AContainerCopiesTheMountTemplateAndDetachesThePodsMount) {
   std::string pins = dir_ + "/pins", pods = dir_ + "/pods";
-  EnsureOwnMount(pins, Propagation::kPrivate);
-  EnsureOwnMount(pins, Propagation::kPrivate);  // idempotent: no second mount stacks up
-  EnsureOwnMount(pods, Propagation::kShared);
+  EnsureOwnTmpfs(pins, Propagation::kPrivate);
+  std::ofstream(pins + "/kept") << "kept\n";
+  EnsureOwnTmpfs(pins, Propagation::kPrivate);  // idempotent: no second mount hides the first
+  EXPECT_EQ(ReadAll(pins + "/kept"), "kept\n");
+  EnsureOwnTmpfs(pods, Propagation::kShared);
+  struct statfs fs {};
+  ASSERT_EQ(::statfs(pods.c_str(), &fs), 0);
+  EXPECT_EQ(fs.f_type, static_cast<decltype(fs.f_type)>(TMPFS_MAGIC));
   CreatePodNamespaces(pins + "/other", "other");
   std::string pin = pins + "/template";
   CreateMountTemplate(pin, {pins, "/run/netns", "/no/such/mount"});

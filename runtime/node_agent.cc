@@ -296,8 +296,8 @@ void NodeAgent::Impl::Start() {
   started_ = true;
   // Containers copy the node's mount template, which lacks the pods'
   // namespace pins and /run/netns (runtime/pod_namespaces.h).
-  EnsureOwnMount(PinsDir(), Propagation::kPrivate);
-  EnsureOwnMount(opts_.dir + "/pods", Propagation::kShared);
+  EnsureOwnTmpfs(PinsDir(), Propagation::kPrivate);
+  EnsureOwnTmpfs(opts_.dir + "/pods", Propagation::kShared);
   if (!MountTemplateExists(MountTemplatePin())) {
     CreateMountTemplate(MountTemplatePin(), {"/run/netns", PinsDir()});
   }

@@ -88,18 +88,18 @@ void RemovePodNamespaces(const std::string& dir) {
   for (const std::string* file : {&paths.uts, &paths.ipc}) RemovePin(*file);
 }
 
-void EnsureOwnMount(const std::string& dir, Propagation propagation) {
+void EnsureOwnTmpfs(const std::string& dir, Propagation propagation) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw ErrnoError(ec.value(), "create " + dir);
   unsigned long flag = propagation == Propagation::kShared ? MS_SHARED : MS_PRIVATE;
   const char* what = propagation == Propagation::kShared ? " a shared mount" : " a private mount";
-  // Changing the propagation of a path that is no mount point fails with
-  // EINVAL: then bind it onto itself first (recursively: keep its submounts).
+  // Changing the propagation succeeds only on a mount point: then DIR is
+  // mounted already (by an earlier kin serve: keep what it holds).
   if (::mount(nullptr, dir.c_str(), nullptr, MS_REC | flag, nullptr) == 0) return;
   if (errno != EINVAL) throw ErrnoError(errno, "make " + dir + what);
-  if (::mount(dir.c_str(), dir.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
-    throw ErrnoError(errno, "bind mount " + dir + " onto itself");
+  if (::mount("tmpfs", dir.c_str(), "tmpfs", 0, "mode=0755") != 0) {
+    throw ErrnoError(errno, "mount a tmpfs on " + dir);
   }
   if (::mount(nullptr, dir.c_str(), nullptr, MS_REC | flag, nullptr) != 0) {
     int e = errno;

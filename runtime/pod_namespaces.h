@@ -36,10 +36,14 @@ bool PodNamespacesExist(const std::string& dir);
 // Unmounts and removes both files; what is missing is fine.
 void RemovePodNamespaces(const std::string& dir);
 
-// Makes DIR (created when missing) a mount point of its own with the given
-// propagation, keeping what is mounted below it. Idempotent.
+// Makes DIR (created when missing) a tmpfs of its own with the given
+// propagation. When DIR is a mount point already (an earlier kin serve made
+// it), that mount is kept, with its contents. A node's runtime state (pods'
+// files, containers' state and logs, namespace pins) lives in memory, as a
+// container runtime keeps its state in /run: creating a file there costs a
+// fraction of a create on a disk file system (ext4 allocates an inode).
 enum class Propagation { kPrivate, kShared };
-void EnsureOwnMount(const std::string& dir, Propagation propagation);
+void EnsureOwnTmpfs(const std::string& dir, Propagation propagation);
 // Detaches the mount at DIR (and everything below it); not mounted is fine.
 void RemoveOwnMount(const std::string& dir);
 
