@@ -129,9 +129,9 @@ struct ContainerSpec {
   // images this way, so a pod does not pay for loading the kin binary again.
   int (*in_process_main)(int argc, char** argv) = nullptr;
   // In-process only: the caller is a process of its own with no other
-  // thread, that starts nothing else (the shim). Then the fork happens on
-  // its thread (a PID namespace entered for the child stays entered), saving
-  // a thread, its stack and its malloc arena per container.
+  // thread (the shim server). Then the fork happens on its thread (which
+  // enters a PID namespace for the child, and its own again after the
+  // fork), saving a thread, its stack and its malloc arena per container.
   bool single_threaded_caller = false;
 };
 

@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -76,8 +77,6 @@ bool SignalProcess(pid_t pid, uint64_t start_ticks, int sig) {
   if (start_ticks != 0 && ProcessStartTicks(pid) != start_ticks) return false;
   return ::syscall(SYS_pidfd_send_signal, fd.get(), sig, nullptr, 0) == 0;
 }
-
-bool ProcessGone(pid_t pid) { return pid <= 0 || ::kill(pid, 0) != 0; }
 
 std::string Rfc3339(std::chrono::system_clock::time_point t) {
   std::time_t tt = std::chrono::system_clock::to_time_t(t);
@@ -204,7 +203,13 @@ struct PodRuntime {
 };
 
 namespace {
-void WaitForShims(const std::vector<pid_t>& shims, Clock::time_point deadline);
+// A killed container: its directory (for exit.json) and its state.
+struct Ending {
+  std::string dir;
+  ShimState state;
+};
+void WaitForPids(const std::vector<pid_t>& pids, Clock::time_point deadline);
+void WaitForExits(const std::vector<Ending>& ending, Clock::time_point deadline);
 }  // namespace
 
 class NodeAgent::Impl {
@@ -236,7 +241,10 @@ class NodeAgent::Impl {
   void WorkerLoop();
   void MonitorLoop();
   void HeartbeatLoop();
-  void WatchShim(const std::string& uid, pid_t shim_pid);
+  // Enqueues the pod when the container's process exits (its pidfd in the
+  // monitor's epoll); CollectExit then finds exit.json, or waits for the
+  // shim server to write it.
+  void WatchContainer(const std::string& uid, const ShimState& state);
 
   void RegisterNode();
   void RenewLease();
@@ -246,7 +254,7 @@ class NodeAgent::Impl {
   Clock::time_point SyncRunningPod(PodRuntime& p, const Json& pod);
   void EnsureSandbox(PodRuntime& p, const Json& pod);
   void TearDownPod(PodRuntime& p);
-  void KillPod(PodRuntime& p, std::vector<pid_t>& shims);
+  void KillPod(PodRuntime& p, std::vector<Ending>& ending);
   void ReleasePod(PodRuntime& p, bool detach);
   bool StartContainer(PodRuntime& p, const Json& pod, ContainerRuntime& c, const Json& spec);
   void StopContainer(PodRuntime& p, ContainerRuntime& c, int grace_seconds, const std::string& why);
@@ -368,11 +376,26 @@ void NodeAgent::Impl::TearDownAllPods() {
     std::lock_guard<std::mutex> l(mu_);
     for (auto& [uid, p] : runtimes_) all.push_back(p.get());
   }
-  // All pods at once: kill every container, wait for every shim, then
-  // release the sandboxes (the node's namespace goes next, so no detaching).
-  std::vector<pid_t> shims;
-  for (PodRuntime* p : all) KillPod(*p, shims);
-  WaitForShims(shims, Clock::now() + milliseconds(10000));
+  // All pods at once: kill every container, wait until each exit is
+  // recorded, then release the sandboxes (the node's namespace goes next, so
+  // no detaching).
+  std::vector<Ending> ending;
+  for (PodRuntime* p : all) KillPod(*p, ending);
+  auto deadline = Clock::now() + milliseconds(10000);
+  WaitForExits(ending, deadline);
+  // Shim servers of an earlier kin serve exit once their last container
+  // has: wait for them too, so that nothing of the node is left running.
+  std::set<pid_t> servers;
+  for (const auto& e : ending) {
+    if (e.state.shim_pid != shims_->server_pid() &&
+        ProcessRunning(e.state.shim_pid, e.state.shim_start_ticks)) {
+      servers.insert(e.state.shim_pid);
+    }
+  }
+  WaitForPids({servers.begin(), servers.end()}, deadline);
+  // One this process started and let go (its agent stopped first) is our
+  // zombie now: reap it. Others are init's.
+  for (pid_t pid : servers) ::waitpid(pid, nullptr, WNOHANG);
   for (PodRuntime* p : all) {
     try {
       ReleasePod(*p, /*detach=*/false);
@@ -450,10 +473,11 @@ void NodeAgent::Impl::WorkerLoop() {
   }
 }
 
-void NodeAgent::Impl::WatchShim(const std::string& uid, pid_t shim_pid) {
+void NodeAgent::Impl::WatchContainer(const std::string& uid, const ShimState& state) {
   if (!epoll_) return;  // not started: nobody to tell
-  UniqueFd fd(PidfdOpen(shim_pid));
-  if (!fd) {  // already gone: its exit.json is there
+  UniqueFd fd(PidfdOpen(state.pid));
+  // Gone already, or the pid is another process's now: look again.
+  if (!fd || !ProcessRunning(state.pid, state.start_ticks)) {
     Enqueue(uid);
     return;
   }
@@ -641,13 +665,16 @@ void NodeAgent::Impl::Adopt() {
       }
       c.waiting_reason.clear();
       if (c.state && !c.exit) {
-        if (ProcessGone(c.state->shim_pid)) {
+        if (!ProcessRunning(c.state->pid, c.state->start_ticks) &&
+            !ProcessRunning(c.state->shim_pid, c.state->shim_start_ticks)) {
           c.exit = ReadShimExit(c.dir);
           if (!c.exit) c.exit = ShimExit{255, 0, false, NowRfc3339()};  // the shim died with it
         } else {
+          // Running, or exited with its server still recording it (the
+          // first sync collects that exit).
           c.started_mono = Clock::now();
           c.started = true;
-          WatchShim(p->uid, c.state->shim_pid);
+          WatchContainer(p->uid, *c.state);
           c.shim_watched = true;
         }
       }
@@ -966,7 +993,7 @@ void NodeAgent::Impl::EnsureSandbox(PodRuntime& p, const Json& pod) {
     sc.log_path = c.dir + "/log";
     WriteFileAtomic(c.dir + "/config.json", ShimConfigToJson(sc).dump(), 0644, false);
     c.state = shims_->Start(c.dir);
-    WatchShim(p.uid, c.state->shim_pid);
+    WatchContainer(p.uid, *c.state);
   }
   p.sandbox_ready = true;
 }
@@ -1116,7 +1143,7 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
     c.started = !c.startup.has_value();
     c.ready = !c.readiness.has_value() && c.started;
     c.probes_set = true;
-    WatchShim(p.uid, state.shim_pid);
+    WatchContainer(p.uid, state);
     recorder_.Normal(pod, "Created", "Created container " + c.name);
     recorder_.Normal(pod, "Started", "Started container " + c.name);
     return true;
@@ -1145,13 +1172,18 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
 }
 
 void NodeAgent::Impl::CollectExit(PodRuntime& p, ContainerRuntime& c) {
-  (void)p;
   if (!c.state || c.exit || c.state->pid == 0) return;
   auto e = ReadShimExit(c.dir);
   if (!e) {
-    if (!ProcessGone(c.state->shim_pid)) return;
+    if (ProcessRunning(c.state->pid, c.state->start_ticks)) return;  // its pidfd wakes us
+    if (ProcessRunning(c.state->shim_pid, c.state->shim_start_ticks)) {
+      // Exited; the server is reaping it and writing exit.json (it does
+      // that between two launches): look again shortly.
+      EnqueueAt(p.uid, Clock::now() + milliseconds(5));
+      return;
+    }
     e = ReadShimExit(c.dir);
-    if (!e) e = ShimExit{255, 0, false, NowRfc3339()};
+    if (!e) e = ShimExit{255, 0, false, NowRfc3339()};  // the server died before recording it
   }
   c.exit = e;
   c.ready = false;
@@ -1284,10 +1316,10 @@ std::vector<ContainerRuntime*> LiveContainers(PodRuntime& p) {
   return all;
 }
 
-// Waits until every shim in `shims` has exited (pidfds, no polling loop per shim).
-void WaitForShims(const std::vector<pid_t>& shims, Clock::time_point deadline) {
+// Waits until every process in `pids` has exited (pidfds, no polling loop per process).
+void WaitForPids(const std::vector<pid_t>& pids, Clock::time_point deadline) {
   std::vector<UniqueFd> fds;
-  for (pid_t pid : shims) {
+  for (pid_t pid : pids) {
     UniqueFd fd(PidfdOpen(pid));
     if (fd) fds.push_back(std::move(fd));
   }
@@ -1304,13 +1336,34 @@ void WaitForShims(const std::vector<pid_t>& shims, Clock::time_point deadline) {
   }
 }
 
+// Waits until every container in `ending` has exited and its shim server
+// has recorded it (exit.json; the cgroup is gone by then), or the server is
+// gone too.
+void WaitForExits(const std::vector<Ending>& ending, Clock::time_point deadline) {
+  std::vector<pid_t> pids;
+  for (const auto& e : ending) pids.push_back(e.state.pid);
+  WaitForPids(pids, deadline);
+  // The server writes exit.json as soon as it reaps, between two of its
+  // launches: a few milliseconds at most.
+  auto pause = milliseconds(1);
+  for (;;) {
+    bool all = std::all_of(ending.begin(), ending.end(), [](const Ending& e) {
+      return ReadShimExit(e.dir).has_value() ||
+             !ProcessRunning(e.state.shim_pid, e.state.shim_start_ticks);
+    });
+    if (all || Clock::now() >= deadline) return;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, milliseconds(20));
+  }
+}
+
 }  // namespace
 
-void NodeAgent::Impl::KillPod(PodRuntime& p, std::vector<pid_t>& shims) {
+void NodeAgent::Impl::KillPod(PodRuntime& p, std::vector<Ending>& ending) {
   for (ContainerRuntime* c : LiveContainers(p)) {
-    if (!c->state || c->state->shim_pid <= 0) continue;
-    if (!c->exit) SignalProcess(c->state->pid, c->state->start_ticks, SIGKILL);
-    shims.push_back(c->state->shim_pid);
+    if (!c->state || c->state->pid <= 0 || c->exit) continue;
+    SignalProcess(c->state->pid, c->state->start_ticks, SIGKILL);
+    ending.push_back({c->dir, *c->state});
   }
 }
 
@@ -1344,9 +1397,9 @@ void NodeAgent::Impl::ReleasePod(PodRuntime& p, bool detach) {
 
 void NodeAgent::Impl::TearDownPod(PodRuntime& p) {
   // Everything of the pod dies at once: containers first, then the sandbox.
-  std::vector<pid_t> shims;
-  KillPod(p, shims);
-  WaitForShims(shims, Clock::now() + milliseconds(10000));
+  std::vector<Ending> ending;
+  KillPod(p, ending);
+  WaitForExits(ending, Clock::now() + milliseconds(10000));
   ReleasePod(p, /*detach=*/true);
   log::Info("node {}: removed pod {}/{}", opts_.node_name, p.ns, p.name);
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,6 +17,8 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <sstream>
 
 #include "base/error.h"
@@ -99,110 +102,110 @@ int RunAgnhostInProcess(int argc, char** argv) {
   return RunAgnhost(std::vector<std::string>(argv + 2, argv + argc));
 }
 
-// A shim: launches the container, reports on `ready`, then keeps it until
-// it exits. Never returns.
-[[noreturn]] void ShimDaemon(const std::string& dir, int ready) {
-  auto report_error = [&](const Error& e) {
-    Json j = {{"code", static_cast<int>(e.code())}, {"message", e.what()}};
-    WriteAllFd(ready, j.dump());
-    ::_exit(1);
-  };
-  ShimConfig config;
+// One container the server keeps: its process (our child), cgroup, output
+// pipe and CRI log.
+struct Kept {
+  std::string dir;
+  ContainerProcess process;
+  UniqueFd pidfd;  // readable once the process has exited
   Cgroup cgroup;
-  ContainerProcess container;
-  UniqueFd out_read;
-  try {
-    auto cfg = ReadJsonFile(dir + "/config.json");
-    if (!cfg) throw Error::NotFound("shim: no config.json in " + dir);
-    config = ShimConfigFromJson(*cfg);
-    if (IsKinAgnhost(config.spec.argv)) config.spec.in_process_main = &RunAgnhostInProcess;
-    config.spec.single_threaded_caller = true;
-    cgroup = Cgroup::Create(config.cgroup, config.spec.resources);
-    int pipe_fds[2];
-    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw ErrnoError(errno, "shim: create output pipe");
-    out_read.reset(pipe_fds[0]);
-    UniqueFd out_write(pipe_fds[1]);
-    // The launcher opens log_path for the container's stdout and stderr; the
-    // write end of our pipe, reopened through /proc, becomes both.
-    config.spec.log_path = "/proc/self/fd/" + std::to_string(out_write.get());
-    container = LaunchContainer(config.spec, &cgroup);
-    out_write.reset();
-    ShimState state;
-    state.shim_pid = ::getpid();
-    state.pid = container.pid();
-    state.start_ticks = ProcessStartTicks(container.pid());
-    state.started_at = NowRfc3339();
-    WriteJsonFile(dir + "/state.json", {{"shimPid", state.shim_pid},
-                                        {"pid", state.pid},
-                                        {"startTicks", state.start_ticks},
-                                        {"startedAt", state.started_at}});
-  } catch (const Error& e) {
-    report_error(e);
-  } catch (const std::exception& e) {
-    report_error(Error::Internal(e.what()));
-  }
-  WriteAllFd(ready, "ok");
-  ::close(ready);
-  int devnull = ::open("/dev/null", O_RDWR);
-  if (devnull >= 0) {
-    ::dup2(devnull, 0);
-    ::dup2(devnull, 1);
-    ::dup2(devnull, 2);
-    if (devnull > 2) ::close(devnull);
-  }
-
+  UniqueFd out;  // the read end of the container's stdout and stderr
   std::unique_ptr<CriLogWriter> log;
+};
+
+// Launches the container of DIR/config.json and writes DIR/state.json.
+std::unique_ptr<Kept> Launch(const std::string& dir) {
+  auto cfg = ReadJsonFile(dir + "/config.json");
+  if (!cfg) throw Error::NotFound("shim: no config.json in " + dir);
+  ShimConfig config = ShimConfigFromJson(*cfg);
+  if (IsKinAgnhost(config.spec.argv)) config.spec.in_process_main = &RunAgnhostInProcess;
+  config.spec.single_threaded_caller = true;
+  auto k = std::make_unique<Kept>();
+  k->dir = dir;
+  k->cgroup = Cgroup::Create(config.cgroup, config.spec.resources);
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw ErrnoError(errno, "shim: create output pipe");
+  k->out.reset(pipe_fds[0]);
+  UniqueFd out_write(pipe_fds[1]);
+  // The launcher opens log_path for the container's stdout and stderr; the
+  // write end of our pipe, reopened through /proc, becomes both.
+  config.spec.log_path = "/proc/self/fd/" + std::to_string(out_write.get());
+  k->process = LaunchContainer(config.spec, &k->cgroup);
+  out_write.reset();
+  k->pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, k->process.pid(), 0)));
+  if (!k->pidfd) throw ErrnoError(errno, "shim: pidfd_open of the container");
+  ::fcntl(k->out.get(), F_SETFL, O_NONBLOCK);
+  ShimState state;
+  state.shim_pid = ::getpid();
+  state.shim_start_ticks = ProcessStartTicks(state.shim_pid);
+  state.pid = k->process.pid();
+  state.start_ticks = ProcessStartTicks(state.pid);
+  state.started_at = NowRfc3339();
+  WriteJsonFile(dir + "/state.json", {{"shimPid", state.shim_pid},
+                                      {"shimStartTicks", state.shim_start_ticks},
+                                      {"pid", state.pid},
+                                      {"startTicks", state.start_ticks},
+                                      {"startedAt", state.started_at}});
   try {
-    log =
+    k->log =
         std::make_unique<CriLogWriter>(config.log_path, config.log_max_bytes, config.log_max_files);
   } catch (const std::exception&) {
     // Without a log the container still runs; its output is dropped.
   }
-  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, container.pid(), 0));
-  ::fcntl(out_read.get(), F_SETFL, O_NONBLOCK);
-  bool pipe_open = true;
-  char buf[65536];
-  auto drain = [&] {
-    for (;;) {
-      ssize_t n = ::read(out_read.get(), buf, sizeof buf);
-      if (n > 0) {
-        if (log) log->Write("stdout", std::string_view(buf, static_cast<size_t>(n)));
-        continue;
-      }
-      if (n == 0) pipe_open = false;
-      if (n < 0 && errno == EINTR) continue;
-      return;
-    }
-  };
+  return k;
+}
+
+// Copies what the container wrote into its log: at most one buffer when
+// `all` is false (one chatty container must not starve the others), else
+// until the pipe is empty. Returns false once the pipe is closed.
+bool CopyOutput(Kept& k, bool all) {
+  static char buf[65536];
+  if (!k.out) return false;
   for (;;) {
-    pollfd fds[2] = {{pidfd, POLLIN, 0}, {out_read.get(), POLLIN, 0}};
-    int n = ::poll(fds, pipe_open ? 2 : 1, -1);
+    ssize_t n = ::read(k.out.get(), buf, sizeof buf);
+    if (n > 0) {
+      if (k.log) k.log->Write("stdout", std::string_view(buf, static_cast<size_t>(n)));
+      if (!all) return true;
+      continue;
+    }
     if (n < 0 && errno == EINTR) continue;
-    if (pipe_open && (fds[1].revents & (POLLIN | POLLHUP))) drain();
-    if (fds[0].revents & POLLIN) break;
+    return n < 0;  // EAGAIN: open and empty; 0: closed
   }
-  ExitStatus status = container.Wait();
+}
+
+// The container exited: reap it, finish its log, write DIR/exit.json and
+// remove its cgroup (killing what is left in it).
+void Finish(Kept& k) {
+  ExitStatus status = k.process.Wait();
   // Whatever the container wrote before it died is still in the pipe
   // (descendants may hold it open: they die with the cgroup below).
-  drain();
-  if (log) log->Flush();
+  CopyOutput(k, /*all=*/true);
+  if (k.log) k.log->Flush();
   ShimExit exit;
   exit.signal = status.signal;
   exit.exit_code = status.signal != 0 ? 128 + status.signal : status.code;
-  exit.oom_killed = cgroup.valid() && cgroup.OomKillCount() > 0;
+  try {
+    exit.oom_killed = k.cgroup.valid() && k.cgroup.OomKillCount() > 0;
+  } catch (const std::exception&) {
+  }
   exit.finished_at = NowRfc3339();
   try {
-    cgroup.Remove();
-  } catch (const std::exception&) {
+    k.cgroup.Remove();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kin shim-server: %s: %s\n", k.dir.c_str(), e.what());
   }
   try {
-    WriteJsonFile(dir + "/exit.json", {{"exitCode", exit.exit_code},
-                                       {"signal", exit.signal},
-                                       {"oomKilled", exit.oom_killed},
-                                       {"finishedAt", exit.finished_at}});
-  } catch (const std::exception&) {
+    WriteJsonFile(k.dir + "/exit.json", {{"exitCode", exit.exit_code},
+                                         {"signal", exit.signal},
+                                         {"oomKilled", exit.oom_killed},
+                                         {"finishedAt", exit.finished_at}});
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kin shim-server: %s: %s\n", k.dir.c_str(), e.what());
   }
-  ::_exit(0);
+}
+
+void Answer(int report, const Error& e) {
+  WriteAllFd(report, Json{{"code", static_cast<int>(e.code())}, {"message", e.what()}}.dump());
 }
 
 }  // namespace
@@ -230,6 +233,17 @@ uint64_t ProcessStartTicks(pid_t pid) {
   uint64_t ticks = 0;
   in >> ticks;
   return ticks;
+}
+
+bool ProcessRunning(pid_t pid, uint64_t start_ticks) {
+  if (pid <= 0) return false;
+  auto stat = ReadFileIfExists("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return false;
+  size_t close = stat->rfind(')');
+  if (close == std::string::npos || close + 2 >= stat->size()) return false;
+  char state = (*stat)[close + 2];
+  if (state == 'Z' || state == 'X') return false;  // exited, not yet reaped
+  return start_ticks == 0 || ProcessStartTicks(pid) == start_ticks;
 }
 
 Json ContainerSpecToJson(const ContainerSpec& s) {
@@ -340,6 +354,7 @@ std::optional<ShimState> ReadShimState(const std::string& dir) {
   if (!j) return std::nullopt;
   ShimState s;
   Read(*j, "shimPid", s.shim_pid);
+  Read(*j, "shimStartTicks", s.shim_start_ticks);
   Read(*j, "pid", s.pid);
   Read(*j, "startTicks", s.start_ticks);
   Read(*j, "startedAt", s.started_at);
@@ -390,16 +405,34 @@ int RunShimServer() {
     return 2;
   }
   ::prctl(PR_SET_NAME, "kin-shim-server", 0, 0, 0);  // what ps and top show
-  // Built once here, inherited by every shim we fork.
+  // Leave kin serve's session: a ^C at its terminal must not reach us.
+  ::setsid();
+  ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGCHLD, SIG_DFL);  // containers are our children: we reap them
+  // Built once here, used by every container we fork.
   try {
     SeccompProgram::Cached(SeccompProfile::kRuntimeDefault);
   } catch (const std::exception&) {
     // Each launch tries again and reports the error with its container.
   }
-  // Shims are our children until they exit: the kernel reaps them for us.
-  ::signal(SIGCHLD, SIG_IGN);
-  ::signal(SIGPIPE, SIG_IGN);
-  for (;;) {
+  UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll) {
+    std::perror("kin shim-server: epoll_create1");
+    return 1;
+  }
+  auto watch = [&](int fd) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    return ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
+  };
+  auto unwatch = [&](int fd) { ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, fd, nullptr); };
+  watch(0);
+  bool agent_gone = false;
+  std::map<int, std::shared_ptr<Kept>> by_fd;  // each container under its pidfd and its pipe
+  size_t kept = 0;
+
+  auto serve_request = [&] {
     char dir[4096];
     iovec iov{dir, sizeof dir - 1};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
@@ -408,37 +441,82 @@ int RunShimServer() {
     msg.msg_iovlen = 1;
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
-    ssize_t n = ::recvmsg(0, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return 0;  // the agent closed its end (or is gone): shims live on
+    ssize_t n = ::recvmsg(0, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
     int report = -1;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); n > 0 && c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
         std::memcpy(&report, CMSG_DATA(c), sizeof report);
       }
     }
-    if (report < 0) continue;  // not a request of ours: nobody to answer
+    UniqueFd report_fd(report);
+    if (n > 0 && std::string_view(dir, static_cast<size_t>(n)) == kShimServerBye) {
+      // The agent leaves: tell it how many containers we keep (it waits
+      // for us when none), and go when the last one exits.
+      std::string count = std::to_string(kept);
+      (void)!::send(0, count.data(), count.size(), MSG_NOSIGNAL);
+      n = 0;
+    }
+    if (n <= 0) {  // the agent closed its end (or is gone): its containers live on with us
+      unwatch(0);
+      agent_gone = true;
+      return;
+    }
+    if (!report_fd) return;  // not a request of ours: nobody to answer
     dir[n] = '\0';
-    pid_t child = ::fork();
-    if (child == 0) {
-      // Leave the agent's session, and its socket: we are nobody's child but ours.
-      int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-      if (devnull >= 0) ::dup2(devnull, 0);
-      ::signal(SIGCHLD, SIG_DFL);
-      ::signal(SIGPIPE, SIG_DFL);
-      ::setsid();
-      ::prctl(PR_SET_NAME, "kin-shim", 0, 0, 0);
-      ShimDaemon(dir, report);
+    try {
+      std::shared_ptr<Kept> k = Launch(dir);
+      watch(k->pidfd.get());
+      watch(k->out.get());
+      by_fd[k->pidfd.get()] = k;
+      by_fd[k->out.get()] = k;
+      ++kept;
+      WriteAllFd(report_fd.get(), "ok");
+    } catch (const Error& e) {
+      Answer(report_fd.get(), e);
+    } catch (const std::exception& e) {
+      Answer(report_fd.get(), Error::Internal(e.what()));
     }
-    if (child < 0) {
-      std::string answer =
-          Json{{"code", static_cast<int>(Code::kInternal)},
-               {"message", std::string("shim server: fork: ") + std::strerror(errno)}}
-              .dump();
-      WriteAllFd(report, answer);
+  };
+
+  epoll_event events[64];
+  while (!(agent_gone && kept == 0)) {
+    int n = ::epoll_wait(epoll.get(), events, 64, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      std::perror("kin shim-server: epoll_wait");
+      return 1;
     }
-    ::close(report);
+    for (int i = 0; i < n; ++i) {
+      int fd = events[i].data.fd;
+      if (fd == 0) {
+        serve_request();
+        continue;
+      }
+      auto it = by_fd.find(fd);
+      if (it == by_fd.end()) continue;  // finished by an earlier event of this batch
+      std::shared_ptr<Kept> k = it->second;
+      if (fd == k->out.get()) {
+        if (!CopyOutput(*k, /*all=*/false)) {
+          // Closed (the container and its descendants are done writing).
+          unwatch(fd);
+          by_fd.erase(fd);
+          k->out.reset();
+        }
+        continue;
+      }
+      // The container exited.
+      unwatch(k->pidfd.get());
+      by_fd.erase(k->pidfd.get());
+      if (k->out) {
+        unwatch(k->out.get());
+        by_fd.erase(k->out.get());
+      }
+      Finish(*k);
+      --kept;
+    }
   }
+  return 0;
 }
 
 ShimLauncher::ShimLauncher(std::string kin_binary) : kin_binary_(std::move(kin_binary)) {}
@@ -449,8 +527,27 @@ ShimLauncher::~ShimLauncher() {
 }
 
 void ShimLauncher::StopServerLocked() {
-  socket_.reset();  // the server sees end-of-file and exits
-  if (server_) server_->Wait();
+  // Ask how many containers the server keeps: with none it exits now (and
+  // we reap it); with some it lives on, their keeper, until the last exits.
+  bool keeps_containers = false;
+  if (socket_ &&
+      ::send(socket_.get(), kShimServerBye, std::strlen(kShimServerBye), MSG_NOSIGNAL) >= 0) {
+    pollfd p{socket_.get(), POLLIN, 0};
+    char answer[32];
+    // It answers between two launches: allow for a long one.
+    if (::poll(&p, 1, 30000) > 0) {
+      ssize_t n = ::recv(socket_.get(), answer, sizeof answer - 1, 0);
+      keeps_containers = n > 0 && !(n == 1 && answer[0] == '0');
+    }
+  }
+  socket_.reset();
+  if (server_) {
+    if (keeps_containers) {
+      server_->Release();
+    } else {
+      server_->Wait();
+    }
+  }
   server_.reset();
 }
 
@@ -462,8 +559,8 @@ void ShimLauncher::StartServerLocked() {
   opts.argv = {kin_binary_, "shim-server"};
   opts.stdin_fd = theirs.get();
   opts.stdout_mode = SpawnOptions::Stdio::kNull;
-  // Resolve every symbol once in the server, not lazily in each forked shim
-  // and container (each lazy binding dirties a page of its own copy).
+  // Resolve every symbol once in the server, not lazily in each forked
+  // container (each lazy binding dirties a page of its own copy).
   opts.env_extra["LD_BIND_NOW"] = "1";
   server_ = std::make_unique<ChildProcess>(ChildProcess::Spawn(opts));
   socket_ = std::move(ours);

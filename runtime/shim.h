@@ -1,31 +1,38 @@
-// The shim: the detached keeper of one container process (like conmon or
-// containerd-shim).
+// The shim: the detached keeper of a node's container processes (as conmon
+// or containerd-shim keep theirs).
 //
 // The node agent writes DIR/config.json (a ShimConfig) and calls
-// ShimLauncher::Start(DIR). Shims are forked by `kin shim-server`, a small
-// single-threaded process the launcher starts once (a zygote, as Android
-// starts apps): forking it costs a few milliseconds where exec'ing the kin
-// binary (50 shared libraries) costs tens, and kin's built-in images
-// (agnhost, pause) then run in the forked container process without any
-// exec at all. The shim leaves the agent's session (setsid), creates the
-// container's cgroup, launches the container (runtime/container_launch.h)
-// with stdout and stderr on a pipe it reads, writes DIR/state.json
-// (ShimState) and answers "ok" (or the launch error) on a pipe the agent
-// passed with the request. So the agent learns the outcome synchronously,
-// and the shim is no child of `kin serve`: when kin serve goes, the server
-// sees its socket close and exits, and the shims, with their containers,
-// live on (re-parented to init) until a new kin serve re-adopts them.
+// ShimLauncher::Start(DIR). The launcher starts `kin shim-server` once (and
+// again if that one died): a small single-threaded process, in a session
+// of its own, holding a SOCK_SEQPACKET socket to the agent on its stdin.
+// For each request (DIR, with the write end of a report pipe) the server
+// creates the container's cgroup, launches the container
+// (runtime/container_launch.h), forked from itself, with stdout and stderr
+// on a pipe it reads, writes DIR/state.json (ShimState) and answers "ok" (or
+// the launch error) on the report pipe: the agent learns the outcome
+// synchronously. The server is the zygote too: forking it costs a few
+// milliseconds where exec'ing the kin binary costs tens, and kin's built-in
+// images (agnhost, pause) run in the forked container process without any
+// exec at all. One process keeps every container of the node: a container
+// costs one fork, not two, and no keeper process of its own.
 //
-// While the container runs, the shim copies its output into the CRI-format
-// log (runtime/cri_log.h). When it exits, the shim drains the pipe, writes
+// While a container runs, the server copies its output into the CRI-format
+// log (runtime/cri_log.h). When it exits, the server reaps it, drains the
+// pipe, removes the cgroup (killing what is left in it) and writes
 // DIR/exit.json (ShimExit: exit code, signal, OOMKilled from the cgroup's
-// OOM-kill count, the time), removes the cgroup (killing what is left in
-// it) and exits. The shim's own exit therefore means "exit.json is there":
-// the agent watches the shim's pid with a pidfd.
+// OOM-kill count, the time). So "the container's process is gone and
+// exit.json is missing" means "the server is recording it", unless the
+// server itself is gone (ProcessRunning on ShimState::shim_pid).
+//
+// The server outlives kin serve: when the agent's socket closes it goes on
+// keeping its containers, and exits once the last has exited. A new kin
+// serve starts a server of its own for new containers and re-adopts the
+// running ones from DIR/state.json (the old server still records their
+// exits). The launcher's destructor asks the server how many containers it
+// keeps and waits for it to exit when none.
 //
 // Thread-safety: RunShimServer is a process entry point; ShimLauncher is
-// thread-safe. The file helpers are pure
-// or touch only the named directory.
+// thread-safe. The file helpers are pure or touch only the named directory.
 #pragma once
 
 #include <sys/types.h>
@@ -52,8 +59,9 @@ struct ShimConfig {
 };
 
 struct ShimState {
-  pid_t shim_pid = 0;
-  pid_t pid = 0;             // the container's process, as seen from the host
+  pid_t shim_pid = 0;             // the shim server keeping the container
+  uint64_t shim_start_ticks = 0;  // its start time (/proc/PID/stat field 22)
+  pid_t pid = 0;                  // the container's process, as seen from the host
   uint64_t start_ticks = 0;  // its start time (/proc/PID/stat field 22): tells a reused pid apart
   std::string started_at;    // RFC 3339, UTC
 };
@@ -77,11 +85,15 @@ std::optional<ShimExit> ReadShimExit(const std::string& dir);
 
 // `kin shim-server`: serves requests on stdin (a SOCK_SEQPACKET socket:
 // each message a container directory, with the write end of a report pipe
-// attached) until the socket closes; returns the process exit code.
+// attached, or kShimServerBye, answered with the number of containers kept)
+// and keeps the containers; returns the process exit code once the socket
+// has closed and the last container has exited.
+inline constexpr char kShimServerBye[] = "bye";
 int RunShimServer();
 
-// Starts shims through a `kin shim-server` it spawns on first use (and
-// again if that one died). Destroying it ends the server, not the shims.
+// Starts containers through a `kin shim-server` it spawns on first use (and
+// again if that one died). Destroying it ends the server when it keeps no
+// container, else leaves it (and its containers) running.
 class ShimLauncher {
  public:
   explicit ShimLauncher(std::string kin_binary);
@@ -89,7 +101,7 @@ class ShimLauncher {
   ShimLauncher(const ShimLauncher&) = delete;
   ShimLauncher& operator=(const ShimLauncher&) = delete;
 
-  // Starts a shim for DIR (config.json already written) and waits for the
+  // Starts the container of DIR (config.json already written) and waits for the
   // launch outcome; the container's error (NotFound for a missing
   // executable, ...) is rethrown as a kin::Error with its message.
   ShimState Start(const std::string& dir);
@@ -107,6 +119,9 @@ class ShimLauncher {
 
 // The start time of `pid` in clock ticks since boot; 0 when it is gone.
 uint64_t ProcessStartTicks(pid_t pid);
+// `pid` is a live process (not a zombie) that started at `start_ticks`
+// (0: any start time). Tells a reused pid apart.
+bool ProcessRunning(pid_t pid, uint64_t start_ticks);
 
 // RFC 3339 with seconds, UTC ("2026-11-25T23:40:12Z"), as Kubernetes prints times.
 std::string NowRfc3339();

@@ -1,18 +1,20 @@
-// Kernel tests of the shim (forked by `kin shim-server`, the real binary): a
-// container it starts outlives its starter and the server, its output lands
-// in the CRI log, its exit code and OOM kill are recorded, its cgroup goes
-// with it, a launch failure comes back to the starter as an error naming the
-// cause, kin's built-in agnhost runs without an exec, and a server that died
-// is replaced.
+// Kernel tests of the shim server (`kin shim-server`, the real binary): one
+// server keeps every container it starts and outlives its starter, exiting
+// after the last container; a container's output lands in the CRI log, its
+// exit code and OOM kill are recorded, its cgroup goes with it, a launch
+// failure comes back to the starter as an error naming the cause, kin's
+// built-in agnhost runs without an exec, and a server that died is replaced.
 #include "runtime/shim.h"
 
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "base/error.h"
 #include "base/file.h"
@@ -43,16 +45,14 @@ class ShimTest : public testing::KernelTest {
     WriteFileAtomic(dir + "/config.json", ShimConfigToJson(c).dump(), 0644, false);
     return launcher_->Start(dir);
   }
-  static bool Alive(pid_t pid) { return ::kill(pid, 0) == 0; }
+  static bool Alive(pid_t pid) { return ProcessRunning(pid, 0); }
   std::unique_ptr<ShimLauncher> launcher_ = std::make_unique<ShimLauncher>(KinBinary());
-  // Waits for the shim to exit (it writes exit.json first).
-  static bool WaitShim(pid_t shim_pid, int timeout_ms = 20000) {
-    int fd = static_cast<int>(::syscall(SYS_pidfd_open, shim_pid, 0));
-    if (fd < 0) return true;
-    pollfd p{fd, POLLIN, 0};
-    int r = ::poll(&p, 1, timeout_ms);
-    ::close(fd);
-    return r > 0;
+  // Waits until the server has recorded the container's exit.
+  static std::optional<ShimExit> WaitExit(const std::string& dir,
+                                          std::chrono::seconds timeout = std::chrono::seconds(20)) {
+    std::optional<ShimExit> e;
+    testing::Eventually([&] { return (e = ReadShimExit(dir)).has_value(); }, timeout);
+    return e;
   }
   TempDir tmp_;
 };
@@ -61,9 +61,9 @@ TEST_F(ShimTest, RecordsOutputExitCodeAndRemovesItsCgroup) {
   std::string dir = tmp_.File("c1");
   ShimState st = Start(dir, {"sh", "-c", "echo hello; echo oops >&2; exit 7"});
   EXPECT_GT(st.pid, 0);
-  EXPECT_NE(st.shim_pid, ::getpid());
-  ASSERT_TRUE(WaitShim(st.shim_pid));
-  auto exit = ReadShimExit(dir);
+  EXPECT_EQ(st.shim_pid, launcher_->server_pid());
+  EXPECT_EQ(st.shim_start_ticks, ProcessStartTicks(st.shim_pid));
+  auto exit = WaitExit(dir);
   ASSERT_TRUE(exit.has_value());
   EXPECT_EQ(exit->exit_code, 7);
   EXPECT_FALSE(exit->oom_killed);
@@ -73,26 +73,42 @@ TEST_F(ShimTest, RecordsOutputExitCodeAndRemovesItsCgroup) {
   EXPECT_TRUE(testing::KernelObjectsWithPrefix(prefix()).empty());
 }
 
-TEST_F(ShimTest, TheContainerOutlivesItsStarterAndDiesBySignal) {
-  std::string dir = tmp_.File("c2");
-  ShimState st = Start(dir, {"sleep", "1000"});
+TEST_F(ShimTest, OneServerKeepsEveryContainerAndOutlivesItsStarter) {
+  std::string a = tmp_.File("a"), b = tmp_.File("b");
+  ShimState sa = Start(a, {"sleep", "1000"});
+  ShimState sb = Start(b, {"sleep", "1000"});
   pid_t server = launcher_->server_pid();
   ASSERT_GT(server, 0);
-  EXPECT_NE(st.shim_pid, server);
-  // The shim left our session; the server ends with its launcher, the shim
-  // and its container live on.
-  EXPECT_NE(::getsid(st.shim_pid), ::getsid(0));
+  // No keeper process per container: both are the server's children.
+  EXPECT_EQ(sa.shim_pid, server);
+  EXPECT_EQ(sb.shim_pid, server);
+  EXPECT_NE(sa.pid, sb.pid);
+  // The server left our session (a ^C at kin serve's terminal misses it).
+  EXPECT_NE(::getsid(server), ::getsid(0));
+  // Its starter goes (kin serve stops): the server keeps both containers.
   launcher_.reset();
-  EXPECT_FALSE(Alive(server));
-  EXPECT_TRUE(Alive(st.shim_pid));
-  EXPECT_EQ(ProcessStartTicks(st.pid), st.start_ticks);
-  EXPECT_FALSE(ReadShimExit(dir).has_value());
-  ASSERT_EQ(::kill(st.pid, SIGTERM), 0);
-  ASSERT_TRUE(WaitShim(st.shim_pid));
-  auto exit = ReadShimExit(dir);
+  EXPECT_TRUE(Alive(server));
+  EXPECT_EQ(ProcessStartTicks(sa.pid), sa.start_ticks);
+  EXPECT_FALSE(ReadShimExit(a).has_value());
+  ASSERT_EQ(::kill(sa.pid, SIGTERM), 0);
+  auto exit = WaitExit(a);
   ASSERT_TRUE(exit.has_value());
   EXPECT_EQ(exit->signal, SIGTERM);
   EXPECT_EQ(exit->exit_code, 128 + SIGTERM);
+  EXPECT_TRUE(Alive(server));  // one container left to keep
+  ASSERT_EQ(::kill(sb.pid, SIGKILL), 0);
+  ASSERT_TRUE(WaitExit(b).has_value());
+  // The last one recorded: the server exits (a zombie of ours until reaped).
+  EXPECT_TRUE(testing::Eventually([&] { return !Alive(server); }));
+  ::waitpid(server, nullptr, 0);
+}
+
+TEST_F(ShimTest, AStarterThatGoesWithNoContainerKeptEndsTheServer) {
+  Start(tmp_.File("c0"), {"true"});
+  ASSERT_TRUE(WaitExit(tmp_.File("c0")).has_value());
+  pid_t server = launcher_->server_pid();
+  launcher_.reset();  // asks, hears "0", and reaps it
+  EXPECT_EQ(ProcessStartTicks(server), 0u);
 }
 
 TEST_F(ShimTest, AMissingExecutableIsNotFoundAndLeavesNothing) {
@@ -123,8 +139,7 @@ TEST_F(ShimTest, KinsAgnhostRunsInTheForkedProcessWithoutExec) {
     ::usleep(5000);
   }
   ASSERT_EQ(::kill(st.pid, SIGTERM), 0);
-  ASSERT_TRUE(WaitShim(st.shim_pid));
-  auto exit = ReadShimExit(dir);
+  auto exit = WaitExit(dir);
   ASSERT_TRUE(exit.has_value());
   EXPECT_EQ(exit->exit_code, 2);
   EXPECT_NE(ReadFileIfExists(dir + "/log").value_or("").find(" stdout F Paused\n"),
@@ -145,18 +160,19 @@ TEST_F(ShimTest, ADeadServerIsReplacedOnTheNextStart) {
   ShimState second = Start(tmp_.File("c7"), {"true"});
   EXPECT_GT(second.pid, 0);
   EXPECT_NE(launcher_->server_pid(), server);
-  ASSERT_TRUE(WaitShim(first.shim_pid));
-  ASSERT_TRUE(WaitShim(second.shim_pid));
-  EXPECT_EQ(ReadShimExit(tmp_.File("c7"))->exit_code, 0);
+  EXPECT_EQ(second.shim_pid, launcher_->server_pid());
+  EXPECT_NE(first.shim_pid, second.shim_pid);
+  auto exit = WaitExit(tmp_.File("c7"));
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(exit->exit_code, 0);
 }
 
 TEST_F(ShimTest, OverItsMemoryLimitTheContainerIsOomKilled) {
   std::string dir = tmp_.File("c4");
   ResourceLimits limits;
   limits.memory_bytes = 16 << 20;
-  ShimState st = Start(dir, {"sh", "-c", "tail /dev/zero"}, limits);
-  ASSERT_TRUE(WaitShim(st.shim_pid, 60000));
-  auto exit = ReadShimExit(dir);
+  Start(dir, {"sh", "-c", "tail /dev/zero"}, limits);
+  auto exit = WaitExit(dir, std::chrono::seconds(60));
   ASSERT_TRUE(exit.has_value());
   EXPECT_TRUE(exit->oom_killed);
   EXPECT_EQ(exit->exit_code, 137);
