@@ -600,6 +600,22 @@ NetlinkBatch& NetlinkBatch::SetHairpin(const std::string& bridge_port, bool on) 
   return Add(std::move(op));
 }
 
+NetlinkBatch& NetlinkBatch::SetNoIpv6Addresses(const std::string& dev) {
+  Op op;
+  op.what = "turn IPv6 address generation off on " + Quoted(dev);
+  op.build = [dev](const Op::Indices&) {
+    ifinfomsg ifi{};
+    ifi.ifi_family = AF_UNSPEC;
+    Msg m(RTM_SETLINK, NLM_F_ACK);
+    m.Head(ifi).Str(IFLA_IFNAME, dev);
+    nlattr* spec = m.Nest(IFLA_AF_SPEC);
+    nlattr* inet6 = m.Nest(AF_INET6);
+    m.U8(IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE).End(inet6).End(spec);
+    return m.Take();
+  };
+  return Add(std::move(op));
+}
+
 NetlinkBatch& NetlinkBatch::DeleteLink(const std::string& name) {
   Op op;
   op.what = "delete link " + Quoted(name);

@@ -182,6 +182,9 @@ class NetlinkBatch {
   NetlinkBatch& SetUp(const std::string& dev, bool up = true);
   NetlinkBatch& SetMtu(const std::string& dev, int mtu);
   NetlinkBatch& SetHairpin(const std::string& bridge_port, bool on = true);
+  // IPv6 address generation off (`ip link set DEV addrgenmode none`): the
+  // link gets no link-local address when it goes up.
+  NetlinkBatch& SetNoIpv6Addresses(const std::string& dev);
   NetlinkBatch& DeleteLink(const std::string& name);
   NetlinkBatch& AddAddress(const std::string& dev, const Ipv4Cidr& address);
   NetlinkBatch& DeleteAddress(const std::string& dev, const Ipv4Cidr& address);

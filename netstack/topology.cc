@@ -96,6 +96,11 @@ std::string NetworkPlan::Render() const {
       if (l.mtu > 0) out += " mtu " + std::to_string(l.mtu);
       out += "\n";
     }
+    if (!ns.no_ipv6.empty()) {
+      out += "  no-ipv6";
+      for (const auto& u : ns.no_ipv6) out += " " + u;
+      out += "\n";
+    }
     if (!ns.up.empty()) {
       out += "  up";
       for (const auto& u : ns.up) out += " " + u;
@@ -297,6 +302,11 @@ NetworkPlan PlanPodAttach(const PodInterface& pod) {
 
   NetnsPlan p;
   p.name = pod.pod_netns;
+  // eth0 gets no IPv6 address: no link-local address, DAD or MLD work per
+  // pod (lo keeps ::1, as in a kubelet's pod). An attribute of the link set
+  // by netlink, not the namespace's default through /proc/sys, whose lookup
+  // costs O(namespaces on the machine).
+  p.no_ipv6 = {pod.ifname};
   p.up = {"lo", pod.ifname};
   p.addresses.push_back({pod.ifname, pod.address});
   // A gateway outside the pod's prefix (e.g. a /32 pod address) is still on
@@ -367,6 +377,7 @@ void ApplyNetns(const NetnsPlan& ns, Handles& handles, std::vector<MadeLink>& ma
       configure.SetMaster(l.name, l.master);
     if (l.hairpin) configure.SetHairpin(l.name);
   }
+  for (const auto& l : ns.no_ipv6) configure.SetNoIpv6Addresses(l);
   for (const auto& u : ns.up) configure.SetUp(u);
   for (const auto& a : ns.addresses) configure.AddAddress(a.dev, a.address);
   for (const auto& r : ns.routes) configure.ReplaceRoute(r);

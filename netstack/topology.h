@@ -94,6 +94,9 @@ struct NetnsPlan {
   bool create = false;          // the plan owns (creates and removes) the namespace
   std::vector<LinkPlan> links;  // made here
   std::vector<std::string> up;  // set up, in this order (may be made elsewhere: eth0)
+  // Links here that get no IPv6 address (no link-local, so no DAD or MLD
+  // work): set before they go up. The cluster is IPv4 only.
+  std::vector<std::string> no_ipv6;
   std::vector<AddressPlan> addresses;
   std::vector<Route> routes;  // added or replaced
   std::vector<Sysctl> sysctls;

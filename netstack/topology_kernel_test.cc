@@ -213,6 +213,10 @@ TEST_F(TopologyKernelTest, RoutedTwoNodesPodsTalkWithoutNat) {
   EXPECT_THAT(IpIn(pa.ns.name(), {"-o", "-4", "addr", "show", "eth0"}),
               HasSubstr("inet 10.244.1.2/24"));
   EXPECT_THAT(IpIn(pa.ns.name(), {"route"}), HasSubstr("default via 10.244.1.1 dev eth0"));
+  // IPv4 only: eth0 is up with no IPv6 address (not even link-local); lo keeps ::1.
+  EXPECT_EQ(IpIn(pa.ns.name(), {"-o", "-6", "addr", "show", "eth0"}), "");
+  EXPECT_THAT(IpIn(pa.ns.name(), {"-o", "-6", "addr", "show", "lo"}), HasSubstr("inet6 ::1/128"));
+  EXPECT_THAT(IpIn(pa.ns.name(), {"-d", "link", "show", "eth0"}), HasSubstr("addrgenmode none"));
   NetlinkSocket node_a = NetlinkSocket::OpenIn(Netns::Open(NodeNetnsName(net, "a")));
   auto host = node_a.FindLink(pa.plan.namespaces[0].links[0].name);
   ASSERT_TRUE(host);

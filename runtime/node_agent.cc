@@ -945,9 +945,6 @@ void NodeAgent::Impl::EnsureSandbox(PodRuntime& p, const Json& pod) {
     netns_path = "/run/netns/" + p.netns;
     if (!fs::exists(netns_path)) {
       NamedNetns ns = NamedNetns::Create(p.netns);
-      // IPv4 only: eth0, made next, gets no IPv6 (no link-local address,
-      // DAD or MLD work per pod); lo keeps ::1, as in a kubelet's pod.
-      netstack::WriteSysctl(ns.ns(), "net.ipv6.conf.default.disable_ipv6", "1", p.netns);
       netstack::PodInterface pi;
       pi.node_netns = opts_.node_netns;
       pi.pod_netns = p.netns;
