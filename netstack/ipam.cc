@@ -311,13 +311,10 @@ void Ipv4Allocator::Persist() const {
     }
     done += static_cast<size_t>(n);
   }
-  // Durable before it becomes visible: a crash leaves the old or the new file.
-  if (::fsync(fd) < 0) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw ErrnoError(err, "sync IPAM state " + tmp);
-  }
+  // The rename makes the switch atomic: a crash of kin serve leaves the old
+  // or the new file. No fsync: what it adds is surviving the machine's
+  // crash, which the pods holding these addresses do not survive either
+  // (it cost more than the rest of an allocation).
   ::close(fd);
   if (::rename(tmp.c_str(), state_path_.c_str()) < 0) {
     int err = errno;

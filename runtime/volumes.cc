@@ -756,7 +756,11 @@ std::vector<BindMount> PodVolumes::MountsFor(const Json& container) const {
 
 void TeardownPodVolumes(const std::string& pod_dir) {
   const std::string base = Absolute(pod_dir) + "/volumes";
+  std::error_code ec;
+  if (!std::filesystem::exists(base, ec)) return;  // no volumes: nothing mounted there
   std::vector<std::string> mounts;
+  // Each read of the mount table costs O(mounts on the machine): read it
+  // again only when something was mounted here.
   for (const auto& m : MountPoints()) {
     if (m == base || StartsWith(m, base + "/")) mounts.push_back(m);
   }
@@ -770,7 +774,7 @@ void TeardownPodVolumes(const std::string& pod_dir) {
     }
   }
   // The same path can be mounted more than once (stacked): go again until clear.
-  for (int round = 0; round < 8; ++round) {
+  for (int round = 0; round < 8 && !mounts.empty(); ++round) {
     bool any = false;
     for (const auto& m : MountPoints()) {
       if (m == base || StartsWith(m, base + "/")) {
