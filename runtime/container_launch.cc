@@ -143,7 +143,13 @@ struct ChildPlan {
   int seccomp_step = 0;
   int exec_step = 0;
   int (*in_process_main)(int argc, char** argv) = nullptr;
+  bool set_affinity = false;
+  cpu_set_t affinity{};
+  int affinity_step = 0;
 };
+
+bool container_affinity_set = false;
+cpu_set_t container_affinity{};
 
 [[noreturn]] void Fail(const ChildPlan& plan, int step) {
   ChildFailure f{errno, step};
@@ -235,6 +241,9 @@ void RunRootfsOp(const ChildPlan& plan, const ChildPlan::RootfsOp& op, RootfsFds
   for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
   ::setsid();
 
+  if (plan.set_affinity && ::sched_setaffinity(0, sizeof plan.affinity, &plan.affinity) < 0) {
+    Fail(plan, plan.affinity_step);
+  }
   for (const auto& j : plan.joins) {
     if (::setns(j.fd, j.nstype) < 0) Fail(plan, j.step);
   }
@@ -500,6 +509,11 @@ SeccompProgram SeccompProgram::Build(SeccompProfile profile) {
   return program;
 }
 
+void SetContainerCpuAffinity(const cpu_set_t& cpus) {
+  container_affinity = cpus;
+  container_affinity_set = true;
+}
+
 const SeccompProgram& SeccompProgram::Cached(SeccompProfile profile) {
   // Magic statics: built once, thread-safely; a failed build throws and is tried again.
   if (profile == SeccompProfile::kUnconfined) {
@@ -628,6 +642,9 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
   plan.seccomp_step = step("install seccomp filter");
   plan.exec_step = step("exec `" + spec.argv[0] + "`");
   plan.in_process_main = spec.in_process_main;
+  plan.set_affinity = container_affinity_set;
+  plan.affinity = container_affinity;
+  plan.affinity_step = step("set the CPU affinity");
   std::vector<std::string> argv = spec.argv, env = spec.env;
   for (auto& a : argv) plan.argv.push_back(a.data());
   plan.argv.push_back(nullptr);

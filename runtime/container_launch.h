@@ -46,6 +46,8 @@
 // thread-compatible.
 #pragma once
 
+#include <sched.h>
+
 #include <linux/filter.h>
 #include <sys/types.h>
 
@@ -91,5 +93,12 @@ using ContainerProcess = ChildProcess;
 // container `NAME`: STEP: strerror" with the code ErrnoError picks (NotFound for a missing
 // namespace, executable or mount source).
 ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup = nullptr);
+
+// The CPUs every container launched from now on in this process may run
+// on, whatever the launching thread's own affinity. The shim server keeps
+// itself on one CPU (its copy-on-write faults after each fork then need no
+// TLB shootdown on the other CPUs) and gives its containers back the CPUs
+// it started with. Not thread-safe: set it before any launch.
+void SetContainerCpuAffinity(const cpu_set_t& cpus);
 
 }  // namespace kin

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -101,6 +102,27 @@ TEST_F(ShimTest, OneServerKeepsEveryContainerAndOutlivesItsStarter) {
   // The last one recorded: the server exits (a zombie of ours until reaped).
   EXPECT_TRUE(testing::Eventually([&] { return !Alive(server); }));
   ::waitpid(server, nullptr, 0);
+}
+
+// The server keeps to one CPU (its copy-on-write faults then need no
+// cross-CPU TLB flush); its containers get every CPU it was given.
+TEST_F(ShimTest, TheServerKeepsToOneCpuAndItsContainersGetThemAll) {
+  std::string dir = tmp_.File("cpus");
+  Start(dir, {"sh", "-c", "grep Cpus_allowed_list /proc/self/status"});
+  ASSERT_TRUE(WaitExit(dir).has_value());
+  auto allowed = [](const std::string& status) {
+    size_t at = status.find("Cpus_allowed_list:");
+    return at == std::string::npos ? std::string() : status.substr(at, status.find('\n', at) - at);
+  };
+  std::string ours = allowed(ReadFileIfExists("/proc/self/status").value_or(""));
+  ASSERT_FALSE(ours.empty());
+  EXPECT_NE(ReadFileIfExists(dir + "/log").value_or("").find(ours), std::string::npos)
+      << ReadFileIfExists(dir + "/log").value_or("") << " vs " << ours;
+  cpu_set_t mine;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof mine, &mine), 0);
+  cpu_set_t server;
+  ASSERT_EQ(::sched_getaffinity(launcher_->server_pid(), sizeof server, &server), 0);
+  EXPECT_EQ(CPU_COUNT(&server), CPU_COUNT(&mine) > 1 ? 1 : CPU_COUNT(&mine));
 }
 
 TEST_F(ShimTest, AStarterThatGoesWithNoContainerKeptEndsTheServer) {
