@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <cstdlib>
 
@@ -93,6 +94,27 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+}  // namespace
+
+void StreamCancel::Cancel() {
+  std::lock_guard<std::mutex> l(mu_);
+  cancelled_ = true;
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);  // the transfer sees the end of its stream
+}
+
+bool StreamCancel::cancelled() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return cancelled_;
+}
+
+bool RecordStreamSocket(StreamCancel& cancel, int fd) {
+  std::lock_guard<std::mutex> l(cancel.mu_);
+  cancel.fd_ = fd;
+  return fd < 0 || !cancel.cancelled_;
+}
+
+namespace {
+
 struct StreamCtx {
   const std::function<bool(std::string_view)>* fn;
   bool stopped = false;
@@ -130,6 +152,12 @@ int OnStreamProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t)
     return 1;  // aborts the transfer with CURLE_ABORTED_BY_CALLBACK
   }
   return 0;
+}
+
+// Records the stream's socket for StreamCancel (a cancelled one is refused).
+int OnStreamSocket(void* user, curl_socket_t fd, curlsocktype) {
+  auto* cancel = static_cast<StreamCancel*>(user);
+  return RecordStreamSocket(*cancel, fd) ? CURL_SOCKOPT_OK : CURL_SOCKOPT_ERROR;
 }
 
 size_t OnStream(char* data, size_t size, size_t n, void* user) {
@@ -215,7 +243,8 @@ ClientResponse HttpClient::Do(const std::string& method, const std::string& path
 int HttpClient::Stream(const std::string& method, const std::string& path_and_query,
                        const std::function<bool(std::string_view)>& on_data, const Headers& headers,
                        ClientResponse* head, const std::function<bool()>& should_stop,
-                       const std::function<void(const ClientResponse&)>& on_headers) {
+                       const std::function<void(const ClientResponse&)>& on_headers,
+                       StreamCancel* cancel) {
   std::string url = opts_.base_url + path_and_query;
   Prepare(method, url, "", headers, 0);
   CURL* c = static_cast<CURL*>(curl_);
@@ -234,8 +263,18 @@ int HttpClient::Stream(const std::string& method, const std::string& path_and_qu
     Curl().easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnStreamProgress);
     Curl().easy_setopt(c, CURLOPT_XFERINFODATA, &ctx);
   }
+  if (cancel != nullptr) {
+    Curl().easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, OnStreamSocket);
+    Curl().easy_setopt(c, CURLOPT_SOCKOPTDATA, cancel);
+  }
   CURLcode rc = Curl().easy_perform(c);
-  bool stopped_by_us = ctx.stopped && (rc == CURLE_WRITE_ERROR || rc == CURLE_ABORTED_BY_CALLBACK);
+  if (cancel != nullptr) {
+    Curl().easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, nullptr);
+    RecordStreamSocket(*cancel, -1);
+  }
+  bool stopped_by_us =
+      (ctx.stopped && (rc == CURLE_WRITE_ERROR || rc == CURLE_ABORTED_BY_CALLBACK)) ||
+      (cancel != nullptr && cancel->cancelled());
   if (rc != CURLE_OK && !stopped_by_us) {
     throw Error::Unavailable(method + " " + url + ": " + Curl().easy_strerror(rc));
   }

@@ -13,6 +13,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -41,6 +42,26 @@ struct ClientResponse {
   }
 };
 
+class StreamCancel;
+// Internal to HttpClient::Stream: the stream's socket (-1: none); false
+// when the stream was cancelled already.
+bool RecordStreamSocket(StreamCancel& cancel, int fd);
+
+// Ends a Stream() from another thread at once, by shutting its socket
+// down (the progress callback behind `should_stop` runs only about once a
+// second on an idle stream). Thread-safe; one stream at a time.
+class StreamCancel {
+ public:
+  void Cancel();
+  bool cancelled() const;
+
+ private:
+  friend bool RecordStreamSocket(StreamCancel& cancel, int fd);
+  mutable std::mutex mu_;
+  int fd_ = -1;  // the stream's socket while it runs
+  bool cancelled_ = false;
+};
+
 class HttpClient {
  public:
   explicit HttpClient(ClientOptions opts);
@@ -62,11 +83,13 @@ class HttpClient {
   // thread can end a stream on which nothing arrives (an idle watch) within
   // about a second. `on_headers`, when set, runs once the status line and the
   // headers of the final response have arrived, before any of the body; its
-  // argument has `status` and `headers` set.
+  // argument has `status` and `headers` set. `cancel`, when given, ends the
+  // stream at once when cancelled (before or during it), as a stop does.
   int Stream(const std::string& method, const std::string& path_and_query,
              const std::function<bool(std::string_view)>& on_data, const Headers& headers = {},
              ClientResponse* head = nullptr, const std::function<bool()>& should_stop = {},
-             const std::function<void(const ClientResponse&)>& on_headers = {});
+             const std::function<void(const ClientResponse&)>& on_headers = {},
+             StreamCancel* cancel = nullptr);
 
   const ClientOptions& options() const { return opts_; }
 

@@ -88,6 +88,7 @@ bool IsReady(const Json& pod) {
 std::vector<Json> WaitReady(RestClient& api, const std::string& since, size_t want,
                             std::chrono::seconds timeout) {
   auto deadline = Clock::now() + timeout;
+  auto debug_start = Clock::now();
   std::map<std::string, Json> ready;
   ListOptions o;
   o.resource_version = since;
@@ -102,6 +103,10 @@ std::vector<Json> WaitReady(RestClient& api, const std::string& since, size_t wa
     o.resource_version = ev.object["metadata"].value("resourceVersion", o.resource_version);
     std::string name = ev.object["metadata"].value("name", "");
     if (ev.type != "DELETED" && IsReady(ev.object)) {
+      if (std::getenv("KIN_BENCH_DEBUG") && !ready.count(name)) {
+        std::fprintf(stderr, "%s ready (%zu) at %.0f ms\n", name.c_str(), ready.size() + 1,
+                     MsSince(debug_start));
+      }
       ready[name] = ev.object;
     } else {
       ready.erase(name);

@@ -131,6 +131,7 @@ class RestWatch : public Watch {
       stop_flag_ = true;
       queue_.clear();
     }
+    cancel_.Cancel();  // now, not at libcurl's next progress call (up to a second)
     cv_.notify_all();
     space_cv_.notify_all();
     std::lock_guard join(join_mu_);
@@ -145,7 +146,7 @@ class RestWatch : public Watch {
       client.Stream(
           "GET", path_, [this](std::string_view d) { return OnData(d); }, BaseHeaders(), nullptr,
           [this] { return stop_flag_.load(); },
-          [this](const http::ClientResponse& head) { OnHeaders(head.status); });
+          [this](const http::ClientResponse& head) { OnHeaders(head.status); }, &cancel_);
     } catch (const Error& e) {
       error = e;
     } catch (const std::exception& e) {
@@ -213,6 +214,7 @@ class RestWatch : public Watch {
   bool stopped_ = false;
   std::optional<Error> start_error_;
   std::atomic<bool> stop_flag_{false};  // read by the stream thread without mu_
+  http::StreamCancel cancel_;
 
   // Stream thread only.
   int status_ = 0;
