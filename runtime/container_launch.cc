@@ -143,6 +143,7 @@ struct ChildPlan {
   int seccomp_step = 0;
   int exec_step = 0;
   int (*in_process_main)(int argc, char** argv) = nullptr;
+  const char* what = nullptr;  // set: failures are reported as a LaunchFailure
   bool set_affinity = false;
   cpu_set_t affinity{};
   int affinity_step = 0;
@@ -152,6 +153,17 @@ bool container_affinity_set = false;
 cpu_set_t container_affinity{};
 
 [[noreturn]] void Fail(const ChildPlan& plan, int step) {
+  if (plan.what != nullptr) {
+    // BecomeContainer: nobody holds the plan's step names but us.
+    LaunchFailure f;
+    f.err = errno;
+    f.exec = step == plan.exec_step;
+    std::snprintf(f.what, sizeof f.what, "%s: %s: %s", plan.what, plan.steps[step].c_str(),
+                  std::strerror(f.err));
+    ssize_t ignored = ::write(plan.report_fd, &f, sizeof f);
+    (void)ignored;
+    ::_exit(127);
+  }
   ChildFailure f{errno, step};
   ssize_t ignored = ::write(plan.report_fd, &f, sizeof f);
   (void)ignored;
@@ -335,13 +347,22 @@ class RootMountPoint {
     if (::mkdtemp(tmpl.data()) == nullptr) throw ErrnoError(errno, "create root mount point");
     path_ = tmpl;
   }
-  ~RootMountPoint() { ::rmdir(path_.c_str()); }
+  // A given directory (made when missing), left in place: the caller owns it.
+  explicit RootMountPoint(std::string path) : path_(std::move(path)), keep_(true) {
+    if (::mkdir(path_.c_str(), 0700) < 0 && errno != EEXIST) {
+      throw ErrnoError(errno, "create root mount point " + path_);
+    }
+  }
+  ~RootMountPoint() {
+    if (!keep_) ::rmdir(path_.c_str());
+  }
   RootMountPoint(const RootMountPoint&) = delete;
   RootMountPoint& operator=(const RootMountPoint&) = delete;
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
+  bool keep_ = false;
 };
 
 // Appends the steps that mount spec.rootfs at `root` and pivot into it.
@@ -524,22 +545,43 @@ const SeccompProgram& SeccompProgram::Cached(SeccompProfile profile) {
   return runtime_default;
 }
 
-ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup) {
-  ValidateContainerSpec(spec);
-  const std::string what = "start container `" + spec.name + "`";
-  auto wrap = [&](const Error& e) {
-    Error out(e.code(), what + ": " + e.message());
-    out.WithErrno(e.sys_errno());
-    return out;
-  };
+namespace {
 
+// Error `e` in the words of "start container `NAME`".
+Error WrapLaunchError(const std::string& what, const Error& e) {
+  Error out(e.code(), what + ": " + e.message());
+  out.WithErrno(e.sys_errno());
+  return out;
+}
+
+// A launch prepared: the plan the container process follows, and what it
+// points to (kept alive until the process has its copies).
+struct Prepared {
   ChildPlan plan;
   const SeccompProgram* seccomp = nullptr;
-  std::vector<UniqueFd> fds;  // closed when we return, after the child has its copies
+  std::vector<UniqueFd> fds;
   UniqueFd stdin_fd, log_fd;
   UniqueFd pid_ns_fd;
   std::optional<RootMountPoint> root_mount_point;
   std::deque<std::string> rootfs_strings;
+  std::vector<std::string> argv, env;
+};
+
+// Validates the spec and prepares its launch (throws the error the launch
+// would). `root_mount_point`: where a root filesystem is mounted; empty: a
+// temporary directory, removed with `p`.
+void Prepare(const ContainerSpec& spec, const Cgroup* cgroup, const std::string& what,
+             const std::string& fixed_root_mount_point, Prepared& p) {
+  ValidateContainerSpec(spec);
+  auto wrap = [&](const Error& e) { return WrapLaunchError(what, e); };
+  ChildPlan& plan = p.plan;
+  const SeccompProgram*& seccomp = p.seccomp;
+  std::vector<UniqueFd>& fds = p.fds;
+  UniqueFd& stdin_fd = p.stdin_fd;
+  UniqueFd& log_fd = p.log_fd;
+  UniqueFd& pid_ns_fd = p.pid_ns_fd;
+  std::optional<RootMountPoint>& root_mount_point = p.root_mount_point;
+  std::deque<std::string>& rootfs_strings = p.rootfs_strings;
   auto step = [&](std::string name) {
     plan.steps.push_back(std::move(name));
     return static_cast<int>(plan.steps.size() - 1);
@@ -602,7 +644,11 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
   plan.rslave_step = step("make / rslave");
   if (spec.rootfs) {
     try {
-      root_mount_point.emplace();
+      if (fixed_root_mount_point.empty()) {
+        root_mount_point.emplace();
+      } else {
+        root_mount_point.emplace(fixed_root_mount_point);
+      }
       PlanRootfs(spec, root_mount_point->path(), plan, rootfs_strings, step);
     } catch (const Error& e) {
       throw wrap(e);
@@ -645,11 +691,23 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
   plan.set_affinity = container_affinity_set;
   plan.affinity = container_affinity;
   plan.affinity_step = step("set the CPU affinity");
-  std::vector<std::string> argv = spec.argv, env = spec.env;
-  for (auto& a : argv) plan.argv.push_back(a.data());
+  p.argv = spec.argv;
+  p.env = spec.env;
+  for (auto& a : p.argv) plan.argv.push_back(a.data());
   plan.argv.push_back(nullptr);
-  for (auto& e : env) plan.envp.push_back(e.data());
+  for (auto& e : p.env) plan.envp.push_back(e.data());
   plan.envp.push_back(nullptr);
+}
+
+}  // namespace
+
+ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup) {
+  const std::string what = "start container `" + spec.name + "`";
+  auto wrap = [&](const Error& e) { return WrapLaunchError(what, e); };
+  Prepared prepared;
+  Prepare(spec, cgroup, what, "", prepared);
+  ChildPlan& plan = prepared.plan;
+  UniqueFd& pid_ns_fd = prepared.pid_ns_fd;
 
   int pipe_fds[2];
   CheckSys(::pipe2(pipe_fds, O_CLOEXEC), what + ": create report pipe");
@@ -720,6 +778,43 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
     e.WithErrno(failure.err);
   }
   throw e;
+}
+
+Error LaunchFailureError(const LaunchFailure& f) {
+  std::string what(f.what, strnlen(f.what, sizeof f.what));
+  if (f.err == 0) return Error::Internal(what);
+  Code code = ErrnoError(f.err, "").code();
+  // As a shell's exit code 127/126: the executable is what is missing.
+  if (f.exec && (f.err == ENOENT || f.err == EACCES)) code = Code::kNotFound;
+  Error e(code, what);
+  e.WithErrno(f.err);
+  return e;
+}
+
+void ReportLaunchFailure(int report_fd, const Error& e) {
+  LaunchFailure f;
+  f.err = e.sys_errno();
+  std::snprintf(f.what, sizeof f.what, "%s", e.message().c_str());
+  ssize_t ignored = ::write(report_fd, &f, sizeof f);
+  (void)ignored;
+}
+
+void BecomeContainer(const ContainerSpec& spec, const Cgroup* cgroup, int report_fd,
+                     const std::string& root_mount_point) {
+  const std::string what = "start container `" + spec.name + "`";
+  static Prepared prepared;  // never destroyed: we exec or exit
+  try {
+    Prepare(spec, cgroup, what, root_mount_point, prepared);
+  } catch (const Error& e) {
+    ReportLaunchFailure(report_fd, e);
+    ::_exit(127);
+  } catch (const std::exception& e) {
+    ReportLaunchFailure(report_fd, Error::Internal(what + ": " + e.what()));
+    ::_exit(127);
+  }
+  prepared.plan.report_fd = report_fd;
+  prepared.plan.what = what.c_str();
+  ChildMain(prepared.plan);
 }
 
 }  // namespace kin

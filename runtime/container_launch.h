@@ -55,6 +55,7 @@
 #include <optional>
 #include <vector>
 
+#include "base/error.h"
 #include "base/fd.h"
 #include "base/process.h"
 #include "runtime/cgroup.h"
@@ -93,6 +94,29 @@ using ContainerProcess = ChildProcess;
 // container `NAME`: STEP: strerror" with the code ErrnoError picks (NotFound for a missing
 // namespace, executable or mount source).
 ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup = nullptr);
+
+// What a container process made by BecomeContainer writes to its report
+// pipe when a step before exec fails (then it exits 127). Nothing comes
+// when it execs (or starts its in-process main): the pipe just closes.
+struct LaunchFailure {
+  int err = 0;        // errno; 0 when the failure was not a system call's
+  bool exec = false;  // the exec itself failed
+  char what[1024] = {};
+};
+// The error LaunchContainer would have thrown for it.
+Error LaunchFailureError(const LaunchFailure& f);
+// Writes `e` as a LaunchFailure (for a failure before BecomeContainer runs).
+void ReportLaunchFailure(int report_fd, const Error& e);
+
+// Makes the calling process the container, for a caller that forked it
+// itself (a zygote: the fork then copies only a small, quiet process), with
+// the PID namespace chosen at that fork. Single-threaded callers only. Never
+// returns: it execs, or runs spec.in_process_main; a failure is written to
+// `report_fd` as a LaunchFailure and the process exits 127. A root
+// filesystem is mounted on `root_mount_point` (made when missing, left
+// behind: the caller removes it).
+[[noreturn]] void BecomeContainer(const ContainerSpec& spec, const Cgroup* cgroup, int report_fd,
+                                  const std::string& root_mount_point);
 
 // The CPUs every container launched from now on in this process may run
 // on, whatever the launching thread's own affinity. The shim server keeps

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -22,7 +23,9 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
+#include <vector>
 
 #include "base/error.h"
 #include "base/file.h"
@@ -108,24 +111,274 @@ int RunAgnhostInProcess(int argc, char** argv) {
   return RunAgnhost(std::vector<std::string>(argv + 2, argv + argc));
 }
 
-// One container the server keeps: its process (our child), cgroup, output
-// pipe and CRI log.
+// The zygote keeps to one CPU: each fork write-protects its pages, and the
+// TLB flush of a page it writes afterwards stays local on one CPU (in a VM
+// a cross-CPU one costs more than the copy). Containers get back the CPUs
+// it was given. The launchers number their servers (kShimServerSlot) so
+// that the zygotes of a cluster's nodes take the CPUs in turn.
+void KeepToOneCpu() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) return;
+  SetContainerCpuAffinity(allowed);
+  const char* slot = std::getenv(kShimServerSlot);
+  int pick = (slot != nullptr ? std::atoi(slot) : ::getpid()) % CPU_COUNT(&allowed);
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed) || pick-- > 0) continue;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    ::sched_setaffinity(0, sizeof one, &one);
+    return;
+  }
+}
+
+// One container the server keeps: its process (a child of our zygote),
+// cgroup, output pipe and CRI log.
 struct Kept {
   std::string dir;
-  ContainerProcess process;
-  UniqueFd pidfd;  // readable once the process has exited
+  pid_t pid = 0;
   Cgroup cgroup;
   UniqueFd out;  // the read end of the container's stdout and stderr
   std::unique_ptr<CriLogWriter> log;
 };
 
-// Launches the container of DIR/config.json and writes DIR/state.json.
-std::unique_ptr<Kept> Launch(const std::string& dir) {
+// The zygote: a fork of the server made before the server does any work,
+// which forks the containers. Each fork write-protects the forking process's
+// pages, and each page it writes afterwards is copied (with a TLB flush): the
+// server, whose heap churns with every launch, paid that for every page it
+// touched; the zygote touches almost none between two forks. The container
+// process prepares itself (BecomeContainer) after the fork.
+//
+// Requests (server -> zygote, SOCK_SEQPACKET): a ZygoteRequest, then the
+// NUL-separated strings: container dir, root mount point, the cgroup's
+// procs files; with SCM_RIGHTS [output pipe, report pipe, (PID namespace)].
+// Notes (zygote -> server): ZygoteNote.
+struct ZygoteRequest {
+  bool new_pid_ns = false;
+  bool join_pid_ns = false;  // the third fd is the namespace to join
+};
+struct ZygoteNote {
+  enum Kind : int32_t { kForked = 1, kExited = 2 } kind;
+  int32_t pid;    // kForked: the container's pid, or 0 when the fork failed
+  int32_t value;  // kForked: the fork's errno; kExited: the wait status
+};
+
+bool SendNote(int sock, ZygoteNote note) {
+  return ::send(sock, &note, sizeof note, MSG_NOSIGNAL) == sizeof note;
+}
+
+// In the forked container process: prepares from DIR/config.json and becomes
+// the container. Never returns.
+[[noreturn]] void ContainerFromRequest(const std::vector<std::string>& strings, int out,
+                                       int report) {
+  try {
+    if (strings.size() < 2) throw Error::Internal("shim zygote: malformed request");
+    const std::string& dir = strings[0];
+    auto cfg = ReadJsonFile(dir + "/config.json");
+    if (!cfg) throw Error::NotFound("shim: no config.json in " + dir);
+    ShimConfig config = ShimConfigFromJson(*cfg);
+    if (IsKinAgnhost(config.spec.argv)) config.spec.in_process_main = &RunAgnhostInProcess;
+    config.spec.single_threaded_caller = true;
+    // The launcher opens log_path for the container's stdout and stderr: our
+    // pipe to the server, reopened through /proc, becomes both.
+    config.spec.log_path = "/proc/self/fd/" + std::to_string(out);
+    config.spec.cgroup_procs_files.assign(strings.begin() + 2, strings.end());
+    BecomeContainer(config.spec, nullptr, report, strings[1]);
+  } catch (const Error& e) {
+    ReportLaunchFailure(report, e);
+  } catch (const std::exception& e) {
+    ReportLaunchFailure(report, Error::Internal(e.what()));
+  }
+  ::_exit(127);
+}
+
+[[noreturn]] void RunZygote(int sock) {
+  // Nothing of the server's but our socket: a pipe it has open (a launch's
+  // report pipe, when a zygote is replaced) must not stay open here.
+  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull >= 0) ::dup2(devnull, 0);
+  if (sock > 3) ::syscall(SYS_close_range, 3, sock - 1, 0);
+  ::syscall(SYS_close_range, sock + 1, ~0U, 0);
+  ::prctl(PR_SET_NAME, "kin-shim-zygote", 0, 0, 0);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);  // the server's helper only
+  KeepToOneCpu();
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &chld, nullptr);
+  int sfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  int own_pid_ns = ::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+  if (sfd < 0 || own_pid_ns < 0) ::_exit(1);
+  for (;;) {
+    pollfd fds[2] = {{sock, POLLIN, 0}, {sfd, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      ::_exit(1);
+    }
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo info;
+      while (::read(sfd, &info, sizeof info) > 0) {
+      }
+      int status = 0;
+      for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+        SendNote(sock, {ZygoteNote::kExited, pid, status});
+      }
+    }
+    if (!(fds[0].revents & (POLLIN | POLLHUP))) continue;
+    char buf[8192];
+    iovec iov{buf, sizeof buf - 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) ::_exit(0);  // the server is gone: its containers are its (a subreaper's) now
+    int got[3] = {-1, -1, -1};
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        std::memcpy(got, CMSG_DATA(c), std::min(sizeof got, c->cmsg_len - CMSG_LEN(0)));
+      }
+    }
+    ZygoteRequest req;
+    bool ok = static_cast<size_t>(n) >= sizeof req && got[0] >= 0 && got[1] >= 0;
+    if (ok) std::memcpy(&req, buf, sizeof req);
+    ok = ok && (!req.join_pid_ns || got[2] >= 0);
+    pid_t pid = -1;
+    int err = EINVAL;
+    if (ok && req.join_pid_ns && ::setns(got[2], CLONE_NEWPID) < 0) ok = false, err = errno;
+    if (ok && req.new_pid_ns && ::unshare(CLONE_NEWPID) < 0) ok = false, err = errno;
+    if (ok) {
+      pid = ::fork();
+      err = errno;
+      if (pid == 0) {
+        buf[n] = '\0';
+        std::vector<std::string> strings;
+        for (size_t at = sizeof req; at < static_cast<size_t>(n); at += strings.back().size() + 1) {
+          strings.emplace_back(buf + at);
+        }
+        ContainerFromRequest(strings, got[0], got[1]);
+      }
+    }
+    // Our next children are born in our own PID namespace again.
+    if ((req.join_pid_ns || req.new_pid_ns) && ::setns(own_pid_ns, CLONE_NEWPID) < 0) ::_exit(1);
+    for (int fd : got) {
+      if (fd >= 0) ::close(fd);
+    }
+    SendNote(sock, {ZygoteNote::kForked, pid > 0 ? pid : 0, pid > 0 ? 0 : err});
+  }
+}
+
+// The server's side of its zygote.
+class Zygote {
+ public:
+  ~Zygote() { Stop(); }
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  int socket() const { return sock_.get(); }
+
+  void Start() {
+    int fds[2];
+    CheckSys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds),
+             "shim zygote: socketpair");
+    UniqueFd ours(fds[0]), theirs(fds[1]);
+    pid_t pid = ::fork();
+    if (pid < 0) throw ErrnoError(errno, "shim zygote: fork");
+    if (pid == 0) {
+      ours.reset();
+      RunZygote(theirs.get());
+    }
+    pid_ = pid;
+    sock_ = std::move(ours);
+  }
+
+  void Stop() {
+    sock_.reset();  // it sees the end of its socket and exits
+    if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
+    pid_ = 0;
+  }
+
+  // Forks a container process for `dir`; returns its pid. Exit notes that
+  // arrive meanwhile go to `exits`.
+  pid_t Fork(const std::vector<std::string>& strings, const ZygoteRequest& req, int out, int report,
+             int pid_ns, std::vector<ZygoteNote>& exits) {
+    if (!running()) Start();
+    std::string payload(reinterpret_cast<const char*>(&req), sizeof req);
+    for (const auto& s : strings) payload.append(s.c_str(), s.size() + 1);
+    int fds[3] = {out, report, pid_ns};
+    size_t nfds = pid_ns >= 0 ? 3 : 2;
+    alignas(cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))] = {};
+    iovec iov{payload.data(), payload.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+    std::memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+    if (::sendmsg(sock_.get(), &msg, MSG_NOSIGNAL) < 0) {
+      int err = errno;
+      Lost();
+      throw ErrnoError(err, "shim zygote: send request");
+    }
+    for (;;) {
+      ZygoteNote note{};
+      ssize_t n = ::recv(sock_.get(), &note, sizeof note, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n != sizeof note) {
+        Lost();
+        throw Error::Internal("shim zygote: died during a fork");
+      }
+      if (note.kind == ZygoteNote::kExited) {
+        exits.push_back(note);
+        continue;
+      }
+      if (note.pid <= 0) throw ErrnoError(note.value, "shim zygote: fork the container");
+      return note.pid;
+    }
+  }
+
+  // Reads the notes that are waiting; false when the zygote is gone.
+  bool Drain(std::vector<ZygoteNote>& exits) {
+    for (;;) {
+      ZygoteNote note{};
+      ssize_t n = ::recv(sock_.get(), &note, sizeof note, MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return true;
+      if (n != sizeof note) {
+        Lost();
+        return false;
+      }
+      if (note.kind == ZygoteNote::kExited) exits.push_back(note);
+    }
+  }
+
+ private:
+  // It died: reap it; its orphaned containers are ours now (we are a
+  // subreaper), and the next launch starts another.
+  void Lost() {
+    sock_.reset();
+    if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
+    pid_ = 0;
+  }
+  pid_t pid_ = 0;
+  UniqueFd sock_;
+};
+
+// Launches the container of DIR/config.json through the zygote and writes
+// DIR/state.json. Exit notes seen meanwhile go to `exits`.
+std::unique_ptr<Kept> Launch(const std::string& dir, Zygote& zygote, std::vector<ZygoteNote>& exits,
+                             std::set<pid_t>& failed) {
   auto cfg = ReadJsonFile(dir + "/config.json");
   if (!cfg) throw Error::NotFound("shim: no config.json in " + dir);
   ShimConfig config = ShimConfigFromJson(*cfg);
-  if (IsKinAgnhost(config.spec.argv)) config.spec.in_process_main = &RunAgnhostInProcess;
-  config.spec.single_threaded_caller = true;
+  ValidateContainerSpec(config.spec);
   auto k = std::make_unique<Kept>();
   k->dir = dir;
   k->cgroup = Cgroup::Create(config.cgroup, config.spec.resources);
@@ -133,18 +386,45 @@ std::unique_ptr<Kept> Launch(const std::string& dir) {
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw ErrnoError(errno, "shim: create output pipe");
   k->out.reset(pipe_fds[0]);
   UniqueFd out_write(pipe_fds[1]);
-  // The launcher opens log_path for the container's stdout and stderr; the
-  // write end of our pipe, reopened through /proc, becomes both.
-  config.spec.log_path = "/proc/self/fd/" + std::to_string(out_write.get());
-  k->process = LaunchContainer(config.spec, &k->cgroup);
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw ErrnoError(errno, "shim: create report pipe");
+  UniqueFd report_read(pipe_fds[0]), report_write(pipe_fds[1]);
+  UniqueFd pid_ns;
+  if (!config.spec.pid_ns.empty()) {
+    pid_ns.reset(::open(config.spec.pid_ns.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!pid_ns) {
+      throw ErrnoError(errno, "start container `" + config.spec.name + "`: join PID namespace " +
+                                  config.spec.pid_ns);
+    }
+  }
+  std::vector<std::string> strings = {dir, dir + "/rootfs"};
+  for (const auto& f : k->cgroup.ProcsFiles()) strings.push_back(f);
+  ZygoteRequest req;
+  req.new_pid_ns = config.spec.new_pid_ns;
+  req.join_pid_ns = static_cast<bool>(pid_ns);
+  k->pid = zygote.Fork(strings, req, out_write.get(), report_write.get(), pid_ns.get(), exits);
   out_write.reset();
-  k->pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, k->process.pid(), 0)));
-  if (!k->pidfd) throw ErrnoError(errno, "shim: pidfd_open of the container");
+  report_write.reset();
+  // The pipe closes when the container execs (or runs its in-process main);
+  // a failure before comes as a LaunchFailure.
+  LaunchFailure failure;
+  size_t got = 0;
+  while (got < sizeof failure) {
+    ssize_t n =
+        ::read(report_read.get(), reinterpret_cast<char*>(&failure) + got, sizeof failure - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got > 0) {
+    failed.insert(k->pid);  // it exits 127; its exit note is not a container's
+    if (got < sizeof failure) throw Error::Internal("start container: truncated failure report");
+    throw LaunchFailureError(failure);
+  }
   ::fcntl(k->out.get(), F_SETFL, O_NONBLOCK);
   ShimState state;
   state.shim_pid = ::getpid();
   state.shim_start_ticks = ProcessStartTicks(state.shim_pid);
-  state.pid = k->process.pid();
+  state.pid = k->pid;
   state.start_ticks = ProcessStartTicks(state.pid);
   state.started_at = NowRfc3339();
   WriteJsonFile(dir + "/state.json", {{"shimPid", state.shim_pid},
@@ -179,10 +459,15 @@ bool CopyOutput(Kept& k, bool all) {
   }
 }
 
-// The container exited: reap it, finish its log, write DIR/exit.json and
-// remove its cgroup (killing what is left in it).
-void Finish(Kept& k) {
-  ExitStatus status = k.process.Wait();
+// The container exited (`wait_status`, as waitpid gives it): finish its
+// log, remove its cgroup (killing what is left in it) and write DIR/exit.json.
+void Finish(Kept& k, int wait_status) {
+  ExitStatus status;
+  if (WIFSIGNALED(wait_status)) {
+    status.signal = WTERMSIG(wait_status);
+  } else {
+    status.code = WEXITSTATUS(wait_status);
+  }
   // Whatever the container wrote before it died is still in the pipe
   // (descendants may hold it open: they die with the cgroup below).
   CopyOutput(k, /*all=*/true);
@@ -207,29 +492,6 @@ void Finish(Kept& k) {
                                          {"finishedAt", exit.finished_at}});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kin shim-server: %s: %s\n", k.dir.c_str(), e.what());
-  }
-}
-
-// Every fork write-protects our pages; each page we write afterwards is
-// copied and its TLB entry flushed on every CPU our memory was used on. On
-// one CPU that flush stays local: in a VM a cross-CPU one costs more than
-// the copy (it was a quarter of the server's time). Containers get back the
-// CPUs we were given. The launchers number their servers (kShimServerSlot)
-// so that the servers of a cluster's nodes take the CPUs in turn.
-void KeepToOneCpu() {
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) return;
-  SetContainerCpuAffinity(allowed);
-  const char* slot = std::getenv(kShimServerSlot);
-  int pick = (slot != nullptr ? std::atoi(slot) : ::getpid()) % CPU_COUNT(&allowed);
-  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-    if (!CPU_ISSET(cpu, &allowed) || pick-- > 0) continue;
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    ::sched_setaffinity(0, sizeof one, &one);
-    return;
   }
 }
 
@@ -437,17 +699,24 @@ int RunShimServer() {
   // Leave kin serve's session: a ^C at its terminal must not reach us.
   ::setsid();
   ::signal(SIGPIPE, SIG_IGN);
-  ::signal(SIGCHLD, SIG_DFL);  // containers are our children: we reap them
-  KeepToOneCpu();
-  // Built once here, used by every container we fork.
+  // Should the zygote die, its containers become our children.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  // Built once here, before the zygote is forked: it and every container inherit it.
   try {
     SeccompProgram::Cached(SeccompProfile::kRuntimeDefault);
   } catch (const std::exception&) {
     // Each launch tries again and reports the error with its container.
   }
+  Zygote zygote;
+  zygote.Start();
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &chld, nullptr);
+  UniqueFd sigchld(::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK));
   UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
-  if (!epoll) {
-    std::perror("kin shim-server: epoll_create1");
+  if (!epoll || !sigchld) {
+    std::perror("kin shim-server: epoll_create1/signalfd");
     return 1;
   }
   auto watch = [&](int fd) {
@@ -458,9 +727,40 @@ int RunShimServer() {
   };
   auto unwatch = [&](int fd) { ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, fd, nullptr); };
   watch(0);
+  watch(sigchld.get());
+  int zygote_fd = zygote.socket();
+  watch(zygote_fd);
   bool agent_gone = false;
-  std::map<int, std::shared_ptr<Kept>> by_fd;  // each container under its pidfd and its pipe
-  size_t kept = 0;
+  std::map<pid_t, std::shared_ptr<Kept>> by_pid;
+  std::map<int, std::shared_ptr<Kept>> by_out;  // by the read end of their output pipe
+  std::set<pid_t> failed;                       // launches that failed: their exits are nobody's
+  std::vector<ZygoteNote> exits;
+
+  auto finish = [&](pid_t pid, int status) {
+    if (failed.erase(pid)) return;
+    auto it = by_pid.find(pid);
+    if (it == by_pid.end()) return;  // not a container's (a descendant it left us)
+    std::shared_ptr<Kept> k = it->second;
+    by_pid.erase(it);
+    if (k->out) {
+      unwatch(k->out.get());
+      by_out.erase(k->out.get());
+    }
+    Finish(*k, status);
+  };
+  auto finish_exits = [&] {
+    std::vector<ZygoteNote> done;
+    done.swap(exits);
+    for (const auto& note : done) finish(note.pid, note.value);
+  };
+  // A new zygote (after one died) has a new socket to watch; the old one
+  // left the epoll set when it was closed.
+  auto watch_zygote = [&] {
+    if (zygote.socket() != zygote_fd) {
+      zygote_fd = zygote.socket();
+      if (zygote_fd >= 0) watch(zygote_fd);
+    }
+  };
 
   auto serve_request = [&] {
     char dir[4096];
@@ -483,7 +783,7 @@ int RunShimServer() {
     if (n > 0 && std::string_view(dir, static_cast<size_t>(n)) == kShimServerBye) {
       // The agent leaves: tell it how many containers we keep (it waits
       // for us when none), and go when the last one exits.
-      std::string count = std::to_string(kept);
+      std::string count = std::to_string(by_pid.size());
       (void)!::send(0, count.data(), count.size(), MSG_NOSIGNAL);
       n = 0;
     }
@@ -495,22 +795,23 @@ int RunShimServer() {
     if (!report_fd) return;  // not a request of ours: nobody to answer
     dir[n] = '\0';
     try {
-      std::shared_ptr<Kept> k = Launch(dir);
-      watch(k->pidfd.get());
+      std::shared_ptr<Kept> k = Launch(dir, zygote, exits, failed);
       watch(k->out.get());
-      by_fd[k->pidfd.get()] = k;
-      by_fd[k->out.get()] = k;
-      ++kept;
+      by_out[k->out.get()] = k;
+      by_pid[k->pid] = k;
       WriteAllFd(report_fd.get(), "ok");
     } catch (const Error& e) {
       Answer(report_fd.get(), e);
     } catch (const std::exception& e) {
       Answer(report_fd.get(), Error::Internal(e.what()));
     }
+    watch_zygote();
   };
 
   epoll_event events[64];
-  while (!(agent_gone && kept == 0)) {
+  while (!(agent_gone && by_pid.empty())) {
+    finish_exits();  // those seen while a launch waited for its fork
+    if (agent_gone && by_pid.empty()) break;
     int n = ::epoll_wait(epoll.get(), events, 64, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -521,29 +822,27 @@ int RunShimServer() {
       int fd = events[i].data.fd;
       if (fd == 0) {
         serve_request();
-        continue;
-      }
-      auto it = by_fd.find(fd);
-      if (it == by_fd.end()) continue;  // finished by an earlier event of this batch
-      std::shared_ptr<Kept> k = it->second;
-      if (fd == k->out.get()) {
+      } else if (fd == zygote_fd) {
+        if (!zygote.Drain(exits)) watch_zygote();
+        finish_exits();
+      } else if (fd == sigchld.get()) {
+        // Containers orphaned by a zygote that died are ours to reap.
+        signalfd_siginfo info;
+        while (::read(sigchld.get(), &info, sizeof info) > 0) {
+        }
+        int status = 0;
+        for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+          if (pid != zygote.pid()) finish(pid, status);
+        }
+      } else if (auto it = by_out.find(fd); it != by_out.end()) {
+        std::shared_ptr<Kept> k = it->second;
         if (!CopyOutput(*k, /*all=*/false)) {
           // Closed (the container and its descendants are done writing).
           unwatch(fd);
-          by_fd.erase(fd);
+          by_out.erase(fd);
           k->out.reset();
         }
-        continue;
       }
-      // The container exited.
-      unwatch(k->pidfd.get());
-      by_fd.erase(k->pidfd.get());
-      if (k->out) {
-        unwatch(k->out.get());
-        by_fd.erase(k->out.get());
-      }
-      Finish(*k);
-      --kept;
     }
   }
   return 0;

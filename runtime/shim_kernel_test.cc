@@ -80,7 +80,7 @@ TEST_F(ShimTest, OneServerKeepsEveryContainerAndOutlivesItsStarter) {
   ShimState sb = Start(b, {"sleep", "1000"});
   pid_t server = launcher_->server_pid();
   ASSERT_GT(server, 0);
-  // No keeper process per container: both are the server's children.
+  // No keeper process per container: the server keeps both.
   EXPECT_EQ(sa.shim_pid, server);
   EXPECT_EQ(sb.shim_pid, server);
   EXPECT_NE(sa.pid, sb.pid);
@@ -104,9 +104,10 @@ TEST_F(ShimTest, OneServerKeepsEveryContainerAndOutlivesItsStarter) {
   ::waitpid(server, nullptr, 0);
 }
 
-// The server keeps to one CPU (its copy-on-write faults then need no
-// cross-CPU TLB flush); its containers get every CPU it was given.
-TEST_F(ShimTest, TheServerKeepsToOneCpuAndItsContainersGetThemAll) {
+// Containers are forked by the server's zygote, which keeps to one CPU (its
+// copy-on-write faults then need no cross-CPU TLB flush); they get every
+// CPU the server was given.
+TEST_F(ShimTest, TheZygoteKeepsToOneCpuAndTheContainersGetThemAll) {
   std::string dir = tmp_.File("cpus");
   Start(dir, {"sh", "-c", "grep Cpus_allowed_list /proc/self/status"});
   ASSERT_TRUE(WaitExit(dir).has_value());
@@ -120,9 +121,63 @@ TEST_F(ShimTest, TheServerKeepsToOneCpuAndItsContainersGetThemAll) {
       << ReadFileIfExists(dir + "/log").value_or("") << " vs " << ours;
   cpu_set_t mine;
   ASSERT_EQ(::sched_getaffinity(0, sizeof mine, &mine), 0);
-  cpu_set_t server;
-  ASSERT_EQ(::sched_getaffinity(launcher_->server_pid(), sizeof server, &server), 0);
-  EXPECT_EQ(CPU_COUNT(&server), CPU_COUNT(&mine) > 1 ? 1 : CPU_COUNT(&mine));
+  pid_t server = launcher_->server_pid();
+  std::string children = ReadFileIfExists("/proc/" + std::to_string(server) + "/task/" +
+                                          std::to_string(server) + "/children")
+                             .value_or("");
+  pid_t zygote = static_cast<pid_t>(std::atoi(children.c_str()));
+  ASSERT_GT(zygote, 0) << children;
+  EXPECT_EQ(ReadFileIfExists("/proc/" + std::to_string(zygote) + "/comm").value_or(""),
+            "kin-shim-zygote\n");
+  cpu_set_t cpus;
+  ASSERT_EQ(::sched_getaffinity(zygote, sizeof cpus, &cpus), 0);
+  EXPECT_EQ(CPU_COUNT(&cpus), CPU_COUNT(&mine) > 1 ? 1 : CPU_COUNT(&mine));
+  ASSERT_EQ(::sched_getaffinity(server, sizeof cpus, &cpus), 0);
+  EXPECT_EQ(CPU_COUNT(&cpus), CPU_COUNT(&mine));  // the server itself is not bound
+}
+
+// The zygote killed: the server adopts its containers (a subreaper), still
+// records their exits, and forks the next through a new zygote.
+TEST_F(ShimTest, AKilledZygoteLosesNoExitAndIsReplaced) {
+  std::string a = tmp_.File("za"), b = tmp_.File("zb");
+  ShimState sa = Start(a, {"sleep", "1000"});
+  pid_t server = launcher_->server_pid();
+  auto zygote_of = [&] {
+    std::string children = ReadFileIfExists("/proc/" + std::to_string(server) + "/task/" +
+                                            std::to_string(server) + "/children")
+                               .value_or("");
+    for (size_t at = 0; at < children.size();) {
+      pid_t pid = static_cast<pid_t>(std::atoi(children.c_str() + at));
+      if (ReadFileIfExists("/proc/" + std::to_string(pid) + "/comm").value_or("") ==
+          "kin-shim-zygote\n") {
+        return pid;
+      }
+      size_t space = children.find(' ', at);
+      if (space == std::string::npos) break;
+      at = space + 1;
+    }
+    return pid_t{0};
+  };
+  pid_t zygote = zygote_of();
+  ASSERT_GT(zygote, 0);
+  ASSERT_EQ(::kill(zygote, SIGKILL), 0);
+  // The container is the server's child now.
+  ASSERT_TRUE(testing::Eventually([&] {
+    std::string stat = ReadFileIfExists("/proc/" + std::to_string(sa.pid) + "/stat").value_or("");
+    size_t close = stat.rfind(')');
+    return close != std::string::npos &&
+           std::atoi(stat.c_str() + stat.find(' ', close + 2) + 1) == server;
+  }));
+  ASSERT_EQ(::kill(sa.pid, SIGTERM), 0);
+  auto exit = WaitExit(a);
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(exit->signal, SIGTERM);
+  ShimState sb = Start(b, {"true"});
+  EXPECT_EQ(sb.shim_pid, server);
+  EXPECT_NE(zygote_of(), zygote);
+  exit = WaitExit(b);
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(exit->exit_code, 0);
 }
 
 TEST_F(ShimTest, AStarterThatGoesWithNoContainerKeptEndsTheServer) {
