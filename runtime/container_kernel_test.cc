@@ -117,26 +117,6 @@ TEST_F(ContainerKernelTest, NewPidNamespaceMakesItPidOne) {
   EXPECT_THAT(Log(), ::testing::ContainsRegex("\n[2-4]\n"));
 }
 
-// A single-threaded caller (the shim server) forks every container on its
-// own thread: the PID namespace it entered for one child must not stay
-// entered for the next (which would then fail, or be born in it).
-TEST_F(ContainerKernelTest, ASingleThreadedCallerGetsItsPidNamespaceBack) {
-  auto for_children = [] {
-    return std::filesystem::read_symlink("/proc/thread-self/ns/pid_for_children").string();
-  };
-  std::string own = std::filesystem::read_symlink("/proc/thread-self/ns/pid").string();
-  ASSERT_EQ(for_children(), own);
-  for (int i = 0; i < 2; ++i) {
-    ContainerSpec s = Shell("echo pid=$$");
-    s.new_pid_ns = true;
-    s.single_threaded_caller = true;
-    ExitStatus st = Run(s);
-    EXPECT_TRUE(st.success()) << i << ": " << st.ToString() << "\n" << Log();
-    EXPECT_EQ(for_children(), own) << i;
-  }
-  EXPECT_EQ(Log(), "pid=1\npid=1\n");
-}
-
 TEST_F(ContainerKernelTest, JoinsTheSandboxHoldersPidUtsAndIpcNamespaces) {
   ContainerSpec holder_spec;
   holder_spec.name = "pause";

@@ -737,24 +737,8 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
       fork_step = "fork";
     }
   };
-  if (spec.single_threaded_caller) {
-    // Our own thread enters the PID namespace: restore it after the fork,
-    // or every later child of ours would be born in this container's.
-    UniqueFd own_pid_ns;
-    if (pid_ns_fd || spec.new_pid_ns) {
-      own_pid_ns = OpenOrThrow("/proc/self/ns/pid", O_RDONLY, what + ": open own PID namespace");
-    }
-    fork_child();
-    if (own_pid_ns && ::setns(own_pid_ns.get(), CLONE_NEWPID) < 0) {
-      // Cannot happen (our active namespace is always allowed); if it did,
-      // our next children would land in the wrong namespace: stop here.
-      std::perror("kin: restore PID namespace after a container's fork");
-      std::abort();
-    }
-  } else {
-    std::thread forker(fork_child);
-    forker.join();
-  }
+  std::thread forker(fork_child);
+  forker.join();
   report_write.reset();
   if (pid < 0) throw wrap(ErrnoError(fork_err, fork_step));
 

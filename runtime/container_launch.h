@@ -41,9 +41,8 @@
 //
 // Thread-safety: LaunchContainer is thread-safe (it forks from a short-lived
 // thread of its own so that joining a pid namespace never touches the
-// caller's threads; a single-threaded caller may ask it to fork on its own
-// thread, ContainerSpec::single_threaded_caller). ContainerProcess and SeccompProgram are
-// thread-compatible.
+// caller's threads). BecomeContainer is for a single-threaded process of
+// its own. ContainerProcess and SeccompProgram are thread-compatible.
 #pragma once
 
 #include <sched.h>

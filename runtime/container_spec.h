@@ -125,14 +125,9 @@ struct ContainerSpec {
   // In-process only: when set, the child calls this with argv (and the
   // container's environment in `environ`) where it would exec argv[0], then
   // exits with its result. Only for a caller that is single-threaded and
-  // owns nothing the function could trip over: the shim runs kin's built-in
-  // images this way, so a pod does not pay for loading the kin binary again.
+  // owns nothing the function could trip over: the shim's zygote runs kin's
+  // built-in images this way, so a pod does not pay for loading the kin binary again.
   int (*in_process_main)(int argc, char** argv) = nullptr;
-  // In-process only: the caller is a process of its own with no other
-  // thread (the shim server). Then the fork happens on its thread (which
-  // enters a PID namespace for the child, and its own again after the
-  // fork), saving a thread, its stack and its malloc arena per container.
-  bool single_threaded_caller = false;
 };
 
 // Throws Error::Invalid naming every offending field (one Cause each).

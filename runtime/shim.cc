@@ -179,7 +179,6 @@ bool SendNote(int sock, ZygoteNote note) {
     if (!cfg) throw Error::NotFound("shim: no config.json in " + dir);
     ShimConfig config = ShimConfigFromJson(*cfg);
     if (IsKinAgnhost(config.spec.argv)) config.spec.in_process_main = &RunAgnhostInProcess;
-    config.spec.single_threaded_caller = true;
     // The launcher opens log_path for the container's stdout and stderr: our
     // pipe to the server, reopened through /proc, becomes both.
     config.spec.log_path = "/proc/self/fd/" + std::to_string(out);

@@ -33,12 +33,13 @@ using testing::TempDir;
 class ShimTest : public testing::KernelTest {
  protected:
   // Writes DIR/config.json for `argv` and starts the shim.
-  ShimState Start(const std::string& dir, std::vector<std::string> argv,
-                  ResourceLimits limits = {}) {
+  ShimState Start(const std::string& dir, std::vector<std::string> argv, ResourceLimits limits = {},
+                  bool new_pid_ns = false) {
     fs::create_directories(dir);
     ShimConfig c;
     c.spec.name = "c";
     c.spec.argv = std::move(argv);
+    c.spec.new_pid_ns = new_pid_ns;
     c.spec.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
     c.spec.resources = limits;
     c.cgroup = prefix() + "-" + fs::path(dir).filename().string();
@@ -178,6 +179,20 @@ TEST_F(ShimTest, AKilledZygoteLosesNoExitAndIsReplaced) {
   exit = WaitExit(b);
   ASSERT_TRUE(exit.has_value());
   EXPECT_EQ(exit->exit_code, 0);
+}
+
+// The zygote enters a new PID namespace for each such container's fork and
+// returns to its own: the next one is pid 1 of its own namespace too.
+TEST_F(ShimTest, EachContainerGetsAPidNamespaceOfItsOwn) {
+  for (const char* name : {"pid1", "pid2"}) {
+    std::string dir = tmp_.File(name);
+    Start(dir, {"sh", "-c", "echo pid=$$"}, {}, /*new_pid_ns=*/true);
+    auto exit = WaitExit(dir);
+    ASSERT_TRUE(exit.has_value()) << name;
+    EXPECT_EQ(exit->exit_code, 0) << name;
+    EXPECT_NE(ReadFileIfExists(dir + "/log").value_or("").find(" F pid=1\n"), std::string::npos)
+        << ReadFileIfExists(dir + "/log").value_or("");
+  }
 }
 
 TEST_F(ShimTest, AStarterThatGoesWithNoContainerKeptEndsTheServer) {
