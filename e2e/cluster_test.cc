@@ -45,10 +45,7 @@ class ClusterE2E : public ::testing::Test {
       return;
     }
     dir_ = new TempDir();
-    std::random_device rd;
-    char name[16];
-    std::snprintf(name, sizeof name, "e%05x", rd() & 0xfffff);
-    name_ = name;
+    name_ = testing::UniqueClusterName('e');
     fs::create_directories(dir_->File("root"));
     CommandResult r = RunCommand(
         {KinBinary(), "cluster", "create", "--name", name_, "--nodes", "3", "--state-root",
@@ -630,9 +627,7 @@ TEST_F(ClusterE2E, ZRestartOfServeKeepsPodsRunningAndDeleteLeavesNothing) {
 TEST(ClusterHostGwE2E, NodesRouteEachOthersPodCidrs) {
   if (!testing::RequireRoot()) return;
   TempDir dir;
-  std::random_device rd;
-  char name[16];
-  std::snprintf(name, sizeof name, "g%05x", rd() & 0xfffff);
+  std::string name = testing::UniqueClusterName('g');
   fs::create_directories(dir.File("root"));
   testing::WriteFile(dir.File("c.yaml"),
                      std::string("apiVersion: kin.dev/v1alpha1\nkind: Cluster\n") +

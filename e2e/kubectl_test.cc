@@ -23,19 +23,23 @@ class KubectlE2E : public ::testing::TestWithParam<std::string> {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
+    name_ = testing::UniqueClusterName('k');
+    setup_error_.clear();
     RunCommand({"mkdir", "-p", dir_->File("root")});
-    CommandResult r = RunCommand({KinBinary(), "cluster", "create", "--name", "e2e", "--state-root",
+    CommandResult r = RunCommand({KinBinary(), "cluster", "create", "--name", name_, "--state-root",
                                   dir_->File("root"), "--kubeconfig", dir_->File("kubeconfig")},
                                  std::chrono::seconds(60));
-    ASSERT_TRUE(r.status.success()) << r.out << r.err;
+    // Reported by each test's SetUp: a failure here alone reads as "skipped".
+    if (!r.status.success()) setup_error_ = "cluster create failed:\n" + r.out + r.err;
   }
   static void TearDownTestSuite() {
-    RunCommand({KinBinary(), "cluster", "delete", "--name", "e2e", "--state-root",
+    RunCommand({KinBinary(), "cluster", "delete", "--name", name_, "--state-root",
                 dir_->File("root"), "--kubeconfig", dir_->File("kubeconfig")},
                std::chrono::seconds(60));
     delete dir_;
   }
   void SetUp() override {
+    ASSERT_TRUE(setup_error_.empty()) << setup_error_;
     kubectl_ = testing::KubectlBinary(GetParam());
     if (::access(kubectl_.c_str(), X_OK) != 0) {
       if (std::getenv("CI")) FAIL() << kubectl_ << " is missing";
@@ -70,12 +74,16 @@ class KubectlE2E : public ::testing::TestWithParam<std::string> {
   }
 
   static TempDir* dir_;
+  static std::string name_;
+  static std::string setup_error_;
   std::string kubectl_;
   std::unique_ptr<TempDir> cache_;
   std::string ns_;
 };
 
 TempDir* KubectlE2E::dir_ = nullptr;
+std::string KubectlE2E::name_;
+std::string KubectlE2E::setup_error_;
 
 const char* kDeployment = R"(apiVersion: apps/v1
 kind: Deployment
@@ -288,7 +296,7 @@ TEST_P(KubectlE2E, RequestWithoutClientCertificateIsRefused) {
   Json kc = ParseYaml(testing::ReadFile(dir_->File("kubeconfig")));
   std::string server;
   for (auto& c : kc["clusters"]) {
-    if (c["name"] == "kin-e2e") server = c["cluster"]["server"];
+    if (c["name"] == "kin-" + name_) server = c["cluster"]["server"];
   }
   ASSERT_FALSE(server.empty());
   CommandResult r = RunCommand({"curl", "-sk", server + "/api/v1/pods"});
@@ -309,7 +317,8 @@ INSTANTIATE_TEST_SUITE_P(Versions, KubectlE2E, ::testing::Values("1.27", "1.30",
 TEST(PythonClientE2E, ListCreatePatchWatchDelete) {
   TempDir dir;
   RunCommand({"mkdir", "-p", dir.File("root")});
-  CommandResult c = RunCommand({KinBinary(), "cluster", "create", "--name", "py", "--state-root",
+  std::string name = testing::UniqueClusterName('p');
+  CommandResult c = RunCommand({KinBinary(), "cluster", "create", "--name", name, "--state-root",
                                 dir.File("root"), "--kubeconfig", dir.File("kubeconfig")},
                                std::chrono::seconds(60));
   ASSERT_TRUE(c.status.success()) << c.out << c.err;
@@ -352,7 +361,7 @@ print("ok")
                                std::chrono::seconds(60));
   EXPECT_TRUE(r.status.success()) << r.out << r.err;
   EXPECT_NE(r.out.find("ok"), std::string::npos) << r.out << r.err;
-  RunCommand({KinBinary(), "cluster", "delete", "--name", "py", "--state-root", dir.File("root"),
+  RunCommand({KinBinary(), "cluster", "delete", "--name", name, "--state-root", dir.File("root"),
               "--kubeconfig", dir.File("kubeconfig")});
 }
 

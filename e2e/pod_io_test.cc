@@ -54,10 +54,7 @@ class PodIoE2E : public ::testing::TestWithParam<std::string> {
       return;
     }
     dir_ = new TempDir();
-    std::random_device rd;
-    char name[16];
-    std::snprintf(name, sizeof name, "i%05x", rd() & 0xfffff);
-    name_ = name;
+    name_ = testing::UniqueClusterName('i');
     fs::create_directories(dir_->File("root"));
     CommandResult r = RunCommand(
         {KinBinary(), "cluster", "create", "--name", name_, "--state-root", dir_->File("root"),

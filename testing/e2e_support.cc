@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "base/error.h"
@@ -16,6 +18,13 @@ namespace kin::testing {
 std::string KinBinary() {
   if (const char* p = std::getenv("KIN_BINARY")) return p;
   return KIN_BINARY_PATH;
+}
+
+std::string UniqueClusterName(char letter) {
+  std::random_device rd;
+  char name[16];
+  std::snprintf(name, sizeof name, "%c%05x", letter, rd() & 0xfffff);
+  return name;
 }
 
 std::string KubectlBinary(const std::string& version) {

@@ -15,6 +15,10 @@ std::string KinBinary();
 // links to (that one is a dispatcher that may switch versions).
 std::string KubectlBinary(const std::string& version);
 
+// A cluster name of `letter` and five random hex digits: e2e suites that
+// run side by side (ctest -j) must not share namespace and link names.
+std::string UniqueClusterName(char letter);
+
 // A temporary directory removed (recursively) on destruction.
 class TempDir {
  public:
