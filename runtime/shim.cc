@@ -509,31 +509,38 @@ std::string NowRfc3339() {
   return buf;
 }
 
-uint64_t ProcessStartTicks(pid_t pid) {
-  auto stat = ReadFileIfExists("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return 0;
-  // The command name may hold spaces and parentheses: fields count from the last ')'.
-  size_t close = stat->rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream in(stat->substr(close + 2));
+namespace {
+// From /proc/PID/stat text: the state letter and starttime (field 22);
+// fields count from the last ')' (the command name may hold either).
+bool ParseStat(const std::string& stat, char& state, uint64_t& start_ticks) {
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos || close + 2 >= stat.size()) return false;
+  state = stat[close + 2];
+  std::istringstream in(stat.substr(close + 2));
   std::string field;
-  // Field 3 (state) is the first after ')'; starttime is field 22.
   for (int i = 3; i < 22 && (in >> field); ++i) {
   }
+  start_ticks = 0;
+  in >> start_ticks;
+  return true;
+}
+}  // namespace
+
+uint64_t ProcessStartTicks(pid_t pid) {
+  auto stat = ReadFileIfExists("/proc/" + std::to_string(pid) + "/stat");
+  char state = 0;
   uint64_t ticks = 0;
-  in >> ticks;
-  return ticks;
+  return stat && ParseStat(*stat, state, ticks) ? ticks : 0;
 }
 
 bool ProcessRunning(pid_t pid, uint64_t start_ticks) {
   if (pid <= 0) return false;
   auto stat = ReadFileIfExists("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return false;
-  size_t close = stat->rfind(')');
-  if (close == std::string::npos || close + 2 >= stat->size()) return false;
-  char state = (*stat)[close + 2];
+  char state = 0;
+  uint64_t ticks = 0;
+  if (!stat || !ParseStat(*stat, state, ticks)) return false;
   if (state == 'Z' || state == 'X') return false;  // exited, not yet reaped
-  return start_ticks == 0 || ProcessStartTicks(pid) == start_ticks;
+  return start_ticks == 0 || ticks == start_ticks;
 }
 
 Json ContainerSpecToJson(const ContainerSpec& s) {
