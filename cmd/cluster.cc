@@ -7,17 +7,21 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <sstream>
 
 #include "base/error.h"
 #include "base/file.h"
 #include "base/http_client.h"
+#include "base/mounts.h"
 #include "base/process.h"
 #include "base/tls.h"
+#include "client/quantity.h"
 #include "cmd/cluster_config.h"
 #include "cmd/cluster_runtime.h"
 #include "cmd/kubeconfig.h"
+#include "netstack/ipam.h"
 #include "runtime/image_store.h"
 
 namespace kin::cmd {
@@ -67,11 +71,79 @@ class Step {
   bool done_ = false;
 };
 
-tls::PkiOptions ClusterPkiOptions() {
+// The serving certificate names the kubernetes Service's address (the
+// first of the service subnet), as pods reach the API.
+tls::PkiOptions ClusterPkiOptions(const std::optional<ClusterConfig>& config) {
   tls::PkiOptions po;
-  po.server_ips = {"10.96.0.1"};  // the kubernetes Service, as pods reach the API
+  std::string subnet = config ? config->service_subnet : ClusterConfig().service_subnet;
+  po.server_ips = {netstack::Ipv4Cidr::ParseNetwork(subnet).Nth(1).ToString()};
   po.server_dns_names = tls::KubernetesServiceDnsNames();
   return po;
+}
+
+// The configuration a cluster's state directory has saved, if any.
+std::optional<ClusterConfig> SavedConfig(const std::string& dir) {
+  auto text = ReadFileIfExists(dir + "/cluster.json");
+  if (!text) return std::nullopt;
+  try {
+    return ClusterConfig::FromJson(Json::parse(*text));
+  } catch (const Json::exception& e) {
+    throw Error::Invalid(dir + "/cluster.json: " + e.what());
+  } catch (const Error& e) {
+    throw Error::Invalid(dir + "/cluster.json: " + e.message());
+  }
+}
+
+// What in `opts` contradicts the saved configuration of a stopped cluster,
+// one entry per flag, e.g. "--nodes 1 (it has 3 nodes)".
+std::vector<std::string> Contradictions(const ClusterCreateOptions& opts,
+                                        const ClusterConfig& saved,
+                                        const std::string& config_text) {
+  std::vector<std::string> out;
+  if (!opts.config_file.empty()) {
+    ClusterConfig wanted =
+        BuildClusterConfig(opts.name, opts.nodes, config_text, opts.config_file, opts.flags);
+    if (!(wanted == saved)) {
+      std::string parts;
+      auto differs = [&](bool d, const char* what) {
+        if (!d) return;
+        parts += parts.empty() ? "" : ", ";
+        parts += what;
+      };
+      differs(wanted.nodes != saved.nodes, "nodes");
+      differs(wanted.pod_subnet != saved.pod_subnet || wanted.service_subnet != saved.service_subnet ||
+                  wanted.underlay != saved.underlay ||
+                  wanted.node_cidr_mask_size != saved.node_cidr_mask_size ||
+                  wanted.routing != saved.routing,
+              "networking");
+      differs(wanted.image_host_mappings != saved.image_host_mappings, "images");
+      differs(wanted.crash_backoff != saved.crash_backoff ||
+                  wanted.container_log_max_size != saved.container_log_max_size ||
+                  wanted.container_log_max_files != saved.container_log_max_files,
+              "kubelet");
+      out.push_back("--config " + opts.config_file + " (its " + parts + " differ)");
+    }
+    return out;
+  }
+  if (opts.nodes && static_cast<size_t>(*opts.nodes) != saved.nodes.size()) {
+    out.push_back("--nodes " + std::to_string(*opts.nodes) + " (it has " +
+                  std::to_string(saved.nodes.size()) + " nodes)");
+  }
+  const ClusterFlags& f = opts.flags;
+  if (f.crash_backoff &&
+      ParseDurationMs(*f.crash_backoff, "--crash-backoff") != saved.CrashBackoff()) {
+    out.push_back("--crash-backoff " + *f.crash_backoff + " (it has " + saved.crash_backoff + ")");
+  }
+  if (f.container_log_max_size &&
+      ParseQuantityValue(*f.container_log_max_size) != saved.ContainerLogMaxBytes()) {
+    out.push_back("--container-log-max-size " + *f.container_log_max_size + " (it has " +
+                  saved.container_log_max_size + ")");
+  }
+  if (f.container_log_max_files && *f.container_log_max_files != saved.container_log_max_files) {
+    out.push_back("--container-log-max-files " + std::to_string(*f.container_log_max_files) +
+                  " (it has " + std::to_string(saved.container_log_max_files) + ")");
+  }
+  return out;
 }
 
 // Waits for a process that is not our child to exit (pidfd: no polling).
@@ -123,16 +195,44 @@ void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress) {
     if (!text) throw Error::NotFound("config file " + opts.config_file + " not found");
     config_text = *text;
   }
-  ClusterConfig config = BuildClusterConfig(opts.name, opts.nodes, config_text, opts.config_file);
-  progress << "Creating cluster \"" << opts.name << "\" ...\n";
+  // A stopped cluster starts again as it was saved; its state is never
+  // rewritten or removed here.
+  const std::optional<ClusterConfig> saved = SavedConfig(dir);
+  const bool restart = saved.has_value();
+  if (!restart && opts.start_only) {
+    throw Error::NotFound("cluster \"" + opts.name + "\" not found (no state in " + dir +
+                          "); create it with: kin cluster create --name " + opts.name);
+  }
+  ClusterConfig config;
+  if (restart) {
+    std::vector<std::string> contradictions = Contradictions(opts, *saved, config_text);
+    if (!contradictions.empty()) {
+      std::string list;
+      for (const auto& c : contradictions) list += (list.empty() ? "" : ", ") + c;
+      throw Error::Conflict("cluster \"" + opts.name + "\" exists and is stopped (state in " +
+                            dir + "); it starts again as it was saved, and " +
+                            (contradictions.size() == 1 ? "this flag contradicts"
+                                                        : "these flags contradict") +
+                            " that: " + list + ". Start it as it was with: kin cluster start --name " +
+                            opts.name + "; or delete it first with: kin cluster delete --name " +
+                            opts.name);
+    }
+    config = *saved;
+  } else {
+    config = BuildClusterConfig(opts.name, opts.nodes, config_text, opts.config_file, opts.flags);
+  }
+  progress << (restart ? "Starting" : "Creating") << " cluster \"" << opts.name << "\" ...\n";
   bool ok = false;
   bool nodes_started = false;
   ChildProcess serve;
   std::string kubeconfig_path = KubeconfigPath(opts.kubeconfig);
   bool kubeconfig_written = false;
   auto cleanup = [&] {
-    if (ok || opts.retain) return;
+    if (ok) return;
     if (serve.running()) serve.Stop(std::chrono::seconds(10));
+    // A cluster that existed keeps its state and its pods; only a new one
+    // is removed again.
+    if (restart || opts.retain) return;
     if (nodes_started) {
       try {
         TearDownCluster(config, dir);
@@ -150,14 +250,14 @@ void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress) {
       Step s(progress, "Preparing the state directory and certificates");
       fs::create_directories(dir);
       fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
-      pki = tls::EnsurePki(dir + "/pki", ClusterPkiOptions());
+      pki = tls::EnsurePki(dir + "/pki", ClusterPkiOptions(config));
       s.Done();
     }
-    {
+    if (!restart) {
       Step s(progress, "Writing the configuration (" + std::to_string(config.nodes.size()) +
                            (config.nodes.size() == 1 ? " node, " : " nodes, ") + "routing " +
                            config.routing + ")");
-      WriteFileAtomic(dir + "/cluster.json", config.ToJson().dump(2), 0644, false);
+      WriteFileAtomic(dir + "/cluster.json", config.ToJson().dump(2), 0644, true);
       s.Done();
     }
     int port = 0;
@@ -177,14 +277,6 @@ void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress) {
                  dir + "/pki",
                  "--cluster-config",
                  dir + "/cluster.json"};
-      for (const auto& [flag, value] :
-           {std::pair<std::string, std::string>{"--crash-backoff", opts.crash_backoff},
-            {"--container-log-max-size", opts.container_log_max_size},
-            {"--container-log-max-files", opts.container_log_max_files}}) {
-        if (value.empty()) continue;
-        so.argv.push_back(flag);
-        so.argv.push_back(value);
-      }
       so.stdout_file = dir + "/serve.log";
       so.stderr_to_stdout = true;
       so.stdin_mode = SpawnOptions::Stdio::kNull;
@@ -276,30 +368,56 @@ void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress) {
 void DeleteCluster(const std::string& name, const std::string& state_root,
                    const std::string& kubeconfig, std::ostream& progress) {
   CheckClusterName(name);
-  const std::string dir = state_root + "/" + name;
+  const std::string dir = fs::absolute(state_root + "/" + name).lexically_normal().string();
   progress << "Deleting cluster \"" << name << "\" ...\n";
+  // Every step is tried whatever failed before it; what could not be
+  // removed is reported at the end, all of it.
+  std::vector<std::string> failures;
+  auto attempt = [&](const std::string& what, const std::function<void()>& step) {
+    Step s(progress, what);
+    try {
+      step();
+      s.Done();
+    } catch (const std::exception& e) {
+      failures.push_back(e.what());
+    }
+  };
   int pid = std::atoi(ReadText(dir + "/serve.pid").c_str());
   if (IsOurServe(pid, dir)) {
-    Step s(progress, "Stopping the control plane");
-    ::kill(pid, SIGTERM);
-    if (!WaitForExit(pid, std::chrono::seconds(20))) {
-      ::kill(pid, SIGKILL);
-      WaitForExit(pid, std::chrono::seconds(5));
-    }
-    s.Done();
+    attempt("Stopping the control plane", [&] {
+      ::kill(pid, SIGTERM);
+      if (!WaitForExit(pid, std::chrono::seconds(20))) {
+        ::kill(pid, SIGKILL);
+        if (!WaitForExit(pid, std::chrono::seconds(5))) {
+          throw Error::Internal("kin serve (pid " + std::to_string(pid) + ") did not exit");
+        }
+      }
+    });
   }
-  if (auto text = ReadFileIfExists(dir + "/cluster.json")) {
-    Step s(progress, "Removing the pods, nodes and network");
-    TearDownCluster(ClusterConfig::FromJson(Json::parse(*text)), dir);
-    s.Done();
+  std::optional<ClusterConfig> config;
+  try {
+    config = SavedConfig(dir);
+  } catch (const std::exception& e) {
+    failures.push_back(std::string(e.what()) + " (its pods, nodes and network were not removed)");
   }
-  {
-    Step s(progress, "Removing the kubeconfig entries and the state");
-    RemoveFromKubeconfig(KubeconfigPath(kubeconfig), name);
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-    if (ec) throw ErrnoError(ec.value(), "remove " + dir);
-    s.Done();
+  if (config) {
+    attempt("Removing the pods, nodes and network", [&] { TearDownCluster(*config, dir); });
+  }
+  attempt("Removing the kubeconfig entries",
+          [&] { RemoveFromKubeconfig(KubeconfigPath(kubeconfig), name); });
+  if (fs::exists(dir)) {
+    attempt("Removing the state directory", [&] {
+      UnmountAllUnder(dir);
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+      if (ec) throw ErrnoError(ec.value(), "remove " + dir);
+    });
+  }
+  if (!failures.empty()) {
+    std::string list;
+    for (const auto& f : failures) list += "\n  - " + f;
+    throw Error::Internal("cluster \"" + name + "\" was not removed completely; left behind:" +
+                          list);
   }
 }
 
@@ -353,7 +471,7 @@ std::string ClusterKubeconfig(const std::string& name, const std::string& state_
   if (!fs::exists(dir + "/pki/ca.crt")) {
     throw Error::NotFound("cluster \"" + name + "\" not found (no state in " + dir + ")");
   }
-  tls::Pki pki = tls::EnsurePki(dir + "/pki", ClusterPkiOptions());
+  tls::Pki pki = tls::EnsurePki(dir + "/pki", ClusterPkiOptions(SavedConfig(dir)));
   KubeconfigEntry e;
   e.cluster_name = name;
   e.server =

@@ -8,10 +8,21 @@
 // detached (it outlives the CLI; it builds the network and runs the node
 // agents), waits until the API answers over TLS and every node is Ready, and
 // merges a kubeconfig with context kin-<name>. A failed create removes what
-// it made unless `retain`. Delete stops the process it started (by its
-// recorded pid, after checking it is that cluster's `kin serve`), then
-// removes every pod (processes, cgroups, mounts, namespaces), the nodes and
-// the network, the kubeconfig entries and the state directory.
+// it made unless `retain`.
+//
+// Create on a cluster that exists but is stopped (its `kin serve` was
+// killed, or the machine rebooted) starts it again as its saved
+// configuration says (cluster.json): flags that contradict it are refused
+// with a message naming each, and a failed start leaves the state as it was.
+// `kin cluster start` is that path alone (NotFound for an unknown cluster).
+//
+// Delete stops the process it started (by its recorded pid, after checking
+// it is that cluster's `kin serve`), then removes every pod (processes,
+// cgroups, mounts, namespaces) of every node that has state on disk (also
+// one its configuration no longer lists), the nodes and the network, every
+// mount left under the state directory, the kubeconfig entries and the
+// state directory. It goes on past a failure and ends with one error that
+// lists everything it could not remove.
 //
 // Thread-safety: not thread-safe; one CLI invocation at a time per cluster.
 #pragma once
@@ -21,6 +32,8 @@
 #include <ostream>
 #include <string>
 #include <vector>
+
+#include "cmd/cluster_config.h"
 
 namespace kin::cmd {
 
@@ -34,10 +47,8 @@ struct ClusterCreateOptions {
   std::string kin_binary;    // the binary to run `serve` with ("" = this one)
   std::optional<int> nodes;  // --nodes N: N nodes in all (default 1)
   std::string config_file;   // --config FILE (kind-like, cmd/cluster_config.h)
-  // Passed on to `kin serve` (see its --help) when set.
-  std::string crash_backoff;
-  std::string container_log_max_size;
-  std::string container_log_max_files;
+  ClusterFlags flags;        // --crash-backoff, --container-log-max-size, ...
+  bool start_only = false;   // `kin cluster start`: an existing cluster only
 };
 
 struct ClusterInfo {
@@ -53,6 +64,7 @@ struct ClusterInfo {
 void CheckClusterName(const std::string& name);
 void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress);
 // Deleting a cluster that does not exist is not an error (as kind).
+// Throws Error::Internal listing what it could not remove, after trying all.
 void DeleteCluster(const std::string& name, const std::string& state_root,
                    const std::string& kubeconfig, std::ostream& progress);
 std::vector<ClusterInfo> ListClusters(const std::string& state_root);

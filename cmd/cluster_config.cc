@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "base/error.h"
+#include "client/quantity.h"
 #include "netstack/ipam.h"
 #include "netstack/topology.h"
 
@@ -342,7 +343,8 @@ Json DefaultNodeCapacity() {
 }
 
 ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<int> nodes_flag,
-                                 const std::string& config_text, const std::string& config_source) {
+                                 const std::string& config_text, const std::string& config_source,
+                                 const ClusterFlags& flags) {
   const std::string source = config_source.empty() ? "the configuration" : config_source;
   Json doc;
   try {
@@ -363,7 +365,8 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
       problems.TypeInvalid("", doc, "must be a mapping (a kin.dev/v1alpha1 Cluster)");
       problems.Throw(config_source, cluster_name);
     }
-    CheckKnownFields(doc, "", {"apiVersion", "kind", "name", "nodes", "networking", "images"},
+    CheckKnownFields(doc, "",
+                     {"apiVersion", "kind", "name", "nodes", "networking", "images", "kubelet"},
                      problems);
     if (std::optional<std::string> v = StringMember(doc, "apiVersion", "", problems)) {
       if (*v != kClusterConfigApiVersion) {
@@ -437,6 +440,65 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
         }
       }
     }
+
+    if (const Json* kubelet = MappingMember(doc, "kubelet", "", problems)) {
+      CheckKnownFields(*kubelet, "kubelet",
+                       {"crashBackoff", "containerLogMaxSize", "containerLogMaxFiles"}, problems);
+      if (auto v = StringMember(*kubelet, "crashBackoff", "kubelet", problems)) {
+        config.crash_backoff = *v;
+      }
+      if (const Json* size = Member(*kubelet, "containerLogMaxSize")) {
+        if (size->is_string()) {
+          config.container_log_max_size = size->get<std::string>();
+        } else if (size->is_number_integer()) {
+          config.container_log_max_size = size->dump();
+        } else {
+          problems.TypeInvalid("kubelet.containerLogMaxSize", *size,
+                               "must be a size such as \"10Mi\"");
+        }
+      }
+      if (const Json* files = Member(*kubelet, "containerLogMaxFiles")) {
+        if (files->is_number_integer()) {
+          config.container_log_max_files = files->get<int>();
+        } else {
+          problems.TypeInvalid("kubelet.containerLogMaxFiles", *files, "must be an integer");
+        }
+      }
+    }
+  }
+
+  // Flags override the file; their problems name the flag.
+  std::string crash_backoff_field = "kubelet.crashBackoff";
+  std::string log_size_field = "kubelet.containerLogMaxSize";
+  std::string log_files_field = "kubelet.containerLogMaxFiles";
+  if (flags.crash_backoff) {
+    config.crash_backoff = *flags.crash_backoff;
+    crash_backoff_field = "--crash-backoff";
+  }
+  if (flags.container_log_max_size) {
+    config.container_log_max_size = *flags.container_log_max_size;
+    log_size_field = "--container-log-max-size";
+  }
+  if (flags.container_log_max_files) {
+    config.container_log_max_files = *flags.container_log_max_files;
+    log_files_field = "--container-log-max-files";
+  }
+  bool backoff_ok = false;
+  try {
+    backoff_ok = ParseDurationMs(config.crash_backoff, crash_backoff_field).count() > 0;
+  } catch (const Error&) {
+  }
+  if (!backoff_ok) {
+    problems.InvalidValue(crash_backoff_field, config.crash_backoff,
+                          "must be a positive duration such as 10s, 2m or 1m30s");
+  }
+  if (auto bytes = ParseQuantityValue(config.container_log_max_size); !bytes || *bytes < 4096) {
+    problems.InvalidValue(log_size_field, config.container_log_max_size,
+                          "must be a size of at least 4Ki, such as 10Mi");
+  }
+  if (config.container_log_max_files < 2) {
+    problems.InvalidValue(log_files_field, config.container_log_max_files,
+                          "must be at least 2 (the current log and one rotated file)");
   }
 
   // The cluster's name: --name, the file's, or kind's default.
@@ -601,17 +663,30 @@ Json ClusterConfig::ToJson() const {
             {"nodeCidrMaskSize", node_cidr_mask_size},
             {"routing", routing},
             {"imageHostMappings", image_host_mappings},
+            {"kubelet",
+             {{"crashBackoff", crash_backoff},
+              {"containerLogMaxSize", container_log_max_size},
+              {"containerLogMaxFiles", container_log_max_files}}},
             {"nodes", Json::array()}};
-  for (const NodeConfig& n : nodes) {
-    j["nodes"].push_back({{"name", n.name},
-                          {"role", n.role},
-                          {"labels", n.labels},
-                          {"taints", n.taints},
-                          {"capacity", n.capacity},
-                          {"ip", n.ip},
-                          {"podCIDR", n.pod_cidr}});
-  }
+  for (const NodeConfig& n : nodes) j["nodes"].push_back(n.ToJson());
   return j;
+}
+
+Json NodeConfig::ToJson() const {
+  return {{"name", name},         {"role", role}, {"labels", labels},      {"taints", taints},
+          {"capacity", capacity}, {"ip", ip},     {"podCIDR", pod_cidr}};
+}
+
+NodeConfig NodeConfig::FromJson(const Json& n) {
+  NodeConfig node;
+  node.name = n.at("name").get<std::string>();
+  node.role = n.at("role").get<std::string>();
+  node.labels = n.at("labels").get<std::map<std::string, std::string>>();
+  node.taints = n.at("taints");
+  node.capacity = n.at("capacity");
+  node.ip = n.at("ip").get<std::string>();
+  node.pod_cidr = n.at("podCIDR").get<std::string>();
+  return node;
 }
 
 ClusterConfig ClusterConfig::FromJson(const Json& j) {
@@ -626,21 +701,71 @@ ClusterConfig ClusterConfig::FromJson(const Json& j) {
     c.routing = j.at("routing").get<std::string>();
     c.image_host_mappings =
         j.value("imageHostMappings", Json::object()).get<std::map<std::string, std::string>>();
-    for (const Json& n : j.at("nodes")) {
-      NodeConfig node;
-      node.name = n.at("name").get<std::string>();
-      node.role = n.at("role").get<std::string>();
-      node.labels = n.at("labels").get<std::map<std::string, std::string>>();
-      node.taints = n.at("taints");
-      node.capacity = n.at("capacity");
-      node.ip = n.at("ip").get<std::string>();
-      node.pod_cidr = n.at("podCIDR").get<std::string>();
-      c.nodes.push_back(std::move(node));
-    }
+    // State written before the kubelet settings were saved has the defaults.
+    const Json kubelet = j.value("kubelet", Json::object());
+    c.crash_backoff = kubelet.value("crashBackoff", c.crash_backoff);
+    c.container_log_max_size = kubelet.value("containerLogMaxSize", c.container_log_max_size);
+    c.container_log_max_files = kubelet.value("containerLogMaxFiles", c.container_log_max_files);
+    for (const Json& n : j.at("nodes")) c.nodes.push_back(NodeConfig::FromJson(n));
     return c;
   } catch (const Json::exception& e) {
     throw Error::Invalid(std::string("malformed cluster configuration state: ") + e.what());
   }
+}
+
+std::chrono::milliseconds ClusterConfig::CrashBackoff() const {
+  return ParseDurationMs(crash_backoff, "kubelet.crashBackoff");
+}
+
+int64_t ClusterConfig::ContainerLogMaxBytes() const {
+  auto bytes = ParseQuantityValue(container_log_max_size);
+  if (!bytes || *bytes < 4096) {
+    throw Error::Invalid("kubelet.containerLogMaxSize: invalid size \"" + container_log_max_size +
+                         "\"");
+  }
+  return *bytes;
+}
+
+std::chrono::seconds ParseDuration(const std::string& text, const std::string& flag) {
+  auto ms = ParseDurationMs(text, flag);
+  return std::chrono::seconds((ms.count() + 999) / 1000);
+}
+
+std::chrono::milliseconds ParseDurationMs(const std::string& text, const std::string& flag) {
+  double total_ms = 0;
+  size_t i = 0;
+  auto bad = [&] {
+    return Error::BadRequest("invalid value \"" + text + "\" for " + flag +
+                             ": want a duration such as 90s, 2m or 1m30s");
+  };
+  if (text.empty()) throw bad();
+  while (i < text.size()) {
+    size_t j = i;
+    while (j < text.size() && (isdigit(static_cast<unsigned char>(text[j])) || text[j] == '.')) ++j;
+    if (j == i) throw bad();
+    double v = 0;
+    try {
+      v = std::stod(text.substr(i, j - i));
+    } catch (const std::exception&) {
+      throw bad();  // "." alone, or out of range
+    }
+    size_t k = j;
+    while (k < text.size() && isalpha(static_cast<unsigned char>(text[k]))) ++k;
+    std::string unit = text.substr(j, k - j);
+    if (unit == "h")
+      total_ms += v * 3600000;
+    else if (unit == "m")
+      total_ms += v * 60000;
+    else if (unit == "s")
+      total_ms += v * 1000;
+    else if (unit == "ms")
+      total_ms += v;
+    else
+      throw bad();
+    i = k;
+  }
+  if (total_ms > 1e12) throw bad();  // beyond any sensible wait; keeps the cast defined
+  return std::chrono::milliseconds(static_cast<long>(total_ms + 0.5));
 }
 
 }  // namespace kin::cmd

@@ -20,6 +20,10 @@
 //   images:
 //     hostMappings:
 //       "myorg/tools:dev": /     # image -> host directory (read-only rootfs)
+//   kubelet:                     # every node agent's settings
+//     crashBackoff: 10s          # first restart back-off of a crashing container
+//     containerLogMaxSize: 10Mi  # CRI logs rotate at this size (at least 4Ki)
+//     containerLogMaxFiles: 5    # log files kept per container (at least 2)
 //
 // Decoding is strict: unknown fields are errors. All problems of a file are
 // reported at once as one Error::Invalid with one Cause per problem, with
@@ -35,9 +39,14 @@
 // kind's well-known labels; the control-plane NoSchedule taint only when the
 // cluster has a worker; the cluster DNS at the service subnet's .10.
 //
+// The flags of `kin cluster create` that set fields of the configuration
+// (ClusterFlags) override the file's; BuildClusterConfig validates them as
+// the fields they set, naming the flag.
+//
 // Thread-safety: pure functions on plain values.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -61,6 +70,10 @@ struct NodeConfig {
   std::string pod_cidr;
 
   bool operator==(const NodeConfig&) const = default;
+
+  // The form kept in cluster.json and in each node's state directory.
+  Json ToJson() const;
+  static NodeConfig FromJson(const Json& j);  // throws Json::exception when malformed
 };
 
 struct ClusterConfig {
@@ -73,6 +86,14 @@ struct ClusterConfig {
   int node_cidr_mask_size = 24;
   std::string routing = "routed";                          // "routed" | "host-gw"
   std::map<std::string, std::string> image_host_mappings;  // image -> host directory
+  // The node agents' settings (the file's `kubelet`).
+  std::string crash_backoff = "10s";
+  std::string container_log_max_size = "10Mi";
+  int container_log_max_files = 5;
+
+  // The settings above as values (they are validated when built).
+  std::chrono::milliseconds CrashBackoff() const;
+  int64_t ContainerLogMaxBytes() const;
 
   bool operator==(const ClusterConfig&) const = default;
 
@@ -85,6 +106,14 @@ struct ClusterConfig {
 // The node capacity every node gets unless its `capacity` overrides a key.
 Json DefaultNodeCapacity();
 
+// The create flags that set configuration fields; unset ones leave the
+// file's value (or the default).
+struct ClusterFlags {
+  std::optional<std::string> crash_backoff;           // --crash-backoff
+  std::optional<std::string> container_log_max_size;  // --container-log-max-size
+  std::optional<int> container_log_max_files;         // --container-log-max-files
+};
+
 // Builds and validates the configuration from `config_text` (the file's
 // contents; empty or comments only: all defaults) and --nodes (`nodes_flag`:
 // N nodes in all, the first a control-plane, the rest workers; conflicts
@@ -92,6 +121,13 @@ Json DefaultNodeCapacity();
 // empty, the file's `name` is used, else "kin". `config_source` names the
 // file in messages.
 ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<int> nodes_flag,
-                                 const std::string& config_text, const std::string& config_source);
+                                 const std::string& config_text, const std::string& config_source,
+                                 const ClusterFlags& flags = {});
+
+// Go's time.ParseDuration subset: sequences of <number><unit>, unit
+// h|m|s|ms ("90s", "2m", "1m30s", "500ms"); BadRequest naming `flag`
+// otherwise. ParseDuration rounds up to seconds.
+std::chrono::milliseconds ParseDurationMs(const std::string& text, const std::string& flag);
+std::chrono::seconds ParseDuration(const std::string& text, const std::string& flag);
 
 }  // namespace kin::cmd

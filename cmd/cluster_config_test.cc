@@ -437,5 +437,89 @@ images:
   }
 }
 
+TEST(ClusterConfigTest, KubeletSettingsFromFileAndFlags) {
+  ClusterConfig d = Build("");
+  EXPECT_EQ(d.crash_backoff, "10s");
+  EXPECT_EQ(d.CrashBackoff(), std::chrono::seconds(10));
+  EXPECT_EQ(d.ContainerLogMaxBytes(), 10 << 20);
+  EXPECT_EQ(d.container_log_max_files, 5);
+
+  ClusterConfig f = Build(kHeader +
+                          "kubelet: {crashBackoff: 1m30s, containerLogMaxSize: 5Mi, "
+                          "containerLogMaxFiles: 3}\n");
+  EXPECT_EQ(f.CrashBackoff(), std::chrono::seconds(90));
+  EXPECT_EQ(f.ContainerLogMaxBytes(), 5 << 20);
+  EXPECT_EQ(f.container_log_max_files, 3);
+  // The JSON state keeps them; state without them (an older kin's) has the defaults.
+  EXPECT_EQ(ClusterConfig::FromJson(f.ToJson()), f);
+  Json old = f.ToJson();
+  old.erase("kubelet");
+  EXPECT_EQ(ClusterConfig::FromJson(old).container_log_max_size, "10Mi");
+
+  // A flag wins over the file.
+  ClusterFlags flags;
+  flags.crash_backoff = "2s";
+  flags.container_log_max_files = 7;
+  ClusterConfig both =
+      BuildClusterConfig("dev", std::nullopt, kHeader + "kubelet: {containerLogMaxFiles: 3}\n",
+                         "kin.yaml", flags);
+  EXPECT_EQ(both.crash_backoff, "2s");
+  EXPECT_EQ(both.container_log_max_files, 7);
+  EXPECT_EQ(both.container_log_max_size, "10Mi");
+}
+
+TEST(ClusterConfigTest, BadKubeletSettingsNameTheFieldOrFlag) {
+  ExpectInvalid(kHeader + "kubelet: {containerLogMaxSize: 1Ki}\n", "kubelet.containerLogMaxSize",
+                "Invalid value: \"1Ki\": must be a size of at least 4Ki, such as 10Mi");
+  ExpectInvalid(kHeader + "kubelet: {containerLogMaxFiles: 1}\n", "kubelet.containerLogMaxFiles",
+                "Invalid value: 1: must be at least 2 (the current log and one rotated file)");
+  ExpectInvalid(kHeader + "kubelet: {containerLogMaxFiles: many}\n",
+                "kubelet.containerLogMaxFiles", "Invalid value: \"many\": must be an integer");
+  ExpectInvalid(kHeader + "kubelet: {crashBackoff: soon}\n", "kubelet.crashBackoff",
+                "Invalid value: \"soon\": must be a positive duration such as 10s, 2m or 1m30s");
+  ExpectInvalid(kHeader + "kubelet: {crashBackoff: 0s}\n", "kubelet.crashBackoff",
+                "Invalid value: \"0s\": must be a positive duration such as 10s, 2m or 1m30s");
+  ExpectInvalid(kHeader + "kubelet: {imageGCHighThresholdPercent: 80}\n",
+                "kubelet.imageGCHighThresholdPercent",
+                "unknown field \"kubelet.imageGCHighThresholdPercent\"");
+
+  ClusterFlags flags;
+  flags.container_log_max_size = "lots";
+  flags.container_log_max_files = 0;
+  try {
+    BuildClusterConfig("dev", std::nullopt, "", "", flags);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kInvalid);
+    EXPECT_EQ(CauseFor(e, "--container-log-max-size"),
+              "Invalid value: \"lots\": must be a size of at least 4Ki, such as 10Mi");
+    EXPECT_EQ(CauseFor(e, "--container-log-max-files"),
+              "Invalid value: 0: must be at least 2 (the current log and one rotated file)");
+  }
+}
+
+TEST(ParseDurationTest, GoDurationsAndErrorsNamingTheFlag) {
+  EXPECT_EQ(ParseDurationMs("1m30s", "--x"), std::chrono::seconds(90));
+  EXPECT_EQ(ParseDurationMs("500ms", "--x"), std::chrono::milliseconds(500));
+  EXPECT_EQ(ParseDurationMs("1.5h", "--x"), std::chrono::minutes(90));
+  EXPECT_EQ(ParseDuration("1ms", "--x"), std::chrono::seconds(1));
+  for (const char* bad : {"", "s", "10", "10d", "1e400s", ".s", "99999999999999999h"}) {
+    try {
+      ParseDurationMs(bad, "--wait");
+      ADD_FAILURE() << "no error for \"" << bad << "\"";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Code::kBadRequest);
+      EXPECT_NE(e.message().find("for --wait"), std::string::npos) << e.message();
+    }
+  }
+}
+
+TEST(ClusterConfigTest, NodeConfigRoundTrip) {
+  ClusterConfig c = Build("", 2);
+  for (const NodeConfig& n : c.nodes) {
+    EXPECT_EQ(NodeConfig::FromJson(Json::parse(n.ToJson().dump())), n);
+  }
+}
+
 }  // namespace
 }  // namespace kin::cmd

@@ -1,6 +1,8 @@
 #include "cmd/cluster_runtime.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "apiserver/apiserver.h"
@@ -35,6 +37,10 @@ DnsSettings ClusterDns(const ClusterConfig& config) {
   return dns;
 }
 
+std::string NodeDir(const std::string& state_dir, const std::string& node) {
+  return state_dir + "/nodes/" + node;
+}
+
 NodeAgentOptions AgentOptions(const ClusterRuntimeOptions& o, const NodeConfig& n,
                               ImageStore* images) {
   NodeAgentOptions a;
@@ -43,7 +49,7 @@ NodeAgentOptions AgentOptions(const ClusterRuntimeOptions& o, const NodeConfig& 
   a.name_prefix = "kin-" + o.config.name + "-";
   a.node_ip = n.ip;
   a.pod_cidr = netstack::Ipv4Cidr::ParseNetwork(n.pod_cidr);
-  a.dir = o.state_dir + "/nodes/" + n.name;
+  a.dir = NodeDir(o.state_dir, n.name);
   a.kin_binary = o.kin_binary;
   a.dns = ClusterDns(o.config);
   a.labels = Json::object();
@@ -116,6 +122,11 @@ void ClusterRuntime::Start() {
   parts_->client = std::make_unique<apiserver::LocalClient>(api_.registry(), "kin-node");
   parts_->images = std::make_unique<ImageStore>(StoreOptions(opts_));
   for (const auto& n : opts_.config.nodes) {
+    // What delete needs of the node, kept beside its pods: delete finds
+    // every node that has state, whatever the configuration says.
+    fs::create_directories(NodeDir(opts_.state_dir, n.name));
+    WriteFileAtomic(NodeDir(opts_.state_dir, n.name) + "/node.json", n.ToJson().dump(), 0644,
+                    false);
     auto agent =
         std::make_unique<NodeAgent>(*parts_->client, AgentOptions(opts_, n, parts_->images.get()));
     agent->Start();
@@ -145,19 +156,48 @@ void TearDownCluster(const ClusterConfig& config, const std::string& state_dir) 
   ClusterRuntimeOptions o;
   o.config = config;
   o.state_dir = state_dir;
+  std::vector<std::string> failures;
+  // Every node with state on disk, also one the configuration does not list
+  // (its node.json says what it was).
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(state_dir + "/nodes", ec)) {
+    std::string name = e.path().filename().string();
+    bool known = std::any_of(config.nodes.begin(), config.nodes.end(),
+                             [&](const NodeConfig& n) { return n.name == name; });
+    if (known) continue;
+    try {
+      auto text = ReadFileIfExists(e.path().string() + "/node.json");
+      if (!text) throw Error::NotFound("no node.json");
+      o.config.nodes.push_back(NodeConfig::FromJson(Json::parse(*text)));
+    } catch (const std::exception& ex) {
+      failures.push_back("node " + name + " (not in the configuration; " + ex.what() +
+                         "): its pods were not removed");
+    }
+  }
   // Nodes are independent: tear their pods down side by side.
+  std::mutex failures_mu;
   std::vector<std::thread> threads;
-  for (const auto& n : config.nodes) {
-    threads.emplace_back([&o, n] {
+  for (const auto& n : o.config.nodes) {
+    threads.emplace_back([&o, &failures, &failures_mu, n] {
       try {
         NodeAgent::TearDownPods(AgentOptions(o, n, nullptr));
       } catch (const std::exception& e) {
-        log::Warn("node {}: {}", n.name, e.what());
+        std::lock_guard<std::mutex> l(failures_mu);
+        failures.push_back("pods of node " + n.name + ": " + e.what());
       }
     });
   }
   for (auto& t : threads) t.join();
-  netstack::RemovePlan(netstack::PlanTopology(NetworkOf(config)));
+  try {
+    netstack::RemovePlan(netstack::PlanTopology(NetworkOf(o.config)));
+  } catch (const std::exception& e) {
+    failures.push_back(std::string("the network: ") + e.what());
+  }
+  if (!failures.empty()) {
+    std::string list;
+    for (const auto& f : failures) list += (list.empty() ? "" : "; ") + f;
+    throw Error::Internal(list);
+  }
 }
 
 }  // namespace kin::cmd

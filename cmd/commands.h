@@ -4,6 +4,8 @@
 #include <chrono>
 #include <string>
 
+#include "cmd/cluster_config.h"  // ParseDuration
+
 namespace kin::cmd {
 
 struct ServeFlags {
@@ -17,15 +19,7 @@ struct ServeFlags {
   // The cluster's nodes (cluster.json as `kin cluster create` writes it);
   // empty: the API server alone.
   std::string cluster_config;
-  std::string crash_backoff = "10s";            // the first restart back-off of crashing containers
-  std::string container_log_max_size = "10Mi";  // CRI logs rotate at this size
-  int container_log_max_files = 5;
 };
-
-// "90s", "2m", "1m30s", "500ms" -> seconds (rounded up); BadRequest naming
-// `flag` otherwise.
-std::chrono::seconds ParseDuration(const std::string& text, const std::string& flag);
-std::chrono::milliseconds ParseDurationMs(const std::string& text, const std::string& flag);
 
 // Runs the control process until SIGTERM or SIGINT; returns the exit code.
 int RunServe(const ServeFlags& flags);

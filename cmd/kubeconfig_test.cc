@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -330,13 +331,23 @@ TEST(KubeconfigTest, MergeWaitsForKubectlsLockFile) {
   TempDir tmp;
   std::string path = tmp.File("config");
   WriteFile(path + ".lock", "");
+  std::atomic<bool> merged{false};
+  bool written_while_locked = false, returned_while_locked = false;
   std::thread release([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the other writer's work
+    // The other writer's work: while it holds the lock, kin must neither
+    // write the file nor return.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    written_while_locked = std::filesystem::exists(path);
+    returned_while_locked = merged.load();
     std::filesystem::remove(path + ".lock");
   });
   MergeKubeconfig(path, Entry());
+  merged = true;
   release.join();
+  EXPECT_FALSE(written_while_locked);
+  EXPECT_FALSE(returned_while_locked);
   EXPECT_EQ(ReadKubeconfig(path), KubeconfigFor(Entry()));
+  EXPECT_FALSE(std::filesystem::exists(path + ".lock"));
 }
 
 class EnvGuard {
@@ -375,18 +386,16 @@ TEST(KubeconfigTest, PathFollowsKubectlsRules) {
 
 // ---- Real kubectl ----
 
-// The fixed-version kubectl beside the one on PATH (which may be gcloud's
-// dispatcher), or empty.
+// The fixed-version kubectl beside the one on PATH (which may be a
+// dispatcher), or empty; without it these tests skip, except in CI, where
+// they fail.
 std::string Kubectl() {
-  try {
-    auto r = RunCommand({"sh", "-c", "readlink -f \"$(command -v kubectl)\" 2>/dev/null"});
-    std::string p = r.out.substr(0, r.out.find('\n'));
-    if (p.empty()) return "";
-    std::string fixed = std::filesystem::path(p).parent_path() / "kubectl.1.31";
-    return ::access(fixed.c_str(), X_OK) == 0 ? fixed : "";
-  } catch (const Error&) {
-    return "";
+  std::string k = kin::testing::KubectlBinary("1.31");
+  if (::access(k.c_str(), X_OK) == 0) return k;
+  if (const char* ci = std::getenv("CI"); ci != nullptr && std::string(ci) == "true") {
+    ADD_FAILURE() << "kubectl.1.31 is not installed (" << k << "); in CI it must be";
   }
+  return "";
 }
 
 TEST(KubeconfigKubectlTest, KubectlReadsTheMergedFile) {

@@ -70,10 +70,6 @@ int main(int argc, char** argv) {
   serve->add_option(
       "--cluster-config", serve_flags.cluster_config,
       "run the nodes of this cluster (cluster.json as `kin cluster create` writes it)");
-  serve
-      ->add_option("--crash-backoff", serve_flags.crash_backoff,
-                   "first back-off before restarting a crashed container (doubles up to 5m)")
-      ->capture_default_str();
 
   // kin cluster create|delete|list
   auto* cluster = app.add_subcommand("cluster", "Create, delete and list clusters");
@@ -95,25 +91,38 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100));
   create->add_option("--config", create_opts.config_file,
                      "cluster config file (YAML, apiVersion kin.dev/v1alpha1, kind Cluster)");
-  create->add_option("--crash-backoff", create_opts.crash_backoff,
-                     "first back-off before restarting a crashed container (default 10s)");
-  create->add_option("--container-log-max-size", create_opts.container_log_max_size,
-                     "container logs rotate at this size (default 10Mi)");
-  create->add_option("--container-log-max-files", create_opts.container_log_max_files,
-                     "log files kept per container (default 5)");
+  std::string crash_backoff, log_max_size;
+  int log_max_files = 0;
+  create->add_option("--crash-backoff", crash_backoff,
+                     "first back-off before restarting a crashed container (default 10s; "
+                     "config: kubelet.crashBackoff)");
+  create->add_option("--container-log-max-size", log_max_size,
+                     "container logs rotate at this size (default 10Mi; config: "
+                     "kubelet.containerLogMaxSize)");
+  create->add_option("--container-log-max-files", log_max_files,
+                     "log files kept per container (default 5; config: "
+                     "kubelet.containerLogMaxFiles)");
   create->add_option("--port", create_opts.port, "API server port (0: a free port)")
+      ->check(CLI::Range(0, 65535));
+  auto* start = cluster->add_subcommand(
+      "start", "Start a stopped cluster again as it was saved (after a crash or a reboot)");
+  start->add_option("--name", create_opts.name, "cluster name")->capture_default_str();
+  start->add_option("--kubeconfig", kubeconfig,
+                    "kubeconfig to merge the cluster into (default $KUBECONFIG or ~/.kube/config)");
+  start->add_option("--wait", wait, "how long to wait for the cluster to be ready (e.g. 60s, 2m)")
+      ->capture_default_str();
+  start->add_option("--port", create_opts.port, "API server port (0: a free port)")
       ->check(CLI::Range(0, 65535));
   std::string delete_name = "kin";
   auto* del = cluster->add_subcommand("delete", "Delete a cluster and everything it made");
   del->add_option("--name", delete_name, "cluster name")->capture_default_str();
   del->add_option("--kubeconfig", kubeconfig, "kubeconfig to remove the cluster's entries from");
   auto* list = cluster->add_subcommand("list", "List clusters");
-  for (auto* c : {create, del, list}) {
+  for (auto* c : {create, start, del, list}) {
     c->add_option("--state-root", state_root, "where clusters keep their state")
         ->capture_default_str()
         ->envname("KIN_STATE_ROOT");
   }
-  // ---- snippet begins ----
   // kin logs / exec / port-forward (kubectl's flags), over the kubeconfig's API.
   std::string pod_kubeconfig, pod_context;
   auto add_api_flags = [&](CLI::App* c, std::string& ns) {
@@ -203,13 +212,18 @@ int main(int argc, char** argv) {
     kin::log::SetLevel(kin::log::ParseLevel(log_level));
     kin::log::UseStderr();
     if (serve->parsed()) rc = kin::cmd::RunServe(serve_flags);
-    if (create->parsed()) {
+    if (create->parsed() || start->parsed()) {
       create_opts.state_root = state_root;
       create_opts.kubeconfig = kubeconfig;
       create_opts.wait = kin::cmd::ParseDuration(wait, "--wait");
+      create_opts.start_only = start->parsed();
       if (create->count("--nodes") > 0) create_opts.nodes = nodes_flag;
-      if (!create_opts.crash_backoff.empty()) {
-        kin::cmd::ParseDurationMs(create_opts.crash_backoff, "--crash-backoff");
+      if (create->count("--crash-backoff") > 0) create_opts.flags.crash_backoff = crash_backoff;
+      if (create->count("--container-log-max-size") > 0) {
+        create_opts.flags.container_log_max_size = log_max_size;
+      }
+      if (create->count("--container-log-max-files") > 0) {
+        create_opts.flags.container_log_max_files = log_max_files;
       }
       kin::cmd::CreateCluster(create_opts, std::cout);
     }

@@ -4,54 +4,17 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "apiserver/apiserver.h"
 #include "base/error.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/version.h"
-#include "client/quantity.h"
 #include "cmd/cluster_runtime.h"
 #include "cmd/commands.h"
 
 namespace kin::cmd {
-
-std::chrono::seconds ParseDuration(const std::string& text, const std::string& flag) {
-  auto ms = ParseDurationMs(text, flag);
-  return std::chrono::seconds((ms.count() + 999) / 1000);
-}
-
-std::chrono::milliseconds ParseDurationMs(const std::string& text, const std::string& flag) {
-  // Go's time.ParseDuration subset: sequences of <number><unit>, unit h|m|s|ms.
-  double total_ms = 0;
-  size_t i = 0;
-  auto bad = [&] {
-    return Error::BadRequest("invalid value \"" + text + "\" for " + flag +
-                             ": want a duration such as 90s, 2m or 1m30s");
-  };
-  if (text.empty()) throw bad();
-  while (i < text.size()) {
-    size_t j = i;
-    while (j < text.size() && (isdigit(static_cast<unsigned char>(text[j])) || text[j] == '.')) ++j;
-    if (j == i) throw bad();
-    double v = std::stod(text.substr(i, j - i));
-    size_t k = j;
-    while (k < text.size() && isalpha(static_cast<unsigned char>(text[k]))) ++k;
-    std::string unit = text.substr(j, k - j);
-    if (unit == "h")
-      total_ms += v * 3600000;
-    else if (unit == "m")
-      total_ms += v * 60000;
-    else if (unit == "s")
-      total_ms += v * 1000;
-    else if (unit == "ms")
-      total_ms += v;
-    else
-      throw bad();
-    i = k;
-  }
-  return std::chrono::milliseconds(static_cast<long>(total_ms + 0.5));
-}
 
 int RunServe(const ServeFlags& flags) {
   // Block the stop signals before any thread starts, so every thread inherits
@@ -67,11 +30,26 @@ int RunServe(const ServeFlags& flags) {
   std::filesystem::create_directories(flags.state_dir, ec);
   if (ec) throw ErrnoError(ec.value(), "create state directory " + flags.state_dir);
 
+  // The cluster's configuration, when serving one, decides the Service
+  // range too (its serviceSubnet), so it is read before the API starts.
+  std::optional<ClusterConfig> cluster_config;
+  if (!flags.cluster_config.empty()) {
+    try {
+      auto text = ReadFileIfExists(flags.cluster_config);
+      if (!text) throw Error::NotFound("cluster config " + flags.cluster_config + " not found");
+      cluster_config = ClusterConfig::FromJson(Json::parse(*text));
+    } catch (const std::exception& e) {
+      log::Error("reading the cluster configuration failed: {}", e.what());
+      return 1;
+    }
+  }
+
   apiserver::Options opts;
   opts.host = flags.address;
   opts.port = flags.port;
   opts.state_dir = flags.state_dir;
-  opts.registry.service_cidr = flags.service_cidr;
+  opts.registry.service_cidr =
+      cluster_config ? cluster_config->service_subnet : flags.service_cidr;
   opts.history_limit = static_cast<size_t>(flags.watch_history);
   if (!flags.pki_dir.empty()) {
     http::TlsServerOptions t;
@@ -90,23 +68,15 @@ int RunServe(const ServeFlags& flags) {
   }
 
   std::unique_ptr<ClusterRuntime> nodes;
-  if (!flags.cluster_config.empty()) {
+  if (cluster_config) {
     try {
-      auto text = ReadFileIfExists(flags.cluster_config);
-      if (!text) throw Error::NotFound("cluster config " + flags.cluster_config + " not found");
       ClusterRuntimeOptions ro;
-      ro.config = ClusterConfig::FromJson(Json::parse(*text));
+      ro.config = *cluster_config;
       ro.state_dir = flags.state_dir;
       ro.kin_binary = std::filesystem::read_symlink("/proc/self/exe").string();
-      ro.crash_backoff = ParseDurationMs(flags.crash_backoff, "--crash-backoff");
-      auto log_size = ParseQuantityValue(flags.container_log_max_size);
-      if (!log_size || *log_size < 4096) {
-        throw Error::BadRequest("invalid value \"" + flags.container_log_max_size +
-                                "\" for --container-log-max-size: want a size of at least 4Ki, "
-                                "such as 10Mi");
-      }
-      ro.log_max_bytes = *log_size;
-      ro.log_max_files = flags.container_log_max_files;
+      ro.crash_backoff = ro.config.CrashBackoff();
+      ro.log_max_bytes = ro.config.ContainerLogMaxBytes();
+      ro.log_max_files = ro.config.container_log_max_files;
       nodes = std::make_unique<ClusterRuntime>(server, ro);
       nodes->Start();
     } catch (const std::exception& e) {

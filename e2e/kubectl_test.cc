@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <sstream>
 
 #include "base/http_client.h"
 #include "base/process.h"
@@ -276,18 +277,58 @@ TEST_P(KubectlE2E, WatchPrintsChanges) {
   o.stdout_mode = SpawnOptions::Stdio::kPipe;
   o.stderr_mode = SpawnOptions::Stdio::kNull;
   ChildProcess watch = ChildProcess::Spawn(o);
+  fcntl(watch.stdout_pipe().get(), F_SETFL, O_NONBLOCK);
   std::string seen;
-  bool got = testing::Eventually(
+  auto read_some = [&] {
+    char buf[4096];
+    ssize_t n = ::read(watch.stdout_pipe().get(), buf, sizeof buf);
+    if (n > 0) seen.append(buf, n);
+  };
+  // A line of `--output-watch-events` output: "EVENT   NAME   DATA   AGE".
+  auto has_event = [&](const std::string& type, const std::string& name) {
+    std::istringstream lines(seen);
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream f(line);
+      std::string t, n;
+      f >> t >> n;
+      if (t == type && n == name) return true;
+    }
+    return false;
+  };
+  // The watch may start after the first create: create again until seen.
+  int tries = 0;
+  std::string seen_name;
+  bool added = testing::Eventually(
       [&] {
-        Kubectl(N({"create", "configmap", "w" + std::to_string(seen.size())}));
-        char buf[4096];
-        fcntl(watch.stdout_pipe().get(), F_SETFL, O_NONBLOCK);
-        ssize_t n = ::read(watch.stdout_pipe().get(), buf, sizeof buf);
-        if (n > 0) seen.append(buf, n);
-        return seen.find("ADDED") != std::string::npos && seen.find("w") != std::string::npos;
+        std::string name = "watched" + std::to_string(tries++);
+        Kubectl(N({"create", "configmap", name}));
+        read_some();
+        for (int i = 0; i < tries; ++i) {
+          if (has_event("ADDED", "watched" + std::to_string(i))) {
+            seen_name = "watched" + std::to_string(i);
+            return true;
+          }
+        }
+        return false;
       },
       std::chrono::seconds(20));
-  EXPECT_TRUE(got) << seen;
+  ASSERT_TRUE(added) << seen;
+  Ok(N({"label", "configmap", seen_name, "changed=yes"}));
+  EXPECT_TRUE(testing::Eventually(
+      [&] {
+        read_some();
+        return has_event("MODIFIED", seen_name);
+      },
+      std::chrono::seconds(20)))
+      << seen;
+  Ok(N({"delete", "configmap", seen_name}));
+  EXPECT_TRUE(testing::Eventually(
+      [&] {
+        read_some();
+        return has_event("DELETED", seen_name);
+      },
+      std::chrono::seconds(20)))
+      << seen;
   watch.Stop(std::chrono::seconds(5));
 }
 

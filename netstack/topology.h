@@ -4,9 +4,11 @@
 // and pod CIDRs, a routing mode) into a NetworkPlan, the namespaces, links,
 // addresses, routes and sysctls the kernel must hold, and PlanPodAttach()
 // does the same for one pod's interface. A plan renders as text (Render())
-// for golden tests and `kin net show`. Nothing here reads the API.
+// for golden tests (and, once it exists, `kin net show`). Nothing here
+// reads the API.
 //
-// The layout (DESIGN.md, "Network topology"):
+// The layout (../shared/DESIGN.md, "Network topology", as built so far; the
+// "internet" namespace and the host-access link are not made yet):
 //
 //   <prefix>net    the network: bridge `underlay` holding the underlay's .1,
 //                  one veth end n<i> per node on it; routes each node's pod

@@ -92,7 +92,7 @@ class ExecProcess {
   friend ExecProcess StartExec(const ContainerSpec&, pid_t, const std::string&, const ExecOptions&);
   static int ExitCode(const ExitStatus& s);
 
-  ContainerProcess process_;
+  ChildProcess process_;
   pid_t pid_ = -1;
   UniqueFd pidfd_;  // our own, so Kill() never races with the reaping in Wait()
   UniqueFd stdin_, stdout_, stderr_, pty_;

@@ -121,7 +121,7 @@ class ContainerIoKernelTest : public kin::testing::KernelTest {
     container_ = LaunchContainer(spec_, &cgroup_);
   }
   void TearDown() override {
-    container_ = ContainerProcess();  // its pid namespace, and every exec in it, dies with it
+    container_ = ChildProcess();  // its pid namespace, and every exec in it, dies with it
     try {
       cgroup_.Remove();
     } catch (const std::exception& e) {
@@ -140,7 +140,7 @@ class ContainerIoKernelTest : public kin::testing::KernelTest {
   std::optional<NamedNetns> netns_;
   Cgroup cgroup_;
   ContainerSpec spec_;
-  ContainerProcess container_;
+  ChildProcess container_;
 };
 
 TEST_F(ContainerIoKernelTest, SeparatesStdoutStderrAndReportsTheExitCode) {
@@ -270,7 +270,7 @@ TEST_F(ContainerIoKernelTest, ExecEntersAPivotedRootAndUsesItsDevpts) {
   rooted.rootfs = RootfsSpec{{"/"}, "", "", true};
   rooted.uid.reset();
   rooted.gid.reset();
-  ContainerProcess c = LaunchContainer(rooted);
+  ChildProcess c = LaunchContainer(rooted);
   ExecProcess p = StartExec(rooted, c.pid(), "",
                             {{"sh", "-c", "pwd; cat target; echo $(ls /dev/pts); tty"},
                              /*tty=*/true,

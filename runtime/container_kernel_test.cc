@@ -60,7 +60,7 @@ class ContainerKernelTest : public kin::testing::KernelTest {
 
   // Runs the container to completion (10 s at most) and returns its status.
   ExitStatus Run(const ContainerSpec& spec, const Cgroup* cgroup = nullptr) {
-    ContainerProcess p = LaunchContainer(spec, cgroup);
+    ChildProcess p = LaunchContainer(spec, cgroup);
     auto status = p.WaitFor(std::chrono::seconds(10));
     EXPECT_TRUE(status.has_value()) << "container still running; log:\n" << Log();
     return status.value_or(ExitStatus{});
@@ -125,7 +125,7 @@ TEST_F(ContainerKernelTest, JoinsTheSandboxHoldersPidUtsAndIpcNamespaces) {
   holder_spec.new_uts_ns = true;
   holder_spec.new_ipc_ns = true;
   holder_spec.hostname = "pod-h";
-  ContainerProcess holder = LaunchContainer(holder_spec);
+  ChildProcess holder = LaunchContainer(holder_spec);
   std::string ns = "/proc/" + std::to_string(holder.pid()) + "/ns/";
 
   ContainerSpec s = Shell("busybox hostname; busybox ps -o pid,args");
@@ -272,7 +272,7 @@ TEST_F(ContainerKernelTest, PidsLimitStopsForks) {
   Cgroup cg = Cgroup::Create(Name("-p", 40), {0, 0, 4});
   ContainerSpec s = Shell(
       "for i in 1 2 3 4 5 6 7 8; do busybox sleep 30 & done; echo started; busybox ps >/dev/null");
-  ContainerProcess p = LaunchContainer(s, &cg);
+  ChildProcess p = LaunchContainer(s, &cg);
   auto st = p.WaitFor(std::chrono::seconds(10));
   ASSERT_TRUE(st.has_value());
   EXPECT_THAT(Log(), HasSubstr("Resource temporarily unavailable"));
@@ -493,7 +493,7 @@ TEST_F(ContainerKernelTest, StdioDescriptorsReplaceDevNullAndTheLog) {
   s.stdin_fd = in_r.get();
   s.stdout_fd = out_w.get();
   s.stderr_fd = err_w.get();
-  ContainerProcess p = LaunchContainer(s);
+  ChildProcess p = LaunchContainer(s);
   in_r.reset();
   out_w.reset();
   err_w.reset();
@@ -516,7 +516,7 @@ TEST_F(ContainerKernelTest, JoinsAnExistingMountNamespace) {
   ContainerSpec holder = Shell("busybox sleep 30");
   holder.new_pid_ns = true;  // so it has its own /proc too
   holder.mounts = {{secret, target, true}};
-  ContainerProcess h = LaunchContainer(holder);
+  ChildProcess h = LaunchContainer(holder);
 
   ContainerSpec s =
       Shell("busybox pwd; busybox cat target; busybox ls /proc | busybox grep -c '^[0-9]'");

@@ -701,7 +701,7 @@ void Prepare(const ContainerSpec& spec, const Cgroup* cgroup, const std::string&
 
 }  // namespace
 
-ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup) {
+ChildProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup) {
   const std::string what = "start container `" + spec.name + "`";
   auto wrap = [&](const Error& e) { return WrapLaunchError(what, e); };
   Prepared prepared;
@@ -742,7 +742,7 @@ ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup
   report_write.reset();
   if (pid < 0) throw wrap(ErrnoError(fork_err, fork_step));
 
-  ContainerProcess process =
+  ChildProcess process =
       ChildProcess::Adopt(pid, UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))));
   ChildFailure failure;
   ssize_t n;

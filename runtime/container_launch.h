@@ -34,15 +34,13 @@
 //   start container `web`: join network namespace /run/netns/x: No such file or directory
 // and a missing executable is NotFound naming it.
 //
-// ContainerProcess owns the started process like ChildProcess does (pid +
-// pidfd; SIGKILL and reap on destruction unless Released). It is a separate
-// type because ChildProcess (base/process.h) has no way to adopt a pid that
-// was not started by posix_spawn.
+// LaunchContainer's result is a ChildProcess (base/process.h: pid + pidfd;
+// SIGKILL and reap on destruction unless Released).
 //
 // Thread-safety: LaunchContainer is thread-safe (it forks from a short-lived
 // thread of its own so that joining a pid namespace never touches the
 // caller's threads). BecomeContainer is for a single-threaded process of
-// its own. ContainerProcess and SeccompProgram are thread-compatible.
+// its own. SeccompProgram is thread-compatible.
 #pragma once
 
 #include <sched.h>
@@ -84,15 +82,11 @@ class SeccompProgram {
   std::vector<std::string> syscalls_;
 };
 
-// The container's process, owned like any child: killed and reaped when its
-// owner dies unless Release()d.
-using ContainerProcess = ChildProcess;
-
 // Validates the spec (Invalid), then starts the container, inside `cgroup`
 // when given (the caller creates it from spec.resources and keeps owning it). Errors: "start
 // container `NAME`: STEP: strerror" with the code ErrnoError picks (NotFound for a missing
 // namespace, executable or mount source).
-ContainerProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup = nullptr);
+ChildProcess LaunchContainer(const ContainerSpec& spec, const Cgroup* cgroup = nullptr);
 
 // What a container process made by BecomeContainer writes to its report
 // pipe when a step before exec fails (then it exits 127). Nothing comes

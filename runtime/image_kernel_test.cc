@@ -74,7 +74,7 @@ class ImageKernelTest : public kin::testing::KernelTest {
   }
 
   ExitStatus Run(const ContainerSpec& spec) {
-    ContainerProcess p = LaunchContainer(spec);
+    ChildProcess p = LaunchContainer(spec);
     auto status = p.WaitFor(std::chrono::seconds(10));
     EXPECT_TRUE(status.has_value()) << "container still running; log:\n" << Log();
     return status.value_or(ExitStatus{});

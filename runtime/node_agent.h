@@ -8,10 +8,13 @@
 //    wired to the node's cbr0 (netstack PlanPodAttach: veth made with its
 //    peer directly in the pod's netns, hairpin on), the pod IP from the
 //    node's CIDR through a persisted IPAM; UTS (hostname) and IPC namespaces
-//    held by a pause process; /etc/hosts, /etc/resolv.conf, /etc/hostname
+//    pinned by bind mounts under <dir>/pins (runtime/pod_namespaces.h; a
+//    pause process only for a pod that shares its PID namespace);
+//    /etc/hosts, /etc/resolv.conf, /etc/hostname
 //    written per pod; hostNetwork pods use the node's network namespace;
 //  - volumes (runtime/volumes.h), images (runtime/image_store.h), containers
-//    started through detached shims (runtime/shim.h), init containers in
+//    kept by the node's `kin shim-server` (runtime/shim.h: one per node,
+//    forking containers through its zygote; it outlives kin serve), init containers in
 //    order, restartPolicy with exponential back-off (CrashLoopBackOff),
 //    liveness/readiness/startup probes (runtime/probe.h), graceful deletion
 //    (SIGTERM, the grace period, SIGKILL) and the final delete;

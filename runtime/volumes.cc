@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "base/mounts.h"
 #include "base/strings.h"
 #include "client/quantity.h"
 #include "runtime/pod_spec.h"
@@ -310,43 +311,6 @@ std::string VolumeType(const Json& vol) {
     if (k != "name") return k;
   }
   return "";
-}
-
-// /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string Unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      int v = 0;
-      bool ok = true;
-      for (size_t k = 1; k <= 3; ++k) {
-        if (i + k >= s.size() || s[i + k] < '0' || s[i + k] > '7') {
-          ok = false;
-          break;
-        }
-        v = v * 8 + (s[i + k] - '0');
-      }
-      if (ok) {
-        out += static_cast<char>(v);
-        i += 3;
-        continue;
-      }
-    }
-    out += s[i];
-  }
-  return out;
-}
-
-std::vector<std::string> MountPoints() {
-  std::vector<std::string> out;
-  std::ifstream in("/proc/self/mountinfo");
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream f(line);
-    std::string id, parent, devno, root, mnt;
-    f >> id >> parent >> devno >> root >> mnt;
-    out.push_back(Unescape(mnt));
-  }
-  return out;
 }
 
 bool IsMountPoint(const std::string& path) {
@@ -758,34 +722,7 @@ void TeardownPodVolumes(const std::string& pod_dir) {
   const std::string base = Absolute(pod_dir) + "/volumes";
   std::error_code ec;
   if (!std::filesystem::exists(base, ec)) return;  // no volumes: nothing mounted there
-  std::vector<std::string> mounts;
-  // Each read of the mount table costs O(mounts on the machine): read it
-  // again only when something was mounted here.
-  for (const auto& m : MountPoints()) {
-    if (m == base || StartsWith(m, base + "/")) mounts.push_back(m);
-  }
-  // Deepest first, so nested mounts go before what they sit on.
-  std::sort(mounts.begin(), mounts.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
-  for (const auto& m : mounts) {
-    if (::umount2(m.c_str(), UMOUNT_NOFOLLOW) == 0) continue;
-    if (errno == EINVAL || errno == ENOENT) continue;  // already gone
-    if (errno != EBUSY || ::umount2(m.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0) {
-      throw ErrnoError(errno, "unmount " + m);
-    }
-  }
-  // The same path can be mounted more than once (stacked): go again until clear.
-  for (int round = 0; round < 8 && !mounts.empty(); ++round) {
-    bool any = false;
-    for (const auto& m : MountPoints()) {
-      if (m == base || StartsWith(m, base + "/")) {
-        any = true;
-        if (::umount2(m.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL) {
-          throw ErrnoError(errno, "unmount " + m);
-        }
-      }
-    }
-    if (!any) break;
-  }
+  UnmountAllUnder(base);
   RemoveTree(base);
 }
 

@@ -1,0 +1,394 @@
+// e2e: a cluster's life as a user lives it. Every `kin cluster create` flag
+// takes effect; a cluster whose `kin serve` was killed (kill -9) comes back
+// as it was saved, with all its nodes, whatever flags the restart omits, and
+// flags that contradict the saved configuration are refused; delete removes
+// everything, also of a node its configuration no longer lists.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include "base/error.h"
+#include "base/fd.h"
+#include "base/file.h"
+#include "base/process.h"
+#include "base/yaml.h"
+#include "testing/e2e_support.h"
+#include "testing/kernel_fixture.h"
+
+namespace kin {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::Eventually;
+using testing::KinBinary;
+using testing::TempDir;
+
+// One cluster's commands and what a test checks of it.
+class Cluster {
+ public:
+  explicit Cluster(char letter) : name_(testing::UniqueClusterName(letter)) {
+    fs::create_directories(dir_.File("root"));
+  }
+  ~Cluster() {
+    // Whatever the test did, nothing of the cluster outlives it.
+    Kin({"cluster", "delete", "--name", name_});
+    testing::RemoveKernelObjectsWithPrefix(Prefix());
+  }
+  const std::string& name() const { return name_; }
+  std::string Prefix() const { return "kin-" + name_ + "-"; }
+  std::string StateDir() const { return dir_.File("root") + "/" + name_; }
+  std::string Kubeconfig() const { return dir_.File("kubeconfig"); }
+  std::string File(const std::string& f) const { return dir_.File(f); }
+  std::string NodeName(const std::string& role) const { return Prefix() + role; }
+
+  // `kin ARGS --state-root ... --kubeconfig ...` (list takes no kubeconfig).
+  CommandResult Kin(std::vector<std::string> args) const {
+    std::vector<std::string> argv = {KinBinary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--state-root", dir_.File("root")});
+    if (args.size() < 2 || args[1] != "list") {
+      argv.insert(argv.end(), {"--kubeconfig", Kubeconfig()});
+    }
+    return RunCommand(argv, std::chrono::seconds(120));
+  }
+  CommandResult Kubectl(std::vector<std::string> args, const std::string& input = "") const {
+    std::vector<std::string> argv = {testing::KubectlBinary("1.33"), "--kubeconfig", Kubeconfig(),
+                                     "--cache-dir", dir_.File("cache")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, std::chrono::seconds(60), input);
+  }
+  Json KubectlJson(std::vector<std::string> args) const {
+    args.insert(args.end(), {"-o", "json"});
+    CommandResult r = Kubectl(args);
+    if (!r.status.success()) return Json();
+    return Json::parse(r.out);
+  }
+  int ServePid() const {
+    return std::atoi(ReadFileIfExists(StateDir() + "/serve.pid").value_or("0").c_str());
+  }
+  std::string Log() const { return ReadFileIfExists(StateDir() + "/serve.log").value_or(""); }
+
+  // Names of the nodes whose Ready condition is True.
+  std::set<std::string> ReadyNodes() const {
+    std::set<std::string> out;
+    Json nodes = KubectlJson({"get", "nodes"});
+    if (nodes.is_null()) return out;
+    for (const auto& n : nodes["items"]) {
+      for (const auto& c : n["status"].value("conditions", Json::array())) {
+        if (c["type"] == "Ready" && c["status"] == "True") out.insert(n["metadata"]["name"]);
+      }
+    }
+    return out;
+  }
+  // Polls until the pod is Running and Ready; returns it (null on timeout).
+  Json WaitReady(const std::string& pod) const {
+    Json seen;
+    Eventually(
+        [&] {
+          seen = KubectlJson({"get", "pod", pod});
+          if (seen.is_null()) return false;
+          for (const auto& c : seen["status"].value("conditions", Json::array())) {
+            if (c["type"] == "Ready" && c["status"] == "True") return true;
+          }
+          return false;
+        },
+        std::chrono::seconds(40));
+    for (const auto& c : seen["status"].value("conditions", Json::array())) {
+      if (c["type"] == "Ready" && c["status"] == "True") return seen;
+    }
+    ADD_FAILURE() << "pod " << pod << " not Ready; last seen:\n"
+                  << seen.dump(2) << "\nserve log:\n"
+                  << Log().substr(Log().size() > 3000 ? Log().size() - 3000 : 0);
+    return Json();
+  }
+  // kill -9 of `kin serve`, as a crash does.
+  void KillServe() const {
+    int pid = ServePid();
+    ASSERT_GT(pid, 0);
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    ASSERT_TRUE(Eventually([&] { return !ProcessAlive(pid); }, std::chrono::seconds(10)));
+  }
+
+  // What of the cluster is left on the machine: kernel objects named after
+  // it, mounts under its state directory, processes that name that
+  // directory, and the directory itself.
+  std::vector<std::string> Leftovers() const {
+    std::vector<std::string> out = testing::KernelObjectsWithPrefix(Prefix());
+    std::string dir = StateDir();
+    std::string mounts = ReadFileIfExists("/proc/self/mountinfo").value_or("");
+    if (mounts.find(dir) != std::string::npos) out.push_back("mounts under " + dir);
+    if (fs::exists(dir)) out.push_back("state directory " + dir);
+    for (const auto& e : fs::directory_iterator("/proc")) {
+      std::string pid = e.path().filename().string();
+      if (!std::isdigit(static_cast<unsigned char>(pid[0]))) continue;
+      std::string cmd;
+      try {
+        cmd = ReadFileIfExists(e.path().string() + "/cmdline").value_or("");
+      } catch (const Error&) {  // exited while we looked
+      }
+      if (cmd.find(dir) != std::string::npos) out.push_back("process " + pid);
+    }
+    return out;
+  }
+
+ private:
+  TempDir dir_;
+  std::string name_;
+};
+
+std::string Joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += s + "\n";
+  return out;
+}
+
+// A loopback port that nothing listens on now.
+int FreePort() {
+  UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return 0;
+  socklen_t len = sizeof a;
+  ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+std::string BusyboxPod(const std::string& name, const std::string& node,
+                       const std::string& script) {
+  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name + "\nspec:\n  nodeName: " + node +
+         "\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, '" + script +
+         "']\n";
+}
+
+std::string AgnhostPod(const std::string& name, const std::string& node) {
+  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name + "\nspec:\n  nodeName: " + node +
+         "\n  containers:\n  - name: web\n    image: registry.k8s.io/e2e-test-images/agnhost:2.52\n"
+         "    args: [netexec, --http-port=8080]\n    readinessProbe:\n      httpGet: {path: /, "
+         "port: 8080}\n      periodSeconds: 1\n";
+}
+
+class ClusterLifecycleE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!testing::RequireRoot()) GTEST_SKIP() << "needs root";
+  }
+};
+
+// Every flag of `kin cluster create`, each away from its default, and each
+// checked where it acts.
+TEST_F(ClusterLifecycleE2E, EveryCreateFlagTakesEffect) {
+  Cluster c('f');
+  int port = FreePort();
+  ASSERT_GT(port, 0);
+  testing::WriteFile(c.File("c.yaml"),
+                     "apiVersion: kin.dev/v1alpha1\nkind: Cluster\n"
+                     "networking: {serviceSubnet: 10.97.0.0/16}\n");
+  CommandResult r = c.Kin({"cluster", "create", "--name", c.name(), "--nodes", "2", "--config",
+                           c.File("c.yaml"), "--port", std::to_string(port), "--wait", "90s",
+                           "--crash-backoff", "2s", "--container-log-max-size", "5Mi",
+                           "--container-log-max-files", "3", "--retain"});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err << c.Log();
+  // --state-root and --name: the state lives there.
+  EXPECT_TRUE(fs::exists(c.StateDir() + "/cluster.json"));
+  // --kubeconfig: the context is merged there; --port: the API answers on it.
+  std::string kubeconfig = ReadFileIfExists(c.Kubeconfig()).value_or("");
+  EXPECT_NE(kubeconfig.find("kin-" + c.name()), std::string::npos) << kubeconfig;
+  EXPECT_NE(kubeconfig.find("https://127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << kubeconfig;
+  // --nodes 2: two Ready nodes.
+  EXPECT_EQ(c.ReadyNodes(),
+            (std::set<std::string>{c.NodeName("control-plane"), c.NodeName("worker")}));
+  // --config's serviceSubnet: Services get addresses from it, the first one
+  // is the kubernetes Service's.
+  Json kube = c.KubectlJson({"get", "service", "kubernetes"});
+  EXPECT_EQ(kube["spec"].value("clusterIP", ""), "10.97.0.1") << kube.dump(2);
+  // The kubelet settings are saved with the cluster (a restart keeps them).
+  Json saved = Json::parse(ReadFileIfExists(c.StateDir() + "/cluster.json").value_or("{}"));
+  EXPECT_EQ(saved["kubelet"],
+            (Json{{"crashBackoff", "2s"},
+                  {"containerLogMaxSize", "5Mi"},
+                  {"containerLogMaxFiles", 3}}));
+
+  // --container-log-max-size 5Mi and --container-log-max-files 3: 16 MiB of
+  // log leave the current file and two rotated ones, none over 5 MiB.
+  ASSERT_TRUE(c.Kubectl({"apply", "-f", "-"},
+                        BusyboxPod("logger", c.NodeName("worker"),
+                                   "yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghij | "
+                                   "head -c 16777216; sleep 3600"))
+                  .status.success());
+  Json logger = c.WaitReady("logger");
+  ASSERT_FALSE(logger.is_null());
+  std::string cdir = c.StateDir() + "/nodes/" + c.NodeName("worker") + "/pods/" +
+                     logger["metadata"].value("uid", "") + "/containers/c/0";
+  std::set<std::string> files;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        files.clear();
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(cdir, ec)) {
+          std::string f = e.path().filename().string();
+          if (f.rfind("log", 0) == 0) files.insert(f);
+        }
+        return files == std::set<std::string>{"log", "log.1", "log.2"};
+      },
+      std::chrono::seconds(30)))
+      << Joined({files.begin(), files.end()});
+  for (const auto& f : files) {
+    std::error_code ec;
+    EXPECT_LE(fs::file_size(cdir + "/" + f, ec), 5u << 20) << f;
+  }
+
+  // --crash-backoff 2s: a crashing container is started again at once,
+  // then after 2 s, then 4 s (the default 10 s would take 30 s for three
+  // restarts; no back-off at all would take no time).
+  auto applied = std::chrono::steady_clock::now();
+  ASSERT_TRUE(
+      c.Kubectl({"apply", "-f", "-"}, BusyboxPod("crasher", c.NodeName("worker"), "exit 3"))
+          .status.success());
+  Json crasher;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        crasher = c.KubectlJson({"get", "pod", "crasher"});
+        if (crasher.is_null()) return false;
+        Json cs = crasher["status"].value("containerStatuses", Json::array());
+        return !cs.empty() && cs[0].value("restartCount", 0) >= 3;
+      },
+      std::chrono::seconds(20)))
+      << crasher.dump(2);
+  EXPECT_GE(std::chrono::steady_clock::now() - applied, std::chrono::seconds(5));
+
+  // --retain: a create that fails (the API port is taken) keeps what it made.
+  Cluster failed('r');
+  UniqueFd busy(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(busy.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(busy.get(), 1), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(busy.get(), reinterpret_cast<sockaddr*>(&a), &len);
+  r = failed.Kin({"cluster", "create", "--name", failed.name(), "--port",
+                  std::to_string(ntohs(a.sin_port)), "--retain"});
+  EXPECT_FALSE(r.status.success()) << r.out << r.err;
+  EXPECT_TRUE(fs::exists(failed.StateDir() + "/cluster.json"));
+  EXPECT_TRUE(fs::exists(failed.StateDir() + "/pki/ca.crt"));
+  // Without --retain the same failure leaves nothing.
+  Cluster clean('n');
+  r = clean.Kin({"cluster", "create", "--name", clean.name(), "--port",
+                 std::to_string(ntohs(a.sin_port))});
+  EXPECT_FALSE(r.status.success()) << r.out << r.err;
+  EXPECT_EQ(clean.Leftovers(), std::vector<std::string>{});
+
+  r = c.Kin({"cluster", "delete", "--name", c.name()});
+  EXPECT_TRUE(r.status.success()) << r.out << r.err;
+  EXPECT_EQ(c.Leftovers(), std::vector<std::string>{});
+}
+
+TEST_F(ClusterLifecycleE2E, BadCreateFlagsAreRefusedNamingTheFlag) {
+  Cluster c('b');
+  struct Case {
+    std::vector<std::string> flags;
+    std::string expect;
+  } cases[] = {
+      {{"--container-log-max-size", "1Ki"}, "--container-log-max-size: Invalid value: \"1Ki\""},
+      {{"--container-log-max-size", "lots"}, "--container-log-max-size: Invalid value: \"lots\""},
+      {{"--container-log-max-files", "1"}, "--container-log-max-files: Invalid value: 1"},
+      {{"--crash-backoff", "soon"}, "--crash-backoff: Invalid value: \"soon\""},
+      {{"--crash-backoff", "0s"}, "--crash-backoff: Invalid value: \"0s\""},
+  };
+  for (const auto& k : cases) {
+    std::vector<std::string> args = {"cluster", "create", "--name", c.name()};
+    args.insert(args.end(), k.flags.begin(), k.flags.end());
+    CommandResult r = c.Kin(args);
+    EXPECT_FALSE(r.status.success()) << k.flags[0];
+    EXPECT_NE(r.err.find(k.expect), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(c.StateDir())) << "nothing is made for bad flags";
+  }
+  CommandResult r = c.Kin({"cluster", "start", "--name", c.name()});
+  EXPECT_FALSE(r.status.success());
+  EXPECT_NE(r.err.find("cluster \"" + c.name() + "\" not found"), std::string::npos) << r.err;
+}
+
+// The second bug of the reliability issue: kill -9 of `kin serve`, then
+// `kin cluster create --name x` without --nodes brings back all three nodes
+// (their agents run: a pod on worker2 is adopted and a new one starts
+// there); flags that contradict the saved configuration are refused; and
+// delete leaves nothing.
+TEST_F(ClusterLifecycleE2E, KilledServeComesBackAsSavedAndDeleteLeavesNothing) {
+  Cluster c('k');
+  CommandResult r = c.Kin({"cluster", "create", "--name", c.name(), "--nodes", "3",
+                           "--container-log-max-files", "4"});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err << c.Log();
+  ASSERT_TRUE(
+      c.Kubectl({"apply", "-f", "-"}, AgnhostPod("survivor", c.NodeName("worker2"))).status.success());
+  Json before = c.WaitReady("survivor");
+  ASSERT_FALSE(before.is_null());
+
+  c.KillServe();
+  r = c.Kin({"cluster", "create", "--name", c.name()});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err << c.Log();
+  EXPECT_NE(r.out.find("Starting cluster"), std::string::npos) << r.out;
+  Json saved = Json::parse(ReadFileIfExists(c.StateDir() + "/cluster.json").value_or("{}"));
+  EXPECT_EQ(saved["nodes"].size(), 3u);
+  EXPECT_EQ(saved["kubelet"].value("containerLogMaxFiles", 0), 4);
+  EXPECT_EQ(c.ReadyNodes(),
+            (std::set<std::string>{c.NodeName("control-plane"), c.NodeName("worker"),
+                                   c.NodeName("worker2")}));
+  // worker2's agent runs: it adopted the pod and starts a new one.
+  Json after = c.WaitReady("survivor");
+  EXPECT_EQ(after["metadata"]["uid"], before["metadata"]["uid"]);
+  EXPECT_EQ(after["status"].value("podIP", ""), before["status"].value("podIP", ""));
+  ASSERT_TRUE(
+      c.Kubectl({"apply", "-f", "-"}, AgnhostPod("newcomer", c.NodeName("worker2"))).status.success());
+  EXPECT_FALSE(c.WaitReady("newcomer").is_null());
+
+  // Flags that contradict the saved configuration are refused, naming each;
+  // the cluster stays as it was.
+  c.KillServe();
+  r = c.Kin({"cluster", "create", "--name", c.name(), "--nodes", "1",
+             "--container-log-max-files", "2"});
+  EXPECT_FALSE(r.status.success()) << r.out;
+  EXPECT_NE(r.err.find("--nodes 1 (it has 3 nodes)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--container-log-max-files 2 (it has 4)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("kin cluster start --name " + c.name()), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(c.StateDir() + "/cluster.json"));
+  // Flags that agree with it are fine; `kin cluster start` needs none.
+  r = c.Kin({"cluster", "start", "--name", c.name()});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err << c.Log();
+  EXPECT_EQ(c.ReadyNodes().size(), 3u);
+  EXPECT_FALSE(c.WaitReady("survivor").is_null());
+
+  r = c.Kin({"cluster", "delete", "--name", c.name()});
+  EXPECT_TRUE(r.status.success()) << r.out << r.err;
+  EXPECT_EQ(c.Leftovers(), std::vector<std::string>{});
+}
+
+// Delete removes everything of a node that has state on disk, also when the
+// configuration no longer lists it (as an older kin's restart left it).
+TEST_F(ClusterLifecycleE2E, DeleteRemovesNodesTheConfigurationNoLongerLists) {
+  Cluster c('d');
+  CommandResult r = c.Kin({"cluster", "create", "--name", c.name(), "--nodes", "2"});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err << c.Log();
+  ASSERT_TRUE(
+      c.Kubectl({"apply", "-f", "-"}, AgnhostPod("orphan", c.NodeName("worker"))).status.success());
+  ASSERT_FALSE(c.WaitReady("orphan").is_null());
+  c.KillServe();
+  // The worker vanishes from the saved configuration.
+  Json saved = Json::parse(ReadFileIfExists(c.StateDir() + "/cluster.json").value_or("{}"));
+  ASSERT_EQ(saved["nodes"].size(), 2u);
+  saved["nodes"].erase(1);
+  WriteFileAtomic(c.StateDir() + "/cluster.json", saved.dump(2), 0644, false);
+
+  r = c.Kin({"cluster", "delete", "--name", c.name()});
+  EXPECT_TRUE(r.status.success()) << r.out << r.err;
+  EXPECT_EQ(c.Leftovers(), std::vector<std::string>{});
+}
+
+}  // namespace
+}  // namespace kin
