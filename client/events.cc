@@ -1,23 +1,14 @@
 #include "client/events.h"
 
 #include <cstdio>
-#include <ctime>
 
 #include "base/error.h"
 #include "base/log.h"
+#include "client/object.h"
 
 namespace kin {
 
 namespace {
-
-std::string Now() {
-  time_t t = time(nullptr);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 constexpr auto kCorrelationWindow = std::chrono::minutes(10);
 
@@ -33,7 +24,7 @@ void EventRecorder::Record(const Json& object, const std::string& type, const st
   std::string name = m.value("name", "");
   std::string uid = m.value("uid", "");
   std::string key = uid + "\n" + type + "\n" + reason + "\n" + message;
-  std::string now = Now();
+  std::string now = object::NowRfc3339();
   try {
     std::lock_guard lock(mu_);
     auto it = seen_.find(key);

@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "client/object.h"
 
 namespace kin {
 
@@ -18,21 +19,10 @@ constexpr std::chrono::milliseconds kMaxDelay(10000);
 // so a server that keeps closing watches at once is not hammered.
 constexpr std::chrono::seconds kProductiveWatch(1);
 
-std::string StringAt(const Json& obj, const char* a, const char* b) {
-  if (!obj.is_object()) return "";
-  auto it = obj.find(a);
-  if (it == obj.end() || !it->is_object()) return "";
-  auto jt = it->find(b);
-  return jt != it->end() && jt->is_string() ? jt->get<std::string>() : "";
-}
+using object::Key;
+using object::StringAt;
 
-std::string Key(const std::string& ns, const std::string& name) {
-  return ns.empty() ? name : ns + "/" + name;
-}
-
-std::string KeyOf(const Json& obj) {
-  return Key(StringAt(obj, "metadata", "namespace"), StringAt(obj, "metadata", "name"));
-}
+std::string KeyOf(const Json& obj) { return object::Key(obj); }
 
 // The delay before retry number `n` (1-based): the first retry is immediate.
 std::chrono::milliseconds RetryDelay(int n) {
@@ -43,13 +33,40 @@ std::chrono::milliseconds RetryDelay(int n) {
 
 }  // namespace
 
+std::vector<std::string> IndexByNamespace(const Json& obj) {
+  std::string ns = object::Namespace(obj);
+  if (ns.empty()) return {};
+  return {ns};
+}
+
+std::vector<std::string> IndexByOwnerUid(const Json& obj) { return object::OwnerUids(obj); }
+
+std::vector<std::string> IndexByNodeName(const Json& obj) {
+  std::string node = StringAt(obj, "spec", "nodeName");
+  if (node.empty()) return {};
+  return {node};
+}
+
+std::string LabelIndexName(const std::string& key) { return "label:" + key; }
+
+IndexFunc IndexByLabel(std::string key) {
+  return [key = std::move(key)](const Json& obj) -> std::vector<std::string> {
+    auto v = object::Label(obj, key);
+    if (!v) return {};
+    return {*v};
+  };
+}
+
 Informer::Informer(Client& client, const ResourceInfo& resource, InformerOptions opts,
                    InformerHandlers handlers)
     : client_(client),
       resource_(resource),
       opts_(std::move(opts)),
-      handlers_(std::move(handlers)),
-      name_(resource.group_resource() + (opts_.ns.empty() ? "" : " in " + opts_.ns)) {}
+      name_(resource.group_resource() + (opts_.ns.empty() ? "" : " in " + opts_.ns)) {
+  if (handlers.on_add || handlers.on_update || handlers.on_delete) {
+    AddHandlers(std::move(handlers));
+  }
+}
 
 Informer::~Informer() { Stop(); }
 
@@ -91,18 +108,134 @@ bool Informer::Sleep(std::chrono::milliseconds d) {
   return !stopping_;
 }
 
-std::optional<Json> Informer::Get(const std::string& ns, const std::string& name) const {
+Informer::HandlerId Informer::AddHandlers(InformerHandlers handlers) {
+  std::lock_guard emit(emit_mu_);
+  HandlerId id = next_id_++;
+  auto next = std::make_shared<Registrations>(*handlers_);
+  next->push_back({id, handlers});
+  handlers_ = std::move(next);
+  // emit_mu_ is held, so every cached object has been dispatched already:
+  // the new handler catches up with one on_add each, then sees changes.
+  if (handlers.on_add) {
+    for (const ObjectPtr& obj : Items()) {
+      try {
+        handlers.on_add(*obj);
+      } catch (const std::exception& e) {
+        log::Error("informer {}: handler: {}", name_, e.what());
+      }
+    }
+  }
+  return id;
+}
+
+void Informer::RemoveHandlers(HandlerId id) {
+  std::lock_guard emit(emit_mu_);
+  auto next = std::make_shared<Registrations>();
+  for (const auto& r : *handlers_) {
+    if (r.id != id) next->push_back(r);
+  }
+  handlers_ = std::move(next);
+}
+
+void Informer::IndexAdd(Index& index, const std::string& key, const Json& obj) {
+  for (auto& value : index.fn(obj)) index.keys[value].insert(key);
+}
+
+void Informer::IndexRemove(Index& index, const std::string& key, const Json& obj) {
+  for (auto& value : index.fn(obj)) {
+    auto it = index.keys.find(value);
+    if (it == index.keys.end()) continue;
+    it->second.erase(key);
+    if (it->second.empty()) index.keys.erase(it);
+  }
+}
+
+void Informer::Reindex(const std::string& key, const Json* old, const Json* now) {
+  for (auto& [name, index] : indexes_) {
+    if (old) IndexRemove(index, key, *old);
+    if (now) IndexAdd(index, key, *now);
+  }
+}
+
+bool Informer::AddIndex(const std::string& name, IndexFunc fn) {
   std::lock_guard lock(mu_);
-  auto it = cache_.find(Key(resource_.namespaced ? ns : "", name));
-  if (it == cache_.end()) return std::nullopt;
-  return it->second;
+  if (indexes_.contains(name)) return false;
+  Index& index = indexes_[name];
+  index.fn = std::move(fn);
+  for (const auto& [key, obj] : cache_) IndexAdd(index, key, *obj);
+  return true;
+}
+
+bool Informer::HasIndex(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  return indexes_.contains(name);
+}
+
+std::vector<ObjectPtr> Informer::ObjectsOf(const std::set<std::string>& keys) const {
+  std::vector<ObjectPtr> out;
+  out.reserve(keys.size());
+  for (const auto& key : keys) {
+    auto it = cache_.find(key);
+    if (it != cache_.end()) out.push_back(it->second);
+  }
+  return out;
+}
+
+std::vector<ObjectPtr> Informer::ByIndex(const std::string& name, const std::string& value) const {
+  std::lock_guard lock(mu_);
+  auto index = indexes_.find(name);
+  if (index == indexes_.end()) {
+    throw Error::Internal("informer " + name_ + ": no index \"" + name + "\"");
+  }
+  auto it = index->second.keys.find(value);
+  if (it == index->second.keys.end()) return {};
+  return ObjectsOf(it->second);
+}
+
+std::vector<std::string> Informer::IndexKeys(const std::string& name,
+                                             const std::string& value) const {
+  std::lock_guard lock(mu_);
+  auto index = indexes_.find(name);
+  if (index == indexes_.end()) {
+    throw Error::Internal("informer " + name_ + ": no index \"" + name + "\"");
+  }
+  auto it = index->second.keys.find(value);
+  if (it == index->second.keys.end()) return {};
+  return {it->second.begin(), it->second.end()};
+}
+
+ObjectPtr Informer::Lookup(const std::string& ns, const std::string& name) const {
+  return LookupKey(Key(resource_.namespaced ? ns : "", name));
+}
+
+ObjectPtr Informer::LookupKey(const std::string& key) const {
+  std::lock_guard lock(mu_);
+  auto it = cache_.find(key);
+  return it == cache_.end() ? nullptr : it->second;
+}
+
+std::vector<ObjectPtr> Informer::Items() const {
+  std::lock_guard lock(mu_);
+  std::vector<ObjectPtr> out;
+  out.reserve(cache_.size());
+  for (const auto& [key, obj] : cache_) out.push_back(obj);
+  return out;
+}
+
+size_t Informer::Size() const {
+  std::lock_guard lock(mu_);
+  return cache_.size();
+}
+
+std::optional<Json> Informer::Get(const std::string& ns, const std::string& name) const {
+  ObjectPtr obj = Lookup(ns, name);
+  if (!obj) return std::nullopt;
+  return *obj;
 }
 
 std::vector<Json> Informer::List() const {
-  std::lock_guard lock(mu_);
   std::vector<Json> out;
-  out.reserve(cache_.size());
-  for (const auto& [key, obj] : cache_) out.push_back(obj);
+  for (const ObjectPtr& obj : Items()) out.push_back(*obj);
   return out;
 }
 
@@ -145,24 +278,30 @@ bool Informer::ListAndReplace(std::string& resource_version) {
   }
   resource_version = StringAt(list, "metadata", "resourceVersion");
 
-  std::map<std::string, Json> fresh;
+  std::map<std::string, ObjectPtr> fresh;
   std::vector<std::string> order;  // the list's order, for the handlers
   if (auto it = list.find("items"); it != list.end() && it->is_array()) {
     for (auto& item : *it) {
       std::string key = KeyOf(item);
-      if (fresh.emplace(key, item).second) order.push_back(key);
+      if (!fresh.contains(key)) {
+        fresh.emplace(key, std::make_shared<const Json>(std::move(item)));
+        order.push_back(key);
+      }
     }
   }
+  // Held until the differences are dispatched, so AddHandlers never sees a
+  // cache ahead of what handlers have been told.
+  std::lock_guard emit(emit_mu_);
   std::vector<Change> changes;
   bool first;
   {
     std::lock_guard lock(mu_);
     for (const auto& key : order) {
-      const Json& now = fresh[key];
+      const ObjectPtr& now = fresh[key];
       auto old = cache_.find(key);
       if (old == cache_.end()) {
         changes.push_back({Change::kAdd, nullptr, now});
-      } else if (old->second != now) {
+      } else if (*old->second != *now) {
         changes.push_back({Change::kUpdate, old->second, now});
       }
     }
@@ -170,6 +309,10 @@ bool Informer::ListAndReplace(std::string& resource_version) {
       if (!fresh.contains(key)) changes.push_back({Change::kDelete, obj, nullptr});
     }
     cache_ = std::move(fresh);
+    for (auto& [name, index] : indexes_) {
+      index.keys.clear();
+      for (const auto& [key, obj] : cache_) IndexAdd(index, key, *obj);
+    }
     first = !synced_;
   }
   for (const auto& c : changes) {
@@ -247,47 +390,59 @@ Informer::WatchEnd Informer::WatchFrom(const std::string& resource_version) {
 
 void Informer::Apply(const WatchEvent& ev) {
   if (ev.type == "BOOKMARK") return;
+  if (ev.type != "ADDED" && ev.type != "MODIFIED" && ev.type != "DELETED") {
+    log::Warn("informer {}: ignoring a watch event of type \"{}\"", name_, ev.type);
+    return;
+  }
   std::string key = KeyOf(ev.object);
+  auto obj = std::make_shared<const Json>(ev.object);
+  std::lock_guard emit(emit_mu_);  // see ListAndReplace
   Change change;
   {
     std::lock_guard lock(mu_);
     auto it = cache_.find(key);
-    if (ev.type == "ADDED" || ev.type == "MODIFIED") {
-      if (it == cache_.end()) {
-        change = {Change::kAdd, nullptr, ev.object};
-        cache_.emplace(key, ev.object);
-      } else {
-        change = {Change::kUpdate, it->second, ev.object};
-        it->second = ev.object;
-      }
-    } else if (ev.type == "DELETED") {
+    if (ev.type == "DELETED") {
       if (it == cache_.end()) return;
+      Reindex(key, it->second.get(), nullptr);
       cache_.erase(it);
-      change = {Change::kDelete, nullptr, nullptr};
-      change.old = ev.object;  // the last state, as the server sends it
+      change = {Change::kDelete, obj, nullptr};  // the last state, as the server sends it
+    } else if (it == cache_.end()) {
+      Reindex(key, nullptr, obj.get());
+      cache_.emplace(key, obj);
+      change = {Change::kAdd, nullptr, obj};
     } else {
-      log::Warn("informer {}: ignoring a watch event of type \"{}\"", name_, ev.type);
-      return;
+      Reindex(key, it->second.get(), obj.get());
+      change = {Change::kUpdate, it->second, obj};
+      it->second = obj;
     }
   }
   Emit(change);
 }
 
 void Informer::Emit(const Change& c) {
-  try {
-    switch (c.kind) {
-      case Change::kAdd:
-        if (handlers_.on_add) handlers_.on_add(c.now);
-        break;
-      case Change::kUpdate:
-        if (handlers_.on_update) handlers_.on_update(c.old, c.now);
-        break;
-      case Change::kDelete:
-        if (handlers_.on_delete) handlers_.on_delete(c.old);
-        break;
+  std::shared_ptr<const Registrations> regs = handlers_;
+  for (const Registration& r : *regs) {
+    // A handler may have removed another during this dispatch.
+    if (handlers_ != regs && std::none_of(handlers_->begin(), handlers_->end(),
+                                          [&](const Registration& x) { return x.id == r.id; })) {
+      continue;
     }
-  } catch (const std::exception& e) {
-    log::Error("informer {}: handler: {}", name_, e.what());
+    const InformerHandlers& h = r.handlers;
+    try {
+      switch (c.kind) {
+        case Change::kAdd:
+          if (h.on_add) h.on_add(*c.now);
+          break;
+        case Change::kUpdate:
+          if (h.on_update) h.on_update(*c.old, *c.now);
+          break;
+        case Change::kDelete:
+          if (h.on_delete) h.on_delete(*c.old);
+          break;
+      }
+    } catch (const std::exception& e) {
+      log::Error("informer {}: handler: {}", name_, e.what());
+    }
   }
 }
 

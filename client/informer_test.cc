@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -73,12 +74,14 @@ class FakeWatch : public Watch {
 class FakeClient : public Client {
  public:
   // Stores `obj` (stamping a new resourceVersion) without telling any watch.
-  Json Put(const std::string& ns, const std::string& name, Json spec = Json::object()) {
+  Json Put(const std::string& ns, const std::string& name, Json spec = Json::object(),
+           Json labels = nullptr) {
     std::lock_guard lock(mu_);
     Json obj = {{"kind", "Pod"},
                 {"metadata",
                  {{"namespace", ns}, {"name", name}, {"resourceVersion", std::to_string(++rv_)}}},
                 {"spec", std::move(spec)}};
+    if (!labels.is_null()) obj["metadata"]["labels"] = std::move(labels);
     objects_[ns + "/" + name] = obj;
     return obj;
   }
@@ -454,6 +457,161 @@ TEST_F(InformerTest, StopBeforeStartAndWithoutStart) {
   stopped.Start();  // refused after Stop
   EXPECT_FALSE(stopped.WaitForSync(std::chrono::milliseconds(10)));
   EXPECT_EQ(client_.lists(), 0);
+}
+
+// --- Sharing: handlers and indexes added at any time, pointer listers. ---
+
+std::vector<std::string> Keys(const std::vector<ObjectPtr>& objs) {
+  std::vector<std::string> out;
+  for (const auto& o : objs) out.push_back(Name(*o));
+  return out;
+}
+
+TEST_F(InformerTest, HandlersAddedLaterGetTheCacheAsAddsThenEvents) {
+  client_.Put("default", "a");
+  client_.Put("default", "b");
+  StartInformer();
+  Recorder late;
+  informer_->AddHandlers(late.Handlers());
+  // At once, on this thread: one add per cached object.
+  EXPECT_EQ(late.calls(), (Calls{"add default/a@1", "add default/b@2"}));
+  auto w = client_.watch(0);
+  w->Send("MODIFIED", client_.Put("default", "a", {{"v", 2}}));
+  ASSERT_TRUE(late.WaitFor(3));
+  EXPECT_EQ(late.calls().back(), "update default/a@1->3");
+  ASSERT_TRUE(rec_.WaitFor(3));
+  EXPECT_EQ(rec_.calls(), (Calls{"add default/a@1", "add default/b@2", "update default/a@1->3"}));
+  informer_->Stop();  // before `late` goes
+}
+
+TEST_F(InformerTest, HandlersAddedBeforeStartSeeTheListOnce) {
+  client_.Put("default", "a");
+  informer_ = std::make_unique<Informer>(client_, PodsResource());
+  Recorder r;
+  informer_->AddHandlers(r.Handlers());
+  EXPECT_EQ(r.size(), 0u);
+  informer_->Start();
+  ASSERT_TRUE(informer_->WaitForSync(std::chrono::seconds(10)));
+  EXPECT_EQ(r.calls(), Calls{"add default/a@1"});
+  informer_->Stop();
+}
+
+TEST_F(InformerTest, RemovedHandlersAreNotCalledAgain) {
+  client_.Put("default", "a");
+  StartInformer();
+  Recorder gone;
+  auto id = informer_->AddHandlers(gone.Handlers());
+  ASSERT_EQ(gone.size(), 1u);
+  informer_->RemoveHandlers(id);
+  auto w = client_.watch(0);
+  w->Send("ADDED", client_.Put("default", "b"));
+  w->Send("ADDED", client_.Put("default", "c"));
+  // rec_ is dispatched to in the same pass as `gone` would have been.
+  ASSERT_TRUE(rec_.WaitFor(3));
+  EXPECT_EQ(gone.calls(), Calls{"add default/a@1"});
+  informer_->Stop();
+}
+
+TEST_F(InformerTest, AHandlerMayAddHandlers) {
+  client_.Put("default", "a");
+  informer_ = std::make_unique<Informer>(client_, PodsResource());
+  Recorder inner;
+  std::atomic<bool> added{false};
+  informer_->AddHandlers({.on_add = [&](const Json&) {
+    if (!added.exchange(true)) informer_->AddHandlers(inner.Handlers());
+  }});
+  informer_->Start();
+  ASSERT_TRUE(informer_->WaitForSync(std::chrono::seconds(10)));
+  EXPECT_EQ(inner.calls(), Calls{"add default/a@1"});
+  informer_->Stop();
+}
+
+TEST_F(InformerTest, IndexesFollowWatchEventsAndRelists) {
+  client_.Put("default", "a", Json::object(), {{"app", "web"}});
+  client_.Put("default", "b", Json::object(), {{"app", "db"}});
+  client_.Put("other", "c", Json::object(), {{"app", "web"}});
+  informer_ = std::make_unique<Informer>(client_, PodsResource());
+  EXPECT_TRUE(informer_->AddLabelIndex("app"));
+  EXPECT_FALSE(informer_->AddLabelIndex("app"));  // shared, not replaced
+  informer_->Start();
+  ASSERT_TRUE(informer_->WaitForSync(std::chrono::seconds(10)));
+  ASSERT_TRUE(WaitForWatches(1));
+  const std::string app = LabelIndexName("app");
+  EXPECT_EQ(Keys(informer_->ByIndex(app, "web")), (Calls{"default/a", "other/c"}));
+  EXPECT_EQ(Keys(informer_->ByIndex(app, "db")), Calls{"default/b"});
+  EXPECT_TRUE(informer_->ByIndex(app, "cache").empty());
+
+  // An index added later covers what is cached.
+  EXPECT_TRUE(informer_->AddIndex(kNamespaceIndex, IndexByNamespace));
+  EXPECT_EQ(informer_->IndexKeys(kNamespaceIndex, "default"), (Calls{"default/a", "default/b"}));
+
+  auto w = client_.watch(0);
+  w->Send("MODIFIED", client_.Put("default", "a", Json::object(), {{"app", "db"}}));
+  w->Send("DELETED", client_.Remove("other", "c"));
+  w->Send("ADDED", client_.Put("other", "d", Json::object(), {{"tier", "x"}}));
+  ASSERT_TRUE(Eventually([&] { return informer_->Lookup("other", "d") != nullptr; }));  // the last
+  EXPECT_EQ(informer_->Size(), 3u);
+  EXPECT_TRUE(informer_->ByIndex(app, "web").empty());
+  EXPECT_EQ(Keys(informer_->ByIndex(app, "db")), (Calls{"default/a", "default/b"}));
+  EXPECT_EQ(informer_->IndexKeys(kNamespaceIndex, "other"), Calls{"other/d"});
+
+  // Changes missed by the watch reach the index through the relist.
+  client_.Put("default", "b", Json::object(), {{"app", "web"}});
+  client_.watch(0)->Close();
+  ASSERT_TRUE(WaitForWatches(2));
+  ASSERT_TRUE(Eventually([&] { return informer_->ByIndex(app, "web").size() == 1; }));
+  EXPECT_EQ(Keys(informer_->ByIndex(app, "db")), Calls{"default/a"});
+  EXPECT_THROW(informer_->ByIndex("no-such-index", "x"), Error);
+}
+
+TEST_F(InformerTest, HandlersSeeIndexesAlreadyUpdated) {
+  informer_ = std::make_unique<Informer>(client_, PodsResource());
+  informer_->AddLabelIndex("app");
+  std::atomic<size_t> seen{0};
+  informer_->AddHandlers({.on_add = [&](const Json&) {
+    seen = informer_->ByIndex(LabelIndexName("app"), "web").size();
+  }});
+  informer_->Start();
+  ASSERT_TRUE(WaitForWatches(1));
+  client_.watch(0)->Send("ADDED", client_.Put("default", "a", Json::object(), {{"app", "web"}}));
+  EXPECT_TRUE(Eventually([&] { return seen.load() == 1; }));
+  informer_->Stop();
+}
+
+TEST_F(InformerTest, LookupSharesTheCachedObjectWithoutCopying) {
+  client_.Put("default", "a");
+  StartInformer();
+  ObjectPtr a1 = informer_->Lookup("default", "a");
+  ASSERT_TRUE(a1);
+  EXPECT_EQ(a1.get(), informer_->Lookup("default", "a").get());
+  EXPECT_EQ(a1.get(), informer_->LookupKey("default/a").get());
+  EXPECT_EQ(a1.get(), informer_->Items().at(0).get());
+  EXPECT_FALSE(informer_->Lookup("default", "zz"));
+  client_.watch(0)->Send("MODIFIED", client_.Put("default", "a", {{"v", 2}}));
+  ASSERT_TRUE(Eventually([&] { return informer_->Lookup("default", "a").get() != a1.get(); }));
+  // The old pointer still holds the old state.
+  EXPECT_EQ(Rv(*a1), "1");
+  EXPECT_EQ(Rv(*informer_->Lookup("default", "a")), "2");
+}
+
+TEST(InformerIndexTest, StandardIndexFunctions) {
+  Json pod = {{"metadata",
+               {{"namespace", "ns1"},
+                {"name", "p"},
+                {"labels", {{"app", "web"}}},
+                {"ownerReferences",
+                 Json::array({{{"uid", "u1"}, {"controller", true}}, {{"uid", "u2"}}})}}},
+              {"spec", {{"nodeName", "w1"}}}};
+  EXPECT_EQ(IndexByNamespace(pod), Calls{"ns1"});
+  EXPECT_EQ(IndexByOwnerUid(pod), (Calls{"u1", "u2"}));
+  EXPECT_EQ(IndexByNodeName(pod), Calls{"w1"});
+  EXPECT_EQ(IndexByLabel("app")(pod), Calls{"web"});
+  EXPECT_TRUE(IndexByLabel("tier")(pod).empty());
+  Json bare = {{"metadata", {{"name", "n"}}}};
+  EXPECT_TRUE(IndexByNamespace(bare).empty());
+  EXPECT_TRUE(IndexByOwnerUid(bare).empty());
+  EXPECT_TRUE(IndexByNodeName(bare).empty());
+  EXPECT_TRUE(IndexByNodeName(Json("not an object")).empty());
 }
 
 }  // namespace

@@ -12,7 +12,6 @@
 #include "base/log.h"
 #include "base/netns.h"
 #include "cmd/pod_io_bridge.h"
-#include "controllers/scheduler.h"
 #include "runtime/image_store.h"
 #include "runtime/node_agent.h"
 
@@ -96,7 +95,6 @@ struct ClusterRuntime::Parts {
   std::unique_ptr<apiserver::LocalClient> client;
   std::unique_ptr<ImageStore> images;
   std::vector<std::unique_ptr<NodeAgent>> agents;
-  std::unique_ptr<controllers::Scheduler> scheduler;
   std::unique_ptr<apiserver::PodIo> pod_io;
 };
 
@@ -132,8 +130,6 @@ void ClusterRuntime::Start() {
     agent->Start();
     parts_->agents.push_back(std::move(agent));
   }
-  parts_->scheduler = std::make_unique<controllers::Scheduler>(*parts_->client);
-  parts_->scheduler->Start();
   Parts* parts = parts_.get();
   parts_->pod_io = MakePodIoBridge(*parts_->client, [parts](const std::string& node) {
     for (auto& a : parts->agents) {
@@ -147,7 +143,6 @@ void ClusterRuntime::Start() {
 void ClusterRuntime::Stop() {
   if (!parts_) return;
   api_.SetPodIo(nullptr);
-  if (parts_->scheduler) parts_->scheduler->Stop();
   for (auto& a : parts_->agents) a->Stop();
   parts_.reset();
 }

@@ -1,10 +1,11 @@
-// The nodes of a cluster inside `kin serve`: its network, node agents,
-// image store and scheduler, wired to the in-process API.
+// The nodes of a cluster inside `kin serve`: its network, node agents and
+// image store, wired to the in-process API (the controllers, the scheduler
+// among them, run beside it: controllers/kube_controllers.h).
 //
 // Start() builds the topology of the cluster's config (netstack; when the
 // network namespace is already there, after a restart of `kin serve`, the
 // existing one is kept), then starts one NodeAgent per node (each re-adopts
-// its pods from the state directory) and the scheduler. Stop() stops the
+// its pods from the state directory). Stop() stops the
 // threads and leaves every pod running, for the next `kin serve`.
 //
 // TearDownCluster() is `kin cluster delete`'s part once `kin serve` has

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "cmd/cluster_config.h"  // ParseDuration
 
@@ -19,6 +20,8 @@ struct ServeFlags {
   // The cluster's nodes (cluster.json as `kin cluster create` writes it);
   // empty: the API server alone.
   std::string cluster_config;
+  // Which controllers run (kube-controller-manager's --controllers list).
+  std::vector<std::string> controllers = {"*"};
 };
 
 // Runs the control process until SIGTERM or SIGINT; returns the exit code.

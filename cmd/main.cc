@@ -67,6 +67,12 @@ int main(int argc, char** argv) {
                     "serve HTTPS with the certificates in this directory and require client "
                     "certificates (as `kin cluster create` sets up)");
 
+  serve
+      ->add_option("--controllers", serve_flags.controllers,
+                   "controllers to run: * for all, NAME to enable, -NAME to disable "
+                   "(e.g. *,-scheduler)")
+      ->delimiter(',')
+      ->capture_default_str();
   serve->add_option(
       "--cluster-config", serve_flags.cluster_config,
       "run the nodes of this cluster (cluster.json as `kin cluster create` writes it)");

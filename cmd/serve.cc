@@ -7,12 +7,14 @@
 #include <optional>
 
 #include "apiserver/apiserver.h"
+#include "apiserver/local_client.h"
 #include "base/error.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/version.h"
 #include "cmd/cluster_runtime.h"
 #include "cmd/commands.h"
+#include "controllers/kube_controllers.h"
 
 namespace kin::cmd {
 
@@ -67,6 +69,20 @@ int RunServe(const ServeFlags& flags) {
     WriteFileAtomic(flags.port_file, std::to_string(server.port()), 0644, false);
   }
 
+  // The controllers run on every `kin serve`, with nodes or without.
+  apiserver::LocalClient controller_client(server.registry(), "kube-controller-manager");
+  controllers::ControllerManager controllers(controller_client);
+  try {
+    controllers::KubeControllerOptions co;
+    co.controllers = flags.controllers;
+    controllers::AddKubeControllers(controllers, co);
+    controllers.Start();
+  } catch (const std::exception& e) {
+    log::Error("starting the controllers failed: {}", e.what());
+    server.Stop();
+    return 1;
+  }
+
   std::unique_ptr<ClusterRuntime> nodes;
   if (cluster_config) {
     try {
@@ -82,6 +98,7 @@ int RunServe(const ServeFlags& flags) {
     } catch (const std::exception& e) {
       log::Error("starting the cluster's nodes failed: {}", e.what());
       nodes.reset();
+      controllers.Stop();
       server.Stop();
       return 1;
     }
@@ -92,6 +109,7 @@ int RunServe(const ServeFlags& flags) {
   log::Info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   // Pods keep running: the next `kin serve` re-adopts them.
   nodes.reset();
+  controllers.Stop();
   server.Stop();
   log::Info("stopped");
   return 0;

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <ctime>
 #include <tuple>
 
 #include "base/error.h"
 #include "base/log.h"
+#include "client/object.h"
 #include "client/quantity.h"
 
 namespace kin::controllers {
@@ -44,15 +44,6 @@ std::vector<const Json*> Items(const Json& j, const char* key) {
     for (const auto& e : *v) out.push_back(&e);
   }
   return out;
-}
-
-std::string NowRfc3339() {
-  time_t t = time(nullptr);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 struct Resources {
@@ -537,11 +528,6 @@ Json AsPod(Json pod) {
   return pod;
 }
 
-std::string PodKey(const Json& pod) {
-  const Json& m = pod.at("metadata");
-  return m.value("namespace", "") + "/" + m.value("name", "");
-}
-
 }  // namespace
 
 ScheduleResult SchedulePod(const Json& pod, const std::vector<Json>& nodes,
@@ -551,16 +537,28 @@ ScheduleResult SchedulePod(const Json& pod, const std::vector<Json>& nodes,
   for (const Json& p : assigned_pods) {
     std::string node = scheduler_internal::Str(scheduler_internal::Obj(p, "spec"), "nodeName");
     if (node.empty() || scheduler_internal::Terminated(p)) continue;
-    s.Charge(PodKey(p), p, node);
+    s.Charge(object::Key(p), p, node);
   }
   return s.Schedule(pod);
 }
 
 Scheduler::Scheduler(Client& client, SchedulerOptions opts)
-    : client_(client),
-      opts_(std::move(opts)),
-      events_(client, opts_.scheduler_name),
-      state_(std::make_unique<State>()) {}
+    : Scheduler(nullptr, std::make_unique<SharedInformerFactory>(client), client, std::move(opts)) {
+}
+
+Scheduler::Scheduler(SharedInformerFactory& informers, Client& client, SchedulerOptions opts)
+    : Scheduler(&informers, nullptr, client, std::move(opts)) {}
+
+Scheduler::Scheduler(SharedInformerFactory* shared, std::unique_ptr<SharedInformerFactory> own,
+                     Client& client, SchedulerOptions opts)
+    : opts_(std::move(opts)),
+      own_informers_(std::move(own)),
+      informers_(shared ? *shared : *own_informers_),
+      identity_(client, opts_.scheduler_name),
+      nodes_(informers_.For(NodesResource())),
+      pods_(informers_.For(PodsResource())),
+      state_(std::make_unique<State>()),
+      workers_("scheduler", queue_, [this](const std::string& key) { return ScheduleOne(key); }) {}
 
 Scheduler::~Scheduler() { Stop(); }
 
@@ -572,16 +570,18 @@ bool Scheduler::IsOurs(const Json& pod) const {
   std::string name = Str(spec, "schedulerName");
   if (name.empty()) name = "default-scheduler";
   if (name != opts_.scheduler_name) return false;
-  if (scheduler_internal::At(Obj(pod, "metadata"), "deletionTimestamp")) return false;
+  if (object::IsBeingDeleted(pod)) return false;
   return !scheduler_internal::Terminated(pod);
 }
 
 void Scheduler::Start() {
   {
     std::lock_guard l(mu_);
-    if (started_ || stopping_) return;
+    if (started_ || stopped_) return;
     started_ = true;
   }
+  // Registered now rather than at construction: on informers that have
+  // synced already, AddHandlers replays the cache as adds.
   InformerHandlers nh;
   nh.on_add = [this](const Json& n) { OnNode(nullptr, &n); };
   nh.on_update = [this](const Json& o, const Json& n) { OnNode(&o, &n); };
@@ -590,43 +590,46 @@ void Scheduler::Start() {
   ph.on_add = [this](const Json& p) { OnPod(nullptr, &p); };
   ph.on_update = [this](const Json& o, const Json& p) { OnPod(&o, &p); };
   ph.on_delete = [this](const Json& o) { OnPod(&o, nullptr); };
-  nodes_ = std::make_unique<Informer>(client_, NodesResource(), InformerOptions{}, nh);
-  pods_ = std::make_unique<Informer>(client_, PodsResource(), InformerOptions{}, ph);
-  nodes_->Start();
-  pods_->Start();
-  worker_ = std::thread([this] { Work(); });
+  node_handlers_ = nodes_.AddHandlers(std::move(nh));
+  pod_handlers_ = pods_.AddHandlers(std::move(ph));
+  if (own_informers_) own_informers_->Start();
+  workers_.Start(1, {&nodes_, &pods_});
 }
 
 void Scheduler::Stop() {
+  bool was_started;
   {
     std::lock_guard l(mu_);
-    stopping_ = true;
+    if (stopped_) return;
+    stopped_ = true;
+    was_started = started_;
   }
-  cv_.notify_all();
-  if (nodes_) nodes_->Stop();
-  if (pods_) pods_->Stop();
-  if (worker_.joinable()) worker_.join();
+  workers_.Stop();
+  if (own_informers_) own_informers_->Stop();
+  if (was_started) {
+    // After this no handler of ours runs, so the shared informers may
+    // outlive the scheduler.
+    nodes_.RemoveHandlers(node_handlers_);
+    pods_.RemoveHandlers(pod_handlers_);
+  }
 }
 
 void Scheduler::Enqueue(const std::string& key) {
   unschedulable_.erase(key);
-  if (queued_.insert(key).second) {
-    active_.push_back(key);
-    cv_.notify_one();
-  }
+  queue_.Add(key);
 }
 
 void Scheduler::RetryUnschedulableLocked() {
   std::set<std::string> retry;
   retry.swap(unschedulable_);
-  for (const auto& key : retry) Enqueue(key);
+  for (const auto& key : retry) queue_.Add(key);
 }
 
 void Scheduler::OnNode(const Json* old, const Json* now) {
   using scheduler_internal::Obj;
   std::lock_guard l(mu_);
   if (!now) {
-    state_->RemoveNode(scheduler_internal::Str(Obj(*old, "metadata"), "name"));
+    state_->RemoveNode(object::Name(*old));
     return;
   }
   state_->SetNode(*now);
@@ -647,13 +650,13 @@ void Scheduler::OnPod(const Json* old, const Json* now) {
   using scheduler_internal::Str;
   std::lock_guard l(mu_);
   if (!now) {
-    std::string key = PodKey(*old);
+    std::string key = object::Key(*old);
     state_->assumed.erase(key);
     unschedulable_.erase(key);
     if (state_->Uncharge(key)) RetryUnschedulableLocked();
     return;
   }
-  std::string key = PodKey(*now);
+  std::string key = object::Key(*now);
   std::string node = Str(Obj(*now, "spec"), "nodeName");
   if (!node.empty()) {
     state_->assumed.erase(key);
@@ -682,46 +685,14 @@ void Scheduler::OnPod(const Json* old, const Json* now) {
   Enqueue(key);
 }
 
-void Scheduler::Work() {
-  // Deciding before both caches are filled would overcommit nodes.
-  while (!nodes_->WaitForSync(std::chrono::milliseconds(100)) ||
-         !pods_->WaitForSync(std::chrono::milliseconds(100))) {
-    std::lock_guard l(mu_);
-    if (stopping_) return;
-  }
-  std::unique_lock l(mu_);
-  const auto kRetryEvery = std::chrono::seconds(5);
-  auto next_retry = std::chrono::steady_clock::now() + kRetryEvery;
-  while (!stopping_) {
-    cv_.wait_until(l, next_retry, [&] { return stopping_ || !active_.empty(); });
-    if (stopping_) break;
-    if (std::chrono::steady_clock::now() >= next_retry) {
-      RetryUnschedulableLocked();
-      next_retry = std::chrono::steady_clock::now() + kRetryEvery;
-    }
-    if (active_.empty()) continue;
-    std::string key = active_.front();
-    active_.pop_front();
-    queued_.erase(key);
-    l.unlock();
-    try {
-      ScheduleOne(key);
-    } catch (const std::exception& e) {
-      log::Warn("scheduler: {}: {}", key, e.what());
-    }
-    l.lock();
-  }
-}
-
-void Scheduler::ScheduleOne(const std::string& key) {
-  size_t slash = key.find('/');
-  std::string ns = key.substr(0, slash), name = key.substr(slash + 1);
-  std::optional<Json> pod = pods_->Get(ns, name);
-  if (!pod) return;
+Result Scheduler::ScheduleOne(const std::string& key) {
+  auto [ns, name] = object::SplitKey(key);
+  ObjectPtr pod = pods_.Lookup(ns, name);
+  if (!pod) return Result::Done();
   ScheduleResult result;
   {
     std::lock_guard l(mu_);
-    if (!IsOurs(*pod) || state_->assumed.count(key)) return;
+    if (!IsOurs(*pod) || state_->assumed.count(key)) return Result::Done();
     result = state_->Schedule(*pod);
     if (result.node.empty()) {
       unschedulable_.insert(key);
@@ -732,38 +703,41 @@ void Scheduler::ScheduleOne(const std::string& key) {
   }
   if (result.node.empty()) {
     RecordUnschedulable(*pod, result.failure_message);
-    return;
+    // Looked at again sooner when something that matters changes.
+    return Result::After(opts_.retry_unschedulable_every);
   }
   Json binding = {{"apiVersion", "v1"},
                   {"kind", "Binding"},
                   {"metadata", {{"name", name}, {"namespace", ns}}},
                   {"target", {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", result.node}}}};
   try {
-    client_.CreateSubresource(PodsResource(), ns, name, "binding", binding);
+    identity_.client().CreateSubresource(PodsResource(), ns, name, "binding", binding);
   } catch (const Error& e) {
-    std::lock_guard l(mu_);
-    auto it = state_->assumed.find(key);
-    if (it != state_->assumed.end() && it->second == result.node) {
-      state_->assumed.erase(it);
-      state_->Uncharge(key);
+    {
+      std::lock_guard l(mu_);
+      auto it = state_->assumed.find(key);
+      if (it != state_->assumed.end() && it->second == result.node) {
+        state_->assumed.erase(it);
+        state_->Uncharge(key);
+      }
     }
     if (e.code() == Code::kConflict || e.code() == Code::kNotFound) {
       log::Debug("scheduler: dropping {}: {}", key, e.what());
-    } else {
-      log::Warn("scheduler: binding {} to {}: {}", key, result.node, e.what());
-      unschedulable_.insert(key);  // the periodic retry picks it up
+      return Result::Done();
     }
-    return;
+    throw Error(e.code(), "binding to " + result.node + ": " + e.message());
   }
-  events_.Normal(AsPod(*pod), "Scheduled", "Successfully assigned " + key + " to " + result.node);
+  identity_.events().Normal(AsPod(*pod), "Scheduled",
+                            "Successfully assigned " + key + " to " + result.node);
+  return Result::Done();
 }
 
 void Scheduler::RecordUnschedulable(const Json& pod, const std::string& message) {
   using scheduler_internal::Items;
   using scheduler_internal::Obj;
   using scheduler_internal::Str;
-  events_.Warning(AsPod(pod), "FailedScheduling", message);
-  std::string since = scheduler_internal::NowRfc3339();
+  identity_.events().Warning(AsPod(pod), "FailedScheduling", message);
+  std::string since = object::NowRfc3339();
   for (const Json* c : Items(Obj(pod, "status"), "conditions")) {
     if (Str(*c, "type") != "PodScheduled" || Str(*c, "status") != "False") continue;
     if (Str(*c, "reason") == "Unschedulable" && Str(*c, "message") == message) return;
@@ -776,13 +750,11 @@ void Scheduler::RecordUnschedulable(const Json& pod, const std::string& message)
                                                {"message", message},
                                                {"lastProbeTime", nullptr},
                                                {"lastTransitionTime", since}}})}}}};
-  const Json& m = pod.at("metadata");
   try {
-    client_.Patch(PodsResource(), m.value("namespace", ""), m.value("name", ""),
-                  PatchType::kStrategic, patch, "status");
+    identity_.client().Patch(PodsResource(), object::Namespace(pod), object::Name(pod),
+                             PatchType::kStrategic, patch, "status");
   } catch (const Error& e) {
-    log::Debug("scheduler: PodScheduled condition of {}/{}: {}", m.value("namespace", ""),
-               m.value("name", ""), e.what());
+    log::Debug("scheduler: PodScheduled condition of {}: {}", object::Key(pod), e.what());
   }
 }
 

@@ -1,8 +1,13 @@
 // Scheduler: assigns pending pods to nodes, like kube-scheduler's default
 // profile (without preemption, pod affinity, topology spread or volumes).
 //
-// Start() runs informers on nodes and pods and one worker thread. A pod is
-// the scheduler's when spec.nodeName is empty, spec.schedulerName is
+// It runs on the controller runtime: the node and pod informers come from a
+// SharedInformerFactory (shared with other controllers under a
+// ControllerManager, or its own when built from a Client alone, which it
+// then starts and stops itself), keys go through a WorkQueue, and one
+// worker (ReconcileWorkers) waits for both caches to sync before deciding,
+// since deciding on partial caches would overcommit nodes. A pod is the
+// scheduler's when spec.nodeName is empty, spec.schedulerName is
 // options.scheduler_name ("default-scheduler" when unset), it is not being
 // deleted and its phase is neither Succeeded nor Failed. For each such pod the
 // worker filters the nodes (Ready — a node that is not is treated as tainted
@@ -19,31 +24,33 @@
 // message; it is retried when a node appears or changes in a way that
 // matters, when a pod goes away, and at least every 5 s. A binding that
 // fails with Conflict or NotFound (bound elsewhere, being deleted, gone) is
-// dropped. Per-node request sums are kept incrementally: one decision is
-// O(nodes).
+// dropped; other failures are retried with the queue's back-off. Writes
+// carry the field manager, and Events the source, options.scheduler_name.
+// Per-node request sums are kept incrementally: one decision is O(nodes).
 //
-// Thread-safety: Start/Stop from one owner thread; SchedulePod is pure.
+// Thread-safety: Start/Stop from one owner thread (Start after Stop does
+// nothing); SchedulePod is pure.
 #pragma once
 
-#include <condition_variable>
-#include <deque>
-#include <map>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "base/yaml.h"
 #include "client/client.h"
-#include "client/events.h"
-#include "client/informer.h"
+#include "client/informer_factory.h"
+#include "controllers/controller.h"
+#include "controllers/work_queue.h"
 
 namespace kin::controllers {
 
 struct SchedulerOptions {
   std::string scheduler_name = "default-scheduler";
+  // How long an unschedulable pod waits at most before it is tried again.
+  std::chrono::milliseconds retry_unschedulable_every = std::chrono::seconds(5);
 };
 
 struct ScheduleResult {
@@ -65,45 +72,50 @@ namespace scheduler_internal {
 struct State;  // nodes with their charged requests, pod accounting
 }
 
-class Scheduler {
+class Scheduler : public Controller {
  public:
-  // `client` must outlive the scheduler.
-  Scheduler(Client& client, SchedulerOptions opts = {});
-  ~Scheduler();
+  // Standalone: informers of its own, started by Start() and stopped by
+  // Stop(). `client` must outlive the scheduler.
+  explicit Scheduler(Client& client, SchedulerOptions opts = {});
+  // On shared informers, which the factory's owner starts and stops (a
+  // ControllerManager does). `informers` and `client` must outlive it.
+  Scheduler(SharedInformerFactory& informers, Client& client, SchedulerOptions opts = {});
+  ~Scheduler() override;
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  void Start();
-  // Stops the informers and the worker. Idempotent.
-  void Stop();
+  std::string name() const override { return "scheduler"; }
+  void Start() override;
+  // Removes its handlers, stops the worker (and its own informers). Idempotent.
+  void Stop() override;
 
  private:
+  Scheduler(SharedInformerFactory* shared, std::unique_ptr<SharedInformerFactory> own,
+            Client& client, SchedulerOptions opts);
   void OnNode(const Json* old, const Json* now);
   void OnPod(const Json* old, const Json* now);
   bool IsOurs(const Json& pod) const;
-  void Work();
-  void ScheduleOne(const std::string& key);
+  Result ScheduleOne(const std::string& key);
   void RecordUnschedulable(const Json& pod, const std::string& message);
-  // Moves every unschedulable pod back to the active queue; mu_ held.
+  // Moves every unschedulable pod back to the queue; mu_ held.
   void RetryUnschedulableLocked();
   void Enqueue(const std::string& key);  // mu_ held
 
-  Client& client_;
   const SchedulerOptions opts_;
-  EventRecorder events_;
+  std::unique_ptr<SharedInformerFactory> own_informers_;  // standalone only
+  SharedInformerFactory& informers_;
+  ComponentClient identity_;  // writes and Events as opts_.scheduler_name
+  Informer& nodes_;
+  Informer& pods_;
+  Informer::HandlerId node_handlers_ = 0, pod_handlers_ = 0;
 
   std::mutex mu_;
-  std::condition_variable cv_;
   std::unique_ptr<scheduler_internal::State> state_;  // guarded by mu_
-  std::deque<std::string> active_;                    // pod keys "ns/name" to try
-  std::set<std::string> queued_;                      // keys in active_
-  std::set<std::string> unschedulable_;               // tried, fit nowhere
-  bool stopping_ = false;
-  bool started_ = false;
+  std::set<std::string> unschedulable_;               // tried, fit nowhere; guarded by mu_
+  bool started_ = false, stopped_ = false;
 
-  std::unique_ptr<Informer> nodes_;
-  std::unique_ptr<Informer> pods_;
-  std::thread worker_;
+  WorkQueue queue_;  // pod keys "ns/name" to try
+  ReconcileWorkers workers_;
 };
 
 }  // namespace kin::controllers

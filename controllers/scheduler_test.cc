@@ -10,6 +10,7 @@
 #include "apiserver/local_client.h"
 #include "apiserver/registry.h"
 #include "base/error.h"
+#include "controllers/manager.h"
 #include "testing/e2e_support.h"
 #include "testing/kernel_fixture.h"
 
@@ -437,6 +438,50 @@ TEST_F(SchedulerTest, LeavesOtherSchedulersPodsAlone) {
   // Pods are taken in order, so "other" has been seen and skipped by now.
   EXPECT_EQ(NodeOf("other"), "");
   EXPECT_TRUE(EventsFor("other", "FailedScheduling").empty());
+}
+
+TEST_F(SchedulerTest, RunsOnSharedInformersUnderAManager) {
+  AddNode(Node("w1"));
+  cl().Create(PodsResource(), "default", Pod("early"));  // pending before the scheduler starts
+  ControllerManager manager(cl());
+  manager.Emplace<Scheduler>(manager.informers(), manager.client());
+  EXPECT_EQ(manager.informers().informers().size(), 2u);  // nodes and pods, shared
+  manager.Start();
+  ASSERT_TRUE(testing::Eventually([&] { return NodeOf("early") == "w1"; }));
+  cl().Create(PodsResource(), "default", Pod("late"));
+  ASSERT_TRUE(testing::Eventually([&] { return NodeOf("late") == "w1"; }));
+  ASSERT_TRUE(testing::Eventually([&] { return EventsFor("late", "Scheduled").size() == 1; }));
+  EXPECT_EQ(EventsFor("late", "Scheduled")[0]["source"]["component"], "default-scheduler");
+
+  // Its status writes carry its own field manager.
+  Json p = Pod("picky");
+  p["spec"]["nodeSelector"] = {{"disk", "ssd"}};
+  cl().Create(PodsResource(), "default", p);
+  ASSERT_TRUE(testing::Eventually([&] {
+    Json now = cl().Get(PodsResource(), "default", "picky");
+    for (const auto& mf : now["metadata"].value("managedFields", Json::array())) {
+      if (mf.value("manager", "") == "default-scheduler") return true;
+    }
+    return false;
+  }));
+  manager.Stop();
+}
+
+TEST_F(SchedulerTest, RetriesAnUnschedulablePodPeriodically) {
+  // A node becoming fit without an event the scheduler looks at is only
+  // caught by the periodic retry; shortened here.
+  AddNode(Node("w1", "1"));
+  SchedulerOptions o;
+  o.retry_unschedulable_every = std::chrono::milliseconds(50);
+  Scheduler scheduler(cl(), o);
+  scheduler.Start();
+  cl().Create(PodsResource(), "default", Pod("big", "2"));
+  ASSERT_TRUE(testing::Eventually([&] { return !EventsFor("big", "FailedScheduling").empty(); }));
+  // Tried again and again: the event's count goes up.
+  ASSERT_TRUE(testing::Eventually([&] {
+    Json ev = EventsFor("big", "FailedScheduling");
+    return !ev.empty() && ev[0].value("count", 0) >= 3;
+  }));
 }
 
 }  // namespace

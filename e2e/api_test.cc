@@ -60,7 +60,10 @@ const char* kPods = "/api/v1/namespaces/default/pods";
 class ApiE2E : public ::testing::Test {
  protected:
   void SetUp() override {
-    serve_ = std::make_unique<ServeProcess>(std::vector<std::string>{"--watch-history", "50"});
+    // The API's own semantics: no controller writes to what the tests make
+    // (the scheduler would mark their pods unschedulable).
+    serve_ = std::make_unique<ServeProcess>(
+        std::vector<std::string>{"--watch-history", "50", "--controllers", "*,-scheduler"});
     api_ = std::make_unique<Api>(serve_->url());
   }
   std::unique_ptr<ServeProcess> serve_;
@@ -625,8 +628,8 @@ TEST_F(ApiE2E, RestartKeepsStateResourceVersionsAndWatchContinuity) {
   serve_->process().Signal(SIGTERM);
   ASSERT_TRUE(serve_->process().WaitFor(std::chrono::seconds(10)).has_value());
   SpawnOptions o;
-  o.argv = {testing::KinBinary(), "serve",       "--port",
-            std::to_string(port), "--state-dir", state + "/state"};
+  o.argv = {testing::KinBinary(), "serve",       "--port",        std::to_string(port),
+            "--state-dir",        state + "/state", "--controllers", "*,-scheduler"};
   o.stdout_file = state + "/serve2.log";
   o.stderr_to_stdout = true;
   ChildProcess second = ChildProcess::Spawn(o);

@@ -18,6 +18,7 @@
 #include "base/process.h"
 #include "base/yaml.h"
 #include "testing/e2e_support.h"
+#include "testing/e2e_cluster.h"
 #include "testing/kernel_fixture.h"
 
 namespace kin {
@@ -28,118 +29,7 @@ using testing::Eventually;
 using testing::KinBinary;
 using testing::TempDir;
 
-// One cluster's commands and what a test checks of it.
-class Cluster {
- public:
-  explicit Cluster(char letter) : name_(testing::UniqueClusterName(letter)) {
-    fs::create_directories(dir_.File("root"));
-  }
-  ~Cluster() {
-    // Whatever the test did, nothing of the cluster outlives it.
-    Kin({"cluster", "delete", "--name", name_});
-    testing::RemoveKernelObjectsWithPrefix(Prefix());
-  }
-  const std::string& name() const { return name_; }
-  std::string Prefix() const { return "kin-" + name_ + "-"; }
-  std::string StateDir() const { return dir_.File("root") + "/" + name_; }
-  std::string Kubeconfig() const { return dir_.File("kubeconfig"); }
-  std::string File(const std::string& f) const { return dir_.File(f); }
-  std::string NodeName(const std::string& role) const { return Prefix() + role; }
-
-  // `kin ARGS --state-root ... --kubeconfig ...` (list takes no kubeconfig).
-  CommandResult Kin(std::vector<std::string> args) const {
-    std::vector<std::string> argv = {KinBinary()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    argv.insert(argv.end(), {"--state-root", dir_.File("root")});
-    if (args.size() < 2 || args[1] != "list") {
-      argv.insert(argv.end(), {"--kubeconfig", Kubeconfig()});
-    }
-    return RunCommand(argv, std::chrono::seconds(120));
-  }
-  CommandResult Kubectl(std::vector<std::string> args, const std::string& input = "") const {
-    std::vector<std::string> argv = {testing::KubectlBinary("1.33"), "--kubeconfig", Kubeconfig(),
-                                     "--cache-dir", dir_.File("cache")};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, std::chrono::seconds(60), input);
-  }
-  Json KubectlJson(std::vector<std::string> args) const {
-    args.insert(args.end(), {"-o", "json"});
-    CommandResult r = Kubectl(args);
-    if (!r.status.success()) return Json();
-    return Json::parse(r.out);
-  }
-  int ServePid() const {
-    return std::atoi(ReadFileIfExists(StateDir() + "/serve.pid").value_or("0").c_str());
-  }
-  std::string Log() const { return ReadFileIfExists(StateDir() + "/serve.log").value_or(""); }
-
-  // Names of the nodes whose Ready condition is True.
-  std::set<std::string> ReadyNodes() const {
-    std::set<std::string> out;
-    Json nodes = KubectlJson({"get", "nodes"});
-    if (nodes.is_null()) return out;
-    for (const auto& n : nodes["items"]) {
-      for (const auto& c : n["status"].value("conditions", Json::array())) {
-        if (c["type"] == "Ready" && c["status"] == "True") out.insert(n["metadata"]["name"]);
-      }
-    }
-    return out;
-  }
-  // Polls until the pod is Running and Ready; returns it (null on timeout).
-  Json WaitReady(const std::string& pod) const {
-    Json seen;
-    Eventually(
-        [&] {
-          seen = KubectlJson({"get", "pod", pod});
-          if (seen.is_null()) return false;
-          for (const auto& c : seen["status"].value("conditions", Json::array())) {
-            if (c["type"] == "Ready" && c["status"] == "True") return true;
-          }
-          return false;
-        },
-        std::chrono::seconds(40));
-    for (const auto& c : seen["status"].value("conditions", Json::array())) {
-      if (c["type"] == "Ready" && c["status"] == "True") return seen;
-    }
-    ADD_FAILURE() << "pod " << pod << " not Ready; last seen:\n"
-                  << seen.dump(2) << "\nserve log:\n"
-                  << Log().substr(Log().size() > 3000 ? Log().size() - 3000 : 0);
-    return Json();
-  }
-  // kill -9 of `kin serve`, as a crash does.
-  void KillServe() const {
-    int pid = ServePid();
-    ASSERT_GT(pid, 0);
-    ASSERT_EQ(::kill(pid, SIGKILL), 0);
-    ASSERT_TRUE(Eventually([&] { return !ProcessAlive(pid); }, std::chrono::seconds(10)));
-  }
-
-  // What of the cluster is left on the machine: kernel objects named after
-  // it, mounts under its state directory, processes that name that
-  // directory, and the directory itself.
-  std::vector<std::string> Leftovers() const {
-    std::vector<std::string> out = testing::KernelObjectsWithPrefix(Prefix());
-    std::string dir = StateDir();
-    std::string mounts = ReadFileIfExists("/proc/self/mountinfo").value_or("");
-    if (mounts.find(dir) != std::string::npos) out.push_back("mounts under " + dir);
-    if (fs::exists(dir)) out.push_back("state directory " + dir);
-    for (const auto& e : fs::directory_iterator("/proc")) {
-      std::string pid = e.path().filename().string();
-      if (!std::isdigit(static_cast<unsigned char>(pid[0]))) continue;
-      std::string cmd;
-      try {
-        cmd = ReadFileIfExists(e.path().string() + "/cmdline").value_or("");
-      } catch (const Error&) {  // exited while we looked
-      }
-      if (cmd.find(dir) != std::string::npos) out.push_back("process " + pid);
-    }
-    return out;
-  }
-
- private:
-  TempDir dir_;
-  std::string name_;
-};
+using Cluster = testing::E2eCluster;
 
 std::string Joined(const std::vector<std::string>& v) {
   std::string out;
@@ -206,7 +96,7 @@ TEST_F(ClusterLifecycleE2E, EveryCreateFlagTakesEffect) {
             (std::set<std::string>{c.NodeName("control-plane"), c.NodeName("worker")}));
   // --config's serviceSubnet: Services get addresses from it, the first one
   // is the kubernetes Service's.
-  Json kube = c.KubectlJson({"get", "service", "kubernetes"});
+  Json kube = c.GetJson({"service", "kubernetes"});
   EXPECT_EQ(kube["spec"].value("clusterIP", ""), "10.97.0.1") << kube.dump(2);
   // The kubelet settings are saved with the cluster (a restart keeps them).
   Json saved = Json::parse(ReadFileIfExists(c.StateDir() + "/cluster.json").value_or("{}"));
@@ -222,7 +112,7 @@ TEST_F(ClusterLifecycleE2E, EveryCreateFlagTakesEffect) {
                                    "yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghij | "
                                    "head -c 16777216; sleep 3600"))
                   .status.success());
-  Json logger = c.WaitReady("logger");
+  Json logger = c.WaitPodReady("logger");
   ASSERT_FALSE(logger.is_null());
   std::string cdir = c.StateDir() + "/nodes/" + c.NodeName("worker") + "/pods/" +
                      logger["metadata"].value("uid", "") + "/containers/c/0";
@@ -254,7 +144,7 @@ TEST_F(ClusterLifecycleE2E, EveryCreateFlagTakesEffect) {
   Json crasher;
   EXPECT_TRUE(Eventually(
       [&] {
-        crasher = c.KubectlJson({"get", "pod", "crasher"});
+        crasher = c.GetJson({"pod", "crasher"});
         if (crasher.is_null()) return false;
         Json cs = crasher["status"].value("containerStatuses", Json::array());
         return !cs.empty() && cs[0].value("restartCount", 0) >= 3;
@@ -327,7 +217,7 @@ TEST_F(ClusterLifecycleE2E, KilledServeComesBackAsSavedAndDeleteLeavesNothing) {
   ASSERT_TRUE(r.status.success()) << r.out << r.err << c.Log();
   ASSERT_TRUE(
       c.Kubectl({"apply", "-f", "-"}, AgnhostPod("survivor", c.NodeName("worker2"))).status.success());
-  Json before = c.WaitReady("survivor");
+  Json before = c.WaitPodReady("survivor");
   ASSERT_FALSE(before.is_null());
 
   c.KillServe();
@@ -341,12 +231,12 @@ TEST_F(ClusterLifecycleE2E, KilledServeComesBackAsSavedAndDeleteLeavesNothing) {
             (std::set<std::string>{c.NodeName("control-plane"), c.NodeName("worker"),
                                    c.NodeName("worker2")}));
   // worker2's agent runs: it adopted the pod and starts a new one.
-  Json after = c.WaitReady("survivor");
+  Json after = c.WaitPodReady("survivor");
   EXPECT_EQ(after["metadata"]["uid"], before["metadata"]["uid"]);
   EXPECT_EQ(after["status"].value("podIP", ""), before["status"].value("podIP", ""));
   ASSERT_TRUE(
       c.Kubectl({"apply", "-f", "-"}, AgnhostPod("newcomer", c.NodeName("worker2"))).status.success());
-  EXPECT_FALSE(c.WaitReady("newcomer").is_null());
+  EXPECT_FALSE(c.WaitPodReady("newcomer").is_null());
 
   // Flags that contradict the saved configuration are refused, naming each;
   // the cluster stays as it was.
@@ -362,7 +252,7 @@ TEST_F(ClusterLifecycleE2E, KilledServeComesBackAsSavedAndDeleteLeavesNothing) {
   r = c.Kin({"cluster", "start", "--name", c.name()});
   ASSERT_TRUE(r.status.success()) << r.out << r.err << c.Log();
   EXPECT_EQ(c.ReadyNodes().size(), 3u);
-  EXPECT_FALSE(c.WaitReady("survivor").is_null());
+  EXPECT_FALSE(c.WaitPodReady("survivor").is_null());
 
   r = c.Kin({"cluster", "delete", "--name", c.name()});
   EXPECT_TRUE(r.status.success()) << r.out << r.err;
@@ -377,7 +267,7 @@ TEST_F(ClusterLifecycleE2E, DeleteRemovesNodesTheConfigurationNoLongerLists) {
   ASSERT_TRUE(r.status.success()) << r.out << r.err << c.Log();
   ASSERT_TRUE(
       c.Kubectl({"apply", "-f", "-"}, AgnhostPod("orphan", c.NodeName("worker"))).status.success());
-  ASSERT_FALSE(c.WaitReady("orphan").is_null());
+  ASSERT_FALSE(c.WaitPodReady("orphan").is_null());
   c.KillServe();
   // The worker vanishes from the saved configuration.
   Json saved = Json::parse(ReadFileIfExists(c.StateDir() + "/cluster.json").value_or("{}"));

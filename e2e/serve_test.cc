@@ -27,6 +27,16 @@ TEST(ServeE2E, VersionAndHelp) {
   EXPECT_NE(h.out.find("version"), std::string::npos) << h.out;
 }
 
+TEST(ServeE2E, UnknownControllerIsRefusedNamingIt) {
+  testing::TempDir dir;
+  CommandResult r = RunCommand({KinBinary(), "serve", "--port", "0", "--state-dir",
+                                dir.File("state"), "--controllers", "*,-nosuch"});
+  EXPECT_NE(r.status.code, 0);
+  EXPECT_NE(r.err.find("--controllers: unknown controller \"nosuch\" (known: "),
+            std::string::npos)
+      << r.out << r.err;
+}
+
 TEST(ServeE2E, UnknownCommandAndBadFlagFailClearly) {
   CommandResult r = RunCommand({KinBinary(), "frobnicate"});
   EXPECT_NE(r.status.code, 0);
