@@ -45,6 +45,8 @@ class ApiServer {
   // Routes pods/{log,exec,attach,portforward} to `io` (not owned; must
   // outlive the server; nullptr: they answer 503).
   void SetPodIo(PodIo* io) { rest_->SetPodIo(io); }
+  // Serves kin's node operations through `c` (apiserver/node_control.h).
+  void SetNodeControl(NodeControl* c) { rest_->SetNodeControl(c); }
 
  private:
   Options opts_;

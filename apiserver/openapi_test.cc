@@ -81,7 +81,7 @@ TEST(OpenApiV3, HashIsAStableDigestOfTheDocument) {
 }
 
 TEST(OpenApiV3, UnknownGroupVersionIsNotFound) {
-  for (const char* gv : {"apis/apps/v2", "apis/policy/v1", "api", "", "apis/apps"}) {
+  for (const char* gv : {"apis/apps/v2", "apis/policy/v1beta1", "api", "", "apis/apps"}) {
     try {
       OpenApiV3Document(gv);
       ADD_FAILURE() << gv << " did not throw";
@@ -229,6 +229,50 @@ TEST(OpenApiV3, WorkloadSchemasCarryTheirPatchStrategies) {
   EXPECT_EQ(doc["components"]["schemas"].at(
                 "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector")["x-kubernetes-map-type"],
             "atomic");
+}
+
+TEST(OpenApiV3, PolicyBatchAndCoreWorkloadKindsAreDescribed) {
+  Json policy = Json::parse(OpenApiV3Document("apis/policy/v1"));
+  const Json& schemas = policy["components"]["schemas"];
+  const Json& pdb = schemas.at("io.k8s.api.policy.v1.PodDisruptionBudget");
+  EXPECT_EQ(pdb["x-kubernetes-group-version-kind"],
+            Json::array({Gvk("policy", "v1", "PodDisruptionBudget")}));
+  const Json& spec = schemas.at("io.k8s.api.policy.v1.PodDisruptionBudgetSpec");
+  EXPECT_EQ(spec["properties"]["selector"]["x-kubernetes-patch-strategy"], "replace");
+  EXPECT_EQ(V3Target(spec["properties"]["minAvailable"]),
+            "#/components/schemas/io.k8s.apimachinery.pkg.util.intstr.IntOrString");
+  EXPECT_EQ(spec["properties"]["unhealthyPodEvictionPolicy"]["enum"],
+            Json::array({"AlwaysAllow", "IfHealthyBudget"}));
+  const Json& status = schemas.at("io.k8s.api.policy.v1.PodDisruptionBudgetStatus");
+  EXPECT_EQ(status["properties"]["conditions"]["x-kubernetes-list-map-keys"],
+            Json::array({"type"}));
+  EXPECT_EQ(status["properties"]["disruptionsAllowed"]["format"], "int32");
+  const Json& paths = policy["paths"];
+  EXPECT_TRUE(
+      paths.contains("/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{name}/status"));
+  EXPECT_TRUE(paths.contains("/apis/policy/v1/poddisruptionbudgets"));
+
+  Json batch = Json::parse(OpenApiV3Document("apis/batch/v1"));
+  EXPECT_TRUE(batch["components"]["schemas"].contains("io.k8s.api.batch.v1.CronJobSpec"));
+  EXPECT_TRUE(batch["paths"].contains("/apis/batch/v1/namespaces/{namespace}/cronjobs/{name}"));
+  Json apps = Json::parse(OpenApiV3Document("apis/apps/v1"));
+  EXPECT_TRUE(apps["components"]["schemas"].contains("io.k8s.api.apps.v1.ControllerRevision"));
+  Json core = Json::parse(OpenApiV3Document("api/v1"));
+  EXPECT_TRUE(
+      core["paths"].contains("/api/v1/namespaces/{namespace}/replicationcontrollers/{name}/scale"));
+  EXPECT_EQ(core["components"]["schemas"].at(
+                "io.k8s.api.core.v1.ReplicationControllerSpec")["properties"]["selector"]
+                                                               ["x-kubernetes-map-type"],
+            "atomic");
+  EXPECT_THAT(UnknownFields("policy", "v1", "PodDisruptionBudget",
+                            Json::parse(R"({"metadata":{"name":"p"},"spec":{"minAvailable":"50%",
+                              "selector":{"matchLabels":{"a":"b"}},"maxUnavailabel":1}})")),
+              ElementsAre("spec.maxUnavailabel"));
+  EXPECT_THAT(UnknownFields("batch", "v1", "CronJob",
+                            Json::parse(R"({"metadata":{"name":"c"},"spec":{"schedule":"* * * * *",
+                              "timeZone":"UTC","jobTemplate":{"spec":{"template":{"spec":{
+                              "containers":[{"name":"c","image":"i"}]}}}}}})")),
+              ElementsAre());
 }
 
 // ---------------------------------------------------------------------------

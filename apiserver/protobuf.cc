@@ -705,6 +705,13 @@ KIN_PB_MESSAGE(PodDisruptionBudgetStatus, Int64(1, "observedGeneration"),
 KIN_PB_MESSAGE(PodDisruptionBudget, Obj(1, "metadata", kObjectMeta),
                Obj(2, "spec", kPodDisruptionBudgetSpec),
                Obj(3, "status", kPodDisruptionBudgetStatus));
+// meta/v1 DeleteOptions as policy/v1 Eviction embeds it (`kubectl drain`).
+KIN_PB_MESSAGE(Preconditions, StrP(1, "uid"), StrP(2, "resourceVersion"));
+KIN_PB_MESSAGE(DeleteOptions, Int64P(1, "gracePeriodSeconds"),
+               Obj(2, "preconditions", kPreconditions), BoolP(3, "orphanDependents"),
+               StrP(4, "propagationPolicy"), Strs(5, "dryRun"),
+               BoolP(6, "ignoreStoreReadErrorWithClusterBreakingPotential"));
+KIN_PB_MESSAGE(Eviction, Obj(1, "metadata", kObjectMeta), Obj(2, "deleteOptions", kDeleteOptions));
 KIN_PB_MESSAGE(PriorityClass, Obj(1, "metadata", kObjectMeta), Int32P(2, "value"),
                Bool(3, "globalDefault"), Str(4, "description"), StrP(5, "preemptionPolicy"));
 
@@ -780,6 +787,7 @@ constinit const KindSchema kKinds[] = {
     {"rbac.authorization.k8s.io/v1", "RoleBinding", &kRoleBinding},
     {"rbac.authorization.k8s.io/v1", "ClusterRoleBinding", &kClusterRoleBinding},
     {"policy/v1", "PodDisruptionBudget", &kPodDisruptionBudget},
+    {"policy/v1", "Eviction", &kEviction},
     {"scheduling.k8s.io/v1", "PriorityClass", &kPriorityClass},
     {"networking.k8s.io/v1", "Ingress", &kIngress},
     {"networking.k8s.io/v1", "IngressClass", &kIngressClass},

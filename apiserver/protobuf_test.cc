@@ -512,6 +512,30 @@ TEST(KubeProtobuf, JobAndCronJob) {
       "status":{}})"));
 }
 
+TEST(KubeProtobuf, EvictionAndPodDisruptionBudget) {
+  // What `kubectl drain` POSTs to pods/NAME/eviction.
+  Pb delete_options;
+  delete_options.Int(1, 0).Msg(2, Pb().Bytes(2, "42")).Bytes(5, "All");
+  Json eviction = DecodeKubeProtobuf(Body(
+      "policy/v1", "Eviction", Pb().Msg(1, Meta("web-1").Bytes(3, "prod")).Msg(2, delete_options)));
+  EXPECT_EQ(eviction, Json::parse(R"({"apiVersion":"policy/v1","kind":"Eviction",
+      "metadata":{"name":"web-1","namespace":"prod"},
+      "deleteOptions":{"gracePeriodSeconds":0,"preconditions":{"resourceVersion":"42"},
+                       "dryRun":["All"]}})"));
+  Json bare = DecodeKubeProtobuf(Body("policy/v1", "Eviction", Pb().Msg(1, Meta("p"))));
+  EXPECT_EQ(bare, Json::parse(R"({"apiVersion":"policy/v1","kind":"Eviction",
+      "metadata":{"name":"p"}})"));
+
+  // `kubectl create pdb web --selector=app=web --min-available=50%`.
+  Pb spec;
+  spec.Msg(1, IntOrStringStr("50%")).Msg(2, Pb().Entry(1, "app", "web"));
+  Json pdb = DecodeKubeProtobuf(
+      Body("policy/v1", "PodDisruptionBudget", Pb().Msg(1, Meta("web")).Msg(2, spec).Msg(3, Pb())));
+  EXPECT_EQ(pdb["spec"],
+            Json::parse(R"({"minAvailable":"50%","selector":{"matchLabels":{"app":"web"}}})"));
+  EXPECT_THAT(SupportedKubeProtobufKinds(), ::testing::Contains("policy/v1 Eviction"));
+}
+
 TEST(KubeProtobuf, NegativeIntegersAndTimes) {
   // Go writes negative int32s sign-extended to ten bytes.
   Json got = DecodeKubeProtobuf(

@@ -92,6 +92,13 @@ void CheckTypeMeta(const ResourceInfo& r, Json& obj) {
   obj["kind"] = r.kind;
 }
 
+// A namespace's spec.finalizers (`kubernetes`, removed by the namespace controller).
+bool HasSpecFinalizers(const Json& obj) {
+  if (!obj.contains("spec") || !obj["spec"].is_object()) return false;
+  const Json& f = obj["spec"].value("finalizers", Json::array());
+  return f.is_array() && !f.empty();
+}
+
 bool HasFinalizers(const Json& obj) {
   const Json& m = obj.value("metadata", Json::object());
   return m.contains("finalizers") && m["finalizers"].is_array() && !m["finalizers"].empty();
@@ -435,15 +442,9 @@ Registry::Registry(Store& store, RegistryOptions opts)
     for (const auto& ip : ClusterIPsOf(svc)) alloc_->ips.insert(ParseIPv4(ip));
     for (int p : NodePortsOf(svc)) alloc_->node_ports.insert(p);
   }
-  namespace_watch_ = store_.Watch("namespaces", 0);
-  namespace_thread_ = std::thread([this] { NamespaceLoop(); });
 }
 
-Registry::~Registry() {
-  stopping_ = true;
-  store_.StopWatch(namespace_watch_);
-  if (namespace_thread_.joinable()) namespace_thread_.join();
-}
+Registry::~Registry() = default;
 
 void Registry::Bootstrap() {
   WriteOptions wo;
@@ -664,7 +665,7 @@ Json Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, Json 
   } else if (r.plural == "nodes") {
     // Nodes keep what the registering agent sends.
   }
-  ApplyDefaults(r.group, r.kind, obj);
+  ApplyDefaults(r.group, r.kind, obj, {opts_.default_toleration_seconds});
   if (r.plural == "pods") {
     // QoS class, as the API server computes it on create.
     bool any = false, guaranteed = true;
@@ -810,7 +811,7 @@ Json Registry::PrepareUpdate(const ResourceInfo& r, const Json& old, Json obj,
       obj.erase("status");
   }
   if (subresource != "status") {
-    ApplyDefaults(r.group, r.kind, obj);
+    ApplyDefaults(r.group, r.kind, obj, {opts_.default_toleration_seconds});
     if (SpecPart(obj) != SpecPart(old) && Meta(obj).contains("generation")) {
       Meta(obj)["generation"] = Meta(obj)["generation"].get<int64_t>() + 1;
     }
@@ -875,7 +876,8 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
     }
     // A deleting object whose last finalizer went away is removed.
     if (IsTerminating(next) && !HasFinalizers(next) &&
-        !(r.plural == "pods" && NeedsGracefulDeletion(next))) {
+        !(r.plural == "pods" && NeedsGracefulDeletion(next)) &&
+        !(r.plural == "namespaces" && HasSpecFinalizers(next))) {
       return Mutation{Mutation::Action::kDelete, {}};
     }
     if (next == *cur) return Mutation{};  // no-op: nothing changes, no new revision
@@ -906,6 +908,10 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
 
 Json Registry::Update(const ResourceInfo& r, const std::string& ns, const std::string& name,
                       Json obj, const std::string& subresource, const WriteOptions& opts) {
+  if (subresource == "finalize" && r.plural == "namespaces") {
+    // The namespace controller's write of spec.finalizers (as over HTTP).
+    return Update(r, ns, name, std::move(obj), "", opts);
+  }
   if (!subresource.empty() && subresource != "status" && !(subresource == "scale")) {
     throw Error::NotFound("the server could not find the requested resource");
   }
@@ -1072,7 +1078,12 @@ Json Registry::Delete(const ResourceInfo& r, const std::string& ns, const std::s
       if (!IsTerminating(next)) nm["deletionTimestamp"] = NowRfc3339();
       nm["deletionGracePeriodSeconds"] = 0;
       next["status"]["phase"] = "Terminating";
-      // The namespace goes once its content is gone (NamespaceLoop).
+      // The namespace goes once its content is gone (the namespace
+      // controller removes spec.finalizers' `kubernetes`).
+      if (!HasFinalizers(next) && !HasSpecFinalizers(next)) {
+        removed = true;
+        return Mutation{Mutation::Action::kDelete, {}};
+      }
       if (next == *cur) return Mutation{};
       return Mutation{Mutation::Action::kPut, next};
     }
@@ -1210,6 +1221,8 @@ Json Registry::GetScale(const ResourceInfo& r, const std::string& ns, const std:
   Json obj = Get(r, ns, name);
   const Json& m = obj["metadata"];
   Json sel = obj["spec"].value("selector", Json::object());
+  // A ReplicationController's selector is a plain label map.
+  if (r.kind == "ReplicationController" && sel.is_object()) sel = {{"matchLabels", sel}};
   std::string selector = LabelSelector::FromJson(sel).ToString();
   return {{"kind", "Scale"},
           {"apiVersion", "autoscaling/v1"},
@@ -1223,80 +1236,6 @@ Json Registry::GetScale(const ResourceInfo& r, const std::string& ns, const std:
           {"status",
            {{"replicas", obj.value("status", Json::object()).value("replicas", 0)},
             {"selector", selector}}}};
-}
-
-// --- namespace lifecycle ------------------------------------------------------
-
-void Registry::NamespaceLoop() {
-  // A terminating namespace is finalized when it starts terminating and
-  // again whenever one of its pods goes (pods are what deletion waits on).
-  std::set<std::string> terminating, dirty;
-  for (const auto& rec : store_.List("namespaces", "", nullptr).items) {
-    if (IsTerminating(rec.Parse())) terminating.insert(rec.name), dirty.insert(rec.name);
-  }
-  std::shared_ptr<WatchQueue> pods = store_.Watch("pods", 0);
-  while (!stopping_) {
-    for (const auto& name : dirty) FinalizeNamespace(name);
-    dirty.clear();
-    for (auto it = terminating.begin(); it != terminating.end();) {
-      it = store_.Get("namespaces", "", *it) ? std::next(it) : terminating.erase(it);
-    }
-    std::shared_ptr<const StoreEvent> e;
-    // The timeout only bounds how long a stop request waits.
-    if (namespace_watch_->Pop(e, std::chrono::milliseconds(100))) {
-      if (e->type != StoreEvent::Type::kDeleted && IsTerminating(e->now.Parse())) {
-        terminating.insert(e->now.name);
-        dirty.insert(e->now.name);
-      }
-    }
-    while (pods->Pop(e, std::chrono::milliseconds(0))) {
-      if (e->type == StoreEvent::Type::kDeleted && terminating.count(e->now.ns)) {
-        dirty.insert(e->now.ns);
-      }
-    }
-  }
-  store_.StopWatch(pods);
-}
-
-void Registry::FinalizeNamespace(const std::string& name) {
-  if (stopping_) return;
-  DeleteOptions del;
-  del.propagation_policy = "Background";
-  bool empty = true;
-  for (const auto& r : AllResources()) {
-    if (!r.namespaced) continue;
-    for (const auto& rec : store_.List(r.group_resource(), name, nullptr).items) {
-      empty = false;
-      try {
-        Json obj = rec.Parse();
-        if (!IsTerminating(obj)) Delete(r, name, rec.name, del);
-      } catch (const Error& e) {
-        if (e.code() != Code::kNotFound)
-          log::Warn("namespace {}: delete {}: {}", name, rec.name, e.message());
-      }
-    }
-  }
-  if (!empty) {
-    // Re-check: what could go at once is gone now.
-    for (const auto& r : AllResources()) {
-      if (r.namespaced && !store_.List(r.group_resource(), name, nullptr).items.empty()) return;
-    }
-  }
-  try {
-    store_.Mutate("namespaces", "", name, [&](const Json* cur) -> Mutation {
-      if (cur == nullptr || !IsTerminating(*cur)) return Mutation{};
-      Json n = *cur;
-      if (n.contains("spec") && n["spec"].contains("finalizers")) {
-        Json& f = n["spec"]["finalizers"];
-        f.erase(std::remove(f.begin(), f.end(), Json("kubernetes")), f.end());
-        if (!f.empty()) return Mutation{Mutation::Action::kPut, n};
-      }
-      if (HasFinalizers(n)) return Mutation{Mutation::Action::kPut, n};
-      return Mutation{Mutation::Action::kDelete, {}};
-    });
-  } catch (const Error& e) {
-    log::Warn("namespace {}: finalize: {}", name, e.message());
-  }
 }
 
 }  // namespace kin::apiserver

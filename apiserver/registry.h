@@ -7,7 +7,8 @@
 // /status and /scale subresources, the four patch types, graceful pod
 // deletion, finalizers and deletionTimestamp, delete propagation policies
 // (recorded as the garbage collector expects), namespace lifecycle
-// (content removed, then the namespace), the Service IP and NodePort
+// (a deleted namespace terminates until the namespace controller has
+// emptied it and removed spec.finalizers' `kubernetes`), the Service IP and NodePort
 // allocators, list filtering and paging, and watches with selectors (an
 // object that stops matching is DELETED for that watcher).
 //
@@ -37,6 +38,9 @@ struct RegistryOptions {
   // Where the `default/kubernetes` Service's endpoints point.
   std::string api_advertise_ip = "127.0.0.1";
   int api_port = 6443;
+  // tolerationSeconds of the not-ready / unreachable NoExecute tolerations
+  // that pods get by default (DefaultTolerationSeconds admission).
+  int64_t default_toleration_seconds = 300;
 };
 
 // One watch as the registry serves it: events already filtered by
@@ -120,15 +124,10 @@ class Registry {
                   const std::function<Json(const Json& current)>& change,
                   bool create_if_missing = false, bool is_apply = false);
   void CheckNamespaceWritable(const ResourceInfo& r, const std::string& ns);
-  void NamespaceLoop();
-  void FinalizeNamespace(const std::string& name);
 
   Store& store_;
   RegistryOptions opts_;
   std::unique_ptr<Allocators> alloc_;
-  std::atomic<bool> stopping_{false};
-  std::thread namespace_thread_;
-  std::shared_ptr<WatchQueue> namespace_watch_;
 };
 
 // RFC 3339 "2024-01-02T03:04:05Z" for now.

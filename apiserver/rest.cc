@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "apiserver/eviction.h"
 #include "apiserver/openapi.h"
 #include "apiserver/pod_streams.h"
 #include "apiserver/protobuf.h"
@@ -319,6 +320,26 @@ void RestHandler::Handle(http::Request& req, http::Response& resp) {
       resp.headers.emplace("Cache-Control", "public, immutable");
       return;
     }
+    if (p.rfind("/kin/v1alpha1/nodes/", 0) == 0) {
+      // kin's own node operations (apiserver/node_control.h).
+      std::vector<std::string> kp = SplitPath(p);
+      if (kp.size() != 5 || (kp[4] != "stop" && kp[4] != "start")) {
+        throw Error::NotFound("the server could not find the requested resource");
+      }
+      if (req.method != "POST") {
+        throw Error::MethodNotAllowed(
+            "the server does not allow this method on the requested resource");
+      }
+      NodeControl* control = node_control_;
+      if (control == nullptr) throw Error::Unavailable("this server runs no nodes");
+      if (kp[4] == "stop") {
+        control->StopNode(kp[3]);
+      } else {
+        control->StartNode(kp[3]);
+      }
+      SetJson(resp, 200, SuccessStatus("nodes", kp[3]).dump());
+      return;
+    }
     std::vector<std::string> parts = SplitPath(p);
     if (parts.empty()) {
       Json paths = {"/api",   "/api/v1",  "/apis",   "/healthz",
@@ -439,14 +460,12 @@ void RestHandler::Serve(http::Request& req, http::Response& resp, Target& t) {
         return;
       }
       if (r.plural == "pods" && t.subresource == "eviction") {
-        DeleteOptions o;
-        Json body = DecodeBody(req);
-        if (body.contains("deleteOptions") &&
-            body["deleteOptions"].contains("gracePeriodSeconds")) {
-          o.grace_period_seconds = body["deleteOptions"]["gracePeriodSeconds"].get<int64_t>();
+        EvictionResult result =
+            EvictPod(registry_, t.ns, t.name, DecodeBody(req), req.Query("dryRun") == "All");
+        SetJson(resp, result.code, result.body.dump());
+        if (result.retry_after_seconds) {
+          resp.headers.emplace("Retry-After", std::to_string(*result.retry_after_seconds));
         }
-        registry_.Delete(r, t.ns, t.name, o);
-        SetJson(resp, 201, SuccessStatus("pods", t.name).dump());
         return;
       }
       throw Error::MethodNotAllowed(
@@ -776,6 +795,8 @@ void RestHandler::Discovery(const http::Request& req, http::Response& resp) {
                    {"kind", kind},
                    {"verbs", verbs}};
         if (sub == "scale") se["group"] = "autoscaling", se["version"] = "v1";
+        // kubectl drain evicts only when pods/eviction names its group and version.
+        if (sub == "eviction") se["group"] = "policy", se["version"] = "v1";
         list.push_back(se);
       }
     }

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 
+#include "apiserver/node_control.h"
 #include "apiserver/pod_io.h"
 #include "apiserver/registry.h"
 #include "base/http_server.h"
@@ -48,6 +49,9 @@ class RestHandler {
   // Serves pods/{log,exec,attach,portforward} through `io` (not owned; it
   // must outlive the handler). Without one they answer 503.
   void SetPodIo(PodIo* io) { pod_io_ = io; }
+  // Serves /kin/v1alpha1/nodes/NAME/{stop,start} (apiserver/node_control.h)
+  // through `c` (not owned; nullptr: 503).
+  void SetNodeControl(NodeControl* c) { node_control_ = c; }
 
  private:
   struct Target;
@@ -60,6 +64,7 @@ class RestHandler {
   Registry& registry_;
   Metrics metrics_;
   std::atomic<PodIo*> pod_io_{nullptr};
+  std::atomic<NodeControl*> node_control_{nullptr};
 };
 
 }  // namespace kin::apiserver

@@ -638,6 +638,62 @@ Json JobCells(const Json& job, TimePoint now, Json&) {
                       names, images, FormatLabelSelector(At(job, {"spec", "selector"}))});
 }
 
+Json ReplicationControllerCells(const Json& rc, TimePoint now, Json&) {
+  auto [names, images] = ContainerCells(At(rc, {"spec", "template", "spec"}));
+  return Json::array({Str(rc, {"metadata", "name"}), Int(rc, {"spec", "replicas"}, 1),
+                      Int(rc, {"status", "replicas"}), Int(rc, {"status", "readyReplicas"}),
+                      Age(rc, now), names, images, FormatLabels(At(rc, {"spec", "selector"}))});
+}
+
+// printBoolPtr: "True" / "False", "<unset>" when nil.
+std::string BoolPtr(const Json& v) {
+  if (!v.is_boolean()) return "<unset>";
+  return v.get<bool>() ? "True" : "False";
+}
+
+Json CronJobCells(const Json& cj, TimePoint now, Json&) {
+  std::string last = "<none>";
+  if (auto t = Time(cj, {"status", "lastScheduleTime"})) last = Since(t, now);
+  std::string tz = Has(cj, {"spec", "timeZone"}) ? Str(cj, {"spec", "timeZone"}) : "<none>";
+  const Json& job_spec = At(cj, {"spec", "jobTemplate", "spec"});
+  auto [names, images] = ContainerCells(At(job_spec, {"template", "spec"}));
+  return Json::array({Str(cj, {"metadata", "name"}), Str(cj, {"spec", "schedule"}), tz,
+                      BoolPtr(At(cj, {"spec", "suspend"})),
+                      static_cast<int64_t>(Count(At(cj, {"status", "active"}))), last, Age(cj, now),
+                      names, images, FormatLabelSelector(At(job_spec, {"selector"}))});
+}
+
+// IntOrString.String(); "N/A" when unset.
+std::string IntOrStringCell(const Json& v) {
+  if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
+  if (v.is_string()) return v.get<std::string>();
+  return "N/A";
+}
+
+Json PodDisruptionBudgetCells(const Json& pdb, TimePoint now, Json&) {
+  return Json::array({Str(pdb, {"metadata", "name"}),
+                      IntOrStringCell(At(pdb, {"spec", "minAvailable"})),
+                      IntOrStringCell(At(pdb, {"spec", "maxUnavailable"})),
+                      Int(pdb, {"status", "disruptionsAllowed"}), Age(pdb, now)});
+}
+
+// The controller owner as "kind.group/name" (formatResourceName with kind).
+Json ControllerRevisionCells(const Json& cr, TimePoint now, Json&) {
+  std::string controller = "<none>";
+  for (const Json& ref : Arr(cr, {"metadata", "ownerReferences"})) {
+    if (!Bool(ref, {"controller"})) continue;
+    std::string api_version = Str(ref, {"apiVersion"});
+    size_t slash = api_version.find('/');
+    std::string group = slash == std::string::npos ? "" : api_version.substr(0, slash);
+    std::string kind = Str(ref, {"kind"});
+    std::string group_kind = group.empty() ? kind : kind + "." + group;
+    controller = kind.empty() ? Str(ref, {"name"}) : ToLower(group_kind) + "/" + Str(ref, {"name"});
+    break;
+  }
+  return Json::array(
+      {Str(cr, {"metadata", "name"}), controller, Int(cr, {"revision"}), Age(cr, now)});
+}
+
 // --- nodes ------------------------------------------------------------------
 
 std::string NodeAddress(const Json& node, const char* type) {
@@ -976,6 +1032,61 @@ const std::map<std::string, Printer>& Printers() {
              Col("Selector", "string", "A label query over pods that should match the pod count.",
                  1)}),
         JobCells};
+    m["replicationcontrollers"] = {
+        Json::array(
+            {NameCol(),
+             Col("Desired", "integer",
+                 "Replicas is the number of desired replicas. This is a pointer to distinguish "
+                 "between explicit zero and unspecified. Defaults to 1. More info: "
+                 "https://kubernetes.io/docs/concepts/workloads/controllers/"
+                 "replicationcontroller#what-is-a-replicationcontroller"),
+             Col("Current", "integer",
+                 "Replicas is the most recently observed number of replicas. More info: "
+                 "https://kubernetes.io/docs/concepts/workloads/controllers/"
+                 "replicationcontroller#what-is-a-replicationcontroller"),
+             Col("Ready", "integer",
+                 "The number of ready replicas for this replication controller."),
+             AgeCol(), Col("Containers", "string", kContainersDesc, 1),
+             Col("Images", "string", kImagesDesc, 1),
+             Col("Selector", "string",
+                 "Selector is a label query over pods that should match the Replicas count.", 1)}),
+        ReplicationControllerCells};
+    m["cronjobs.batch"] = {
+        Json::array(
+            {NameCol(),
+             Col("Schedule", "string",
+                 "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+             Col("Timezone", "string",
+                 "The time zone name for the given schedule, see "
+                 "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones."),
+             Col("Suspend", "boolean",
+                 "This flag tells the controller to suspend subsequent executions, it does not "
+                 "apply to already started executions. Defaults to false."),
+             Col("Active", "integer", "A list of pointers to currently running jobs."),
+             Col("Last Schedule", "string",
+                 "Information when was the last time the job was successfully scheduled."),
+             AgeCol(), Col("Containers", "string", kContainersDesc, 1),
+             Col("Images", "string", kImagesDesc, 1),
+             Col("Selector", "string", "A label query over pods that should match the pod count.",
+                 1)}),
+        CronJobCells};
+    m["poddisruptionbudgets.policy"] = {
+        Json::array(
+            {NameCol(),
+             Col("Min Available", "string", "The minimum number of pods that must be available."),
+             Col("Max Unavailable", "string",
+                 "The maximum number of pods that may be unavailable."),
+             Col("Allowed Disruptions", "integer",
+                 "Calculated number of pods that may be disrupted at this time."),
+             AgeCol()}),
+        PodDisruptionBudgetCells};
+    m["controllerrevisions.apps"] = {
+        Json::array({NameCol(), Col("Controller", "string", "Controller of the object"),
+                     Col("Revision", "string",
+                         "Revision indicates the revision of the state "
+                         "represented by Data."),
+                     AgeCol()}),
+        ControllerRevisionCells};
     m["nodes"] = {
         Json::array({NameCol(), Col("Status", "string", "The status of the node"),
                      Col("Roles", "string", "The roles of the node"), AgeCol(),

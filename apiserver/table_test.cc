@@ -652,6 +652,83 @@ TEST(ReplicaSetRow, Cells) {
                   "app=web,pod-template-hash=5d4f"])"));
 }
 
+TEST(TableColumnDefinitions, ControllerKinds) {
+  ExpectColumns("rc", {{"Name", "string", 0, "name"},
+                       {"Desired", "integer", 0},
+                       {"Current", "integer", 0},
+                       {"Ready", "integer", 0},
+                       {"Age", "string", 0},
+                       {"Containers", "string", 1},
+                       {"Images", "string", 1},
+                       {"Selector", "string", 1}});
+  ExpectColumns("cj", {{"Name", "string", 0, "name"},
+                       {"Schedule", "string", 0},
+                       {"Timezone", "string", 0},
+                       {"Suspend", "boolean", 0},
+                       {"Active", "integer", 0},
+                       {"Last Schedule", "string", 0},
+                       {"Age", "string", 0},
+                       {"Containers", "string", 1},
+                       {"Images", "string", 1},
+                       {"Selector", "string", 1}});
+  ExpectColumns("pdb", {{"Name", "string", 0, "name"},
+                        {"Min Available", "string", 0},
+                        {"Max Unavailable", "string", 0},
+                        {"Allowed Disruptions", "integer", 0},
+                        {"Age", "string", 0}});
+  ExpectColumns("controllerrevisions", {{"Name", "string", 0, "name"},
+                                        {"Controller", "string", 0},
+                                        {"Revision", "string", 0},
+                                        {"Age", "string", 0}});
+}
+
+TEST(ReplicationControllerRow, Cells) {
+  std::string rc = std::string(R"({"metadata":{"name":"web","creationTimestamp":"$AGO[300]"},
+      "spec":{"replicas":3,"selector":{"app":"web","tier":"a"},)") +
+                   kTemplate + R"(},"status":{"replicas":2,"readyReplicas":1}})";
+  EXPECT_EQ(Cells("rc", rc),
+            J(R"(["web",3,2,1,"5m","nginx,log","nginx:1.27,busybox","app=web,tier=a"])"));
+  EXPECT_EQ(Cells("rc", R"({"metadata":{"name":"e","creationTimestamp":"$AGO[3]"},"spec":{}})"),
+            J(R"(["e",1,0,0,"3s","","","<none>"])"));
+}
+
+TEST(CronJobRow, Cells) {
+  std::string cj = R"({"metadata":{"name":"tick","creationTimestamp":"$AGO[3600]"},
+      "spec":{"schedule":"*/5 * * * *","suspend":false,"jobTemplate":{"spec":{
+        "template":{"spec":{"containers":[{"name":"c","image":"busybox"}]}}}}},
+      "status":{"active":[{"name":"tick-1"}],"lastScheduleTime":"$AGO[120]"}})";
+  EXPECT_EQ(Cells("cj", cj),
+            J(R"(["tick","*/5 * * * *","<none>","False",1,"2m","60m","c","busybox","<none>"])"));
+  std::string fresh = R"({"metadata":{"name":"t","creationTimestamp":"$AGO[5]"},
+      "spec":{"schedule":"@hourly","timeZone":"Europe/Paris","suspend":true,
+        "jobTemplate":{"spec":{"selector":{"matchLabels":{"a":"b"}},"template":{"spec":{}}}}}})";
+  EXPECT_EQ(Cells("cj", fresh),
+            J(R"(["t","@hourly","Europe/Paris","True",0,"<none>","5s","","","a=b"])"));
+  EXPECT_EQ(Cells("cj", R"({"metadata":{"name":"u","creationTimestamp":"$AGO[5]"},"spec":{}})")[3],
+            "<unset>");
+}
+
+TEST(PodDisruptionBudgetRow, Cells) {
+  EXPECT_EQ(Cells("pdb", R"({"metadata":{"name":"web","creationTimestamp":"$AGO[60]"},
+      "spec":{"minAvailable":2,"selector":{"matchLabels":{"app":"web"}}},
+      "status":{"disruptionsAllowed":1,"currentHealthy":3,"desiredHealthy":2,"expectedPods":3}})"),
+            J(R"(["web","2","N/A",1,"60s"])"));
+  EXPECT_EQ(Cells("pdb", R"({"metadata":{"name":"p","creationTimestamp":"$AGO[60]"},
+      "spec":{"maxUnavailable":"25%"}})"),
+            J(R"(["p","N/A","25%",0,"60s"])"));
+}
+
+TEST(ControllerRevisionRow, Cells) {
+  EXPECT_EQ(
+      Cells("controllerrevisions", R"({"metadata":{"name":"ds-7f9","creationTimestamp":"$AGO[60]",
+      "ownerReferences":[{"apiVersion":"apps/v1","kind":"DaemonSet","name":"ds","uid":"u",
+      "controller":true}]},"revision":2,"data":{}})"),
+      J(R"(["ds-7f9","daemonset.apps/ds",2,"60s"])"));
+  EXPECT_EQ(Cells("controllerrevisions",
+                  R"({"metadata":{"name":"x","creationTimestamp":"$AGO[60]"},"revision":1})"),
+            J(R"(["x","<none>",1,"60s"])"));
+}
+
 TEST(DaemonSetRow, Cells) {
   std::string ds = R"({"metadata":{"name":"proxy","creationTimestamp":"$AGO[90000]"},
       "spec":{"selector":{"matchLabels":{"k8s-app":"proxy"}},

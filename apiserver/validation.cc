@@ -5,9 +5,11 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <optional>
@@ -765,7 +767,12 @@ class Validator {
                                  std::optional<IntOrStr>* out);
   void JobSpec(const Json* spec, const std::string& path, bool in_cronjob);
   void Job(const Json& obj, const Json* old);
-  void CronJob(const Json& obj);
+  void CronJob(const Json& obj, const Json* old);
+  void TimeZone(const Json& spec, const std::string& schedule, bool allow_tz_in_schedule);
+  void ReplicationController(const Json& obj);
+  void ControllerRevision(const Json& obj, const Json* old);
+  void PodDisruptionBudget(const Json& obj);
+  void PdbIntOrPercent(const Json& spec, std::string_view key, const std::string& path);
   void Ingress(const Json& obj);
   void IngressBackend(const Json& backend, const std::string& path);
   void IngressClass(const Json& obj);
@@ -3259,7 +3266,7 @@ std::optional<std::string> CronError(const std::string& schedule) {
   return std::nullopt;
 }
 
-void Validator::CronJob(const Json& obj) {
+void Validator::CronJob(const Json& obj, const Json* old) {
   ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
   const Json* meta = Get(obj, "metadata");
   std::string name = meta ? Str(*meta, "name", "metadata.name") : "";
@@ -3273,6 +3280,15 @@ void Validator::CronJob(const Json& obj) {
   } else if (auto e = CronError(schedule)) {
     errs.Invalid("spec.schedule", Q(schedule), *e);
   }
+  // An update may keep a TZ= prefix the stored schedule already had.
+  bool allow_tz = false;
+  if (old) {
+    const Json* old_spec = Get(*old, "spec");
+    const Json* old_schedule = old_spec ? Get(*old_spec, "schedule") : nullptr;
+    allow_tz = old_schedule && old_schedule->is_string() &&
+               old_schedule->get<std::string>().find("TZ") != std::string::npos;
+  }
+  TimeZone(spec, schedule, allow_tz);
   std::string policy = Str(spec, "concurrencyPolicy", "spec.concurrencyPolicy");
   if (policy.empty()) {
     errs.Required("spec.concurrencyPolicy");
@@ -3292,6 +3308,152 @@ void Validator::CronJob(const Json& obj) {
                 "spec.jobTemplate.metadata.annotations");
   }
   JobSpec(jt ? Obj(*jt, "spec", "spec.jobTemplate.spec") : nullptr, "spec.jobTemplate.spec", true);
+}
+
+// validateTimeZone and the TZ checks of validateScheduleFormat (batch
+// validation): a zone from the IANA database, never "Local"; no TZ= /
+// CRON_TZ= prefix in a new schedule, nor beside a timeZone.
+void Validator::TimeZone(const Json& spec, const std::string& schedule, bool allow_tz_in_schedule) {
+  bool tz_in_schedule = schedule.find("TZ") != std::string::npos;
+  if (allow_tz_in_schedule && tz_in_schedule && Get(spec, "timeZone")) {
+    errs.Invalid("spec.schedule", Q(schedule),
+                 "cannot use both timeZone field and TZ or CRON_TZ in schedule");
+  } else if (!allow_tz_in_schedule && tz_in_schedule) {
+    errs.Invalid("spec.schedule", Q(schedule),
+                 "cannot use TZ or CRON_TZ in schedule, use timeZone field instead");
+  }
+  if (!Get(spec, "timeZone")) return;
+  std::string zone = Str(spec, "timeZone", "spec.timeZone");
+  if (zone.empty()) {
+    errs.Invalid("spec.timeZone", Q(zone), "timeZone must be nil or non-empty string");
+    return;
+  }
+  // validTimeZoneCharacters: ^[A-Za-z\.\-_0-9+]{1,14}$ per path element.
+  auto valid_part = [](const std::string& part) {
+    if (part.empty() || part.size() > 14) return false;
+    return std::all_of(part.begin(), part.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' ||
+             c == '+';
+    });
+  };
+  for (const auto& part : Split(zone, '/')) {
+    if (part == "." || part == ".." || (!part.empty() && part[0] == '-') || !valid_part(part)) {
+      errs.Invalid("spec.timeZone", Q(zone), "unknown time zone " + zone);
+      return;
+    }
+  }
+  if (ToLower(zone) == "local") {
+    errs.Invalid("spec.timeZone", Q(zone),
+                 "timeZone must be an explicit time zone as defined in "
+                 "https://www.iana.org/time-zones");
+    return;
+  }
+  // time.LoadLocation: "UTC" is built in, every other zone is a tzdata file.
+  std::error_code ec;
+  if (zone != "UTC" &&
+      !std::filesystem::is_regular_file(std::filesystem::path("/usr/share/zoneinfo") / zone, ec)) {
+    errs.Invalid("spec.timeZone", Q(zone), "unknown time zone " + zone);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// core/v1 ReplicationController, apps/v1 ControllerRevision.
+
+void Validator::ReplicationController(const Json& obj) {
+  ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
+  const Json* sp = Obj(obj, "spec", "spec");
+  const Json& spec = sp ? *sp : EmptyObject();
+  NonNegative(Int(spec, "minReadySeconds", "spec.minReadySeconds"), "spec.minReadySeconds");
+  auto selector = StrMap(spec, "selector", "spec.selector");
+  if (!selector || selector->empty()) errs.Required("spec.selector");
+  NonNegative(Int(spec, "replicas", "spec.replicas"), "spec.replicas");
+  const Json* tmpl = Obj(spec, "template", "spec.template");
+  if (!tmpl) {
+    errs.Required("spec.template");
+    return;
+  }
+  if (selector && !selector->empty()) {
+    const Json* meta = Obj(*tmpl, "metadata", "spec.template.metadata");
+    auto labels = meta ? StrMap(*meta, "labels", "spec.template.metadata.labels") : std::nullopt;
+    bool matches = true;
+    for (const auto& [k, v] : *selector) {
+      if (!labels || !labels->count(k) || labels->at(k) != v) matches = false;
+    }
+    if (!matches) {
+      errs.Invalid("spec.template.metadata.labels", GoStringMap(labels ? &*labels : nullptr),
+                   "`selector` does not match template `labels`");
+    }
+  }
+  PodTemplate(tmpl, "spec.template");
+  const Json* tspec = Get(*tmpl, "spec");
+  const Json& ts = tspec && tspec->is_object() ? *tspec : EmptyObject();
+  std::string restart = Str(ts, "restartPolicy", "spec.template.spec.restartPolicy");
+  if (restart != "Always") {
+    errs.NotSupported("spec.template.spec.restartPolicy", Q(restart), {"Always"});
+  }
+  if (Get(ts, "activeDeadlineSeconds")) {
+    errs.Forbidden("spec.template.spec.activeDeadlineSeconds",
+                   "activeDeadlineSeconds in ReplicationController is not Supported");
+  }
+}
+
+void Validator::ControllerRevision(const Json& obj, const Json* old) {
+  ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
+  if (!Get(obj, "data")) errs.Required("data", "data is mandatory");
+  NonNegative(Int(obj, "revision", "revision"), "revision");
+  // ValidateControllerRevisionUpdate: data is immutable.
+  if (old && Get(obj, "data") && Get(*old, "data") && obj["data"] != (*old)["data"]) {
+    errs.Invalid("data", "runtime.RawExtension{...}", "field is immutable");
+  }
+}
+
+// ---------------------------------------------------------------------------
+// policy/v1 PodDisruptionBudget (ValidatePodDisruptionBudgetSpec).
+
+void Validator::PdbIntOrPercent(const Json& spec, std::string_view key, const std::string& path) {
+  auto v = IntOrString(spec, key, path);
+  if (!v) return;
+  if (v->is_int) {
+    NonNegative(v->i, path);
+    return;
+  }
+  for (auto& m : IsValidPercent(v->s)) errs.Invalid(path, v->Render(), m);
+  if (IsValidPercent(v->s).empty() && IntOrPercentValue(*v) > 100) {
+    errs.Invalid(path, v->Render(), "must not be greater than 100%");
+  }
+}
+
+void Validator::PodDisruptionBudget(const Json& obj) {
+  ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
+  const Json* sp = Obj(obj, "spec", "spec");
+  const Json& spec = sp ? *sp : EmptyObject();
+  const Json* min = Get(spec, "minAvailable");
+  const Json* max = Get(spec, "maxUnavailable");
+  if (min && max) {
+    // field.Invalid(fldPath, spec, ...): Go prints the struct with %#v.
+    auto ptr = [](const Json* v, const char* type) {
+      return std::string("(*") + type + ")(" + (v ? "0xc000000000" : "nil") + ")";
+    };
+    errs.Invalid(
+        "spec",
+        "policy.PodDisruptionBudgetSpec{MinAvailable:" + ptr(min, "intstr.IntOrString") +
+            ", Selector:" + ptr(Get(spec, "selector"), "v1.LabelSelector") +
+            ", MaxUnavailable:" + ptr(max, "intstr.IntOrString") + ", UnhealthyPodEvictionPolicy:" +
+            ptr(Get(spec, "unhealthyPodEvictionPolicy"), "policy.UnhealthyPodEvictionPolicyType") +
+            "}",
+        "minAvailable and maxUnavailable cannot be both set");
+  }
+  PdbIntOrPercent(spec, "minAvailable", "spec.minAvailable");
+  PdbIntOrPercent(spec, "maxUnavailable", "spec.maxUnavailable");
+  const Json* selector = Obj(spec, "selector", "spec.selector");
+  if (selector) LabelSelector(selector, "spec.selector");
+  if (Get(spec, "unhealthyPodEvictionPolicy")) {
+    std::string policy = Str(spec, "unhealthyPodEvictionPolicy", "spec.unhealthyPodEvictionPolicy");
+    if (policy != "IfHealthyBudget" && policy != "AlwaysAllow") {
+      errs.NotSupported("spec.unhealthyPodEvictionPolicy", Q(policy),
+                        {"AlwaysAllow", "IfHealthyBudget"});
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -3664,9 +3826,9 @@ void Validator::Run(const Json& obj, const Json* old) {
     if (k == "Secret") return Secret(obj, old);
     if (k == "Node") return Node(obj);
     if (k == "Namespace") return Namespace(obj);
+    if (k == "ReplicationController") return ReplicationController(obj);
     if (k == "ServiceAccount" || k == "Event" || k == "PersistentVolumeClaim" ||
-        k == "ReplicationController" || k == "PodTemplate" || k == "LimitRange" ||
-        k == "ResourceQuota") {
+        k == "PodTemplate" || k == "LimitRange" || k == "ResourceQuota") {
       return ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
     }
     if (k == "PersistentVolume") return ObjectMeta(obj, NameRule::kSubdomain, kClusterScoped);
@@ -3675,10 +3837,10 @@ void Validator::Run(const Json& obj, const Json* old) {
     if (k == "ReplicaSet") return ReplicaSet(obj, old);
     if (k == "DaemonSet") return DaemonSet(obj, old);
     if (k == "StatefulSet") return StatefulSet(obj, old);
-    if (k == "ControllerRevision") return ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
+    if (k == "ControllerRevision") return ControllerRevision(obj, old);
   } else if (g == "batch") {
     if (k == "Job") return Job(obj, old);
-    if (k == "CronJob") return CronJob(obj);
+    if (k == "CronJob") return CronJob(obj, old);
   } else if (g == "networking.k8s.io") {
     if (k == "Ingress") return Ingress(obj);
     if (k == "IngressClass") return IngressClass(obj);
@@ -3687,6 +3849,8 @@ void Validator::Run(const Json& obj, const Json* old) {
     if (k == "EndpointSlice") return EndpointSlice(obj, old);
   } else if (g == "coordination.k8s.io") {
     if (k == "Lease") return Lease(obj);
+  } else if (g == "policy") {
+    if (k == "PodDisruptionBudget") return PodDisruptionBudget(obj);
   } else if (g == "events.k8s.io") {
     if (k == "Event") return ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
   }
@@ -3875,7 +4039,7 @@ void DefaultVolume(Json& v) {
 
 // SetDefaults_PodSpec and everything below it; for pods also SetDefaults_Pod
 // and the ServiceAccount, Priority and DefaultTolerationSeconds admission.
-void DefaultPodSpec(Json& spec, bool is_pod) {
+void DefaultPodSpec(Json& spec, bool is_pod, int64_t toleration_seconds = 300) {
   if (!spec.is_object()) return;
   DefaultString(spec, "dnsPolicy", "ClusterFirst");
   DefaultString(spec, "restartPolicy", "Always");
@@ -3941,7 +4105,7 @@ void DefaultPodSpec(Json& spec, bool is_pod) {
         spec["tolerations"].push_back({{"key", key},
                                        {"operator", "Exists"},
                                        {"effect", "NoExecute"},
-                                       {"tolerationSeconds", 300}});
+                                       {"tolerationSeconds", toleration_seconds}});
       }
     }
   }
@@ -4139,6 +4303,29 @@ void DefaultCronJob(Json& obj) {
   }
 }
 
+// SetDefaults_ReplicationController: selector and labels from the
+// template's labels when unset, replicas 1.
+void DefaultReplicationController(Json& obj) {
+  Json* spec = ObjectAt(obj, "spec");
+  if (!spec) return;
+  Json* tmpl = ObjectAt(*spec, "template");
+  Json* tmeta = tmpl ? ObjectAt(*tmpl, "metadata") : nullptr;
+  Json* tlabels = tmeta ? ObjectAt(*tmeta, "labels") : nullptr;
+  if (tlabels && !tlabels->empty()) {
+    Json* selector = ObjectAt(*spec, "selector");
+    if (Unset(*spec, "selector") || (selector && selector->empty())) {
+      (*spec)["selector"] = *tlabels;
+    }
+    if (Unset(obj, "metadata")) obj["metadata"] = Json::object();
+    if (Json* meta = ObjectAt(obj, "metadata")) {
+      Json* labels = ObjectAt(*meta, "labels");
+      if (Unset(*meta, "labels") || (labels && labels->empty())) (*meta)["labels"] = *tlabels;
+    }
+  }
+  Default(*spec, "replicas", 1);
+  DefaultPodTemplate(*spec);
+}
+
 void DefaultNamespace(Json& obj) {
   Json* meta = ObjectAt(obj, "metadata");
   if (meta && !StringAt(*meta, "name").empty()) {
@@ -4194,12 +4381,13 @@ void DefaultNetworkPolicy(Json& obj) {
 
 }  // namespace
 
-void ApplyDefaults(const std::string& group, const std::string& kind, Json& obj) {
+void ApplyDefaults(const std::string& group, const std::string& kind, Json& obj,
+                   const DefaultingOptions& opts) {
   if (!obj.is_object()) return;
   if (group.empty()) {
     if (kind == "Pod") {
       if (Unset(obj, "spec")) obj["spec"] = Json::object();
-      DefaultPodSpec(obj["spec"], true);
+      DefaultPodSpec(obj["spec"], true, opts.default_toleration_seconds);
     } else if (kind == "Service") {
       DefaultService(obj);
     } else if (kind == "Secret") {
@@ -4222,8 +4410,7 @@ void ApplyDefaults(const std::string& group, const std::string& kind, Json& obj)
           if (Unset(*spec, "spec")) (*spec)["spec"] = Json::object();
           DefaultPodSpec((*spec)["spec"], false);
         } else {
-          Default(*spec, "replicas", 1);
-          DefaultPodTemplate(*spec);
+          DefaultReplicationController(obj);
         }
       }
     }

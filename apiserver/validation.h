@@ -12,7 +12,9 @@
 // that need no state: pods get serviceAccountName "default", priority 0 and
 // preemptionPolicy (Priority plugin; system-node-critical and
 // system-cluster-critical get their fixed values), and the not-ready /
-// unreachable NoExecute tolerations for 300 s (DefaultTolerationSeconds);
+// unreachable NoExecute tolerations for 300 s (DefaultTolerationSeconds;
+// DefaultingOptions sets the time); ReplicationControllers get their
+// selector and labels from the template's labels when unset;
 // Secret stringData is merged into data (base64) and dropped; Service
 // clusterIP and clusterIPs are kept in step; a Namespace that has no
 // status.phase yet (that is, on create) gets spec.finalizers ["kubernetes"]
@@ -55,7 +57,17 @@
 
 namespace kin::apiserver {
 
-void ApplyDefaults(const std::string& group, const std::string& kind, Json& obj);
+// What defaulting takes from the cluster's configuration.
+struct DefaultingOptions {
+  // DefaultTolerationSeconds admission: how long pods tolerate the
+  // node.kubernetes.io/not-ready and /unreachable NoExecute taints
+  // (kube-apiserver's --default-not-ready-toleration-seconds and
+  // --default-unreachable-toleration-seconds, both 300 by default).
+  int64_t default_toleration_seconds = 300;
+};
+
+void ApplyDefaults(const std::string& group, const std::string& kind, Json& obj,
+                   const DefaultingOptions& opts = {});
 
 void ValidateObject(const std::string& group, const std::string& kind, const Json& obj,
                     const Json* old);

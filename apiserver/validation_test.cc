@@ -1099,6 +1099,196 @@ spec:
 )");
 }
 
+TEST(ValidateBatchTest, CronJobTimeZone) {
+  constexpr const char* kCron = R"(
+metadata: {name: tick, namespace: default}
+spec:
+  schedule: "0 3 * * *"
+  timeZone: Etc/UTC
+  jobTemplate: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: c, image: b}]}}}}
+)";
+  ExpectValid("batch", "CronJob", kCron);
+  Json utc = ParseYaml(kCron);
+  utc["spec"]["timeZone"] = "UTC";
+  ExpectValid("batch", "CronJob", utc.dump().c_str());
+  struct Case {
+    const char* zone;
+    const char* message;
+  } cases[] = {
+      {"", "Invalid value: \"\": timeZone must be nil or non-empty string"},
+      {"Mars/Olympus_Mons",
+       "Invalid value: \"Mars/Olympus_Mons\": unknown time zone "
+       "Mars/Olympus_Mons"},
+      {"../etc/passwd", "Invalid value: \"../etc/passwd\": unknown time zone ../etc/passwd"},
+      {"Local",
+       "Invalid value: \"Local\": timeZone must be an explicit time zone as defined in "
+       "https://www.iana.org/time-zones"},
+  };
+  for (const auto& c : cases) {
+    Json bad = ParseYaml(kCron);
+    bad["spec"]["timeZone"] = c.zone;
+    EXPECT_THAT(Causes(InvalidError("batch", "CronJob", bad)),
+                ElementsAre(std::string("spec.timeZone|FieldValueInvalid|") + c.message))
+        << c.zone;
+  }
+  Json tz = ParseYaml(kCron);
+  tz["spec"].erase("timeZone");
+  tz["spec"]["schedule"] = "CRON_TZ=UTC 0 3 * * *";
+  EXPECT_THAT(Causes(InvalidError("batch", "CronJob", tz)),
+              ElementsAre("spec.schedule|FieldValueInvalid|Invalid value: \"CRON_TZ=UTC 0 3 * * "
+                          "*\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead"));
+  // An update of a CronJob whose schedule already had TZ= may keep it, not beside a timeZone.
+  Json old = tz;
+  ApplyDefaults("batch", "CronJob", old);
+  ExpectValid("batch", "CronJob", tz.dump().c_str(), &old);
+  Json both = tz;
+  both["spec"]["timeZone"] = "UTC";
+  EXPECT_THAT(Causes(InvalidError("batch", "CronJob", both, &old)),
+              ElementsAre("spec.schedule|FieldValueInvalid|Invalid value: \"CRON_TZ=UTC 0 3 * * "
+                          "*\": cannot use both timeZone field and TZ or CRON_TZ in schedule"));
+}
+
+TEST(DefaultsTest, ReplicationControllerTakesSelectorAndLabelsFromItsTemplate) {
+  Json rc = Defaulted("", "ReplicationController", R"(
+metadata: {name: web, namespace: default}
+spec:
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: nginx}]}
+)");
+  EXPECT_EQ(rc["spec"]["selector"], ParseYaml("{app: web}"));
+  EXPECT_EQ(rc["metadata"]["labels"], ParseYaml("{app: web}"));
+  EXPECT_EQ(rc["spec"]["replicas"], 1);
+  EXPECT_EQ(rc["spec"]["template"]["spec"]["restartPolicy"], "Always");
+  Json own = Defaulted("", "ReplicationController", R"(
+metadata: {name: web, namespace: default, labels: {mine: x}}
+spec:
+  replicas: 0
+  selector: {app: web, tier: a}
+  template: {metadata: {labels: {app: web, tier: a}}, spec: {containers: [{name: c, image: i}]}}
+)");
+  EXPECT_EQ(own["spec"]["selector"], ParseYaml("{app: web, tier: a}"));
+  EXPECT_EQ(own["metadata"]["labels"], ParseYaml("{mine: x}"));
+  EXPECT_EQ(own["spec"]["replicas"], 0);
+}
+
+TEST(ValidateCoreTest, ReplicationController) {
+  constexpr const char* kRc = R"(
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 2
+  selector: {app: web}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: nginx}]}
+)";
+  ExpectValid("", "ReplicationController", kRc);
+  Json mismatch = ParseYaml(kRc);
+  mismatch["spec"]["replicas"] = -1;
+  mismatch["spec"]["template"]["metadata"]["labels"] = {{"app", "other"}};
+  mismatch["spec"]["template"]["spec"]["restartPolicy"] = "Never";
+  EXPECT_THAT(Causes(InvalidError("", "ReplicationController", mismatch)),
+              ElementsAre("spec.replicas|FieldValueInvalid|Invalid value: -1: must be greater "
+                          "than or equal to 0",
+                          "spec.template.metadata.labels|FieldValueInvalid|Invalid value: "
+                          "map[string]string{\"app\":\"other\"}: `selector` does not match "
+                          "template `labels`",
+                          "spec.template.spec.restartPolicy|FieldValueNotSupported|Unsupported "
+                          "value: \"Never\": supported values: \"Always\""));
+  Json no_template = ParseYaml(R"(
+metadata: {name: web, namespace: default}
+spec: {selector: {app: web}}
+)");
+  EXPECT_THAT(Causes(InvalidError("", "ReplicationController", no_template)),
+              ElementsAre("spec.template|FieldValueRequired|Required value"));
+  Json no_selector = ParseYaml(R"(
+metadata: {name: web, namespace: default}
+spec: {template: {spec: {containers: [{name: c, image: nginx}]}}}
+)");
+  EXPECT_THAT(Causes(InvalidError("", "ReplicationController", no_selector)),
+              ElementsAre("spec.selector|FieldValueRequired|Required value"));
+}
+
+TEST(ValidateAppsTest, ControllerRevision) {
+  ExpectValid("apps", "ControllerRevision", R"(
+metadata: {name: ds-1, namespace: default}
+data: {spec: {template: {}}}
+revision: 1
+)");
+  EXPECT_THAT(CausesOf("apps", "ControllerRevision", R"(
+metadata: {name: ds-1, namespace: default}
+revision: -1
+)"),
+              ElementsAre("data|FieldValueRequired|Required value: data is mandatory",
+                          "revision|FieldValueInvalid|Invalid value: -1: must be greater than or "
+                          "equal to 0"));
+  Json old = ParseYaml("{metadata: {name: r, namespace: default}, data: {a: 1}, revision: 1}");
+  Json changed = old;
+  changed["data"]["a"] = 2;
+  EXPECT_THAT(Causes(InvalidError("apps", "ControllerRevision", changed, &old)),
+              ElementsAre(HasSubstr("data|FieldValueInvalid|")));
+}
+
+TEST(ValidatePolicyTest, PodDisruptionBudget) {
+  ExpectValid("policy", "PodDisruptionBudget", R"(
+metadata: {name: web, namespace: default}
+spec: {minAvailable: 2, selector: {matchLabels: {app: web}}}
+)");
+  ExpectValid("policy", "PodDisruptionBudget", R"(
+metadata: {name: web, namespace: default}
+spec: {maxUnavailable: "25%", unhealthyPodEvictionPolicy: AlwaysAllow}
+)");
+  // A PDB without a selector is valid (it selects no pods).
+  ExpectValid("policy", "PodDisruptionBudget", "{metadata: {name: p, namespace: default}}");
+  auto both = CausesOf("policy", "PodDisruptionBudget", R"(
+metadata: {name: web, namespace: default}
+spec: {minAvailable: 1, maxUnavailable: 1, selector: {matchLabels: {app: web}}}
+)");
+  ASSERT_EQ(both.size(), 1u);
+  EXPECT_THAT(both[0], StartsWith("spec|FieldValueInvalid|Invalid value: "
+                                  "policy.PodDisruptionBudgetSpec{MinAvailable:"));
+  EXPECT_THAT(both[0], HasSubstr("UnhealthyPodEvictionPolicy:"
+                                 "(*policy.UnhealthyPodEvictionPolicyType)(nil)}: minAvailable "
+                                 "and maxUnavailable cannot be both set"));
+  EXPECT_THAT(CausesOf("policy", "PodDisruptionBudget", R"(
+metadata: {name: web, namespace: default}
+spec: {minAvailable: -1, selector: {matchLabels: {app: web}}}
+)"),
+              ElementsAre("spec.minAvailable|FieldValueInvalid|Invalid value: -1: must be greater "
+                          "than or equal to 0"));
+  EXPECT_THAT(
+      CausesOf("policy", "PodDisruptionBudget", R"(
+metadata: {name: web, namespace: default}
+spec: {maxUnavailable: "150%", unhealthyPodEvictionPolicy: Sometimes}
+)"),
+      ElementsAre("spec.maxUnavailable|FieldValueInvalid|Invalid value: 150%: must not be greater "
+                  "than 100%",
+                  "spec.unhealthyPodEvictionPolicy|FieldValueNotSupported|Unsupported value: "
+                  "\"Sometimes\": supported values: \"AlwaysAllow\", \"IfHealthyBudget\""));
+  EXPECT_THAT(CausesOf("policy", "PodDisruptionBudget", R"(
+metadata: {name: web, namespace: default}
+spec: {minAvailable: "half"}
+)"),
+              ElementsAre(StartsWith("spec.minAvailable|FieldValueInvalid|Invalid value: half: a "
+                                     "valid percent string must be")));
+  Error e = InvalidError("policy", "PodDisruptionBudget",
+                         ParseYaml("{metadata: {name: p, namespace: default}, spec: "
+                                   "{selector: {matchExpressions: [{key: a, operator: Near}]}}}"));
+  EXPECT_THAT(e.message(), StartsWith("PodDisruptionBudget.policy \"p\" is invalid: "));
+}
+
+TEST(DefaultsTest, TolerationSecondsComeFromTheOptions) {
+  Json pod = ParseYaml("{metadata: {name: p}, spec: {containers: [{name: c, image: i}]}}");
+  ApplyDefaults("", "Pod", pod, {.default_toleration_seconds = 5});
+  ASSERT_EQ(pod["spec"]["tolerations"].size(), 2u);
+  for (const auto& t : pod["spec"]["tolerations"]) EXPECT_EQ(t["tolerationSeconds"], 5);
+  // Templates are not pods: admission leaves them alone.
+  Json rs = ParseYaml(R"({metadata: {name: r}, spec: {selector: {matchLabels: {a: b}},
+      template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: i}]}}}})");
+  ApplyDefaults("apps", "ReplicaSet", rs, {.default_toleration_seconds = 5});
+  EXPECT_FALSE(rs["spec"]["template"]["spec"].contains("tolerations"));
+}
+
 // --------------------------------------------------------------------------
 // ConfigMaps, Secrets, Namespaces, Nodes, Endpoints
 

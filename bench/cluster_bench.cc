@@ -18,6 +18,7 @@
 #include "base/netns.h"
 #include "base/process.h"
 #include "base/yaml.h"
+#include "bench/bench_cluster.h"
 #include "bench/bench_util.h"
 #include "client/client.h"
 #include "client/resources.h"
@@ -28,39 +29,6 @@ using namespace kin;
 using namespace kin::bench;
 
 namespace {
-
-struct Cluster {
-  std::string name, root, kubeconfig, state;
-  http::ClientOptions api;
-};
-
-bool Create(Cluster& c, const std::string& extra_flag, const std::string& extra_value) {
-  std::vector<std::string> argv = {
-      testing::KinBinary(), "cluster", "create",       "--name",    c.name,
-      "--state-root",       c.root,    "--kubeconfig", c.kubeconfig};
-  if (!extra_flag.empty()) {
-    argv.push_back(extra_flag);
-    argv.push_back(extra_value);
-  }
-  auto r = RunCommand(argv, std::chrono::seconds(120));
-  if (!r.status.success()) {
-    std::fprintf(stderr, "create %s failed:\n%s%s", c.name.c_str(), r.out.c_str(), r.err.c_str());
-    return false;
-  }
-  c.state = c.root + "/" + c.name;
-  c.api.base_url = "https://127.0.0.1:" + testing::ReadFile(c.state + "/serve.port");
-  c.api.ca_file = c.state + "/pki/ca.crt";
-  c.api.cert_file = c.state + "/pki/admin.crt";
-  c.api.key_file = c.state + "/pki/admin.key";
-  c.api.timeout_ms = 30000;
-  return true;
-}
-
-void Delete(const Cluster& c) {
-  RunCommand({testing::KinBinary(), "cluster", "delete", "--name", c.name, "--state-root", c.root,
-              "--kubeconfig", c.kubeconfig},
-             std::chrono::seconds(300));
-}
 
 Json PodJson(const std::string& name, const std::string& image, const std::string& node,
              bool netexec) {
@@ -74,93 +42,8 @@ Json PodJson(const std::string& name, const std::string& image, const std::strin
           {"spec", spec}};
 }
 
-bool IsReady(const Json& pod) {
-  for (const auto& c : pod["status"].value("conditions", Json::array())) {
-    if (c.value("type", "") == "Ready" && c.value("status", "") == "True") return true;
-  }
-  return false;
-}
-
-// Watches pods (from `since`, a list's resourceVersion taken before the pods
-// were created) until `want` of them are Ready; returns the ready pods. A
-// watch, not polling: listing 1,000 pods (2 MB of JSON) every few
-// milliseconds would take the CPU the pods are being started with.
-std::vector<Json> WaitReady(RestClient& api, const std::string& since, size_t want,
-                            std::chrono::seconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  auto debug_start = Clock::now();
-  std::map<std::string, Json> ready;
-  ListOptions o;
-  o.resource_version = since;
-  auto watch = api.StartWatch(PodsResource(), "default", o);
-  WatchEvent ev;
-  while (ready.size() < want && Clock::now() < deadline) {
-    if (!watch->Next(ev, std::chrono::milliseconds(1000))) {
-      // A stream the client's timeout ended resumes where it was.
-      if (watch->ended()) watch = api.StartWatch(PodsResource(), "default", o);
-      continue;
-    }
-    o.resource_version = ev.object["metadata"].value("resourceVersion", o.resource_version);
-    std::string name = ev.object["metadata"].value("name", "");
-    if (ev.type != "DELETED" && IsReady(ev.object)) {
-      if (std::getenv("KIN_BENCH_DEBUG") && !ready.count(name)) {
-        std::fprintf(stderr, "%s ready (%zu) at %.0f ms\n", name.c_str(), ready.size() + 1,
-                     MsSince(debug_start));
-      }
-      ready[name] = ev.object;
-    } else {
-      ready.erase(name);
-    }
-  }
-  std::vector<Json> out;
-  for (auto& [name, pod] : ready) out.push_back(std::move(pod));
-  return out;
-}
-
-// CPU time the whole machine spent busy (not idle, not waiting on I/O), in
-// seconds, from /proc/stat: the pods' cost, whichever process pays it.
-double MachineBusySeconds() {
-  std::ifstream in("/proc/stat");
-  std::string cpu;
-  double v[8] = {};
-  in >> cpu;
-  for (double& x : v) in >> x;
-  double busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];  // user nice system irq softirq steal
-  return busy / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-// CPU seconds `kin serve` itself (all its threads) has used so far.
-double ServeCpuSeconds(const Cluster& c) {
-  std::string pid = ReadFileIfExists(c.state + "/serve.pid").value_or("0");
-  std::string stat = ReadFileIfExists("/proc/" + pid + "/stat").value_or("");
-  size_t close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream in(stat.substr(close + 2));
-  std::string field;
-  double utime = 0, stime = 0;
-  for (int i = 3; i < 14 && (in >> field); ++i) {
-  }
-  in >> utime >> stime;  // fields 14 and 15
-  return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-std::string ListVersion(http::HttpClient& api) {
-  Json list = Json::parse(api.Get("/api/v1/namespaces/default/pods?limit=1").body);
-  return list["metadata"].value("resourceVersion", "");
-}
-
-size_t ServeRssKib(const Cluster& c) {
-  std::string pid = ReadFileIfExists(c.state + "/serve.pid").value_or("0");
-  std::ifstream in("/proc/" + pid + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
-  }
-  return 0;
-}
-
 // Until every pod answers GET /hostname on its IP from its node's namespace.
-double WaitAnswering(const Cluster& c, const std::vector<Json>& pods, Clock::time_point start) {
+double WaitAnswering(const BenchCluster& c, const std::vector<Json>& pods, Clock::time_point start) {
   std::set<std::string> pending;
   for (const auto& p : pods) pending.insert(p["metadata"].value("name", ""));
   auto deadline = Clock::now() + std::chrono::seconds(60);
@@ -207,19 +90,19 @@ int main() {
     if (!all) break;
     std::vector<double> samples;
     for (int i = 0; i < 3; ++i) {
-      Cluster c{"bc" + tag + "n" + std::to_string(nodes), root, kc, "", {}};
+      BenchCluster c{"bc" + tag + "n" + std::to_string(nodes), root, kc, "", {}};
       auto t = Clock::now();
-      if (!Create(c, "--nodes", std::to_string(nodes))) return 1;
+      if (!CreateBenchCluster(c, {"--nodes", std::to_string(nodes)})) return 1;
       samples.push_back(MsSince(t));
-      Delete(c);
+      DeleteBenchCluster(c);
     }
     Report("kin cluster create, " + std::to_string(nodes) + " node(s) all Ready, p50",
            Fmt("%.0f ms", Percentile(samples, 50)));
   }
 
   // Single pods and the 100-pod burst on a 3-node cluster.
-  Cluster c{"bp" + tag, root, kc, "", {}};
-  if (pods && !Create(c, "--nodes", "3")) return 1;
+  BenchCluster c{"bp" + tag, root, kc, "", {}};
+  if (pods && !CreateBenchCluster(c, {"--nodes", "3"})) return 1;
   if (pods) {
     http::HttpClient api(c.api);
     size_t rss_empty = ServeRssKib(c);
@@ -229,7 +112,7 @@ int main() {
       auto t = Clock::now();
       api.Do("POST", "/api/v1/namespaces/default/pods",
              PodJson(name, "registry.k8s.io/pause:3.9", "kin-" + c.name + "-worker", false).dump());
-      while (!IsReady(Json::parse(api.Get("/api/v1/namespaces/default/pods/" + name).body))) {
+      while (!IsPodReady(Json::parse(api.Get("/api/v1/namespaces/default/pods/" + name).body))) {
         usleep(1000);
       }
       single.push_back(MsSince(t));
@@ -242,7 +125,7 @@ int main() {
     }
 
     RestClient watcher(c.api);
-    std::string since = ListVersion(api);
+    std::string since = ListVersion(api, "/api/v1/namespaces/default/pods");
     double busy0 = MachineBusySeconds(), serve0 = ServeCpuSeconds(c);
     auto t = Clock::now();
     for (int i = 0; i < 100; ++i) {
@@ -252,7 +135,7 @@ int main() {
                  .dump());
     }
     if (std::getenv("KIN_BENCH_DEBUG")) std::fprintf(stderr, "posted in %.0f ms\n", MsSince(t));
-    std::vector<Json> ready = WaitReady(watcher, since, 100, std::chrono::seconds(120));
+    std::vector<Json> ready = WaitPodsReady(watcher, since, 100, std::chrono::seconds(120));
     double all_ready = MsSince(t);
     double busy = MachineBusySeconds() - busy0, serve_cpu = ServeCpuSeconds(c) - serve0;
     double answering = WaitAnswering(c, ready, t);
@@ -265,7 +148,7 @@ int main() {
   }
   if (pods) {
     auto td = Clock::now();
-    Delete(c);
+    DeleteBenchCluster(c);
     Report("kin cluster delete, 3 nodes, 100 pods", Fmt("%.0f ms", MsSince(td)));
   }
 
@@ -276,18 +159,18 @@ int main() {
         "apiVersion: kin.dev/v1alpha1\nkind: Cluster\nnodes:\n- role: control-plane\n";
     for (int i = 0; i < 5; ++i) yaml += "- role: worker\n  capacity: {pods: \"250\"}\n";
     testing::WriteFile(cfg, yaml);
-    Cluster big{"bk" + tag, root, kc, "", {}};
-    if (!Create(big, "--config", cfg)) return 1;
+    BenchCluster big{"bk" + tag, root, kc, "", {}};
+    if (!CreateBenchCluster(big, {"--config", cfg})) return 1;
     http::HttpClient api(big.api);
     RestClient watcher(big.api);
-    std::string since = ListVersion(api);
+    std::string since = ListVersion(api, "/api/v1/namespaces/default/pods");
     double busy0 = MachineBusySeconds(), serve0 = ServeCpuSeconds(big);
     auto t = Clock::now();
     for (int i = 0; i < 1000; ++i) {
       api.Do("POST", "/api/v1/namespaces/default/pods",
              PodJson("k" + std::to_string(i), "registry.k8s.io/pause:3.9", "", false).dump());
     }
-    size_t n = WaitReady(watcher, since, 1000, std::chrono::seconds(300)).size();
+    size_t n = WaitPodsReady(watcher, since, 1000, std::chrono::seconds(300)).size();
     double busy = MachineBusySeconds() - busy0, serve_cpu = ServeCpuSeconds(big) - serve0;
     Report(
         "1,000 pause pods (scheduled over 5 workers): all Ready",
@@ -295,7 +178,7 @@ int main() {
     Report("1,000 pause pods: machine CPU per pod (all processes)", Fmt("%.1f ms", busy));
     Report("1,000 pause pods: kin serve's own CPU per pod", Fmt("%.1f ms", serve_cpu));
     auto tdel = Clock::now();
-    Delete(big);
+    DeleteBenchCluster(big);
     Report("kin cluster delete, 1,000 pods", Fmt("%.1f s", MsSince(tdel) / 1000));
   }
 

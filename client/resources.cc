@@ -42,16 +42,22 @@ std::vector<ResourceInfo> BuildTable() {
       R("", "v1", "Secret", "secrets", true, {}, {}, {}),
       R("", "v1", "Event", "events", true, {"ev"}, {}, {}),
       R("", "v1", "ServiceAccount", "serviceaccounts", true, {"sa"}, {}, {}),
+      R("", "v1", "ReplicationController", "replicationcontrollers", true, {"rc"}, {"all"},
+        {"status", "scale"}),
       R("apps", "v1", "Deployment", "deployments", true, {"deploy"}, {"all"}, {"status", "scale"}),
       R("apps", "v1", "ReplicaSet", "replicasets", true, {"rs"}, {"all"}, {"status", "scale"}),
       R("apps", "v1", "DaemonSet", "daemonsets", true, {"ds"}, {"all"}, {"status"}),
       R("apps", "v1", "StatefulSet", "statefulsets", true, {"sts"}, {"all"}, {"status", "scale"}),
+      R("apps", "v1", "ControllerRevision", "controllerrevisions", true, {}, {}, {}),
       R("batch", "v1", "Job", "jobs", true, {}, {"all"}, {"status"}),
+      R("batch", "v1", "CronJob", "cronjobs", true, {"cj"}, {"all"}, {"status"}),
       R("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, {}, {}, {}),
       R("networking.k8s.io", "v1", "Ingress", "ingresses", true, {"ing"}, {}, {"status"}),
       R("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, {}, {}, {}),
       R("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, {"netpol"}, {}, {}),
       R("coordination.k8s.io", "v1", "Lease", "leases", true, {}, {}, {}),
+      R("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, {"pdb"}, {},
+        {"status"}),
   };
   // Endpoints' singular is "endpoints" in Kubernetes.
   for (auto& r : t) {

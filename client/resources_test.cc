@@ -95,6 +95,43 @@ TEST(ResourcesTest, PathForNamespacedAllNamespacesAndClusterScope) {
   EXPECT_EQ(ic->Path("x"), "/apis/networking.k8s.io/v1/ingressclasses");
 }
 
+TEST(ResourcesTest, WorkloadAndPolicyResourcesAsKubeApiserverServesThem) {
+  struct Case {
+    const char* typed;
+    const char* group_resource;
+    const char* kind;
+    std::vector<std::string> subresources;
+    std::vector<std::string> categories;
+  } cases[] = {
+      {"rc", "replicationcontrollers", "ReplicationController", {"status", "scale"}, {"all"}},
+      {"replicationcontroller",
+       "replicationcontrollers",
+       "ReplicationController",
+       {"status", "scale"},
+       {"all"}},
+      {"controllerrevisions", "controllerrevisions.apps", "ControllerRevision", {}, {}},
+      {"cj", "cronjobs.batch", "CronJob", {"status"}, {"all"}},
+      {"cronjobs.batch", "cronjobs.batch", "CronJob", {"status"}, {"all"}},
+      {"pdb", "poddisruptionbudgets.policy", "PodDisruptionBudget", {"status"}, {}},
+      {"poddisruptionbudget", "poddisruptionbudgets.policy", "PodDisruptionBudget", {"status"}, {}},
+  };
+  for (const auto& c : cases) {
+    const ResourceInfo* r = LookupResource(c.typed);
+    ASSERT_NE(r, nullptr) << c.typed;
+    EXPECT_EQ(r->group_resource(), c.group_resource) << c.typed;
+    EXPECT_EQ(r->kind, c.kind) << c.typed;
+    EXPECT_TRUE(r->namespaced) << c.typed;
+    EXPECT_EQ(r->subresources, c.subresources) << c.typed;
+    EXPECT_EQ(r->categories, c.categories) << c.typed;
+    EXPECT_EQ(r->verbs.size(), 8u) << c.typed;
+  }
+  const ResourceInfo* pdb = FindResource("policy", "v1", "poddisruptionbudgets");
+  ASSERT_NE(pdb, nullptr);
+  EXPECT_EQ(pdb->Path("default"), "/apis/policy/v1/namespaces/default/poddisruptionbudgets");
+  EXPECT_EQ(pdb->singular, "poddisruptionbudget");
+  EXPECT_EQ(LookupResource("pdb.apps"), nullptr);
+}
+
 TEST(ResourcesTest, ShorthandsAndTableFacts) {
   EXPECT_EQ(PodsResource().plural, "pods");
   EXPECT_EQ(NodesResource().kind, "Node");

@@ -465,6 +465,34 @@ void LoadRootfs(const std::string& name, const std::string& state_root, const st
   store.LoadRootfs(image, source);
 }
 
+void SetNodeRunning(const std::string& cluster, const std::string& state_root,
+                    const std::string& node, bool running) {
+  CheckClusterName(cluster);
+  const std::string dir = state_root + "/" + cluster;
+  if (!fs::exists(dir + "/pki/ca.crt")) {
+    throw Error::NotFound("cluster \"" + cluster + "\" not found (no state in " + dir + ")");
+  }
+  if (!IsOurServe(std::atoi(ReadText(dir + "/serve.pid").c_str()), dir)) {
+    throw Error::Unavailable("cluster \"" + cluster +
+                             "\" is not running; start it with: kin cluster start --name " +
+                             cluster);
+  }
+  tls::Pki pki = tls::EnsurePki(dir + "/pki", ClusterPkiOptions(SavedConfig(dir)));
+  http::ClientOptions o = TlsClientOptions(pki, std::atoi(ReadText(dir + "/serve.port").c_str()));
+  o.timeout_ms = 60000;  // stopping a node waits for its containers to die
+  http::HttpClient c(o);
+  // A node is named as kubectl shows it, or by its role ("worker2").
+  std::string name = node.rfind("kin-" + cluster + "-", 0) == 0 ? node : "kin-" + cluster + "-" + node;
+  auto r = c.Do("POST", "/kin/v1alpha1/nodes/" + name + (running ? "/start" : "/stop"));
+  if (r.status == 200) return;
+  std::string message = r.body;
+  try {
+    message = Json::parse(r.body).value("message", r.body);
+  } catch (const Json::exception&) {
+  }
+  throw Error(CodeFromHttpStatus(r.status), message);
+}
+
 std::string ClusterKubeconfig(const std::string& name, const std::string& state_root) {
   CheckClusterName(name);
   const std::string dir = state_root + "/" + name;

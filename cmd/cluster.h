@@ -74,6 +74,14 @@ std::vector<std::string> LoadImageArchive(const std::string& name, const std::st
                                           const std::string& file);
 void LoadRootfs(const std::string& name, const std::string& state_root, const std::string& image,
                 const std::string& source);
+// `kin node stop|start NODE`: asks the cluster's running `kin serve` to
+// stop the node as a crashed machine, or to boot it again
+// (apiserver/node_control.h). NotFound for an unknown cluster or node,
+// Unavailable when the cluster is not running, Conflict when the node is in
+// that state already.
+void SetNodeRunning(const std::string& cluster, const std::string& state_root,
+                    const std::string& node, bool running);
+
 // The kubeconfig of a running cluster (what `kin get kubeconfig` prints).
 std::string ClusterKubeconfig(const std::string& name, const std::string& state_root);
 

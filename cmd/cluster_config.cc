@@ -366,7 +366,8 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
       problems.Throw(config_source, cluster_name);
     }
     CheckKnownFields(doc, "",
-                     {"apiVersion", "kind", "name", "nodes", "networking", "images", "kubelet"},
+                     {"apiVersion", "kind", "name", "nodes", "networking", "images", "kubelet",
+                      "nodeLifecycle"},
                      problems);
     if (std::optional<std::string> v = StringMember(doc, "apiVersion", "", problems)) {
       if (*v != kClusterConfigApiVersion) {
@@ -463,6 +464,32 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
         } else {
           problems.TypeInvalid("kubelet.containerLogMaxFiles", *files, "must be an integer");
         }
+      }
+    }
+  }
+
+  if (const Json* lifecycle = MappingMember(doc, "nodeLifecycle", "", problems)) {
+    CheckKnownFields(*lifecycle, "nodeLifecycle",
+                     {"nodeMonitorGracePeriod", "defaultTolerationSeconds"}, problems);
+    if (auto v = StringMember(*lifecycle, "nodeMonitorGracePeriod", "nodeLifecycle", problems)) {
+      bool ok = false;
+      try {
+        ok = ParseDurationMs(*v, "nodeLifecycle.nodeMonitorGracePeriod").count() >= 1000;
+      } catch (const Error&) {
+      }
+      if (ok) {
+        config.node_monitor_grace_period = *v;
+      } else {
+        problems.InvalidValue("nodeLifecycle.nodeMonitorGracePeriod", *v,
+                              "must be a duration of at least 1s, such as 40s");
+      }
+    }
+    if (const Json* t = Member(*lifecycle, "defaultTolerationSeconds")) {
+      if (t->is_number_integer() && *t >= 0) {
+        config.default_toleration_seconds = t->get<int64_t>();
+      } else {
+        problems.TypeInvalid("nodeLifecycle.defaultTolerationSeconds", *t,
+                             "must be a whole number of seconds, 0 or more");
       }
     }
   }
@@ -667,6 +694,9 @@ Json ClusterConfig::ToJson() const {
              {{"crashBackoff", crash_backoff},
               {"containerLogMaxSize", container_log_max_size},
               {"containerLogMaxFiles", container_log_max_files}}},
+            {"nodeLifecycle",
+             {{"nodeMonitorGracePeriod", node_monitor_grace_period},
+              {"defaultTolerationSeconds", default_toleration_seconds}}},
             {"nodes", Json::array()}};
   for (const NodeConfig& n : nodes) j["nodes"].push_back(n.ToJson());
   return j;
@@ -706,6 +736,11 @@ ClusterConfig ClusterConfig::FromJson(const Json& j) {
     c.crash_backoff = kubelet.value("crashBackoff", c.crash_backoff);
     c.container_log_max_size = kubelet.value("containerLogMaxSize", c.container_log_max_size);
     c.container_log_max_files = kubelet.value("containerLogMaxFiles", c.container_log_max_files);
+    const Json lifecycle = j.value("nodeLifecycle", Json::object());
+    c.node_monitor_grace_period =
+        lifecycle.value("nodeMonitorGracePeriod", c.node_monitor_grace_period);
+    c.default_toleration_seconds =
+        lifecycle.value("defaultTolerationSeconds", c.default_toleration_seconds);
     for (const Json& n : j.at("nodes")) c.nodes.push_back(NodeConfig::FromJson(n));
     return c;
   } catch (const Json::exception& e) {
@@ -724,6 +759,10 @@ int64_t ClusterConfig::ContainerLogMaxBytes() const {
                          "\"");
   }
   return *bytes;
+}
+
+std::chrono::milliseconds ClusterConfig::NodeMonitorGracePeriod() const {
+  return ParseDurationMs(node_monitor_grace_period, "nodeLifecycle.nodeMonitorGracePeriod");
 }
 
 std::chrono::seconds ParseDuration(const std::string& text, const std::string& flag) {

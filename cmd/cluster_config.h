@@ -24,6 +24,9 @@
 //     crashBackoff: 10s          # first restart back-off of a crashing container
 //     containerLogMaxSize: 10Mi  # CRI logs rotate at this size (at least 4Ki)
 //     containerLogMaxFiles: 5    # log files kept per container (at least 2)
+//   nodeLifecycle:
+//     nodeMonitorGracePeriod: 40s   # a node's lease unrenewed this long: Unknown, tainted
+//     defaultTolerationSeconds: 300 # pods on such a node are evicted after this
 //
 // Decoding is strict: unknown fields are errors. All problems of a file are
 // reported at once as one Error::Invalid with one Cause per problem, with
@@ -90,10 +93,14 @@ struct ClusterConfig {
   std::string crash_backoff = "10s";
   std::string container_log_max_size = "10Mi";
   int container_log_max_files = 5;
+  // Node lifecycle (the file's `nodeLifecycle`).
+  std::string node_monitor_grace_period = "40s";
+  int64_t default_toleration_seconds = 300;
 
   // The settings above as values (they are validated when built).
   std::chrono::milliseconds CrashBackoff() const;
   int64_t ContainerLogMaxBytes() const;
+  std::chrono::milliseconds NodeMonitorGracePeriod() const;
 
   bool operator==(const ClusterConfig&) const = default;
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -11,6 +12,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/netns.h"
+#include "netstack/netlink.h"
 #include "cmd/pod_io_bridge.h"
 #include "runtime/image_store.h"
 #include "runtime/node_agent.h"
@@ -40,6 +42,11 @@ std::string NodeDir(const std::string& state_dir, const std::string& node) {
   return state_dir + "/nodes/" + node;
 }
 
+// Present while `kin node stop` holds the node down.
+std::string StoppedMarker(const std::string& state_dir, const std::string& node) {
+  return NodeDir(state_dir, node) + "/stopped";
+}
+
 NodeAgentOptions AgentOptions(const ClusterRuntimeOptions& o, const NodeConfig& n,
                               ImageStore* images) {
   NodeAgentOptions a;
@@ -59,6 +66,10 @@ NodeAgentOptions AgentOptions(const ClusterRuntimeOptions& o, const NodeConfig& 
   a.crash_backoff = o.crash_backoff;
   a.log_max_bytes = o.log_max_bytes;
   a.log_max_files = o.log_max_files;
+  // The lease is renewed well within the grace period the node lifecycle
+  // controller allows (the kubelet renews every 10 s of 40).
+  a.lease_interval = std::min<std::chrono::milliseconds>(
+      std::chrono::seconds(10), o.config.NodeMonitorGracePeriod() / 4);
   return a;
 }
 
@@ -94,8 +105,24 @@ std::string NodeNetns(const ClusterConfig& config, const NodeConfig& node) {
 struct ClusterRuntime::Parts {
   std::unique_ptr<apiserver::LocalClient> client;
   std::unique_ptr<ImageStore> images;
-  std::vector<std::unique_ptr<NodeAgent>> agents;
+  std::mutex mu;  // guards agents and retired
+  // The running agent of each node; null while the node is stopped.
+  std::map<std::string, std::unique_ptr<NodeAgent>> agents;
+  // Agents of stopped nodes are kept until the end: a stream that looked
+  // one up may still hold it.
+  std::vector<std::unique_ptr<NodeAgent>> retired;
   std::unique_ptr<apiserver::PodIo> pod_io;
+};
+
+// `kin node stop|start` for the API server.
+class ClusterRuntime::Control : public apiserver::NodeControl {
+ public:
+  explicit Control(ClusterRuntime& runtime) : runtime_(runtime) {}
+  void StopNode(const std::string& node) override { runtime_.StopNode(node); }
+  void StartNode(const std::string& node) override { runtime_.StartNode(node); }
+
+ private:
+  ClusterRuntime& runtime_;
 };
 
 ClusterRuntime::ClusterRuntime(apiserver::ApiServer& api, ClusterRuntimeOptions opts)
@@ -125,26 +152,108 @@ void ClusterRuntime::Start() {
     fs::create_directories(NodeDir(opts_.state_dir, n.name));
     WriteFileAtomic(NodeDir(opts_.state_dir, n.name) + "/node.json", n.ToJson().dump(), 0644,
                     false);
+    // A node stopped with `kin node stop` stays down across restarts.
+    if (fs::exists(StoppedMarker(opts_.state_dir, n.name))) {
+      log::Info("node {}: stopped (kin node start {} brings it back)", n.name, n.name);
+      parts_->agents[n.name] = nullptr;
+      continue;
+    }
     auto agent =
         std::make_unique<NodeAgent>(*parts_->client, AgentOptions(opts_, n, parts_->images.get()));
     agent->Start();
-    parts_->agents.push_back(std::move(agent));
+    parts_->agents[n.name] = std::move(agent);
   }
   Parts* parts = parts_.get();
   parts_->pod_io = MakePodIoBridge(*parts_->client, [parts](const std::string& node) {
-    for (auto& a : parts->agents) {
-      if (a->node_name() == node) return a.get();
-    }
-    return static_cast<NodeAgent*>(nullptr);
+    std::lock_guard<std::mutex> l(parts->mu);
+    auto it = parts->agents.find(node);
+    return it == parts->agents.end() ? static_cast<NodeAgent*>(nullptr) : it->second.get();
   });
   api_.SetPodIo(parts_->pod_io.get());
+  control_ = std::make_unique<Control>(*this);
+  api_.SetNodeControl(control_.get());
 }
 
 void ClusterRuntime::Stop() {
   if (!parts_) return;
+  api_.SetNodeControl(nullptr);
   api_.SetPodIo(nullptr);
-  for (auto& a : parts_->agents) a->Stop();
+  std::lock_guard<std::mutex> op(node_op_mu_);
+  for (auto& [name, a] : parts_->agents) {
+    if (a) a->Stop();
+  }
   parts_.reset();
+}
+
+const NodeConfig& ClusterRuntime::NodeByName(const std::string& node) const {
+  for (const auto& n : opts_.config.nodes) {
+    if (n.name == node) return n;
+  }
+  throw Error::NotFound("nodes \"" + node + "\" not found in cluster \"" + opts_.config.name +
+                        "\"");
+}
+
+void ClusterRuntime::StopNode(const std::string& node) {
+  const NodeConfig& n = NodeByName(node);
+  std::lock_guard<std::mutex> op(node_op_mu_);
+  std::unique_ptr<NodeAgent> agent;
+  {
+    std::lock_guard<std::mutex> l(parts_->mu);
+    auto it = parts_->agents.find(node);
+    if (it == parts_->agents.end() || !it->second) {
+      throw Error::Conflict("node \"" + node + "\" is stopped already");
+    }
+    agent = std::move(it->second);
+  }
+  // As a machine that crashed: the agent stops (no lease, no status), its
+  // containers die, its link goes down. Marked first, so that a restart of
+  // kin serve in between keeps it down.
+  WriteFileAtomic(StoppedMarker(opts_.state_dir, node), "", 0644, false);
+  agent->Stop();
+  {
+    std::lock_guard<std::mutex> l(parts_->mu);
+    parts_->retired.push_back(std::move(agent));
+  }
+  NodeAgent::TearDownPods(AgentOptions(opts_, n, parts_->images.get()));
+  netstack::NetlinkSocket::OpenIn(Netns::Open(NodeNetns(opts_.config, n)))
+      .SetUp(netstack::kNodeUplink, false);
+  log::Info("node {}: stopped", node);
+}
+
+void ClusterRuntime::StartNode(const std::string& node) {
+  const NodeConfig& n = NodeByName(node);
+  std::lock_guard<std::mutex> op(node_op_mu_);
+  {
+    std::lock_guard<std::mutex> l(parts_->mu);
+    auto it = parts_->agents.find(node);
+    if (it != parts_->agents.end() && it->second) {
+      throw Error::Conflict("node \"" + node + "\" is running already");
+    }
+  }
+  // The link up again, with the routes the kernel dropped when it went
+  // down (routes are replaced, so this is idempotent).
+  netstack::ClusterNetwork net = NetworkOf(opts_.config);
+  netstack::NetworkPlan full = netstack::PlanTopology(net);
+  netstack::NetworkPlan uplink;
+  for (const auto& ns : full.namespaces) {
+    if (ns.name != NodeNetns(opts_.config, n)) continue;
+    netstack::NetnsPlan p;
+    p.name = ns.name;
+    p.up = {netstack::kNodeUplink};
+    p.routes = ns.routes;
+    uplink.namespaces.push_back(p);
+  }
+  netstack::ApplyPlan(uplink);
+  // As a kubelet after a reboot: a new agent starts the node's pods afresh.
+  auto agent =
+      std::make_unique<NodeAgent>(*parts_->client, AgentOptions(opts_, n, parts_->images.get()));
+  agent->Start();
+  fs::remove(StoppedMarker(opts_.state_dir, node));
+  {
+    std::lock_guard<std::mutex> l(parts_->mu);
+    parts_->agents[node] = std::move(agent);
+  }
+  log::Info("node {}: started", node);
 }
 
 void TearDownCluster(const ClusterConfig& config, const std::string& state_dir) {

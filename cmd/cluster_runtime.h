@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -52,11 +53,26 @@ class ClusterRuntime {
   void Start();
   void Stop();
 
+  // `kin node stop|start` (apiserver/node_control.h), served by the API
+  // once Start() ran. StopNode: the node's agent stops, every container and
+  // sandbox of it is removed, its uplink goes down, and it stays stopped
+  // across restarts of kin serve until StartNode, which brings the link
+  // and a new agent back (its pods start afresh, as after a reboot).
+  // NotFound for a node the cluster does not have; Conflict when it is in
+  // that state already.
+  void StopNode(const std::string& node);
+  void StartNode(const std::string& node);
+
  private:
   struct Parts;
+  class Control;
+  const NodeConfig& NodeByName(const std::string& node) const;
+
   apiserver::ApiServer& api_;
   ClusterRuntimeOptions opts_;
   std::unique_ptr<Parts> parts_;
+  std::unique_ptr<Control> control_;
+  std::mutex node_op_mu_;  // one stop/start (or Stop) at a time
 };
 
 void TearDownCluster(const ClusterConfig& config, const std::string& state_dir);

@@ -191,6 +191,23 @@ int main(int argc, char** argv) {
         ->envname("KIN_STATE_ROOT");
   }
 
+  // kin node stop|start
+  auto* node_cmd = app.add_subcommand("node", "Stop and start a cluster's nodes (failover tests)");
+  node_cmd->require_subcommand(1);
+  std::string node_cluster = "kin", node_name;
+  auto* node_stop = node_cmd->add_subcommand(
+      "stop", "Stop a node as a crashed machine: its agent stops, its containers die, its link "
+              "goes down");
+  auto* node_start =
+      node_cmd->add_subcommand("start", "Start a stopped node again (its pods start afresh)");
+  for (auto* c : {node_stop, node_start}) {
+    c->add_option("NODE", node_name, "the node (kin-NAME-worker2, or just worker2)")->required();
+    c->add_option("--name", node_cluster, "cluster name")->capture_default_str();
+    c->add_option("--state-root", state_root, "where clusters keep their state")
+        ->capture_default_str()
+        ->envname("KIN_STATE_ROOT");
+  }
+
   // kin get kubeconfig
   auto* get = app.add_subcommand("get", "Get information about clusters");
   get->require_subcommand(1);
@@ -251,6 +268,11 @@ int main(int argc, char** argv) {
         rc = kin::cmd::RunPortForward(target, pf_opts, std::cout, std::cerr,
                                       [] { return g_stop.load(); });
       }
+    }
+    if (node_stop->parsed() || node_start->parsed()) {
+      kin::cmd::SetNodeRunning(node_cluster, state_root, node_name, node_start->parsed());
+      std::cout << "Node \"" << node_name << "\" " << (node_start->parsed() ? "started" : "stopped")
+                << "\n";
     }
     if (get_kc->parsed()) std::cout << kin::cmd::ClusterKubeconfig(kc_name, state_root);
     if (load_archive->parsed()) {

@@ -52,6 +52,9 @@ int RunServe(const ServeFlags& flags) {
   opts.state_dir = flags.state_dir;
   opts.registry.service_cidr =
       cluster_config ? cluster_config->service_subnet : flags.service_cidr;
+  if (cluster_config) {
+    opts.registry.default_toleration_seconds = cluster_config->default_toleration_seconds;
+  }
   opts.history_limit = static_cast<size_t>(flags.watch_history);
   if (!flags.pki_dir.empty()) {
     http::TlsServerOptions t;
@@ -75,6 +78,7 @@ int RunServe(const ServeFlags& flags) {
   try {
     controllers::KubeControllerOptions co;
     co.controllers = flags.controllers;
+    if (cluster_config) co.node_monitor_grace_period = cluster_config->NodeMonitorGracePeriod();
     controllers::AddKubeControllers(controllers, co);
     controllers.Start();
   } catch (const std::exception& e) {

@@ -3,7 +3,19 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "controllers/cronjob.h"
+#include "controllers/daemonset.h"
+#include "controllers/deployment.h"
+#include "controllers/disruption.h"
+#include "controllers/endpoints.h"
+#include "controllers/endpointslice.h"
+#include "controllers/garbage_collector.h"
+#include "controllers/job.h"
+#include "controllers/namespace_controller.h"
+#include "controllers/node_lifecycle.h"
+#include "controllers/replicaset.h"
 #include "controllers/scheduler.h"
+#include "controllers/statefulset.h"
 
 namespace kin::controllers {
 
@@ -22,6 +34,62 @@ void AddKubeControllers(ControllerManager& manager, const KubeControllerOptions&
     if (ControllerEnabled(opts.controllers, name)) make();
   };
   add("scheduler", [&] { manager.Emplace<Scheduler>(manager.informers(), manager.client()); });
+  add("nodelifecycle", [&] {
+    NodeLifecycleOptions o;
+    o.grace_period = opts.node_monitor_grace_period;
+    manager.Emplace<NodeLifecycleController>(manager.informers(), manager.client(), o);
+  });
+  add("disruption", [&] {
+    manager.Emplace<DisruptionController>(manager.informers(), manager.client());
+  });
+  add("daemonset", [&] {
+    manager.Emplace<DaemonSetController>(manager.informers(), manager.client());
+  });
+  add("statefulset", [&] {
+    manager.Emplace<StatefulSetController>(manager.informers(), manager.client());
+  });
+  add("replicaset", [&] {
+    manager.Emplace<ReplicaSetController>(manager.informers(), manager.client(),
+                                          *FindResource("apps", "v1", "replicasets"));
+  });
+  // Only where the API serves them (kin added v1 replicationcontrollers late).
+  if (const ResourceInfo* rc = FindResource("", "v1", "replicationcontrollers")) {
+    add("replicationcontroller", [&] {
+      manager.Emplace<ReplicaSetController>(manager.informers(), manager.client(), *rc);
+    });
+  }
+  add("deployment", [&] {
+    manager.Emplace<DeploymentController>(manager.informers(), manager.client());
+  });
+  add("endpoint", [&] {
+    manager.Emplace<EndpointsController>(manager.informers(), manager.client());
+  });
+  add("endpointslice", [&] {
+    manager.Emplace<EndpointSliceController>(manager.informers(), manager.client());
+  });
+  add("endpointslicemirroring", [&] {
+    manager.Emplace<EndpointSliceMirroringController>(manager.informers(), manager.client());
+  });
+  add("job", [&] {
+    JobControllerOptions o;
+    o.pod_failure_backoff = opts.job_pod_failure_backoff;
+    manager.Emplace<JobController>(manager.informers(), manager.client(), o);
+  });
+  add("ttl-after-finished", [&] {
+    manager.Emplace<TtlAfterFinishedController>(manager.informers(), manager.client());
+  });
+  // Only where the API serves batch/v1 cronjobs.
+  if (FindResource("batch", "v1", "cronjobs")) {
+    add("cronjob", [&] {
+      manager.Emplace<CronJobController>(manager.informers(), manager.client());
+    });
+  }
+  add("garbagecollector", [&] {
+    manager.Emplace<GarbageCollector>(manager.informers(), manager.client());
+  });
+  add("namespace", [&] {
+    manager.Emplace<NamespaceController>(manager.informers(), manager.client());
+  });
 
   for (const std::string& entry : opts.controllers) {
     std::string name = !entry.empty() && entry[0] == '-' ? entry.substr(1) : entry;

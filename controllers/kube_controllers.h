@@ -25,6 +25,9 @@ struct KubeControllerOptions {
   // node is Unknown and tainted unreachable (kube-controller-manager's
   // --node-monitor-grace-period).
   std::chrono::milliseconds node_monitor_grace_period = std::chrono::seconds(40);
+  // Job: the delay before a failed pod is replaced, doubling with each
+  // further failure (upstream's DefaultJobPodFailureBackOff, 10 s).
+  std::chrono::milliseconds job_pod_failure_backoff = std::chrono::seconds(10);
   // Which controllers run (see above).
   std::vector<std::string> controllers = {"*"};
 };

@@ -61,9 +61,11 @@ class ApiE2E : public ::testing::Test {
  protected:
   void SetUp() override {
     // The API's own semantics: no controller writes to what the tests make
-    // (the scheduler would mark their pods unschedulable).
+    // (the scheduler would mark their pods unschedulable, the deployment
+    // controller would write their status), except the namespace
+    // controller, which deleting a namespace needs.
     serve_ = std::make_unique<ServeProcess>(
-        std::vector<std::string>{"--watch-history", "50", "--controllers", "*,-scheduler"});
+        std::vector<std::string>{"--watch-history", "50", "--controllers", "namespace"});
     api_ = std::make_unique<Api>(serve_->url());
   }
   std::unique_ptr<ServeProcess> serve_;
@@ -629,7 +631,7 @@ TEST_F(ApiE2E, RestartKeepsStateResourceVersionsAndWatchContinuity) {
   ASSERT_TRUE(serve_->process().WaitFor(std::chrono::seconds(10)).has_value());
   SpawnOptions o;
   o.argv = {testing::KinBinary(), "serve",       "--port",        std::to_string(port),
-            "--state-dir",        state + "/state", "--controllers", "*,-scheduler"};
+            "--state-dir",        state + "/state", "--controllers", "namespace"};
   o.stdout_file = state + "/serve2.log";
   o.stderr_to_stdout = true;
   ChildProcess second = ChildProcess::Spawn(o);

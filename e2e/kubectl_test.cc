@@ -168,7 +168,7 @@ TEST_P(KubectlE2E, CreateApplyGetAndOutputFormats) {
 TEST_P(KubectlE2E, ImperativeCommands) {
   Ok(N({"create", "configmap", "cfg", "--from-literal=a=1"}));
   Ok(N({"create", "secret", "generic", "sec", "--from-literal=password=s3cret"}));
-  Ok(N({"create", "deployment", "d", "--image=busybox", "--replicas=1"}));
+  Ok(N({"create", "deployment", "d", "--image=busybox", "--replicas=1", "--", "sleep", "3600"}));
   EXPECT_EQ(Ok(N({"get", "cm", "cfg", "-o", "jsonpath={.data.a}"})), "1");
   EXPECT_EQ(Ok(N({"get", "secret", "sec", "-o", "jsonpath={.data.password}"})), "czNjcmV0");
   Ok(N({"label", "deploy", "d", "tier=front"}));
@@ -181,13 +181,8 @@ TEST_P(KubectlE2E, ImperativeCommands) {
   EXPECT_EQ(d["spec"]["template"]["spec"]["containers"][0]["image"], "busybox:1.36");
   EXPECT_EQ(d["spec"]["replicas"], 3);
   EXPECT_EQ(d["metadata"]["generation"], 3);  // image and replicas changed the spec
-  // wait: a condition the deployment controller would set, set here by hand.
-  Json status = {
-      {"status",
-       {{"conditions",
-         {{{"type", "Available"}, {"status", "True"}, {"reason", "MinimumReplicasAvailable"}}}}}}};
-  Ok(N({"patch", "deploy", "d", "--subresource=status", "--type=merge", "-p", status.dump()}));
-  std::string waited = Ok(N({"wait", "--for=condition=Available", "deploy/d", "--timeout=20s"}));
+  // wait: the deployment controller sets Available once the pods run.
+  std::string waited = Ok(N({"wait", "--for=condition=Available", "deploy/d", "--timeout=60s"}));
   EXPECT_NE(waited.find("condition met"), std::string::npos) << waited;
   // An Event about the deployment, as a controller records it.
   Json dep = Json::parse(Ok(N({"get", "deploy", "d", "-o", "json"})));

@@ -51,7 +51,10 @@ CommandResult E2eCluster::Kin(std::vector<std::string> args) const {
   std::vector<std::string> argv = {KinBinary()};
   argv.insert(argv.end(), args.begin(), args.end());
   argv.insert(argv.end(), {"--state-root", dir_.File("root")});
-  if (args.size() < 2 || args[1] != "list") argv.insert(argv.end(), {"--kubeconfig", Kubeconfig()});
+  // The cluster commands that write or remove kubeconfig entries.
+  if (args.size() >= 2 && args[0] == "cluster" && args[1] != "list") {
+    argv.insert(argv.end(), {"--kubeconfig", Kubeconfig()});
+  }
   return RunCommand(argv, std::chrono::seconds(120));
 }
 

@@ -47,7 +47,7 @@ class E2eCluster {
   // (last_output() has what it printed).
   bool Create(const std::vector<std::string>& flags = {});
   bool Delete();
-  // `kin ARGS --state-root ... --kubeconfig ...`.
+  // `kin ARGS --state-root ...` (and --kubeconfig for `kin cluster ...`).
   CommandResult Kin(std::vector<std::string> args) const;
   // kubectl with the cluster's kubeconfig and a cache dir of its own.
   CommandResult Kubectl(std::vector<std::string> args, const std::string& input = "") const;

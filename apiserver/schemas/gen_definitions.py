@@ -29,6 +29,7 @@ PACKAGES = [
     (KM, 'discovery.k8s.io/v1', 'io.k8s.api.discovery.v1'),
     (KM, 'networking.k8s.io/v1', 'io.k8s.api.networking.v1'),
     (KM, 'coordination.k8s.io/v1', 'io.k8s.api.coordination.v1'),
+    (KM, 'policy/v1', 'io.k8s.api.policy.v1'),
     (AM, 'apis/meta/v1', 'io.k8s.apimachinery.pkg.apis.meta.v1'),
     (AM, 'api/resource', 'io.k8s.apimachinery.pkg.api.resource'),
     (AM, 'util/intstr', 'io.k8s.apimachinery.pkg.util.intstr'),
@@ -50,6 +51,10 @@ ROOTS = [
     'io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent',
 ]
 ROOTS += [r + 'List' for r in ROOTS[:19]]
+# Kinds served since the controllers came (issue 11), with their lists.
+LATER_KINDS = ['io.k8s.api.core.v1.ReplicationController', 'io.k8s.api.apps.v1.ControllerRevision',
+               'io.k8s.api.batch.v1.CronJob', 'io.k8s.api.policy.v1.PodDisruptionBudget']
+ROOTS += LATER_KINDS + [r + 'List' for r in LATER_KINDS] + ['io.k8s.api.policy.v1.Eviction']
 
 # Types the packages declare as TypeScript aliases: written by hand, as upstream
 # has them (v2 form; openapi.cc derives the v3 form of Quantity and IntOrString).
@@ -98,6 +103,7 @@ C = 'io.k8s.api.core.v1.'
 A = 'io.k8s.api.apps.v1.'
 B = 'io.k8s.api.batch.v1.'
 D = 'io.k8s.api.discovery.v1.'
+P = 'io.k8s.api.policy.v1.'
 M = 'io.k8s.apimachinery.pkg.apis.meta.v1.'
 LISTS = [
     (M + 'ObjectMeta', 'finalizers', 'merge', None, 'set', None),
@@ -135,6 +141,7 @@ LISTS = [
     (C + 'NodeStatus', 'addresses', 'merge', 'type', 'map', ['type']),
     (C + 'NamespaceStatus', 'conditions', 'merge', 'type', 'map', ['type']),
     (C + 'ServiceAccount', 'secrets', 'merge', 'name', 'map', ['name']),
+    (C + 'ReplicationControllerStatus', 'conditions', 'merge', 'type', 'map', ['type']),
     (A + 'DeploymentStatus', 'conditions', 'merge', 'type', 'map', ['type']),
     (A + 'ReplicaSetStatus', 'conditions', 'merge', 'type', 'map', ['type']),
     (A + 'DaemonSetStatus', 'conditions', 'merge', 'type', 'map', ['type']),
@@ -144,14 +151,17 @@ LISTS = [
     (B + 'UncountedTerminatedPods', 'succeeded', None, None, 'set', None),
     (B + 'UncountedTerminatedPods', 'failed', None, None, 'set', None),
     (D + 'Endpoint', 'addresses', None, None, 'set', None),
+    (P + 'PodDisruptionBudgetStatus', 'conditions', 'merge', 'type', 'map', ['type']),
 ]
 # Non-list fields with a patch strategy.
 FIELD_STRATEGY = [
     (A + 'DeploymentSpec', 'strategy', 'retainKeys'),
+    (P + 'PodDisruptionBudgetSpec', 'selector', 'replace'),
 ]
 # []byte values, which JSON carries as base64 strings.
 BYTE_MAPS = [(C + 'Secret', 'data'), (C + 'ConfigMap', 'binaryData')]
-ATOMIC_MAPS = [(C + 'PodSpec', 'nodeSelector'), (C + 'ServiceSpec', 'selector')]
+ATOMIC_MAPS = [(C + 'PodSpec', 'nodeSelector'), (C + 'ServiceSpec', 'selector'),
+               (C + 'ReplicationControllerSpec', 'selector')]
 ATOMIC_STRUCTS = [M + t for t in ['LabelSelector', 'OwnerReference']] + [C + t for t in [
     'LocalObjectReference', 'ObjectReference', 'ConfigMapKeySelector', 'SecretKeySelector',
     'ObjectFieldSelector', 'ResourceFieldSelector', 'NodeSelector', 'NodeSelectorTerm',
@@ -264,7 +274,7 @@ def load_formats():
 
 GROUP_PREFIX = {'core': 'Core', 'apps': 'Apps', 'batch': 'Batch', 'discovery': 'Discovery',
                 'networking': 'Networking', 'coordination': 'Coordination',
-                'autoscaling': 'Autoscaling', 'meta': 'Meta'}
+                'autoscaling': 'Autoscaling', 'meta': 'Meta', 'policy': 'Policy'}
 
 
 def format_of(formats, name, field):

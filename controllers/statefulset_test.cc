@@ -1,0 +1,309 @@
+// The StatefulSet controller: pod identity, ordered and parallel pod
+// management, scale-down order, recreation, rolling updates with a
+// partition, OnDelete, status; against a real registry with the real
+// scheduler and a fake kubelet.
+#include "controllers/statefulset.h"
+
+#include <gtest/gtest.h>
+
+#include <mutex>
+
+#include "controllers/sets_testing.h"
+
+namespace kin::controllers {
+namespace {
+
+using sets_testing::FakeKubelet;
+using sets_testing::SetsTest;
+using testing::Eventually;
+
+const ResourceInfo& Sts() { return *FindResource("apps", "v1", "statefulsets"); }
+
+Json Set(const std::string& name, int replicas, const std::string& policy = "OrderedReady") {
+  return {{"apiVersion", "apps/v1"},
+          {"kind", "StatefulSet"},
+          {"metadata", {{"name", name}, {"namespace", "default"}}},
+          {"spec",
+           {{"replicas", replicas},
+            {"serviceName", name + "-svc"},
+            {"podManagementPolicy", policy},
+            {"selector", {{"matchLabels", {{"app", name}}}}},
+            {"template",
+             {{"metadata", {{"labels", {{"app", name}}}}},
+              {"spec",
+               {{"containers", Json::array({{{"name", "c"}, {"image", "busybox"}}})}}}}}}}};
+}
+
+TEST(StatefulPodOrdinalTest, Parses) {
+  EXPECT_EQ(StatefulPodOrdinal("web", "web-0"), 0);
+  EXPECT_EQ(StatefulPodOrdinal("web", "web-12"), 12);
+  EXPECT_EQ(StatefulPodOrdinal("web", "web-"), -1);
+  EXPECT_EQ(StatefulPodOrdinal("web", "web-01"), -1);
+  EXPECT_EQ(StatefulPodOrdinal("web", "web-x"), -1);
+  EXPECT_EQ(StatefulPodOrdinal("web", "webb-1"), -1);
+  EXPECT_EQ(StatefulPodOrdinal("web", "web-a-1"), -1);
+}
+
+TEST(NewStatefulSetPodTest, Identity) {
+  Json set = Set("web", 3);
+  set["metadata"]["uid"] = "u1";
+  set["spec"]["template"]["spec"]["volumes"] =
+      Json::array({{{"name", "data"}, {"emptyDir", Json::object()}},
+                   {{"name", "cfg"}, {"emptyDir", Json::object()}}});
+  set["spec"]["volumeClaimTemplates"] = Json::array({{{"metadata", {{"name", "data"}}}}});
+  Json pod = NewStatefulSetPod(set, 2, "web-abc");
+  EXPECT_EQ(pod["metadata"]["name"], "web-2");
+  EXPECT_EQ(pod["spec"]["hostname"], "web-2");
+  EXPECT_EQ(pod["spec"]["subdomain"], "web-svc");
+  EXPECT_EQ(pod["metadata"]["labels"],
+            Json({{"app", "web"},
+                  {"statefulset.kubernetes.io/pod-name", "web-2"},
+                  {"apps.kubernetes.io/pod-index", "2"},
+                  {"controller-revision-hash", "web-abc"}}));
+  EXPECT_EQ(pod["metadata"]["ownerReferences"][0]["uid"], "u1");
+  EXPECT_EQ(pod["spec"]["volumes"],
+            Json::array({{{"name", "data"}, {"persistentVolumeClaim", {{"claimName", "data-web-2"}}}},
+                         {{"name", "cfg"}, {"emptyDir", Json::object()}}}));
+  set["spec"].erase("serviceName");
+  EXPECT_FALSE(NewStatefulSetPod(set, 0, "r")["spec"].contains("subdomain"));
+}
+
+class StatefulSetTest : public SetsTest {
+ protected:
+  void StartAll(bool auto_ready) {
+    AddNode(SetsTest::Node("w1"));
+    AddRuntime(auto_ready);
+    manager().Emplace<StatefulSetController>(manager().informers(), cl());
+    // Records, for each pod add, whether the previous ordinal was Ready then,
+    // and the order of deletions.
+    InformerHandlers h;
+    h.on_add = [this](const Json& p) { OnAdd(p); };
+    h.on_delete = [this](const Json& p) {
+      std::lock_guard l(mu_);
+      deleted_.push_back(object::Name(p));
+    };
+    auto& pods = manager().informers().For(PodsResource());
+    pods.AddHandlers(std::move(h));
+    manager().Start();
+  }
+  void OnAdd(const Json& p) {
+    std::string name = object::Name(p);
+    auto dash = name.rfind('-');
+    int64_t ord = std::stoll(name.substr(dash + 1));
+    std::lock_guard l(mu_);
+    created_.push_back(name);
+    if (ord == 0) return;
+    auto prev = manager().informers().For(PodsResource()).Lookup(
+        "default", name.substr(0, dash + 1) + std::to_string(ord - 1));
+    if (!prev || !IsPodReady(*prev)) early_.push_back(name);
+  }
+  Json Get(const std::string& name) { return cl().Get(Sts(), "default", name); }
+  // The pod, or null when there is none (pods come and go under the tests' polls).
+  Json Pod(const std::string& name) {
+    try {
+      return cl().Get(PodsResource(), "default", name);
+    } catch (const Error& e) {
+      if (e.code() != Code::kNotFound) throw;
+      return Json();
+    }
+  }
+  bool Exists(const std::string& name) { return !Pod(name).is_null(); }
+  void MakeReady(const std::string& name) {
+    FakeKubelet::SetStatus(cl(), "default", name, "Running", true);
+  }
+  // What `kubectl rollout status sts/NAME` waits for (RollingUpdate with a
+  // partition, as the API defaults it).
+  bool RolledOut(const std::string& name) {
+    Json s = Get(name);
+    const Json st = StatusOf(s);
+    int64_t replicas = s["spec"]["replicas"];
+    int64_t partition = s["spec"]["updateStrategy"]["rollingUpdate"].value("partition", 0);
+    // (and the status has caught up with the spec's replicas)
+    return st.value("observedGeneration", 0) >= s["metadata"].value("generation", 0) &&
+           st.value("replicas", 0) == replicas &&
+           st.value("readyReplicas", 0) >= replicas &&
+           st.value("updatedReplicas", 0) >= replicas - partition;
+  }
+  std::vector<std::string> Created() {
+    std::lock_guard l(mu_);
+    return created_;
+  }
+  std::vector<std::string> Deleted() {
+    std::lock_guard l(mu_);
+    return deleted_;
+  }
+  void SetImage(const std::string& name, const std::string& image) {
+    Json s = Get(name);
+    s["spec"]["template"]["spec"]["containers"][0]["image"] = image;
+    cl().Update(Sts(), "default", s);
+  }
+  std::string ImageOf(const std::string& pod) {
+    Json p = Pod(pod);
+    return p.is_null() ? "" : p["spec"]["containers"][0].value("image", "");
+  }
+
+  std::mutex mu_;
+  std::vector<std::string> created_, deleted_, early_;
+};
+
+TEST_F(StatefulSetTest, OrderedReadyCreatesOneAtATime) {
+  StartAll(/*auto_ready=*/false);
+  cl().Create(Sts(), "default", Set("web", 3));
+  for (int i = 0; i < 3; ++i) {
+    std::string name = "web-" + std::to_string(i);
+    ASSERT_TRUE(Eventually([&] {
+      Json p = Pod(name);
+      return !p.is_null() && p["status"].value("phase", "") == "Running";
+    })) << name;
+    // The next one does not appear while this one is not Ready.
+    EXPECT_FALSE(Exists("web-" + std::to_string(i + 1)));
+    ASSERT_TRUE(Eventually([&] { return StatusOf(Get("web")).value("replicas", 0) == i + 1; }));
+    EXPECT_FALSE(Exists("web-" + std::to_string(i + 1)));
+    MakeReady(name);
+  }
+  ASSERT_TRUE(Eventually([&] { return RolledOut("web"); })) << Get("web").dump();
+  EXPECT_EQ(Created(), (std::vector<std::string>{"web-0", "web-1", "web-2"}));
+  {
+    std::lock_guard l(mu_);
+    EXPECT_TRUE(early_.empty());
+  }
+  Json st = StatusOf(Get("web"));
+  EXPECT_EQ(st["replicas"], 3);
+  EXPECT_EQ(st["readyReplicas"], 3);
+  EXPECT_EQ(st["availableReplicas"], 3);
+  EXPECT_EQ(st["currentReplicas"], 3);
+  EXPECT_EQ(st["updatedReplicas"], 3);
+  EXPECT_EQ(st["currentRevision"], st["updateRevision"]);
+  EXPECT_EQ(st["observedGeneration"], 1);
+  Json p1 = Pod("web-1");
+  EXPECT_EQ(p1["spec"]["hostname"], "web-1");
+  EXPECT_EQ(p1["spec"]["subdomain"], "web-svc");
+  EXPECT_EQ(p1["metadata"]["labels"]["controller-revision-hash"], st["updateRevision"]);
+  EXPECT_EQ(EventsWith("SuccessfulCreate")[0]["message"],
+            "create Pod web-0 in StatefulSet web successful");
+}
+
+TEST_F(StatefulSetTest, ScalesDownFromTheHighestOrdinal) {
+  StartAll(true);
+  cl().Create(Sts(), "default", Set("web", 4));
+  ASSERT_TRUE(Eventually([&] { return RolledOut("web"); }));
+  cl().Patch(Sts(), "default", "web", PatchType::kMerge, {{"spec", {{"replicas", 1}}}});
+  ASSERT_TRUE(Eventually([&] { return PodsOf("web").size() == 1 && RolledOut("web"); }));
+  EXPECT_TRUE(Exists("web-0"));
+  EXPECT_EQ(Deleted(), (std::vector<std::string>{"web-3", "web-2", "web-1"}));
+  EXPECT_EQ(StatusOf(Get("web"))["replicas"], 1);
+  // Back up: the same names again.
+  cl().Patch(Sts(), "default", "web", PatchType::kMerge, {{"spec", {{"replicas", 3}}}});
+  ASSERT_TRUE(Eventually([&] { return RolledOut("web") && PodsOf("web").size() == 3; }));
+  EXPECT_TRUE(Exists("web-2"));
+}
+
+TEST_F(StatefulSetTest, ParallelCreatesAllAtOnce) {
+  StartAll(/*auto_ready=*/false);
+  cl().Create(Sts(), "default", Set("web", 3, "Parallel"));
+  // All three exist before any is Ready; Ready once the kubelet ran them.
+  ASSERT_TRUE(Eventually([&] {
+    auto pods = PodsOf("web");
+    return pods.size() == 3 && std::all_of(pods.begin(), pods.end(), [](const Json& p) {
+      return p["status"].value("phase", "") == "Running";
+    });
+  }));
+  for (int i = 0; i < 3; ++i) MakeReady("web-" + std::to_string(i));
+  ASSERT_TRUE(Eventually([&] { return RolledOut("web"); }));
+}
+
+TEST_F(StatefulSetTest, DeletedAndFailedPodsComeBackUnderTheSameName) {
+  StartAll(true);
+  cl().Create(Sts(), "default", Set("web", 2));
+  ASSERT_TRUE(Eventually([&] { return RolledOut("web"); }));
+  std::string uid = Pod("web-1")["metadata"]["uid"];
+  cl().Delete(PodsResource(), "default", "web-1");
+  ASSERT_TRUE(Eventually([&] {
+    Json p = Pod("web-1");
+    return !p.is_null() && p["metadata"]["uid"] != uid && RolledOut("web");
+  }));
+  EXPECT_EQ(Pod("web-1")["spec"]["hostname"], "web-1");
+  uid = Pod("web-0")["metadata"]["uid"];
+  FakeKubelet::SetStatus(cl(), "default", "web-0", "Failed", false);
+  ASSERT_TRUE(Eventually([&] {
+    Json p = Pod("web-0");
+    return !p.is_null() && p["metadata"]["uid"] != uid && RolledOut("web");
+  }));
+}
+
+TEST_F(StatefulSetTest, RestoresIdentityLabels) {
+  StartAll(true);
+  cl().Create(Sts(), "default", Set("web", 1));
+  ASSERT_TRUE(Eventually([&] { return RolledOut("web"); }));
+  cl().Patch(PodsResource(), "default", "web-0", PatchType::kMerge,
+             {{"metadata", {{"labels", {{"apps.kubernetes.io/pod-index", nullptr}}}}}});
+  ASSERT_TRUE(Eventually([&] {
+    Json p = Pod("web-0");
+    return !p.is_null() && p["metadata"]["labels"].value("apps.kubernetes.io/pod-index", "") == "0";
+  }));
+}
+
+TEST_F(StatefulSetTest, RollingUpdateFromTheHighestOrdinalWithPartition) {
+  StartAll(true);
+  Json s = Set("web", 3);
+  s["spec"]["updateStrategy"] = {{"type", "RollingUpdate"}, {"rollingUpdate", {{"partition", 1}}}};
+  cl().Create(Sts(), "default", s);
+  ASSERT_TRUE(Eventually([&] { return RolledOut("web"); }));
+  std::string first_rev = StatusOf(Get("web"))["updateRevision"];
+  SetImage("web", "busybox:2");
+  ASSERT_TRUE(Eventually([&] {
+    return Exists("web-1") && Exists("web-2") && ImageOf("web-2") == "busybox:2" &&
+           ImageOf("web-1") == "busybox:2" && RolledOut("web");
+  })) << Get("web").dump();
+  EXPECT_EQ(ImageOf("web-0"), "busybox");  // below the partition
+  Json st = StatusOf(Get("web"));
+  EXPECT_EQ(st["currentRevision"], first_rev);
+  EXPECT_NE(st["updateRevision"], first_rev);
+  EXPECT_EQ(st["updatedReplicas"], 2);
+  EXPECT_EQ(st["currentReplicas"], 1);
+  std::set<std::string> revisions;
+  Json revs = cl().List(*ControllerRevisionsResource(), "default");
+  for (const Json& r : revs["items"]) revisions.insert(r["metadata"]["name"]);
+  EXPECT_EQ(revisions, (std::set<std::string>{st["currentRevision"], st["updateRevision"]}));
+  // web-2 went before web-1.
+  auto d = Deleted();
+  ASSERT_GE(d.size(), 2u);
+  EXPECT_EQ(d[0], "web-2");
+  EXPECT_EQ(d[1], "web-1");
+  // A pod below the partition that is deleted comes back at the current revision.
+  cl().Delete(PodsResource(), "default", "web-0");
+  ASSERT_TRUE(Eventually([&] { return Deleted().size() == 3 && RolledOut("web") && Exists("web-0"); }));
+  EXPECT_EQ(ImageOf("web-0"), "busybox");
+  // Partition 0: the rest follows, and the revision becomes current.
+  cl().Patch(Sts(), "default", "web", PatchType::kMerge,
+             {{"spec", {{"updateStrategy", {{"rollingUpdate", {{"partition", 0}}}}}}}});
+  ASSERT_TRUE(Eventually([&] {
+    Json st = StatusOf(Get("web"));
+    return Exists("web-0") && ImageOf("web-0") == "busybox:2" && RolledOut("web") &&
+           st["currentRevision"] == st["updateRevision"] && st.value("currentReplicas", 0) == 3;
+  })) << Get("web").dump();
+}
+
+TEST_F(StatefulSetTest, OnDeleteUpdatesOnlyDeletedPods) {
+  StartAll(true);
+  Json s = Set("web", 2);
+  s["spec"]["updateStrategy"] = {{"type", "OnDelete"}};
+  cl().Create(Sts(), "default", s);
+  ASSERT_TRUE(Eventually([&] { return StatusOf(Get("web")).value("readyReplicas", 0) == 2; }));
+  SetImage("web", "busybox:2");
+  ASSERT_TRUE(Eventually([&] {
+    Json st = StatusOf(Get("web"));
+    return st.value("observedGeneration", 0) == 2 && st["currentRevision"] != st["updateRevision"];
+  }));
+  EXPECT_EQ(ImageOf("web-0"), "busybox");
+  EXPECT_EQ(ImageOf("web-1"), "busybox");
+  cl().Delete(PodsResource(), "default", "web-0");
+  ASSERT_TRUE(Eventually([&] {
+    return Exists("web-0") && ImageOf("web-0") == "busybox:2" &&
+           StatusOf(Get("web")).value("updatedReplicas", 0) == 1;
+  }));
+  EXPECT_EQ(ImageOf("web-1"), "busybox");
+}
+
+}  // namespace
+}  // namespace kin::controllers

@@ -1,0 +1,187 @@
+// e2e: DaemonSets and StatefulSets on a real three-node cluster with real
+// kubectl 1.33. A DaemonSet covers every node whose taints it tolerates
+// (the control-plane node only with the toleration); StatefulSet pods start
+// in ordinal order (sampled: pod N never exists while pod N-1 is not Ready),
+// keep their names and hostnames, and a deleted one comes back as itself;
+// `kubectl rollout status` finishes for both.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "base/yaml.h"
+#include "testing/e2e_cluster.h"
+#include "testing/kernel_fixture.h"
+
+namespace kin {
+namespace {
+
+using Cluster = testing::E2eCluster;
+using namespace std::chrono_literals;
+
+std::string DaemonSet(const std::string& name, bool tolerate_control_plane) {
+  std::string y = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: " + name +
+                  "\nspec:\n  selector:\n    matchLabels: {app: " + name +
+                  "}\n  template:\n    metadata:\n      labels: {app: " + name +
+                  "}\n    spec:\n      terminationGracePeriodSeconds: 1\n";
+  if (tolerate_control_plane) {
+    y += "      tolerations:\n      - {key: node-role.kubernetes.io/control-plane, operator: "
+         "Exists, effect: NoSchedule}\n";
+  }
+  y += "      containers:\n      - name: c\n        image: busybox\n        command: [sh, -c, "
+       "'sleep 3600']\n";
+  return y;
+}
+
+const char kStatefulSet[] = R"(apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports:
+  - port: 8080
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  serviceName: web
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: busybox
+        command: [sh, -c, 'sleep 3600']
+)";
+
+bool Ready(const Json& pod) {
+  for (const auto& c : pod["status"].value("conditions", Json::array())) {
+    if (c.value("type", "") == "Ready") return c.value("status", "") == "True";
+  }
+  return false;
+}
+
+class SetsE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!testing::RequireRoot()) GTEST_SKIP() << "needs root";
+  }
+};
+
+TEST_F(SetsE2E, DaemonSetsAndStatefulSets) {
+  Cluster c('s');
+  ASSERT_TRUE(c.Create({"--nodes", "3"})) << c.last_output();
+
+  // DaemonSets: the workers only, or every node with the toleration.
+  c.Apply(DaemonSet("agent", false));
+  c.Apply(DaemonSet("everywhere", true));
+  for (const char* ds : {"agent", "everywhere"}) {
+    std::string out = c.Ok({"rollout", "status", std::string("ds/") + ds, "--timeout=60s"});
+    EXPECT_NE(out.find("daemon set \"" + std::string(ds) + "\" successfully rolled out"),
+              std::string::npos)
+        << out;
+  }
+  auto nodes_of = [&](const std::string& app) {
+    std::multiset<std::string> nodes;
+    Json pods = c.GetJson({"pods", "-l", "app=" + app});
+    for (const auto& p : pods["items"]) nodes.insert(p["spec"].value("nodeName", ""));
+    return nodes;
+  };
+  EXPECT_EQ(nodes_of("agent"),
+            (std::multiset<std::string>{c.NodeName("worker"), c.NodeName("worker2")}));
+  EXPECT_EQ(nodes_of("everywhere"),
+            (std::multiset<std::string>{c.NodeName("control-plane"), c.NodeName("worker"),
+                                        c.NodeName("worker2")}));
+  Json ds = c.GetJson({"ds", "agent"});
+  EXPECT_EQ(ds["status"]["desiredNumberScheduled"], 2);
+  EXPECT_EQ(ds["status"]["numberReady"], 2);
+
+  // A rolling update of the template, seen through kubectl's rollout commands.
+  std::string old_hash =
+      c.GetJson({"pods", "-l", "app=agent"})["items"][0]["metadata"]["labels"]
+          ["controller-revision-hash"];
+  c.Ok({"patch", "ds", "agent", "-p",
+        R"({"spec":{"template":{"metadata":{"annotations":{"v":"2"}}}}})"});
+  std::string rolled = c.Ok({"rollout", "status", "ds/agent", "--timeout=60s"});
+  EXPECT_NE(rolled.find("successfully rolled out"), std::string::npos) << rolled;
+  ASSERT_TRUE(Cluster::WaitFor([&] {
+    Json pods = c.GetJson({"pods", "-l", "app=agent"});
+    if (pods.is_null() || pods["items"].size() != 2) return false;
+    for (const auto& p : pods["items"]) {
+      if (p["metadata"]["labels"]["controller-revision-hash"] == old_hash ||
+          p["metadata"].contains("deletionTimestamp")) {
+        return false;
+      }
+    }
+    return true;
+  })) << c.Ok({"get", "pods", "-o", "wide", "--show-labels"});
+  std::string history = c.Ok({"rollout", "history", "ds/agent"});
+  EXPECT_NE(history.find("\n1 "), std::string::npos) << history;
+  EXPECT_NE(history.find("\n2 "), std::string::npos) << history;
+
+  // StatefulSet: in order, sampled while it comes up.
+  c.Apply(kStatefulSet);
+  std::vector<std::string> violations;
+  ASSERT_TRUE(Cluster::WaitFor(
+      [&] {
+        Json pods = c.GetJson({"pods", "-l", "app=web"});
+        if (pods.is_null()) return false;
+        std::map<int, bool> ready;  // ordinal -> Ready
+        for (const auto& p : pods["items"]) {
+          std::string name = p["metadata"]["name"];
+          ready[std::stoi(name.substr(4))] = Ready(p);
+        }
+        for (const auto& [ord, r] : ready) {
+          if (ord > 0 && !(ready.count(ord - 1) && ready[ord - 1])) {
+            violations.push_back("web-" + std::to_string(ord) + " exists while web-" +
+                                 std::to_string(ord - 1) + " is not Ready");
+          }
+        }
+        return ready.size() == 3 && ready[0] && ready[1] && ready[2];
+      },
+      90s))
+      << c.Ok({"get", "pods", "-o", "wide"});
+  EXPECT_EQ(violations, std::vector<std::string>{});
+  std::string out = c.Ok({"rollout", "status", "sts/web", "--timeout=60s"});
+  EXPECT_NE(out.find("partitioned roll out complete: 3 new pods have been updated"),
+            std::string::npos)
+      << out;
+  for (int i = 0; i < 3; ++i) {
+    std::string name = "web-" + std::to_string(i);
+    Json pod = c.GetJson({"pod", name});
+    EXPECT_EQ(pod["spec"]["hostname"], name);
+    EXPECT_EQ(pod["spec"]["subdomain"], "web");
+    EXPECT_EQ(pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"], name);
+    EXPECT_EQ(pod["metadata"]["labels"]["apps.kubernetes.io/pod-index"], std::to_string(i));
+  }
+  EXPECT_EQ(c.Ok({"exec", "web-1", "--", "hostname"}), "web-1\n");
+
+  // A deleted pod comes back under the same name and hostname.
+  std::string uid = c.GetJson({"pod", "web-1"})["metadata"]["uid"];
+  c.Ok({"delete", "pod", "web-1", "--wait=false"});
+  ASSERT_TRUE(Cluster::WaitFor([&] {
+    Json p = c.GetJson({"pod", "web-1"});
+    return !p.is_null() && p["metadata"]["uid"] != uid && Ready(p);
+  }, 60s)) << c.Ok({"get", "pods", "-o", "wide"});
+  EXPECT_EQ(c.Ok({"exec", "web-1", "--", "hostname"}), "web-1\n");
+  c.Ok({"rollout", "status", "sts/web", "--timeout=60s"});
+  Json sts = c.GetJson({"sts", "web"});
+  EXPECT_EQ(sts["status"]["readyReplicas"], 3);
+  EXPECT_EQ(sts["status"]["currentRevision"], sts["status"]["updateRevision"]);
+
+  ASSERT_TRUE(c.Delete()) << c.last_output();
+  EXPECT_EQ(c.Leftovers(), std::vector<std::string>{});
+}
+
+}  // namespace
+}  // namespace kin
