@@ -555,9 +555,11 @@ TEST_F(RestClientTest, StopEndsAnIdleWatchPromptly) {
   w->Stop();
   auto took = std::chrono::steady_clock::now() - start;
   reader.join();
-  // At once: its socket is shut down, not left for libcurl's next progress
-  // call (about a second on an idle stream).
-  EXPECT_LT(took, milliseconds(100)) << std::chrono::duration_cast<milliseconds>(took).count();
+  // Its socket is shut down, not left for libcurl's next progress call
+  // (about a second on an idle stream). The bound only tells those two
+  // apart: it leaves room for two busy cores, and the time itself is a
+  // figure for bench/, not a test.
+  EXPECT_LT(took, milliseconds(700)) << std::chrono::duration_cast<milliseconds>(took).count();
   EXPECT_TRUE(w->ended());
   EXPECT_FALSE(w->Next(ev, milliseconds(10)));
   // Stop() returns once the transfer is over: the server sees the hang-up.

@@ -102,15 +102,32 @@ std::string NodeNetns(const ClusterConfig& config, const NodeConfig& node) {
   return netstack::NodeNetnsName(NetworkOf(config), ShortNodeName(config, node));
 }
 
+// The node agent as one of a node's components.
+class AgentComponent : public controllers::Controller {
+ public:
+  AgentComponent(Client& client, NodeAgentOptions opts)
+      : agent_(std::make_unique<NodeAgent>(client, std::move(opts))) {}
+  std::string name() const override { return "node-agent"; }
+  void Start() override { agent_->Start(); }
+  void Stop() override { agent_->Stop(); }
+  NodeAgent* agent() const { return agent_.get(); }
+
+ private:
+  std::unique_ptr<NodeAgent> agent_;
+};
+
 struct ClusterRuntime::Parts {
   std::unique_ptr<apiserver::LocalClient> client;
   std::unique_ptr<ImageStore> images;
-  std::mutex mu;  // guards agents and retired
-  // The running agent of each node; null while the node is stopped.
-  std::map<std::string, std::unique_ptr<NodeAgent>> agents;
-  // Agents of stopped nodes are kept until the end: a stream that looked
-  // one up may still hold it.
-  std::vector<std::unique_ptr<NodeAgent>> retired;
+  std::mutex mu;  // guards nodes and retired
+  struct NodeRun {
+    NodeAgent* agent = nullptr;  // null while the node is stopped
+    std::vector<std::unique_ptr<controllers::Controller>> components;  // the agent first
+  };
+  std::map<std::string, NodeRun> nodes;
+  // Components of stopped nodes are kept until the end: a stream that
+  // looked the agent up may still hold it.
+  std::vector<std::unique_ptr<controllers::Controller>> retired;
   std::unique_ptr<apiserver::PodIo> pod_io;
 };
 
@@ -152,22 +169,19 @@ void ClusterRuntime::Start() {
     fs::create_directories(NodeDir(opts_.state_dir, n.name));
     WriteFileAtomic(NodeDir(opts_.state_dir, n.name) + "/node.json", n.ToJson().dump(), 0644,
                     false);
+    parts_->nodes[n.name];
     // A node stopped with `kin node stop` stays down across restarts.
     if (fs::exists(StoppedMarker(opts_.state_dir, n.name))) {
       log::Info("node {}: stopped (kin node start {} brings it back)", n.name, n.name);
-      parts_->agents[n.name] = nullptr;
       continue;
     }
-    auto agent =
-        std::make_unique<NodeAgent>(*parts_->client, AgentOptions(opts_, n, parts_->images.get()));
-    agent->Start();
-    parts_->agents[n.name] = std::move(agent);
+    StartComponents(n);
   }
   Parts* parts = parts_.get();
   parts_->pod_io = MakePodIoBridge(*parts_->client, [parts](const std::string& node) {
     std::lock_guard<std::mutex> l(parts->mu);
-    auto it = parts->agents.find(node);
-    return it == parts->agents.end() ? static_cast<NodeAgent*>(nullptr) : it->second.get();
+    auto it = parts->nodes.find(node);
+    return it == parts->nodes.end() ? static_cast<NodeAgent*>(nullptr) : it->second.agent;
   });
   api_.SetPodIo(parts_->pod_io.get());
   control_ = std::make_unique<Control>(*this);
@@ -179,10 +193,23 @@ void ClusterRuntime::Stop() {
   api_.SetNodeControl(nullptr);
   api_.SetPodIo(nullptr);
   std::lock_guard<std::mutex> op(node_op_mu_);
-  for (auto& [name, a] : parts_->agents) {
-    if (a) a->Stop();
+  for (auto& [name, run] : parts_->nodes) {
+    for (auto it = run.components.rbegin(); it != run.components.rend(); ++it) (*it)->Stop();
   }
   parts_.reset();
+}
+
+void ClusterRuntime::StartComponents(const NodeConfig& n) {
+  Parts::NodeRun run;
+  auto agent =
+      std::make_unique<AgentComponent>(*parts_->client, AgentOptions(opts_, n, parts_->images.get()));
+  run.agent = agent->agent();
+  run.components.push_back(std::move(agent));
+  NodeContext ctx{opts_.config, n, NodeNetns(opts_.config, n), *parts_->client};
+  for (const auto& make : opts_.node_components) run.components.push_back(make(ctx));
+  for (auto& c : run.components) c->Start();
+  std::lock_guard<std::mutex> l(parts_->mu);
+  parts_->nodes[n.name] = std::move(run);
 }
 
 const NodeConfig& ClusterRuntime::NodeByName(const std::string& node) const {
@@ -196,23 +223,22 @@ const NodeConfig& ClusterRuntime::NodeByName(const std::string& node) const {
 void ClusterRuntime::StopNode(const std::string& node) {
   const NodeConfig& n = NodeByName(node);
   std::lock_guard<std::mutex> op(node_op_mu_);
-  std::unique_ptr<NodeAgent> agent;
+  std::vector<std::unique_ptr<controllers::Controller>> components;
   {
     std::lock_guard<std::mutex> l(parts_->mu);
-    auto it = parts_->agents.find(node);
-    if (it == parts_->agents.end() || !it->second) {
-      throw Error::Conflict("node \"" + node + "\" is stopped already");
-    }
-    agent = std::move(it->second);
+    Parts::NodeRun& run = parts_->nodes[node];
+    if (!run.agent) throw Error::Conflict("node \"" + node + "\" is stopped already");
+    components = std::move(run.components);
+    run = Parts::NodeRun();
   }
-  // As a machine that crashed: the agent stops (no lease, no status), its
-  // containers die, its link goes down. Marked first, so that a restart of
-  // kin serve in between keeps it down.
+  // As a machine that crashed: its components stop (no lease, no status),
+  // its containers die, its link goes down. Marked first, so that a
+  // restart of kin serve in between keeps it down.
   WriteFileAtomic(StoppedMarker(opts_.state_dir, node), "", 0644, false);
-  agent->Stop();
+  for (auto it = components.rbegin(); it != components.rend(); ++it) (*it)->Stop();
   {
     std::lock_guard<std::mutex> l(parts_->mu);
-    parts_->retired.push_back(std::move(agent));
+    for (auto& c : components) parts_->retired.push_back(std::move(c));
   }
   NodeAgent::TearDownPods(AgentOptions(opts_, n, parts_->images.get()));
   netstack::NetlinkSocket::OpenIn(Netns::Open(NodeNetns(opts_.config, n)))
@@ -225,10 +251,7 @@ void ClusterRuntime::StartNode(const std::string& node) {
   std::lock_guard<std::mutex> op(node_op_mu_);
   {
     std::lock_guard<std::mutex> l(parts_->mu);
-    auto it = parts_->agents.find(node);
-    if (it != parts_->agents.end() && it->second) {
-      throw Error::Conflict("node \"" + node + "\" is running already");
-    }
+    if (parts_->nodes[node].agent) throw Error::Conflict("node \"" + node + "\" is running already");
   }
   // The link up again, with the routes the kernel dropped when it went
   // down (routes are replaced, so this is idempotent).
@@ -245,14 +268,8 @@ void ClusterRuntime::StartNode(const std::string& node) {
   }
   netstack::ApplyPlan(uplink);
   // As a kubelet after a reboot: a new agent starts the node's pods afresh.
-  auto agent =
-      std::make_unique<NodeAgent>(*parts_->client, AgentOptions(opts_, n, parts_->images.get()));
-  agent->Start();
+  StartComponents(n);
   fs::remove(StoppedMarker(opts_.state_dir, node));
-  {
-    std::lock_guard<std::mutex> l(parts_->mu);
-    parts_->agents[node] = std::move(agent);
-  }
   log::Info("node {}: started", node);
 }
 

@@ -4,8 +4,11 @@
 //
 // Start() builds the topology of the cluster's config (netstack; when the
 // network namespace is already there, after a restart of `kin serve`, the
-// existing one is kept), then starts one NodeAgent per node (each re-adopts
-// its pods from the state directory). Stop() stops the
+// existing one is kept), then starts each node's components: first its
+// NodeAgent (which re-adopts its pods from the state directory), then one
+// of each ClusterRuntimeOptions::node_components (the per-node parts that
+// sit beside the agent, never inside it: the service proxy, network
+// policy), stopped in the reverse order. Stop() stops the
 // threads and leaves every pod running, for the next `kin serve`.
 //
 // TearDownCluster() is `kin cluster delete`'s part once `kin serve` has
@@ -16,13 +19,16 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <ostream>
 #include <string>
 #include <vector>
 
+#include "client/client.h"
 #include "cmd/cluster_config.h"
+#include "controllers/controller.h"
 #include "netstack/topology.h"
 
 namespace kin::apiserver {
@@ -31,8 +37,21 @@ class ApiServer;
 
 namespace kin::cmd {
 
+// What a per-node component is made from.
+struct NodeContext {
+  const ClusterConfig& config;
+  const NodeConfig& node;
+  std::string netns;  // the node's network namespace ("kin-dev-worker")
+  Client& client;     // in-process, to the API
+};
+// Makes one component of a node (a controllers::Controller: name, Start, Stop).
+using NodeComponentFactory =
+    std::function<std::unique_ptr<controllers::Controller>(const NodeContext&)>;
+
 struct ClusterRuntimeOptions {
   ClusterConfig config;
+  // Per node, after its agent, in this order.
+  std::vector<NodeComponentFactory> node_components;
   std::string state_dir;
   std::string kin_binary;
   std::chrono::milliseconds crash_backoff{10000};
@@ -67,6 +86,8 @@ class ClusterRuntime {
   struct Parts;
   class Control;
   const NodeConfig& NodeByName(const std::string& node) const;
+  // Makes and starts the node's components (its agent first).
+  void StartComponents(const NodeConfig& node);
 
   apiserver::ApiServer& api_;
   ClusterRuntimeOptions opts_;

@@ -168,7 +168,9 @@ TEST_P(KubectlE2E, CreateApplyGetAndOutputFormats) {
 TEST_P(KubectlE2E, ImperativeCommands) {
   Ok(N({"create", "configmap", "cfg", "--from-literal=a=1"}));
   Ok(N({"create", "secret", "generic", "sec", "--from-literal=password=s3cret"}));
-  Ok(N({"create", "deployment", "d", "--image=busybox", "--replicas=1", "--", "sleep", "3600"}));
+  // (The namespace goes before "--": what follows is the container's command.)
+  Ok({"create", "deployment", "d", "--image=busybox", "--replicas=1", "-n", ns_, "--", "sleep",
+      "3600"});
   EXPECT_EQ(Ok(N({"get", "cm", "cfg", "-o", "jsonpath={.data.a}"})), "1");
   EXPECT_EQ(Ok(N({"get", "secret", "sec", "-o", "jsonpath={.data.password}"})), "czNjcmV0");
   Ok(N({"label", "deploy", "d", "tier=front"}));

@@ -84,8 +84,44 @@ class WorkloadsE2E : public ::testing::Test {
 std::unique_ptr<Cluster> WorkloadsE2E::cluster_;
 std::string WorkloadsE2E::setup_error_;
 
+// The pods a Service's EndpointSlices list ready, and those its Endpoints
+// list as addresses (not notReadyAddresses).
+std::set<std::string> SliceReady(const Cluster& c, const std::string& svc) {
+  std::set<std::string> out;
+  Json slices = c.GetJson({"endpointslices", "-l", "kubernetes.io/service-name=" + svc});
+  for (const auto& s : slices.value("items", Json::array())) {
+    for (const auto& e : s.value("endpoints", Json::array())) {
+      if (e.value("conditions", Json::object()).value("ready", false)) {
+        out.insert(e.value("targetRef", Json::object()).value("name", ""));
+      }
+    }
+  }
+  return out;
+}
+std::set<std::string> EndpointsReady(const Cluster& c, const std::string& svc) {
+  std::set<std::string> out;
+  Json ep = c.GetJson({"endpoints", svc});
+  for (const auto& ss : ep.value("subsets", Json::array())) {
+    for (const auto& a : ss.value("addresses", Json::array())) {
+      out.insert(a.value("targetRef", Json::object()).value("name", ""));
+    }
+  }
+  return out;
+}
+
 TEST_F(WorkloadsE2E, ScaleOneToTenToThree) {
   c().Apply(Deployment("web", 1));
+  c().Apply(
+      "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n"
+      "  ports: [{port: 80, targetPort: 8080}]\n");
+  // The Service's EndpointSlices and Endpoints list exactly the ready pods.
+  auto endpoints_follow = [&] {
+    std::set<std::string> ready;
+    for (const auto& p : Pods("web")) {
+      if (PodReady(p)) ready.insert(p["metadata"]["name"]);
+    }
+    return SliceReady(c(), "web") == ready && EndpointsReady(c(), "web") == ready;
+  };
   c().Ok({"rollout", "status", "deployment/web", "--timeout=90s"});
   c().Ok({"scale", "deployment/web", "--replicas=10"});
   auto all_ready_on_workers = [&](size_t n) {
@@ -106,10 +142,16 @@ TEST_F(WorkloadsE2E, ScaleOneToTenToThree) {
   for (const auto& p : Pods("web")) nodes.insert(p["spec"]["nodeName"]);
   EXPECT_GE(nodes.size(), 2u);  // spread over the workers
   c().Ok({"rollout", "status", "deployment/web", "--timeout=60s"});
+  EXPECT_TRUE(Cluster::WaitFor([&] { return endpoints_follow() && SliceReady(c(), "web").size() == 10; },
+                               10s))
+      << c().Ok({"get", "endpointslices", "-o", "yaml"});
 
   c().Ok({"scale", "deployment/web", "--replicas=3"});
   ASSERT_TRUE(Cluster::WaitFor([&] { return all_ready_on_workers(3); }, 60s))
       << c().Ok({"get", "pods", "-o", "wide"});
+  EXPECT_TRUE(Cluster::WaitFor([&] { return endpoints_follow() && SliceReady(c(), "web").size() == 3; },
+                               10s))
+      << c().Ok({"get", "endpointslices", "-o", "yaml"});
   Json d = Deploy("web");
   EXPECT_EQ(d["status"].value("replicas", 0), 3);
   EXPECT_EQ(d["status"].value("updatedReplicas", 0), 3);
@@ -124,9 +166,67 @@ TEST_F(WorkloadsE2E, ScaleOneToTenToThree) {
       << events;
   EXPECT_NE(events.find("Scaled down replica set web-" + hash + " from 10 to 3"), std::string::npos)
       << events;
-  // Frees the workers for the next test (deleting would need the garbage
-  // collector, which is not what this suite tests).
+  // Frees the workers for the next test.
   c().Ok({"scale", "deployment/web", "--replicas=0"});
+  c().Ok({"delete", "service", "web"});
+}
+
+// Deleting a Deployment cascades as on a real cluster: background and
+// foreground take its ReplicaSet and pods (foreground returns once they are
+// gone), orphan leaves the ReplicaSet, no longer owned, and its pods.
+TEST_F(WorkloadsE2E, DeletingADeploymentCascades) {
+  for (const std::string cascade : {"background", "foreground", "orphan"}) {
+    std::string name = "cascade-" + cascade;
+    c().Apply(Deployment(name, 2));
+    c().Ok({"rollout", "status", "deployment/" + name, "--timeout=90s"});
+    Json rss = c().GetJson({"replicasets", "-l", "app=" + name});
+    ASSERT_EQ(rss["items"].size(), 1u) << cascade;
+    std::string rs = rss["items"][0]["metadata"]["name"];
+    c().Ok({"delete", "deployment", name, "--cascade=" + cascade, "--timeout=60s"});
+    if (cascade == "foreground") {
+      // kubectl waited for the Deployment, which went only after its dependents.
+      EXPECT_TRUE(c().GetJson({"replicaset", rs}).is_null()) << cascade;
+    }
+    if (cascade != "orphan") {
+      EXPECT_TRUE(Cluster::WaitFor(
+          [&] { return c().GetJson({"replicaset", rs}).is_null() && Pods(name).empty(); }, 30s))
+          << cascade;
+      continue;
+    }
+    // Orphaned: the ReplicaSet stays, without an owner, and keeps its pods.
+    Json kept = c().GetJson({"replicaset", rs});
+    ASSERT_FALSE(kept.is_null());
+    EXPECT_TRUE(Cluster::WaitFor(
+        [&] {
+          Json r = c().GetJson({"replicaset", rs});
+          return !r.is_null() && !r["metadata"].contains("ownerReferences");
+        },
+        30s))
+        << c().GetJson({"replicaset", rs}).dump(2);
+    EXPECT_EQ(Pods(name).size(), 2u);
+    c().Ok({"delete", "replicaset", rs});
+    EXPECT_TRUE(Cluster::WaitFor([&] { return Pods(name).empty(); }, 30s));
+  }
+}
+
+// A pod that fits nowhere says why, as kube-scheduler words it.
+TEST_F(WorkloadsE2E, UnschedulablePodSaysWhy) {
+  c().Apply("apiVersion: v1\nkind: Pod\nmetadata: {name: picky}\nspec:\n"
+            "  nodeSelector: {disk: ssd}\n"
+            "  containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n");
+  std::string described;
+  EXPECT_TRUE(Cluster::WaitFor(
+      [&] {
+        described = c().Ok({"describe", "pod", "picky"});
+        return described.find("FailedScheduling") != std::string::npos;
+      },
+      30s));
+  EXPECT_NE(described.find("0/3 nodes are available: 1 node(s) had untolerated taint "
+                           "{node-role.kubernetes.io/control-plane: }, 2 node(s) didn't match "
+                           "Pod's node affinity/selector."),
+            std::string::npos)
+      << described;
+  c().Ok({"delete", "pod", "picky", "--grace-period=0", "--force"});
 }
 
 TEST_F(WorkloadsE2E, RollingUpdateWithMaxUnavailableZeroKeepsEveryReplicaReady) {
