@@ -41,6 +41,14 @@ void DeleteBenchCluster(const BenchCluster& c) {
              std::chrono::seconds(300));
 }
 
+bool CreateFiveWorkerCluster(BenchCluster& c, const std::string& config_path) {
+  std::string yaml =
+      "apiVersion: kin.dev/v1alpha1\nkind: Cluster\nnodes:\n- role: control-plane\n";
+  for (int i = 0; i < 5; ++i) yaml += "- role: worker\n  capacity: {pods: \"250\"}\n";
+  testing::WriteFile(config_path, yaml);
+  return CreateBenchCluster(c, {"--config", config_path});
+}
+
 bool IsPodReady(const Json& pod) {
   if (!pod.contains("status") || !pod["status"].is_object()) return false;
   for (const auto& c : pod["status"].value("conditions", Json::array())) {

@@ -20,6 +20,9 @@ struct BenchCluster {
 // `kin cluster create --name c.name ... FLAGS`; fills state and api.
 bool CreateBenchCluster(BenchCluster& c, const std::vector<std::string>& flags);
 void DeleteBenchCluster(const BenchCluster& c);
+// The 1,000-pod figures' cluster: a control plane and 5 workers with room
+// for 250 pods each, from a cluster config written to `config_path`.
+bool CreateFiveWorkerCluster(BenchCluster& c, const std::string& config_path);
 
 bool IsPodReady(const Json& pod);
 // The resourceVersion to watch from: a list's, taken before what is measured.

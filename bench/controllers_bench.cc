@@ -286,13 +286,8 @@ int main() {
 
   // 1,000 replicas over 5 workers with room for 250 pods each.
   if (all || only == "big") {
-    std::string cfg = dir.File("big.yaml");
-    std::string yaml =
-        "apiVersion: kin.dev/v1alpha1\nkind: Cluster\nnodes:\n- role: control-plane\n";
-    for (int i = 0; i < 5; ++i) yaml += "- role: worker\n  capacity: {pods: \"250\"}\n";
-    testing::WriteFile(cfg, yaml);
     BenchCluster big{"bb" + tag, root, kc, "", {}};
-    if (!CreateBenchCluster(big, {"--config", cfg})) return 1;
+    if (!CreateFiveWorkerCluster(big, dir.File("big.yaml"))) return 1;
     http::HttpClient api(big.api);
     RestClient watcher(big.api);
     std::string since = ListVersion(api, "/api/v1/namespaces/default/pods");

@@ -38,6 +38,24 @@ std::string StringAt(const Json& obj, const char* a, const char* b) {
   return jt != it->end() && jt->is_string() ? jt->get<std::string>() : "";
 }
 
+const Json* StatusCondition(const Json& status, std::string_view type) {
+  if (!status.is_object()) return nullptr;
+  auto conds = status.find("conditions");
+  if (conds == status.end() || !conds->is_array()) return nullptr;
+  for (const Json& c : *conds) {
+    if (!c.is_object()) continue;
+    auto t = c.find("type");
+    if (t != c.end() && t->is_string() && t->get_ref<const std::string&>() == type) return &c;
+  }
+  return nullptr;
+}
+
+const Json* Condition(const Json& obj, std::string_view type) {
+  if (!obj.is_object()) return nullptr;
+  auto st = obj.find("status");
+  return st == obj.end() ? nullptr : StatusCondition(*st, type);
+}
+
 std::string Namespace(const Json& obj) { return StringAt(obj, "metadata", "namespace"); }
 std::string Name(const Json& obj) { return StringAt(obj, "metadata", "name"); }
 std::string Uid(const Json& obj) { return StringAt(obj, "metadata", "uid"); }

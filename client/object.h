@@ -1,6 +1,7 @@
 // Helpers for untyped API objects (kin::Json as the REST API has them):
 // identity (namespace, name, uid, the "ns/name" key), labels, owner
-// references, and RFC 3339 times as metav1.Time writes them.
+// references, status conditions, and RFC 3339 times as metav1.Time writes
+// them.
 //
 // Every accessor tolerates a malformed object: a missing or mistyped field
 // reads as empty (""/null/no references) rather than throwing, because
@@ -56,6 +57,12 @@ bool IsControlledBy(const Json& obj, const Json& owner);
 // A controller reference to `owner` (apiVersion and kind given, since list
 // items lack them), with blockOwnerDeletion as upstream controllers set it.
 Json NewControllerRef(const Json& owner, const std::string& api_version, const std::string& kind);
+
+// The first entry of `status`.conditions whose type is `type` (a status as
+// pods, nodes, Deployments... have it); nullptr when there is none.
+const Json* StatusCondition(const Json& status, std::string_view type);
+// The same in obj.status.
+const Json* Condition(const Json& obj, std::string_view type);
 
 // RFC 3339 in UTC with whole seconds, as metav1.Time marshals: "2024-05-01T10:00:00Z".
 std::string FormatRfc3339(std::chrono::system_clock::time_point t);

@@ -77,6 +77,19 @@ TEST(ObjectTest, OwnerReferences) {
   EXPECT_TRUE(IsControlledBy(child, rs));
 }
 
+TEST(ObjectTest, Conditions) {
+  Json pod = Json::parse(R"({"status": {"conditions": [
+      "junk", {"type": 1}, {"type": "Ready", "status": "True"}, {"type": "Ready", "status": "False"},
+      {"type": "PodScheduled", "status": "True"}]}})");
+  ASSERT_TRUE(Condition(pod, "Ready"));
+  EXPECT_EQ((*Condition(pod, "Ready"))["status"], "True");  // the first
+  EXPECT_EQ(StatusCondition(pod["status"], "PodScheduled"), &pod["status"]["conditions"][4]);
+  EXPECT_EQ(Condition(pod, "DisruptionTarget"), nullptr);
+  EXPECT_EQ(Condition(Json::parse(R"({"status": {"conditions": {}}})"), "Ready"), nullptr);
+  EXPECT_EQ(Condition(Json::parse(R"({"status": "x"})"), "Ready"), nullptr);
+  EXPECT_EQ(Condition(Json::array(), "Ready"), nullptr);
+}
+
 TEST(ObjectTest, Rfc3339) {
   using namespace std::chrono;
   auto t = ParseRfc3339("2016-10-06T00:17:09Z");

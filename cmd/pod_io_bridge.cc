@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "base/file.h"
+#include "client/object.h"
 #include "client/resources.h"
 #include "runtime/container_io.h"
 #include "runtime/cri_log.h"
@@ -132,7 +133,7 @@ class Bridge : public apiserver::PodIo {
     if (opts.since_seconds) {
       o.since_time = std::chrono::system_clock::now() - std::chrono::seconds(*opts.since_seconds);
     } else if (opts.since_time) {
-      o.since_time = ParseRfc3339(*opts.since_time);
+      o.since_time = object::ParseRfc3339(*opts.since_time);
       if (!o.since_time) throw Error::BadRequest("invalid sinceTime \"" + *opts.since_time + "\"");
     }
     std::string dir = fs::path(t.log_path).parent_path().string();

@@ -4,8 +4,42 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "client/object.h"
 
 namespace kin::controllers {
+
+InformerHandlers HandlersFrom(ChangeFunc fn) {
+  InformerHandlers h;
+  h.on_add = [fn](const Json& obj) { fn(nullptr, &obj); };
+  h.on_update = [fn](const Json& old, const Json& now) { fn(&old, &now); };
+  h.on_delete = [fn = std::move(fn)](const Json& last) { fn(&last, nullptr); };
+  return h;
+}
+
+InformerHandlers EnqueueHandlers(WorkQueue& queue) {
+  return HandlersFrom(
+      [&queue](const Json* old, const Json* now) { queue.Add(object::Key(now ? *now : *old)); });
+}
+
+InformerHandlers EnqueueControllerHandlers(WorkQueue& queue, std::string api_version,
+                                           std::string kind) {
+  auto controller_key = [api_version = std::move(api_version),
+                         kind = std::move(kind)](const Json& obj) -> std::string {
+    const Json* ref = object::ControllerOf(obj);
+    if (!ref) return "";
+    auto str = [ref](const char* field) {
+      auto it = ref->find(field);
+      return it != ref->end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    if (str("kind") != kind || str("apiVersion") != api_version) return "";
+    return object::Key(object::Namespace(obj), str("name"));
+  };
+  return HandlersFrom([&queue, controller_key](const Json* old, const Json* now) {
+    std::string a = old ? controller_key(*old) : "", b = now ? controller_key(*now) : "";
+    if (!a.empty()) queue.Add(a);
+    if (!b.empty() && b != a) queue.Add(b);
+  });
+}
 
 void ReconcileWorkers::Start(int workers, std::vector<const Informer*> wait_for) {
   if (!threads_.empty() || queue_.ShuttingDown()) return;
@@ -55,6 +89,10 @@ void ReconcileWorkers::Process(const std::string& key) {
     case Result::Kind::kAfter:
       queue_.Forget(key);
       queue_.AddAfter(key, r.after);
+      break;
+    case Result::Kind::kAt:
+      queue_.Forget(key);
+      queue_.AddAt(key, r.at);
       break;
     case Result::Kind::kRetry:
       queue_.AddRateLimited(key);

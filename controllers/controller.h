@@ -20,14 +20,22 @@
 // Events name the component as their source ("replicaset-controller",
 // "deployment-controller", "default-scheduler").
 //
-// Thread-safety: ReconcileWorkers' Start/Stop from one owner thread;
-// ComponentClient is thread-safe.
+// Helpers for a controller's Start/Stop, shared by every controller:
+// HandlersFrom makes InformerHandlers from one (old, now) callback;
+// InformerSubscriptions remembers the handlers a controller registered on
+// shared informers and removes them all at Stop; StartStopOnce is the
+// "start once, stop once, never start after stop" state.
+//
+// Thread-safety: ReconcileWorkers' and InformerSubscriptions' methods from
+// one owner thread; ComponentClient and StartStopOnce are thread-safe.
 #pragma once
 
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "client/events.h"
@@ -49,12 +57,17 @@ class Controller {
 
 // What a reconcile asks of the queue for its key.
 struct Result {
-  enum class Kind { kDone, kAfter, kRetry } kind = Kind::kDone;
+  enum class Kind { kDone, kAfter, kAt, kRetry } kind = Kind::kDone;
   Clock::Duration after{};
+  Clock::TimePoint at{};
 
   static Result Done() { return {}; }
-  static Result After(Clock::Duration d) { return {Kind::kAfter, d}; }
-  static Result Retry() { return {Kind::kRetry, {}}; }
+  static Result After(Clock::Duration d) { return {Kind::kAfter, d, {}}; }
+  // Look again at `t` on the queue's clock: for a reconcile that read the
+  // clock at its start, so that time passing while it ran (or before its
+  // result is queued) does not push the next look later.
+  static Result At(Clock::TimePoint t) { return {Kind::kAt, {}, t}; }
+  static Result Retry() { return {Kind::kRetry, {}, {}}; }
 };
 
 using ReconcileFunc = std::function<Result(const std::string& key)>;
@@ -82,6 +95,72 @@ class ReconcileWorkers {
   WorkQueue& queue_;
   const ReconcileFunc reconcile_;
   std::vector<std::thread> threads_;
+};
+
+// One callback for every change of an informer's objects: on_add calls
+// fn(nullptr, &obj), on_update fn(&old, &now), on_delete fn(&last, nullptr).
+using ChangeFunc = std::function<void(const Json* old, const Json* now)>;
+InformerHandlers HandlersFrom(ChangeFunc fn);
+// Handlers that queue the object's key ("ns/name" or "name") on every add,
+// update and delete. `queue` must outlive the registration.
+InformerHandlers EnqueueHandlers(WorkQueue& queue);
+// Handlers for dependents (e.g. a DaemonSet's pods) that queue the key of
+// the object's controller, when that is of `api_version` and `kind`, as it
+// was before a change and as it is after (once when they are the same).
+InformerHandlers EnqueueControllerHandlers(WorkQueue& queue, std::string api_version,
+                                           std::string kind);
+
+// Handlers registered on shared informers, removed together: a controller
+// Add()s its handlers in Start() and calls RemoveAll() in Stop(), after
+// which none of them runs (Informer::RemoveHandlers waits for a dispatch in
+// flight). The destructor removes what is left, so the informers must
+// outlive this object or RemoveAll() must have run before they go.
+class InformerSubscriptions {
+ public:
+  InformerSubscriptions() = default;
+  ~InformerSubscriptions() { RemoveAll(); }
+  InformerSubscriptions(const InformerSubscriptions&) = delete;
+  InformerSubscriptions& operator=(const InformerSubscriptions&) = delete;
+
+  // Registers `handlers` on `informer` (see Informer::AddHandlers: objects
+  // already cached are replayed as adds before this returns).
+  void Add(Informer& informer, InformerHandlers handlers) {
+    subs_.emplace_back(&informer, informer.AddHandlers(std::move(handlers)));
+  }
+  // Removes every handler added so far. Idempotent.
+  void RemoveAll() {
+    for (auto& [informer, id] : subs_) informer->RemoveHandlers(id);
+    subs_.clear();
+  }
+
+ private:
+  std::vector<std::pair<Informer*, Informer::HandlerId>> subs_;
+};
+
+// A controller's run state: Start() runs once, Stop() once, and a Start()
+// after Stop() does nothing.
+//   void Foo::Start() { if (!state_.TryStart()) return; ... }
+//   void Foo::Stop() { if (!state_.TryStop()) return; ... }
+class StartStopOnce {
+ public:
+  // True (and marks started) on the first call, unless stopped before.
+  bool TryStart() {
+    std::lock_guard l(mu_);
+    if (started_ || stopped_) return false;
+    started_ = true;
+    return true;
+  }
+  // True (and marks stopped) on the first call.
+  bool TryStop() {
+    std::lock_guard l(mu_);
+    if (stopped_) return false;
+    stopped_ = true;
+    return true;
+  }
+
+ private:
+  std::mutex mu_;
+  bool started_ = false, stopped_ = false;
 };
 
 class ComponentClient {

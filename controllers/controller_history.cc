@@ -281,31 +281,10 @@ void TruncateHistory(RevisionStore& store, const std::vector<Json>& revisions,
   for (size_t i = 0; i < drop; ++i) store.Delete(*old[i]);
 }
 
-std::string PodPhase(const Json& pod) {
-  return object::StringAt(pod, "status", "phase");
-}
-
-namespace {
-const Json* ReadyCondition(const Json& pod) {
-  const Json& status = Obj(pod, "status");
-  auto it = status.find("conditions");
-  if (it == status.end() || !it->is_array()) return nullptr;
-  for (const Json& c : *it) {
-    if (c.is_object() && c.value("type", "") == "Ready") return &c;
-  }
-  return nullptr;
-}
-}  // namespace
-
-bool IsPodReady(const Json& pod) {
-  const Json* c = ReadyCondition(pod);
-  return c && c->value("status", "") == "True";
-}
-
 std::optional<std::chrono::seconds> UntilAvailable(const Json& pod, int64_t min_ready_seconds,
                                                    std::chrono::system_clock::time_point now) {
   if (!IsPodReady(pod) || min_ready_seconds <= 0) return std::nullopt;
-  const Json* c = ReadyCondition(pod);
+  const Json* c = object::Condition(pod, "Ready");
   auto since = object::ParseRfc3339(c->value("lastTransitionTime", ""));
   if (!since) return std::nullopt;  // upstream: no transition time counts as available
   auto ready_at = *since + std::chrono::seconds(min_ready_seconds);
@@ -334,19 +313,9 @@ Json PodFromTemplate(const Json& parent, const std::string& api_version, const s
 
 int64_t ScaledValue(const Json& value, int64_t total, bool round_up, const std::string& field) {
   if (value.is_null()) return 0;
-  if (value.is_number_integer()) return value.get<int64_t>();
+  if (auto v = ScaledValue(value, total, round_up)) return *v;
   if (value.is_string()) {
-    std::string s = value.get<std::string>();
-    if (s.size() >= 2 && s.back() == '%') {
-      std::string digits = s.substr(0, s.size() - 1);
-      if (!digits.empty() && digits.size() <= 9 &&
-          std::all_of(digits.begin(), digits.end(), ::isdigit)) {
-        int64_t pct = std::stoll(digits);
-        double v = static_cast<double>(pct) * static_cast<double>(total) / 100.0;
-        return static_cast<int64_t>(round_up ? std::ceil(v) : std::floor(v));
-      }
-    }
-    throw Error::Invalid(field + ": Invalid value: \"" + s +
+    throw Error::Invalid(field + ": Invalid value: \"" + value.get<std::string>() +
                          "\": must be an integer or percentage (e.g '5%')");
   }
   throw Error::Invalid(field + ": Invalid value: " + value.dump() +

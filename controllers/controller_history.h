@@ -36,6 +36,8 @@
 #include <string>
 #include <vector>
 
+#include "controllers/pod_util.h"  // PodPhase, IsPodReady, ScaledValue
+
 #include "base/yaml.h"
 #include "client/client.h"
 #include "client/informer_factory.h"
@@ -109,10 +111,6 @@ void TruncateHistory(RevisionStore& store, const std::vector<Json>& revisions,
 
 // --- Pod helpers shared by the DaemonSet and StatefulSet controllers. ---
 
-// status.phase
-std::string PodPhase(const Json& pod);
-// The Ready condition is True.
-bool IsPodReady(const Json& pod);
 // Ready for at least min_ready_seconds at `now` (podutil.IsPodAvailable).
 bool IsPodAvailable(const Json& pod, int64_t min_ready_seconds,
                     std::chrono::system_clock::time_point now);
@@ -123,8 +121,8 @@ std::optional<std::chrono::seconds> UntilAvailable(const Json& pod, int64_t min_
 // A pod from `parent`'s spec.template (labels, annotations, finalizers,
 // spec) with a controller reference to `parent`, as controller.GetPodFromTemplate.
 Json PodFromTemplate(const Json& parent, const std::string& api_version, const std::string& kind);
-// int or "N%" of `total` (intstr.GetScaledValueFromIntOrPercent); throws
-// Error::Invalid naming `field` on a bad value.
+// int or "N%" of `total` (ScaledValue in controllers/pod_util.h), null as
+// 0; throws Error::Invalid naming `field` on a bad value.
 int64_t ScaledValue(const Json& value, int64_t total, bool round_up, const std::string& field);
 // The parent with kind and apiVersion set, for Events.
 Json WithKind(Json obj, const std::string& api_version, const std::string& kind);

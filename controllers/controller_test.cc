@@ -9,11 +9,10 @@
 #include <map>
 #include <mutex>
 
-#include "apiserver/local_client.h"
-#include "apiserver/registry.h"
 #include "base/error.h"
 #include "client/object.h"
 #include "controllers/manager.h"
+#include "controllers/registry_fixture.h"
 #include "testing/e2e_support.h"
 #include "testing/kernel_fixture.h"
 
@@ -107,24 +106,33 @@ TEST(ReconcileWorkersTest, ResultsRequeueAfterOrRetry) {
   w.Stop();
 }
 
-// A registry on SQLite behind LocalClient, as inside `kin serve`.
-class RuntimeTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    apiserver::StoreOptions so;
-    so.index_fields = apiserver::IndexFields;
-    store_ = apiserver::Store::Open(dir_.File("kin.db"), so);
-    registry_ = std::make_unique<apiserver::Registry>(*store_, apiserver::RegistryOptions{});
-    registry_->Bootstrap();
-    client_ = std::make_unique<apiserver::LocalClient>(*registry_, "test");
-  }
-  Client& cl() { return *client_; }
+// Result::At counts from a time the reconcile read, not from when its
+// result is queued: a clock that moved meanwhile does not delay it.
+TEST(ReconcileWorkersTest, ResultAtIsAnAbsoluteTime) {
+  FakeClock clock;
+  WorkQueueOptions o;
+  o.clock = &clock;
+  o.qps = 0;
+  WorkQueue q(o);
+  std::atomic<int> calls{0};
+  const Clock::TimePoint due = clock.Now() + 30s;
+  ReconcileWorkers w("test", q, [&](const std::string&) {
+    if (calls++ == 0) {
+      clock.Advance(20s);  // time passes while the reconcile runs
+      return Result::At(due);
+    }
+    return Result::Done();
+  });
+  w.Start(1);
+  q.Add("k");
+  ASSERT_TRUE(Eventually([&] { return calls == 1 && q.Waiting() == 1; }));
+  clock.Advance(10s);  // 30 s after the reconcile read the clock
+  EXPECT_TRUE(Eventually([&] { return calls == 2; }));
+  w.Stop();
+}
 
-  testing::TempDir dir_;
-  std::unique_ptr<apiserver::Store> store_;
-  std::unique_ptr<apiserver::Registry> registry_;
-  std::unique_ptr<apiserver::LocalClient> client_;
-};
+// A registry on SQLite behind LocalClient, as inside `kin serve`.
+using RuntimeTest = RegistryTest;
 
 TEST_F(RuntimeTest, WorkersWaitForTheirInformersToSync) {
   cl().Create(ConfigMaps(), "default", ConfigMap("a"));
@@ -142,6 +150,84 @@ TEST_F(RuntimeTest, WorkersWaitForTheirInformersToSync) {
   ASSERT_TRUE(Eventually([&] { return calls.load() == 1; }));
   EXPECT_EQ(before_sync.load(), 0);
   w.Stop();
+}
+
+TEST(StartStopOnceTest, StartsOnceStopsOnceNeverStartsAfterStop) {
+  StartStopOnce s;
+  EXPECT_TRUE(s.TryStart());
+  EXPECT_FALSE(s.TryStart());
+  EXPECT_TRUE(s.TryStop());
+  EXPECT_FALSE(s.TryStop());
+  EXPECT_FALSE(s.TryStart());
+  StartStopOnce never_started;
+  EXPECT_TRUE(never_started.TryStop());
+  EXPECT_FALSE(never_started.TryStart());
+}
+
+TEST(EnqueueControllerHandlersTest, QueuesTheControllerBeforeAndAfter) {
+  auto owned = [](const std::string& kind, const std::string& name) {
+    return Json{{"metadata",
+                 {{"name", "p"},
+                  {"namespace", "ns"},
+                  {"ownerReferences",
+                   Json::array({{{"apiVersion", "apps/v1"},
+                                 {"kind", kind},
+                                 {"name", name},
+                                 {"uid", "u-" + name},
+                                 {"controller", true}}})}}}};
+  };
+  WorkQueue q;
+  InformerHandlers h = EnqueueControllerHandlers(q, "apps/v1", "DaemonSet");
+  h.on_add(owned("ReplicaSet", "rs"));  // another kind's
+  h.on_add(Json{{"metadata", {{"name", "orphan"}, {"namespace", "ns"}}}});
+  EXPECT_EQ(q.Len(), 0u);
+  h.on_update(owned("DaemonSet", "a"), owned("DaemonSet", "b"));
+  h.on_delete(owned("DaemonSet", "c"));
+  std::vector<std::string> keys;
+  std::string key;
+  while (q.Len() > 0 && q.Get(key)) {
+    keys.push_back(key);
+    q.Done(key);
+  }
+  EXPECT_EQ(keys, (std::vector<std::string>{"ns/a", "ns/b", "ns/c"}));
+}
+
+TEST_F(RuntimeTest, SubscriptionsSeeEveryChangeUntilRemoved) {
+  cl().Create(ConfigMaps(), "default", ConfigMap("a"));
+  Informer informer(cl(), ConfigMaps());
+  informer.Start();
+  ASSERT_TRUE(informer.WaitForSync(std::chrono::seconds(10)));
+  std::mutex mu;
+  std::vector<std::string> log;
+  auto logged = [&] {
+    std::lock_guard l(mu);
+    return log;
+  };
+  InformerSubscriptions subs;
+  subs.Add(informer, HandlersFrom([&](const Json* old, const Json* now) {
+    std::lock_guard l(mu);
+    if (!old) {
+      log.push_back("add " + object::Name(*now));
+    } else if (!now) {
+      log.push_back("delete " + object::Name(*old));
+    } else {
+      log.push_back("update " + object::Name(*old) + " " + now->at("data").value("k", ""));
+    }
+  }));
+  WorkQueue q;
+  subs.Add(informer, EnqueueHandlers(q));
+  EXPECT_EQ(logged(), (std::vector<std::string>{"add a"}));  // the cache, replayed
+  EXPECT_EQ(q.Len(), 1u);
+  cl().Patch(ConfigMaps(), "default", "a", PatchType::kMerge, {{"data", {{"k", "w"}}}});
+  ASSERT_TRUE(Eventually([&] { return logged().size() == 2; }));
+  cl().Delete(ConfigMaps(), "default", "a");
+  ASSERT_TRUE(Eventually([&] { return logged().size() == 3; }));
+  EXPECT_EQ(logged(), (std::vector<std::string>{"add a", "update a w", "delete a"}));
+  subs.RemoveAll();
+  cl().Create(ConfigMaps(), "default", ConfigMap("b"));
+  ASSERT_TRUE(Eventually([&] { return informer.Lookup("default", "b") != nullptr; }));
+  EXPECT_EQ(logged().size(), 3u);  // removed handlers are not called
+  subs.RemoveAll();                // idempotent
 }
 
 // Records what happens to it in a log shared by all test controllers.

@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "client/object.h"
 #include "client/selector.h"
+#include "controllers/scheduler.h"
 
 namespace kin::controllers {
 namespace {
@@ -89,66 +90,6 @@ bool ParseInt(const std::string& s, int64_t& out) {
   return used == s.size();
 }
 
-bool MatchesRequirement(const Json& req, const std::string* value) {
-  std::string op = Str(req, "operator");
-  std::vector<std::string> values;
-  if (auto it = req.find("values"); it != req.end() && it->is_array()) {
-    for (const auto& v : *it) {
-      if (v.is_string()) values.push_back(v.get<std::string>());
-    }
-  }
-  bool in = value && std::find(values.begin(), values.end(), *value) != values.end();
-  if (op == "In") return in;
-  if (op == "NotIn") return !in;
-  if (op == "Exists") return value != nullptr;
-  if (op == "DoesNotExist") return value == nullptr;
-  if (op == "Gt" || op == "Lt") {
-    int64_t have = 0, want = 0;
-    if (!value || values.size() != 1 || !ParseInt(*value, have) || !ParseInt(values[0], want)) {
-      return false;
-    }
-    return op == "Gt" ? have > want : have < want;
-  }
-  return false;
-}
-
-bool MatchesTerm(const Json& term, const Json& node) {
-  auto exprs = Items(term, "matchExpressions");
-  auto fields = Items(term, "matchFields");
-  if (exprs.empty() && fields.empty()) return false;
-  const Json& labels = Obj(Obj(node, "metadata"), "labels");
-  for (const Json* e : exprs) {
-    std::string key = Str(*e, "key");
-    auto it = labels.find(key);
-    bool has = it != labels.end() && it->is_string();
-    std::string value = has ? it->get<std::string>() : "";
-    if (!MatchesRequirement(*e, has ? &value : nullptr)) return false;
-  }
-  for (const Json* f : fields) {
-    if (Str(*f, "key") != "metadata.name") return false;
-    std::string name = object::Name(node);
-    if (!MatchesRequirement(*f, &name)) return false;
-  }
-  return true;
-}
-
-// nodeaffinity.GetRequiredNodeAffinity(pod).Match(node).
-bool MatchesNodeAffinity(const Json& pod_spec, const Json& node) {
-  const Json& labels = Obj(Obj(node, "metadata"), "labels");
-  const Json& selector = Obj(pod_spec, "nodeSelector");
-  for (auto it = selector.begin(); it != selector.end(); ++it) {
-    auto l = labels.find(it.key());
-    if (l == labels.end() || *l != it.value()) return false;
-  }
-  const Json& na = Obj(Obj(pod_spec, "affinity"), "nodeAffinity");
-  auto req = na.find("requiredDuringSchedulingIgnoredDuringExecution");
-  if (req == na.end() || !req->is_object()) return true;
-  for (const Json* term : Items(*req, "nodeSelectorTerms")) {
-    if (MatchesTerm(*term, node)) return true;
-  }
-  return false;
-}
-
 // v1helper.AddOrUpdateTolerationInPodSpec: an identical toleration (key,
 // operator, value, effect) is replaced, else the toleration is appended.
 void AddOrUpdateToleration(Json& spec, const Json& tol) {
@@ -200,11 +141,6 @@ bool IsPodUpdated(const Json& pod, const std::string& hash, const Json& ds) {
   return gen && Str(labels, kPodTemplateGenerationLabel) == std::to_string(*gen);
 }
 
-bool Terminal(const Json& pod) {
-  std::string phase = PodPhase(pod);
-  return phase == "Failed" || phase == "Succeeded";
-}
-
 // podByCreationTimestampAndPhase: scheduled first, then oldest, then name.
 void SortPods(std::vector<ObjectPtr>& pods) {
   std::sort(pods.begin(), pods.end(), [](const ObjectPtr& a, const ObjectPtr& b) {
@@ -229,7 +165,7 @@ DaemonNodeFit NodeShouldRunDaemonPod(const Json& node, const Json& ds) {
   std::string fixed = Str(spec, "nodeName");
   if (!fixed.empty() && fixed != object::Name(node)) return {};
   AddDaemonPodTolerations(spec);
-  if (!MatchesNodeAffinity(spec, node)) return {};
+  if (!PodSpecMatchesNodeAffinity(spec, node)) return {};
   auto tolerations = Items(spec, "tolerations");
   if (HasUntoleratedTaint(node, tolerations, {"NoSchedule", "NoExecute"})) {
     // A pod already there may stay unless a NoExecute taint would evict it.
@@ -295,63 +231,28 @@ DaemonSetController::DaemonSetController(SharedInformerFactory& informers, Clien
 DaemonSetController::~DaemonSetController() { Stop(); }
 
 void DaemonSetController::Start() {
-  {
-    std::lock_guard l(mu_);
-    if (started_ || stopped_) return;
-    started_ = true;
-  }
-  InformerHandlers dh;
-  dh.on_add = [this](const Json& d) { queue_.Add(object::Key(d)); };
-  dh.on_update = [this](const Json&, const Json& d) { queue_.Add(object::Key(d)); };
-  dh.on_delete = [this](const Json& d) {
-    {
-      std::lock_guard l(mu_);
-      expectations_.erase(object::Key(d));
+  if (!run_state_.TryStart()) return;
+  subscriptions_.Add(dss_, HandlersFrom([this](const Json* old, const Json* now) {
+    if (!now) {
+      {
+        std::lock_guard l(mu_);
+        expectations_.erase(object::Key(*old));
+      }
+      history_->ForgetParent(object::Uid(*old));
     }
-    history_->ForgetParent(object::Uid(d));
-    queue_.Add(object::Key(d));
-  };
-  InformerHandlers ph;
-  ph.on_add = [this](const Json& p) { OnPod(nullptr, &p); };
-  ph.on_update = [this](const Json& o, const Json& p) { OnPod(&o, &p); };
-  ph.on_delete = [this](const Json& o) { OnPod(&o, nullptr); };
-  InformerHandlers nh;
-  nh.on_add = [this](const Json& n) { OnNode(nullptr, &n); };
-  nh.on_update = [this](const Json& o, const Json& n) { OnNode(&o, &n); };
-  nh.on_delete = [this](const Json& o) { OnNode(&o, nullptr); };
-  ds_handlers_ = dss_.AddHandlers(std::move(dh));
-  pod_handlers_ = pods_.AddHandlers(std::move(ph));
-  node_handlers_ = nodes_.AddHandlers(std::move(nh));
+    queue_.Add(object::Key(now ? *now : *old));
+  }));
+  subscriptions_.Add(pods_, EnqueueControllerHandlers(queue_, kApiVersion, kKind));
+  subscriptions_.Add(nodes_, HandlersFrom([this](const Json* o, const Json* n) { OnNode(o, n); }));
   std::vector<const Informer*> wait = {&dss_, &pods_, &nodes_};
   if (history_->informer()) wait.push_back(history_->informer());
   workers_.Start(opts_.workers, wait);
 }
 
 void DaemonSetController::Stop() {
-  bool was_started;
-  {
-    std::lock_guard l(mu_);
-    if (stopped_) return;
-    stopped_ = true;
-    was_started = started_;
-  }
+  if (!run_state_.TryStop()) return;
   workers_.Stop();
-  if (was_started) {
-    dss_.RemoveHandlers(ds_handlers_);
-    pods_.RemoveHandlers(pod_handlers_);
-    nodes_.RemoveHandlers(node_handlers_);
-  }
-}
-
-void DaemonSetController::OnPod(const Json* old, const Json* now) {
-  auto owner_key = [](const Json& pod) -> std::string {
-    const Json* ref = object::ControllerOf(pod);
-    if (!ref || Str(*ref, "kind") != kKind || Str(*ref, "apiVersion") != kApiVersion) return "";
-    return object::Key(object::Namespace(pod), Str(*ref, "name"));
-  };
-  std::string a = old ? owner_key(*old) : "", b = now ? owner_key(*now) : "";
-  if (!a.empty()) queue_.Add(a);
-  if (!b.empty() && b != a) queue_.Add(b);
+  subscriptions_.RemoveAll();
 }
 
 void DaemonSetController::OnNode(const Json* old, const Json* now) {
@@ -530,7 +431,7 @@ Result DaemonSetController::Sync(const std::string& key) {
         std::vector<ObjectPtr> running;
         for (const ObjectPtr& p : pods) {
           if (object::IsBeingDeleted(*p)) continue;
-          if (Terminal(*p)) {
+          if (IsPodTerminal(*p)) {
             if (PodPhase(*p) == "Failed") {
               identity_.events().Warning(ds, "FailedDaemonPod",
                                          "Found failed daemon pod " + object::Key(*p) +
@@ -662,7 +563,7 @@ Result DaemonSetController::Sync(const std::string& key) {
     std::vector<ObjectPtr> pods;
     if (it != by_node.end()) {
       for (const ObjectPtr& p : it->second.pods) {
-        if (!(object::IsBeingDeleted(*p) && Terminal(*p))) pods.push_back(p);
+        if (!(object::IsBeingDeleted(*p) && IsPodTerminal(*p))) pods.push_back(p);
       }
     }
     if (!f.should_run) {

@@ -102,7 +102,6 @@ class DaemonSetController : public Controller {
     std::set<std::string> deletes;  // pod uids deleted, still seen
     Clock::TimePoint since;
   };
-  void OnPod(const Json* old, const Json* now);
   void OnNode(const Json* old, const Json* now);
   void EnqueueAll();
   bool Satisfied(const std::string& key);
@@ -117,11 +116,11 @@ class DaemonSetController : public Controller {
   Informer& pods_;
   Informer& nodes_;
   std::unique_ptr<RevisionStore> history_;
-  Informer::HandlerId ds_handlers_ = 0, pod_handlers_ = 0, node_handlers_ = 0;
+  InformerSubscriptions subscriptions_;
+  StartStopOnce run_state_;
 
   std::mutex mu_;
   std::map<std::string, Expectations> expectations_;  // by DaemonSet key; guarded by mu_
-  bool started_ = false, stopped_ = false;            // guarded by mu_
 
   WorkQueue queue_;
   ReconcileWorkers workers_;

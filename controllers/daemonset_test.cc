@@ -431,9 +431,12 @@ TEST_F(DaemonSetTest, OnDeleteReplacesOnlyDeletedPods) {
   cl().Delete(PodsResource(), "default", victim);
   ASSERT_TRUE(Eventually([&] {
     auto pods = PodsOf("agent");
-    int updated = 0;
-    for (const Json& p : pods) updated += p["metadata"]["labels"].value("v", "") == "2";
-    return pods.size() == 2 && updated == 1 &&
+    int updated = 0, bound = 0;
+    for (const Json& p : pods) {
+      updated += p["metadata"]["labels"].value("v", "") == "2";
+      bound += !p["spec"].value("nodeName", "").empty();  // the scheduler binds the new one
+    }
+    return pods.size() == 2 && updated == 1 && bound == 2 &&
            StatusOf(Get("agent")).value("updatedNumberScheduled", 0) == 1;
   }));
   for (const Json& p : PodsOf("agent")) {

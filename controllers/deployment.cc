@@ -206,13 +206,7 @@ bool HasRevisionHistoryLimit(const Json& d) {
 // --- conditions (deploymentutil) ---
 
 const Json* GetCondition(const Json& status, const std::string& type) {
-  if (!status.is_object()) return nullptr;
-  auto it = status.find("conditions");
-  if (it == status.end() || !it->is_array()) return nullptr;
-  for (const Json& c : *it) {
-    if (StrAt(c, "type") == type) return &c;
-  }
-  return nullptr;
+  return object::StatusCondition(status, type);
 }
 
 void RemoveCondition(Json& status, const std::string& type) {
@@ -999,8 +993,7 @@ struct DeploymentController::Sync {
     for (const auto& [uid, pods] : pod_map) {
       if (new_rs && object::Uid(*new_rs) == uid) continue;
       for (const ObjectPtr& p : pods) {
-        std::string phase = StrAt(ObjAt(*p, "status"), "phase");
-        if (phase != "Failed" && phase != "Succeeded") return true;
+        if (!IsPodTerminal(*p)) return true;
       }
     }
     return false;
@@ -1049,42 +1042,26 @@ WallTime DeploymentController::WallNow() const {
 }
 
 void DeploymentController::Start() {
-  {
-    std::lock_guard l(mu_);
-    if (started_ || stopped_) return;
-    started_ = true;
-  }
+  if (!run_state_.TryStart()) return;
   rss_.AddIndex(workloads::kOrphanIndex, workloads::IndexOrphansByNamespace);
-  InformerHandlers dh;
-  dh.on_add = [this](const Json& d) { queue_.Add(object::Key(d)); };
-  dh.on_update = [this](const Json&, const Json& d) { queue_.Add(object::Key(d)); };
-  dh.on_delete = [this](const Json& d) { queue_.Add(object::Key(d)); };
-  InformerHandlers rh;
-  rh.on_add = [this](const Json& rs) { OnRsAdd(rs); };
-  rh.on_update = [this](const Json& o, const Json& n) { OnRsUpdate(o, n); };
-  rh.on_delete = [this](const Json& rs) { OnRsDelete(rs); };
-  InformerHandlers ph;
-  ph.on_delete = [this](const Json& p) { OnPodDelete(p); };
-  d_handlers_ = deployments_.AddHandlers(std::move(dh));
-  rs_handlers_ = rss_.AddHandlers(std::move(rh));
-  pod_handlers_ = pods_.AddHandlers(std::move(ph));
+  subscriptions_.Add(deployments_, EnqueueHandlers(queue_));
+  subscriptions_.Add(rss_, HandlersFrom([this](const Json* old, const Json* now) {
+    if (!old) {
+      OnRsAdd(*now);
+    } else if (!now) {
+      OnRsDelete(*old);
+    } else {
+      OnRsUpdate(*old, *now);
+    }
+  }));
+  subscriptions_.Add(pods_, {.on_delete = [this](const Json& p) { OnPodDelete(p); }});
   workers_.Start(opts_.workers, {&deployments_, &rss_, &pods_});
 }
 
 void DeploymentController::Stop() {
-  bool was_started;
-  {
-    std::lock_guard l(mu_);
-    if (stopped_) return;
-    stopped_ = true;
-    was_started = started_;
-  }
+  if (!run_state_.TryStop()) return;
   workers_.Stop();
-  if (was_started) {
-    deployments_.RemoveHandlers(d_handlers_);
-    rss_.RemoveHandlers(rs_handlers_);
-    pods_.RemoveHandlers(pod_handlers_);
-  }
+  subscriptions_.RemoveAll();
 }
 
 ObjectPtr DeploymentController::DeploymentOf(const std::string& ns, const Json& ref) const {

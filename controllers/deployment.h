@@ -110,9 +110,8 @@ class DeploymentController : public Controller {
   Informer& deployments_;
   Informer& rss_;
   Informer& pods_;
-  Informer::HandlerId d_handlers_ = 0, rs_handlers_ = 0, pod_handlers_ = 0;
-  std::mutex mu_;  // started_, stopped_
-  bool started_ = false, stopped_ = false;
+  InformerSubscriptions subscriptions_;
+  StartStopOnce run_state_;
   WorkQueue queue_;
   ReconcileWorkers workers_;
 };

@@ -10,11 +10,10 @@
 #include <map>
 #include <set>
 
-#include "apiserver/local_client.h"
-#include "apiserver/registry.h"
 #include "base/error.h"
 #include "client/object.h"
 #include "controllers/manager.h"
+#include "controllers/registry_fixture.h"
 #include "controllers/replicaset.h"
 #include "testing/e2e_support.h"
 #include "testing/kernel_fixture.h"
@@ -63,17 +62,8 @@ TEST(DeploymentHelpersTest, PodTemplateHashLooksLikeUpstreams) {
   EXPECT_NE(ComputePodTemplateHash(t2, std::nullopt), h);
 }
 
-class DeploymentTest : public ::testing::Test {
+class DeploymentTest : public RegistryTest {
  protected:
-  void SetUp() override {
-    apiserver::StoreOptions so;
-    so.index_fields = apiserver::IndexFields;
-    store_ = apiserver::Store::Open(dir_.File("kin.db"), so);
-    registry_ = std::make_unique<apiserver::Registry>(*store_, apiserver::RegistryOptions{});
-    registry_->Bootstrap();
-    client_ = std::make_unique<apiserver::LocalClient>(*registry_, "test");
-  }
-  Client& cl() { return *client_; }
   const ResourceInfo& Deploys() { return *FindResource("apps", "v1", "deployments"); }
   const ResourceInfo& Rs() { return *FindResource("apps", "v1", "replicasets"); }
 
@@ -127,20 +117,13 @@ class DeploymentTest : public ::testing::Test {
     }
     return out;
   }
-  static bool Ready(const Json& p) { return workloads::IsPodReady(p); }
+  static bool Ready(const Json& p) { return IsPodReady(p); }
   // Plays kubelet for one pod that is not ready yet (false when none).
   bool ReadyOne() {
     for (const auto& p : Pods()) {
       if (Ready(p)) continue;
       try {
-        cl().Patch(
-            PodsResource(), "default", p["metadata"]["name"], PatchType::kMerge,
-            {{"status",
-              {{"phase", "Running"},
-               {"conditions", Json::array({{{"type", "Ready"},
-                                            {"status", "True"},
-                                            {"lastTransitionTime", object::NowRfc3339()}}})}}}},
-            "status");
+        PatchPodStatus(cl(), "default", p["metadata"]["name"], PodStatus(true, object::NowRfc3339()));
       } catch (const Error& e) {
         if (e.code() != Code::kNotFound) throw;
         continue;  // scaled away meanwhile
@@ -173,14 +156,7 @@ class DeploymentTest : public ::testing::Test {
         30s))
         << StatusOf(name).dump();
   }
-  std::vector<Json> Events(const std::string& reason) {
-    std::vector<Json> out;
-    Json list = cl().List(EventsResource(), "default");
-    for (const auto& e : list["items"]) {
-      if (e.value("reason", "") == reason) out.push_back(e);
-    }
-    return out;
-  }
+  std::vector<Json> Events(const std::string& reason) { return EventsWithReason(cl(), reason); }
   static std::string Rev(const Json& o) {
     return o["metadata"]
         .value("annotations", Json::object())
@@ -193,10 +169,6 @@ class DeploymentTest : public ::testing::Test {
     return Json();
   }
 
-  testing::TempDir dir_;
-  std::unique_ptr<apiserver::Store> store_;
-  std::unique_ptr<apiserver::Registry> registry_;
-  std::unique_ptr<apiserver::LocalClient> client_;
   FakeClock fake_clock_;  // outlives the manager that may run on it
   std::unique_ptr<ControllerManager> manager_;
 };

@@ -35,22 +35,16 @@ int64_t IntField(const Json& o, const char* key, int64_t fallback = 0) {
   return v.is_number_integer() ? v.get<int64_t>() : fallback;
 }
 
-bool IsPodReady(const Json& pod) {
-  const Json& conds = Field(Field(pod, "status"), "conditions");
-  if (!conds.is_array()) return false;
-  for (const auto& c : conds) {
-    if (StrField(c, "type") == "Ready") return StrField(c, "status") == "True";
+// nonTerminatingPodHasStaleDisruptionCondition's test: the pod's
+// DisruptionTarget condition when it is True, not the kubelet's, on a pod
+// that is not terminal; nullptr otherwise.
+const Json* ResettableDisruptionTarget(const Json& pod) {
+  const Json* cond = object::Condition(pod, "DisruptionTarget");
+  if (!cond || StrField(*cond, "status") != "True" ||
+      StrField(*cond, "reason") == "TerminationByKubelet" || IsPodTerminal(pod)) {
+    return nullptr;
   }
-  return false;
-}
-
-const Json* PodCondition(const Json& pod, const std::string& type) {
-  const Json& conds = Field(Field(pod, "status"), "conditions");
-  if (!conds.is_array()) return nullptr;
-  for (const auto& c : conds) {
-    if (StrField(c, "type") == type) return &c;
-  }
-  return nullptr;
+  return cond;
 }
 
 // A PDB's selector as the eviction handler and getPdbForPod read it: set,
@@ -74,20 +68,6 @@ struct SyncError {
 
 }  // namespace
 
-std::optional<int64_t> ScaledValue(const Json& v, int64_t total, bool round_up) {
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (!v.is_string()) return std::nullopt;
-  std::string s = v.get<std::string>();
-  if (s.size() < 2 || s.back() != '%') return std::nullopt;
-  s.pop_back();
-  if (s.size() > 9 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return std::nullopt;
-  int64_t percent = std::stoll(s);
-  // Integer arithmetic: ceil/floor(percent * total / 100) without float error.
-  int64_t product = percent * total;
-  return round_up ? (product + 99) / 100 : product / 100;
-}
-
 DisruptionController::DisruptionController(SharedInformerFactory& informers, Client& client,
                                            DisruptionOptions opts)
     : pdbs_(informers.For(Res("policy", "poddisruptionbudgets"))),
@@ -107,24 +87,20 @@ DisruptionController::DisruptionController(SharedInformerFactory& informers, Cli
 DisruptionController::~DisruptionController() { Stop(); }
 
 void DisruptionController::Start() {
-  if (started_ || stopped_) return;
-  started_ = true;
-  InformerHandlers ph;
-  ph.on_add = [this](const Json& pod) {
-    EnqueuePdbsOf(pod);
-    CheckStaleCondition(pod);
-  };
-  ph.on_update = [this](const Json& old, const Json& now) {
-    if (object::Labels(old) != object::Labels(now)) EnqueuePdbsOf(old);
-    EnqueuePdbsOf(now);
-    CheckStaleCondition(now);
-  };
-  ph.on_delete = [this](const Json& pod) { EnqueuePdbsOf(pod); };
-  pod_handlers_ = pods_.AddHandlers(std::move(ph));
-  InformerHandlers dh;
-  dh.on_add = [this](const Json& pdb) { queue_.Add(object::Key(pdb)); };
-  dh.on_update = [this](const Json&, const Json& pdb) { queue_.Add(object::Key(pdb)); };
-  pdb_handlers_ = pdbs_.AddHandlers(std::move(dh));
+  if (!run_state_.TryStart()) return;
+  subscriptions_.Add(pods_, HandlersFrom([this](const Json* old, const Json* now) {
+    if (!now) {
+      EnqueuePdbsOf(*old);
+      return;
+    }
+    if (old && object::Labels(*old) != object::Labels(*now)) EnqueuePdbsOf(*old);
+    EnqueuePdbsOf(*now);
+    CheckStaleCondition(*now);
+  }));
+  // PDBs are queued on add and update only.
+  subscriptions_.Add(pdbs_, HandlersFrom([this](const Json*, const Json* now) {
+    if (now) queue_.Add(object::Key(*now));
+  }));
   std::vector<const Informer*> caches = {&pdbs_, &pods_,        &rcs_,
                                          &rss_,  &deployments_, &statefulsets_};
   workers_.Start(opts_.workers, caches);
@@ -132,14 +108,10 @@ void DisruptionController::Start() {
 }
 
 void DisruptionController::Stop() {
-  if (stopped_) return;
-  stopped_ = true;
+  if (!run_state_.TryStop()) return;
   workers_.Stop();
   stale_workers_.Stop();
-  if (started_) {
-    pods_.RemoveHandlers(pod_handlers_);
-    pdbs_.RemoveHandlers(pdb_handlers_);
-  }
+  subscriptions_.RemoveAll();
 }
 
 void DisruptionController::EnqueuePdbsOf(const Json& pod) {
@@ -153,13 +125,8 @@ void DisruptionController::EnqueuePdbsOf(const Json& pod) {
 // DisruptionTarget condition goes stale.
 void DisruptionController::CheckStaleCondition(const Json& pod) {
   if (object::IsBeingDeleted(pod)) return;
-  const Json* cond = PodCondition(pod, "DisruptionTarget");
-  std::string phase = StrField(Field(pod, "status"), "phase");
-  if (!cond || StrField(*cond, "status") != "True" ||
-      StrField(*cond, "reason") == "TerminationByKubelet" || phase == "Succeeded" ||
-      phase == "Failed") {
-    return;
-  }
+  const Json* cond = ResettableDisruptionTarget(pod);
+  if (!cond) return;
   auto since = object::ParseRfc3339(StrField(*cond, "lastTransitionTime"));
   auto wait = std::chrono::duration_cast<Clock::Duration>(
       opts_.deletion_timeout - (since ? opts_.now() - *since : system_clock::duration::zero()));
@@ -169,13 +136,8 @@ void DisruptionController::CheckStaleCondition(const Json& pod) {
 Result DisruptionController::SyncStalePod(const std::string& key) {
   ObjectPtr pod = pods_.LookupKey(key);
   if (!pod || object::IsBeingDeleted(*pod)) return Result::Done();
-  const Json* cond = PodCondition(*pod, "DisruptionTarget");
-  std::string phase = StrField(Field(*pod, "status"), "phase");
-  if (!cond || StrField(*cond, "status") != "True" ||
-      StrField(*cond, "reason") == "TerminationByKubelet" || phase == "Succeeded" ||
-      phase == "Failed") {
-    return Result::Done();
-  }
+  const Json* cond = ResettableDisruptionTarget(*pod);
+  if (!cond) return Result::Done();
   auto since = object::ParseRfc3339(StrField(*cond, "lastTransitionTime"));
   if (since) {
     auto left = opts_.deletion_timeout - (opts_.now() - *since);

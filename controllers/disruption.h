@@ -41,6 +41,7 @@
 
 #include "client/informer_factory.h"
 #include "controllers/controller.h"
+#include "controllers/pod_util.h"  // ScaledValue
 
 namespace kin::controllers {
 
@@ -54,10 +55,6 @@ struct DisruptionOptions {
   Clock* clock = nullptr;  // RealClock() when null
   int workers = 2;
 };
-
-// intstr.GetScaledValueFromIntOrPercent(value, total, round_up): an integer
-// as is, "N%" of total rounded up or down; nullopt for anything else.
-std::optional<int64_t> ScaledValue(const Json& int_or_percent, int64_t total, bool round_up);
 
 class DisruptionController : public Controller {
  public:
@@ -87,8 +84,8 @@ class DisruptionController : public Controller {
   WorkQueue stale_queue_;  // pod keys with a DisruptionTarget condition
   ReconcileWorkers workers_;
   ReconcileWorkers stale_workers_;
-  Informer::HandlerId pdb_handlers_ = 0, pod_handlers_ = 0;
-  bool started_ = false, stopped_ = false;
+  InformerSubscriptions subscriptions_;
+  StartStopOnce run_state_;
 };
 
 }  // namespace kin::controllers

@@ -5,12 +5,10 @@
 
 #include <gtest/gtest.h>
 
-#include "apiserver/local_client.h"
-#include "apiserver/registry.h"
-#include "apiserver/store.h"
 #include "base/error.h"
 #include "client/object.h"
 #include "controllers/clock.h"
+#include "controllers/registry_fixture.h"
 #include "testing/e2e_support.h"
 #include "testing/kernel_fixture.h"
 
@@ -35,15 +33,9 @@ TEST(ScaledValueTest, IntegersAndPercentagesRoundedAsUpstream) {
   EXPECT_EQ(ScaledValue(Json(nullptr), 7, true), std::nullopt);
 }
 
-class DisruptionTest : public ::testing::Test {
+class DisruptionTest : public RegistryTest {
  protected:
   void SetUp() override {
-    apiserver::StoreOptions so;
-    so.index_fields = apiserver::IndexFields;
-    store_ = apiserver::Store::Open(dir_.File("kin.db"), so);
-    registry_ = std::make_unique<apiserver::Registry>(*store_, apiserver::RegistryOptions{});
-    registry_->Bootstrap();
-    client_ = std::make_unique<apiserver::LocalClient>(*registry_, "test");
     wall_start_ = system_clock::now();
     informers_ = std::make_unique<SharedInformerFactory>(*client_);
     DisruptionOptions o;
@@ -57,7 +49,6 @@ class DisruptionTest : public ::testing::Test {
     controller_->Stop();
     informers_->Stop();
   }
-  Client& cl() { return *client_; }
   system_clock::time_point Now() const {
     return wall_start_ +
            std::chrono::duration_cast<system_clock::duration>(clock_.Now() - Clock::TimePoint());
@@ -76,11 +67,7 @@ class DisruptionTest : public ::testing::Test {
     return cl().Get(PodsResource(), "default", name);
   }
   void SetReady(const std::string& name, bool ready) {
-    cl().Patch(PodsResource(), "default", name, PatchType::kMerge,
-               {{"status",
-                 {{"phase", "Running"},
-                  {"conditions", {{{"type", "Ready"}, {"status", ready ? "True" : "False"}}}}}}},
-               "status");
+    PatchPodStatus(cl(), "default", name, PodStatus(ready));
   }
   // Creates an owner and returns a controller reference to it.
   Json MakeOwner(const ResourceInfo& r, const std::string& name, int replicas,
@@ -131,10 +118,6 @@ class DisruptionTest : public ::testing::Test {
     return "none";
   }
 
-  testing::TempDir dir_;
-  std::unique_ptr<apiserver::Store> store_;
-  std::unique_ptr<apiserver::Registry> registry_;
-  std::unique_ptr<apiserver::LocalClient> client_;
   FakeClock clock_;
   system_clock::time_point wall_start_;
   std::unique_ptr<SharedInformerFactory> informers_;

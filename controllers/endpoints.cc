@@ -170,58 +170,32 @@ EndpointsController::EndpointsController(SharedInformerFactory& informers, Clien
 EndpointsController::~EndpointsController() { Stop(); }
 
 void EndpointsController::Start() {
-  {
-    std::lock_guard l(mu_);
-    if (started_ || stopped_) return;
-    started_ = true;
-  }
-  auto reg = [this](Informer& inf, InformerHandlers h) {
-    handlers_.emplace_back(&inf, inf.AddHandlers(std::move(h)));
-  };
-  InformerHandlers sh;
-  sh.on_add = [this](const Json& s) { queue_.Add(object::Key(s)); };
-  sh.on_update = [this](const Json&, const Json& s) { queue_.Add(object::Key(s)); };
-  sh.on_delete = [this](const Json& s) { queue_.Add(object::Key(s)); };
-  reg(services_, std::move(sh));
-  InformerHandlers ph;
-  ph.on_add = [this](const Json& p) { OnPod(nullptr, &p); };
-  ph.on_update = [this](const Json& o, const Json& p) { OnPod(&o, &p); };
-  ph.on_delete = [this](const Json& o) { OnPod(&o, nullptr); };
-  reg(pods_, std::move(ph));
-  InformerHandlers eh;
-  // Endpoints deleted under a Service that has a selector are made again.
-  eh.on_delete = [this](const Json& e) {
+  if (!run_state_.TryStart()) return;
+  subscriptions_.Add(services_, EnqueueHandlers(queue_));
+  subscriptions_.Add(pods_, HandlersFrom([this](const Json* o, const Json* p) { OnPod(o, p); }));
+  subscriptions_.Add(endpoints_, HandlersFrom([this](const Json* old, const Json* now) {
+    if (now) {
+      // The cache caught up with a write of ours.
+      std::lock_guard l(written_mu_);
+      if (waiting_.erase(object::Key(*now))) queue_.Add(object::Key(*now));
+      return;
+    }
+    // Endpoints deleted under a Service that has a selector are made again.
     {
       std::lock_guard l(written_mu_);
-      written_.erase(object::Key(e));
-      waiting_.erase(object::Key(e));
+      written_.erase(object::Key(*old));
+      waiting_.erase(object::Key(*old));
     }
-    ObjectPtr svc = services_.LookupKey(object::Key(e));
-    if (svc && !Obj(Obj(*svc, "spec"), "selector").empty()) queue_.Add(object::Key(e));
-  };
-  auto caught_up = [this](const Json& e) {
-    std::lock_guard l(written_mu_);
-    if (waiting_.erase(object::Key(e))) queue_.Add(object::Key(e));
-  };
-  eh.on_add = caught_up;
-  eh.on_update = [caught_up](const Json&, const Json& e) { caught_up(e); };
-  reg(endpoints_, std::move(eh));
+    ObjectPtr svc = services_.LookupKey(object::Key(*old));
+    if (svc && !Obj(Obj(*svc, "spec"), "selector").empty()) queue_.Add(object::Key(*old));
+  }));
   workers_.Start(opts_.workers, {&services_, &pods_, &endpoints_});
 }
 
 void EndpointsController::Stop() {
-  bool was_started;
-  {
-    std::lock_guard l(mu_);
-    if (stopped_) return;
-    stopped_ = true;
-    was_started = started_;
-  }
+  if (!run_state_.TryStop()) return;
   workers_.Stop();
-  if (was_started) {
-    for (auto& [inf, id] : handlers_) inf->RemoveHandlers(id);
-    handlers_.clear();
-  }
+  subscriptions_.RemoveAll();
 }
 
 void EndpointsController::EnqueueServicesOf(const Json& pod) {

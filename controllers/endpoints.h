@@ -71,9 +71,8 @@ class EndpointsController : public Controller {
   Informer& services_;
   Informer& pods_;
   Informer& endpoints_;
-  std::vector<std::pair<Informer*, Informer::HandlerId>> handlers_;
-  std::mutex mu_;
-  bool started_ = false, stopped_ = false;
+  InformerSubscriptions subscriptions_;
+  StartStopOnce run_state_;
   // Endpoints written, by key, with their resourceVersion, until the cache
   // has them (upstream's staleEndpointsTracker); keys waiting for that.
   std::mutex written_mu_;

@@ -99,14 +99,6 @@ std::string EndpointKey(const Json& ep) {
 
 std::string PortsKey(const Json& slice) { return Arr(slice, "ports").dump(); }
 
-void RegisterHandlers(std::vector<std::pair<Informer*, Informer::HandlerId>>& regs, Informer& inf,
-                      InformerHandlers h) {
-  regs.emplace_back(&inf, inf.AddHandlers(std::move(h)));
-}
-void RemoveHandlers(std::vector<std::pair<Informer*, Informer::HandlerId>>& regs) {
-  for (auto& [inf, id] : regs) inf->RemoveHandlers(id);
-  regs.clear();
-}
 
 // Applies a plan with `client`, telling `tracker` what was written.
 void ApplyPlan(Client& client, endpointslice_internal::SliceTracker& tracker,
@@ -130,13 +122,6 @@ namespace endpointutil {
 
 // --- pure helpers -------------------------------------------------------------
 
-bool IsPodReady(const Json& pod) {
-  for (const auto& c : Arr(Obj(pod, "status"), "conditions")) {
-    if (Str(c, "type") == "Ready") return Str(c, "status") == "True";
-  }
-  return false;
-}
-
 std::vector<std::string> PodIPv4s(const Json& pod) {
   const Json& status = Obj(pod, "status");
   std::vector<std::string> out;
@@ -152,8 +137,7 @@ std::vector<std::string> PodIPv4s(const Json& pod) {
 }
 
 bool ShouldPodBeInEndpoints(const Json& pod, bool include_terminating) {
-  std::string phase = Str(Obj(pod, "status"), "phase");
-  if (phase == "Succeeded" || phase == "Failed") return false;
+  if (IsPodTerminal(pod)) return false;
   const Json& status = Obj(pod, "status");
   if (Str(status, "podIP").empty() && Arr(status, "podIPs").empty()) return false;
   if (!include_terminating && object::IsBeingDeleted(pod)) return false;
@@ -511,44 +495,20 @@ EndpointSliceController::EndpointSliceController(SharedInformerFactory& informer
 EndpointSliceController::~EndpointSliceController() { Stop(); }
 
 void EndpointSliceController::Start() {
-  {
-    std::lock_guard l(mu_);
-    if (started_ || stopped_) return;
-    started_ = true;
-  }
-  InformerHandlers sh;
-  sh.on_add = [this](const Json& s) { queue_.Add(object::Key(s)); };
-  sh.on_update = [this](const Json&, const Json& s) { queue_.Add(object::Key(s)); };
-  sh.on_delete = [this](const Json& s) { queue_.Add(object::Key(s)); };
-  RegisterHandlers(handlers_, services_, std::move(sh));
-  InformerHandlers ph;
-  ph.on_add = [this](const Json& p) { OnPod(nullptr, &p); };
-  ph.on_update = [this](const Json& o, const Json& p) { OnPod(&o, &p); };
-  ph.on_delete = [this](const Json& o) { OnPod(&o, nullptr); };
-  RegisterHandlers(handlers_, pods_, std::move(ph));
-  InformerHandlers nh;
-  nh.on_add = [this](const Json& n) { OnNode(nullptr, &n); };
-  nh.on_update = [this](const Json& o, const Json& n) { OnNode(&o, &n); };
-  nh.on_delete = [this](const Json& o) { OnNode(&o, nullptr); };
-  RegisterHandlers(handlers_, nodes_, std::move(nh));
-  InformerHandlers eh;
-  eh.on_add = [this](const Json& s) { OnSlice(s, false); };
-  eh.on_update = [this](const Json&, const Json& s) { OnSlice(s, false); };
-  eh.on_delete = [this](const Json& s) { OnSlice(s, true); };
-  RegisterHandlers(handlers_, slices_, std::move(eh));
+  if (!run_state_.TryStart()) return;
+  subscriptions_.Add(services_, EnqueueHandlers(queue_));
+  subscriptions_.Add(pods_, HandlersFrom([this](const Json* o, const Json* p) { OnPod(o, p); }));
+  subscriptions_.Add(nodes_, HandlersFrom([this](const Json* o, const Json* n) { OnNode(o, n); }));
+  subscriptions_.Add(slices_, HandlersFrom([this](const Json* old, const Json* now) {
+    OnSlice(now ? *now : *old, /*deleted=*/!now);
+  }));
   workers_.Start(opts_.workers, {&services_, &pods_, &nodes_, &slices_});
 }
 
 void EndpointSliceController::Stop() {
-  bool was_started;
-  {
-    std::lock_guard l(mu_);
-    if (stopped_) return;
-    stopped_ = true;
-    was_started = started_;
-  }
+  if (!run_state_.TryStop()) return;
   workers_.Stop();
-  if (was_started) RemoveHandlers(handlers_);
+  subscriptions_.RemoveAll();
 }
 
 void EndpointSliceController::EnqueueServicesOf(const Json& pod) {
@@ -733,49 +693,28 @@ EndpointSliceMirroringController::EndpointSliceMirroringController(
 EndpointSliceMirroringController::~EndpointSliceMirroringController() { Stop(); }
 
 void EndpointSliceMirroringController::Start() {
-  {
-    std::lock_guard l(mu_);
-    if (started_ || stopped_) return;
-    started_ = true;
-  }
-  auto enqueue = [this](const Json& o) { queue_.Add(object::Key(o)); };
-  InformerHandlers sh;
-  sh.on_add = enqueue;
-  sh.on_update = [this](const Json& o, const Json& n) {
-    if (HasSelector(o) != HasSelector(n)) queue_.Add(object::Key(n));
-  };
-  sh.on_delete = enqueue;
-  RegisterHandlers(handlers_, services_, std::move(sh));
-  InformerHandlers eh;
-  eh.on_add = enqueue;
-  eh.on_update = [this](const Json&, const Json& n) { queue_.Add(object::Key(n)); };
-  eh.on_delete = enqueue;
-  RegisterHandlers(handlers_, endpoints_, std::move(eh));
-  auto on_slice = [this](const Json& s, bool deleted) {
+  if (!run_state_.TryStart()) return;
+  subscriptions_.Add(services_, HandlersFrom([this](const Json* old, const Json* now) {
+    // An update matters only when the Service gains or loses its selector.
+    if (old && now && HasSelector(*old) == HasSelector(*now)) return;
+    queue_.Add(object::Key(now ? *now : *old));
+  }));
+  subscriptions_.Add(endpoints_, EnqueueHandlers(queue_));
+  subscriptions_.Add(slices_, HandlersFrom([this](const Json* old, const Json* now) {
+    const Json& s = now ? *now : *old;
     if (object::Label(s, kLabelManagedBy) != kMirroringControllerName) return;
     auto svc = object::Label(s, kLabelServiceName);
     if (!svc) return;
     std::string key = object::Key(object::Namespace(s), *svc);
-    if (tracker_.Observe(key, s, deleted)) queue_.Add(key);
-  };
-  InformerHandlers lh;
-  lh.on_add = [on_slice](const Json& s) { on_slice(s, false); };
-  lh.on_update = [on_slice](const Json&, const Json& s) { on_slice(s, false); };
-  lh.on_delete = [on_slice](const Json& s) { on_slice(s, true); };
-  RegisterHandlers(handlers_, slices_, std::move(lh));
+    if (tracker_.Observe(key, s, /*deleted=*/!now)) queue_.Add(key);
+  }));
   workers_.Start(opts_.workers, {&services_, &endpoints_, &slices_});
 }
 
 void EndpointSliceMirroringController::Stop() {
-  bool was_started;
-  {
-    std::lock_guard l(mu_);
-    if (stopped_) return;
-    stopped_ = true;
-    was_started = started_;
-  }
+  if (!run_state_.TryStop()) return;
   workers_.Stop();
-  if (was_started) RemoveHandlers(handlers_);
+  subscriptions_.RemoveAll();
 }
 
 Result EndpointSliceMirroringController::Sync(const std::string& key) {

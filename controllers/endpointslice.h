@@ -55,6 +55,7 @@
 #include "client/client.h"
 #include "client/informer_factory.h"
 #include "controllers/controller.h"
+#include "controllers/pod_util.h"
 #include "controllers/work_queue.h"
 
 namespace kin::controllers {
@@ -73,8 +74,6 @@ inline constexpr char kLabelZone[] = "topology.kubernetes.io/zone";
 // other controllers have helpers of the same names)
 namespace endpointutil {
 
-// The pod's Ready condition is True.
-bool IsPodReady(const Json& pod);
 // Upstream's ShouldPodBeInEndpoints: not terminal (Succeeded/Failed), has an
 // IP, and not being deleted unless `include_terminating`.
 bool ShouldPodBeInEndpoints(const Json& pod, bool include_terminating);
@@ -191,10 +190,9 @@ class EndpointSliceController : public Controller {
   Informer& pods_;
   Informer& nodes_;
   Informer& slices_;
-  std::vector<std::pair<Informer*, Informer::HandlerId>> handlers_;
+  InformerSubscriptions subscriptions_;
   endpointslice_internal::SliceTracker tracker_;
-  std::mutex mu_;
-  bool started_ = false, stopped_ = false;
+  StartStopOnce run_state_;
   WorkQueue queue_;
   ReconcileWorkers workers_;
 };
@@ -217,10 +215,9 @@ class EndpointSliceMirroringController : public Controller {
   Informer& services_;
   Informer& endpoints_;
   Informer& slices_;
-  std::vector<std::pair<Informer*, Informer::HandlerId>> handlers_;
+  InformerSubscriptions subscriptions_;
   endpointslice_internal::SliceTracker tracker_;
-  std::mutex mu_;
-  bool started_ = false, stopped_ = false;
+  StartStopOnce run_state_;
   WorkQueue queue_;
   ReconcileWorkers workers_;
 };

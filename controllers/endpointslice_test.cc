@@ -9,11 +9,10 @@
 #include <map>
 #include <set>
 
-#include "apiserver/local_client.h"
-#include "apiserver/registry.h"
 #include "client/object.h"
 #include "controllers/endpoints.h"
 #include "controllers/manager.h"
+#include "controllers/registry_fixture.h"
 #include "testing/e2e_support.h"
 #include "testing/kernel_fixture.h"
 
@@ -320,15 +319,9 @@ TEST(TruncateEndpointsTest, KeepsReadyFirstAndAnnotatesAsUpstream) {
 
 // --- the controllers on a registry ---
 
-class EndpointsControllersTest : public ::testing::Test {
+class EndpointsControllersTest : public RegistryTest {
  protected:
   void SetUp() override {
-    apiserver::StoreOptions so;
-    so.index_fields = apiserver::IndexFields;
-    store_ = apiserver::Store::Open(dir_.File("kin.db"), so);
-    registry_ = std::make_unique<apiserver::Registry>(*store_, apiserver::RegistryOptions{});
-    registry_->Bootstrap();
-    client_ = std::make_unique<apiserver::LocalClient>(*registry_, "test");
     manager_ = std::make_unique<ControllerManager>(*client_);
   }
   void StartControllers(int workers = 2) {
@@ -342,7 +335,6 @@ class EndpointsControllersTest : public ::testing::Test {
     manager_->Start();
   }
   void TearDown() override { manager_.reset(); }
-  Client& cl() { return *client_; }
 
   void AddNode(const std::string& name, const std::string& zone = "") {
     Json node = {{"apiVersion", "v1"}, {"kind", "Node"}, {"metadata", {{"name", name}}}};
@@ -366,16 +358,10 @@ class EndpointsControllersTest : public ::testing::Test {
     SetPod(name, ip, ready);
   }
   void SetPod(const std::string& name, const std::string& ip, bool ready) {
-    cl().Patch(PodsResource(), "default", name, PatchType::kMerge,
-               {{"status",
-                 {{"phase", "Running"},
-                  {"podIP", ip},
-                  {"podIPs", {{{"ip", ip}}}},
-                  {"conditions",
-                   {{{"type", "Ready"},
-                     {"status", ready ? "True" : "False"},
-                     {"lastTransitionTime", object::NowRfc3339()}}}}}}},
-               "status");
+    Json status = PodStatus(ready, object::NowRfc3339());
+    status["podIP"] = ip;
+    status["podIPs"] = {{{"ip", ip}}};
+    PatchPodStatus(cl(), "default", name, status);
   }
   void AddService(const std::string& name, Json spec) {
     cl().Create(ServicesResource(), "default",
@@ -426,10 +412,6 @@ class EndpointsControllersTest : public ::testing::Test {
     return out;
   }
 
-  testing::TempDir dir_;
-  std::unique_ptr<apiserver::Store> store_;
-  std::unique_ptr<apiserver::Registry> registry_;
-  std::unique_ptr<apiserver::LocalClient> client_;
   std::unique_ptr<ControllerManager> manager_;
 };
 

@@ -77,37 +77,26 @@ std::vector<std::string> GarbageCollector::watched() const {
 }
 
 void GarbageCollector::Start() {
-  {
-    std::lock_guard l(mu_);
-    if (started_ || stopped_) return;
-    started_ = true;
-  }
+  if (!run_state_.TryStart()) return;
   std::vector<const Informer*> wait_for;
   for (const auto& w : watched_) {
     const Watched* wp = &w;
-    InformerHandlers h;
-    h.on_add = [this, wp](const Json& o) { OnChange(*wp, nullptr, o); };
-    h.on_update = [this, wp](const Json& o, const Json& n) { OnChange(*wp, &o, n); };
-    h.on_delete = [this, wp](const Json& o) { OnDelete(*wp, o); };
-    handlers_.emplace_back(w.informer, w.informer->AddHandlers(std::move(h)));
+    subscriptions_.Add(*w.informer, HandlersFrom([this, wp](const Json* old, const Json* now) {
+      if (now) {
+        OnChange(*wp, old, *now);
+      } else {
+        OnDelete(*wp, *old);
+      }
+    }));
     wait_for.push_back(w.informer);
   }
   workers_.Start(opts_.workers, wait_for);
 }
 
 void GarbageCollector::Stop() {
-  bool was_started;
-  {
-    std::lock_guard l(mu_);
-    if (stopped_) return;
-    stopped_ = true;
-    was_started = started_;
-  }
+  if (!run_state_.TryStop()) return;
   workers_.Stop();
-  if (was_started) {
-    for (auto& [inf, id] : handlers_) inf->RemoveHandlers(id);
-    handlers_.clear();
-  }
+  subscriptions_.RemoveAll();
 }
 
 void GarbageCollector::Enqueue(char kind, const Watched& w, const Json& obj) {

@@ -117,9 +117,8 @@ class GarbageCollector : public Controller {
   ComponentClient identity_;
   std::vector<Watched> watched_;
   std::map<std::string, size_t> by_group_resource_;  // -> index in watched_
-  std::vector<std::pair<Informer*, Informer::HandlerId>> handlers_;
-  std::mutex mu_;
-  bool started_ = false, stopped_ = false;
+  InformerSubscriptions subscriptions_;
+  StartStopOnce run_state_;
   std::mutex absent_mu_;
   std::set<std::string> absent_owners_;  // uids a live GET found gone
   WorkQueue queue_;

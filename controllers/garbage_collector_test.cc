@@ -5,12 +5,11 @@
 
 #include <gtest/gtest.h>
 
-#include "apiserver/local_client.h"
-#include "apiserver/registry.h"
 #include "client/object.h"
 #include "controllers/endpointslice.h"
 #include "controllers/manager.h"
 #include "controllers/namespace_controller.h"
+#include "controllers/registry_fixture.h"
 #include "testing/e2e_support.h"
 #include "testing/kernel_fixture.h"
 
@@ -23,15 +22,9 @@ const ResourceInfo& ConfigMaps() { return *FindResource("", "v1", "configmaps");
 const ResourceInfo& Leases() { return *FindResource("coordination.k8s.io", "v1", "leases"); }
 const ResourceInfo& Slices() { return *FindResource("discovery.k8s.io", "v1", "endpointslices"); }
 
-class GcTest : public ::testing::Test {
+class GcTest : public RegistryTest {
  protected:
   void SetUp() override {
-    apiserver::StoreOptions so;
-    so.index_fields = apiserver::IndexFields;
-    store_ = apiserver::Store::Open(dir_.File("kin.db"), so);
-    registry_ = std::make_unique<apiserver::Registry>(*store_, apiserver::RegistryOptions{});
-    registry_->Bootstrap();
-    client_ = std::make_unique<apiserver::LocalClient>(*registry_, "test");
     manager_ = std::make_unique<ControllerManager>(*client_);
   }
   void TearDown() override { manager_.reset(); }
@@ -39,7 +32,6 @@ class GcTest : public ::testing::Test {
     gc_ = &manager_->Emplace<GarbageCollector>(manager_->informers(), *client_);
     manager_->Start();
   }
-  Client& cl() { return *client_; }
 
   // A ConfigMap, owned by `owners` (ConfigMaps, referenced by name and uid).
   Json AddConfigMap(const std::string& name, const std::vector<Json>& owners = {},
@@ -90,10 +82,6 @@ class GcTest : public ::testing::Test {
     cl().Delete(PodsResource(), "default", name, now);
   }
 
-  testing::TempDir dir_;
-  std::unique_ptr<apiserver::Store> store_;
-  std::unique_ptr<apiserver::Registry> registry_;
-  std::unique_ptr<apiserver::LocalClient> client_;
   std::unique_ptr<ControllerManager> manager_;
   GarbageCollector* gc_ = nullptr;
 };

@@ -65,41 +65,22 @@ NamespaceController::NamespaceController(SharedInformerFactory& informers, Clien
 NamespaceController::~NamespaceController() { Stop(); }
 
 void NamespaceController::Start() {
-  {
-    std::lock_guard l(mu_);
-    if (started_ || stopped_) return;
-    started_ = true;
-  }
-  InformerHandlers nh;
-  auto consider = [this](const Json& ns) {
-    if (object::IsBeingDeleted(ns)) queue_.Add(object::Name(ns));
-  };
-  nh.on_add = consider;
-  nh.on_update = [consider](const Json&, const Json& n) { consider(n); };
-  handlers_.emplace_back(&namespaces_, namespaces_.AddHandlers(std::move(nh)));
+  if (!run_state_.TryStart()) return;
+  subscriptions_.Add(namespaces_, HandlersFrom([this](const Json*, const Json* ns) {
+    if (ns && object::IsBeingDeleted(*ns)) queue_.Add(object::Name(*ns));
+  }));
   std::vector<const Informer*> wait_for = {&namespaces_};
   for (Informer* inf : content_) {
-    InformerHandlers ch;
-    ch.on_delete = [this](const Json& o) { OnContentGone(o); };
-    handlers_.emplace_back(inf, inf->AddHandlers(std::move(ch)));
+    subscriptions_.Add(*inf, {.on_delete = [this](const Json& o) { OnContentGone(o); }});
     wait_for.push_back(inf);
   }
   workers_.Start(opts_.workers, wait_for);
 }
 
 void NamespaceController::Stop() {
-  bool was_started;
-  {
-    std::lock_guard l(mu_);
-    if (stopped_) return;
-    stopped_ = true;
-    was_started = started_;
-  }
+  if (!run_state_.TryStop()) return;
   workers_.Stop();
-  if (was_started) {
-    for (auto& [inf, id] : handlers_) inf->RemoveHandlers(id);
-    handlers_.clear();
-  }
+  subscriptions_.RemoveAll();
 }
 
 void NamespaceController::OnContentGone(const Json& obj) {

@@ -68,9 +68,8 @@ class NamespaceController : public Controller {
   ComponentClient identity_;
   Informer& namespaces_;
   std::vector<Informer*> content_;
-  std::vector<std::pair<Informer*, Informer::HandlerId>> handlers_;
-  std::mutex mu_;
-  bool started_ = false, stopped_ = false;
+  InformerSubscriptions subscriptions_;
+  StartStopOnce run_state_;
   WorkQueue queue_;
   ReconcileWorkers workers_;
 };

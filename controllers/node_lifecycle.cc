@@ -5,6 +5,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "client/object.h"
+#include "controllers/pod_util.h"
 
 namespace kin::controllers {
 
@@ -21,19 +22,8 @@ const ResourceInfo& Leases() {
   return r;
 }
 
-const Json* Condition(const Json& node, const std::string& type) {
-  auto st = node.find("status");
-  if (st == node.end() || !st->is_object()) return nullptr;
-  auto conds = st->find("conditions");
-  if (conds == st->end() || !conds->is_array()) return nullptr;
-  for (const auto& c : *conds) {
-    if (c.is_object() && c.value("type", "") == type) return &c;
-  }
-  return nullptr;
-}
-
 std::string ReadyStatus(const Json& node) {
-  const Json* c = Condition(node, "Ready");
+  const Json* c = object::Condition(node, "Ready");
   return c ? c->value("status", "Unknown") : "Unknown";
 }
 
@@ -69,13 +59,6 @@ std::string PodNode(const Json& pod) {
   auto spec = pod.find("spec");
   if (spec == pod.end() || !spec->is_object()) return "";
   return spec->value("nodeName", "");
-}
-
-bool IsTerminal(const Json& pod) {
-  std::string phase = pod.contains("status") && pod["status"].is_object()
-                          ? pod["status"].value("phase", "")
-                          : "";
-  return phase == "Succeeded" || phase == "Failed";
 }
 
 }  // namespace
@@ -133,54 +116,42 @@ NodeLifecycleController::NodeLifecycleController(SharedInformerFactory& informer
 NodeLifecycleController::~NodeLifecycleController() { Stop(); }
 
 void NodeLifecycleController::Start() {
-  if (started_ || stopped_) return;
-  started_ = true;
-  InformerHandlers nh;
-  auto node_changed = [this](const Json& node) {
-    node_queue_.Add(object::Name(node));
+  if (!run_state_.TryStart()) return;
+  subscriptions_.Add(nodes_, HandlersFrom([this](const Json*, const Json* node) {
+    if (!node) return;
+    node_queue_.Add(object::Name(*node));
     // Its pods' eviction times follow its taints.
-    for (const auto& key : pods_.IndexKeys(kNodeNameIndex, object::Name(node))) {
+    for (const auto& key : pods_.IndexKeys(kNodeNameIndex, object::Name(*node))) {
       pod_queue_.Add(key);
     }
-  };
-  nh.on_add = node_changed;
-  nh.on_update = [node_changed](const Json&, const Json& now) { node_changed(now); };
-  node_handlers_ = nodes_.AddHandlers(std::move(nh));
-  InformerHandlers lh;
-  auto lease_changed = [this](const Json& lease) {
-    if (object::Namespace(lease) == kNodeLeaseNamespace) node_queue_.Add(object::Name(lease));
-  };
-  lh.on_add = lease_changed;
-  lh.on_update = [lease_changed](const Json&, const Json& now) { lease_changed(now); };
-  lease_handlers_ = leases_.AddHandlers(std::move(lh));
-  InformerHandlers ph;
-  auto pod_changed = [this](const Json& pod) {
-    if (!PodNode(pod).empty()) pod_queue_.Add(object::Key(pod));
-  };
-  ph.on_add = pod_changed;
-  ph.on_update = [pod_changed](const Json& old, const Json& now) {
-    if (PodNode(old) != PodNode(now)) pod_changed(now);
-  };
-  pod_handlers_ = pods_.AddHandlers(std::move(ph));
+  }));
+  subscriptions_.Add(leases_, HandlersFrom([this](const Json*, const Json* lease) {
+    if (lease && object::Namespace(*lease) == kNodeLeaseNamespace) {
+      node_queue_.Add(object::Name(*lease));
+    }
+  }));
+  subscriptions_.Add(pods_, HandlersFrom([this](const Json* old, const Json* pod) {
+    if (!pod || (old && PodNode(*old) == PodNode(*pod))) return;
+    if (!PodNode(*pod).empty()) pod_queue_.Add(object::Key(*pod));
+  }));
   node_workers_.Start(opts_.workers, {&nodes_, &leases_, &pods_});
   pod_workers_.Start(opts_.workers, {&nodes_, &pods_});
 }
 
 void NodeLifecycleController::Stop() {
-  if (stopped_) return;
-  stopped_ = true;
+  if (!run_state_.TryStop()) return;
   node_workers_.Stop();
   pod_workers_.Stop();
-  if (started_) {
-    nodes_.RemoveHandlers(node_handlers_);
-    leases_.RemoveHandlers(lease_handlers_);
-    pods_.RemoveHandlers(pod_handlers_);
-  }
+  subscriptions_.RemoveAll();
 }
 
 Result NodeLifecycleController::ReconcileNode(const std::string& name) {
   ObjectPtr node = nodes_.Lookup("", name);
   if (!node) return Result::Done();
+  // The queue's clock first, then the wall clock: a delay computed from
+  // the later reading and counted from the earlier one can only come early
+  // (and look again), never late.
+  const Clock::TimePoint started = node_queue_.clock().Now();
   const system_clock::time_point now = opts_.now();
   const std::string now_text = object::FormatRfc3339(now);
   // The agent's last sign of life: its lease, or its Ready heartbeat.
@@ -188,7 +159,7 @@ Result NodeLifecycleController::ReconcileNode(const std::string& name) {
   if (ObjectPtr lease = leases_.Lookup(kNodeLeaseNamespace, name)) {
     probe = TimeAt(*lease, "spec", "renewTime");
   }
-  if (const Json* ready = Condition(*node, "Ready")) {
+  if (const Json* ready = object::Condition(*node, "Ready")) {
     if (auto t = ready->find("lastHeartbeatTime"); t != ready->end() && t->is_string()) {
       auto hb = object::ParseRfc3339(t->get<std::string>());
       if (hb && (!probe || *hb > *probe)) probe = hb;
@@ -206,8 +177,9 @@ Result NodeLifecycleController::ReconcileNode(const std::string& name) {
       }
     } else {
       // Look again when the grace period would run out without a renewal.
-      next = Result::After(std::chrono::duration_cast<Clock::Duration>(opts_.grace_period - silent) +
-                           std::chrono::milliseconds(50));
+      next = Result::At(started +
+                        std::chrono::duration_cast<Clock::Duration>(opts_.grace_period - silent) +
+                        std::chrono::milliseconds(50));
     }
   }
   SyncTaints(*node, now_text);
@@ -247,7 +219,7 @@ void NodeLifecycleController::UpdateConditions(const Json& node, const std::stri
 
 void NodeLifecycleController::MarkPodsNotReady(const std::string& node) {
   for (const ObjectPtr& pod : pods_.ByIndex(kNodeNameIndex, node)) {
-    if (IsTerminal(*pod)) continue;
+    if (IsPodTerminal(*pod)) continue;
     Json conditions = (*pod)["status"].value("conditions", Json::array());
     bool changed = false;
     for (auto& c : conditions) {
@@ -317,15 +289,16 @@ void NodeLifecycleController::SyncTaints(const Json& node, const std::string& no
 Result NodeLifecycleController::ReconcilePod(const std::string& key) {
   auto [ns, name] = object::SplitKey(key);
   ObjectPtr pod = pods_.Lookup(ns, name);
-  if (!pod || object::IsBeingDeleted(*pod) || IsTerminal(*pod)) return Result::Done();
+  if (!pod || object::IsBeingDeleted(*pod) || IsPodTerminal(*pod)) return Result::Done();
   ObjectPtr node = nodes_.Lookup("", PodNode(*pod));
   if (!node) return Result::Done();
+  const Clock::TimePoint started = pod_queue_.clock().Now();  // as in ReconcileNode
   system_clock::time_point now = opts_.now();
   std::optional<system_clock::time_point> due = EvictionTime(*pod, Taints(*node), now);
   if (!due) return Result::Done();
   if (*due > now) {
-    return Result::After(std::chrono::duration_cast<Clock::Duration>(*due - now) +
-                         std::chrono::milliseconds(10));
+    return Result::At(started + std::chrono::duration_cast<Clock::Duration>(*due - now) +
+                      std::chrono::milliseconds(10));
   }
   pod_client_.events().Normal(*pod, "TaintManagerEviction", "Marking for deletion Pod " + key);
   DeleteOptions del;

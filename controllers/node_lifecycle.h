@@ -83,8 +83,8 @@ class NodeLifecycleController : public Controller {
   WorkQueue pod_queue_;
   ReconcileWorkers node_workers_;
   ReconcileWorkers pod_workers_;
-  Informer::HandlerId node_handlers_ = 0, lease_handlers_ = 0, pod_handlers_ = 0;
-  bool started_ = false, stopped_ = false;
+  InformerSubscriptions subscriptions_;
+  StartStopOnce run_state_;
 };
 
 }  // namespace kin::controllers

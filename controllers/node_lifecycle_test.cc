@@ -5,11 +5,9 @@
 
 #include <gtest/gtest.h>
 
-#include "apiserver/local_client.h"
-#include "apiserver/registry.h"
-#include "apiserver/store.h"
 #include "base/error.h"
 #include "client/object.h"
+#include "controllers/registry_fixture.h"
 #include "testing/e2e_support.h"
 #include "testing/kernel_fixture.h"
 
@@ -45,19 +43,12 @@ TEST(EvictionTimeTest, TolerationsDecide) {
       << "only NoExecute evicts";
 }
 
-class NodeLifecycleTest : public ::testing::Test {
+class NodeLifecycleTest : public RegistryTest {
  protected:
   void SetUp() override {
-    apiserver::StoreOptions so;
-    so.index_fields = apiserver::IndexFields;
-    store_ = apiserver::Store::Open(dir_.File("kin.db"), so);
-    registry_ = std::make_unique<apiserver::Registry>(*store_, apiserver::RegistryOptions{});
-    registry_->Bootstrap();
-    client_ = std::make_unique<apiserver::LocalClient>(*registry_, "test");
     wall_start_ = system_clock::now();
     informers_ = std::make_unique<SharedInformerFactory>(*client_);
   }
-  Client& cl() { return *client_; }
   void TearDown() override {
     if (controller_) controller_->Stop();
     informers_->Stop();
@@ -124,11 +115,7 @@ class NodeLifecycleTest : public ::testing::Test {
                   {"containers", Json::array({{{"name", "c"}, {"image", "busybox"}}})}}}};
     if (tolerations) pod["spec"]["tolerations"] = *tolerations;
     cl().Create(PodsResource(), "default", pod);
-    cl().Patch(PodsResource(), "default", name, PatchType::kMerge,
-                   {{"status",
-                     {{"phase", "Running"},
-                      {"conditions", Json::array({{{"type", "Ready"}, {"status", "True"}}})}}}},
-                   "status");
+    PatchPodStatus(cl(), "default", name, PodStatus(true));
   }
   Json Node(const std::string& name) { return cl().Get(NodesResource(), "", name); }
   std::set<std::string> TaintKeys(const std::string& name) {
@@ -157,10 +144,6 @@ class NodeLifecycleTest : public ::testing::Test {
   }
 
   FakeClock clock_;  // outlives the controller's queues
-  ::kin::testing::TempDir dir_;
-  std::unique_ptr<apiserver::Store> store_;
-  std::unique_ptr<apiserver::Registry> registry_;
-  std::unique_ptr<apiserver::LocalClient> client_;
   std::unique_ptr<SharedInformerFactory> informers_;
   std::unique_ptr<NodeLifecycleController> controller_;
   system_clock::time_point wall_start_;

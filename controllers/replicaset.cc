@@ -27,17 +27,8 @@ std::string Str(const Json& j, const char* key) {
   return v.is_string() ? v.get<std::string>() : "";
 }
 
-const Json* ReadyCondition(const Json& pod) {
-  const Json& conds = Field(Field(pod, "status"), "conditions");
-  if (!conds.is_array()) return nullptr;
-  for (const Json& c : conds) {
-    if (Str(c, "type") == "Ready") return &c;
-  }
-  return nullptr;
-}
-
 std::optional<WallTime> ReadySince(const Json& pod) {
-  const Json* c = ReadyCondition(pod);
+  const Json* c = object::Condition(pod, "Ready");
   if (!c) return std::nullopt;
   return object::ParseRfc3339(Str(*c, "lastTransitionTime"));
 }
@@ -126,21 +117,11 @@ std::vector<std::string> IndexOrphansByNamespace(const Json& obj) {
   return {object::Namespace(obj)};
 }
 
-bool IsPodReady(const Json& pod) {
-  const Json* c = ReadyCondition(pod);
-  return c && Str(*c, "status") == "True";
-}
-
 bool IsPodAvailable(const Json& pod, int64_t min_ready_seconds, WallTime now) {
   if (!IsPodReady(pod)) return false;
   if (min_ready_seconds <= 0) return true;
   auto since = ReadySince(pod);
   return since && *since + std::chrono::seconds(min_ready_seconds) < now;
-}
-
-bool IsPodActive(const Json& pod) {
-  std::string phase = Str(Field(pod, "status"), "phase");
-  return phase != "Succeeded" && phase != "Failed" && !object::IsBeingDeleted(pod);
 }
 
 std::vector<ObjectPtr> PodsToDelete(std::vector<ObjectPtr> pods,
@@ -347,44 +328,32 @@ WallTime ReplicaSetController::WallNow() const {
 }
 
 void ReplicaSetController::Start() {
-  {
-    std::lock_guard l(mu_);
-    if (started_ || stopped_) return;
-    started_ = true;
-  }
+  if (!run_state_.TryStart()) return;
   pods_.AddIndex(workloads::kOrphanIndex, workloads::IndexOrphansByNamespace);
-  InformerHandlers oh;
-  oh.on_add = [this](const Json& o) { queue_.Add(object::Key(o)); };
-  oh.on_update = [this](const Json& old, const Json& now) {
-    if (object::Uid(old) != object::Uid(now)) expectations_->Delete(object::Key(old));
-    queue_.Add(object::Key(now));
-  };
-  oh.on_delete = [this](const Json& o) {
-    expectations_->Delete(object::Key(o));
-    queue_.Add(object::Key(o));
-  };
-  InformerHandlers ph;
-  ph.on_add = [this](const Json& p) { OnPodAdd(p); };
-  ph.on_update = [this](const Json& o, const Json& p) { OnPodUpdate(o, p); };
-  ph.on_delete = [this](const Json& p) { OnPodDelete(p); };
-  owner_handlers_ = owners_.AddHandlers(std::move(oh));
-  pod_handlers_ = pods_.AddHandlers(std::move(ph));
+  subscriptions_.Add(owners_, HandlersFrom([this](const Json* old, const Json* now) {
+    // A delete, or a new object under the old name: the old one's
+    // expectations are void.
+    if (old && (!now || object::Uid(*old) != object::Uid(*now))) {
+      expectations_->Delete(object::Key(*old));
+    }
+    queue_.Add(object::Key(now ? *now : *old));
+  }));
+  subscriptions_.Add(pods_, HandlersFrom([this](const Json* old, const Json* now) {
+    if (!old) {
+      OnPodAdd(*now);
+    } else if (!now) {
+      OnPodDelete(*old);
+    } else {
+      OnPodUpdate(*old, *now);
+    }
+  }));
   workers_.Start(opts_.workers, {&owners_, &pods_});
 }
 
 void ReplicaSetController::Stop() {
-  bool was_started;
-  {
-    std::lock_guard l(mu_);
-    if (stopped_) return;
-    stopped_ = true;
-    was_started = started_;
-  }
+  if (!run_state_.TryStop()) return;
   workers_.Stop();
-  if (was_started) {
-    owners_.RemoveHandlers(owner_handlers_);
-    pods_.RemoveHandlers(pod_handlers_);
-  }
+  subscriptions_.RemoveAll();
 }
 
 LabelSelector ReplicaSetController::SelectorOf(const Json& owner) const {
@@ -459,7 +428,7 @@ void ReplicaSetController::OnPodUpdate(const Json& old, const Json& now) {
     std::string key = object::Key(*owner);
     queue_.Add(key);
     int64_t min_ready = IntAt(ObjAt(*owner, "spec"), "minReadySeconds");
-    if (min_ready > 0 && !workloads::IsPodReady(old) && workloads::IsPodReady(now)) {
+    if (min_ready > 0 && !IsPodReady(old) && IsPodReady(now)) {
       // Look again once the pod may count as available (plus a second of
       // slack, as upstream).
       queue_.AddAfter(key, std::chrono::seconds(min_ready + 1));
@@ -508,12 +477,12 @@ Result ReplicaSetController::Sync(const std::string& key) {
   std::vector<ObjectPtr> candidates;
   for (ObjectPtr& p : pods_.ByIndex(kOwnerUidIndex, object::Uid(*owner))) {
     // Controller-less ones come from the orphan index, once.
-    if (workloads::IsPodActive(*p) && object::Namespace(*p) == ns && object::ControllerOf(*p)) {
+    if (IsPodActive(*p) && object::Namespace(*p) == ns && object::ControllerOf(*p)) {
       candidates.push_back(std::move(p));
     }
   }
   for (ObjectPtr& p : pods_.ByIndex(workloads::kOrphanIndex, ns)) {
-    if (workloads::IsPodActive(*p)) candidates.push_back(std::move(p));
+    if (IsPodActive(*p)) candidates.push_back(std::move(p));
   }
   workloads::Owner claim_owner;
   claim_owner.object = owner.get();
@@ -557,7 +526,7 @@ Result ReplicaSetController::Sync(const std::string& key) {
       all = have != labels.end() && *have == it.value();
     }
     if (all) ++fully_labeled;
-    if (workloads::IsPodReady(*p)) {
+    if (IsPodReady(*p)) {
       ++ready;
       if (workloads::IsPodAvailable(*p, min_ready, now)) ++available;
     }

@@ -50,6 +50,7 @@
 #include "client/informer_factory.h"
 #include "client/selector.h"
 #include "controllers/controller.h"
+#include "controllers/pod_util.h"
 #include "controllers/work_queue.h"
 
 namespace kin::controllers {
@@ -64,12 +65,8 @@ using WallTime = std::chrono::system_clock::time_point;
 inline constexpr char kOrphanIndex[] = "orphan-namespace";
 std::vector<std::string> IndexOrphansByNamespace(const Json& obj);
 
-// podutil.IsPodReady: condition Ready is True.
-bool IsPodReady(const Json& pod);
 // podutil.IsPodAvailable: Ready for more than `min_ready_seconds` at `now`.
 bool IsPodAvailable(const Json& pod, int64_t min_ready_seconds, WallTime now);
-// controller.IsPodActive: not Succeeded or Failed and not being deleted.
-bool IsPodActive(const Json& pod);
 
 // The first `diff` of `pods` in the order upstream deletes them
 // (getPodsToDelete with ActivePodsWithRanks); the rank of a pod is the
@@ -151,10 +148,9 @@ class ReplicaSetController : public Controller {
   ComponentClient identity_;
   Informer& owners_;
   Informer& pods_;
-  Informer::HandlerId owner_handlers_ = 0, pod_handlers_ = 0;
+  InformerSubscriptions subscriptions_;
   std::unique_ptr<Expectations> expectations_;
-  std::mutex mu_;  // started_, stopped_
-  bool started_ = false, stopped_ = false;
+  StartStopOnce run_state_;
   WorkQueue queue_;
   ReconcileWorkers workers_;
 };

@@ -9,11 +9,10 @@
 #include <chrono>
 #include <map>
 
-#include "apiserver/local_client.h"
-#include "apiserver/registry.h"
 #include "base/error.h"
 #include "client/object.h"
 #include "controllers/manager.h"
+#include "controllers/registry_fixture.h"
 #include "testing/e2e_support.h"
 #include "testing/kernel_fixture.h"
 
@@ -116,17 +115,8 @@ class FlakyClient : public FieldManagerClient {
   std::atomic<int> pod_creates{0};
 };
 
-class ReplicaSetTest : public ::testing::Test {
+class ReplicaSetTest : public RegistryTest {
  protected:
-  void SetUp() override {
-    apiserver::StoreOptions so;
-    so.index_fields = apiserver::IndexFields;
-    store_ = apiserver::Store::Open(dir_.File("kin.db"), so);
-    registry_ = std::make_unique<apiserver::Registry>(*store_, apiserver::RegistryOptions{});
-    registry_->Bootstrap();
-    client_ = std::make_unique<apiserver::LocalClient>(*registry_, "test");
-  }
-  Client& cl() { return *client_; }
   const ResourceInfo& Rs() { return *FindResource("apps", "v1", "replicasets"); }
 
   // A manager running one ReplicaSet controller (on `writer` when given).
@@ -173,33 +163,18 @@ class ReplicaSetTest : public ::testing::Test {
     return cl().Get(Rs(), "default", name).value("status", Json::object());
   }
   void SetPodStatus(const std::string& pod, const Json& status) {
-    cl().Patch(PodsResource(), "default", pod, PatchType::kMerge, {{"status", status}}, "status");
+    PatchPodStatus(cl(), "default", pod, status);
   }
   void MakeReady(const std::string& pod, WallTime since = std::chrono::system_clock::now()) {
-    SetPodStatus(pod, {{"phase", "Running"},
-                       {"conditions",
-                        Json::array({{{"type", "Ready"},
-                                      {"status", "True"},
-                                      {"lastTransitionTime", object::FormatRfc3339(since)}}})}});
+    SetPodStatus(pod, PodStatus(true, object::FormatRfc3339(since)));
   }
   std::vector<Json> Events(const std::string& involved, const std::string& reason) {
-    std::vector<Json> out;
-    Json list = cl().List(EventsResource(), "default");
-    for (const auto& e : list["items"]) {
-      if (e["involvedObject"].value("name", "") == involved && e.value("reason", "") == reason) {
-        out.push_back(e);
-      }
-    }
-    return out;
+    return EventsWithReason(cl(), reason, involved);
   }
   int64_t StatusInt(const std::string& name, const char* field) {
     return Status(name).value(field, int64_t{0});
   }
 
-  testing::TempDir dir_;
-  std::unique_ptr<apiserver::Store> store_;
-  std::unique_ptr<apiserver::Registry> registry_;
-  std::unique_ptr<apiserver::LocalClient> client_;
   FakeClock fake_clock_;  // outlives the manager that may run on it
   std::unique_ptr<ControllerManager> manager_;
 };

@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "client/object.h"
 #include "client/quantity.h"
+#include "controllers/pod_util.h"
 
 namespace kin::controllers {
 namespace scheduler_internal {
@@ -178,11 +179,6 @@ std::vector<HostPort> PodHostPorts(const Json& pod) {
   return out;
 }
 
-bool Terminated(const Json& pod) {
-  std::string phase = Str(Obj(pod, "status"), "phase");
-  return phase == "Succeeded" || phase == "Failed";
-}
-
 bool Tolerates(const Json& toleration, const Taint& t) {
   std::string effect = Str(toleration, "effect");
   if (!effect.empty() && effect != t.effect) return false;
@@ -253,8 +249,7 @@ bool MatchesTerm(const Json& term, const Json& node) {
   return true;
 }
 
-bool MatchesNodeSelectorAndAffinity(const Json& pod, const Json& node) {
-  const Json& spec = Obj(pod, "spec");
+bool SpecMatchesNodeAffinity(const Json& spec, const Json& node) {
   const Json& labels = Obj(Obj(node, "metadata"), "labels");
   const Json& selector = Obj(spec, "nodeSelector");
   for (auto it = selector.begin(); it != selector.end(); ++it) {
@@ -268,6 +263,10 @@ bool MatchesNodeSelectorAndAffinity(const Json& pod, const Json& node) {
     if (MatchesTerm(*term, node)) return true;
   }
   return false;
+}
+
+bool MatchesNodeSelectorAndAffinity(const Json& pod, const Json& node) {
+  return SpecMatchesNodeAffinity(Obj(pod, "spec"), node);
 }
 
 bool PortsConflict(const std::multiset<HostPort>& used, const HostPort& want) {
@@ -516,6 +515,10 @@ struct State {
 
 }  // namespace scheduler_internal
 
+bool PodSpecMatchesNodeAffinity(const Json& pod_spec, const Json& node) {
+  return scheduler_internal::SpecMatchesNodeAffinity(pod_spec, node);
+}
+
 using scheduler_internal::State;
 
 namespace {
@@ -536,7 +539,7 @@ ScheduleResult SchedulePod(const Json& pod, const std::vector<Json>& nodes,
   for (const Json& n : nodes) s.SetNode(n);
   for (const Json& p : assigned_pods) {
     std::string node = scheduler_internal::Str(scheduler_internal::Obj(p, "spec"), "nodeName");
-    if (node.empty() || scheduler_internal::Terminated(p)) continue;
+    if (node.empty() || IsPodTerminal(p)) continue;
     s.Charge(object::Key(p), p, node);
   }
   return s.Schedule(pod);
@@ -571,47 +574,26 @@ bool Scheduler::IsOurs(const Json& pod) const {
   if (name.empty()) name = "default-scheduler";
   if (name != opts_.scheduler_name) return false;
   if (object::IsBeingDeleted(pod)) return false;
-  return !scheduler_internal::Terminated(pod);
+  return !IsPodTerminal(pod);
 }
 
 void Scheduler::Start() {
-  {
-    std::lock_guard l(mu_);
-    if (started_ || stopped_) return;
-    started_ = true;
-  }
+  if (!run_state_.TryStart()) return;
   // Registered now rather than at construction: on informers that have
   // synced already, AddHandlers replays the cache as adds.
-  InformerHandlers nh;
-  nh.on_add = [this](const Json& n) { OnNode(nullptr, &n); };
-  nh.on_update = [this](const Json& o, const Json& n) { OnNode(&o, &n); };
-  nh.on_delete = [this](const Json& o) { OnNode(&o, nullptr); };
-  InformerHandlers ph;
-  ph.on_add = [this](const Json& p) { OnPod(nullptr, &p); };
-  ph.on_update = [this](const Json& o, const Json& p) { OnPod(&o, &p); };
-  ph.on_delete = [this](const Json& o) { OnPod(&o, nullptr); };
-  node_handlers_ = nodes_.AddHandlers(std::move(nh));
-  pod_handlers_ = pods_.AddHandlers(std::move(ph));
+  subscriptions_.Add(nodes_, HandlersFrom([this](const Json* o, const Json* n) { OnNode(o, n); }));
+  subscriptions_.Add(pods_, HandlersFrom([this](const Json* o, const Json* p) { OnPod(o, p); }));
   if (own_informers_) own_informers_->Start();
   workers_.Start(1, {&nodes_, &pods_});
 }
 
 void Scheduler::Stop() {
-  bool was_started;
-  {
-    std::lock_guard l(mu_);
-    if (stopped_) return;
-    stopped_ = true;
-    was_started = started_;
-  }
+  if (!run_state_.TryStop()) return;
   workers_.Stop();
   if (own_informers_) own_informers_->Stop();
-  if (was_started) {
-    // After this no handler of ours runs, so the shared informers may
-    // outlive the scheduler.
-    nodes_.RemoveHandlers(node_handlers_);
-    pods_.RemoveHandlers(pod_handlers_);
-  }
+  // After this no handler of ours runs, so the shared informers may
+  // outlive the scheduler.
+  subscriptions_.RemoveAll();
 }
 
 void Scheduler::Enqueue(const std::string& key) {
@@ -661,7 +643,7 @@ void Scheduler::OnPod(const Json* old, const Json* now) {
   if (!node.empty()) {
     state_->assumed.erase(key);
     unschedulable_.erase(key);
-    if (!scheduler_internal::Terminated(*now)) {
+    if (!IsPodTerminal(*now)) {
       state_->Charge(key, *now, node);
     } else if (state_->Uncharge(key)) {
       RetryUnschedulableLocked();

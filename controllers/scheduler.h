@@ -68,6 +68,11 @@ struct ScheduleResult {
 ScheduleResult SchedulePod(const Json& pod, const std::vector<Json>& nodes,
                            const std::vector<Json>& assigned_pods);
 
+// nodeaffinity.GetRequiredNodeAffinity(pod).Match(node): the pod spec's
+// nodeSelector and required node affinity admit `node` (the scheduler's
+// filter, which the DaemonSet controller applies too).
+bool PodSpecMatchesNodeAffinity(const Json& pod_spec, const Json& node);
+
 namespace scheduler_internal {
 struct State;  // nodes with their charged requests, pod accounting
 }
@@ -107,12 +112,12 @@ class Scheduler : public Controller {
   ComponentClient identity_;  // writes and Events as opts_.scheduler_name
   Informer& nodes_;
   Informer& pods_;
-  Informer::HandlerId node_handlers_ = 0, pod_handlers_ = 0;
+  InformerSubscriptions subscriptions_;
+  StartStopOnce run_state_;
 
   std::mutex mu_;
   std::unique_ptr<scheduler_internal::State> state_;  // guarded by mu_
   std::set<std::string> unschedulable_;               // tried, fit nowhere; guarded by mu_
-  bool started_ = false, stopped_ = false;
 
   WorkQueue queue_;  // pod keys "ns/name" to try
   ReconcileWorkers workers_;

@@ -7,10 +7,9 @@
 #include <chrono>
 #include <map>
 
-#include "apiserver/local_client.h"
-#include "apiserver/registry.h"
 #include "base/error.h"
 #include "controllers/manager.h"
+#include "controllers/registry_fixture.h"
 #include "testing/e2e_support.h"
 #include "testing/kernel_fixture.h"
 
@@ -277,44 +276,16 @@ TEST(SchedulePodTest, ABurstSpreadsEvenly) {
 }
 
 // The controller against a real registry on SQLite, through LocalClient.
-class SchedulerTest : public ::testing::Test {
+class SchedulerTest : public RegistryTest {
  protected:
-  void SetUp() override {
-    apiserver::StoreOptions so;
-    so.index_fields = apiserver::IndexFields;
-    store_ = apiserver::Store::Open(dir_.File("kin.db"), so);
-    registry_ = std::make_unique<apiserver::Registry>(*store_, apiserver::RegistryOptions{});
-    registry_->Bootstrap();
-    client_ = std::make_unique<apiserver::LocalClient>(*registry_, "test");
-  }
-  Client& cl() { return *client_; }
-
-  void AddNode(Json node) {
-    Json status = node["status"];
-    node.erase("status");
-    cl().Create(NodesResource(), "", node);
-    cl().Patch(NodesResource(), "", node["metadata"]["name"], PatchType::kMerge,
-               {{"status", status}}, "status");
-  }
+  void AddNode(Json node) { CreateNode(cl(), std::move(node)); }
   std::string NodeOf(const std::string& name) {
     Json p = cl().Get(PodsResource(), "default", name);
     return p["spec"].value("nodeName", "");
   }
-  Json EventsFor(const std::string& pod, const std::string& reason) {
-    Json out = Json::array();
-    Json list = cl().List(EventsResource(), "default");
-    for (const auto& e : list["items"]) {
-      if (e["involvedObject"].value("name", "") == pod && e.value("reason", "") == reason) {
-        out.push_back(e);
-      }
-    }
-    return out;
+  std::vector<Json> EventsFor(const std::string& pod, const std::string& reason) {
+    return EventsWithReason(cl(), reason, pod);
   }
-
-  testing::TempDir dir_;
-  std::unique_ptr<apiserver::Store> store_;
-  std::unique_ptr<apiserver::Registry> registry_;
-  std::unique_ptr<apiserver::LocalClient> client_;
 };
 
 TEST_F(SchedulerTest, BindsABurstSpreadOverWorkers) {
@@ -350,31 +321,31 @@ TEST_F(SchedulerTest, BindsABurstSpreadOverWorkers) {
   EXPECT_EQ(ev["message"], "Successfully assigned default/p0 to " + NodeOf("p0"));
 }
 
-TEST_F(SchedulerTest, ABurstOfAHundredIsBoundQuickly) {
+// Every pod of a burst is bound (how fast is a figure of bench_controllers,
+// not a test).
+TEST_F(SchedulerTest, ABurstOfAHundredIsBound) {
   for (const char* w : {"w1", "w2", "w3"}) AddNode(Node(w, "100", "100Gi"));
   Scheduler scheduler(cl());
   scheduler.Start();
-  // Let the informers sync first, so that only scheduling is timed.
-  cl().Create(PodsResource(), "default", Pod("warmup"));
-  ASSERT_TRUE(testing::Eventually([&] { return !NodeOf("warmup").empty(); }));
-  std::vector<Json> pods;
-  for (int i = 0; i < 100; ++i) pods.push_back(Pod("b" + std::to_string(i), "100m"));
-  auto start = std::chrono::steady_clock::now();
-  for (const Json& p : pods) cl().Create(PodsResource(), "default", p);
+  for (int i = 0; i < 100; ++i) cl().Create(PodsResource(), "default", Pod("b" + std::to_string(i), "100m"));
   ASSERT_TRUE(testing::Eventually([&] {
     ListOptions o;
     o.field_selector = "spec.nodeName=";
     return cl().List(PodsResource(), "default", o)["items"].empty();
   }));
-  auto took = std::chrono::steady_clock::now() - start;
-  EXPECT_LT(took, std::chrono::seconds(3));
-  std::cerr << "100 pods created and bound in "
-            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
+}
+
+// The periodic retry is set far beyond the test's deadline, so only the
+// event (a node appears, a pod goes) can have the pod bound.
+SchedulerOptions NoPeriodicRetry() {
+  SchedulerOptions o;
+  o.retry_unschedulable_every = std::chrono::hours(1);
+  return o;
 }
 
 TEST_F(SchedulerTest, UnschedulableUntilAMatchingNodeAppears) {
   AddNode(Node("w1"));
-  Scheduler scheduler(cl());
+  Scheduler scheduler(cl(), NoPeriodicRetry());
   scheduler.Start();
   Json p = Pod("picky");
   p["spec"]["nodeSelector"] = {{"disk", "ssd"}};
@@ -398,18 +369,15 @@ TEST_F(SchedulerTest, UnschedulableUntilAMatchingNodeAppears) {
   EXPECT_EQ(ev["message"], want);
   EXPECT_EQ(NodeOf("picky"), "");
 
-  auto added = std::chrono::steady_clock::now();
   Json ssd = Node("w2");
   ssd["metadata"]["labels"]["disk"] = "ssd";
   AddNode(ssd);
   ASSERT_TRUE(testing::Eventually([&] { return NodeOf("picky") == "w2"; }));
-  // The new node triggered the retry, not the 5 s fallback.
-  EXPECT_LT(std::chrono::steady_clock::now() - added, std::chrono::seconds(3));
 }
 
 TEST_F(SchedulerTest, RetriesWhenAPodGoesAway) {
   AddNode(Node("w1", "1"));
-  Scheduler scheduler(cl());
+  Scheduler scheduler(cl(), NoPeriodicRetry());
   scheduler.Start();
   cl().Create(PodsResource(), "default", Pod("big", "800m"));
   ASSERT_TRUE(testing::Eventually([&] { return NodeOf("big") == "w1"; }));
@@ -420,10 +388,8 @@ TEST_F(SchedulerTest, RetriesWhenAPodGoesAway) {
             "No preemption victims found for incoming pod.");
   DeleteOptions now;
   now.grace_period_seconds = 0;
-  auto deleted = std::chrono::steady_clock::now();
   cl().Delete(PodsResource(), "default", "big", now);
   ASSERT_TRUE(testing::Eventually([&] { return NodeOf("next") == "w1"; }));
-  EXPECT_LT(std::chrono::steady_clock::now() - deleted, std::chrono::seconds(3));
 }
 
 TEST_F(SchedulerTest, LeavesOtherSchedulersPodsAlone) {

@@ -11,11 +11,10 @@
 #include <set>
 #include <string>
 
-#include "apiserver/local_client.h"
-#include "apiserver/registry.h"
 #include "base/error.h"
 #include "client/object.h"
 #include "controllers/manager.h"
+#include "controllers/registry_fixture.h"
 #include "controllers/scheduler.h"
 #include "testing/e2e_support.h"
 #include "testing/kernel_fixture.h"
@@ -32,26 +31,21 @@ class FakeKubelet : public Controller {
   ~FakeKubelet() override { Stop(); }
   std::string name() const override { return "fake-kubelet"; }
   void Start() override {
-    InformerHandlers h;
-    h.on_add = [this](const Json& p) { queue_.Add(object::Key(p)); };
-    h.on_update = [this](const Json&, const Json& p) { queue_.Add(object::Key(p)); };
-    id_ = pods_.AddHandlers(std::move(h));
+    subscriptions_.Add(pods_, HandlersFrom([this](const Json*, const Json* p) {
+      if (p) queue_.Add(object::Key(*p));
+    }));
     workers_.Start(1, {&pods_});
   }
   void Stop() override {
     if (stopped_) return;
     stopped_ = true;
     workers_.Stop();
-    pods_.RemoveHandlers(id_);
+    subscriptions_.RemoveAll();
   }
-  // Sets a pod Running with Ready = `ready`.
+  // Sets a pod's phase with Ready = `ready`.
   static void SetStatus(Client& c, const std::string& ns, const std::string& name,
                         const std::string& phase, bool ready) {
-    Json cond = {{"type", "Ready"},
-                 {"status", ready ? "True" : "False"},
-                 {"lastTransitionTime", object::NowRfc3339()}};
-    c.Patch(PodsResource(), ns, name, PatchType::kMerge,
-            {{"status", {{"phase", phase}, {"conditions", Json::array({cond})}}}}, "status");
+    PatchPodStatus(c, ns, name, PodStatus(ready, object::NowRfc3339(), phase));
   }
 
  private:
@@ -80,26 +74,19 @@ class FakeKubelet : public Controller {
   Client& client_;
   Informer& pods_;
   const bool auto_ready_;
-  Informer::HandlerId id_ = 0;
+  InformerSubscriptions subscriptions_;
   bool stopped_ = false;
   std::set<std::string> started_;  // pod uids set Running; the one worker's
   WorkQueue queue_;
   ReconcileWorkers workers_;
 };
 
-class SetsTest : public ::testing::Test {
+class SetsTest : public RegistryTest {
  protected:
   void SetUp() override {
-    apiserver::StoreOptions so;
-    so.index_fields = apiserver::IndexFields;
-    store_ = apiserver::Store::Open(dir_.File("kin.db"), so);
-    registry_ = std::make_unique<apiserver::Registry>(*store_, apiserver::RegistryOptions{});
-    registry_->Bootstrap();
-    client_ = std::make_unique<apiserver::LocalClient>(*registry_, "test");
     manager_ = std::make_unique<ControllerManager>(*client_);
   }
   void TearDown() override { manager_.reset(); }
-  Client& cl() { return *client_; }
   ControllerManager& manager() { return *manager_; }
 
   // Adds the scheduler and a fake kubelet; the caller adds its controller
@@ -128,13 +115,7 @@ class SetsTest : public ::testing::Test {
   }
 
  protected:
-  void AddNode(Json node) {
-    Json status = node["status"];
-    node.erase("status");
-    cl().Create(NodesResource(), "", node);
-    cl().Patch(NodesResource(), "", node["metadata"]["name"], PatchType::kMerge,
-               {{"status", status}}, "status");
-  }
+  void AddNode(Json node) { CreateNode(cl(), std::move(node)); }
 
   // Pods in `ns` whose labels include app=`app`.
   std::vector<Json> PodsOf(const std::string& app, const std::string& ns = "default") {
@@ -148,19 +129,8 @@ class SetsTest : public ::testing::Test {
     auto it = obj.find("status");
     return it != obj.end() && it->is_object() ? *it : Json::object();
   }
-  Json EventsWith(const std::string& reason) {
-    Json out = Json::array();
-    Json list = cl().List(EventsResource(), "default");
-    for (const auto& e : list["items"]) {
-      if (e.value("reason", "") == reason) out.push_back(e);
-    }
-    return out;
-  }
+  std::vector<Json> EventsWith(const std::string& reason) { return EventsWithReason(cl(), reason); }
 
-  testing::TempDir dir_;
-  std::unique_ptr<apiserver::Store> store_;
-  std::unique_ptr<apiserver::Registry> registry_;
-  std::unique_ptr<apiserver::LocalClient> client_;
   std::unique_ptr<ControllerManager> manager_;
 };
 

@@ -60,10 +60,6 @@ std::string ClaimName(const Json& set, const std::string& claim, int64_t ordinal
 bool IsCreated(const Json* pod) { return pod != nullptr; }
 bool IsTerminating(const Json& pod) { return object::IsBeingDeleted(pod); }
 bool IsRunningAndReady(const Json& pod) { return PodPhase(pod) == "Running" && IsPodReady(pod); }
-bool IsTerminal(const Json& pod) {
-  std::string p = PodPhase(pod);
-  return p == "Failed" || p == "Succeeded";
-}
 std::string Revision(const Json& pod) {
   return Str(object::Labels(pod), kControllerRevisionHashLabel);
 }
@@ -138,53 +134,21 @@ StatefulSetController::StatefulSetController(SharedInformerFactory& informers, C
 StatefulSetController::~StatefulSetController() { Stop(); }
 
 void StatefulSetController::Start() {
-  {
-    std::lock_guard l(mu_);
-    if (started_ || stopped_) return;
-    started_ = true;
-  }
-  InformerHandlers sh;
-  sh.on_add = [this](const Json& s) { queue_.Add(object::Key(s)); };
-  sh.on_update = [this](const Json&, const Json& s) { queue_.Add(object::Key(s)); };
-  sh.on_delete = [this](const Json& s) {
-    history_->ForgetParent(object::Uid(s));
-    queue_.Add(object::Key(s));
-  };
-  InformerHandlers ph;
-  ph.on_add = [this](const Json& p) { OnPod(nullptr, &p); };
-  ph.on_update = [this](const Json& o, const Json& p) { OnPod(&o, &p); };
-  ph.on_delete = [this](const Json& o) { OnPod(&o, nullptr); };
-  set_handlers_ = sets_.AddHandlers(std::move(sh));
-  pod_handlers_ = pods_.AddHandlers(std::move(ph));
+  if (!run_state_.TryStart()) return;
+  subscriptions_.Add(sets_, HandlersFrom([this](const Json* old, const Json* now) {
+    if (!now) history_->ForgetParent(object::Uid(*old));
+    queue_.Add(object::Key(now ? *now : *old));
+  }));
+  subscriptions_.Add(pods_, EnqueueControllerHandlers(queue_, kApiVersion, kKind));
   std::vector<const Informer*> wait = {&sets_, &pods_};
   if (history_->informer()) wait.push_back(history_->informer());
   workers_.Start(opts_.workers, wait);
 }
 
 void StatefulSetController::Stop() {
-  bool was_started;
-  {
-    std::lock_guard l(mu_);
-    if (stopped_) return;
-    stopped_ = true;
-    was_started = started_;
-  }
+  if (!run_state_.TryStop()) return;
   workers_.Stop();
-  if (was_started) {
-    sets_.RemoveHandlers(set_handlers_);
-    pods_.RemoveHandlers(pod_handlers_);
-  }
-}
-
-void StatefulSetController::OnPod(const Json* old, const Json* now) {
-  auto owner_key = [](const Json& pod) -> std::string {
-    const Json* ref = object::ControllerOf(pod);
-    if (!ref || Str(*ref, "kind") != kKind || Str(*ref, "apiVersion") != kApiVersion) return "";
-    return object::Key(object::Namespace(pod), Str(*ref, "name"));
-  };
-  std::string a = old ? owner_key(*old) : "", b = now ? owner_key(*now) : "";
-  if (!a.empty()) queue_.Add(a);
-  if (!b.empty() && b != a) queue_.Add(b);
+  subscriptions_.RemoveAll();
 }
 
 Result StatefulSetController::Sync(const std::string& key) {
@@ -416,7 +380,7 @@ Result StatefulSetController::Sync(const std::string& key) {
       if (monotonic) return finish();
       continue;
     }
-    if (IsTerminal(*p)) {
+    if (IsPodTerminal(*p)) {
       // Made again under the same name once this one is gone.
       if (!IsTerminating(*p)) delete_pod(*p);
       if (monotonic) return finish();

@@ -83,8 +83,6 @@ class StatefulSetController : public Controller {
   Result Sync(const std::string& key);
 
  private:
-  void OnPod(const Json* old, const Json* now);
-
   StatefulSetOptions opts_;
   Clock& clock_;
   WallClock wall_;
@@ -92,10 +90,8 @@ class StatefulSetController : public Controller {
   Informer& sets_;
   Informer& pods_;
   std::unique_ptr<RevisionStore> history_;
-  Informer::HandlerId set_handlers_ = 0, pod_handlers_ = 0;
-
-  std::mutex mu_;
-  bool started_ = false, stopped_ = false;  // guarded by mu_
+  InformerSubscriptions subscriptions_;
+  StartStopOnce run_state_;
 
   WorkQueue queue_;
   ReconcileWorkers workers_;

@@ -98,13 +98,16 @@ void WorkQueue::Add(const std::string& key) {
 }
 
 void WorkQueue::AddAfter(const std::string& key, Clock::Duration delay) {
+  AddAt(key, clock_.Now() + delay);
+}
+
+void WorkQueue::AddAt(const std::string& key, Clock::TimePoint at) {
   std::lock_guard l(mu_);
   if (shutting_down_) return;
-  if (delay <= Clock::Duration::zero()) {
+  if (at <= clock_.Now()) {
     AddLocked(key);
     return;
   }
-  auto at = clock_.Now() + delay;
   auto it = waiting_.find(key);
   if (it != waiting_.end()) {
     if (it->second <= at) return;

@@ -114,6 +114,10 @@ class WorkQueue {
 
   void Add(const std::string& key);
   void AddAfter(const std::string& key, Clock::Duration delay);
+  // Adds the key when the clock reaches `at` (at once if it has): a
+  // deadline a caller computed earlier is not moved by time that passed
+  // since.
+  void AddAt(const std::string& key, Clock::TimePoint at);
   void AddRateLimited(const std::string& key);
   void Forget(const std::string& key);
   int NumRequeues(const std::string& key);

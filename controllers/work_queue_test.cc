@@ -71,6 +71,20 @@ TEST(WorkQueueTest, AddAfterWaitsForTheClock) {
   EXPECT_EQ(q.Len(), 2u);
 }
 
+TEST(WorkQueueTest, AddAtIsAnAbsoluteTime) {
+  FakeClock clock;
+  WorkQueue q(Fake(clock));
+  const Clock::TimePoint due = clock.Now() + 10s;
+  clock.Advance(4s);  // time passes before the key is added
+  q.AddAt("a", due);
+  clock.Advance(5999ms);
+  EXPECT_EQ(q.Len(), 0u);
+  clock.Advance(1ms);
+  EXPECT_EQ(q.Len(), 1u);
+  q.AddAt("b", clock.Now() - 1s);  // past: at once
+  EXPECT_EQ(q.Len(), 2u);
+}
+
 TEST(WorkQueueTest, AWaitingKeyKeepsTheEarlierTime) {
   FakeClock clock;
   WorkQueue q(Fake(clock));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "client/object.h"
 
 namespace kin {
 namespace {
@@ -19,17 +20,6 @@ namespace {
 using std::chrono::system_clock;
 
 constexpr auto kFollowPollInterval = std::chrono::milliseconds(100);
-
-bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
-  if (pos + n > s.size()) return false;
-  int v = 0;
-  for (size_t i = pos; i < pos + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return true;
-}
 
 std::string Format(system_clock::time_point t, bool fixed) {
   using namespace std::chrono;
@@ -172,52 +162,6 @@ UniqueFd OpenForRead(const std::string& path) {
 
 }  // namespace
 
-std::optional<system_clock::time_point> ParseRfc3339(std::string_view s) {
-  int y, mo, d, h, mi, sec;
-  if (!Digits(s, 0, 4, &y) || s.size() < 20 || s[4] != '-' || !Digits(s, 5, 2, &mo) ||
-      s[7] != '-' || !Digits(s, 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
-      !Digits(s, 11, 2, &h) || s[13] != ':' || !Digits(s, 14, 2, &mi) || s[16] != ':' ||
-      !Digits(s, 17, 2, &sec)) {
-    return std::nullopt;
-  }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
-  size_t pos = 19;
-  long long nanos = 0;
-  if (pos < s.size() && s[pos] == '.') {
-    ++pos;
-    int digits = 0;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      if (digits < 9) {
-        nanos = nanos * 10 + (s[pos] - '0');
-        ++digits;
-      }
-      ++pos;
-    }
-    if (digits == 0) return std::nullopt;
-    for (int i = digits; i < 9; ++i) nanos *= 10;
-  }
-  long long offset_s = 0;
-  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
-    ++pos;
-  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
-    int oh, om;
-    if (!Digits(s, pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
-        !Digits(s, pos + 4, 2, &om)) {
-      return std::nullopt;
-    }
-    offset_s = (oh * 3600LL + om * 60LL) * (s[pos] == '-' ? -1 : 1);
-    pos += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (pos != s.size()) return std::nullopt;
-  using namespace std::chrono;
-  year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
-  if (!ymd.ok()) return std::nullopt;
-  auto t = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - seconds{offset_s};
-  return time_point_cast<system_clock::duration>(t + nanoseconds{nanos});
-}
-
 std::string FormatRfc3339Nano(system_clock::time_point t) { return Format(t, false); }
 std::string FormatRfc3339NanoFixed(system_clock::time_point t) { return Format(t, true); }
 
@@ -225,7 +169,7 @@ std::optional<CriLogRecord> ParseCriLogLine(std::string_view line) {
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
   size_t a = line.find(' ');
   if (a == std::string_view::npos) return std::nullopt;
-  auto time = ParseRfc3339(line.substr(0, a));
+  auto time = object::ParseRfc3339(line.substr(0, a));
   if (!time) return std::nullopt;
   size_t b = line.find(' ', a + 1);
   if (b == std::string_view::npos) return std::nullopt;

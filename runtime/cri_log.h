@@ -94,8 +94,7 @@ struct CriLogRecord {
 };
 // Parses one record (with or without its '\n'); nullopt when malformed.
 std::optional<CriLogRecord> ParseCriLogLine(std::string_view line);
-// RFC 3339 with any number of fraction digits and a Z or +hh:mm offset.
-std::optional<std::chrono::system_clock::time_point> ParseRfc3339(std::string_view s);
+// (Timestamps are parsed with object::ParseRfc3339, client/object.h.)
 // Go's RFC3339Nano in UTC: trailing zeros of the fraction dropped.
 std::string FormatRfc3339Nano(std::chrono::system_clock::time_point t);
 // kubelet's RFC3339NanoFixed in UTC: always nine fraction digits.

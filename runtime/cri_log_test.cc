@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "client/object.h"
 #include "testing/kernel_fixture.h"
 
 namespace kin {
@@ -167,7 +168,7 @@ TEST_F(CriLogTest, TailCountsWholeLinesAcrossRotatedFiles) {
 TEST_F(CriLogTest, SinceTimeTimestampsAndLimitBytes) {
   WriteFile(path_,
             Rec(1, "F", "one") + Rec(2, "P", "tw") + Rec(3, "F", "o") + Rec(4, "F", "three"));
-  auto since = ParseRfc3339("2024-01-01T00:00:02Z");
+  auto since = object::ParseRfc3339("2024-01-01T00:00:02Z");
   ASSERT_TRUE(since);
   EXPECT_EQ(Read({.since_time = since}), "two\nthree\n");
   EXPECT_EQ(Read({.timestamps = true}),
@@ -181,17 +182,17 @@ TEST_F(CriLogTest, SinceTimeTimestampsAndLimitBytes) {
 }
 
 TEST_F(CriLogTest, ParsesAndFormatsRfc3339) {
-  auto t = ParseRfc3339("2016-10-06T00:17:09.669794202Z");
+  auto t = object::ParseRfc3339("2016-10-06T00:17:09.669794202Z");
   ASSERT_TRUE(t);
   EXPECT_EQ(FormatRfc3339NanoFixed(*t), "2016-10-06T00:17:09.669794202Z");
   EXPECT_EQ(FormatRfc3339Nano(*t), "2016-10-06T00:17:09.669794202Z");
-  auto u = ParseRfc3339("2016-10-06T02:17:09.5+02:00");
+  auto u = object::ParseRfc3339("2016-10-06T02:17:09.5+02:00");
   ASSERT_TRUE(u);
   EXPECT_EQ(FormatRfc3339Nano(*u), "2016-10-06T00:17:09.5Z");
   EXPECT_EQ(FormatRfc3339NanoFixed(*u), "2016-10-06T00:17:09.500000000Z");
-  EXPECT_EQ(FormatRfc3339Nano(*ParseRfc3339("2016-10-06T00:17:09Z")), "2016-10-06T00:17:09Z");
-  EXPECT_FALSE(ParseRfc3339("2016-10-06 00:17:09Z"));
-  EXPECT_FALSE(ParseRfc3339("2016-10-06T00:17:09"));
+  EXPECT_EQ(FormatRfc3339Nano(*object::ParseRfc3339("2016-10-06T00:17:09Z")), "2016-10-06T00:17:09Z");
+  EXPECT_FALSE(object::ParseRfc3339("2016-10-06 00:17:09Z"));
+  EXPECT_FALSE(object::ParseRfc3339("2016-10-06T00:17:09"));
   EXPECT_FALSE(ParseCriLogLine("2016-10-06T00:17:09Z stdin F x"));
   EXPECT_FALSE(ParseCriLogLine("2016-10-06T00:17:09Z stdout X x"));
   auto r = ParseCriLogLine("2016-10-06T00:17:09Z stderr F \n");

@@ -28,6 +28,7 @@
 #include "base/version.h"
 #include "client/events.h"
 #include "client/informer.h"
+#include "client/object.h"
 #include "client/resources.h"
 #include "netstack/topology.h"
 #include "runtime/image_store.h"
@@ -76,15 +77,6 @@ bool SignalProcess(pid_t pid, uint64_t start_ticks, int sig) {
   if (!fd) return false;
   if (start_ticks != 0 && ProcessStartTicks(pid) != start_ticks) return false;
   return ::syscall(SYS_pidfd_send_signal, fd.get(), sig, nullptr, 0) == 0;
-}
-
-std::string Rfc3339(std::chrono::system_clock::time_point t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 std::string TerminatedReason(const ShimExit& e) {
@@ -530,7 +522,7 @@ void NodeAgent::Impl::RegisterNode() {
     Json patch = {{"metadata", {{"labels", opts_.labels}}}, {"spec", node["spec"]}};
     existing = client_.Patch(NodesResource(), "", opts_.node_name, PatchType::kMerge, patch);
   }
-  std::string now = NowRfc3339();
+  std::string now = object::NowRfc3339();
   Json conditions = Json::array();
   for (const auto& [type, reason, message] :
        std::vector<std::tuple<std::string, std::string, std::string>>{
@@ -565,7 +557,7 @@ void NodeAgent::Impl::RenewLease() {
             1000000;
   char frac[16];
   std::snprintf(frac, sizeof frac, ".%06ld", static_cast<long>(us));
-  std::string t = Rfc3339(now);
+  std::string t = object::FormatRfc3339(now);
   t.insert(t.size() - 1, frac);
   Json spec = {{"holderIdentity", opts_.node_name}, {"leaseDurationSeconds", 40}, {"renewTime", t}};
   try {
@@ -594,7 +586,7 @@ void NodeAgent::Impl::HeartbeatLoop() {
         next_status = Clock::now() + opts_.status_interval;
         Json node = client_.Get(NodesResource(), "", opts_.node_name);
         Json conditions = node["status"].value("conditions", Json::array());
-        std::string now = NowRfc3339();
+        std::string now = object::NowRfc3339();
         for (auto& c : conditions) c["lastHeartbeatTime"] = now;
         client_.Patch(NodesResource(), "", opts_.node_name, PatchType::kMerge,
                       {{"status", {{"conditions", conditions}}}}, "status");
@@ -668,7 +660,7 @@ void NodeAgent::Impl::Adopt() {
         if (!ProcessRunning(c.state->pid, c.state->start_ticks) &&
             !ProcessRunning(c.state->shim_pid, c.state->shim_start_ticks)) {
           c.exit = ReadShimExit(c.dir);
-          if (!c.exit) c.exit = ShimExit{255, 0, false, NowRfc3339()};  // the shim died with it
+          if (!c.exit) c.exit = ShimExit{255, 0, false, object::NowRfc3339()};  // the shim died with it
         } else {
           // Running, or exited with its server still recording it (the
           // first sync collects that exit).
@@ -801,7 +793,7 @@ void NodeAgent::Impl::SyncPod(const std::string& uid) {
 Clock::time_point NodeAgent::Impl::SyncRunningPod(PodRuntime& p, const Json& pod) {
   Clock::time_point next = Clock::time_point::max();
   auto want = [&](Clock::time_point t) { next = std::min(next, t); };
-  if (p.start_time.empty()) p.start_time = NowRfc3339();
+  if (p.start_time.empty()) p.start_time = object::NowRfc3339();
   std::string phase = pod.value("status", Json::object()).value("phase", "Pending");
   bool terminal = phase == "Succeeded" || phase == "Failed";
 
@@ -1154,7 +1146,7 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
     c.restart_count = instance;
     c.dir = dir;
     c.state = ShimState{};
-    c.exit = ShimExit{e.code() == Code::kNotFound ? 127 : 128, 0, false, NowRfc3339()};
+    c.exit = ShimExit{e.code() == Code::kNotFound ? 127 : 128, 0, false, object::NowRfc3339()};
     c.waiting_reason = "RunContainerError";
     c.waiting_message = e.what();
     WriteFileAtomic(
@@ -1180,7 +1172,7 @@ void NodeAgent::Impl::CollectExit(PodRuntime& p, ContainerRuntime& c) {
       return;
     }
     e = ReadShimExit(c.dir);
-    if (!e) e = ShimExit{255, 0, false, NowRfc3339()};  // the server died before recording it
+    if (!e) e = ShimExit{255, 0, false, object::NowRfc3339()};  // the server died before recording it
   }
   c.exit = e;
   c.ready = false;
@@ -1548,7 +1540,7 @@ Json NodeAgent::Impl::BuildStatus(PodRuntime& p, const Json& pod) {
   }
   conds.push_back(Condition("PodScheduled", true));
   // Keep transition times of conditions whose status did not change.
-  std::string now = NowRfc3339();
+  std::string now = object::NowRfc3339();
   Json old = status.value("conditions", Json::array());
   for (auto& c : conds) {
     c["lastTransitionTime"] = now;

@@ -31,6 +31,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/process.h"
+#include "client/object.h"
 #include "runtime/agnhost.h"
 #include "runtime/cgroup.h"
 #include "runtime/container_launch.h"
@@ -425,7 +426,7 @@ std::unique_ptr<Kept> Launch(const std::string& dir, Zygote& zygote, std::vector
   state.shim_start_ticks = ProcessStartTicks(state.shim_pid);
   state.pid = k->pid;
   state.start_ticks = ProcessStartTicks(state.pid);
-  state.started_at = NowRfc3339();
+  state.started_at = object::NowRfc3339();
   WriteJsonFile(dir + "/state.json", {{"shimPid", state.shim_pid},
                                       {"shimStartTicks", state.shim_start_ticks},
                                       {"pid", state.pid},
@@ -478,7 +479,7 @@ void Finish(Kept& k, int wait_status) {
     exit.oom_killed = k.cgroup.valid() && k.cgroup.OomKillCount() > 0;
   } catch (const std::exception&) {
   }
-  exit.finished_at = NowRfc3339();
+  exit.finished_at = object::NowRfc3339();
   try {
     k.cgroup.Remove();
   } catch (const std::exception& e) {
@@ -499,15 +500,6 @@ void Answer(int report, const Error& e) {
 }
 
 }  // namespace
-
-std::string NowRfc3339() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 namespace {
 // From /proc/PID/stat text: the state letter and starttime (field 22);

@@ -123,7 +123,4 @@ uint64_t ProcessStartTicks(pid_t pid);
 // (0: any start time). Tells a reused pid apart.
 bool ProcessRunning(pid_t pid, uint64_t start_ticks);
 
-// RFC 3339 with seconds, UTC ("2026-11-25T23:40:12Z"), as Kubernetes prints times.
-std::string NowRfc3339();
-
 }  // namespace kin
