@@ -222,10 +222,12 @@ void Store::Load() {
       Json obj = Json::parse(data, nullptr, false);
       if (obj.is_discarded()) continue;
       ev->now = MakeRecord(ev->bucket, ns, name, ev->rv, std::move(data), obj);
+      history_bytes_ += ev->now.json ? ev->now.json->size() : 0;
       history_.push_back(std::move(ev));
       rv_ = std::max(rv_, history_.back()->rv);
     }
   }
+  TrimHistoryLocked();
   if (!history_.empty())
     compacted_rv_ = std::max(compacted_rv_, history_.front()->rv - 1);
   else
@@ -233,6 +235,20 @@ void Store::Load() {
   durable_rv_ = rv_;
   log::Debug("store: loaded {} objects and {} history entries at revision {}", n, history_.size(),
              rv_);
+}
+
+bool Store::TrimHistoryLocked() {
+  bool trimmed = false;
+  // The newest change always stays, however large.
+  while (history_.size() > opts_.history_limit ||
+         (history_bytes_ > opts_.history_bytes && history_.size() > 1)) {
+    const auto& front = history_.front();
+    history_bytes_ -= front->now.json ? std::min(history_bytes_, front->now.json->size()) : 0;
+    compacted_rv_ = front->rv;
+    history_.pop_front();
+    trimmed = true;
+  }
+  return trimmed;
 }
 
 uint64_t Store::revision() const {
@@ -390,13 +406,11 @@ void Store::CommitUpTo(uint64_t rv) {
 
   // Compaction: keep the newest history_limit changes, in memory and on disk.
   std::lock_guard watch_lock(watch_mu_);
-  for (const auto& w : batch) history_.push_back(w.event);
-  bool compacted = false;
-  while (history_.size() > opts_.history_limit) {
-    compacted_rv_ = history_.front()->rv;
-    history_.pop_front();
-    compacted = true;
+  for (const auto& w : batch) {
+    history_bytes_ += w.event->now.json ? w.event->now.json->size() : 0;
+    history_.push_back(w.event);
   }
+  bool compacted = TrimHistoryLocked();
   if (compacted && (last % 256 == 0 || batch.size() > 1)) {
     Stmt c(db_, "DELETE FROM history WHERE rv <= ?");
     sqlite3_bind_int64(c.get(), 1, compacted_rv_);

@@ -83,6 +83,11 @@ class WatchQueue {
 
 struct StoreOptions {
   size_t history_limit = 20000;  // changes kept for watch replay
+  // ... and at most this many bytes of their objects' JSON, as
+  // kube-apiserver's watch cache keeps a bounded window: a watch from an
+  // older revision gets 410 Gone and relists. Without it, every change of
+  // a churning cluster would stay in memory up to the count.
+  size_t history_bytes = 8 << 20;
   size_t watch_queue_capacity = 100000;
   // Which fields of an object in `bucket` field selectors may use.
   std::function<FieldSet(const std::string& bucket, const Json& obj)> index_fields;
@@ -170,6 +175,10 @@ class Store {
 
   mutable std::mutex watch_mu_;  // history ring and watchers
   std::deque<std::shared_ptr<const StoreEvent>> history_;
+  size_t history_bytes_ = 0;  // the JSON of history_'s objects; guarded by watch_mu_
+  // Drops the oldest changes beyond the count and byte limits (watch_mu_
+  // held); true when any went.
+  bool TrimHistoryLocked();
   uint64_t compacted_rv_ = 0;
   std::unordered_map<std::string, std::vector<std::shared_ptr<WatchQueue>>> watchers_;
 };

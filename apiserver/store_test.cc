@@ -128,6 +128,36 @@ TEST_F(StoreTest, WatchFromCompactedRevisionIsGone) {
   EXPECT_EQ(e->rv, 8u);
 }
 
+// The history is bounded in bytes too: big objects push old changes out
+// sooner, and a watch from before them is Gone; the newest change stays.
+TEST_F(StoreTest, HistoryIsBoundedInBytes) {
+  StoreOptions o;
+  o.history_limit = 1000;
+  o.history_bytes = 10000;
+  o.index_fields = [](const std::string&, const Json&) { return FieldSet{}; };
+  auto s = Store::Open(dir_.File("kin.db"), o);
+  Json big = Obj("big");
+  big["spec"]["blob"] = std::string(3000, 'x');
+  for (int i = 0; i < 10; ++i) {
+    std::string n = "p" + std::to_string(i);
+    Json obj = big;
+    obj["metadata"]["name"] = n;
+    s->Mutate("pods", "ns", n, [&](const Json*) { return Put(obj); });
+  }
+  // About 3 KB each: only the last three fit in 10,000 bytes.
+  EXPECT_EQ(s->compacted_revision(), 7u);
+  EXPECT_THROW(s->Watch("pods", 6), Error);
+  auto q = s->Watch("pods", 7);
+  std::shared_ptr<const StoreEvent> e;
+  ASSERT_TRUE(q->Pop(e, std::chrono::seconds(1)));
+  EXPECT_EQ(e->rv, 8u);
+  s->StopWatch(q);
+
+  big["spec"]["blob"] = std::string(20000, 'y');  // larger than the budget alone
+  s->Mutate("pods", "ns", "huge", [&](const Json*) { return Put(big); });
+  EXPECT_EQ(s->compacted_revision(), 10u) << "the newest change stays";
+}
+
 TEST_F(StoreTest, RestartKeepsObjectsRevisionAndHistory) {
   {
     auto s = Open();

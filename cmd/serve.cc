@@ -1,3 +1,4 @@
+#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -19,6 +20,12 @@
 namespace kin::cmd {
 
 int RunServe(const ServeFlags& flags) {
+  // kin serve runs ~75 threads (watches, controllers, node agents) that
+  // allocate and free JSON all the time. glibc's default of up to 8 malloc
+  // arenas per core keeps freed memory in each: a churn of 1,000 pods left
+  // RSS at 5x the live heap. Two arenas keep it close to the heap, at no
+  // measurable cost in the benchmarks.
+  mallopt(M_ARENA_MAX, 2);
   // Block the stop signals before any thread starts, so every thread inherits
   // the mask and only sigwait() below sees them.
   sigset_t stop_signals;
