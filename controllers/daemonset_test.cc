@@ -359,9 +359,10 @@ TEST_F(DaemonSetTest, RollingUpdateHonoursMaxUnavailable) {
   Create(Ds("agent"));
   ASSERT_TRUE(Eventually([&] { return RolledOut("agent") && ReadyPodsPerNode("agent").size() == 4; }));
   std::string old_hash = PodsOf("agent")[0]["metadata"]["labels"]["controller-revision-hash"];
-  Json ds = Get("agent");
-  ds["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:2";
-  cl().Update(*FindResource("apps", "v1", "daemonsets"), "default", ds);
+  UpdateRetryingConflicts(*FindResource("apps", "v1", "daemonsets"), "default", "agent",
+                          [](Json& ds) {
+                            ds["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:2";
+                          });
   size_t fewest = 4;
   ASSERT_TRUE(Eventually([&] {
     fewest = std::min(fewest, ReadyPodsPerNode("agent").size());
@@ -388,9 +389,8 @@ TEST_F(DaemonSetTest, RollingUpdateWithSurgeKeepsEveryNodeServed) {
                                  {"rollingUpdate", {{"maxSurge", 1}, {"maxUnavailable", 0}}}};
   Create(d);
   ASSERT_TRUE(Eventually([&] { return RolledOut("agent") && ReadyPodsPerNode("agent").size() == 3; }));
-  Json ds = Get("agent");
-  ds["spec"]["template"]["metadata"]["labels"]["v"] = "2";
-  cl().Update(*FindResource("apps", "v1", "daemonsets"), "default", ds);
+  UpdateRetryingConflicts(*FindResource("apps", "v1", "daemonsets"), "default", "agent",
+                          [](Json& ds) { ds["spec"]["template"]["metadata"]["labels"]["v"] = "2"; });
   size_t fewest = 3, most = 0;
   ASSERT_TRUE(Eventually([&] {
     fewest = std::min(fewest, ReadyPodsPerNode("agent").size());
@@ -419,9 +419,8 @@ TEST_F(DaemonSetTest, OnDeleteReplacesOnlyDeletedPods) {
     return ReadyPodsPerNode("agent").size() == 2 &&
            StatusOf(Get("agent")).value("numberAvailable", 0) == 2;
   }));
-  Json ds = Get("agent");
-  ds["spec"]["template"]["metadata"]["labels"]["v"] = "2";
-  cl().Update(*FindResource("apps", "v1", "daemonsets"), "default", ds);
+  UpdateRetryingConflicts(*FindResource("apps", "v1", "daemonsets"), "default", "agent",
+                          [](Json& ds) { ds["spec"]["template"]["metadata"]["labels"]["v"] = "2"; });
   ASSERT_TRUE(Eventually([&] { return StatusOf(Get("agent")).value("observedGeneration", 0) == 2; }));
   EXPECT_FALSE(StatusOf(Get("agent")).contains("updatedNumberScheduled"));
   std::string victim;

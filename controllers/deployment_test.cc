@@ -91,9 +91,9 @@ class DeploymentTest : public RegistryTest {
     return cl().Create(Deploys(), "default", d);
   }
   void SetImage(const std::string& name, const std::string& image) {
-    Json d = cl().Get(Deploys(), "default", name);
-    d["spec"]["template"]["spec"]["containers"][0]["image"] = image;
-    cl().Update(Deploys(), "default", d);
+    UpdateRetryingConflicts(Deploys(), "default", name, [&](Json& d) {
+      d["spec"]["template"]["spec"]["containers"][0]["image"] = image;
+    });
   }
   Json Get(const std::string& name) { return cl().Get(Deploys(), "default", name); }
   Json StatusOf(const std::string& name) { return Get(name).value("status", Json::object()); }
@@ -320,12 +320,10 @@ TEST_F(DeploymentTest, HistoryLimitAndRollbackToAnOldTemplate) {
 
   // `kubectl rollout undo`: the template of revision 2 comes back, and its
   // ReplicaSet becomes revision 4 with 2 in its history.
-  Json d = Get("web");
   Json tmpl = rs2["spec"]["template"];
   tmpl["metadata"]["labels"].erase("pod-template-hash");
   tmpl["metadata"]["creationTimestamp"] = nullptr;  // as kubectl sends it
-  d["spec"]["template"] = tmpl;
-  cl().Update(Deploys(), "default", d);
+  UpdateRetryingConflicts(Deploys(), "default", "web", [&](Json& d) { d["spec"]["template"] = tmpl; });
   RollOut("web");
   ASSERT_TRUE(testing::Eventually([&] { return !RsByRevision("4").is_null(); }));
   Json back = RsByRevision("4");

@@ -160,9 +160,9 @@ TEST_F(DisruptionTest, PercentagesUseTheControllersScaleRoundedUp) {
   SetReady("c", true);
   ASSERT_TRUE(Eventually([&] { return Counts("web") == "4/3/3/0"; })) << Counts("web");
   // minAvailable 50% of 4 -> 2: one disruption allowed.
-  Json pdb = cl().Get(Pdbs(), "default", "web");
-  pdb["spec"] = {{"minAvailable", "50%"}, {"selector", {{"matchLabels", {{"app", "web"}}}}}};
-  cl().Update(Pdbs(), "default", pdb);
+  UpdateRetryingConflicts(Pdbs(), "default", "web", [](Json& pdb) {
+    pdb["spec"] = {{"minAvailable", "50%"}, {"selector", {{"matchLabels", {{"app", "web"}}}}}};
+  });
   ASSERT_TRUE(Eventually([&] { return Counts("web") == "4/2/3/1"; })) << Counts("web");
 }
 
@@ -210,10 +210,13 @@ TEST_F(DisruptionTest, DisruptedPodsAreNotHealthyUntilTheyExpire) {
   MakePdb("web", {{"minAvailable", 1}, {"selector", {{"matchLabels", {{"app", "web"}}}}}});
   ASSERT_TRUE(Eventually([&] { return Counts("web") == "3/1/3/2"; })) << Counts("web");
   // What the eviction handler records; the pod was then not deleted.
-  Json pdb = cl().Get(Pdbs(), "default", "web");
-  pdb["status"]["disruptedPods"] = {{"a", object::FormatRfc3339(Now())}};
-  pdb["status"]["disruptionsAllowed"] = 1;
-  cl().Update(Pdbs(), "default", pdb, "status");
+  UpdateRetryingConflicts(
+      Pdbs(), "default", "web",
+      [&](Json& pdb) {
+        pdb["status"]["disruptedPods"] = {{"a", object::FormatRfc3339(Now())}};
+        pdb["status"]["disruptionsAllowed"] = 1;
+      },
+      "status");
   ASSERT_TRUE(Eventually([&] { return Counts("web") == "3/1/2/1"; })) << Counts("web");
   EXPECT_TRUE(Status("web")["disruptedPods"].contains("a"));
   // Two minutes on, the entry expires and the pod counts again.

@@ -498,6 +498,8 @@ TEST_F(EndpointsControllersTest, NoWriteWhenNothingChanged) {
   StartControllers(/*workers=*/1);
   ASSERT_TRUE(Eventually([&] { return SliceEndpoints("web") == std::set<std::string>{"a:RS-"}; }));
   ASSERT_TRUE(Eventually([&] { return EndpointsOf("db").count("<none>") == 0; }));
+  // Both controllers have written web (they run side by side).
+  ASSERT_TRUE(Eventually([&] { return EndpointsOf("web") == std::set<std::string>{"ready:a"}; }));
   std::string slice_rv = SlicesOf("web")[0]["metadata"]["resourceVersion"];
   std::string ep_rv = cl().Get(EndpointsResource(), "default", "web")["metadata"]["resourceVersion"];
   // Changes that endpoints do not reflect: a pod annotation, a pod without

@@ -222,7 +222,7 @@ GarbageCollector::OwnerState GarbageCollector::Classify(const Json& dependent, c
   return DeletingDependents(owner) ? OwnerState::kWaitingForDependents : OwnerState::kSolid;
 }
 
-Result GarbageCollector::AttemptToDelete(const Watched& w, const Json& item) {
+Result GarbageCollector::AttemptToDelete(const Watched& w, const Json& item, bool live) {
   if (object::IsBeingDeleted(item)) {
     if (!HasFinalizer(item, kFinalizerForeground)) return Result::Done();
     return ProcessDeletingDependents(w, item);
@@ -251,6 +251,21 @@ Result GarbageCollector::AttemptToDelete(const Watched& w, const Json& item) {
     drop.insert(waiting.begin(), waiting.end());
     if (!drop.empty()) RemoveOwnerRefs(w, item, drop);
     return Result::Done();
+  }
+  if (!live) {
+    // About to delete: decide again on the object as the API has it now.
+    // The cache can be behind a change that released it (an owner deleted
+    // with the orphan policy removes its reference, then goes), as
+    // upstream's attemptToDeleteItem re-reads the item.
+    Json latest;
+    try {
+      latest = identity_.client().Get(*w.resource, object::Namespace(item), object::Name(item));
+    } catch (const Error& e) {
+      if (e.code() == Code::kNotFound) return Result::Done();
+      throw;
+    }
+    if (object::Uid(latest) != object::Uid(item)) return Result::Done();
+    return AttemptToDelete(w, latest, /*live=*/true);
   }
   if (!waiting.empty() && !DependentsOf(object::Uid(item)).empty()) {
     // Its owner waits in the foreground and it has dependents itself: it

@@ -100,7 +100,8 @@ class GarbageCollector : public Controller {
   void Enqueue(char kind, const Watched& w, const Json& obj);
   Result Process(const std::string& item);
   // upstream's attemptToDeleteItem.
-  Result AttemptToDelete(const Watched& w, const Json& item);
+  // `live`: item was read from the API just now, not from the cache.
+  Result AttemptToDelete(const Watched& w, const Json& item, bool live = false);
   // An owner deleting in the foreground: wait for blocking dependents.
   Result ProcessDeletingDependents(const Watched& w, const Json& owner);
   Result Orphan(const Watched& w, const Json& owner);

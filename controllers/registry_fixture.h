@@ -15,6 +15,8 @@
 // thread-safe); the fixture itself belongs to the test's thread.
 #pragma once
 
+#include <functional>
+
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "apiserver/local_client.h"
+#include "base/error.h"
 #include "apiserver/registry.h"
 #include "apiserver/store.h"
 #include "client/client.h"
@@ -42,6 +45,22 @@ class RegistryTest : public ::testing::Test {
     client_ = std::make_unique<apiserver::LocalClient>(*registry_, "test");
   }
   Client& cl() { return *client_; }
+  // Read, change and write an object as client-go's RetryOnConflict does:
+  // the controllers under test write the same objects (status,
+  // annotations) at any moment, so a plain get-then-update can conflict.
+  Json UpdateRetryingConflicts(const ResourceInfo& r, const std::string& ns,
+                               const std::string& name, const std::function<void(Json&)>& change,
+                               const std::string& subresource = "") {
+    for (int attempt = 0;; ++attempt) {
+      Json obj = cl().Get(r, ns, name);
+      change(obj);
+      try {
+        return cl().Update(r, ns, obj, subresource);
+      } catch (const Error& e) {
+        if (e.code() != Code::kConflict || attempt >= 20) throw;
+      }
+    }
+  }
 
   ::kin::testing::TempDir dir_;
   std::unique_ptr<apiserver::Store> store_;

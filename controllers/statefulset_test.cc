@@ -133,9 +133,9 @@ class StatefulSetTest : public SetsTest {
     return deleted_;
   }
   void SetImage(const std::string& name, const std::string& image) {
-    Json s = Get(name);
-    s["spec"]["template"]["spec"]["containers"][0]["image"] = image;
-    cl().Update(Sts(), "default", s);
+    UpdateRetryingConflicts(Sts(), "default", name, [&](Json& s) {
+      s["spec"]["template"]["spec"]["containers"][0]["image"] = image;
+    });
   }
   std::string ImageOf(const std::string& pod) {
     Json p = Pod(pod);
