@@ -122,5 +122,47 @@ TEST_F(LocalClientTest, EventRecorderWritesAndCorrelatesEvents) {
   EXPECT_EQ(cl().List(EventsResource(), "default", lo)["items"].size(), 1u);
 }
 
+// Events expire event_ttl after they were last recorded, as with
+// kube-apiserver's --event-ttl; a sweep runs when Events are created.
+TEST(EventTtlTest, OldEventsGoWhenNewOnesComeIn) {
+  testing::TempDir dir;
+  StoreOptions so;
+  so.index_fields = IndexFields;
+  auto store = Store::Open(dir.File("kin.db"), so);
+  RegistryOptions ro;
+  ro.event_ttl = std::chrono::seconds(1);
+  Registry registry(*store, ro);
+  registry.Bootstrap();
+  LocalClient local(registry, "test");
+  Client& cl = local;
+  auto event = [](const std::string& name) {
+    return Json{{"apiVersion", "v1"},
+                {"kind", "Event"},
+                {"metadata", {{"name", name}, {"namespace", "default"}}},
+                {"involvedObject", {{"kind", "Pod"}, {"name", "p"}, {"namespace", "default"}}},
+                {"reason", "Test"},
+                {"message", name}};
+  };
+  cl.Create(EventsResource(), "default", event("old"));
+  int n = 0;
+  auto exists = [&](const std::string& name) {
+    try {
+      cl.Get(EventsResource(), "default", name);
+      return true;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Code::kNotFound);
+      return false;
+    }
+  };
+  // Time passes while new Events keep coming: the old one goes.
+  EXPECT_TRUE(testing::Eventually(
+      [&] {
+        cl.Create(EventsResource(), "default", event("new" + std::to_string(n++)));
+        return !exists("old");
+      },
+      std::chrono::seconds(15)));
+  EXPECT_TRUE(exists("new" + std::to_string(n - 1))) << "a fresh Event stays";
+}
+
 }  // namespace
 }  // namespace kin::apiserver

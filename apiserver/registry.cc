@@ -771,10 +771,45 @@ Json Registry::Create(const ResourceInfo& r, const std::string& ns, Json obj,
     });
     // What was stored is `obj` plus its resourceVersion: no need to re-parse.
     obj["metadata"]["resourceVersion"] = std::to_string(rec.rv);
+    if (r.plural == "events" && r.group.empty()) MaybeExpireEvents();
     return obj;
   } catch (...) {
     release();
     throw;
+  }
+}
+
+void Registry::MaybeExpireEvents() {
+  using namespace std::chrono;
+  const int64_t now_ms =
+      duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+  const int64_t every_ms =
+      std::min<int64_t>(30000, duration_cast<milliseconds>(opts_.event_ttl).count());
+  int64_t last = last_event_sweep_ms_.load();
+  if (now_ms - last < every_ms || !last_event_sweep_ms_.compare_exchange_strong(last, now_ms)) {
+    return;  // swept lately, or another thread sweeps now
+  }
+  // RFC 3339 in UTC sorts as text: older than the cutoff is smaller.
+  const std::string cutoff = TimeFromNowRfc3339(-opts_.event_ttl.count());
+  auto last_recorded = [](const Json& e) {
+    std::string t = Str(e.value("metadata", Json::object()), "creationTimestamp");
+    for (const char* k : {"lastTimestamp", "eventTime"}) {
+      std::string v = Str(e, k);
+      if (v.size() >= 20) v = v.substr(0, 19) + "Z";  // drop fractions
+      if (v > t) t = v;
+    }
+    return t;
+  };
+  Store::ListResult expired = store_.List(EventsResource().group_resource(), "", [&](const Record& rec) {
+    Json e = Json::parse(*rec.json, nullptr, false);
+    return !e.is_discarded() && last_recorded(e) < cutoff;
+  });
+  for (const Record& rec : expired.items) {
+    store_.Mutate(EventsResource().group_resource(), rec.ns, rec.name, [&](const Json* cur) {
+      // Recorded again since it was listed: it stays.
+      if (cur == nullptr || last_recorded(*cur) >= cutoff) return Mutation{};
+      return Mutation{Mutation::Action::kDelete, Json()};
+    });
   }
 }
 

@@ -41,6 +41,11 @@ struct RegistryOptions {
   // tolerationSeconds of the not-ready / unreachable NoExecute tolerations
   // that pods get by default (DefaultTolerationSeconds admission).
   int64_t default_toleration_seconds = 300;
+  // Events go this long after they were last recorded, as kube-apiserver's
+  // --event-ttl (1h): a cluster that churns pods would otherwise keep every
+  // Event for ever. Expired ones are swept when Events are created, at most
+  // every 30 s (or every event_ttl, when shorter).
+  std::chrono::seconds event_ttl{3600};
 };
 
 // One watch as the registry serves it: events already filtered by
@@ -124,10 +129,14 @@ class Registry {
                   const std::function<Json(const Json& current)>& change,
                   bool create_if_missing = false, bool is_apply = false);
   void CheckNamespaceWritable(const ResourceInfo& r, const std::string& ns);
+  // Deletes the Events older than opts_.event_ttl, unless a sweep ran
+  // lately.
+  void MaybeExpireEvents();
 
   Store& store_;
   RegistryOptions opts_;
   std::unique_ptr<Allocators> alloc_;
+  std::atomic<int64_t> last_event_sweep_ms_{0};  // steady clock
 };
 
 // RFC 3339 "2024-01-02T03:04:05Z" for now.
