@@ -1,5 +1,7 @@
 #include "client/object.h"
 
+#include <algorithm>
+
 #include <cstdio>
 
 namespace kin::object {
@@ -61,6 +63,12 @@ std::string Name(const Json& obj) { return StringAt(obj, "metadata", "name"); }
 std::string Uid(const Json& obj) { return StringAt(obj, "metadata", "uid"); }
 std::string ResourceVersion(const Json& obj) {
   return StringAt(obj, "metadata", "resourceVersion");
+}
+
+int64_t ResourceVersionNumber(const Json& obj) {
+  std::string rv = ResourceVersion(obj);
+  if (rv.empty() || rv.size() > 18 || !std::all_of(rv.begin(), rv.end(), ::isdigit)) return -1;
+  return std::stoll(rv);
 }
 
 std::string Key(const std::string& ns, const std::string& name) {

@@ -30,6 +30,9 @@ std::string Namespace(const Json& obj);
 std::string Name(const Json& obj);
 std::string Uid(const Json& obj);
 std::string ResourceVersion(const Json& obj);
+// The resourceVersion as a number (kin's are a global counter), -1 when
+// it is not one; for telling which of two states of an object is newer.
+int64_t ResourceVersionNumber(const Json& obj);
 
 // "ns/name", or "name" when `ns` is empty.
 std::string Key(const std::string& ns, const std::string& name);

@@ -100,4 +100,26 @@ void ReconcileWorkers::Process(const std::string& key) {
   }
 }
 
+void LatestWrites::Record(const std::string& key, Json written) {
+  std::lock_guard l(mu_);
+  written_[key] = std::move(written);
+}
+
+void LatestWrites::Forget(const std::string& key) {
+  std::lock_guard l(mu_);
+  written_.erase(key);
+}
+
+Json LatestWrites::Fresher(const std::string& key, Json cached) {
+  std::lock_guard l(mu_);
+  auto it = written_.find(key);
+  if (it == written_.end()) return cached;
+  if (object::Uid(it->second) == object::Uid(cached) &&
+      object::ResourceVersionNumber(it->second) > object::ResourceVersionNumber(cached)) {
+    return it->second;
+  }
+  written_.erase(it);
+  return cached;
+}
+
 }  // namespace kin::controllers

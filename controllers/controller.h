@@ -32,6 +32,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -161,6 +162,23 @@ class StartStopOnce {
  private:
   std::mutex mu_;
   bool started_ = false, stopped_ = false;
+};
+
+// LatestWrites: what a controller last wrote of each object (by key). Its
+// informer may not show that write yet, and deciding on the older state
+// would act twice (start a Job twice, count a pod twice). Thread-safe.
+class LatestWrites {
+ public:
+  void Record(const std::string& key, Json written);
+  void Forget(const std::string& key);
+  // `cached`, or the state this controller wrote when that is newer (the
+  // same object, a higher resourceVersion); a written state the cache has
+  // caught up with is forgotten.
+  Json Fresher(const std::string& key, Json cached);
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, Json> written_;
 };
 
 class ComponentClient {

@@ -104,11 +104,6 @@ void DeleteFromActiveList(Json& cj, const std::string& uid) {
     active = kept;
   }
 }
-int64_t ResourceVersionNumber(const Json& obj) {
-  std::string rv = object::ResourceVersion(obj);
-  if (rv.empty() || rv.size() > 18 || !std::all_of(rv.begin(), rv.end(), ::isdigit)) return -1;
-  return std::stoll(rv);
-}
 
 size_t ActiveCount(const Json& cj) {
   const Json& a = At(At(cj, "status"), "active");
@@ -361,25 +356,12 @@ Result CronJobController::Reconcile(const std::string& key) {
   auto [ns, name] = object::SplitKey(key);
   ObjectPtr cached = cronjobs_.Lookup(ns, name);
   if (!cached) {
-    std::lock_guard l(mu_);
-    written_.erase(key);
+    written_.Forget(key);
     return Result::Done();
   }
-  Json cj = *cached;
-  {
-    // The cache may not show our last status write yet; deciding on the
-    // older status would start a Job twice.
-    std::lock_guard l(mu_);
-    auto it = written_.find(key);
-    if (it != written_.end()) {
-      if (object::Uid(it->second) == object::Uid(cj) &&
-          ResourceVersionNumber(it->second) > ResourceVersionNumber(cj)) {
-        cj = it->second;
-      } else {
-        written_.erase(it);
-      }
-    }
-  }
+  // The cache may not show our last status write yet; deciding on the
+  // older status would start a Job twice.
+  Json cj = written_.Fresher(key, *cached);
   std::vector<ObjectPtr> jobs;
   for (auto& j : jobs_.ByIndex(kOwnerUidIndex, object::Uid(cj))) {
     if (object::IsControlledBy(*j, cj)) jobs.push_back(std::move(j));
@@ -394,9 +376,7 @@ Result CronJobController::Reconcile(const std::string& key) {
   }
   if (update) {
     try {
-      Json written = identity_.client().Update(CronJobsResource(), ns, cj, "status");
-      std::lock_guard l(mu_);
-      written_[key] = std::move(written);
+      written_.Record(key, identity_.client().Update(CronJobsResource(), ns, cj, "status"));
     } catch (const Error& e) {
       if (e.code() == Code::kNotFound) return Result::Done();
       throw;
@@ -585,7 +565,7 @@ std::optional<TimePoint> CronJobController::SyncCronJob(Json& cj,
     auto fresh_last = TimeAt(At(fresh, "status"), "lastScheduleTime");
     if ((fresh_last && *fresh_last >= scheduled) ||
         InActiveListByName(fresh, cronjob::JobName(object::Name(cj), scheduled))) {
-      if (ResourceVersionNumber(fresh) != ResourceVersionNumber(cj)) update = false;
+      if (object::ResourceVersionNumber(fresh) != object::ResourceVersionNumber(cj)) update = false;
       return next_delay();
     }
   }

@@ -141,8 +141,7 @@ class CronJobController : public Controller {
   Informer& jobs_;
   Informer::HandlerId cronjob_handlers_ = 0, job_handlers_ = 0;
   bool started_ = false, stopped_ = false;
-  std::mutex mu_;
-  std::map<std::string, Json> written_;  // the CronJob as our last status write left it
+  LatestWrites written_;  // our last status writes, newer than the cache
   WorkQueue queue_;
   ReconcileWorkers workers_;
 };

@@ -10,6 +10,7 @@
 #include "apiserver/registry.h"
 #include "base/error.h"
 #include "client/object.h"
+#include "controllers/registry_fixture.h"
 #include "controllers/job.h"
 #include "testing/e2e_support.h"
 #include "testing/kernel_fixture.h"
@@ -195,15 +196,9 @@ Json CronJobManifest(const std::string& name, Json spec_extra = Json::object()) 
           {"spec", spec}};
 }
 
-class CronJobControllerTest : public ::testing::Test {
+class CronJobControllerTest : public RegistryTest {
  protected:
   void SetUp() override {
-    apiserver::StoreOptions so;
-    so.index_fields = apiserver::IndexFields;
-    store_ = apiserver::Store::Open(dir_.File("kin.db"), so);
-    registry_ = std::make_unique<apiserver::Registry>(*store_, apiserver::RegistryOptions{});
-    registry_->Bootstrap();
-    client_ = std::make_unique<apiserver::LocalClient>(*registry_, "test");
     informers_ = std::make_unique<SharedInformerFactory>(*client_);
     controller_ = std::make_unique<CronJobController>(*informers_, *client_,
                                                       CronJobControllerOptions{&clock_});
@@ -214,7 +209,6 @@ class CronJobControllerTest : public ::testing::Test {
     controller_.reset();
     informers_.reset();
   }
-  Client& cl() { return *client_; }
 
   Json Get(const std::string& name) {
     Json j = cl().Get(CronJobs(), "default", name);
@@ -269,11 +263,7 @@ class CronJobControllerTest : public ::testing::Test {
     return out;
   }
 
-  testing::TempDir dir_;
   FakeClock clock_;
-  std::unique_ptr<apiserver::Store> store_;
-  std::unique_ptr<apiserver::Registry> registry_;
-  std::unique_ptr<apiserver::LocalClient> client_;
   std::unique_ptr<SharedInformerFactory> informers_;
   std::unique_ptr<CronJobController> controller_;
 };

@@ -215,11 +215,6 @@ bool DeleteFirst(const ObjectPtr& a, const ObjectPtr& b) {
   return std::get<4>(ka) > std::get<4>(kb);
 }
 
-int64_t ResourceVersionNumber(const Json& obj) {
-  std::string rv = object::ResourceVersion(obj);
-  if (rv.empty() || rv.size() > 18 || !std::all_of(rv.begin(), rv.end(), ::isdigit)) return -1;
-  return std::stoll(rv);
-}
 
 }  // namespace
 
@@ -399,7 +394,7 @@ void JobController::OnJob(const Json* old, const Json* now) {
     std::lock_guard l(mu_);
     expectations_.erase(key);
     backoff_.erase(key);
-    written_.erase(key);
+    written_.Forget(key);
   }
 }
 
@@ -478,25 +473,12 @@ Result JobController::ReconcileJob(const std::string& key) {
     std::lock_guard l(mu_);
     expectations_.erase(key);
     backoff_.erase(key);
-    written_.erase(key);
+    written_.Forget(key);
     return Result::Done();
   }
-  Json job = *cached;
-  {
-    // The cache may not have caught up with our last status write yet:
-    // deciding on the older status would count or create twice.
-    std::lock_guard l(mu_);
-    auto it = written_.find(key);
-    if (it != written_.end()) {
-      if (object::Uid(it->second) == object::Uid(job) &&
-          ResourceVersionNumber(it->second) > ResourceVersionNumber(job)) {
-        job = it->second;
-      } else {
-        written_.erase(it);
-      }
-    }
-  }
-  return SyncJob(key, std::move(job));
+  // The cache may not have caught up with our last status write yet:
+  // deciding on the older status would count or create twice.
+  return SyncJob(key, written_.Fresher(key, *cached));
 }
 
 Result JobController::SyncOrphanPod(const std::string& pod_key) {
@@ -533,8 +515,7 @@ Json JobController::WriteStatus(const Json& job) {
   // NotFound (the Job went meanwhile) ends the sync through the caller's
   // error path once; the Job's deletion event then clears its state.
   Json written = identity_.client().Update(JobsResource(), object::Namespace(job), job, "status");
-  std::lock_guard l(mu_);
-  written_[object::Key(job)] = written;
+  written_.Record(object::Key(job), written);
   return written;
 }
 

@@ -147,7 +147,7 @@ class JobController : public Controller {
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<job_internal::Expectations>> expectations_;  // by job key
   std::map<std::string, Backoff> backoff_;                                           // by job key
-  std::map<std::string, Json> written_;  // the status we last wrote, by job key
+  LatestWrites written_;  // our last status writes, newer than the cache
   bool started_ = false, stopped_ = false;
 
   WorkQueue queue_;  // "ns/name" of Jobs; "pod:ns/name" of orphan pods

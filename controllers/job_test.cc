@@ -9,6 +9,7 @@
 #include "apiserver/registry.h"
 #include "base/error.h"
 #include "client/object.h"
+#include "controllers/registry_fixture.h"
 #include "testing/e2e_support.h"
 #include "testing/kernel_fixture.h"
 
@@ -51,15 +52,9 @@ Json JobManifest(const std::string& name, Json spec_extra = Json::object()) {
           {"spec", spec}};
 }
 
-class JobControllerTest : public ::testing::Test {
+class JobControllerTest : public RegistryTest {
  protected:
   void SetUp() override {
-    apiserver::StoreOptions so;
-    so.index_fields = apiserver::IndexFields;
-    store_ = apiserver::Store::Open(dir_.File("kin.db"), so);
-    registry_ = std::make_unique<apiserver::Registry>(*store_, apiserver::RegistryOptions{});
-    registry_->Bootstrap();
-    client_ = std::make_unique<apiserver::LocalClient>(*registry_, "test");
     informers_ = std::make_unique<SharedInformerFactory>(*client_);
   }
   void TearDown() override {
@@ -67,7 +62,6 @@ class JobControllerTest : public ::testing::Test {
     jobs_.reset();
     informers_.reset();
   }
-  Client& cl() { return *client_; }
 
   void StartJobController() {
     JobControllerOptions o;
@@ -151,11 +145,7 @@ class JobControllerTest : public ::testing::Test {
     return false;
   }
 
-  testing::TempDir dir_;
   FakeClock clock_;
-  std::unique_ptr<apiserver::Store> store_;
-  std::unique_ptr<apiserver::Registry> registry_;
-  std::unique_ptr<apiserver::LocalClient> client_;
   std::unique_ptr<SharedInformerFactory> informers_;
   std::unique_ptr<JobController> jobs_;
   std::unique_ptr<TtlAfterFinishedController> ttl_;
