@@ -342,14 +342,22 @@ Result DaemonSetController::Sync(const std::string& key) {
   for (const ObjectPtr& n : nodes_.Items()) nodes[object::Name(*n)] = n;
   std::map<std::string, NodePods> by_node;
   std::set<std::string> live_hashes;
-  for (const ObjectPtr& p : pods_.ByIndex(kOwnerUidIndex, object::Uid(ds))) {
-    if (!object::IsControlledBy(*p, ds) || !selector.Matches(object::Labels(*p))) continue;
-    std::string target = DaemonPodTargetNode(*p);
-    if (target.empty()) continue;
-    live_hashes.insert(Str(object::Labels(*p), kControllerRevisionHashLabel));
-    by_node[target].pods.push_back(p);
-  }
-  for (auto& [n, np] : by_node) SortPods(np.pods);
+  // The pods are listed only after the expectations were found satisfied
+  // (upstream lists in manage and again in rollingUpdate): a pod we created
+  // that reached the cache between an earlier listing and the check would be
+  // missed by the listing yet clear the expectation, and be created twice.
+  auto list_pods = [&] {
+    by_node.clear();
+    live_hashes.clear();
+    for (const ObjectPtr& p : pods_.ByIndex(kOwnerUidIndex, object::Uid(ds))) {
+      if (!object::IsControlledBy(*p, ds) || !selector.Matches(object::Labels(*p))) continue;
+      std::string target = DaemonPodTargetNode(*p);
+      if (target.empty()) continue;
+      live_hashes.insert(Str(object::Labels(*p), kControllerRevisionHashLabel));
+      by_node[target].pods.push_back(p);
+    }
+    for (auto& [n, np] : by_node) SortPods(np.pods);
+  };
   std::map<std::string, DaemonNodeFit> fits;
   for (const auto& [n, node] : nodes) fits[n] = NodeShouldRunDaemonPod(*node, ds);
 
@@ -419,7 +427,9 @@ Result DaemonSetController::Sync(const std::string& key) {
     to_delete.clear();
   };
 
-  if (Satisfied(key)) {
+  const bool satisfied = Satisfied(key);
+  list_pods();
+  if (satisfied) {
     // manage: one pod where one should run, none where none may.
     for (const auto& [n, f] : fits) {
       auto it = by_node.find(n);
@@ -479,6 +489,7 @@ Result DaemonSetController::Sync(const std::string& key) {
     sync_nodes();
 
     if (rolling && Satisfied(key)) {
+      list_pods();
       std::vector<ObjectPtr> old_to_delete;
       std::vector<std::string> allowed_new, candidate_new;
       std::vector<ObjectPtr> candidates_delete;

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "controllers/sets_testing.h"
 
 namespace kin::controllers {
@@ -288,6 +291,40 @@ TEST_F(DaemonSetTest, CoversEverySchedulableNode) {
     EXPECT_EQ(r["metadata"]["name"],
               owner + "-" + PodsOf(owner)[0]["metadata"]["labels"]["controller-revision-hash"].get<std::string>());
   }
+}
+
+// Each node gets exactly one pod, never a second, while node updates keep
+// re-queueing the DaemonSet as its pods reach the cache: the controller once
+// listed the pods before checking its expectations, so a pod that arrived in
+// between cleared the expectation without being in the listing and was
+// created again (seen as two pods on two workers in a clean-clone e2e run).
+TEST_F(DaemonSetTest, NeverCreatesASecondPodForANode) {
+  constexpr int kNodes = 40;
+  for (int i = 0; i < kNodes; ++i) AddNode(SetsTest::Node("n" + std::to_string(i)));
+  StartAll();
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {
+    for (int round = 0; !stop; ++round) {
+      std::string node = "n" + std::to_string(round % kNodes);
+      try {
+        cl().Patch(NodesResource(), "", node, PatchType::kMerge,
+                   {{"metadata", {{"labels", {{"round", std::to_string(round)}}}}}});
+      } catch (const Error&) {
+      }
+    }
+  });
+  Create(Ds("agent"));
+  bool covered = Eventually([&] {
+    return ReadyPodsPerNode("agent").size() == static_cast<size_t>(kNodes) && RolledOut("agent");
+  });
+  stop = true;
+  churn.join();
+  ASSERT_TRUE(covered) << Get("agent").dump();
+  std::map<std::string, int> per_node;
+  for (const Json& p : PodsOf("agent")) per_node[p["spec"].value("nodeName", "")]++;
+  for (const auto& [node, n] : per_node) EXPECT_EQ(n, 1) << node;
+  EXPECT_EQ(EventsWith("SuccessfulCreate").size(), static_cast<size_t>(kNodes));
+  EXPECT_TRUE(EventsWith("SuccessfulDelete").empty());
 }
 
 TEST_F(DaemonSetTest, FollowsNodesComingGoingAndChanging) {
