@@ -24,6 +24,18 @@ using object::StringAt;
 
 std::string KeyOf(const Json& obj) { return object::Key(obj); }
 
+// The cached form of an object: without metadata.managedFields, as
+// kube-controller-manager and kube-scheduler cache them
+// (TransformStripManagedFields). No controller reads them, an update that
+// omits them keeps the server's, and they are often the larger part of an
+// object: a pod written by five managers carries five field sets.
+ObjectPtr CacheCopy(Json obj) {
+  if (auto md = obj.find("metadata"); md != obj.end() && md->is_object()) {
+    md->erase("managedFields");
+  }
+  return std::make_shared<const Json>(std::move(obj));
+}
+
 // The delay before retry number `n` (1-based): the first retry is immediate.
 std::chrono::milliseconds RetryDelay(int n) {
   if (n <= 1) return std::chrono::milliseconds(0);
@@ -284,7 +296,7 @@ bool Informer::ListAndReplace(std::string& resource_version) {
     for (auto& item : *it) {
       std::string key = KeyOf(item);
       if (!fresh.contains(key)) {
-        fresh.emplace(key, std::make_shared<const Json>(std::move(item)));
+        fresh.emplace(key, CacheCopy(std::move(item)));
         order.push_back(key);
       }
     }
@@ -395,7 +407,7 @@ void Informer::Apply(const WatchEvent& ev) {
     return;
   }
   std::string key = KeyOf(ev.object);
-  auto obj = std::make_shared<const Json>(ev.object);
+  ObjectPtr obj = CacheCopy(ev.object);
   std::lock_guard emit(emit_mu_);  // see ListAndReplace
   Change change;
   {

@@ -73,7 +73,9 @@ struct InformerHandlers {
   std::function<void(const Json& last)> on_delete;  // the object's last known state
 };
 
-// An immutable cached object.
+// An immutable cached object. Cached objects (and those handlers get) have
+// no metadata.managedFields: the cache drops them, as client-go's
+// TransformStripManagedFields does for kube-controller-manager.
 using ObjectPtr = std::shared_ptr<const Json>;
 // An object's values in one index (none: the object is not in the index).
 using IndexFunc = std::function<std::vector<std::string>(const Json& obj)>;

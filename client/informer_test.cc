@@ -75,13 +75,14 @@ class FakeClient : public Client {
  public:
   // Stores `obj` (stamping a new resourceVersion) without telling any watch.
   Json Put(const std::string& ns, const std::string& name, Json spec = Json::object(),
-           Json labels = nullptr) {
+           Json labels = nullptr, Json managed_fields = nullptr) {
     std::lock_guard lock(mu_);
     Json obj = {{"kind", "Pod"},
                 {"metadata",
                  {{"namespace", ns}, {"name", name}, {"resourceVersion", std::to_string(++rv_)}}},
                 {"spec", std::move(spec)}};
     if (!labels.is_null()) obj["metadata"]["labels"] = std::move(labels);
+    if (!managed_fields.is_null()) obj["metadata"]["managedFields"] = std::move(managed_fields);
     objects_[ns + "/" + name] = obj;
     return obj;
   }
@@ -592,6 +593,25 @@ TEST_F(InformerTest, LookupSharesTheCachedObjectWithoutCopying) {
   // The old pointer still holds the old state.
   EXPECT_EQ(Rv(*a1), "1");
   EXPECT_EQ(Rv(*informer_->Lookup("default", "a")), "2");
+}
+
+// The cache drops managedFields, from lists and from watch events alike.
+TEST_F(InformerTest, CachedObjectsHaveNoManagedFields) {
+  Json fields = Json::array({{{"manager", "kubectl"}, {"operation", "Update"}}});
+  client_.Put("default", "a", Json::object(), nullptr, fields);
+  std::atomic<bool> handler_saw_fields{false};
+  StartInformer();
+  ASSERT_TRUE(informer_->Lookup("default", "a"));
+  EXPECT_FALSE(informer_->Lookup("default", "a")->at("metadata").contains("managedFields"));
+  informer_->AddHandlers({.on_update = [&](const Json&, const Json& now) {
+    if (now["metadata"].contains("managedFields")) handler_saw_fields = true;
+  }});
+  Json b = client_.Put("default", "a", {{"v", 2}}, nullptr, fields);
+  client_.watch(0)->Send("MODIFIED", b);
+  ASSERT_TRUE(Eventually([&] { return Rv(*informer_->Lookup("default", "a")) == Rv(b); }));
+  EXPECT_FALSE(informer_->Lookup("default", "a")->at("metadata").contains("managedFields"));
+  EXPECT_EQ(informer_->Lookup("default", "a")->at("spec")["v"], 2);
+  EXPECT_FALSE(handler_saw_fields);
 }
 
 TEST(InformerIndexTest, StandardIndexFunctions) {
