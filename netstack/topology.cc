@@ -1,6 +1,7 @@
 #include "netstack/topology.h"
 
 #include <map>
+#include <optional>
 #include <set>
 
 #include "base/error.h"
@@ -75,6 +76,15 @@ std::string NodeNetnsName(const ClusterNetwork& net, const std::string& node) {
   return NetnsPrefix(net) + node;
 }
 
+std::string ExternalNetnsName(const ClusterNetwork& net) { return NetnsPrefix(net) + "ext"; }
+
+Ipv4Address ExternalGateway(const ClusterNetwork& net) { return net.external.subnet.Nth(1); }
+Ipv4Address ExternalServerIp(const ClusterNetwork& net) { return net.external.subnet.Nth(2); }
+Ipv4Address ExternalUplinkIp(const ClusterNetwork& net) {
+  return Ipv4Address(net.external.subnet.broadcast().value() - 1);
+}
+Ipv4Address NetworkGateway(const ClusterNetwork& net) { return net.underlay.Nth(1); }
+
 // ---- Rendering ----
 
 std::string NetworkPlan::Render() const {
@@ -135,6 +145,20 @@ NetworkPlan PlanTopology(const ClusterNetwork& net) {
                                  "\": too small for a gateway and nodes");
   }
   if (net.nodes.empty()) problems.Add("nodes", "Required value: at least one node");
+  const Ipv4Cidr& ext = net.external.subnet;
+  if (net.external.enabled) {
+    if (!ext.is_network()) {
+      problems.Add("external.subnet", "Invalid value: \"" + ext.ToString() +
+                                          "\": host bits are set (the network is " +
+                                          ext.Masked().ToString() + ")");
+    } else if (ext.prefix_len() > 29) {
+      problems.Add("external.subnet",
+                   "Invalid value: \"" + ext.ToString() + "\": must be a /29 or larger");
+    } else if (ext.Overlaps(net.underlay)) {
+      problems.Add("external.subnet", "Invalid value: \"" + ext.ToString() +
+                                          "\": overlaps the underlay " + net.underlay.ToString());
+    }
+  }
   if (net.mtu != 0 && (net.mtu < 68 || net.mtu > 65535)) {
     problems.Add("mtu", "Invalid value: " + std::to_string(net.mtu) + ": must be 68..65535");
   }
@@ -149,6 +173,8 @@ NetworkPlan PlanTopology(const ClusterNetwork& net) {
       problems.Add(f + ".name", "Invalid value: \"" + n.name + "\": must be 1-63 characters, no /");
     } else if (n.name == "net") {
       problems.Add(f + ".name", "Invalid value: \"net\": the network namespace has that name");
+    } else if (n.name == "ext" && net.external.enabled) {
+      problems.Add(f + ".name", "Invalid value: \"ext\": the internet namespace has that name");
     } else if (!names.insert(n.name).second) {
       problems.Add(f + ".name", "Duplicate value: \"" + n.name + "\"");
     }
@@ -173,6 +199,9 @@ NetworkPlan PlanTopology(const ClusterNetwork& net) {
     } else if (n.pod_cidr.Overlaps(net.underlay)) {
       problems.Add(f + ".podCIDR", "Invalid value: \"" + cidr + "\": overlaps the underlay " +
                                        net.underlay.ToString());
+    } else if (net.external.enabled && n.pod_cidr.Overlaps(ext)) {
+      problems.Add(f + ".podCIDR", "Invalid value: \"" + cidr +
+                                       "\": overlaps the external subnet " + ext.ToString());
     } else {
       for (size_t j = 0; j < i; j++) {
         if (n.pod_cidr.Overlaps(net.nodes[j].pod_cidr)) {
@@ -239,6 +268,29 @@ NetworkPlan PlanTopology(const ClusterNetwork& net) {
                     {"net.ipv6.conf.default.disable_ipv6", "1"}};
     nodes.push_back(std::move(node));
   }
+  // The internet: reaches the underlay (node IPs, whose masqueraded pod
+  // traffic it answers) through the network, and nothing else of the
+  // cluster. Made after the nodes, so its veth end in the network comes last.
+  std::optional<NetnsPlan> internet;
+  if (net.external.enabled) {
+    LinkPlan uplink;
+    uplink.name = kExternalLink;
+    uplink.peer = "eth0";
+    uplink.peer_netns = ExternalNetnsName(net);
+    uplink.mtu = net.mtu;
+    network.links.push_back(uplink);
+    network.up.push_back(kExternalLink);
+    network.addresses.push_back({kExternalLink, Ipv4Cidr(ExternalUplinkIp(net), ext.prefix_len())});
+
+    NetnsPlan e;
+    e.name = ExternalNetnsName(net);
+    e.create = true;
+    e.up = {"lo", "eth0"};
+    e.addresses.push_back({"eth0", Ipv4Cidr(ExternalGateway(net), ext.prefix_len())});
+    e.addresses.push_back({"eth0", Ipv4Cidr(ExternalServerIp(net), ext.prefix_len())});
+    e.routes.push_back(MakeRoute(net.underlay, ExternalUplinkIp(net), "eth0"));
+    internet = std::move(e);
+  }
   // The network sends pod traffic back out the port it came in on; ICMP
   // redirects would teach nodes to bypass it. A send_redirects of "all" OR
   // the device's counts, so both are off.
@@ -248,6 +300,7 @@ NetworkPlan PlanTopology(const ClusterNetwork& net) {
 
   plan.namespaces.push_back(std::move(network));
   for (auto& n : nodes) plan.namespaces.push_back(std::move(n));
+  if (internet) plan.namespaces.push_back(std::move(*internet));
   return plan;
 }
 

@@ -8,11 +8,19 @@
 // reads the API.
 //
 // The layout (../shared/DESIGN.md, "Network topology", as built so far; the
-// "internet" namespace and the host-access link are not made yet):
+// host-access link is not made yet):
 //
 //   <prefix>net    the network: bridge `underlay` holding the underlay's .1,
 //                  one veth end n<i> per node on it; routes each node's pod
-//                  CIDR to that node's IP; forwards
+//                  CIDR to that node's IP; forwards; veth `ext` to the
+//                  internet, holding the external subnet's last host address
+//   <prefix>ext    "the internet" (ExternalNetwork; on unless disabled):
+//                  eth0 (peer of `ext`) holding the external subnet's .1
+//                  (ExternalGateway) and .2 (ExternalServerIp, where kin
+//                  serve's external server listens); a route to the
+//                  underlay via the network, and none to pod CIDRs: pod
+//                  traffic gets here only masqueraded to its node's IP
+//                  (netstack/egress.h), as on the real internet
 //   <prefix><node> a node: eth0 (peer of n<i>) with the node IP, default
 //                  route via the network's .1; bridge cbr0 holding the .1 of
 //                  the pod CIDR; forwards; bridged traffic seen by netfilter
@@ -64,10 +72,18 @@ struct NodeNetwork {
   Ipv4Cidr pod_cidr;  // a network, /30 or larger
 };
 
+// The cluster's "internet": a namespace beyond the network, with addresses
+// from a documentation range that is never routed anywhere else.
+struct ExternalNetwork {
+  bool enabled = true;
+  Ipv4Cidr subnet{Ipv4Address(0xcb007100), 24};  // 203.0.113.0/24, /29 or larger
+};
+
 struct ClusterNetwork {
   std::string cluster;                             // short: it is part of every namespace name
   Ipv4Cidr underlay{Ipv4Address(0xac120000), 24};  // 172.18.0.0/24; the network has .1
   std::vector<NodeNetwork> nodes;
+  ExternalNetwork external;
   RoutingMode mode = RoutingMode::kRouted;
   std::string netns_prefix;  // empty: "kin-<cluster>-"
   int mtu = 0;               // 0: the kernel's default
@@ -113,6 +129,16 @@ struct NetworkPlan {
 std::string NetnsPrefix(const ClusterNetwork& net);
 std::string NetworkNetnsName(const ClusterNetwork& net);  // <prefix>net
 std::string NodeNetnsName(const ClusterNetwork& net, const std::string& node);
+std::string ExternalNetnsName(const ClusterNetwork& net);  // <prefix>ext
+
+inline constexpr const char* kExternalLink = "ext";  // the network's end towards the internet
+// Addresses of the internet namespace (derived from ExternalNetwork::subnet).
+Ipv4Address ExternalGateway(const ClusterNetwork& net);   // its eth0: 203.0.113.1
+Ipv4Address ExternalServerIp(const ClusterNetwork& net);  // the external server: 203.0.113.2
+Ipv4Address ExternalUplinkIp(const ClusterNetwork& net);  // the network's `ext`: 203.0.113.254
+// The underlay's .1, held by the network namespace: where kin serve's
+// in-network API listener binds (172.18.0.1).
+Ipv4Address NetworkGateway(const ClusterNetwork& net);
 
 // Validates `net` (Invalid with one cause per problem, fields like
 // "nodes[1].podCIDR") and plans it.

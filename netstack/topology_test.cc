@@ -62,9 +62,11 @@ TEST(TopologyPlanTest, NamesFollowTheDesignOrThePrefix) {
   EXPECT_EQ(NodeNetnsName(net, "worker"), "kin-dev-worker");
   net.netns_prefix = "kt1a2b3-";
   NetworkPlan plan = PlanTopology(net);
-  ASSERT_EQ(plan.namespaces.size(), 4u);
+  ASSERT_EQ(plan.namespaces.size(), 5u);
   EXPECT_EQ(plan.namespaces[0].name, "kt1a2b3-net");
   EXPECT_EQ(plan.namespaces[2].name, "kt1a2b3-worker");
+  EXPECT_EQ(plan.namespaces[4].name, "kt1a2b3-ext");
+  EXPECT_EQ(ExternalNetnsName(net), "kt1a2b3-ext");
   for (const auto& ns : plan.namespaces) {
     EXPECT_TRUE(ns.create);
     for (const auto& l : ns.links) {
@@ -137,6 +139,61 @@ TEST(TopologyPlanTest, RejectsMoreBadDescriptions) {
   net.cluster = "";
   net.nodes.clear();
   EXPECT_THAT(fields(net), ::testing::ElementsAre("cluster", "nodes"));
+}
+
+TEST(TopologyPlanTest, ExternalNetworkAddressesAndRoutes) {
+  ClusterNetwork net = ThreeNodes(RoutingMode::kRouted);
+  EXPECT_EQ(ExternalGateway(net).ToString(), "203.0.113.1");
+  EXPECT_EQ(ExternalServerIp(net).ToString(), "203.0.113.2");
+  EXPECT_EQ(ExternalUplinkIp(net).ToString(), "203.0.113.254");
+  EXPECT_EQ(NetworkGateway(net).ToString(), "172.18.0.1");
+  net.external.subnet = Ipv4Cidr::Parse("192.0.2.64/29");
+  EXPECT_EQ(ExternalServerIp(net).ToString(), "192.0.2.66");
+  EXPECT_EQ(ExternalUplinkIp(net).ToString(), "192.0.2.70");
+  NetworkPlan plan = PlanTopology(net);
+  const NetnsPlan& ext = plan.namespaces.back();
+  EXPECT_EQ(ext.name, "kin-dev-ext");
+  EXPECT_TRUE(ext.create);
+  // The internet routes to the underlay only: never to a pod CIDR, so pod
+  // traffic that reached it unmasqueraded could not be answered.
+  ASSERT_EQ(ext.routes.size(), 1u);
+  EXPECT_EQ(ext.routes[0].ToString(), "172.18.0.0/24 via 192.0.2.70 dev eth0");
+}
+
+TEST(TopologyPlanTest, ExternalNetworkCanBeTurnedOff) {
+  ClusterNetwork net = ThreeNodes(RoutingMode::kRouted);
+  net.external.enabled = false;
+  NetworkPlan plan = PlanTopology(net);
+  ASSERT_EQ(plan.namespaces.size(), 4u);
+  for (const auto& l : plan.namespaces[0].links) EXPECT_NE(l.name, kExternalLink);
+  EXPECT_EQ(plan.namespaces[0].addresses.size(), 1u);
+  // "ext" is then a node name like any other.
+  net.nodes[2].name = "ext";
+  EXPECT_NO_THROW(PlanTopology(net));
+}
+
+TEST(TopologyPlanTest, RejectsBadExternalSubnets) {
+  auto fields = [](const ClusterNetwork& net) {
+    try {
+      PlanTopology(net);
+    } catch (const Error& e) {
+      return CauseFields(e);
+    }
+    return std::vector<std::string>{};
+  };
+  ClusterNetwork net = ThreeNodes(RoutingMode::kRouted);
+  net.external.subnet = Ipv4Cidr::Parse("203.0.113.1/24");
+  EXPECT_THAT(fields(net), ::testing::ElementsAre("external.subnet"));
+  net.external.subnet = Ipv4Cidr::Parse("203.0.113.0/30");
+  EXPECT_THAT(fields(net), ::testing::ElementsAre("external.subnet"));
+  net.external.subnet = Ipv4Cidr::Parse("172.18.0.0/16");
+  EXPECT_THAT(fields(net), ::testing::ElementsAre("external.subnet"));
+  net = ThreeNodes(RoutingMode::kRouted);
+  net.external.subnet = Ipv4Cidr::Parse("10.244.1.0/28");
+  EXPECT_THAT(fields(net), ::testing::ElementsAre("nodes[1].podCIDR"));
+  net = ThreeNodes(RoutingMode::kRouted);
+  net.nodes[0].name = "ext";
+  EXPECT_THAT(fields(net), ::testing::ElementsAre("nodes[0].name"));
 }
 
 TEST(TopologyPlanTest, RoutingModeNames) {
