@@ -14,6 +14,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/netns.h"
 #include "base/tls.h"
 
 namespace kin::http {
@@ -308,7 +309,15 @@ void Server::Start() {
     throw Error::BadRequest("require_client_cert needs TLS with a client CA file");
   }
   if (opts_.tls) tls_ = std::make_shared<const tls::ServerContext>(*opts_.tls);
-  int fd = static_cast<int>(CheckSys(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket"));
+  int fd = -1;
+  if (opts_.netns.empty()) {
+    fd = static_cast<int>(CheckSys(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket"));
+  } else {
+    RunInNetns(Netns::Open(opts_.netns), [&] {
+      fd = static_cast<int>(CheckSys(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0),
+                                     "socket in netns `" + opts_.netns + "`"));
+    });
+  }
   listen_fd_.reset(fd);
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -318,7 +327,8 @@ void Server::Start() {
   if (::inet_pton(AF_INET, opts_.host.c_str(), &addr.sin_addr) != 1) {
     throw Error::BadRequest("listen address \"" + opts_.host + "\" is not an IPv4 address");
   }
-  std::string where = opts_.host + ":" + std::to_string(opts_.port);
+  std::string where = opts_.host + ":" + std::to_string(opts_.port) +
+                      (opts_.netns.empty() ? "" : " in netns `" + opts_.netns + "`");
   CheckSys(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), "listen on " + where);
   CheckSys(::listen(fd, 1024), "listen on " + where);
   socklen_t len = sizeof addr;

@@ -135,6 +135,11 @@ struct TlsServerOptions {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;  // 0: any free port (see Server::port())
+  // Empty: listen in the caller's network namespace. Else the listening
+  // socket is made inside /run/netns/<netns> (a socket stays in the
+  // namespace it was made in), while connections are still served on
+  // threads of the caller's namespace.
+  std::string netns;
   size_t max_body_bytes = 3 * 1024 * 1024;
   size_t max_header_bytes = 1024 * 1024;
   int idle_timeout_ms = 120000;  // keep-alive connections idle longer are closed
