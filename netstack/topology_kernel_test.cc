@@ -302,7 +302,7 @@ TEST_F(TopologyKernelTest, ApplyingTwiceIsAlreadyExistsAndKeepsTheFirst) {
     EXPECT_EQ(e.code(), Code::kAlreadyExists);
     EXPECT_THAT(e.message(), HasSubstr(NetworkNetnsName(net)));
   }
-  EXPECT_EQ(ListNamedNetns(prefix()).size(), 3u);
+  EXPECT_EQ(ListNamedNetns(prefix()).size(), 4u);  // the network, two nodes, the internet
   EXPECT_TRUE(Ping(NodeNetnsName(net, "a"), A("172.18.0.3")));
   RemovePlan(plan);
   RemovePlan(plan);  // what is gone is skipped
