@@ -1,0 +1,533 @@
+#include "netstack/nft_proxy.h"
+
+#include <openssl/evp.h>
+
+#include <set>
+#include <utility>
+
+#include "base/error.h"
+#include "netstack/conntrack.h"
+#include "netstack/nftables.h"
+
+namespace kin::netstack {
+namespace {
+
+constexpr const char* kT = "ip kin-proxy";  // family and table, as every command names them
+
+// kube-proxy's chain name limits: prefixes up to 16 characters, bases up to
+// 256 - 16 (knftables.NameLengthMax - chainNamePrefixLengthMax).
+constexpr size_t kChainNameBaseLengthMax = 256 - 16;
+
+// kube-proxy's hashAndTruncate: the first 8 characters of
+// base32(sha256(name)) (RFC 4648 alphabet), "-", then the name itself; the
+// hash keeps truncated names unique and similar names easy to tell apart.
+std::string HashAndTruncate(const std::string& name) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(name.data(), name.size(), md, &len, EVP_sha256(), nullptr) != 1) {
+    throw Error::Internal("sha256 of nft chain name `" + name + "` failed");
+  }
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  // 8 base32 characters are exactly the first 40 bits (5 bytes).
+  uint64_t bits = 0;
+  for (int i = 0; i < 5; ++i) bits = (bits << 8) | md[i];
+  std::string out(8, 'A');
+  for (int i = 7; i >= 0; --i) {
+    out[i] = kAlphabet[bits & 31];
+    bits >>= 5;
+  }
+  out += "-" + name;
+  if (out.size() > kChainNameBaseLengthMax)
+    out = out.substr(0, kChainNameBaseLengthMax - 3) + "...";
+  return out;
+}
+
+// "ns/name/proto/port_name" (kube-proxy's servicePortChainNameBase).
+std::string PortBase(const ProxyServicePort& p) {
+  return p.ns + "/" + p.name + "/" + std::string(ToString(p.protocol)) + "/" + p.port_name;
+}
+
+std::string EndpointBase(const ProxyServicePort& p, const ProxyEndpoint& ep) {
+  return HashAndTruncate(PortBase(p) + "__" + ep.ip.ToString() + "/" + std::to_string(ep.port));
+}
+
+// One map (or set) element: `value` empty for a set.
+struct Element {
+  std::string map;
+  std::string key;
+  std::string value;
+  auto operator<=>(const Element&) const = default;
+};
+
+struct Chain {
+  std::string name;
+  std::vector<std::string> rules;
+  bool operator==(const Chain&) const = default;
+};
+
+// Everything one service port owns in the table. Chains come in the order
+// they are written (service, local, external, endpoints), so plans read
+// like kube-proxy's.
+struct PortObjects {
+  std::vector<Chain> chains;
+  std::vector<std::pair<std::string, std::string>> sets;  // name, declaration
+  std::vector<Element> elements;
+};
+
+// What the node-wide part of the table depends on.
+struct Globals {
+  Ipv4Cidr cluster_cidr;
+  Ipv4Cidr service_cidr;
+  // kube-proxy's LocalTrafficDetector: with no pod range known there is no
+  // "from a pod" test, so neither the off-cluster masquerade nor the
+  // short-circuit of pod traffic is written.
+  bool detect_local() const { return cluster_cidr.prefix_len() > 0; }
+};
+
+Globals GlobalsOf(const ProxyState& s) {
+  return {s.cluster_cidr.Masked(), s.service_cidr.Masked()};
+}
+bool operator==(const Globals& a, const Globals& b) {
+  return a.cluster_cidr == b.cluster_cidr && a.service_cidr == b.service_cidr;
+}
+
+std::string Goto(const std::string& chain) { return "goto " + chain; }
+
+// The rules of a policy chain (service- or local-): affinity first, then a
+// random choice among `eps` (kube-proxy's writeServiceToEndpointRules).
+void WriteServiceToEndpointRules(const ProxyServicePort& p, const std::vector<ProxyEndpoint>& eps,
+                                 Chain& chain) {
+  if (p.affinity_timeout_seconds > 0) {
+    for (const ProxyEndpoint& ep : eps) {
+      chain.rules.push_back("ip saddr @" + NftAffinitySet(p, ep) + " goto " +
+                            NftEndpointChain(p, ep));
+    }
+  }
+  std::string vmap = "numgen random mod " + std::to_string(eps.size()) + " vmap { ";
+  for (size_t i = 0; i < eps.size(); ++i) {
+    if (i > 0) vmap += ", ";
+    vmap += std::to_string(i) + " : goto " + NftEndpointChain(p, eps[i]);
+  }
+  vmap += " }";
+  chain.rules.push_back(std::move(vmap));
+}
+
+// kube-proxy's per-service-port part of syncProxyRules.
+PortObjects BuildPort(const ProxyServicePort& p, const Globals& g) {
+  PortObjects out;
+  const std::string proto(ToString(p.protocol));
+  const std::string port = std::to_string(p.port);
+  const bool externally =
+      p.node_port != 0 || !p.external_ips.empty() || !p.load_balancer_ips.empty();
+  // BaseServicePortInfo.UsesClusterEndpoints / UsesLocalEndpoints: even
+  // under external policy Local the cluster endpoints serve the
+  // short-circuited traffic from pods and from the node.
+  const bool uses_cluster = !p.internal_local || externally;
+  const bool uses_local = p.internal_local || (p.external_local && externally);
+  const bool has_endpoints = !p.cluster_endpoints.empty() || !p.local_endpoints.empty();
+
+  const std::string svc_chain = NftServiceChain(p);
+  const std::string local_chain = NftLocalChain(p);
+  const std::string ext_chain = NftExternalChain(p);
+  const bool uses_cluster_chain = uses_cluster && !p.cluster_endpoints.empty();
+  const bool uses_local_chain = uses_local && !p.local_endpoints.empty();
+
+  std::string internal_chain = svc_chain;
+  bool has_internal = has_endpoints;
+  if (p.internal_local) {
+    internal_chain = local_chain;
+    has_internal = has_internal && !p.local_endpoints.empty();
+  }
+  std::string external_policy_chain = svc_chain;
+  bool has_external = has_endpoints;
+  if (p.external_local) {
+    external_policy_chain = local_chain;
+    has_external = has_external && !p.local_endpoints.empty();
+  }
+  const bool uses_ext_chain = has_endpoints && externally;
+
+  // No endpoints anywhere: reject at once. Only the Local ones missing:
+  // drop (what is not short-circuited to cluster endpoints).
+  std::string internal_verdict = Goto("reject-chain");
+  std::string external_verdict = Goto("reject-chain");
+  if (has_endpoints) {
+    if (!has_internal) internal_verdict = "drop";
+    if (!has_external) external_verdict = "drop";
+  }
+
+  Chain svc{svc_chain, {}}, local{local_chain, {}}, ext{ext_chain, {}};
+
+  if (p.cluster_ip) {
+    const std::string key = p.cluster_ip->ToString() + " . " + proto + " . " + port;
+    if (has_internal) {
+      out.elements.push_back({"service-ips", key, Goto(internal_chain)});
+      if (g.detect_local()) {
+        // Off-cluster traffic to a ClusterIP (a route to the service range
+        // via this node, or the node itself) is masqueraded: the reply must
+        // come back through here.
+        Chain& c = p.internal_local ? local : svc;
+        c.rules.push_back("ip daddr " + p.cluster_ip->ToString() + " " + proto + " dport " + port +
+                          " ip saddr != " + g.cluster_cidr.ToString() +
+                          " jump mark-for-masquerade");
+      }
+    } else {
+      out.elements.push_back({"no-endpoint-services", key, internal_verdict});
+    }
+  }
+  std::vector<Ipv4Address> external_ips = p.external_ips;
+  external_ips.insert(external_ips.end(), p.load_balancer_ips.begin(), p.load_balancer_ips.end());
+  for (Ipv4Address ip : external_ips) {
+    const std::string key = ip.ToString() + " . " + proto + " . " + port;
+    if (has_endpoints) out.elements.push_back({"service-ips", key, Goto(ext_chain)});
+    if (!has_external) out.elements.push_back({"no-endpoint-services", key, external_verdict});
+  }
+  if (p.node_port != 0) {
+    const std::string key = proto + " . " + std::to_string(p.node_port);
+    if (has_endpoints) out.elements.push_back({"service-nodeports", key, Goto(ext_chain)});
+    if (!has_external) out.elements.push_back({"no-endpoint-nodeports", key, external_verdict});
+  }
+
+  if (uses_ext_chain) {
+    if (!p.external_local) {
+      // The endpoint may be on another node: masquerade so replies return.
+      ext.rules.push_back("jump mark-for-masquerade");
+    } else {
+      // Pods reaching an external address are subject to neither policy
+      // (as if they went out to the load balancer and back).
+      if (g.detect_local() && uses_cluster_chain) {
+        ext.rules.push_back("ip saddr " + g.cluster_cidr.ToString() + " goto " + svc_chain);
+      }
+      // The node's own traffic has a local source address (maybe the
+      // external IP itself): masquerade it and use any endpoint.
+      ext.rules.push_back("fib saddr type local jump mark-for-masquerade");
+      if (uses_cluster_chain) ext.rules.push_back("fib saddr type local goto " + svc_chain);
+    }
+    if (has_external) ext.rules.push_back(Goto(external_policy_chain));
+  }
+
+  if (uses_cluster_chain) WriteServiceToEndpointRules(p, p.cluster_endpoints, svc);
+  if (uses_local_chain) WriteServiceToEndpointRules(p, p.local_endpoints, local);
+
+  if (uses_cluster_chain) out.chains.push_back(std::move(svc));
+  if (uses_local_chain) out.chains.push_back(std::move(local));
+  if (uses_ext_chain) out.chains.push_back(std::move(ext));
+
+  std::set<ProxyEndpoint> reachable;
+  if (uses_cluster_chain) reachable.insert(p.cluster_endpoints.begin(), p.cluster_endpoints.end());
+  if (uses_local_chain) reachable.insert(p.local_endpoints.begin(), p.local_endpoints.end());
+  for (const ProxyEndpoint& ep : reachable) {
+    Chain c{NftEndpointChain(p, ep), {}};
+    // Hairpin: a pod reaching itself through the service must see the
+    // reply come from the service, so its source is rewritten.
+    c.rules.push_back("ip saddr " + ep.ip.ToString() + " jump mark-for-masquerade");
+    if (p.affinity_timeout_seconds > 0) {
+      const std::string set = NftAffinitySet(p, ep);
+      out.sets.emplace_back(set, "type ipv4_addr; flags dynamic,timeout; timeout " +
+                                     std::to_string(p.affinity_timeout_seconds) + "s;");
+      c.rules.push_back("update @" + set + " { ip saddr }");
+    }
+    c.rules.push_back("meta l4proto " + proto + " dnat to " + ep.ip.ToString() + ":" +
+                      std::to_string(ep.port));
+    out.chains.push_back(std::move(c));
+  }
+  return out;
+}
+
+// Appends `add element` commands, one per map, every element on its line.
+void WriteElements(const std::vector<Element>& elements, bool add, std::string& out) {
+  std::map<std::string, std::vector<const Element*>> by_map;
+  for (const Element& e : elements) by_map[e.map].push_back(&e);
+  for (const auto& [map, list] : by_map) {
+    out += add ? "add element " : "delete element ";
+    out += kT;
+    out += " " + map + " {\n";
+    for (size_t i = 0; i < list.size(); ++i) {
+      out += "\t" + list[i]->key;
+      if (add && !list[i]->value.empty()) out += " : " + list[i]->value;
+      out += i + 1 < list.size() ? ",\n" : "\n";
+    }
+    out += "}\n";
+  }
+}
+
+void WriteSet(const std::string& name, const std::string& decl, std::string& out) {
+  out += std::string("add set ") + kT + " " + name + " { " + decl + "\n}\n";
+}
+
+void WriteRules(const Chain& c, std::string& out) {
+  for (const std::string& r : c.rules) {
+    out += std::string("add rule ") + kT + " " + c.name + " " + r + "\n";
+  }
+}
+
+// The node-wide part: base chains, dispatch, maps, masquerading, rejects.
+void WriteSkeleton(const Globals& g, std::string& out) {
+  // Creating then deleting the table makes the delete succeed whether or
+  // not a table was there; all in the one transaction with the new table.
+  out += std::string("add table ") + kT + "\n";
+  out += std::string("delete table ") + kT + "\n";
+  out += std::string("add table ") + kT + " { comment \"rules for kin's service proxy\"\n}\n";
+  struct Base {
+    const char* name;
+    const char* spec;
+  };
+  // Filter chains run before DNAT (reject by the service address), and
+  // once after it for locally sent traffic (the cluster IP check must not
+  // see traffic already sent to an endpoint).
+  static constexpr Base kBase[] = {
+      {"filter-input", "type filter hook input priority dstnat - 10; policy accept;"},
+      {"filter-forward", "type filter hook forward priority dstnat - 10; policy accept;"},
+      {"filter-output", "type filter hook output priority dstnat - 10; policy accept;"},
+      {"filter-output-post-dnat", "type filter hook output priority dstnat + 10; policy accept;"},
+      {"nat-prerouting", "type nat hook prerouting priority dstnat; policy accept;"},
+      {"nat-output", "type nat hook output priority dstnat; policy accept;"},
+      {"nat-postrouting", "type nat hook postrouting priority srcnat; policy accept;"},
+  };
+  for (const Base& b : kBase) {
+    out += std::string("add chain ") + kT + " " + b.name + " { " + b.spec + "\n}\n";
+  }
+  for (const char* m : {"no-endpoint-services", "service-ips"}) {
+    out += std::string("add map ") + kT + " " + m +
+           " { type ipv4_addr . inet_proto . inet_service : verdict;\n}\n";
+  }
+  for (const char* m : {"no-endpoint-nodeports", "service-nodeports"}) {
+    out += std::string("add map ") + kT + " " + m +
+           " { type inet_proto . inet_service : verdict;\n}\n";
+  }
+  WriteSet("cluster-ips", "type ipv4_addr;", out);
+  for (const char* c :
+       {"cluster-ips-check", "mark-for-masquerade", "masquerading", "nodeport-endpoints-check",
+        "reject-chain", "service-endpoints-check", "services"}) {
+    out += std::string("add chain ") + kT + " " + c + "\n";
+  }
+  std::vector<Chain> rules = {
+      {"filter-input",
+       {"ct state new jump nodeport-endpoints-check", "ct state new jump service-endpoints-check"}},
+      {"filter-forward",
+       {"ct state new jump service-endpoints-check", "ct state new jump cluster-ips-check"}},
+      {"filter-output", {"ct state new jump service-endpoints-check"}},
+      {"filter-output-post-dnat", {"ct state new jump cluster-ips-check"}},
+      {"nat-prerouting", {"jump services"}},
+      {"nat-output", {"jump services"}},
+      {"nat-postrouting", {"jump masquerading"}},
+      {"mark-for-masquerade", {std::string("mark set mark or ") + kNftMasqueradeMark}},
+      {"masquerading",
+       {std::string("mark and ") + kNftMasqueradeMark + " == 0 return",
+        std::string("mark set mark xor ") + kNftMasqueradeMark, "masquerade fully-random"}},
+      {"reject-chain", {"meta l4proto tcp reject with tcp reset", "reject"}},
+      {"service-endpoints-check",
+       {"ip daddr . meta l4proto . th dport vmap @no-endpoint-services"}},
+      {"nodeport-endpoints-check",
+       {"fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap "
+        "@no-endpoint-nodeports"}},
+      {"cluster-ips-check", {"ip daddr @cluster-ips reject"}},
+      {"services",
+       {"ip daddr . meta l4proto . th dport vmap @service-ips",
+        "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap "
+        "@service-nodeports"}},
+  };
+  // An address of the service range that is no ClusterIP: drop, as
+  // kube-proxy (a port of a ClusterIP that is no service port: reject).
+  if (g.service_cidr.prefix_len() > 0) {
+    rules[12].rules.push_back("ip daddr " + g.service_cidr.ToString() + " drop");
+  }
+  for (const Chain& c : rules) WriteRules(c, out);
+}
+
+std::vector<Element> ClusterIpElements(const std::set<Ipv4Address>& ips) {
+  std::vector<Element> out;
+  for (Ipv4Address ip : ips) out.push_back({"cluster-ips", ip.ToString(), ""});
+  return out;
+}
+
+std::set<Ipv4Address> ClusterIps(const ProxyState& s) {
+  std::set<Ipv4Address> out;
+  for (const auto& [key, p] : s.ports) {
+    if (p.cluster_ip) out.insert(*p.cluster_ip);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string NftServiceChain(const ProxyServicePort& p) {
+  return "service-" + HashAndTruncate(PortBase(p));
+}
+std::string NftLocalChain(const ProxyServicePort& p) {
+  return "local-" + HashAndTruncate(PortBase(p));
+}
+std::string NftExternalChain(const ProxyServicePort& p) {
+  return "external-" + HashAndTruncate(PortBase(p));
+}
+std::string NftEndpointChain(const ProxyServicePort& p, const ProxyEndpoint& ep) {
+  return "endpoint-" + EndpointBase(p, ep);
+}
+std::string NftAffinitySet(const ProxyServicePort& p, const ProxyEndpoint& ep) {
+  return "affinity-" + EndpointBase(p, ep);
+}
+
+std::string PlanNftFull(const ProxyState& state) {
+  const Globals g = GlobalsOf(state);
+  std::string out;
+  out.reserve(1024 + state.ports.size() * 1500);
+  WriteSkeleton(g, out);
+  std::vector<Element> elements = ClusterIpElements(ClusterIps(state));
+  for (const auto& [key, p] : state.ports) {
+    PortObjects o = BuildPort(p, g);
+    for (const auto& [name, decl] : o.sets) WriteSet(name, decl, out);
+    for (const Chain& c : o.chains) out += std::string("add chain ") + kT + " " + c.name + "\n";
+    for (const Chain& c : o.chains) WriteRules(c, out);
+    for (Element& e : o.elements) elements.push_back(std::move(e));
+  }
+  WriteElements(elements, /*add=*/true, out);
+  return out;
+}
+
+std::string PlanNftIncremental(const ProxyState& before, const ProxyState& after) {
+  const Globals g = GlobalsOf(after);
+  if (!(GlobalsOf(before) == g)) return PlanNftFull(after);
+
+  // The transaction's phases, each across every changed port, in an order
+  // the kernel accepts: nothing is deleted while something refers to it.
+  std::vector<Element> del_elements, add_elements;
+  std::vector<std::string> flush_chains, delete_chains, delete_sets, add_chains;
+  std::vector<std::pair<std::string, std::string>> add_sets;
+  std::vector<const Chain*> write_chains;
+  std::vector<PortObjects> keep;  // owns what write_chains points into
+  std::set<Ipv4Address> cluster_ip_candidates;
+
+  auto changed = [&](const ProxyServicePort* old, const ProxyServicePort* now) {
+    PortObjects o = old ? BuildPort(*old, g) : PortObjects{};
+    keep.push_back(now ? BuildPort(*now, g) : PortObjects{});
+    const PortObjects& n = keep.back();
+    if (old && old->cluster_ip) cluster_ip_candidates.insert(*old->cluster_ip);
+    if (now && now->cluster_ip) cluster_ip_candidates.insert(*now->cluster_ip);
+
+    std::set<Element> old_el(o.elements.begin(), o.elements.end());
+    std::set<Element> new_el(n.elements.begin(), n.elements.end());
+    // A changed value is a delete and an add of the key.
+    for (const Element& e : old_el) {
+      if (!new_el.contains(e)) del_elements.push_back(e);
+    }
+    for (const Element& e : new_el) {
+      if (!old_el.contains(e)) add_elements.push_back(e);
+    }
+
+    std::map<std::string, std::string> old_sets(o.sets.begin(), o.sets.end());
+    std::map<std::string, std::string> new_sets(n.sets.begin(), n.sets.end());
+    bool sets_changed = false;
+    for (const auto& [name, decl] : old_sets) {
+      auto it = new_sets.find(name);
+      if (it == new_sets.end() || it->second != decl) {
+        delete_sets.push_back(name);
+        sets_changed = true;
+      }
+    }
+    for (const auto& [name, decl] : new_sets) {
+      auto it = old_sets.find(name);
+      if (it == old_sets.end() || it->second != decl) add_sets.emplace_back(name, decl);
+    }
+
+    std::map<std::string, const Chain*> old_chains, new_chains;
+    for (const Chain& c : o.chains) old_chains[c.name] = &c;
+    for (const Chain& c : n.chains) new_chains[c.name] = &c;
+    for (const auto& [name, c] : old_chains) {
+      auto it = new_chains.find(name);
+      // A recreated set is referred to by unchanged rule text: rewrite
+      // every chain of the port then, so the old set can go.
+      if (it == new_chains.end() || sets_changed || !(*it->second == *c)) {
+        flush_chains.push_back(name);
+      }
+      if (it == new_chains.end()) delete_chains.push_back(name);
+    }
+    for (const Chain& c : n.chains) {
+      auto it = old_chains.find(c.name);
+      if (it == old_chains.end()) add_chains.push_back(c.name);
+      if (it == old_chains.end() || sets_changed || !(*it->second == c)) {
+        write_chains.push_back(&c);
+      }
+    }
+  };
+
+  keep.reserve(before.ports.size() + after.ports.size());  // write_chains points into it
+  for (const auto& [key, old] : before.ports) {
+    auto it = after.ports.find(key);
+    if (it == after.ports.end()) {
+      changed(&old, nullptr);
+    } else if (!(it->second == old)) {
+      changed(&old, &it->second);
+    }
+  }
+  for (const auto& [key, now] : after.ports) {
+    if (!before.ports.contains(key)) changed(nullptr, &now);
+  }
+
+  // cluster-ips is shared by the ports of a Service: an address goes when
+  // no port of `after` has it, comes when no port of `before` had it.
+  if (!cluster_ip_candidates.empty()) {
+    std::set<Ipv4Address> was = ClusterIps(before), is = ClusterIps(after);
+    for (Ipv4Address ip : cluster_ip_candidates) {
+      if (was.contains(ip) && !is.contains(ip)) {
+        del_elements.push_back({"cluster-ips", ip.ToString(), ""});
+      }
+      if (!was.contains(ip) && is.contains(ip)) {
+        add_elements.push_back({"cluster-ips", ip.ToString(), ""});
+      }
+    }
+  }
+
+  std::string out;
+  WriteElements(del_elements, /*add=*/false, out);
+  for (const std::string& c : flush_chains)
+    out += std::string("flush chain ") + kT + " " + c + "\n";
+  for (const std::string& c : delete_chains) {
+    out += std::string("delete chain ") + kT + " " + c + "\n";
+  }
+  for (const std::string& s : delete_sets) out += std::string("delete set ") + kT + " " + s + "\n";
+  for (const auto& [name, decl] : add_sets) WriteSet(name, decl, out);
+  for (const std::string& c : add_chains) out += std::string("add chain ") + kT + " " + c + "\n";
+  for (const Chain* c : write_chains) WriteRules(*c, out);
+  WriteElements(add_elements, /*add=*/true, out);
+  return out;
+}
+
+namespace {
+
+class NftProxyBackend : public ProxyBackend {
+ public:
+  explicit NftProxyBackend(std::string netns) : nft_(std::move(netns)) {}
+
+  void Sync(const ProxyState& state) override {
+    const std::string script =
+        last_ && !full_next_ ? PlanNftIncremental(*last_, state) : PlanNftFull(state);
+    // A failed transaction changed nothing: the table still holds last_.
+    full_next_ = true;
+    if (!script.empty()) nft_.Run(script);
+    // What was applied before this backend began is unknown: every UDP
+    // port with endpoints counts as new (kube-proxy does the same at start).
+    std::vector<ConntrackFlush> flushes = PlanConntrackFlush(last_ ? *last_ : ProxyState{}, state);
+    last_ = state;
+    if (!flushes.empty()) FlushConntrack(nft_.netns(), flushes);
+    full_next_ = false;
+  }
+
+  void Remove() override {
+    full_next_ = true;
+    last_.reset();
+    // Creating it first makes the delete succeed when there is none.
+    nft_.Run(std::string("add table ") + kT + "\ndelete table " + kT + "\n");
+  }
+
+ private:
+  NftContext nft_;
+  std::optional<ProxyState> last_;
+  bool full_next_ = true;
+};
+
+}  // namespace
+
+std::unique_ptr<ProxyBackend> NewNftProxyBackend(std::string netns) {
+  return std::make_unique<NftProxyBackend>(std::move(netns));
+}
+
+}  // namespace kin::netstack

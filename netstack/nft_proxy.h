@@ -1,0 +1,78 @@
+// The service proxy's nftables mode: a ProxyState as kube-proxy's nftables
+// layout (pkg/proxy/nftables/proxier.go), in one table `kin-proxy` (family
+// ip) of a node's network namespace.
+//
+// The table holds:
+//   base chains     filter-input/-forward/-output at dstnat - 10 (before
+//                   DNAT: reject or drop for services without endpoints),
+//                   filter-output-post-dnat at dstnat + 10 and filter-forward
+//                   (after DNAT: reject unused ports of ClusterIPs),
+//                   nat-prerouting/-output at dstnat (jump services),
+//                   nat-postrouting at srcnat (jump masquerading)
+//   services        ip daddr . meta l4proto . th dport vmap @service-ips
+//                   (ClusterIPs, external IPs, LoadBalancer IPs), then
+//                   NodePorts on local addresses but 127.0.0.0/8 (fib daddr
+//                   type local) through @service-nodeports
+//   per port        service-<H>-ns/name/proto/port (policy Cluster),
+//                   local-<H>-... (policy Local), external-<H>-... (NodePort,
+//                   external and LB IPs: masquerade mark, or for policy Local
+//                   the short-circuits for pod and node traffic), each
+//                   choosing an endpoint with `numgen random mod N vmap`
+//                   after the ClientIP affinity checks (@affinity-<H>-...)
+//   per endpoint    endpoint-<H>-ns/name/proto/port__ip/port: hairpin
+//                   masquerade mark, affinity update, dnat
+//   no endpoints    @no-endpoint-services / @no-endpoint-nodeports: goto
+//                   reject-chain (TCP reset, else ICMP port unreachable), or
+//                   drop when only Local endpoints are missing
+//   masquerading    mark 0x4000 (kube-proxy's bit 14) set for traffic to a
+//                   ClusterIP from outside cluster_cidr, for external traffic
+//                   under policy Cluster, and for hairpin; masquerade
+//                   fully-random at srcnat
+// <H> is the first 8 characters of base32(sha256(name)), as kube-proxy.
+//
+// Planning is pure. PlanNftFull() is a whole transaction that replaces the
+// table (add + delete + recreate, so nothing stale survives a restart).
+// PlanNftIncremental() rewrites only the chains, affinity sets and map
+// elements of service ports that differ between two states and deletes
+// those of removed ports; when the node-wide settings differ (cluster_cidr,
+// service_cidr) it is the full plan. Chains are deleted in the same
+// transaction that stops referring to them (kube-proxy defers it for
+// kernels before 6.2; this kernel is newer).
+//
+// Differences from kube-proxy: no loadBalancerSourceRanges (firewall
+// chains), no masquerade-all, no health-check NodePorts; NodePorts answer
+// on every local address (kube-proxy's default --nodeport-addresses), so
+// ProxyState::node_ips is not used.
+//
+// Thread-safety: the plan functions are pure and thread-safe; a backend is
+// used by one thread at a time.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "netstack/service_proxy.h"
+
+namespace kin::netstack {
+
+inline constexpr const char* kNftProxyTable = "kin-proxy";  // family ip
+inline constexpr const char* kNftMasqueradeMark = "0x00004000";
+
+// Names, as kube-proxy's nftables mode makes them.
+std::string NftServiceChain(const ProxyServicePort& port);   // service-<H>-ns/name/proto/port
+std::string NftLocalChain(const ProxyServicePort& port);     // local-<H>-...
+std::string NftExternalChain(const ProxyServicePort& port);  // external-<H>-...
+std::string NftEndpointChain(const ProxyServicePort& port, const ProxyEndpoint& ep);
+std::string NftAffinitySet(const ProxyServicePort& port, const ProxyEndpoint& ep);
+
+// The transaction that replaces table kin-proxy with what `state` needs.
+std::string PlanNftFull(const ProxyState& state);
+// The transaction that changes a table holding `before` into one holding
+// `after`: "" when nothing differs.
+std::string PlanNftIncremental(const ProxyState& before, const ProxyState& after);
+
+// The nftables ProxyBackend in /run/netns/<netns> (ProxyBackend's contract;
+// conntrack flushes through netstack/conntrack.h).
+std::unique_ptr<ProxyBackend> NewNftProxyBackend(std::string netns);
+
+}  // namespace kin::netstack
