@@ -22,20 +22,41 @@ ApiServer::ApiServer(Options opts) : opts_(std::move(opts)) {
     // What kube-apiserver lets anonymous users see.
     ho.anonymous_paths = {"/healthz", "/livez", "/readyz", "/version", "/version/"};
   }
-  http_ = std::make_unique<http::Server>(
-      ho, [this](http::Request& req, http::Response& resp) { rest_->Handle(req, resp); });
+  auto handler = [this](http::Request& req, http::Response& resp) { rest_->Handle(req, resp); };
+  if (opts_.network_listener) {
+    http::ServerOptions no = ho;
+    no.host = opts_.network_listener->host;
+    no.port = opts_.network_listener->port;
+    no.netns = opts_.network_listener->netns;
+    network_http_ = std::make_unique<http::Server>(no, handler);
+  }
+  http_ = std::make_unique<http::Server>(ho, handler);
 }
 
 ApiServer::~ApiServer() { Stop(); }
 
 void ApiServer::Start() {
   http_->Start();
-  // The kubernetes Service's endpoints point at the port we got.
-  registry_->SetApiEndpoint(opts_.registry.api_advertise_ip, http_->port());
+  if (network_http_) {
+    try {
+      network_http_->Start();
+    } catch (...) {
+      http_->Stop();
+      throw;
+    }
+    // Pods reach the API in the cluster's network.
+    registry_->SetApiEndpoint(opts_.network_listener->host, network_http_->port());
+  } else {
+    // The kubernetes Service's endpoints point at the port we got.
+    registry_->SetApiEndpoint(opts_.registry.api_advertise_ip, http_->port());
+  }
   registry_->Bootstrap();
 }
 
-void ApiServer::Stop() { http_->Stop(); }
+void ApiServer::Stop() {
+  if (network_http_) network_http_->Stop();
+  http_->Stop();
+}
 int ApiServer::port() const { return http_->port(); }
 
 }  // namespace kin::apiserver

@@ -2,8 +2,10 @@
 //
 // Owns the Store (SQLite under the state directory), the Registry (the
 // API's semantics) and the HTTP front end. Serves the Kubernetes REST API
-// on a loopback address; in-process components use registry() through
-// LocalClient instead of HTTP.
+// on a loopback address, and also inside a cluster's network namespace
+// when Options::network_listener says so (the host's network is left
+// alone); in-process components use registry() through LocalClient
+// instead of HTTP.
 //
 // Thread-safety: Start/Stop from one thread; requests are served
 // concurrently.
@@ -30,6 +32,17 @@ struct Options {
   // without a verified client certificate get 401, except health and
   // version endpoints.
   std::optional<http::TlsServerOptions> tls;
+  // A second listener inside a cluster's network, where pods and nodes
+  // reach the API (through the `kubernetes` Service, or directly): its
+  // socket is made in /run/netns/<netns> on host:port (the underlay's .1,
+  // 172.18.0.1:6443); same TLS and handler. When set, the
+  // `default/kubernetes` Endpoints and EndpointSlice point there.
+  struct NetworkListener {
+    std::string netns;
+    std::string host;
+    int port = 6443;
+  };
+  std::optional<NetworkListener> network_listener;
 };
 
 class ApiServer {
@@ -54,6 +67,7 @@ class ApiServer {
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<RestHandler> rest_;
   std::unique_ptr<http::Server> http_;
+  std::unique_ptr<http::Server> network_http_;  // null without a network listener
 };
 
 }  // namespace kin::apiserver

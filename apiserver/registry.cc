@@ -493,6 +493,32 @@ void Registry::Bootstrap() {
     if (!m.contains("creationTimestamp")) m["creationTimestamp"] = NowRfc3339();
     return Mutation{Mutation::Action::kPut, next};
   });
+  // Its EndpointSlice, as kube-apiserver's endpoints reconciler writes it
+  // beside the Endpoints (no managed-by label: the EndpointSlice and
+  // mirroring controllers leave it alone); service proxies read slices.
+  Json slice = {
+      {"apiVersion", "discovery.k8s.io/v1"},
+      {"kind", "EndpointSlice"},
+      {"metadata",
+       {{"name", "kubernetes"},
+        {"namespace", "default"},
+        {"labels", {{"kubernetes.io/service-name", "kubernetes"}}}}},
+      {"addressType", "IPv4"},
+      {"endpoints", {{{"addresses", {opts_.api_advertise_ip}}, {"conditions", {{"ready", true}}}}}},
+      {"ports", {{{"name", "https"}, {"port", opts_.api_port}, {"protocol", "TCP"}}}}};
+  store_.Mutate(
+      "endpointslices.discovery.k8s.io", "default", "kubernetes", [&](const Json* cur) -> Mutation {
+        Json next = cur ? *cur : slice;
+        if (cur && (*cur)["endpoints"] == slice["endpoints"] && (*cur)["ports"] == slice["ports"]) {
+          return Mutation{};
+        }
+        next["endpoints"] = slice["endpoints"];
+        next["ports"] = slice["ports"];
+        Json& m = next["metadata"];
+        if (!m.contains("uid")) m["uid"] = NewUid();
+        if (!m.contains("creationTimestamp")) m["creationTimestamp"] = NowRfc3339();
+        return Mutation{Mutation::Action::kPut, next};
+      });
 }
 
 void Registry::CheckNamespaceWritable(const ResourceInfo& r, const std::string& ns) {

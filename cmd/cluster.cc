@@ -72,11 +72,13 @@ class Step {
 };
 
 // The serving certificate names the kubernetes Service's address (the
-// first of the service subnet), as pods reach the API.
+// first of the service subnet) and the API's address inside the cluster's
+// network (the underlay's .1), as pods and nodes reach the API.
 tls::PkiOptions ClusterPkiOptions(const std::optional<ClusterConfig>& config) {
   tls::PkiOptions po;
-  std::string subnet = config ? config->service_subnet : ClusterConfig().service_subnet;
-  po.server_ips = {netstack::Ipv4Cidr::ParseNetwork(subnet).Nth(1).ToString()};
+  const ClusterConfig c = config ? *config : ClusterConfig();
+  po.server_ips = {netstack::Ipv4Cidr::ParseNetwork(c.service_subnet).Nth(1).ToString(),
+                   netstack::Ipv4Cidr::ParseNetwork(c.underlay).Nth(1).ToString()};
   po.server_dns_names = tls::KubernetesServiceDnsNames();
   return po;
 }

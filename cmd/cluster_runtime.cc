@@ -12,6 +12,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/netns.h"
+#include "netstack/external_server.h"
 #include "netstack/netlink.h"
 #include "cmd/pod_io_bridge.h"
 #include "runtime/image_store.h"
@@ -102,6 +103,42 @@ std::string NodeNetns(const ClusterConfig& config, const NodeConfig& node) {
   return netstack::NodeNetnsName(NetworkOf(config), ShortNodeName(config, node));
 }
 
+netstack::EgressMasquerade EgressOf(const ClusterConfig& config) {
+  netstack::EgressMasquerade e;
+  e.pod_range = netstack::Ipv4Cidr::ParseNetwork(config.pod_subnet, "networking.podSubnet");
+  e.cluster_ranges = {e.pod_range, netstack::Ipv4Cidr::ParseNetwork(config.service_subnet,
+                                                                    "networking.serviceSubnet")};
+  e.uplink = netstack::kNodeUplink;
+  return e;
+}
+
+NetworkEndpoint ApiNetworkEndpoint(const ClusterConfig& config) {
+  netstack::ClusterNetwork net = NetworkOf(config);
+  NetworkEndpoint ep;
+  ep.netns = netstack::NetworkNetnsName(net);
+  ep.ip = netstack::NetworkGateway(net).ToString();
+  return ep;
+}
+
+void EnsureClusterNetwork(const ClusterConfig& config) {
+  netstack::ClusterNetwork net = NetworkOf(config);
+  std::string network_ns = netstack::NetworkNetnsName(net);
+  auto t0 = std::chrono::steady_clock::now();
+  if (fs::exists("/run/netns/" + network_ns)) {
+    log::Info("cluster {}: keeping the network that is there ({})", config.name, network_ns);
+  } else {
+    netstack::ApplyPlan(netstack::PlanTopology(net));
+  }
+  // Replaced in one transaction per node, so a restart applies it again
+  // harmlessly (and a cluster made before egress SNAT gets it).
+  netstack::EgressMasquerade egress = EgressOf(config);
+  for (const auto& n : config.nodes) netstack::ApplyEgressMasquerade(NodeNetns(config, n), egress);
+  log::Info(
+      "cluster {}: network of {} nodes ready in {} ms", config.name, net.nodes.size(),
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count());
+}
+
 // The node agent as one of a node's components.
 class AgentComponent : public controllers::Controller {
  public:
@@ -129,6 +166,7 @@ struct ClusterRuntime::Parts {
   // looked the agent up may still hold it.
   std::vector<std::unique_ptr<controllers::Controller>> retired;
   std::unique_ptr<apiserver::PodIo> pod_io;
+  std::unique_ptr<netstack::ExternalServer> external;  // cluster-wide
 };
 
 // `kin node stop|start` for the API server.
@@ -149,18 +187,28 @@ ClusterRuntime::~ClusterRuntime() { Stop(); }
 
 void ClusterRuntime::Start() {
   netstack::ClusterNetwork net = NetworkOf(opts_.config);
-  std::string network_ns = netstack::NetworkNetnsName(net);
-  if (fs::exists("/run/netns/" + network_ns)) {
-    log::Info("cluster {}: keeping the network that is there ({})", opts_.config.name, network_ns);
-  } else {
-    auto t0 = std::chrono::steady_clock::now();
-    netstack::ApplyPlan(netstack::PlanTopology(net));
-    log::Info(
-        "cluster {}: network of {} nodes built in {} ms", opts_.config.name, net.nodes.size(),
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
-            .count());
+  // kin serve ensured the network before its API started; another caller
+  // gets it here.
+  if (!fs::exists("/run/netns/" + netstack::NetworkNetnsName(net))) {
+    EnsureClusterNetwork(opts_.config);
   }
   parts_ = std::make_unique<Parts>();
+  // The cluster-wide parts: the external server "on the internet". A
+  // network made before the internet namespace existed has none.
+  if (net.external.enabled) {
+    const std::string ext = netstack::ExternalNetnsName(net);
+    if (fs::exists("/run/netns/" + ext)) {
+      netstack::ExternalServerOptions eo;
+      eo.netns = ext;
+      eo.address = netstack::ExternalServerIp(net).ToString();
+      parts_->external = std::make_unique<netstack::ExternalServer>(eo);
+      parts_->external->Start();
+    } else {
+      log::Warn(
+          "cluster {}: no internet namespace {} (the network predates it): no external server",
+          opts_.config.name, ext);
+    }
+  }
   parts_->client = std::make_unique<apiserver::LocalClient>(api_.registry(), "kin-node");
   parts_->images = std::make_unique<ImageStore>(StoreOptions(opts_));
   for (const auto& n : opts_.config.nodes) {
@@ -196,6 +244,7 @@ void ClusterRuntime::Stop() {
   for (auto& [name, run] : parts_->nodes) {
     for (auto it = run.components.rbegin(); it != run.components.rend(); ++it) (*it)->Stop();
   }
+  if (parts_->external) parts_->external->Stop();
   parts_.reset();
 }
 

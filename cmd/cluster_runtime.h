@@ -2,9 +2,15 @@
 // image store, wired to the in-process API (the controllers, the scheduler
 // among them, run beside it: controllers/kube_controllers.h).
 //
-// Start() builds the topology of the cluster's config (netstack; when the
-// network namespace is already there, after a restart of `kin serve`, the
-// existing one is kept), then starts each node's components: first its
+// EnsureClusterNetwork() builds the topology of the cluster's config
+// (netstack; when the network namespace is already there, after a restart
+// of `kin serve`, the existing one is kept) and (re)applies each node's
+// egress masquerade (netstack/egress.h); kin serve calls it before the API
+// starts, so the API can listen inside the network (ApiNetworkEndpoint).
+//
+// Start() ensures the network, starts the cluster-wide parts (the external
+// server in the internet namespace: netstack/external_server.h), then
+// starts each node's components: first its
 // NodeAgent (which re-adopts its pods from the state directory), then one
 // of each ClusterRuntimeOptions::node_components (the per-node parts that
 // sit beside the agent, never inside it: the service proxy, network
@@ -29,6 +35,7 @@
 #include "client/client.h"
 #include "cmd/cluster_config.h"
 #include "controllers/controller.h"
+#include "netstack/egress.h"
 #include "netstack/topology.h"
 
 namespace kin::apiserver {
@@ -64,6 +71,21 @@ struct ClusterRuntimeOptions {
 netstack::ClusterNetwork NetworkOf(const ClusterConfig& config);
 // The namespace of one node ("kin-dev-worker2").
 std::string NodeNetns(const ClusterConfig& config, const NodeConfig& node);
+// Each node's egress masquerade: the pod subnet's traffic to outside the
+// pod and service subnets.
+netstack::EgressMasquerade EgressOf(const ClusterConfig& config);
+
+// Where pods and nodes reach the API inside the cluster's network: the
+// underlay's .1 (held by the network namespace), port 6443.
+inline constexpr int kApiNetworkPort = 6443;
+struct NetworkEndpoint {
+  std::string netns;  // "kin-dev-net"
+  std::string ip;     // "172.18.0.1"
+  int port = kApiNetworkPort;
+};
+NetworkEndpoint ApiNetworkEndpoint(const ClusterConfig& config);
+
+void EnsureClusterNetwork(const ClusterConfig& config);
 
 class ClusterRuntime {
  public:

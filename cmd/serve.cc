@@ -71,6 +71,19 @@ int RunServe(const ServeFlags& flags) {
     opts.tls = t;
   }
   opts.registry.api_advertise_ip = flags.address;
+  if (cluster_config) {
+    // The cluster's network comes first: the API also listens inside it
+    // (the underlay's .1), where pods reach it through the kubernetes
+    // Service; the host's network is left alone.
+    try {
+      EnsureClusterNetwork(*cluster_config);
+    } catch (const std::exception& e) {
+      log::Error("building the cluster's network failed: {}", e.what());
+      return 1;
+    }
+    NetworkEndpoint ep = ApiNetworkEndpoint(*cluster_config);
+    opts.network_listener = apiserver::Options::NetworkListener{ep.netns, ep.ip, ep.port};
+  }
   apiserver::ApiServer server(opts);
   server.Start();
   log::Info("kin {} serving on {}:{} (state in {})", kVersion, flags.address, server.port(),
