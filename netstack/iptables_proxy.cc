@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "base/netns.h"
 #include "base/process.h"
+#include "netstack/conntrack.h"
 
 namespace kin::netstack {
 
@@ -606,7 +607,13 @@ class IptablesProxyBackend : public ProxyBackend {
       input = PlanIptablesRestore(state, o);
     }
     Restore(input);
+    // Stale UDP conntrack entries would keep sending a client's datagrams to
+    // an endpoint that is gone (kube-proxy's CleanStaleEntries, after the
+    // restore). What was applied before this backend began is unknown: every
+    // UDP port with endpoints counts as new, as kube-proxy does at start.
+    std::vector<ConntrackFlush> flushes = PlanConntrackFlush(last ? *last : ProxyState{}, state);
     last_ = state;
+    if (!flushes.empty()) FlushConntrack(netns_, flushes);
   }
 
   void Remove() override {

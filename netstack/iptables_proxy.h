@@ -29,7 +29,11 @@
 // and the next after any failure) reads iptables-save, inserts the jump
 // rules from the built-in chains that are missing (as kube-proxy's
 // EnsureRule with Prepend) and deletes every stale per-service chain, then
-// restores; later syncs restore a partial plan only. Remove() deletes every
+// restores; later syncs restore a partial plan only. After each restore it
+// flushes the UDP conntrack entries PlanConntrackFlush() names (through
+// netstack/conntrack.h), so clients stop reaching endpoints that are gone;
+// if that flush fails the rules stay applied and the error is thrown.
+// Remove() deletes every
 // rule in a built-in chain that jumps to a KUBE-* chain and every KUBE-*
 // chain of the filter and nat tables. Errors are kin::Errors naming the
 // namespace and carrying iptables-restore's own message.

@@ -180,11 +180,10 @@ Answer TcpAsk(const Netns& from, Ipv4Address addr, uint16_t port,
   return Split(a, reply);
 }
 
-// One UDP datagram from inside `from` to addr:port; waits for the answer.
-Answer UdpAsk(const Netns& from, Ipv4Address addr, uint16_t port,
-              std::chrono::milliseconds timeout = std::chrono::seconds(3)) {
+// One UDP datagram on `fd` to addr:port; waits for the answer.
+Answer UdpAskOn(const UniqueFd& fd, Ipv4Address addr, uint16_t port,
+                std::chrono::milliseconds timeout = std::chrono::seconds(3)) {
   Answer a;
-  UniqueFd fd = SocketIn(from, SOCK_DGRAM);
   sockaddr_in sa = SockAddr(addr, port);
   CheckSys(::sendto(fd.get(), "?", 1, 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa), "sendto");
   if (!WaitFor(fd.get(), POLLIN, timeout)) {
@@ -202,6 +201,11 @@ Answer UdpAsk(const Netns& from, Ipv4Address addr, uint16_t port,
   a = Split(a, std::string(buf, static_cast<size_t>(n)));
   a.reply_from = Ipv4Address::FromNetworkOrder(peer.sin_addr.s_addr).ToString();
   return a;
+}
+
+// The same from a new socket inside `from`.
+Answer UdpAsk(const Netns& from, Ipv4Address addr, uint16_t port) {
+  return UdpAskOn(SocketIn(from, SOCK_DGRAM), addr, port);
 }
 
 std::string IptablesSave(const std::string& netns) {
@@ -425,6 +429,35 @@ TEST_F(IptablesProxyKernelTest, RemovedEndpointIsNotReachedAfterSync) {
 
   backend->Remove();
   EXPECT_THAT(KubeChains(IptablesSave(node_)), ::testing::IsEmpty());
+}
+
+TEST_F(IptablesProxyKernelTest, UdpClientLeavesARemovedEndpoint) {
+  auto backend = NewIptablesProxyBackend(node_);
+  ProxyState state = State();
+  backend->Sync(state);
+  // One client socket (one source port): its datagrams follow one conntrack
+  // entry, hence one backend, for as long as the entry lives.
+  UniqueFd client = SocketIn(Client(), SOCK_DGRAM);
+  Answer first = UdpAskOn(client, A("10.96.0.10"), 53);
+  ASSERT_EQ(first.error, 0) << strerror(first.error);
+  EXPECT_EQ(UdpAskOn(client, A("10.96.0.10"), 53).server, first.server);
+
+  // That backend leaves the Service (its server still runs, so a stale
+  // entry would still get answers from it).
+  ProxyServicePort& dns = state.ports["default/dns:dns"];
+  int index = first.server.back() - '0';
+  auto drop = [&](std::vector<ProxyEndpoint>& eps) {
+    std::erase(eps, ProxyEndpoint{backends_[index].ip, kPodPort});
+  };
+  drop(dns.cluster_endpoints);
+  drop(dns.local_endpoints);
+  backend->Sync(state);
+
+  Answer next = UdpAskOn(client, A("10.96.0.10"), 53);
+  ASSERT_EQ(next.error, 0) << strerror(next.error);
+  EXPECT_NE(next.server, first.server);
+  EXPECT_EQ(next.reply_from, "10.96.0.10");
+  backend->Remove();
 }
 
 TEST_F(IptablesProxyKernelTest, NewBackendRemovesStaleChainsAndKeepsOneJumpEach) {
