@@ -1,0 +1,186 @@
+// e2e: the cluster's internet, egress SNAT and the API inside the cluster's
+// network. One `--nodes 3` cluster made by the real binary, kubectl 1.33:
+// a busybox pod's `wget http://203.0.113.2/` is answered with its node's IP
+// (the seed's 6.1.1), the UDP echo answers a pod, pod-to-pod traffic keeps
+// pod IPs, the API answers on 172.18.0.1:6443 from pods and nodes with a
+// certificate naming that address, the kubernetes Service's address and
+// names, the `kubernetes` Endpoints and EndpointSlice point there, and
+// `kin cluster delete` leaves nothing (the internet namespace included).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "base/netns.h"
+#include "base/process.h"
+#include "base/yaml.h"
+#include "testing/e2e_cluster.h"
+#include "testing/e2e_support.h"
+#include "testing/kernel_fixture.h"
+
+namespace kin {
+namespace {
+
+using Cluster = testing::E2eCluster;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using namespace std::chrono_literals;
+
+std::string BusyboxPod(const std::string& name, const std::string& node) {
+  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name + "\nspec:\n  nodeName: " + node +
+         "\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: busybox\n"
+         "    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 1; done']\n";
+}
+
+std::string AgnhostPod(const std::string& name, const std::string& node) {
+  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name + "\nspec:\n  nodeName: " + node +
+         "\n  containers:\n  - name: web\n    image: registry.k8s.io/e2e-test-images/agnhost:2.52\n"
+         "    args: [netexec, --http-port=8080]\n";
+}
+
+class EgressE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!testing::RequireRoot()) return;
+    cluster_ = new Cluster('s');
+    created_ = cluster_->Create({"--nodes", "3"});
+  }
+  static void TearDownTestSuite() {
+    if (!cluster_) return;
+    EXPECT_TRUE(cluster_->Delete()) << cluster_->last_output();
+    // The internet namespace and every node's kin-egress table go too.
+    EXPECT_EQ(cluster_->Leftovers(), std::vector<std::string>{});
+    EXPECT_EQ(ListNamedNetns(cluster_->Prefix()), std::vector<std::string>{});
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  void SetUp() override {
+    if (!testing::RequireRoot()) GTEST_SKIP() << "needs root";
+    ASSERT_TRUE(created_) << cluster_->last_output() << cluster_->Log();
+  }
+  Cluster& c() { return *cluster_; }
+
+  // `kubectl exec POD -- ARGS`: its output (stdout and stderr), and whether it succeeded.
+  std::pair<bool, std::string> Exec(const std::string& pod, std::vector<std::string> args) {
+    args.insert(args.begin(), {"exec", pod, "--"});
+    CommandResult r = c().Kubectl(args);
+    return {r.status.success(), r.out + r.err};
+  }
+
+  static Cluster* cluster_;
+  static bool created_;
+};
+Cluster* EgressE2E::cluster_ = nullptr;
+bool EgressE2E::created_ = false;
+
+TEST_F(EgressE2E, PodsReachTheInternetAsTheirNode) {
+  std::vector<std::string> netns = ListNamedNetns(c().Prefix());
+  EXPECT_NE(std::find(netns.begin(), netns.end(), c().Prefix() + "ext"), netns.end())
+      << "no internet namespace " << c().Prefix() << "ext";
+  // Every node masquerades its pods' egress with a table of its own.
+  for (const char* role : {"control-plane", "worker", "worker2"}) {
+    CommandResult r = RunCommand(
+        {"ip", "netns", "exec", c().NodeName(role), "nft", "list", "table", "ip", "kin-egress"},
+        20s);
+    EXPECT_THAT(r.out, HasSubstr("oifname \"eth0\" masquerade")) << role << ": " << r.err;
+  }
+  c().Apply(BusyboxPod("out-w", c().NodeName("worker")));
+  c().Apply(BusyboxPod("out-w2", c().NodeName("worker2")));
+  for (const char* name : {"out-w", "out-w2"}) {
+    Json pod = c().WaitPodReady(name);
+    ASSERT_FALSE(pod.is_null());
+    const std::string node_ip = pod["status"].value("hostIP", "");
+    const std::string pod_ip = pod["status"].value("podIP", "");
+    ASSERT_FALSE(node_ip.empty());
+    ASSERT_NE(node_ip, pod_ip);
+    // Egress SNAT: the external server sees the node's IP, not the pod's.
+    auto [ok, out] = Exec(name, {"wget", "-qO-", "http://203.0.113.2/"});
+    EXPECT_TRUE(ok) << out;
+    EXPECT_THAT(out, StartsWith("client=" + node_ip + ":")) << name;
+  }
+  // The node's own traffic goes out with its address too.
+  CommandResult node = RunCommand({"ip", "netns", "exec", c().NodeName("worker"), "busybox", "wget",
+                                   "-qO-", "http://203.0.113.2/"},
+                                  20s);
+  EXPECT_THAT(node.out, StartsWith("client=172.18.0.3:")) << node.err;
+}
+
+TEST_F(EgressE2E, PodToPodIsNeverMasqueradedAndUdpGoesOutToo) {
+  c().Apply(AgnhostPod("echo-server", c().NodeName("worker2")));
+  c().Apply(BusyboxPod("p2p-client", c().NodeName("worker")));
+  Json server = c().WaitPodReady("echo-server");
+  Json client = c().WaitPodReady("p2p-client");
+  ASSERT_FALSE(server.is_null());
+  ASSERT_FALSE(client.is_null());
+  const std::string url = "http://" + server["status"].value("podIP", "") + ":8080/clientip";
+  std::string out;
+  // The server's port opens a moment after the pod is Ready (no probe).
+  EXPECT_TRUE(Cluster::WaitFor(
+      [&] {
+        auto [ok, o] = Exec("p2p-client", {"wget", "-qO-", url});
+        out = o;
+        return ok;
+      },
+      20s))
+      << out;
+  EXPECT_THAT(out, StartsWith(client["status"].value("podIP", "") + ":"));
+
+  // The UDP echo on 203.0.113.2:7 answers a pod too (agnhost dials it
+  // from its own pod, masqueraded as worker2).
+  const std::string dial = "http://" + server["status"].value("podIP", "") +
+                           ":8080/dial?host=203.0.113.2&port=7&protocol=udp&request=ping-udp";
+  auto [ok, udp] = Exec("p2p-client", {"wget", "-qO-", dial});
+  EXPECT_TRUE(ok) << udp;
+  EXPECT_THAT(udp, HasSubstr("\"responses\":[\"ping-udp\"]")) << udp;
+}
+
+TEST_F(EgressE2E, TheApiAnswersInsideTheClusterNetwork) {
+  // The kubernetes Service's backends: the API's address in the network.
+  Json ep = c().GetJson({"endpoints", "kubernetes"});
+  ASSERT_FALSE(ep.is_null());
+  EXPECT_EQ(ep["subsets"][0]["addresses"][0].value("ip", ""), "172.18.0.1") << ep.dump();
+  EXPECT_EQ(ep["subsets"][0]["ports"][0].value("port", 0), 6443);
+  Json slice = c().GetJson({"endpointslice", "kubernetes"});
+  ASSERT_FALSE(slice.is_null());
+  EXPECT_EQ(slice["endpoints"][0]["addresses"][0], "172.18.0.1") << slice.dump();
+  EXPECT_EQ(slice["ports"][0].value("port", 0), 6443);
+  EXPECT_EQ(slice["metadata"]["labels"].value("kubernetes.io/service-name", ""), "kubernetes");
+  Json svc = c().GetJson({"service", "kubernetes"});
+  ASSERT_FALSE(svc.is_null());
+  EXPECT_EQ(svc["spec"].value("clusterIP", ""), "10.96.0.1");
+
+  // From a pod: the listener is there. (busybox's own TLS has no ECDSA,
+  // which kin's certificates use, so plain HTTP: the API answers 400
+  // "Client sent an HTTP request to an HTTPS server", as Go's does.)
+  c().Apply(BusyboxPod("api-client", c().NodeName("worker2")));
+  ASSERT_FALSE(c().WaitPodReady("api-client").is_null());
+  auto [ok, out] = Exec("api-client", {"wget", "-O-", "http://172.18.0.1:6443/version"});
+  EXPECT_FALSE(ok);
+  EXPECT_THAT(out, HasSubstr("400")) << out;
+  // What in-cluster clients find in their environment.
+  auto [eok, env] = Exec("api-client", {"env"});
+  EXPECT_THAT(env, HasSubstr("KUBERNETES_SERVICE_HOST=10.96.0.1\n"));
+  EXPECT_THAT(env, HasSubstr("KUBERNETES_SERVICE_PORT=443\n"));
+
+  // From a node, over TLS verified against the cluster CA: the certificate
+  // names 172.18.0.1, the Service's 10.96.0.1 and its DNS names (curl
+  // connects to 172.18.0.1:6443 while checking the certificate for each).
+  const std::string ca = c().StateDir() + "/pki/ca.crt";
+  for (const std::string& target :
+       {std::string("https://172.18.0.1:6443/version"), std::string("https://10.96.0.1/version"),
+        std::string("https://kubernetes.default.svc/version"),
+        std::string("https://kubernetes.default.svc.cluster.local/version")}) {
+    std::string host = target.substr(8, target.find('/', 8) - 8);
+    if (host.find(':') == std::string::npos) host += ":443";
+    CommandResult r =
+        RunCommand({"ip", "netns", "exec", c().NodeName("worker"), "curl", "-sS", "--max-time",
+                    "10", "--cacert", ca, "--connect-to", host + ":172.18.0.1:6443", target},
+                   20s);
+    EXPECT_TRUE(r.status.success()) << target << ": " << r.err;
+    EXPECT_THAT(r.out, HasSubstr("\"gitVersion\"")) << target;
+  }
+}
+
+}  // namespace
+}  // namespace kin
