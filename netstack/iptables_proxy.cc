@@ -580,9 +580,17 @@ CommandResult RunIn(const std::string& netns, const std::vector<std::string>& ar
   return r;
 }
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
+// A tool's message on one line: iptables-restore writes its banner and
+// the failing line's number on separate lines.
+std::string OneLine(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\n') c = ' ';
+    if (c == ' ' && (out.empty() || out.back() == ' ')) continue;
+    out += c;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
 }
 
 class IptablesProxyBackend : public ProxyBackend {
@@ -629,7 +637,7 @@ class IptablesProxyBackend : public ProxyBackend {
     CommandResult r = RunIn(netns_, {"iptables-save"});
     if (!r.status.success()) {
       throw Error::Internal("netns `" + netns_ + "`: iptables-save " + r.status.ToString() + ": " +
-                            Trim(r.err));
+                            OneLine(r.err));
     }
     return ParseIptablesSave(r.out);
   }
@@ -638,7 +646,7 @@ class IptablesProxyBackend : public ProxyBackend {
     CommandResult r = RunIn(netns_, {"iptables-restore", "--noflush", "-w", "5"}, input);
     if (r.status.success()) return;
     std::string msg = "netns `" + netns_ + "`: iptables-restore " + r.status.ToString() + ": " +
-                      Trim(r.err.empty() ? r.out : r.err);
+                      OneLine(r.err.empty() ? r.out : r.err);
     // "line N failed": quote the line, as kube-proxy logs it.
     if (size_t at = r.err.find("line "); at != std::string::npos) {
       int n = std::atoi(r.err.c_str() + at + 5);

@@ -332,7 +332,8 @@ class IptablesProxyKernelTest : public KernelTest {
 };
 
 TEST_F(IptablesProxyKernelTest, ClusterIpNodePortAndNoEndpoints) {
-  auto backend = NewIptablesProxyBackend(node_);
+  // Through the mode dispatch, as the proxy controller makes it.
+  auto backend = NewProxyBackend(ProxyMode::kIptables, node_);
   ProxyState state = State();
   backend->Sync(state);
 
@@ -499,6 +500,53 @@ TEST_F(IptablesProxyKernelTest, NewBackendRemovesStaleChainsAndKeepsOneJumpEach)
 
   backend->Remove();
   EXPECT_THAT(IptablesSave(node_), Not(HasSubstr("KUBE-")));
+}
+
+TEST_F(IptablesProxyKernelTest, FailedRestoreSaysWhyAndNextSyncIsFull) {
+  ProxyState state = State();
+  auto backend = NewIptablesProxyBackend(node_);
+  backend->Sync(state);
+  // A rule kin does not own jumps into a chain the next sync must delete:
+  // iptables-restore refuses, and the whole transaction with it.
+  const ProxyServicePort& web = state.ports["default/web:http"];
+  const std::string svc = IptablesClusterChain(web);
+  CommandResult r =
+      RunCommand({"ip", "netns", "exec", node_, "iptables", "-t", "nat", "-N", "TEST-FOREIGN"},
+                 std::chrono::seconds(20));
+  ASSERT_TRUE(r.status.success()) << r.err;
+  r = RunCommand(
+      {"ip", "netns", "exec", node_, "iptables", "-t", "nat", "-A", "TEST-FOREIGN", "-j", svc},
+      std::chrono::seconds(20));
+  ASSERT_TRUE(r.status.success()) << r.err;
+
+  ProxyState without_web = state;
+  without_web.ports.erase("default/web:http");
+  try {
+    backend->Sync(without_web);
+    ADD_FAILURE() << "Sync deleted a chain still referenced";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.message(), HasSubstr("netns `" + node_ + "`: iptables-restore"));
+    EXPECT_THAT(e.message(), HasSubstr(svc));  // the failing line, quoted
+  }
+  // Nothing was applied: web still answers.
+  EXPECT_EQ(TcpAsk(Client(), A("10.96.0.20"), 80).error, 0);
+
+  // Once the foreign rule is gone, the next sync (a full one again: it reads
+  // the namespace instead of trusting a state it failed to apply) deletes
+  // web's chains.
+  r = RunCommand({"ip", "netns", "exec", node_, "iptables", "-t", "nat", "-F", "TEST-FOREIGN"},
+                 std::chrono::seconds(20));
+  ASSERT_TRUE(r.status.success()) << r.err;
+  backend->Sync(without_web);
+  EXPECT_THAT(IptablesSave(node_), Not(HasSubstr(svc)));
+  // The Service is gone, so is its address (nothing routes it).
+  EXPECT_NE(TcpAsk(Client(), A("10.96.0.20"), 80).error, 0);
+
+  backend->Remove();
+  // Remove() leaves chains that are not kube-proxy's.
+  std::string save = IptablesSave(node_);
+  EXPECT_THAT(save, Not(HasSubstr("KUBE-")));
+  EXPECT_THAT(save, HasSubstr(":TEST-FOREIGN"));
 }
 
 TEST_F(IptablesProxyKernelTest, ErrorsNameTheNamespace) {
