@@ -273,14 +273,16 @@ void WriteSkeleton(const Globals& g, std::string& out) {
   };
   // Filter chains run before DNAT (reject by the service address), and
   // once after it for locally sent traffic (the cluster IP check must not
-  // see traffic already sent to an endpoint).
+  // see traffic already sent to an endpoint). kube-proxy writes these as
+  // "dstnat - 10" and "dstnat + 10"; nft 1.0.6 accepts the name dstnat only
+  // at the prerouting hook, so they are numbers here (dstnat is -100).
   static constexpr Base kBase[] = {
-      {"filter-input", "type filter hook input priority dstnat - 10; policy accept;"},
-      {"filter-forward", "type filter hook forward priority dstnat - 10; policy accept;"},
-      {"filter-output", "type filter hook output priority dstnat - 10; policy accept;"},
-      {"filter-output-post-dnat", "type filter hook output priority dstnat + 10; policy accept;"},
+      {"filter-input", "type filter hook input priority -110; policy accept;"},
+      {"filter-forward", "type filter hook forward priority -110; policy accept;"},
+      {"filter-output", "type filter hook output priority -110; policy accept;"},
+      {"filter-output-post-dnat", "type filter hook output priority -90; policy accept;"},
       {"nat-prerouting", "type nat hook prerouting priority dstnat; policy accept;"},
-      {"nat-output", "type nat hook output priority dstnat; policy accept;"},
+      {"nat-output", "type nat hook output priority -100; policy accept;"},
       {"nat-postrouting", "type nat hook postrouting priority srcnat; policy accept;"},
   };
   for (const Base& b : kBase) {

@@ -3,9 +3,9 @@
 // ip) of a node's network namespace.
 //
 // The table holds:
-//   base chains     filter-input/-forward/-output at dstnat - 10 (before
+//   base chains     filter-input/-forward/-output at -110, dstnat - 10 (before
 //                   DNAT: reject or drop for services without endpoints),
-//                   filter-output-post-dnat at dstnat + 10 and filter-forward
+//                   filter-output-post-dnat at -90 and filter-forward
 //                   (after DNAT: reject unused ports of ClusterIPs),
 //                   nat-prerouting/-output at dstnat (jump services),
 //                   nat-postrouting at srcnat (jump masquerading)
