@@ -29,6 +29,8 @@ constexpr const char* kForwardChain = "KUBE-FORWARD";
 constexpr const char* kProxyFirewallChain = "KUBE-PROXY-FIREWALL";
 // --masquerade-bit 14, the default.
 constexpr const char* kMasqMark = "0x4000";
+// largeClusterEndpointsThreshold.
+constexpr size_t kLargeClusterEndpoints = 1000;
 
 constexpr std::string_view kServiceChainPrefixes[] = {"KUBE-SVC-", "KUBE-SVL-", "KUBE-FW-",
                                                       "KUBE-EXT-", "KUBE-SEP-"};
@@ -178,21 +180,24 @@ struct Section {
 // The rules from a service chain (SVC or SVL) to its endpoints'
 // (writeServiceToEndpointRules): affinity checks first, then the random
 // choice: endpoint i of n matches with probability 1/(n-i), the last always.
+// In a large cluster the per-endpoint comments are left out
+// (appendServiceCommentLocked).
 void WriteServiceToEndpointRules(Section& nat, const PortPlan& d, const std::string& chain,
-                                 const std::vector<ProxyEndpoint>& eps) {
+                                 const std::vector<ProxyEndpoint>& eps, bool large) {
   const ProxyServicePort& p = *d.port;
+  auto comment = [&](const ProxyEndpoint& ep) {
+    return large ? std::string()
+                 : " -m comment --comment " + Quote(d.name + " -> " + EndpointString(ep));
+  };
   if (p.affinity_timeout_seconds > 0) {
     for (const auto& ep : eps) {
       std::string sep = IptablesEndpointChain(p, ep);
-      nat.Rule("-A " + chain + " -m comment --comment " +
-               Quote(d.name + " -> " + EndpointString(ep)) + " -m recent --name " + sep +
-               " --rcheck --seconds " + std::to_string(p.affinity_timeout_seconds) + " --reap -j " +
-               sep);
+      nat.Rule("-A " + chain + comment(ep) + " -m recent --name " + sep + " --rcheck --seconds " +
+               std::to_string(p.affinity_timeout_seconds) + " --reap -j " + sep);
     }
   }
   for (size_t i = 0; i < eps.size(); ++i) {
-    std::string line =
-        "-A " + chain + " -m comment --comment " + Quote(d.name + " -> " + EndpointString(eps[i]));
+    std::string line = "-A " + chain + comment(eps[i]);
     if (i + 1 < eps.size()) {
       line += " -m statistic --mode random --probability " + Probability(eps.size() - i);
     }
@@ -333,6 +338,16 @@ std::string PlanIptablesRestore(const ProxyState& now, const IptablesPlanOptions
   const bool detect_local = now.cluster_cidr.prefix_len() > 0;
   const std::string cluster_cidr = now.cluster_cidr.Masked().ToString();
 
+  // Over 1,000 endpoints kube-proxy drops the per-endpoint comments, which
+  // make up a large part of the input ("large cluster mode").
+  size_t total_endpoints = 0;
+  for (const auto& [key, p] : now.ports) {
+    std::set<ProxyEndpoint> all(p.cluster_endpoints.begin(), p.cluster_endpoints.end());
+    all.insert(p.local_endpoints.begin(), p.local_endpoints.end());
+    total_endpoints += all.size();
+  }
+  const bool large = total_endpoints > kLargeClusterEndpoints;
+
   std::set<std::string> active;
   for (const auto& [key, p] : now.ports) {
     PortPlan d = Decide(p);
@@ -457,16 +472,16 @@ std::string PlanIptablesRestore(const ProxyState& now, const IptablesPlanOptions
 
     if (d.uses_cluster_chain) {
       out.Chain(d.cluster_chain);
-      WriteServiceToEndpointRules(out, d, d.cluster_chain, d.cluster_eps);
+      WriteServiceToEndpointRules(out, d, d.cluster_chain, d.cluster_eps, large);
     }
     if (d.uses_local_chain) {
       out.Chain(d.local_chain);
-      WriteServiceToEndpointRules(out, d, d.local_chain, d.local_eps);
+      WriteServiceToEndpointRules(out, d, d.local_chain, d.local_eps, large);
     }
     for (const auto& ep : d.reachable_eps) {
       const std::string sep = IptablesEndpointChain(p, ep);
       out.Chain(sep);
-      const std::string head = "-A " + sep + " -m comment --comment " + d.name;
+      const std::string head = "-A " + sep + (large ? "" : " -m comment --comment " + d.name);
       // Hairpin: a pod reaching itself through the Service must see the
       // reply come from the Service, so masquerade it.
       out.Rule(head + " -s " + ep.ip.ToString() + " -j " + kMarkMasqChain);
@@ -565,6 +580,7 @@ std::string PlanIptablesCleanup(const IptablesRuleset& existing) {
 namespace {
 
 constexpr auto kToolTimeout = std::chrono::seconds(30);
+constexpr auto kFullSyncPeriod = std::chrono::hours(1);
 
 // Runs argv inside /run/netns/<netns>: a child forked from a thread that
 // entered the namespace is born in it.
@@ -602,8 +618,12 @@ class IptablesProxyBackend : public ProxyBackend {
     // must be full.
     std::optional<ProxyState> last = std::move(last_);
     last_.reset();
+    // A full sync at least hourly, as kube-proxy's FullSyncPeriod, repairs
+    // whatever changed the namespace's rules behind our back.
+    const auto now = std::chrono::steady_clock::now();
+    const bool full = !last || now - last_full_ > kFullSyncPeriod;
     std::string input;
-    if (!last) {
+    if (full) {
       IptablesRuleset existing = Save();
       IptablesPlanOptions o;
       o.existing = &existing;
@@ -620,6 +640,7 @@ class IptablesProxyBackend : public ProxyBackend {
     // restore). What was applied before this backend began is unknown: every
     // UDP port with endpoints counts as new, as kube-proxy does at start.
     std::vector<ConntrackFlush> flushes = PlanConntrackFlush(last ? *last : ProxyState{}, state);
+    if (full) last_full_ = now;
     last_ = state;
     if (!flushes.empty()) FlushConntrack(netns_, flushes);
   }
@@ -660,7 +681,8 @@ class IptablesProxyBackend : public ProxyBackend {
   }
 
   std::string netns_;
-  std::optional<ProxyState> last_;
+  std::optional<ProxyState> last_;  // applied by the last sync; none: next is full
+  std::chrono::steady_clock::time_point last_full_{};
 };
 
 }  // namespace

@@ -18,7 +18,9 @@
 // route_localnet), no loadBalancerSourceRanges (KUBE-FW- chains), no health
 // check NodePorts, no nfacct counters, no KUBE-PROXY-CANARY monitor chain;
 // the INVALID-drop rule is always written (nf_conntrack_tcp_be_liberal is
-// assumed off). NodePorts answer on ProxyState::node_ips (kube-proxy's
+// assumed off). Over 1,000 endpoints the per-endpoint comments are left
+// out, as in kube-proxy's large cluster mode. NodePorts answer on ProxyState::node_ips
+// (kube-proxy's
 // --nodeport-addresses), or on every local address but 127.0.0.0/8 when
 // the list is empty. Services and endpoints come out in ProxyState order
 // (kube-proxy's follow Go map order).
@@ -26,7 +28,7 @@
 // Applying: NewIptablesProxyBackend() returns a ProxyBackend that runs
 // iptables-save / iptables-restore (Debian's default alternative, the
 // nf_tables-backed one) inside /run/netns/<netns>. A full sync (the first,
-// and the next after any failure) reads iptables-save, inserts the jump
+// the next after any failure, and one at least hourly) reads iptables-save, inserts the jump
 // rules from the built-in chains that are missing (as kube-proxy's
 // EnsureRule with Prepend) and deletes every stale per-service chain, then
 // restores; later syncs restore a partial plan only. After each restore it

@@ -331,6 +331,29 @@ TEST(IptablesPlan, CleanupRemovesJumpsAndEveryKubeChain) {
   EXPECT_EQ(PlanIptablesCleanup(ParseIptablesSave("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n")), "");
 }
 
+TEST(IptablesPlan, LargeClusterDropsEndpointComments) {
+  ProxyState s = BaseState();
+  for (int svc = 0; svc < 2; ++svc) {
+    ProxyServicePort p =
+        Port("default", "big" + std::to_string(svc), "", svc == 0 ? "10.96.1.1" : "10.96.1.2", 80);
+    for (uint32_t i = 0; i < 501; ++i) {
+      p.cluster_endpoints.push_back({Ipv4Address(A("10.245.0.0").value() + svc * 1000 + i), 80});
+    }
+    Add(s, p);
+  }
+  std::string plan = PlanIptablesRestore(s);
+  // 1,002 endpoints: SVC -> SEP and SEP rules carry no comment...
+  EXPECT_THAT(plan, Not(HasSubstr(" -> 10.245.")));
+  EXPECT_THAT(plan, Not(HasSubstr("--comment default/big0")));
+  EXPECT_THAT(plan,
+              HasSubstr("-m statistic --mode random --probability 0.0019960080 -j KUBE-SEP-"));
+  // ...the others keep theirs.
+  EXPECT_THAT(plan, HasSubstr("\"default/big0 cluster IP\""));
+  // 1,000 endpoints is not large yet.
+  s.ports.begin()->second.cluster_endpoints.resize(499);
+  EXPECT_THAT(PlanIptablesRestore(s), HasSubstr(" -> 10.245."));
+}
+
 TEST(IptablesPlan, InternalTrafficPolicyLocalWithoutLocalEndpointsDrops) {
   ProxyState s = WebWithThreeEndpoints();
   ProxyServicePort& p = s.ports.begin()->second;
