@@ -92,6 +92,14 @@ TEST(IptablesChainNames, MatchKubeProxy) {
   EXPECT_EQ(IptablesExternalChain(p), "KUBE-EXT-XPGD46QRK7WJZT7O");
   EXPECT_EQ(IptablesLocalChain(p), "KUBE-SVL-XPGD46QRK7WJZT7O");
   EXPECT_EQ(IptablesEndpointChain(p, {A("10.180.0.1"), 80}), "KUBE-SEP-SXIVWICOYRO3J4NJ");
+  // Chains every kubeadm/kind cluster's iptables-save shows.
+  ProxyServicePort https = Port("default", "kubernetes", "https", "10.96.0.1", 443);
+  EXPECT_EQ(IptablesClusterChain(https), "KUBE-SVC-NPX46M4PTMTKRN6Y");
+  ProxyServicePort dns = Port("kube-system", "kube-dns", "dns", "10.96.0.10", 53);
+  dns.protocol = L4Protocol::kUdp;
+  EXPECT_EQ(IptablesClusterChain(dns), "KUBE-SVC-TCOU7JCQXEZGVUNU");
+  ProxyServicePort dns_tcp = Port("kube-system", "kube-dns", "dns-tcp", "10.96.0.10", 53);
+  EXPECT_EQ(IptablesClusterChain(dns_tcp), "KUBE-SVC-ERIFXISQEP7F7OF4");
   // An unnamed port has no ":" in the name kube-proxy hashes.
   ProxyServicePort unnamed = Port("ns1", "svc1", "", "172.30.0.41", 80);
   EXPECT_EQ(IptablesServicePortName(unnamed), "ns1/svc1");
