@@ -397,6 +397,39 @@ TEST_F(IptablesProxyKernelTest, ClusterIpNodePortAndNoEndpoints) {
   EXPECT_THAT(IptablesSave(node_), Not(HasSubstr("KUBE-")));
 }
 
+TEST_F(IptablesProxyKernelTest, HairpinAndExternalTrafficPolicyLocal) {
+  auto backend = NewIptablesProxyBackend(node_);
+  ProxyState state = State();
+  ProxyServicePort& web = state.ports["default/web:http"];
+  // be2 counts as another node's pod: external traffic under policy Local
+  // goes to be0 or be1 only, and keeps its source address.
+  web.external_local = true;
+  web.local_endpoints.pop_back();
+  backend->Sync(state);
+
+  Netns outside = Netns::Open(NetworkNetnsName(net_));
+  std::set<std::string> seen;
+  for (int i = 0; i < 30; ++i) {
+    Answer r = TcpAsk(outside, A("172.18.0.2"), 30080);
+    ASSERT_EQ(r.error, 0) << strerror(r.error);
+    EXPECT_EQ(r.seen_source, "172.18.0.1");  // the client's own address
+    seen.insert(r.server);
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"be0", "be1"}));
+
+  // A pod reaching itself through its Service (hairpin): masqueraded, so
+  // the reply goes back through the node and is un-NATed there.
+  const Netns& be0 = backends_[0].ns.ns();
+  Answer self;
+  for (int i = 0; i < 60 && self.server != "be0"; ++i) {
+    self = TcpAsk(be0, A("10.96.0.20"), 80);
+    ASSERT_EQ(self.error, 0) << strerror(self.error);
+  }
+  ASSERT_EQ(self.server, "be0");
+  EXPECT_EQ(self.seen_source, "10.244.1.1");
+  backend->Remove();
+}
+
 TEST_F(IptablesProxyKernelTest, RemovedEndpointIsNotReachedAfterSync) {
   auto backend = NewIptablesProxyBackend(node_);
   ProxyState state = State();
