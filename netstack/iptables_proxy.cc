@@ -205,6 +205,61 @@ void WriteServiceToEndpointRules(Section& nat, const PortPlan& d, const std::str
   }
 }
 
+// The top-level chains every sync declares (which flushes them) and fills.
+constexpr const char* kFilterChains[] = {kServicesChain, kExternalServicesChain, kForwardChain,
+                                         kNodePortsChain, kProxyFirewallChain};
+constexpr const char* kNatChains[] = {kServicesChain, kNodePortsChain, kPostroutingChain,
+                                      kMarkMasqChain};
+
+bool IsBuiltinChain(std::string_view c) {
+  return c == "PREROUTING" || c == "INPUT" || c == "FORWARD" || c == "OUTPUT" || c == "POSTROUTING";
+}
+
+// Does an iptables-save rule line jump (-j/-g) to `chain`?
+bool JumpsTo(std::string_view line, std::string_view chain) {
+  for (std::string_view verb : {" -j ", " -g "}) {
+    for (size_t at = line.find(verb); at != std::string_view::npos; at = line.find(verb, at + 1)) {
+      std::string_view target = line.substr(at + verb.size());
+      target = target.substr(0, target.find(' '));
+      if (target == chain) return true;
+    }
+  }
+  return false;
+}
+
+// KUBE-* chains of `table` in `existing` that are neither top-level chains
+// of this layout nor per-service chains (those are handled by name): the
+// rules of built-in chains jumping to them are deleted, then the chains.
+template <size_t N>
+void DeleteStaleTopLevelChains(const IptablesRuleset& existing, const std::string& table,
+                               const char* const (&ours)[N], Section& out) {
+  auto chains = existing.chains.find(table);
+  if (chains == existing.chains.end()) return;
+  std::vector<std::string> stale;
+  for (const auto& c : chains->second) {
+    if (!StartsWith(c, "KUBE-") || IsServiceChain(c)) continue;
+    if (std::find(std::begin(ours), std::end(ours), c) != std::end(ours)) continue;
+    stale.push_back(c);
+  }
+  if (stale.empty()) return;
+  if (auto rules = existing.rules.find(table); rules != existing.rules.end()) {
+    for (const auto& line : rules->second) {
+      std::string_view rest = std::string_view(line).substr(3);  // after "-A "
+      if (!IsBuiltinChain(rest.substr(0, rest.find(' ')))) continue;
+      for (const auto& c : stale) {
+        if (JumpsTo(line, c)) {
+          out.Rule("-D " + std::string(rest));
+          break;
+        }
+      }
+    }
+  }
+  for (const auto& c : stale) {
+    out.Chain(c);
+    out.Rule("-X " + c);
+  }
+}
+
 bool HasJump(const IptablesRuleset& rs, const IptablesJump& j) {
   auto it = rs.rules.find(j.table);
   if (it == rs.rules.end()) return false;
@@ -306,13 +361,8 @@ std::string PlanIptablesRestore(const ProxyState& now, const IptablesPlanOptions
   Section filter, nat;
   // Where a partial sync writes the chains of unchanged ports: nowhere.
   Section skipped;
-  for (const char* c : {kServicesChain, kExternalServicesChain, kForwardChain, kNodePortsChain,
-                        kProxyFirewallChain}) {
-    filter.Chain(c);
-  }
-  for (const char* c : {kServicesChain, kNodePortsChain, kPostroutingChain, kMarkMasqChain}) {
-    nat.Chain(c);
-  }
+  for (const char* c : kFilterChains) filter.Chain(c);
+  for (const char* c : kNatChains) nat.Chain(c);
 
   // Jumps from the built-in chains that are missing, prepended in
   // kube-proxy's order (it runs EnsureRule(Prepend) for each).
@@ -509,6 +559,12 @@ std::string PlanIptablesRestore(const ProxyState& now, const IptablesPlanOptions
   for (const auto& c : stale) {
     nat.Chain(c);
     nat.Rule("-X " + c);
+  }
+  if (o.existing != nullptr) {
+    // Other KUBE-* chains an earlier run left (a layout this one does not
+    // write): unlinked from the built-in chains, then deleted as well.
+    DeleteStaleTopLevelChains(*o.existing, "filter", kFilterChains, filter);
+    DeleteStaleTopLevelChains(*o.existing, "nat", kNatChains, nat);
   }
 
   // NodePorts last: this rule must stay the last of KUBE-SERVICES.

@@ -30,15 +30,14 @@
 // nf_tables-backed one) inside /run/netns/<netns>. A full sync (the first,
 // the next after any failure, and one at least hourly) reads iptables-save, inserts the jump
 // rules from the built-in chains that are missing (as kube-proxy's
-// EnsureRule with Prepend) and deletes every stale per-service chain, then
-// restores; later syncs restore a partial plan only. After each restore it
-// flushes the UDP conntrack entries PlanConntrackFlush() names (through
-// netstack/conntrack.h), so clients stop reaching endpoints that are gone;
-// if that flush fails the rules stay applied and the error is thrown.
-// Remove() deletes every
-// rule in a built-in chain that jumps to a KUBE-* chain and every KUBE-*
-// chain of the filter and nat tables. Errors are kin::Errors naming the
-// namespace and carrying iptables-restore's own message.
+// EnsureRule with Prepend) and deletes every stale per-service chain and
+// every other KUBE-* chain this layout does not write (with the jumps to it
+// from built-in chains), then restores; later syncs restore a partial plan only. After each restore
+// it flushes the UDP conntrack entries PlanConntrackFlush() names (through netstack/conntrack.h),
+// so clients stop reaching endpoints that are gone; if that flush fails the rules stay applied and
+// the error is thrown. Remove() deletes every rule in a built-in chain that jumps to a KUBE-* chain
+// and every KUBE-* chain of the filter and nat tables. Errors are kin::Errors naming the namespace
+// and carrying iptables-restore's own message.
 //
 // Thread-safety: the plan functions are pure and thread-safe; a backend is
 // used by one thread at a time.
@@ -95,8 +94,10 @@ struct IptablesPlanOptions {
   // states (kube-proxy's partial sync).
   bool partial = false;
   // The namespace's ruleset (full syncs): jumps from IptablesJumps() it
-  // lacks are inserted at the top of their chain, and every per-service nat
-  // chain it has that `now` does not need is deleted.
+  // lacks are inserted at the top of their chain; every per-service nat
+  // chain it has that `now` does not need is deleted, and so is every other
+  // KUBE-* chain of filter and nat that is not one of this layout's (after
+  // deleting the rules of built-in chains that jump to it).
   const IptablesRuleset* existing = nullptr;
 };
 

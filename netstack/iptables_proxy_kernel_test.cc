@@ -501,6 +501,14 @@ TEST_F(IptablesProxyKernelTest, NewBackendRemovesStaleChainsAndKeepsOneJumpEach)
     auto dead = NewIptablesProxyBackend(node_);
     dead->Sync(old_state);
   }
+  // A chain of a layout this version does not write, linked from INPUT.
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"-N", "KUBE-OLD-LAYOUT"},
+        std::vector<std::string>{"-I", "INPUT", "-j", "KUBE-OLD-LAYOUT"}}) {
+    args.insert(args.begin(), {"ip", "netns", "exec", node_, "iptables", "-t", "filter"});
+    CommandResult r = RunCommand(args, std::chrono::seconds(20));
+    ASSERT_TRUE(r.status.success()) << r.err;
+  }
   ProxyState state = State();
   state.ports.erase("default/web:http");
   state.ports.erase("default/empty:");
@@ -518,6 +526,7 @@ TEST_F(IptablesProxyKernelTest, NewBackendRemovesStaleChainsAndKeepsOneJumpEach)
     }
   }
   EXPECT_THAT(save, Not(HasSubstr("default/web")));
+  EXPECT_THAT(save, Not(HasSubstr("KUBE-OLD-LAYOUT")));
   // Jumps from built-in chains are not added twice.
   for (const auto& j : IptablesJumps()) {
     const std::string line = "-A " + j.chain + " " + j.spec;

@@ -308,6 +308,35 @@ TEST(IptablesPlan, FullSyncInsertsMissingJumpsAndDeletesStaleChains) {
   EXPECT_EQ(Grep(plan, "-I ").size(), IptablesJumps().size() - 1);
 }
 
+TEST(IptablesPlan, FullSyncDeletesOtherStaleKubeChainsAndTheirJumps) {
+  IptablesRuleset existing = ParseIptablesSave(
+      "*filter\n"
+      ":INPUT ACCEPT [0:0]\n"
+      ":KUBE-FORWARD - [0:0]\n"
+      ":KUBE-OLD-LAYOUT - [0:0]\n"
+      "-A INPUT -m comment --comment \"old\" -j KUBE-OLD-LAYOUT\n"
+      "-A INPUT -j KUBE-OLD-LAYOUT-2\n"
+      "-A KUBE-OLD-LAYOUT -j ACCEPT\n"
+      "COMMIT\n"
+      "*nat\n"
+      ":KUBE-SERVICES - [0:0]\n"
+      ":KUBE-MARK-DROP - [0:0]\n"
+      "COMMIT\n");
+  IptablesPlanOptions o;
+  o.existing = &existing;
+  std::string plan = PlanIptablesRestore(WebWithThreeEndpoints(), o);
+  EXPECT_THAT(plan, HasSubstr("-D INPUT -m comment --comment \"old\" -j KUBE-OLD-LAYOUT\n"));
+  EXPECT_THAT(plan, Not(HasSubstr("-D INPUT -j KUBE-OLD-LAYOUT-2")));  // not a chain here
+  EXPECT_THAT(plan, HasSubstr(":KUBE-OLD-LAYOUT - [0:0]\n"));
+  EXPECT_THAT(plan, HasSubstr("-X KUBE-OLD-LAYOUT\n"));
+  EXPECT_THAT(plan, HasSubstr("-X KUBE-MARK-DROP\n"));
+  // Chains of this layout are kept.
+  EXPECT_THAT(plan, Not(HasSubstr("-X KUBE-FORWARD")));
+  EXPECT_THAT(plan, Not(HasSubstr("-X KUBE-SERVICES")));
+  // The unlink comes before the delete.
+  EXPECT_LT(plan.find("-D INPUT"), plan.find("-X KUBE-OLD-LAYOUT"));
+}
+
 TEST(IptablesPlan, CleanupRemovesJumpsAndEveryKubeChain) {
   IptablesRuleset existing = ParseIptablesSave(
       "*filter\n"
