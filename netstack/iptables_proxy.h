@@ -18,26 +18,29 @@
 // route_localnet), no loadBalancerSourceRanges (KUBE-FW- chains), no health
 // check NodePorts, no nfacct counters, no KUBE-PROXY-CANARY monitor chain;
 // the INVALID-drop rule is always written (nf_conntrack_tcp_be_liberal is
-// assumed off). Over 1,000 endpoints the per-endpoint comments are left
-// out, as in kube-proxy's large cluster mode. NodePorts answer on ProxyState::node_ips
-// (kube-proxy's
-// --nodeport-addresses), or on every local address but 127.0.0.0/8 when
-// the list is empty. Services and endpoints come out in ProxyState order
+// assumed off). Like kube-proxy's iptables mode, unused ClusterIP ports are
+// not rejected (ProxyState::service_cidr is not used). Over 1,000 endpoints
+// the per-endpoint comments are left out (kube-proxy's large cluster mode).
+// NodePorts answer on ProxyState::node_ips (kube-proxy's
+// --nodeport-addresses), or on every local address but 127.0.0.0/8 when the
+// list is empty. Services and endpoints come out in ProxyState order
 // (kube-proxy's follow Go map order).
 //
 // Applying: NewIptablesProxyBackend() returns a ProxyBackend that runs
 // iptables-save / iptables-restore (Debian's default alternative, the
 // nf_tables-backed one) inside /run/netns/<netns>. A full sync (the first,
-// the next after any failure, and one at least hourly) reads iptables-save, inserts the jump
-// rules from the built-in chains that are missing (as kube-proxy's
-// EnsureRule with Prepend) and deletes every stale per-service chain and
-// every other KUBE-* chain this layout does not write (with the jumps to it
-// from built-in chains), then restores; later syncs restore a partial plan only. After each restore
-// it flushes the UDP conntrack entries PlanConntrackFlush() names (through netstack/conntrack.h),
-// so clients stop reaching endpoints that are gone; if that flush fails the rules stay applied and
-// the error is thrown. Remove() deletes every rule in a built-in chain that jumps to a KUBE-* chain
-// and every KUBE-* chain of the filter and nat tables. Errors are kin::Errors naming the namespace
-// and carrying iptables-restore's own message.
+// the next after any failure, and one at least hourly) reads iptables-save,
+// inserts the jump rules from the built-in chains that are missing (as
+// kube-proxy's EnsureRule with Prepend), deletes every stale per-service
+// chain and every other KUBE-* chain this layout does not write (with the
+// jumps to it from built-in chains), then restores; later syncs restore a
+// partial plan only. After each restore it flushes the UDP conntrack entries
+// PlanConntrackFlush() names (netstack/conntrack.h), so clients stop
+// reaching endpoints that are gone; if that flush fails the rules stay
+// applied and the error is thrown. Remove() deletes every rule in a built-in
+// chain that jumps to a KUBE-* chain and every KUBE-* chain of the filter
+// and nat tables. Errors are kin::Errors naming the namespace and carrying
+// iptables-restore's own message and the input line it refused.
 //
 // Thread-safety: the plan functions are pure and thread-safe; a backend is
 // used by one thread at a time.
