@@ -398,7 +398,8 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
 
     if (const Json* net = MappingMember(doc, "networking", "", problems)) {
       CheckKnownFields(*net, "networking",
-                       {"podSubnet", "serviceSubnet", "nodeCidrMaskSize", "routing", "underlay"},
+                       {"podSubnet", "serviceSubnet", "nodeCidrMaskSize", "routing", "underlay",
+                        "proxyMode"},
                        problems);
       if (auto v = StringMember(*net, "podSubnet", "networking", problems)) config.pod_subnet = *v;
       if (auto v = StringMember(*net, "serviceSubnet", "networking", problems)) {
@@ -406,6 +407,7 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
       }
       if (auto v = StringMember(*net, "underlay", "networking", problems)) config.underlay = *v;
       if (auto v = StringMember(*net, "routing", "networking", problems)) config.routing = *v;
+      if (auto v = StringMember(*net, "proxyMode", "networking", problems)) config.proxy_mode = *v;
       if (const Json* mask = Member(*net, "nodeCidrMaskSize")) {
         if (mask->is_number_integer() && *mask >= 0 && *mask <= 32) {
           config.node_cidr_mask_size = mask->get<int>();
@@ -641,6 +643,13 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
   } catch (const Error&) {
     problems.Unsupported("networking.routing", config.routing, {"routed", "host-gw"});
   }
+  if (config.proxy_mode == "ipvs") {
+    problems.InvalidValue("networking.proxyMode", config.proxy_mode,
+                          "this kernel has no IPVS (CONFIG_IP_VS is not set): use nftables "
+                          "(the default) or iptables");
+  } else if (config.proxy_mode != "nftables" && config.proxy_mode != "iptables") {
+    problems.Unsupported("networking.proxyMode", config.proxy_mode, {"nftables", "iptables"});
+  }
 
   if (!problems.empty()) problems.Throw(config_source, config.name);
 
@@ -689,6 +698,7 @@ Json ClusterConfig::ToJson() const {
             {"underlay", underlay},
             {"nodeCidrMaskSize", node_cidr_mask_size},
             {"routing", routing},
+            {"proxyMode", proxy_mode},
             {"imageHostMappings", image_host_mappings},
             {"kubelet",
              {{"crashBackoff", crash_backoff},
@@ -729,6 +739,7 @@ ClusterConfig ClusterConfig::FromJson(const Json& j) {
     c.underlay = j.at("underlay").get<std::string>();
     c.node_cidr_mask_size = j.at("nodeCidrMaskSize").get<int>();
     c.routing = j.at("routing").get<std::string>();
+    c.proxy_mode = j.value("proxyMode", c.proxy_mode);  // older state: the default
     c.image_host_mappings =
         j.value("imageHostMappings", Json::object()).get<std::map<std::string, std::string>>();
     // State written before the kubelet settings were saved has the defaults.

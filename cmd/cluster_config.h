@@ -16,6 +16,7 @@
 //     serviceSubnet: 10.96.0.0/16
 //     nodeCidrMaskSize: 24
 //     routing: routed            # or host-gw
+//     proxyMode: nftables        # or iptables (kube-proxy's chains); no ipvs here
 //     underlay: 172.18.0.0/24
 //   images:
 //     hostMappings:
@@ -88,6 +89,7 @@ struct ClusterConfig {
   std::string underlay = "172.18.0.0/24";
   int node_cidr_mask_size = 24;
   std::string routing = "routed";                          // "routed" | "host-gw"
+  std::string proxy_mode = "nftables";                     // "nftables" | "iptables"
   std::map<std::string, std::string> image_host_mappings;  // image -> host directory
   // The node agents' settings (the file's `kubelet`).
   std::string crash_backoff = "10s";

@@ -237,6 +237,22 @@ TEST(ClusterConfigTest, UnknownFieldsAreRejected) {
                 "unknown field \"images.mappings\"");
 }
 
+TEST(ClusterConfigTest, ProxyMode) {
+  EXPECT_EQ(Build("", 1).proxy_mode, "nftables");
+  ClusterConfig c = Build(kHeader + "networking:\n  proxyMode: iptables\n", 2);
+  EXPECT_EQ(c.proxy_mode, "iptables");
+  EXPECT_EQ(ClusterConfig::FromJson(c.ToJson()), c);
+  // State saved before the field existed reads as the default.
+  Json old = c.ToJson();
+  old.erase("proxyMode");
+  EXPECT_EQ(ClusterConfig::FromJson(old).proxy_mode, "nftables");
+  ExpectInvalid(kHeader + "networking:\n  proxyMode: ipvs\n", "networking.proxyMode",
+                "Invalid value: \"ipvs\": this kernel has no IPVS (CONFIG_IP_VS is not set): use "
+                "nftables (the default) or iptables");
+  ExpectInvalid(kHeader + "networking:\n  proxyMode: userspace\n", "networking.proxyMode",
+                "Unsupported value: \"userspace\": supported values: \"nftables\", \"iptables\"");
+}
+
 TEST(ClusterConfigTest, AllProblemsReportedAtOnce) {
   Error e = BuildError(kHeader + R"(nodes:
 - role: master

@@ -16,6 +16,8 @@
 #include "cmd/cluster_runtime.h"
 #include "cmd/commands.h"
 #include "controllers/kube_controllers.h"
+#include "controllers/service_proxy.h"
+#include "netstack/service_proxy.h"
 
 namespace kin::cmd {
 
@@ -117,6 +119,20 @@ int RunServe(const ServeFlags& flags) {
       ro.crash_backoff = ro.config.CrashBackoff();
       ro.log_max_bytes = ro.config.ContainerLogMaxBytes();
       ro.log_max_files = ro.config.container_log_max_files;
+      // Each node's service proxy reads Services and EndpointSlices from
+      // the controllers' shared informers (one cache for the process).
+      ro.node_components.push_back([&controllers](const NodeContext& ctx) {
+        controllers::ServiceProxyOptions po;
+        po.node.name = ctx.node.name;
+        po.node.ips = {netstack::Ipv4Address::Parse(ctx.node.ip, "node ip")};
+        po.node.cluster_cidr = netstack::Ipv4Cidr::Parse(ctx.config.pod_subnet, "podSubnet");
+        po.node.service_cidr =
+            netstack::Ipv4Cidr::Parse(ctx.config.service_subnet, "serviceSubnet");
+        po.backend = netstack::NewProxyBackend(netstack::ParseProxyMode(ctx.config.proxy_mode),
+                                               ctx.netns);
+        return std::make_unique<controllers::ServiceProxy>(controllers.informers(),
+                                                           std::move(po));
+      });
       nodes = std::make_unique<ClusterRuntime>(server, ro);
       nodes->Start();
     } catch (const std::exception& e) {

@@ -64,8 +64,11 @@ struct ProxyServicePort {
   bool external_local = false;
   // sessionAffinity ClientIP: the timeout in seconds; 0 = no affinity.
   int affinity_timeout_seconds = 0;
-  // Endpoints for traffic under policy Cluster (every node's), and those on
-  // this node for policy Local. Sorted, no duplicates.
+  // Endpoints for traffic under policy Cluster (every node's: the ready
+  // ones, else the serving-terminating ones; always filled, so empty means
+  // "no endpoints anywhere": reject), and those on this node for policy
+  // Local (empty with cluster_endpoints not: drop external traffic, as
+  // kube-proxy does). Sorted, no duplicates.
   std::vector<ProxyEndpoint> cluster_endpoints;
   std::vector<ProxyEndpoint> local_endpoints;
 

@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/file.h"
+#include "base/netns.h"
 #include "testing/kernel_fixture.h"
 
 namespace kin::testing {
@@ -118,6 +119,14 @@ bool IsReady(const Json& pod) {
   return false;
 }
 }  // namespace
+
+std::string E2eCluster::PodNetns(const Json& pod) const {
+  if (!pod.is_object() || !pod.contains("metadata")) return "";
+  std::string prefix = Prefix() + pod["metadata"].value("namespace", "") + "-" +
+                       pod["metadata"].value("name", "") + "-";
+  for (const auto& n : ListNamedNetns(prefix)) return n;
+  return "";
+}
 
 Json E2eCluster::WaitPodReady(const std::string& pod, const std::string& ns,
                               std::chrono::milliseconds timeout) const {

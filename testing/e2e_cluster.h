@@ -68,6 +68,10 @@ class E2eCluster {
   // Polls until the pod is Ready; the pod, or null (and a test failure).
   Json WaitPodReady(const std::string& pod, const std::string& ns = "default",
                     std::chrono::milliseconds timeout = std::chrono::seconds(40)) const;
+  // The network namespace of a pod (kin-<c>-<ns>-<name>-<uid part>), ""
+  // when it has none; and of a node ("worker2": kin-<c>-worker2).
+  std::string PodNetns(const Json& pod) const;
+  std::string NodeNetns(const std::string& role) const { return NodeName(role); }
   // The pid of the cluster's `kin serve`, and kill -9 of it (as a crash).
   int ServePid() const;
   void KillServe() const;

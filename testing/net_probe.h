@@ -1,0 +1,45 @@
+// Probes that tests send from inside a network namespace (a pod's, a
+// node's, the "internet"'s), to assert on what traffic really does: an
+// HTTP/1.0 GET over a fresh TCP connection, a bare TCP connect, a UDP
+// request/answer. Each runs on a short-lived thread inside the namespace
+// (base/netns.h RunInNetns), so the caller's thread stays where it is.
+//
+// Nothing here throws for a network failure: the result carries errno
+// (ECONNREFUSED, ETIMEDOUT, ...) and how long it took, so tests can tell
+// "refused at once" from "timed out". A namespace that cannot be opened
+// throws kin::Error.
+//
+// Thread-safety: thread-safe.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace kin::testing {
+
+struct ProbeResult {
+  int error = 0;     // 0 on success, else an errno value
+  std::string body;  // the HTTP body, or the UDP answer
+  std::chrono::milliseconds took{0};
+  bool ok() const { return error == 0; }
+};
+
+// GET http://ip:port/path over a new connection (HTTP/1.0, so the server
+// closes it), from inside `netns` (a name under /run/netns).
+ProbeResult HttpGetIn(const std::string& netns, const std::string& ip, int port,
+                      const std::string& path,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(3));
+// Several GETs over one kept-alive HTTP/1.1 connection; the bodies joined
+// by "\n". Stops at the first failure.
+ProbeResult HttpGetsOnOneConnectionIn(const std::string& netns, const std::string& ip, int port,
+                                      const std::string& path, int count,
+                                      std::chrono::milliseconds timeout = std::chrono::seconds(3));
+// A TCP connect only.
+ProbeResult TcpConnectIn(const std::string& netns, const std::string& ip, int port,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(3));
+// Sends `message` in one datagram and waits for one answer.
+ProbeResult UdpAskIn(const std::string& netns, const std::string& ip, int port,
+                     const std::string& message,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(3));
+
+}  // namespace kin::testing
