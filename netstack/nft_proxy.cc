@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <deque>
 #include <set>
 #include <utility>
 
@@ -94,7 +95,18 @@ bool operator==(const Globals& a, const Globals& b) {
 std::string Goto(const std::string& chain) { return "goto " + chain; }
 
 // The rules of a policy chain (service- or local-): affinity first, then a
-// random choice among `eps` (kube-proxy's writeServiceToEndpointRules).
+// uniformly random endpoint (kube-proxy's writeServiceToEndpointRules).
+//
+// kube-proxy writes the choice as one rule `numgen random mod N vmap { 0 :
+// goto A, 1 : goto B, ... }`. Each such rule makes an anonymous set, and
+// the kernel names and binds a new anonymous set by walking every set of
+// the table (nf_tables_newset's "__map%d" scan, nft_set_lookup_global,
+// __nft_set_trans_bind: perf shows them at 60 % of a sync), so a full sync
+// grows with the square of the Services (10,000 x 5 endpoints: 30 s here).
+// The same uniform choice as N rules without sets: rule i (0-based) takes
+// endpoint i with probability 1/(N-i) of what reaches it, the last takes
+// the rest (iptables mode's `-m statistic` chain, with numgen):
+//   numgen random mod N == 0 goto A; numgen random mod N-1 == 0 goto B; ...
 void WriteServiceToEndpointRules(const ProxyServicePort& p, const std::vector<ProxyEndpoint>& eps,
                                  Chain& chain) {
   if (p.affinity_timeout_seconds > 0) {
@@ -103,13 +115,11 @@ void WriteServiceToEndpointRules(const ProxyServicePort& p, const std::vector<Pr
                             NftEndpointChain(p, ep));
     }
   }
-  std::string vmap = "numgen random mod " + std::to_string(eps.size()) + " vmap { ";
-  for (size_t i = 0; i < eps.size(); ++i) {
-    if (i > 0) vmap += ", ";
-    vmap += std::to_string(i) + " : goto " + NftEndpointChain(p, eps[i]);
+  for (size_t i = 0; i + 1 < eps.size(); ++i) {
+    chain.rules.push_back("numgen random mod " + std::to_string(eps.size() - i) + " == 0 goto " +
+                          NftEndpointChain(p, eps[i]));
   }
-  vmap += " }";
-  chain.rules.push_back(std::move(vmap));
+  chain.rules.push_back("goto " + NftEndpointChain(p, eps.back()));
 }
 
 // kube-proxy's per-service-port part of syncProxyRules.
@@ -395,15 +405,20 @@ std::string PlanNftIncremental(const ProxyState& before, const ProxyState& after
   std::vector<std::string> flush_chains, delete_chains, delete_sets, add_chains;
   std::vector<std::pair<std::string, std::string>> add_sets;
   std::vector<const Chain*> write_chains;
-  std::vector<PortObjects> keep;  // owns what write_chains points into
+  std::deque<PortObjects> keep;  // owns what write_chains points into (stable)
   std::set<Ipv4Address> cluster_ip_candidates;
 
   auto changed = [&](const ProxyServicePort* old, const ProxyServicePort* now) {
     PortObjects o = old ? BuildPort(*old, g) : PortObjects{};
     keep.push_back(now ? BuildPort(*now, g) : PortObjects{});
     const PortObjects& n = keep.back();
-    if (old && old->cluster_ip) cluster_ip_candidates.insert(*old->cluster_ip);
-    if (now && now->cluster_ip) cluster_ip_candidates.insert(*now->cluster_ip);
+    // Only an address that came or went may change cluster-ips.
+    std::optional<Ipv4Address> was_ip = old ? old->cluster_ip : std::nullopt;
+    std::optional<Ipv4Address> is_ip = now ? now->cluster_ip : std::nullopt;
+    if (was_ip != is_ip) {
+      if (was_ip) cluster_ip_candidates.insert(*was_ip);
+      if (is_ip) cluster_ip_candidates.insert(*is_ip);
+    }
 
     std::set<Element> old_el(o.elements.begin(), o.elements.end());
     std::set<Element> new_el(n.elements.begin(), n.elements.end());
@@ -451,7 +466,6 @@ std::string PlanNftIncremental(const ProxyState& before, const ProxyState& after
     }
   };
 
-  keep.reserve(before.ports.size() + after.ports.size());  // write_chains points into it
   for (const auto& [key, old] : before.ports) {
     auto it = after.ports.find(key);
     if (it == after.ports.end()) {

@@ -17,8 +17,9 @@
 //                   local-<H>-... (policy Local), external-<H>-... (NodePort,
 //                   external and LB IPs: masquerade mark, or for policy Local
 //                   the short-circuits for pod and node traffic), each
-//                   choosing an endpoint with `numgen random mod N vmap`
-//                   after the ClientIP affinity checks (@affinity-<H>-...)
+//                   choosing an endpoint at random (`numgen random mod
+//                   N-i == 0 goto` per endpoint i, see below) after the
+//                   ClientIP affinity checks (@affinity-<H>-...)
 //   per endpoint    endpoint-<H>-ns/name/proto/port__ip/port: hairpin
 //                   masquerade mark, affinity update, dnat
 //   no endpoints    @no-endpoint-services / @no-endpoint-nodeports: goto
@@ -39,10 +40,15 @@
 // transaction that stops referring to them (kube-proxy defers it for
 // kernels before 6.2; this kernel is newer).
 //
-// Differences from kube-proxy: no loadBalancerSourceRanges (firewall
-// chains), no masquerade-all, no health-check NodePorts; NodePorts answer
-// on every local address (kube-proxy's default --nodeport-addresses), so
-// ProxyState::node_ips is not used.
+// Differences from kube-proxy: the random choice is one rule per endpoint
+// instead of one `numgen random mod N vmap { ... }` rule, because every
+// such vmap is an anonymous set and the kernel makes each new one by
+// walking all sets of the table (quadratic: a full sync of 10,000
+// Services took 30 s with vmaps; see bench/proxy_bench.cc). No
+// loadBalancerSourceRanges (firewall chains), no masquerade-all, no
+// health-check NodePorts; NodePorts answer on every local address
+// (kube-proxy's default --nodeport-addresses), so ProxyState::node_ips is
+// not used.
 //
 // Thread-safety: the plan functions are pure and thread-safe; a backend is
 // used by one thread at a time.
