@@ -21,6 +21,26 @@ ApiServer::ApiServer(Options opts) : opts_(std::move(opts)) {
     ho.require_client_cert = true;
     // What kube-apiserver lets anonymous users see.
     ho.anonymous_paths = {"/healthz", "/livez", "/readyz", "/version", "/version/"};
+    if (!opts_.service_account_key_file.empty()) {
+      sa_tokens_ = std::make_unique<ServiceAccountTokens>(
+          ServiceAccountTokens::LoadOrCreate(opts_.service_account_key_file));
+      ho.authenticate_token = [this](const std::string& token, std::string& user,
+                                     std::vector<std::string>& groups) {
+        std::optional<ServiceAccountClaims> c = sa_tokens_->Verify(token);
+        if (!c) return false;
+        // Bound to its pod, as kube-apiserver's tokens are: valid while
+        // that pod (that uid) exists.
+        try {
+          auto rec = store_->Get("pods", c->ns, c->pod_name);
+          if (!rec || rec->Parse()["metadata"].value("uid", "") != c->pod_uid) return false;
+        } catch (const std::exception&) {
+          return false;
+        }
+        user = c->UserName();
+        groups = c->Groups();
+        return true;
+      };
+    }
   }
   auto handler = [this](http::Request& req, http::Response& resp) { rest_->Handle(req, resp); };
   if (opts_.network_listener) {

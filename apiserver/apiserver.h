@@ -17,6 +17,7 @@
 
 #include "apiserver/registry.h"
 #include "apiserver/rest.h"
+#include "apiserver/service_account_token.h"
 #include "apiserver/store.h"
 #include "base/http_server.h"
 
@@ -43,6 +44,12 @@ struct Options {
     int port = 6443;
   };
   std::optional<NetworkListener> network_listener;
+  // With TLS: the key of service account tokens (apiserver/
+  // service_account_token.h; made when missing). Requests may then
+  // authenticate with "Authorization: Bearer <token>" instead of a client
+  // certificate, as system:serviceaccount:<ns>:<name>, while the token's
+  // pod exists. Empty: client certificates only.
+  std::string service_account_key_file;
 };
 
 class ApiServer {
@@ -60,6 +67,11 @@ class ApiServer {
   void SetPodIo(PodIo* io) { rest_->SetPodIo(io); }
   // Serves kin's node operations through `c` (apiserver/node_control.h).
   void SetNodeControl(NodeControl* c) { rest_->SetNodeControl(c); }
+  // A token this server accepts for `claims` (the pod must exist with that
+  // uid when the token is used); null without a service account key.
+  const ServiceAccountTokens* service_account_tokens() const { return sa_tokens_.get(); }
+  // The CA client certificates must chain to (the cluster CA); empty without TLS.
+  std::string cluster_ca_file() const { return opts_.tls ? opts_.tls->client_ca_file : ""; }
 
  private:
   Options opts_;
@@ -68,6 +80,7 @@ class ApiServer {
   std::unique_ptr<RestHandler> rest_;
   std::unique_ptr<http::Server> http_;
   std::unique_ptr<http::Server> network_http_;  // null without a network listener
+  std::unique_ptr<ServiceAccountTokens> sa_tokens_;
 };
 
 }  // namespace kin::apiserver

@@ -513,9 +513,22 @@ void Server::Serve(std::shared_ptr<Connection> c) {
     }
 
     bool close = ::strcasecmp(req.Header("Connection").c_str(), "close") == 0;
+    bool req_authenticated = authenticated;
+    if (!authenticated && opts_.authenticate_token) {
+      std::string auth = req.Header("Authorization");
+      if (auth.size() > 7 && ::strncasecmp(auth.c_str(), "Bearer ", 7) == 0) {
+        std::string user;
+        std::vector<std::string> groups;
+        if (opts_.authenticate_token(auth.substr(7), user, groups) && !user.empty()) {
+          req.client_cn = std::move(user);
+          req.client_groups = std::move(groups);
+          req_authenticated = true;
+        }
+      }
+    }
     Response resp;
     try {
-      if (opts_.require_client_cert && !authenticated && !IsAnonymousPath(req.path)) {
+      if (opts_.require_client_cert && !req_authenticated && !IsAnonymousPath(req.path)) {
         resp = UnauthorizedResponse();
       } else {
         handler_(req, resp);

@@ -152,6 +152,12 @@ struct ServerOptions {
   // Kubernetes Status) to requests that came without a verified client
   // certificate with a CN. Needs tls with a client_ca_file.
   bool require_client_cert = false;
+  // Authenticates a request that came without a verified client
+  // certificate by its "Authorization: Bearer <token>" header: true, with
+  // the user and groups (then Request::client_cn and client_groups), when
+  // the token is valid. Unset: only client certificates authenticate.
+  std::function<bool(const std::string& token, std::string& user, std::vector<std::string>& groups)>
+      authenticate_token;
   // Paths served without a client certificate anyway; an entry ending in
   // '*' matches every path starting with the rest (e.g. "/livez/*").
   std::vector<std::string> anonymous_paths;

@@ -67,6 +67,8 @@ NodeAgentOptions AgentOptions(const ClusterRuntimeOptions& o, const NodeConfig& 
   a.crash_backoff = o.crash_backoff;
   a.log_max_bytes = o.log_max_bytes;
   a.log_max_files = o.log_max_files;
+  a.cluster_ca_file = o.cluster_ca_file;
+  a.service_account_token = o.service_account_token;
   // The lease is renewed well within the grace period the node lifecycle
   // controller allows (the kubelet renews every 10 s of 40).
   a.lease_interval = std::min<std::chrono::milliseconds>(
@@ -191,6 +193,22 @@ void ClusterRuntime::Start() {
   // gets it here.
   if (!fs::exists("/run/netns/" + netstack::NetworkNetnsName(net))) {
     EnsureClusterNetwork(opts_.config);
+  }
+  // Pods' service account tokens, signed by the API's key and bound to
+  // the pod (apiserver/service_account_token.h).
+  if (const apiserver::ServiceAccountTokens* tokens = api_.service_account_tokens()) {
+    opts_.cluster_ca_file = api_.cluster_ca_file();
+    opts_.service_account_token = [tokens](const Json& pod) {
+      const Json& meta = pod["metadata"];
+      const Json& spec = pod["spec"];
+      apiserver::ServiceAccountClaims c;
+      c.ns = meta.value("namespace", "default");
+      c.pod_name = meta.value("name", "");
+      c.pod_uid = meta.value("uid", "");
+      c.service_account = spec.value("serviceAccountName", spec.value("serviceAccount", ""));
+      if (c.service_account.empty()) c.service_account = "default";
+      return tokens->Mint(c);
+    };
   }
   parts_ = std::make_unique<Parts>();
   // The cluster-wide parts: the external server "on the internet". A

@@ -64,6 +64,10 @@ struct ClusterRuntimeOptions {
   std::chrono::milliseconds crash_backoff{10000};
   int64_t log_max_bytes = 10 << 20;
   int log_max_files = 5;
+  // Service account credentials for pods (NodeAgentOptions); Start() fills
+  // them from the API server when it has a service account key.
+  std::string cluster_ca_file;
+  std::function<std::string(const Json& pod)> service_account_token;
 };
 
 // The cluster's network as netstack plans it: node namespaces are named

@@ -71,6 +71,8 @@ int RunServe(const ServeFlags& flags) {
     t.key_file = flags.pki_dir + "/apiserver.key";
     t.client_ca_file = flags.pki_dir + "/ca.crt";
     opts.tls = t;
+    // Pods authenticate with service account tokens signed by this key.
+    opts.service_account_key_file = flags.pki_dir + "/sa.key";
   }
   opts.registry.api_advertise_ip = flags.address;
   if (cluster_config) {

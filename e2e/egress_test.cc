@@ -4,14 +4,17 @@
 // (the seed's 6.1.1), the UDP echo answers a pod, pod-to-pod traffic keeps
 // pod IPs, the API answers on 172.18.0.1:6443 from pods and nodes with a
 // certificate naming that address, the kubernetes Service's address and
-// names, the `kubernetes` Endpoints and EndpointSlice point there, and
-// `kin cluster delete` leaves nothing (the internet namespace included).
+// names, the `kubernetes` Endpoints and EndpointSlice point there, pods get
+// service account credentials (ca.crt, namespace, a token bound to the pod
+// that the API accepts), and `kin cluster delete` leaves nothing (the
+// internet namespace included).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <memory>
 
+#include "base/file.h"
 #include "base/netns.h"
 #include "base/process.h"
 #include "base/yaml.h"
@@ -180,6 +183,55 @@ TEST_F(EgressE2E, TheApiAnswersInsideTheClusterNetwork) {
     EXPECT_TRUE(r.status.success()) << target << ": " << r.err;
     EXPECT_THAT(r.out, HasSubstr("\"gitVersion\"")) << target;
   }
+}
+
+// What in-cluster clients (client-go's InClusterConfig) read, and a token
+// the API accepts while its pod exists.
+TEST_F(EgressE2E, PodsGetServiceAccountCredentialsTheApiAccepts) {
+  c().Apply(BusyboxPod("sa-client", c().NodeName("worker")));
+  ASSERT_FALSE(c().WaitPodReady("sa-client").is_null());
+  const std::string dir = "/var/run/secrets/kubernetes.io/serviceaccount/";
+  auto [nok, ns] = Exec("sa-client", {"cat", dir + "namespace"});
+  EXPECT_EQ(ns, "default");
+  auto [cok, ca] = Exec("sa-client", {"cat", dir + "ca.crt"});
+  EXPECT_EQ(ca, ReadFileIfExists(c().StateDir() + "/pki/ca.crt").value_or("none"));
+  auto [tok, token] = Exec("sa-client", {"cat", dir + "token"});
+  ASSERT_TRUE(tok) << token;
+  EXPECT_EQ(std::count(token.begin(), token.end(), '.'), 2) << token;
+  // Read-only, as the kubelet mounts it.
+  auto [wok, wout] = Exec("sa-client", {"sh", "-c", "echo x > " + dir + "token"});
+  EXPECT_FALSE(wok) << wout;
+
+  // From the node (busybox's TLS cannot do ECDSA), with the pod's CA and token.
+  auto curl = [&](const std::string& path, const std::string& bearer) {
+    std::vector<std::string> argv = {"ip",         "netns",
+                                     "exec",       c().NodeName("worker"),
+                                     "curl",       "-sS",
+                                     "-o",         "/dev/null",
+                                     "-w",         "%{http_code}",
+                                     "--max-time", "10",
+                                     "--cacert",   c().StateDir() + "/pki/ca.crt"};
+    if (!bearer.empty()) {
+      argv.push_back("-H");
+      argv.push_back("Authorization: Bearer " + bearer);
+    }
+    argv.push_back("https://172.18.0.1:6443" + path);
+    return RunCommand(argv, 20s).out;
+  };
+  EXPECT_EQ(curl("/api/v1/namespaces/default/pods", token), "200");
+  EXPECT_EQ(curl("/api/v1/namespaces/default/pods", ""), "401");
+  EXPECT_EQ(curl("/api/v1/namespaces/default/pods", token + "x"), "401");
+  // Bound to its pod: gone with it.
+  c().Ok({"delete", "pod", "sa-client", "--wait=true"});
+  EXPECT_EQ(curl("/api/v1/namespaces/default/pods", token), "401");
+
+  // automountServiceAccountToken: false keeps it out.
+  std::string yaml = BusyboxPod("no-sa", c().NodeName("worker"));
+  yaml.replace(yaml.find("  containers:"), 0, "  automountServiceAccountToken: false\n");
+  c().Apply(yaml);
+  ASSERT_FALSE(c().WaitPodReady("no-sa").is_null());
+  auto [lok, lout] = Exec("no-sa", {"ls", dir});
+  EXPECT_FALSE(lok) << lout;
 }
 
 }  // namespace

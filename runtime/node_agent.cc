@@ -46,6 +46,7 @@ using std::chrono::milliseconds;
 namespace {
 
 constexpr const char* kPauseName = "POD";
+constexpr const char* kServiceAccountMountPath = "/var/run/secrets/kubernetes.io/serviceaccount";
 // the sandbox holder's directory, as crictl names it
 const ResourceInfo& LeasesResource() {
   return *FindResource("coordination.k8s.io", "v1", "leases");
@@ -257,7 +258,12 @@ class NodeAgent::Impl {
   Json BuildStatus(PodRuntime& p, const Json& pod);
   ExecResult ExecInContainer(const ContainerRuntime& c, const std::vector<std::string>& argv,
                              milliseconds timeout);
-  std::vector<BindMount> PodFileMounts(const PodRuntime& p, const Json& spec) const;
+  // `own_root`: the container has a root filesystem of its own (bind
+  // mount targets inside it are made when missing).
+  std::vector<BindMount> PodFileMounts(const PodRuntime& p, const Json& pod, const Json& spec,
+                                       bool own_root) const;
+  // Whether the pod's containers get the service account credentials.
+  bool MountsServiceAccount(const Json& pod) const;
   std::optional<Json> Lookup(const std::string& kind, const std::string& ns,
                              const std::string& name);
   PodRuntime& RuntimeFor(const Json& pod);
@@ -954,6 +960,16 @@ void NodeAgent::Impl::EnsureSandbox(PodRuntime& p, const Json& pod) {
                   false);
   WriteFileAtomic(p.dir + "/etc/resolv.conf", RenderResolvConf(pod, opts_.dns), 0644, false);
   WriteFileAtomic(p.dir + "/etc/hostname", hostname + "\n", 0644, false);
+  if (MountsServiceAccount(pod)) {
+    // What in-cluster clients read (client-go's rest.InClusterConfig).
+    const std::string sa = p.dir + "/serviceaccount";
+    fs::create_directories(sa);
+    auto ca = ReadFileIfExists(opts_.cluster_ca_file);
+    if (!ca) throw Error::NotFound("cluster CA " + opts_.cluster_ca_file + " not found");
+    WriteFileAtomic(sa + "/ca.crt", *ca, 0644, false);
+    WriteFileAtomic(sa + "/namespace", p.ns, 0644, false);
+    WriteFileAtomic(sa + "/token", opts_.service_account_token(pod), 0644, false);
+  }
   PersistPod(p);
 
   // The pod's UTS and IPC namespaces are held by bind mounts; a pod that
@@ -987,11 +1003,27 @@ void NodeAgent::Impl::EnsureSandbox(PodRuntime& p, const Json& pod) {
   p.sandbox_ready = true;
 }
 
-std::vector<BindMount> NodeAgent::Impl::PodFileMounts(const PodRuntime& p, const Json& spec) const {
+bool NodeAgent::Impl::MountsServiceAccount(const Json& pod) const {
+  if (!opts_.service_account_token) return false;
+  const Json& spec = pod["spec"];
+  auto automount = spec.find("automountServiceAccountToken");
+  return automount == spec.end() || !automount->is_boolean() || automount->get<bool>();
+}
+
+std::vector<BindMount> NodeAgent::Impl::PodFileMounts(const PodRuntime& p, const Json& pod,
+                                                      const Json& spec, bool own_root) const {
   std::set<std::string> taken;
   for (const auto& vm : spec.value("volumeMounts", Json::array()))
     taken.insert(vm.value("mountPath", ""));
   std::vector<BindMount> mounts;
+  // As the ServiceAccount admission plugin adds it: not over a container's
+  // own mount at that path.
+  // (A pod made before kin wrote credentials has no directory to mount. A
+  // built-in image runs on the host's root, where the path is not made.)
+  if (own_root && MountsServiceAccount(pod) && !taken.count(kServiceAccountMountPath) &&
+      fs::exists(p.dir + "/serviceaccount")) {
+    mounts.push_back({p.dir + "/serviceaccount", kServiceAccountMountPath, true});
+  }
   for (const char* f : {"/etc/hosts", "/etc/resolv.conf", "/etc/hostname"}) {
     if (taken.count(f)) continue;
     // hostNetwork pods see the node's hosts file, as kubelet gives them the host's.
@@ -1064,7 +1096,7 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
   cs.new_uts_ns = false;
   cs.hostname.clear();
   if (!pod["spec"].value("shareProcessNamespace", false)) cs.new_pid_ns = true;
-  for (auto& m : PodFileMounts(p, spec)) cs.mounts.push_back(m);
+  for (auto& m : PodFileMounts(p, pod, spec, !image.layers.empty())) cs.mounts.push_back(m);
   if (cs.new_mount_ns) {
     cs.mount_template = MountTemplatePin();
     cs.detach_mounts = {opts_.dir + "/pods"};

@@ -35,6 +35,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -80,6 +81,15 @@ struct NodeAgentOptions {
   std::chrono::milliseconds crash_backoff{10000};  // first back-off; doubles up to 5 min
   int64_t log_max_bytes = 10 << 20;                // a container's CRI log rotates at this size
   int log_max_files = 5;                           // rotated files kept, the current one included
+  // In-cluster API credentials: when service_account_token is set, every
+  // container gets /var/run/secrets/kubernetes.io/serviceaccount (read-only:
+  // ca.crt from cluster_ca_file, namespace, and the token this returns for
+  // the pod) unless the pod says automountServiceAccountToken: false or a
+  // container mounts something at that path itself, as the ServiceAccount
+  // admission plugin and the kubelet arrange it. Built-in images (agnhost,
+  // pause), which run on the host's root, do not get it.
+  std::string cluster_ca_file;
+  std::function<std::string(const Json& pod)> service_account_token;
 };
 
 class NodeAgent {
