@@ -4,7 +4,8 @@
 // (the seed's 6.1.1), the UDP echo answers a pod, pod-to-pod traffic keeps
 // pod IPs, the API answers on 172.18.0.1:6443 from pods and nodes with a
 // certificate naming that address, the kubernetes Service's address and
-// names, the `kubernetes` Endpoints and EndpointSlice point there, pods get
+// names, the `kubernetes` Endpoints and EndpointSlice point there, the
+// Service's 10.96.0.1:443 reaches it through the service proxy, pods get
 // service account credentials (ca.crt, namespace, a token bound to the pod
 // that the API accepts), and `kin cluster delete` leaves nothing (the
 // internet namespace included).
@@ -183,6 +184,36 @@ TEST_F(EgressE2E, TheApiAnswersInsideTheClusterNetwork) {
     EXPECT_TRUE(r.status.success()) << target << ": " << r.err;
     EXPECT_THAT(r.out, HasSubstr("\"gitVersion\"")) << target;
   }
+}
+
+// kubernetes.default.svc's address, 10.96.0.1:443, reaches the API through
+// the service proxy's DNAT to the Endpoints (172.18.0.1:6443), from pods and
+// from nodes.
+TEST_F(EgressE2E, TheKubernetesServiceReachesTheApi) {
+  c().Apply(BusyboxPod("svc-client", c().NodeName("worker")));
+  ASSERT_FALSE(c().WaitPodReady("svc-client").is_null());
+  // Plain HTTP from the pod (busybox's TLS has no ECDSA): the API's 400.
+  std::string out;
+  EXPECT_TRUE(Cluster::WaitFor(
+      [&] {
+        out = Exec("svc-client", {"wget", "-O-", "http://10.96.0.1:443/version"}).second;
+        return out.find("400") != std::string::npos;
+      },
+      20s))
+      << out;
+  // TLS from a node, checked against the cluster CA for 10.96.0.1.
+  CommandResult r;
+  EXPECT_TRUE(Cluster::WaitFor(
+      [&] {
+        r = RunCommand(
+            {"ip", "netns", "exec", c().NodeName("worker2"), "curl", "-sS", "--max-time", "5",
+             "--cacert", c().StateDir() + "/pki/ca.crt", "https://10.96.0.1/version"},
+            20s);
+        return r.status.success();
+      },
+      20s))
+      << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"gitVersion\""));
 }
 
 // What in-cluster clients (client-go's InClusterConfig) read, and a token
