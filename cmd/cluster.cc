@@ -113,11 +113,12 @@ std::vector<std::string> Contradictions(const ClusterCreateOptions& opts,
         parts += what;
       };
       differs(wanted.nodes != saved.nodes, "nodes");
-      differs(wanted.pod_subnet != saved.pod_subnet || wanted.service_subnet != saved.service_subnet ||
-                  wanted.underlay != saved.underlay ||
-                  wanted.node_cidr_mask_size != saved.node_cidr_mask_size ||
-                  wanted.routing != saved.routing,
-              "networking");
+      differs(
+          wanted.pod_subnet != saved.pod_subnet || wanted.service_subnet != saved.service_subnet ||
+              wanted.underlay != saved.underlay ||
+              wanted.node_cidr_mask_size != saved.node_cidr_mask_size ||
+              wanted.routing != saved.routing || wanted.external_subnet != saved.external_subnet,
+          "networking");
       differs(wanted.image_host_mappings != saved.image_host_mappings, "images");
       differs(wanted.crash_backoff != saved.crash_backoff ||
                   wanted.container_log_max_size != saved.container_log_max_size ||

@@ -399,7 +399,7 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
     if (const Json* net = MappingMember(doc, "networking", "", problems)) {
       CheckKnownFields(*net, "networking",
                        {"podSubnet", "serviceSubnet", "nodeCidrMaskSize", "routing", "underlay",
-                        "proxyMode"},
+                        "proxyMode", "externalSubnet"},
                        problems);
       if (auto v = StringMember(*net, "podSubnet", "networking", problems)) config.pod_subnet = *v;
       if (auto v = StringMember(*net, "serviceSubnet", "networking", problems)) {
@@ -408,6 +408,9 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
       if (auto v = StringMember(*net, "underlay", "networking", problems)) config.underlay = *v;
       if (auto v = StringMember(*net, "routing", "networking", problems)) config.routing = *v;
       if (auto v = StringMember(*net, "proxyMode", "networking", problems)) config.proxy_mode = *v;
+      if (auto v = StringMember(*net, "externalSubnet", "networking", problems)) {
+        config.external_subnet = *v;
+      }
       if (const Json* mask = Member(*net, "nodeCidrMaskSize")) {
         if (mask->is_number_integer() && *mask >= 0 && *mask <= 32) {
           config.node_cidr_mask_size = mask->get<int>();
@@ -593,15 +596,19 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
   std::optional<Ipv4Cidr> service =
       ParseNetwork(config.service_subnet, "networking.serviceSubnet", problems);
   std::optional<Ipv4Cidr> underlay = ParseNetwork(config.underlay, "networking.underlay", problems);
+  std::optional<Ipv4Cidr> external =
+      ParseNetwork(config.external_subnet, "networking.externalSubnet", problems);
   struct Named {
     const char* field;
     const std::optional<Ipv4Cidr>& cidr;
   };
   const Named ranges[] = {{"networking.podSubnet", pod},
                           {"networking.serviceSubnet", service},
-                          {"networking.underlay", underlay}};
-  for (size_t i = 0; i < 3; ++i) {
-    for (size_t j = i + 1; j < 3; ++j) {
+                          {"networking.underlay", underlay},
+                          {"networking.externalSubnet", external}};
+  constexpr size_t kRanges = sizeof ranges / sizeof ranges[0];
+  for (size_t i = 0; i < kRanges; ++i) {
+    for (size_t j = i + 1; j < kRanges; ++j) {
       if (ranges[i].cidr && ranges[j].cidr && ranges[i].cidr->Overlaps(*ranges[j].cidr)) {
         problems.InvalidValue(
             ranges[j].field, ranges[j].cidr->ToString(),
@@ -626,6 +633,11 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
     problems.InvalidValue("networking.serviceSubnet", service->ToString(),
                           "must hold at least 16 addresses (a /28 or larger; the cluster DNS "
                           "is its .10)");
+  }
+  if (external && external->prefix_len() > 29) {
+    // The internet's .1, the external server's .2 and the network's end.
+    problems.InvalidValue("networking.externalSubnet", external->ToString(),
+                          "must be a /29 or larger");
   }
   if (underlay) {
     // The network address, the network's bridge (.1) and the broadcast
@@ -699,6 +711,7 @@ Json ClusterConfig::ToJson() const {
             {"nodeCidrMaskSize", node_cidr_mask_size},
             {"routing", routing},
             {"proxyMode", proxy_mode},
+            {"externalSubnet", external_subnet},
             {"imageHostMappings", image_host_mappings},
             {"kubelet",
              {{"crashBackoff", crash_backoff},
@@ -740,6 +753,7 @@ ClusterConfig ClusterConfig::FromJson(const Json& j) {
     c.node_cidr_mask_size = j.at("nodeCidrMaskSize").get<int>();
     c.routing = j.at("routing").get<std::string>();
     c.proxy_mode = j.value("proxyMode", c.proxy_mode);  // older state: the default
+    c.external_subnet = j.value("externalSubnet", c.external_subnet);
     c.image_host_mappings =
         j.value("imageHostMappings", Json::object()).get<std::map<std::string, std::string>>();
     // State written before the kubelet settings were saved has the defaults.

@@ -17,6 +17,7 @@
 //     nodeCidrMaskSize: 24
 //     routing: routed            # or host-gw
 //     proxyMode: nftables        # or iptables (kube-proxy's chains); no ipvs here
+//     externalSubnet: 203.0.113.0/24  # "the internet" (kin-<c>-ext); /29 or larger
 //     underlay: 172.18.0.0/24
 //   images:
 //     hostMappings:
@@ -90,6 +91,7 @@ struct ClusterConfig {
   int node_cidr_mask_size = 24;
   std::string routing = "routed";                          // "routed" | "host-gw"
   std::string proxy_mode = "nftables";                     // "nftables" | "iptables"
+  std::string external_subnet = "203.0.113.0/24";          // the internet namespace's
   std::map<std::string, std::string> image_host_mappings;  // image -> host directory
   // The node agents' settings (the file's `kubelet`).
   std::string crash_backoff = "10s";

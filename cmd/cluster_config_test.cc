@@ -253,6 +253,23 @@ TEST(ClusterConfigTest, ProxyMode) {
                 "Unsupported value: \"userspace\": supported values: \"nftables\", \"iptables\"");
 }
 
+TEST(ClusterConfigTest, ExternalSubnet) {
+  EXPECT_EQ(Build("", 1).external_subnet, "203.0.113.0/24");
+  ClusterConfig c = Build(kHeader + "networking:\n  externalSubnet: 192.0.2.0/28\n", 2);
+  EXPECT_EQ(c.external_subnet, "192.0.2.0/28");
+  EXPECT_EQ(ClusterConfig::FromJson(c.ToJson()), c);
+  // State saved before the field existed reads as the default.
+  Json old = c.ToJson();
+  old.erase("externalSubnet");
+  EXPECT_EQ(ClusterConfig::FromJson(old).external_subnet, "203.0.113.0/24");
+  ExpectInvalidContains(kHeader + "networking:\n  externalSubnet: 192.0.2.0/30\n",
+                        "networking.externalSubnet", "must be a /29 or larger");
+  ExpectInvalidContains(kHeader + "networking:\n  externalSubnet: 172.18.0.0/16\n",
+                        "networking.externalSubnet", "overlaps networking.underlay");
+  ExpectInvalidContains(kHeader + "networking:\n  externalSubnet: 10.244.7.0/24\n",
+                        "networking.externalSubnet", "overlaps networking.podSubnet");
+}
+
 TEST(ClusterConfigTest, AllProblemsReportedAtOnce) {
   Error e = BuildError(kHeader + R"(nodes:
 - role: master

@@ -91,6 +91,8 @@ netstack::ClusterNetwork NetworkOf(const ClusterConfig& config) {
   net.cluster = config.name;
   net.underlay = netstack::Ipv4Cidr::ParseNetwork(config.underlay, "networking.underlay");
   net.mode = netstack::ParseRoutingMode(config.routing);
+  net.external.subnet =
+      netstack::Ipv4Cidr::ParseNetwork(config.external_subnet, "networking.externalSubnet");
   for (const auto& n : config.nodes) {
     netstack::NodeNetwork nn;
     nn.name = ShortNodeName(config, n);
