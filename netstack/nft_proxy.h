@@ -36,9 +36,21 @@
 // PlanNftIncremental() rewrites only the chains, affinity sets and map
 // elements of service ports that differ between two states and deletes
 // those of removed ports; when the node-wide settings differ (cluster_cidr,
-// service_cidr) it is the full plan. Chains are deleted in the same
-// transaction that stops referring to them (kube-proxy defers it for
-// kernels before 6.2; this kernel is newer).
+// service_cidr) it is the full plan.
+//
+// What a transaction costs decides how plans are written. libnftables
+// fetches every chain of the table from the kernel before it runs any
+// `add rule`, `add element` or `delete` command (~80 ms at 10,000
+// Services x 5 endpoints: the kernel's chain dump restarts its walk for
+// every message), but not for `add chain NAME { rules }` or `add map NAME
+// { ...; elements = { ... } }`. So chains are written as blocks and
+// elements as map declarations, and chains a change no longer needs are
+// emptied at once (nothing refers to them any more) but deleted only in a
+// later transaction that deletes something anyway (kube-proxy also deletes
+// emptied chains in a later sync, for other reasons). An endpoint change
+// then needs no fetch; what is left is the kernel's validation of the
+// whole table at every commit that adds a jump (the floor bench_proxy
+// reports).
 //
 // Differences from kube-proxy: the random choice is one rule per endpoint
 // instead of one `numgen random mod N vmap { ... }` rule, because every
@@ -55,6 +67,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 
 #include "netstack/service_proxy.h"
@@ -73,9 +86,26 @@ std::string NftAffinitySet(const ProxyServicePort& port, const ProxyEndpoint& ep
 
 // The transaction that replaces table kin-proxy with what `state` needs.
 std::string PlanNftFull(const ProxyState& state);
-// The transaction that changes a table holding `before` into one holding
-// `after`: "" when nothing differs.
-std::string PlanNftIncremental(const ProxyState& before, const ProxyState& after);
+
+struct NftIncrementalPlan {
+  std::string script;  // "" when nothing differs
+  // Chains the script empties but leaves in the table (pass them to the
+  // next plan); empty when it deletes every chain it can.
+  std::set<std::string> stale_chains;
+  // Whether libnftables must fetch every chain of the table to run it
+  // (true for anything that deletes, and for a full plan).
+  bool fetches_cache = false;
+};
+// The transaction that changes a table holding `before` (and the emptied
+// `stale` chains of earlier plans) into one holding `after`. Chains that
+// are no longer needed are emptied at once and deleted in the same
+// transaction when it deletes something anyway (map elements, sets) or
+// when more than `max_stale` would be left; otherwise they are left empty
+// and returned as stale_chains. With cluster_cidr or service_cidr changed
+// it is the full plan.
+NftIncrementalPlan PlanNftIncremental(const ProxyState& before, const ProxyState& after,
+                                      const std::set<std::string>& stale = {},
+                                      size_t max_stale = 0);
 
 // The nftables ProxyBackend in /run/netns/<netns> (ProxyBackend's contract;
 // conntrack flushes through netstack/conntrack.h).

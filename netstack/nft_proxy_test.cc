@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <gmock/gmock.h>
@@ -131,26 +132,28 @@ TEST(NftProxyPlanTest, FullRichHasEveryKind) {
   // externalTrafficPolicy Local: no masquerade for external clients.
   ProxyState s = Rich();
   const std::string ext = NftExternalChain(s.ports.at("default/local-ext:"));
-  EXPECT_THAT(plan, Not(HasSubstr("add rule ip kin-proxy " + ext + " jump mark-for-masquerade")));
-  EXPECT_THAT(plan, HasSubstr("add rule ip kin-proxy " + ext + " goto " +
-                              NftLocalChain(s.ports.at("default/local-ext:"))));
+  const size_t at = plan.find("add chain ip kin-proxy " + ext + " {\n");
+  ASSERT_NE(at, std::string::npos);
+  const std::string block = plan.substr(at, plan.find("\n}\n", at) + 1 - at);
+  EXPECT_THAT(block, Not(HasSubstr("\tjump mark-for-masquerade")));
+  EXPECT_THAT(block, HasSubstr("\tgoto " + NftLocalChain(s.ports.at("default/local-ext:")) + "\n"));
 }
 
 TEST(NftProxyPlanTest, IncrementalNothingChanged) {
-  EXPECT_EQ(PlanNftIncremental(Rich(), Rich()), "");
-  EXPECT_EQ(PlanNftIncremental(Empty(), Empty()), "");
+  EXPECT_EQ(PlanNftIncremental(Rich(), Rich()).script, "");
+  EXPECT_EQ(PlanNftIncremental(Empty(), Empty()).script, "");
 }
 
 TEST(NftProxyPlanTest, IncrementalEndpointRemoved) {
   ProxyState after = Rich();
   after.ports.at("default/web:http").cluster_endpoints.pop_back();
-  ExpectGolden("incremental_endpoint_removed.nft", PlanNftIncremental(Rich(), after));
+  ExpectGolden("incremental_endpoint_removed.nft", PlanNftIncremental(Rich(), after).script);
 }
 
 TEST(NftProxyPlanTest, IncrementalServiceRemoved) {
   ProxyState after = Rich();
   after.ports.erase("default/sticky:");
-  ExpectGolden("incremental_service_removed.nft", PlanNftIncremental(Rich(), after));
+  ExpectGolden("incremental_service_removed.nft", PlanNftIncremental(Rich(), after).script);
 }
 
 TEST(NftProxyPlanTest, IncrementalServiceAdded) {
@@ -159,19 +162,19 @@ TEST(NftProxyPlanTest, IncrementalServiceAdded) {
                             {Ep("10.244.0.20", 8443)});
   p.external_ips = {A("203.0.113.20")};
   Put(after, p);
-  ExpectGolden("incremental_service_added.nft", PlanNftIncremental(Rich(), after));
+  ExpectGolden("incremental_service_added.nft", PlanNftIncremental(Rich(), after).script);
 }
 
 TEST(NftProxyPlanTest, IncrementalAffinityTurnedOn) {
   ProxyState after = Rich();
   after.ports.at("default/web:http").affinity_timeout_seconds = 60;
-  ExpectGolden("incremental_affinity_on.nft", PlanNftIncremental(Rich(), after));
+  ExpectGolden("incremental_affinity_on.nft", PlanNftIncremental(Rich(), after).script);
 }
 
 TEST(NftProxyPlanTest, IncrementalLostAllEndpoints) {
   ProxyState after = Rich();
   after.ports.at("kube-system/kube-dns:dns").cluster_endpoints.clear();
-  ExpectGolden("incremental_no_endpoints.nft", PlanNftIncremental(Rich(), after));
+  ExpectGolden("incremental_no_endpoints.nft", PlanNftIncremental(Rich(), after).script);
 }
 
 TEST(NftProxyPlanTest, IncrementalLocalPolicyGainsLocalEndpoint) {
@@ -179,7 +182,38 @@ TEST(NftProxyPlanTest, IncrementalLocalPolicyGainsLocalEndpoint) {
   after.ports.at("default/local-int:").local_endpoints = {Ep("10.244.0.30", 80)};
   after.ports.at("default/local-int:").cluster_endpoints = {Ep("10.244.0.30", 80),
                                                             Ep("10.244.1.11", 80)};
-  ExpectGolden("incremental_local_endpoint.nft", PlanNftIncremental(Rich(), after));
+  ExpectGolden("incremental_local_endpoint.nft", PlanNftIncremental(Rich(), after).script);
+}
+
+TEST(NftProxyPlanTest, EmptiedChainsWaitForATransactionThatDeletes) {
+  ProxyState fewer = Rich();
+  fewer.ports.at("default/web:http").cluster_endpoints.pop_back();
+  const std::string gone =
+      NftEndpointChain(fewer.ports.at("default/web:http"), Ep("10.244.2.5", 8080));
+  // An endpoint removed: its chain is emptied but not deleted, so nothing
+  // in the transaction makes libnftables fetch the table's chains.
+  NftIncrementalPlan p = PlanNftIncremental(Rich(), fewer, {}, 100);
+  ExpectGolden("incremental_endpoint_removed_deferred.nft", p.script);
+  EXPECT_FALSE(p.fetches_cache);
+  EXPECT_EQ(p.stale_chains, std::set<std::string>{gone});
+  EXPECT_THAT(p.script, Not(HasSubstr("delete ")));
+  EXPECT_THAT(p.script, Not(HasSubstr("add rule")));
+  EXPECT_THAT(p.script, Not(HasSubstr("add element")));
+
+  // The next transaction that deletes anyway deletes it too.
+  ProxyState without_dns = fewer;
+  without_dns.ports.erase("kube-system/kube-dns:dns");
+  NftIncrementalPlan q = PlanNftIncremental(fewer, without_dns, p.stale_chains, 100);
+  EXPECT_TRUE(q.fetches_cache);
+  EXPECT_TRUE(q.stale_chains.empty());
+  EXPECT_THAT(q.script, HasSubstr("delete chain ip kin-proxy " + gone + "\n"));
+
+  // Beyond max_stale they go at once; a chain needed again is no longer stale.
+  EXPECT_THAT(PlanNftIncremental(Rich(), fewer, {}, 0).script,
+              HasSubstr("delete chain ip kin-proxy " + gone + "\n"));
+  NftIncrementalPlan back = PlanNftIncremental(fewer, Rich(), p.stale_chains, 100);
+  EXPECT_TRUE(back.stale_chains.empty());
+  EXPECT_THAT(back.script, HasSubstr("add chain ip kin-proxy " + gone + " {"));
 }
 
 TEST(NftProxyPlanTest, SharedClusterIpStaysWhileAPortUsesIt) {
@@ -191,18 +225,18 @@ TEST(NftProxyPlanTest, SharedClusterIpStaysWhileAPortUsesIt) {
   Put(before, https);
   ProxyState after = before;
   after.ports.erase("default/web:https");
-  const std::string plan = PlanNftIncremental(before, after);
+  const std::string plan = PlanNftIncremental(before, after).script;
   EXPECT_THAT(plan, Not(HasSubstr("cluster-ips")));
   EXPECT_THAT(plan, HasSubstr("10.96.0.20 . tcp . 443"));
   after.ports.erase("default/web:http");
-  EXPECT_THAT(PlanNftIncremental(before, after),
+  EXPECT_THAT(PlanNftIncremental(before, after).script,
               HasSubstr("delete element ip kin-proxy cluster-ips {\n\t10.96.0.20\n}"));
 }
 
 TEST(NftProxyPlanTest, IncrementalWithNewRangesIsFull) {
   ProxyState after = Rich();
   after.cluster_cidr = Ipv4Cidr::Parse("10.245.0.0/16");
-  EXPECT_EQ(PlanNftIncremental(Rich(), after), PlanNftFull(after));
+  EXPECT_EQ(PlanNftIncremental(Rich(), after).script, PlanNftFull(after));
 }
 
 }  // namespace
