@@ -317,6 +317,34 @@ TEST_F(TlsServerTest, AnonymousPathsNeedNoCertificate) {
   EXPECT_TRUE(seen_.groups.empty());
 }
 
+// Without a client certificate, a bearer token the authenticator accepts
+// identifies the user; an unknown one is 401; a certificate wins over a token.
+TEST_F(TlsServerTest, BearerTokenAuthenticatesWithoutACertificate) {
+  http::ServerOptions o = TlsOptions();
+  o.authenticate_token = [](const std::string& token, std::string& user,
+                            std::vector<std::string>& groups) {
+    if (token != "good-token") return false;
+    user = "system:serviceaccount:ns1:default";
+    groups = {"system:serviceaccounts"};
+    return true;
+  };
+  Start(nullptr, o);
+  auto bearer = [](const std::string& t) {
+    return http::Headers{{"Authorization", "Bearer " + t}};
+  };
+  auto r = HttpClient(Anonymous()).Get("/api", bearer("good-token"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "hello system:serviceaccount:ns1:default");
+  {
+    std::lock_guard lock(seen_.mu);
+    EXPECT_EQ(seen_.groups, std::vector<std::string>{"system:serviceaccounts"});
+  }
+  EXPECT_EQ(HttpClient(Anonymous()).Get("/api", bearer("bad-token")).status, 401);
+  EXPECT_EQ(HttpClient(Anonymous()).Get("/api", {{"Authorization", "Basic Zm9vOmJhcg=="}}).status,
+            401);
+  EXPECT_EQ(HttpClient(Admin()).Get("/api", bearer("good-token")).body, "hello kubernetes-admin");
+}
+
 // A certificate from another CA does not fail the handshake (kube-apiserver
 // asks with tls.RequestClientCert and verifies in its authenticator): the
 // request is answered 401 like one without a certificate.
