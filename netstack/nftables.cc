@@ -1,10 +1,15 @@
 #include "netstack/nftables.h"
 
 #include <nftables/libnftables.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <cstring>
 
 #include "base/error.h"
+#include "base/fd.h"
 
 namespace kin::netstack {
 namespace {
@@ -42,11 +47,26 @@ NftContext::~NftContext() {
 }
 
 std::string NftContext::Exec(const std::string& script) {
+  // nft 1.0.6 quotes the first line of a buffer under every error, whatever
+  // line failed; reading a file it names and quotes the right one. So the
+  // script goes through a memfd, and errors read "line 12:5-9: Error: ...".
+  UniqueFd fd(::memfd_create("kin-nft", MFD_CLOEXEC));
+  if (!fd) throw ErrnoError(errno, "netns `" + netns_ + "`: nft: memfd_create");
+  for (size_t done = 0; done < script.size();) {
+    ssize_t n = ::write(fd.get(), script.data() + done, script.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw ErrnoError(errno, "netns `" + netns_ + "`: nft: write script");
+    done += static_cast<size_t>(n);
+  }
+  const std::string path = "/proc/self/fd/" + std::to_string(fd.get());
   NetnsEnter enter(ns_);
-  int rc = nft_run_cmd_from_buffer(ctx_, script.c_str());
+  int rc = nft_run_cmd_from_filename(ctx_, path.c_str());
   if (rc != 0) {
     std::string err = Trim(nft_ctx_get_error_buffer(ctx_));
     if (err.empty()) err = "command failed (no diagnostic)";
+    for (size_t at; (at = err.find(path + ":")) != std::string::npos;) {
+      err.replace(at, path.size() + 1, "line ");
+    }
     std::string msg = "netns `" + netns_ + "`: nft: " + err;
     if (err.find("No such file or directory") != std::string::npos) throw Error::NotFound(msg);
     throw Error::Internal(msg);

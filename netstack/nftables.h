@@ -15,9 +15,12 @@
 // opened, and the caller's thread is back in its own namespace afterwards.
 // The host's root namespace is never used: the name is required.
 //
-// Errors are kin::Error "netns `NAME`: nft: <nft's error text>" (NotFound
-// when nft says "No such file or directory", e.g. deleting a missing table;
-// Internal otherwise), so the namespace and nft's own diagnosis both show.
+// Errors are kin::Error "netns `NAME`: nft: line 12:5-9: Error: <nft's
+// text>" followed by the line and carets (NotFound when nft says "No such
+// file or directory", e.g. deleting a missing table; Internal otherwise),
+// so the namespace, the command and nft's own diagnosis all show. (Scripts
+// reach libnftables through a memfd: given a buffer, nft 1.0.6 quotes its
+// first line under every error.)
 //
 // Thread-safety: thread-compatible (one thread at a time per NftContext;
 // distinct contexts may be used concurrently). Never copyable.

@@ -37,8 +37,18 @@ TEST_F(NftContextTest, RunsAtomicallyInTheNamespace) {
   } catch (const Error& e) {
     EXPECT_THAT(e.message(), HasSubstr("netns `" + ns.name() + "`: nft: "));
     EXPECT_THAT(e.message(), HasSubstr("Could not process rule"));
+    EXPECT_THAT(e.message(), ::testing::MatchesRegex(".*nft: line [12]:[0-9]+-[0-9]+: Error: .*"));
   }
   EXPECT_THAT(nft.List("list table ip " + table), ::testing::Not(HasSubstr("chain d")));
+
+  // A syntax error names its line and quotes it.
+  try {
+    nft.Run("add chain ip " + table + " e\nadd rule ip " + table + " e ip daddr 1.2.3 accept\n");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.message(), HasSubstr("line 2:"));
+    EXPECT_THAT(e.message(), HasSubstr("add rule ip " + table + " e ip daddr 1.2.3 accept"));
+  }
 
   nft.Run("delete table ip " + table + "\n");
   EXPECT_FALSE(nft.HasTable("ip", table));
