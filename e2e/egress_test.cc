@@ -265,5 +265,28 @@ TEST_F(EgressE2E, PodsGetServiceAccountCredentialsTheApiAccepts) {
   EXPECT_FALSE(lok) << lout;
 }
 
+// After kin serve was killed (-9) and started again: the egress rules, the
+// external server, the in-network listener and earlier pods' tokens (the
+// key is kept in pki/sa.key) all work as before.
+TEST_F(EgressE2E, ZAfterAKilledServeEverythingComesBack) {
+  Json pod = c().WaitPodReady("out-w");
+  ASSERT_FALSE(pod.is_null());
+  auto [tok, token] = Exec("out-w", {"cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"});
+  ASSERT_TRUE(tok) << token;
+  c().KillServe();
+  CommandResult r = c().Kin({"cluster", "start", "--name", c().name()});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err << c().Log();
+
+  auto [ok, out] = Exec("out-w", {"wget", "-qO-", "http://203.0.113.2/"});
+  EXPECT_TRUE(ok) << out;
+  EXPECT_THAT(out, StartsWith("client=" + pod["status"].value("hostIP", "") + ":"));
+  CommandResult api = RunCommand(
+      {"ip", "netns", "exec", c().NodeName("worker"), "curl", "-sS", "-o", "/dev/null", "-w",
+       "%{http_code}", "--max-time", "10", "--cacert", c().StateDir() + "/pki/ca.crt", "-H",
+       "Authorization: Bearer " + token, "https://172.18.0.1:6443/api/v1/namespaces/default/pods"},
+      20s);
+  EXPECT_EQ(api.out, "200") << api.err;
+}
+
 }  // namespace
 }  // namespace kin
