@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <chrono>
 #include <deque>
 #include <set>
 #include <utility>
@@ -566,6 +567,7 @@ namespace {
 // Emptied chains left in the table at most (each is a few hundred bytes of
 // kernel memory and costs nothing per packet: nothing jumps to it).
 constexpr size_t kMaxStaleChains = 1000;
+constexpr auto kFullSyncPeriod = std::chrono::hours(1);
 
 class NftProxyBackend : public ProxyBackend {
  public:
@@ -573,14 +575,19 @@ class NftProxyBackend : public ProxyBackend {
 
   void Sync(const ProxyState& state) override {
     NftIncrementalPlan plan;
-    if (last_ && !full_next_) {
-      plan = PlanNftIncremental(*last_, state, stale_, kMaxStaleChains);
-    } else {
+    // A full sync at least hourly (kube-proxy's FullSyncPeriod) repairs
+    // rules changed behind the proxy's back.
+    const auto now = std::chrono::steady_clock::now();
+    const bool full = !last_ || full_next_ || now - last_full_ > kFullSyncPeriod;
+    if (full) {
       plan.script = PlanNftFull(state);
+    } else {
+      plan = PlanNftIncremental(*last_, state, stale_, kMaxStaleChains);
     }
     // A failed transaction changed nothing: the table still holds last_.
     full_next_ = true;
     if (!plan.script.empty()) nft_.Run(plan.script);
+    if (full) last_full_ = now;
     stale_ = std::move(plan.stale_chains);
     // What was applied before this backend began is unknown: every UDP
     // port with endpoints counts as new (kube-proxy does the same at start).
@@ -603,6 +610,7 @@ class NftProxyBackend : public ProxyBackend {
   std::optional<ProxyState> last_;
   std::set<std::string> stale_;  // emptied chains not deleted yet
   bool full_next_ = true;
+  std::chrono::steady_clock::time_point last_full_{};
 };
 
 }  // namespace

@@ -108,7 +108,10 @@ NftIncrementalPlan PlanNftIncremental(const ProxyState& before, const ProxyState
                                       size_t max_stale = 0);
 
 // The nftables ProxyBackend in /run/netns/<netns> (ProxyBackend's contract;
-// conntrack flushes through netstack/conntrack.h).
+// conntrack flushes through netstack/conntrack.h). Its syncs are full the
+// first time, after a failure and at least hourly (kube-proxy's
+// FullSyncPeriod, repairing rules changed behind its back); incremental
+// otherwise, leaving at most 1,000 emptied chains for later.
 std::unique_ptr<ProxyBackend> NewNftProxyBackend(std::string netns);
 
 }  // namespace kin::netstack

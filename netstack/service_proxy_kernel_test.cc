@@ -710,6 +710,28 @@ TEST_F(ServiceProxyKernelTest, IncrementalSyncsEqualFullSyncs) {
             NonEmptyChains(nft.List("list table ip kin-proxy")));
 }
 
+TEST_F(ServiceProxyKernelTest, AFailedSyncIsFollowedByAFullOne) {
+  auto proxy = NewProxyBackend(ProxyMode::kNftables, node_);
+  ProxyState s = Services();
+  proxy->Sync(s);
+  // Someone removes the table behind the proxy's back: the incremental
+  // sync that follows fails, naming the namespace...
+  NftContext nft(node_);
+  nft.Run("delete table ip kin-proxy\n");
+  ProxyState fewer = s;
+  fewer.ports.at("default/web:").cluster_endpoints = {Ep("p2")};
+  try {
+    proxy->Sync(fewer);
+    FAIL() << "expected the incremental sync to fail";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.message(), HasSubstr("netns `" + node_ + "`: nft: line "));
+  }
+  // ...and the next one is full: the table is back, complete.
+  proxy->Sync(fewer);
+  EXPECT_EQ(ListedChains(nft.List("list table ip kin-proxy")), PlannedChains(PlanNftFull(fewer)));
+  EXPECT_EQ(AskTcp(PodNs("p3"), A("10.96.0.100"), 80).server, "p2");
+}
+
 TEST_F(ServiceProxyKernelTest, BadNamespaceIsNamed) {
   try {
     NewProxyBackend(ProxyMode::kNftables, Name("-nope"))->Sync(State());
