@@ -834,6 +834,7 @@ Clock::time_point NodeAgent::Impl::SyncRunningPod(PodRuntime& p, const Json& pod
       vc.pod_ip = p.ip;
       vc.host_ip = opts_.node_ip;
       vc.node_name = opts_.node_name;
+      vc.service_account_token = opts_.service_account_token;
       p.volumes = std::make_unique<PodVolumes>(PodVolumes::Setup(pod, p.dir, vc));
     } catch (const Error& e) {
       recorder_.Warning(pod, "FailedMount", std::string("MountVolume.SetUp failed: ") + e.what());

@@ -273,9 +273,13 @@ Payload ProjectedPayload(const Json& projected, const Json& pod, const VolumeCon
     } else if (src.contains("downwardAPI")) {
       part = DownwardApiPayload(src["downwardAPI"], pod, ctx, default_mode);
     } else if (src.contains("serviceAccountToken")) {
-      // kin has no token issuer: a placeholder keeps clients that only read the file happy.
+      // The API's bound token for the pod (its audience and expiry are not
+      // honoured); without an issuer, a placeholder keeps clients that only
+      // read the file happy.
       std::string path = Str(src["serviceAccountToken"], "path");
-      part[path.empty() ? "token" : path] = {kPlaceholderToken, default_mode};
+      std::string token =
+          ctx.service_account_token ? ctx.service_account_token(pod) : kPlaceholderToken;
+      part[path.empty() ? "token" : path] = {token, default_mode};
     } else {
       std::string what = src.is_object() && !src.empty() ? src.begin().key() : "unknown";
       throw Error::Invalid("projected volume source " + GoQuote(what) + " is not supported");

@@ -17,7 +17,8 @@
 // Setup throws, what it made so far stays; retry it or call
 // TeardownPodVolumes. Deliberately not done: secrets on tmpfs (kubelet puts
 // them there; here they are plain files under the pod dir), fsGroup ownership,
-// mount propagation, real service-account tokens (a placeholder is written).
+// mount propagation; service-account tokens are the node agent's (a
+// placeholder without one).
 //
 // Errors: kin::Error. A missing ConfigMap/Secret (not optional) is NotFound
 // with the kubelet's message (`configmap "cfg" not found`); a missing key
@@ -57,6 +58,9 @@ struct VolumeContext {
   // downwardAPI resourceFieldRef reports for a limit the container does not
   // set, as the kubelet does. Null or a missing entry: "0".
   Json node_allocatable;
+  // A token the API accepts for the pod's service account (projected
+  // serviceAccountToken sources); unset: a placeholder is written.
+  std::function<std::string(const Json& pod)> service_account_token;
 };
 
 class PodVolumes {

@@ -288,6 +288,16 @@ TEST_F(VolumesTest, DownwardApiFieldsAndResources) {
   EXPECT_EQ(p["side_mem"].data, std::to_string(2LL << 30));
 }
 
+TEST_F(VolumesTest, ProjectedServiceAccountTokenIsTheAgentsToken) {
+  ctx_.service_account_token = [](const Json& pod) {
+    return "token-for-" + pod["metadata"].value("name", "");
+  };
+  Json projected = {{"sources", Json::array({{{"serviceAccountToken", {{"path", "t"}}}}})}};
+  Json pod = Pod(Json::array({{{"name", "sa"}, {"projected", projected}}}));
+  PodVolumes::Setup(pod, pod_dir_, ctx_);
+  EXPECT_EQ(ReadAll(VolDir("sa") + "/t"), "token-for-" + pod["metadata"].value("name", ""));
+}
+
 TEST_F(VolumesTest, ProjectedCombinesSources) {
   PutConfigMap("kube-root-ca.crt", {{"ca.crt", "CERT"}});
   PutSecret("s", {{"k", "v"}});
