@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <thread>
 
@@ -207,6 +208,8 @@ void LatencyFigures(const ClusterNetwork& net, const Netns& client, const Netns&
 
 int main() {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  // Output piped into `head` must not kill the bench before it cleans up.
+  std::signal(SIGPIPE, SIG_IGN);
   std::printf("== service proxy (nftables) ==\n");
   const std::string prefix = "kb" + std::to_string(::getpid() % 100000);
   ClusterNetwork net;

@@ -27,6 +27,7 @@
 #include "base/error.h"
 #include "base/netns.h"
 #include "base/process.h"
+#include "netstack/netlink.h"
 #include "netstack/nft_proxy.h"
 #include "netstack/nftables.h"
 #include "netstack/service_proxy.h"
@@ -507,6 +508,20 @@ TEST_F(ServiceProxyKernelTest, NodePortOnTheNodeIp) {
   ASSERT_EQ(b.error, 0) << strerror(b.error);
   EXPECT_THAT(b.server, ::testing::AnyOf("p1", "p2"));
   EXPECT_EQ(b.peer, "10.244.1.1");
+}
+
+TEST_F(ServiceProxyKernelTest, ClusterIpFromOutsideTheClusterIsMasqueraded) {
+  auto proxy = NewProxyBackend(ProxyMode::kNftables, node_);
+  proxy->Sync(Services());
+  // The network namespace (172.18.0.1, outside cluster_cidr) routes the
+  // service range to the node, as a router in front of a cluster may.
+  Netns outside = Netns::Open(NetworkNetnsName(net_));
+  NetlinkSocket::OpenIn(outside).AddRoute({C("10.96.0.0/16"), A("172.18.0.2")});
+  Answer a = AskTcp(outside, A("10.96.0.100"), 80);
+  ASSERT_EQ(a.error, 0) << strerror(a.error);
+  EXPECT_THAT(a.server, ::testing::AnyOf("p1", "p2"));
+  // The reply must come back through the node: the source is the node's.
+  EXPECT_EQ(a.peer, "10.244.1.1");
 }
 
 TEST_F(ServiceProxyKernelTest, ExternalPolicyLocalKeepsTheClientIp) {
