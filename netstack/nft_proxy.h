@@ -3,12 +3,16 @@
 // ip) of a node's network namespace.
 //
 // The table holds:
-//   base chains     filter-input/-forward/-output at -110, dstnat - 10 (before
-//                   DNAT: reject or drop for services without endpoints),
-//                   filter-output-post-dnat at -90 and filter-forward
-//                   (after DNAT: reject unused ports of ClusterIPs),
-//                   nat-prerouting/-output at dstnat (jump services),
-//                   nat-postrouting at srcnat (jump masquerading)
+//   base chains     filter-input/-forward/-output at priority -110
+//                   (kube-proxy's "dstnat - 10": before DNAT, reject or
+//                   drop for services without endpoints);
+//                   filter-output-post-dnat at -90 ("dstnat + 10") and
+//                   filter-forward (after DNAT: reject unused ports of
+//                   ClusterIPs, drop other addresses of service_cidr);
+//                   nat-prerouting/-output at dstnat (-100; jump services),
+//                   nat-postrouting at srcnat (jump masquerading). nft
+//                   1.0.6 takes the names dstnat/srcnat only at prerouting/
+//                   postrouting, so the others are numbers.
 //   services        ip daddr . meta l4proto . th dport vmap @service-ips
 //                   (ClusterIPs, external IPs, LoadBalancer IPs), then
 //                   NodePorts on local addresses but 127.0.0.0/8 (fib daddr
