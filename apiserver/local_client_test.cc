@@ -122,6 +122,27 @@ TEST_F(LocalClientTest, EventRecorderWritesAndCorrelatesEvents) {
   EXPECT_EQ(cl().List(EventsResource(), "default", lo)["items"].size(), 1u);
 }
 
+// client-go's EventAggregator: after 10 different messages of one (object,
+// type, reason), later ones are combined into one Event whose count grows.
+TEST_F(LocalClientTest, EventRecorderCombinesSimilarEvents) {
+  Json rs = cl().Create(ConfigMaps(), "default", Cm("owner"));
+  EventRecorder rec(cl(), "replicaset-controller");
+  for (int i = 1; i <= 12; ++i) rec.Normal(rs, "SuccessfulCreate", "Created pod: p" + std::to_string(i));
+  rec.Normal(rs, "SuccessfulCreate", "Created pod: p3");  // seen before: its own Event counts 2
+  rec.Warning(rs, "FailedCreate", "quota");               // another reason: its own Event
+  ListOptions lo;
+  lo.field_selector = "involvedObject.name=owner";
+  Json events = cl().List(EventsResource(), "default", lo);
+  std::map<std::string, Json> by_message;
+  for (auto& e : events["items"]) by_message[e["message"]] = e;
+  EXPECT_EQ(by_message.size(), 12u) << events.dump(1);  // 10 single, 1 combined, 1 warning
+  for (int i = 1; i <= 10; ++i) EXPECT_TRUE(by_message.count("Created pod: p" + std::to_string(i))) << i;
+  ASSERT_TRUE(by_message.count("(combined from similar events): Created pod: p12")) << events.dump(1);
+  EXPECT_EQ(by_message["(combined from similar events): Created pod: p12"]["count"], 2);
+  EXPECT_EQ(by_message["Created pod: p3"]["count"], 2);
+  EXPECT_EQ(by_message["quota"]["count"], 1);
+}
+
 // Events expire event_ttl after they were last recorded, as with
 // kube-apiserver's --event-ttl; a sweep runs when Events are created.
 TEST(EventTtlTest, OldEventsGoWhenNewOnesComeIn) {

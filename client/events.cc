@@ -11,6 +11,9 @@ namespace kin {
 namespace {
 
 constexpr auto kCorrelationWindow = std::chrono::minutes(10);
+// client-go's defaultAggregateMaxEvents: distinct messages before combining.
+constexpr size_t kAggregateMaxEvents = 10;
+constexpr char kCombinedPrefix[] = "(combined from similar events): ";
 
 }  // namespace
 
@@ -23,16 +26,31 @@ void EventRecorder::Record(const Json& object, const std::string& type, const st
   std::string ns = m.value("namespace", "");
   std::string name = m.value("name", "");
   std::string uid = m.value("uid", "");
-  std::string key = uid + "\n" + type + "\n" + reason + "\n" + message;
+  const std::string aggregate_key = uid + "\n" + type + "\n" + reason;
+  std::string key = aggregate_key + "\n" + message;
+  std::string text = message;
   std::string now = object::NowRfc3339();
   try {
     std::lock_guard lock(mu_);
-    auto it = seen_.find(key);
     auto t = std::chrono::steady_clock::now();
+    ForgetOldLocked(t);
+    // EventAggregator: many different messages of one kind become one
+    // combined Event, correlated by the aggregate key alone.
+    Similar& similar = similar_[aggregate_key];
+    if (t - similar.last >= kCorrelationWindow) similar.messages.clear();
+    similar.last = t;
+    similar.messages.insert(message);
+    if (similar.messages.size() > kAggregateMaxEvents) {
+      similar.messages.erase(message);  // as upstream's PopAny: stays at the maximum
+      key = aggregate_key;
+      text = kCombinedPrefix + message;
+    }
+    auto it = seen_.find(key);
     if (it != seen_.end() && t - it->second.first < kCorrelationWindow) {
       it->second.count++;
-      client_.Patch(EventsResource(), it->second.ns, it->second.name, PatchType::kMerge,
-                    {{"count", it->second.count}, {"lastTimestamp", now}});
+      Json patch = {{"count", it->second.count}, {"lastTimestamp", now}};
+      if (text != message) patch["message"] = text;
+      client_.Patch(EventsResource(), it->second.ns, it->second.name, PatchType::kMerge, patch);
       return;
     }
     // Event names as client-go makes them: <object>.<hex nanoseconds>.
@@ -54,7 +72,7 @@ void EventRecorder::Record(const Json& object, const std::string& type, const st
                {"metadata", {{"name", name + suffix}, {"namespace", event_ns}}},
                {"involvedObject", involved},
                {"reason", reason},
-               {"message", message},
+               {"message", text},
                {"type", type},
                {"source", source},
                {"firstTimestamp", now},
@@ -64,14 +82,19 @@ void EventRecorder::Record(const Json& object, const std::string& type, const st
                {"reportingComponent", component_},
                {"reportingInstance", host_}};
     client_.Create(EventsResource(), event_ns, ev);
-    // Forget old correlations so the cache stays small.
-    for (auto s = seen_.begin(); s != seen_.end();) {
-      s = t - s->second.first >= kCorrelationWindow ? seen_.erase(s) : std::next(s);
-    }
     seen_[key] = Seen{event_ns, name + suffix, 1, t};
   } catch (const Error& e) {
     log::Warn("event {} {} for {}/{}: {}", type, reason, ns, name, e.message());
   }
+}
+
+void EventRecorder::ForgetOldLocked(TimePoint now) {
+  // A sweep per Event would cost O(events) each: once a minute is enough
+  // to keep the caches to about the window's worth.
+  if (now - last_forget_ < std::chrono::minutes(1)) return;
+  last_forget_ = now;
+  std::erase_if(seen_, [&](const auto& e) { return now - e.second.first >= kCorrelationWindow; });
+  std::erase_if(similar_, [&](const auto& e) { return now - e.second.last >= kCorrelationWindow; });
 }
 
 }  // namespace kin

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "client/client.h"
@@ -34,16 +35,27 @@ class EventRecorder {
   }
 
  private:
+  using TimePoint = std::chrono::steady_clock::time_point;
   struct Seen {
     std::string ns, name;
     int64_t count = 1;
-    std::chrono::steady_clock::time_point first;
+    TimePoint first;
   };
+  // The distinct messages of one (object, type, reason) lately.
+  struct Similar {
+    std::set<std::string> messages;
+    TimePoint last;
+  };
+  // Drops correlations older than the window (at most once a minute).
+  void ForgetOldLocked(TimePoint now);
+
   Client& client_;
   std::string component_;
   std::string host_;
   std::mutex mu_;
-  std::map<std::string, Seen> seen_;  // correlation key -> the Event written
+  std::map<std::string, Seen> seen_;        // correlation key -> the Event written
+  std::map<std::string, Similar> similar_;  // aggregation key -> messages seen
+  TimePoint last_forget_{};
 };
 
 }  // namespace kin
