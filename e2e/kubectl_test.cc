@@ -47,8 +47,12 @@ class KubectlE2E : public ::testing::TestWithParam<std::string> {
       GTEST_SKIP() << kubectl_ << " is not installed";
     }
     cache_ = std::make_unique<TempDir>();
-    // Each version works in its own namespace so the three runs do not meet.
-    ns_ = "kt-" + std::string(GetParam()).replace(1, 1, "-");
+    // Each test works in a namespace of its own, so the versions' runs do
+    // not meet, nor does a test meet the previous one's namespace while it
+    // terminates (its busybox pods take their 30 s grace period, sleep being
+    // PID 1) when the whole binary runs in one process on one cluster.
+    static int tests_run = 0;
+    ns_ = "kt-" + std::string(GetParam()).replace(1, 1, "-") + "-" + std::to_string(++tests_run);
     Kubectl({"create", "namespace", ns_});
   }
   void TearDown() override {
