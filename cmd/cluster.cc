@@ -117,13 +117,17 @@ std::vector<std::string> Contradictions(const ClusterCreateOptions& opts,
           wanted.pod_subnet != saved.pod_subnet || wanted.service_subnet != saved.service_subnet ||
               wanted.underlay != saved.underlay ||
               wanted.node_cidr_mask_size != saved.node_cidr_mask_size ||
-              wanted.routing != saved.routing || wanted.external_subnet != saved.external_subnet,
+              wanted.routing != saved.routing || wanted.external_subnet != saved.external_subnet ||
+              wanted.proxy_mode != saved.proxy_mode,
           "networking");
       differs(wanted.image_host_mappings != saved.image_host_mappings, "images");
       differs(wanted.crash_backoff != saved.crash_backoff ||
                   wanted.container_log_max_size != saved.container_log_max_size ||
                   wanted.container_log_max_files != saved.container_log_max_files,
               "kubelet");
+      differs(wanted.node_monitor_grace_period != saved.node_monitor_grace_period ||
+                  wanted.default_toleration_seconds != saved.default_toleration_seconds,
+              "nodeLifecycle");
       out.push_back("--config " + opts.config_file + " (its " + parts + " differ)");
     }
     return out;

@@ -247,6 +247,14 @@ TEST_F(ClusterLifecycleE2E, KilledServeComesBackAsSavedAndDeleteLeavesNothing) {
   EXPECT_NE(r.err.find("--nodes 1 (it has 3 nodes)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("--container-log-max-files 2 (it has 4)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("kin cluster start --name " + c.name()), std::string::npos) << r.err;
+  // A config that differs in the proxy mode alone names the section.
+  testing::WriteFile(c.File("iptables.yaml"),
+                     "apiVersion: kin.dev/v1alpha1\nkind: Cluster\nnodes: [{role: control-plane}, "
+                     "{role: worker}, {role: worker}]\nnetworking: {proxyMode: iptables}\n");
+  r = c.Kin({"cluster", "create", "--name", c.name(), "--config", c.File("iptables.yaml"),
+             "--container-log-max-files", "4"});
+  EXPECT_FALSE(r.status.success()) << r.out;
+  EXPECT_NE(r.err.find("(its networking differ)"), std::string::npos) << r.err;
   EXPECT_TRUE(fs::exists(c.StateDir() + "/cluster.json"));
   // Flags that agree with it are fine; `kin cluster start` needs none.
   r = c.Kin({"cluster", "start", "--name", c.name()});
