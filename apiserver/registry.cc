@@ -170,11 +170,14 @@ FieldSet IndexFields(const std::string& bucket, const Json& obj) {
       {"replicasets.apps", {"status.replicas"}},
       {"jobs.batch", {"status.successful"}},
   };
+  static const Json kNoMetadata = Json::object();
   FieldSet fs;
-  const Json& m = obj.contains("metadata") ? obj["metadata"] : Json::object();
+  auto it = kFields.find(bucket);
+  fs.reserve(2 + (it != kFields.end() ? it->second.size() : 0));
+  auto md = obj.find("metadata");
+  const Json& m = md != obj.end() ? *md : kNoMetadata;
   fs.emplace_back("metadata.name", Str(m, "name"));
   fs.emplace_back("metadata.namespace", Str(m, "namespace"));
-  auto it = kFields.find(bucket);
   if (it != kFields.end()) {
     for (const auto& f : it->second) {
       std::string v = FieldValue(obj, f);
@@ -182,7 +185,7 @@ FieldSet IndexFields(const std::string& bucket, const Json& obj) {
         v = FieldValue(obj, "source.component");
       if (f == "spec.hostNetwork" && v.empty()) v = "false";
       if (f == "spec.unschedulable" && v.empty()) v = "false";
-      fs.emplace_back(f, v);
+      fs.emplace_back(f, std::move(v));  // f lives in kFields: static storage
     }
   }
   return fs;

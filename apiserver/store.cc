@@ -171,7 +171,9 @@ Record Store::MakeRecord(const std::string& bucket, const std::string& ns, const
   if (auto m = obj.find("metadata"); m != obj.end() && m->is_object()) {
     if (auto l = m->find("labels"); l != m->end() && l->is_object()) labels = &*l;
   }
-  r.labels = std::make_shared<const Json>(labels ? *labels : Json(nullptr));
+  // Most objects have labels; those without (Events) share one null.
+  static const auto kNoLabels = std::make_shared<const Json>(nullptr);
+  r.labels = labels ? std::make_shared<const Json>(*labels) : kNoLabels;
   FieldSet fs = opts_.index_fields ? opts_.index_fields(bucket, obj) : FieldSet{};
   r.fields = std::make_shared<const FieldSet>(std::move(fs));
   return r;

@@ -24,6 +24,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -33,8 +34,11 @@ struct sqlite3;
 
 namespace kin::apiserver {
 
-// Fields a field selector may test, extracted once per write.
-using FieldSet = std::vector<std::pair<std::string, std::string>>;
+// Fields a field selector may test, extracted once per write: (name,
+// value). Names must have static storage (literals, or strings that live as
+// long as the program): every stored object has such a set, so only the
+// values are its own (an Event's set with owned names cost twice as much).
+using FieldSet = std::vector<std::pair<std::string_view, std::string>>;
 
 struct Record {
   std::string ns;
