@@ -1,5 +1,6 @@
 #include "bench/bench_cluster.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -39,6 +40,31 @@ void DeleteBenchCluster(const BenchCluster& c) {
   RunCommand({testing::KinBinary(), "cluster", "delete", "--name", c.name, "--state-root", c.root,
               "--kubeconfig", c.kubeconfig},
              std::chrono::seconds(300));
+}
+
+bool RestartBenchCluster(BenchCluster& c) {
+  pid_t pid = std::atoi(ReadFileIfExists(c.state + "/serve.pid").value_or("0").c_str());
+  if (pid <= 0 || ::kill(pid, SIGTERM) != 0) {
+    std::fprintf(stderr, "restart %s: no kin serve to stop\n", c.name.c_str());
+    return false;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (::kill(pid, 0) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::fprintf(stderr, "restart %s: kin serve (pid %d) did not stop\n", c.name.c_str(), pid);
+      return false;
+    }
+    usleep(20000);
+  }
+  auto r = RunCommand({testing::KinBinary(), "cluster", "start", "--name", c.name, "--state-root",
+                       c.root, "--kubeconfig", c.kubeconfig},
+                      std::chrono::seconds(120));
+  if (!r.status.success()) {
+    std::fprintf(stderr, "start %s failed:\n%s%s", c.name.c_str(), r.out.c_str(), r.err.c_str());
+    return false;
+  }
+  c.api.base_url = "https://127.0.0.1:" + testing::ReadFile(c.state + "/serve.port");
+  return true;
 }
 
 bool CreateFiveWorkerCluster(BenchCluster& c, const std::string& config_path) {

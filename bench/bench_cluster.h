@@ -20,6 +20,10 @@ struct BenchCluster {
 // `kin cluster create --name c.name ... FLAGS`; fills state and api.
 bool CreateBenchCluster(BenchCluster& c, const std::vector<std::string>& flags);
 void DeleteBenchCluster(const BenchCluster& c);
+// Stops the cluster's `kin serve` (SIGTERM: its pods keep running) and
+// starts it again with `kin cluster start`, as after a reboot of kin serve;
+// refreshes c.api. False (with a message on stderr) when it does not come back.
+bool RestartBenchCluster(BenchCluster& c);
 // The 1,000-pod figures' cluster: a control plane and 5 workers with room
 // for 250 pods each, from a cluster config written to `config_path`.
 bool CreateFiveWorkerCluster(BenchCluster& c, const std::string& config_path);

@@ -229,6 +229,29 @@ int main() {
     Report("kin serve RSS after the churn, 100 pods", Fmt("%.1f MiB", rss_after / 1024.0));
     Report("kin serve RSS growth over the churn",
            Fmt("%+.1f %%", 100.0 * (static_cast<double>(rss_after) / rss_100 - 1)));
+    // The same state (100 pods, the churn's Events, the watch history) in a
+    // freshly started kin serve: what the churn left beyond its data
+    // (fragmentation, leaks).
+    if (RestartBenchCluster(c)) {
+      http::HttpClient again(c.api);
+      auto until = Clock::now() + std::chrono::seconds(60);
+      while (Clock::now() < until) {
+        size_t ready = 0;
+        try {
+          Json pods = Json::parse(
+              again.Get("/api/v1/namespaces/default/pods?labelSelector=app%3Dweb").body);
+          for (const auto& p : pods["items"]) ready += IsPodReady(p) ? 1 : 0;
+        } catch (const std::exception&) {
+        }
+        if (ready >= 100) break;
+        usleep(50000);
+      }
+      size_t rss_fresh = ServeRssKib(c);
+      Report("kin serve RSS, fresh start on the churned state",
+             Fmt("%.1f MiB", rss_fresh / 1024.0));
+      Report("kin serve RSS after the churn vs a fresh start",
+             Fmt("%+.1f %%", 100.0 * (static_cast<double>(rss_after) / rss_fresh - 1)));
+    }
     DeleteBenchCluster(c);
   }
 
