@@ -109,8 +109,7 @@ std::vector<ProxyEndpoint> Choose(const std::vector<EndpointInfo>& all, bool loc
 }  // namespace
 
 netstack::ProxyState BuildProxyState(const std::vector<ObjectPtr>& services,
-                                     const std::vector<ObjectPtr>& slices,
-                                     const ProxyNode& node) {
+                                     const std::vector<ObjectPtr>& slices, const ProxyNode& node) {
   netstack::ProxyState state;
   state.node_ips = node.ips;
   state.cluster_cidr = node.cluster_cidr;

@@ -42,15 +42,14 @@
 namespace kin::controllers {
 
 struct ProxyNode {
-  std::string name;                          // the node this proxy serves
-  std::vector<netstack::Ipv4Address> ips;    // where its NodePorts answer
-  netstack::Ipv4Cidr cluster_cidr;           // the cluster's pod range
-  netstack::Ipv4Cidr service_cidr;           // the Service range
+  std::string name;                        // the node this proxy serves
+  std::vector<netstack::Ipv4Address> ips;  // where its NodePorts answer
+  netstack::Ipv4Cidr cluster_cidr;         // the cluster's pod range
+  netstack::Ipv4Cidr service_cidr;         // the Service range
 };
 
 netstack::ProxyState BuildProxyState(const std::vector<ObjectPtr>& services,
-                                     const std::vector<ObjectPtr>& slices,
-                                     const ProxyNode& node);
+                                     const std::vector<ObjectPtr>& slices, const ProxyNode& node);
 
 struct ServiceProxyOptions {
   ProxyNode node;

@@ -24,8 +24,8 @@ Ipv4Address Ip(const char* s) { return Ipv4Address::Parse(s); }
 ProxyEndpoint Ep(const char* ip, uint16_t port) { return {Ip(ip), port}; }
 
 ProxyNode Node() {
-  return {"n1", {Ip("172.18.0.2")}, Ipv4Cidr::Parse("10.244.0.0/16"),
-          Ipv4Cidr::Parse("10.96.0.0/16")};
+  return {
+      "n1", {Ip("172.18.0.2")}, Ipv4Cidr::Parse("10.244.0.0/16"), Ipv4Cidr::Parse("10.96.0.0/16")};
 }
 
 Json Service(const std::string& name, Json spec) {
@@ -67,11 +67,11 @@ ProxyState Build(std::vector<Json> services, std::vector<Json> slices) {
 }
 
 TEST(BuildProxyStateTest, ClusterIpWithReadyEndpointsFromSeveralSlices) {
-  ProxyState s = Build({Service("web", {})},
-                       {Slice("web-a", "web",
-                              {Endpoint("10.244.1.5", "n2"), Endpoint("10.244.0.7", "n1")}),
-                        Slice("web-b", "web", {Endpoint("10.244.2.9", "n3")}),
-                        Slice("other", "other", {Endpoint("10.244.2.10", "n3")})});
+  ProxyState s =
+      Build({Service("web", {})},
+            {Slice("web-a", "web", {Endpoint("10.244.1.5", "n2"), Endpoint("10.244.0.7", "n1")}),
+             Slice("web-b", "web", {Endpoint("10.244.2.9", "n3")}),
+             Slice("other", "other", {Endpoint("10.244.2.10", "n3")})});
   EXPECT_EQ(s.node_ips, std::vector<Ipv4Address>{Ip("172.18.0.2")});
   EXPECT_EQ(s.cluster_cidr.ToString(), "10.244.0.0/16");
   ASSERT_EQ(s.ports.size(), 1u);
@@ -84,15 +84,16 @@ TEST(BuildProxyStateTest, ClusterIpWithReadyEndpointsFromSeveralSlices) {
   EXPECT_EQ(p.port, 80);
   EXPECT_EQ(p.node_port, 0);
   EXPECT_EQ(p.affinity_timeout_seconds, 0);
-  EXPECT_EQ(p.cluster_endpoints, (std::vector<ProxyEndpoint>{Ep("10.244.0.7", 8080),
-                                                             Ep("10.244.1.5", 8080),
-                                                             Ep("10.244.2.9", 8080)}));
+  EXPECT_EQ(p.cluster_endpoints,
+            (std::vector<ProxyEndpoint>{Ep("10.244.0.7", 8080), Ep("10.244.1.5", 8080),
+                                        Ep("10.244.2.9", 8080)}));
   EXPECT_EQ(p.local_endpoints, (std::vector<ProxyEndpoint>{Ep("10.244.0.7", 8080)}));
 }
 
 TEST(BuildProxyStateTest, PortsMatchByNameAndProtocol) {
-  Json svc = Service("dns", {{"ports", Json::array({{{"name", "dns"}, {"port", 53}, {"protocol", "UDP"}},
-                                                    {{"name", "dns-tcp"}, {"port", 53}, {"protocol", "TCP"}}})}});
+  Json svc = Service(
+      "dns", {{"ports", Json::array({{{"name", "dns"}, {"port", 53}, {"protocol", "UDP"}},
+                                     {{"name", "dns-tcp"}, {"port", 53}, {"protocol", "TCP"}}})}});
   Json slice = Slice("dns-a", "dns", {Endpoint("10.244.1.2", "n2")},
                      Json::array({{{"name", "dns"}, {"port", 5353}, {"protocol", "UDP"}},
                                   {{"name", "dns-tcp"}, {"port", 5354}, {"protocol", "TCP"}}}));
@@ -113,11 +114,12 @@ TEST(BuildProxyStateTest, PortsMatchByNameAndProtocol) {
 }
 
 TEST(BuildProxyStateTest, ReadyEndpointsWinElseServingTerminatingOnes) {
-  Json slice = Slice("web-a", "web",
-                     {Endpoint("10.244.1.5", "n2", {{"ready", false}, {"serving", true}, {"terminating", true}}),
-                      Endpoint("10.244.1.6", "n2", {{"ready", true}}),
-                      Endpoint("10.244.0.8", "n1", {{"ready", false}, {"serving", true}, {"terminating", true}}),
-                      Endpoint("10.244.0.9", "n1", {{"ready", false}})});
+  Json slice = Slice(
+      "web-a", "web",
+      {Endpoint("10.244.1.5", "n2", {{"ready", false}, {"serving", true}, {"terminating", true}}),
+       Endpoint("10.244.1.6", "n2", {{"ready", true}}),
+       Endpoint("10.244.0.8", "n1", {{"ready", false}, {"serving", true}, {"terminating", true}}),
+       Endpoint("10.244.0.9", "n1", {{"ready", false}})});
   ProxyState s = Build({Service("web", {})}, {slice});
   const auto& p = s.ports.begin()->second;
   // Cluster: the one ready endpoint. Local: no ready one here, so the
@@ -143,15 +145,16 @@ TEST(BuildProxyStateTest, UnsetConditionsMeanReadyAndServing) {
 }
 
 TEST(BuildProxyStateTest, SkippedServices) {
-  ProxyState s = Build(
-      {Service("headless", {{"clusterIP", "None"}}),
-       Service("ext", {{"type", "ExternalName"}, {"externalName", "example.com"}}),
-       Service("v6", {{"clusterIP", "fd00::1"}}), [] {
-         Json svc = Service("other-proxy", {});
-         svc["metadata"]["labels"] = {{"service.kubernetes.io/service-proxy-name", "x"}};
-         return svc;
-       }()},
-      {});
+  ProxyState s =
+      Build({Service("headless", {{"clusterIP", "None"}}),
+             Service("ext", {{"type", "ExternalName"}, {"externalName", "example.com"}}),
+             Service("v6", {{"clusterIP", "fd00::1"}}),
+             [] {
+               Json svc = Service("other-proxy", {});
+               svc["metadata"]["labels"] = {{"service.kubernetes.io/service-proxy-name", "x"}};
+               return svc;
+             }()},
+            {});
   EXPECT_TRUE(s.ports.empty());
 }
 
@@ -167,14 +170,13 @@ TEST(BuildProxyStateTest, NoEndpointsGivesAnEmptyPort) {
 }
 
 TEST(BuildProxyStateTest, NodePortExternalIpsLoadBalancerAffinityAndPolicies) {
-  Json svc = Service("web", {{"type", "LoadBalancer"},
-                             {"externalIPs", {"198.51.100.9", "bogus"}},
-                             {"externalTrafficPolicy", "Local"},
-                             {"internalTrafficPolicy", "Local"},
-                             {"sessionAffinity", "ClientIP"},
-                             {"ports", Json::array({{{"name", "http"},
-                                                     {"port", 80},
-                                                     {"nodePort", 30080}}})}});
+  Json svc = Service(
+      "web", {{"type", "LoadBalancer"},
+              {"externalIPs", {"198.51.100.9", "bogus"}},
+              {"externalTrafficPolicy", "Local"},
+              {"internalTrafficPolicy", "Local"},
+              {"sessionAffinity", "ClientIP"},
+              {"ports", Json::array({{{"name", "http"}, {"port", 80}, {"nodePort", 30080}}})}});
   svc["status"] = {{"loadBalancer", {{"ingress", Json::array({{{"ip", "198.51.100.20"}}})}}}};
   ProxyState s = Build({svc}, {});
   const auto& p = s.ports.begin()->second;
@@ -187,10 +189,11 @@ TEST(BuildProxyStateTest, NodePortExternalIpsLoadBalancerAffinityAndPolicies) {
 
   // A ClusterIP Service has no NodePort (even if one is written) and its
   // externalTrafficPolicy means nothing; affinity takes the given timeout.
-  Json plain = Service("plain", {{"externalTrafficPolicy", "Local"},
-                                 {"sessionAffinity", "ClientIP"},
-                                 {"sessionAffinityConfig", {{"clientIP", {{"timeoutSeconds", 15}}}}},
-                                 {"ports", Json::array({{{"port", 80}, {"nodePort", 30081}}})}});
+  Json plain =
+      Service("plain", {{"externalTrafficPolicy", "Local"},
+                        {"sessionAffinity", "ClientIP"},
+                        {"sessionAffinityConfig", {{"clientIP", {{"timeoutSeconds", 15}}}}},
+                        {"ports", Json::array({{{"port", 80}, {"nodePort", 30081}}})}});
   s = Build({plain}, {});
   const auto& q = s.ports.begin()->second;
   EXPECT_EQ(q.node_port, 0);
@@ -263,16 +266,14 @@ TEST_F(ServiceProxyTest, SyncsAtStartAndFollowsServicesAndSlices) {
   svc["spec"].erase("clusterIP");  // allocated by the API
   svc = cl().Create(ServicesResource(), "default", svc);
   cl().Create(Slices(), "default", Slice("web-a", "web", {Endpoint("10.244.1.5", "n2")}));
-  ASSERT_TRUE(Eventually([&] {
-    return EndpointsOf("web") == std::vector<ProxyEndpoint>{Ep("10.244.1.5", 8080)};
-  }));
+  ASSERT_TRUE(Eventually(
+      [&] { return EndpointsOf("web") == std::vector<ProxyEndpoint>{Ep("10.244.1.5", 8080)}; }));
   EXPECT_EQ(Last()->ports.at("default/web:http").cluster_ip,
             Ip(svc["spec"]["clusterIP"].get<std::string>().c_str()));
 
   // A new endpoint, then a deleted Service.
-  UpdateRetryingConflicts(Slices(), "default", "web-a", [](Json& s) {
-    s["endpoints"].push_back(Endpoint("10.244.2.6", "n3"));
-  });
+  UpdateRetryingConflicts(Slices(), "default", "web-a",
+                          [](Json& s) { s["endpoints"].push_back(Endpoint("10.244.2.6", "n3")); });
   ASSERT_TRUE(Eventually([&] { return EndpointsOf("web").size() == 2; }));
   cl().Delete(ServicesResource(), "default", "web");
   ASSERT_TRUE(Eventually([&] { return !Last()->ports.count("default/web:http"); }));

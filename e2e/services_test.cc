@@ -181,11 +181,11 @@ TEST_P(ServicesE2E, SeedFlows) {
   std::multiset<std::string> seen;
   ASSERT_TRUE(E2eCluster::WaitFor([&] {
     seen = Hostnames(client_ns, vip, 80, 30);
-    return Distinct(seen) >= 2 && std::all_of(seen.begin(), seen.end(), [&](const auto& h) {
-             return pods.count(h) == 1;
-           });
-  })) << "answers: " << ::testing::PrintToString(seen) << "\npods: " << ::testing::PrintToString(pods)
-       << "\n" << Rules("worker");
+    return Distinct(seen) >= 2 &&
+           std::all_of(seen.begin(), seen.end(), [&](const auto& h) { return pods.count(h) == 1; });
+  })) << "answers: "
+      << ::testing::PrintToString(seen) << "\npods: " << ::testing::PrintToString(pods) << "\n"
+      << Rules("worker");
 
   // The backend sees the client pod's own IP (no SNAT between pods).
   ProbeResult r = HttpGetIn(client_ns, vip, 80, "/clientip");
@@ -225,7 +225,8 @@ TEST_P(ServicesE2E, SeedFlows) {
   EXPECT_TRUE(E2eCluster::WaitFor([&] {
     refused = testing::TcpConnectIn(client_ns, empty, 80, seconds(2));
     return refused.error == ECONNREFUSED;
-  })) << "connect to a Service without endpoints: errno " << refused.error;
+  })) << "connect to a Service without endpoints: errno "
+      << refused.error;
   EXPECT_LT(refused.took, milliseconds(500));
 
   // NodePort: on every node's IP, from a pod and from another node.
@@ -237,7 +238,8 @@ TEST_P(ServicesE2E, SeedFlows) {
       ProbeResult a = HttpGetIn(client_ns, ip, np, "/hostname");
       ProbeResult b = HttpGetIn(c_.NodeNetns("control-plane"), ip, np, "/hostname");
       return a.ok() && pods.count(a.body) && b.ok() && pods.count(b.body);
-    })) << "NodePort " << np << " on " << node << " (" << ip << ")";
+    })) << "NodePort "
+        << np << " on " << node << " (" << ip << ")";
   }
 
   // externalTrafficPolicy Local keeps the client's IP; Cluster masquerades
@@ -250,7 +252,8 @@ TEST_P(ServicesE2E, SeedFlows) {
   EXPECT_TRUE(E2eCluster::WaitFor([&] {
     local = HttpGetIn(c_.NodeNetns("control-plane"), target, local_np, "/clientip");
     return local.ok() && Host(local.body) == from;
-  })) << "Local policy: " << local.error << " " << local.body;
+  })) << "Local policy: "
+      << local.error << " " << local.body;
   ProbeResult cluster_policy = HttpGetIn(c_.NodeNetns("control-plane"), target, np, "/clientip");
   ASSERT_TRUE(cluster_policy.ok()) << cluster_policy.error;
   EXPECT_NE(Host(cluster_policy.body), from) << "Cluster policy should masquerade";
@@ -264,7 +267,8 @@ TEST_P(ServicesE2E, SeedFlows) {
   EXPECT_TRUE(E2eCluster::WaitFor([&] {
     hairpin = HttpGetIn(c_.PodNetns(solo), solo_vip, 80, "/hostname");
     return hairpin.ok() && hairpin.body == "solo";
-  })) << "hairpin: " << hairpin.error << " " << hairpin.body;
+  })) << "hairpin: "
+      << hairpin.error << " " << hairpin.body;
 
   // Scaling down: the removed pods stop receiving traffic within moments.
   c_.Ok({"scale", "deployment", "web", "--replicas=1"});
@@ -282,17 +286,16 @@ TEST_P(ServicesE2E, SeedFlows) {
   c_.KillServe();
   const std::string node_ns = c_.NodeNetns("worker");
   const bool nft = GetParam() == "nftables";
-  CommandResult plant =
-      nft ? RunCommand({"ip", "netns", "exec", node_ns, "nft", "add", "chain", "ip", "kin-proxy",
-                        "stale-e2e"})
-          : RunCommand({"ip", "netns", "exec", node_ns, "iptables", "-t", "nat", "-N",
-                        "KUBE-SVC-STALEE2E0000000"});
+  CommandResult plant = nft ? RunCommand({"ip", "netns", "exec", node_ns, "nft", "add", "chain",
+                                          "ip", "kin-proxy", "stale-e2e"})
+                            : RunCommand({"ip", "netns", "exec", node_ns, "iptables", "-t", "nat",
+                                          "-N", "KUBE-SVC-STALEE2E0000000"});
   ASSERT_TRUE(plant.status.success()) << plant.out << plant.err;
   CommandResult start = c_.Kin({"cluster", "start", "--name", c_.name()});
   ASSERT_TRUE(start.status.success()) << start.out << start.err << c_.Log();
   auto rules = [&] {
-    return nft ? RunCommand({"ip", "netns", "exec", node_ns, "nft", "list", "table", "ip",
-                             "kin-proxy"})
+    return nft ? RunCommand(
+                     {"ip", "netns", "exec", node_ns, "nft", "list", "table", "ip", "kin-proxy"})
                      .out
                : RunCommand({"ip", "netns", "exec", node_ns, "iptables-save", "-t", "nat"}).out;
   };

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "base/error.h"
+#include "testing/golden.h"
 
 namespace kin::netstack {
 namespace {
@@ -17,18 +18,7 @@ namespace {
 using ::testing::HasSubstr;
 
 void ExpectGolden(const std::string& name, const std::string& actual) {
-  const std::string path = std::string(KIN_NETSTACK_TESTDATA) + "/" + name;
-  const char* update = std::getenv("KIN_UPDATE_GOLDEN");
-  if (update != nullptr && std::string(update) == "1") {
-    std::ofstream(path) << actual;
-    return;
-  }
-  std::ifstream in(path);
-  ASSERT_TRUE(in) << "missing golden file " << path << " (run with KIN_UPDATE_GOLDEN=1)";
-  std::stringstream want;
-  want << in.rdbuf();
-  EXPECT_EQ(actual, want.str()) << "golden file " << path
-                                << " differs (KIN_UPDATE_GOLDEN=1 rewrites it)";
+  testing::ExpectGolden(std::string(KIN_NETSTACK_TESTDATA) + "/" + name, actual);
 }
 
 EgressMasquerade Defaults() {

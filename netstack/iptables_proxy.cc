@@ -45,17 +45,7 @@ bool IsServiceChain(std::string_view chain) {
 }
 
 // The protocol as kube-proxy lowercases it for hashes and `-m`/`-p`.
-std::string Proto(L4Protocol p) {
-  switch (p) {
-    case L4Protocol::kTcp:
-      return "tcp";
-    case L4Protocol::kUdp:
-      return "udp";
-    case L4Protocol::kSctp:
-      return "sctp";
-  }
-  return "tcp";
-}
+std::string Proto(L4Protocol p) { return std::string(ToString(p)); }
 
 std::string EndpointString(const ProxyEndpoint& ep) {
   return ep.ip.ToString() + ":" + std::to_string(ep.port);

@@ -9,6 +9,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include "testing/golden.h"
 
 namespace kin::netstack {
 namespace {
@@ -18,18 +19,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 void ExpectGolden(const std::string& name, const std::string& actual) {
-  const std::string path = std::string(KIN_NETSTACK_TESTDATA) + "/iptables_proxy/" + name;
-  const char* update = std::getenv("KIN_UPDATE_GOLDEN");
-  if (update != nullptr && std::string(update) == "1") {
-    std::ofstream(path) << actual;
-    return;
-  }
-  std::ifstream in(path);
-  ASSERT_TRUE(in) << "missing golden file " << path << " (run with KIN_UPDATE_GOLDEN=1)";
-  std::stringstream want;
-  want << in.rdbuf();
-  EXPECT_EQ(actual, want.str()) << "golden file " << path
-                                << " differs (KIN_UPDATE_GOLDEN=1 rewrites it)";
+  testing::ExpectGolden(std::string(KIN_NETSTACK_TESTDATA) + "/iptables_proxy/" + name, actual);
 }
 
 Ipv4Address A(const char* s) { return Ipv4Address::Parse(s); }

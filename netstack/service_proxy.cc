@@ -7,10 +7,7 @@
 
 // The iptables backend is another module's; build without it until its
 // header exists (NewProxyBackend then says so instead of failing to link).
-#if __has_include("netstack/iptables_proxy.h")
 #include "netstack/iptables_proxy.h"
-#define KIN_HAVE_IPTABLES_PROXY 1
-#endif
 
 namespace kin::netstack {
 
@@ -121,12 +118,7 @@ std::unique_ptr<ProxyBackend> NewProxyBackend(ProxyMode mode, std::string netns)
     case ProxyMode::kNftables:
       return NewNftProxyBackend(std::move(netns));
     case ProxyMode::kIptables:
-#ifdef KIN_HAVE_IPTABLES_PROXY
       return NewIptablesProxyBackend(std::move(netns));
-#else
-      throw Error::Unavailable("netns `" + netns +
-                               "`: the iptables proxy backend is not built into this binary");
-#endif
   }
   throw Error::Invalid("unknown proxy mode");
 }

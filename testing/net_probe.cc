@@ -138,8 +138,8 @@ ProbeResult HttpGetsOnOneConnectionIn(const std::string& netns, const std::strin
     if ((r.error = Connect(fd, ip, port, deadline))) return;
     std::string buffer;
     for (int i = 0; i < count; ++i) {
-      if ((r.error = SendAll(fd.get(),
-                             "GET " + path + " HTTP/1.1\r\nHost: " + ip + "\r\n\r\n", deadline))) {
+      if ((r.error = SendAll(fd.get(), "GET " + path + " HTTP/1.1\r\nHost: " + ip + "\r\n\r\n",
+                             deadline))) {
         return;
       }
       std::string body;
