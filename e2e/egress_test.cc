@@ -214,6 +214,23 @@ TEST_F(EgressE2E, TheKubernetesServiceReachesTheApi) {
       20s))
       << r.err;
   EXPECT_THAT(r.out, HasSubstr("\"gitVersion\""));
+
+  // TLS from the pod's own network namespace, verified with the CA the pod
+  // was given, for the name in-cluster clients use (resolved by hand until
+  // the cluster has DNS): what client-go's InClusterConfig does.
+  Json pod = c().GetJson({"pod", "svc-client"});
+  const std::string pod_netns = c().PodNetns(pod);
+  ASSERT_FALSE(pod_netns.empty());
+  auto [cok, ca] =
+      Exec("svc-client", {"cat", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"});
+  ASSERT_TRUE(cok) << ca;
+  testing::WriteFile(c().File("pod-ca.crt"), ca);
+  r = RunCommand({"ip", "netns", "exec", pod_netns, "curl", "-sS", "--max-time", "5", "--cacert",
+                  c().File("pod-ca.crt"), "--resolve", "kubernetes.default.svc:443:10.96.0.1",
+                  "https://kubernetes.default.svc/version"},
+                 20s);
+  EXPECT_TRUE(r.status.success()) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"gitVersion\""));
 }
 
 // What in-cluster clients (client-go's InClusterConfig) read, and a token
@@ -269,6 +286,8 @@ TEST_F(EgressE2E, PodsGetServiceAccountCredentialsTheApiAccepts) {
 // external server, the in-network listener and earlier pods' tokens (the
 // key is kept in pki/sa.key) all work as before.
 TEST_F(EgressE2E, ZAfterAKilledServeEverythingComesBack) {
+  // Its own pod: under ctest every test runs alone, on a cluster of its own.
+  c().Apply(BusyboxPod("out-w", c().NodeName("worker")));
   Json pod = c().WaitPodReady("out-w");
   ASSERT_FALSE(pod.is_null());
   auto [tok, token] = Exec("out-w", {"cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"});

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <string>
@@ -242,6 +243,16 @@ TEST_P(ServicesE2E, SeedFlows) {
         << np << " on " << node << " (" << ip << ")";
   }
 
+  // ... and from the internet (the cluster's ext namespace), also on the
+  // control-plane node, which runs no backend.
+  const std::string ext_ns = c_.Prefix() + "ext";
+  for (const std::string& node : {cp, worker, worker2}) {
+    ProbeResult from_ext = HttpGetIn(ext_ns, NodeIp(node), np, "/hostname");
+    EXPECT_TRUE(from_ext.ok() && pods.count(from_ext.body))
+        << "NodePort from the internet on " << node << ": " << from_ext.error << " "
+        << from_ext.body;
+  }
+
   // externalTrafficPolicy Local keeps the client's IP; Cluster masquerades
   // it (the seed's 5.4). From the control-plane node to a node with a backend.
   std::string backend_node;
@@ -254,6 +265,9 @@ TEST_P(ServicesE2E, SeedFlows) {
     return local.ok() && Host(local.body) == from;
   })) << "Local policy: "
       << local.error << " " << local.body;
+  ProbeResult from_internet = HttpGetIn(ext_ns, target, local_np, "/clientip");
+  EXPECT_TRUE(from_internet.ok() && Host(from_internet.body).rfind("203.0.113.", 0) == 0)
+      << "Local policy from the internet: " << from_internet.error << " " << from_internet.body;
   ProbeResult cluster_policy = HttpGetIn(c_.NodeNetns("control-plane"), target, np, "/clientip");
   ASSERT_TRUE(cluster_policy.ok()) << cluster_policy.error;
   EXPECT_NE(Host(cluster_policy.body), from) << "Cluster policy should masquerade";
@@ -271,6 +285,7 @@ TEST_P(ServicesE2E, SeedFlows) {
       << hairpin.error << " " << hairpin.body;
 
   // Scaling down: the removed pods stop receiving traffic within moments.
+  auto scaled_at = std::chrono::steady_clock::now();
   c_.Ok({"scale", "deployment", "web", "--replicas=1"});
   std::multiset<std::string> after;
   EXPECT_TRUE(E2eCluster::WaitFor(
@@ -280,6 +295,11 @@ TEST_P(ServicesE2E, SeedFlows) {
       },
       seconds(20)))
       << ::testing::PrintToString(after);
+  // A goal, not a bound: printed for the record (kubectl's own round trip included).
+  std::printf("backends followed the scale-down in %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<milliseconds>(
+                                         std::chrono::steady_clock::now() - scaled_at)
+                                         .count()));
 
   // A restarted kin serve replaces the node's rules in full: a stale chain
   // planted while it was down is gone, and Services still work.
