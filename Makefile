@@ -4,10 +4,12 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build demo test test-unit test-kernel test-e2e test-asan bench format format-check clean
+.PHONY: all deps build demo test test-unit test-kernel test-e2e test-asan fuzz bench format format-check clean
 
 all: build
 
@@ -37,6 +39,14 @@ test-asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L 'unit|kernel|e2e'
 
+# libFuzzer targets (fuzz/) for kin's parsers, built with clang, ASan and
+# UBSan in their own build directory, each run FUZZ_SECONDS on a copy of its
+# seed corpus; fails if any crashed or hung. FUZZERS="yaml patch" runs some.
+fuzz: deps
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKIN_FUZZ=ON
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz $(FUZZ_BUILD)
+
 bench: build
 	./scripts/bench $(BUILD)
 
@@ -50,4 +60,4 @@ format-check:
 	clang-format --dry-run --Werror $(SOURCES)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
