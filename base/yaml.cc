@@ -18,6 +18,47 @@ Error YamlError(const YAML::Mark& mark, const std::string& what) {
                            std::to_string(mark.column + 1) + ": " + what);
 }
 
+// Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF),
+// what nlohmann::json requires of strings it dumps.
+bool IsValidUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    unsigned c = static_cast<unsigned char>(s[i]);
+    size_t n;
+    unsigned lo = 0x80, hi = 0xbf;  // the allowed range of the second byte
+    if (c < 0x80) {
+      n = 1;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 3;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 4;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    } else {
+      return false;
+    }
+    if (i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k) {
+      unsigned b = static_cast<unsigned char>(s[i + k]);
+      if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xbf)) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+// The text of a scalar node. Like Kubernetes' YAML reader (go-yaml), refuse
+// invalid UTF-8 rather than let it reach JSON, which cannot encode it (dumping
+// the object later would throw).
+const std::string& ScalarText(const YAML::Node& node) {
+  const std::string& s = node.Scalar();
+  if (!IsValidUtf8(s)) throw YamlError(node.Mark(), "invalid UTF-8 in a string");
+  return s;
+}
+
 bool IsNullScalar(const std::string& s) {
   return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL";
 }
@@ -57,15 +98,16 @@ Json ToJson(const YAML::Node& node) {
       return nullptr;
     case YAML::NodeType::Scalar: {
       // yaml-cpp tags plain scalars "?" and quoted or block scalars "!".
-      if (node.Tag() == "?") return ResolvePlain(node.Scalar());
+      const std::string& text = ScalarText(node);
+      if (node.Tag() == "?") return ResolvePlain(text);
       if (node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str" || node.Tag() == "!!str") {
-        return node.Scalar();
+        return text;
       }
       if (node.Tag() == "tag:yaml.org,2002:int" || node.Tag() == "tag:yaml.org,2002:float" ||
           node.Tag() == "tag:yaml.org,2002:bool" || node.Tag() == "tag:yaml.org,2002:null") {
-        return ResolvePlain(node.Scalar());
+        return ResolvePlain(text);
       }
-      return node.Scalar();
+      return text;
     }
     case YAML::NodeType::Sequence: {
       Json arr = Json::array();
@@ -76,7 +118,7 @@ Json ToJson(const YAML::Node& node) {
       Json obj = Json::object();
       for (const auto& kv : node) {
         if (!kv.first.IsScalar()) throw YamlError(kv.first.Mark(), "map keys must be scalars");
-        const std::string& key = kv.first.Scalar();
+        const std::string& key = ScalarText(kv.first);
         if (obj.contains(key)) {
           throw YamlError(kv.first.Mark(), "mapping key \"" + key + "\" already defined");
         }

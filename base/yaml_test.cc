@@ -107,5 +107,25 @@ TEST(YamlTest, DocumentsJoinWithSeparator) {
   EXPECT_EQ(ParseYamlDocuments(y), docs);
 }
 
+// Found by fuzz/yaml_fuzzer: yaml-cpp passes invalid UTF-8 through, and the
+// JSON it became threw (nlohmann type_error 316) when ToYaml or the API
+// server dumped it. Refused at parse time, as Kubernetes' reader does.
+TEST(YamlTest, InvalidUtf8IsRejectedWithItsPosition) {
+  for (std::string text :
+       {std::string("a: b\nc: 100\xff\xff\n"), std::string("a:\n  \xc3\x28: 1\n"),
+        std::string("- \"\xed\xa0\x80\"\n"), std::string("k: \xf4\x90\x80\x80\n")}) {
+    try {
+      ParseYamlDocuments(text);
+      ADD_FAILURE() << "expected an error for " << ::testing::PrintToString(text);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Code::kBadRequest);
+      EXPECT_NE(e.message().find("invalid UTF-8"), std::string::npos) << e.message();
+      EXPECT_NE(e.message().find("line "), std::string::npos) << e.message();
+    }
+  }
+  EXPECT_EQ(ParseYaml("a: \"h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"\n")["a"],
+            "h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+}
+
 }  // namespace
 }  // namespace kin
