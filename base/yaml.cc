@@ -63,28 +63,76 @@ bool IsNullScalar(const std::string& s) {
   return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL";
 }
 
+// The core schema's number forms, matched by hand: std::regex recurses once
+// per character, so a long plain scalar (a 100 kB run of digits in a
+// manifest) overflowed the stack (found by fuzz/yaml_fuzzer).
+size_t SkipDigits(std::string_view s, size_t i, int base = 10) {
+  auto is_digit = [base](char c) {
+    if (base == 8) return c >= '0' && c <= '7';
+    if (base == 16) return isxdigit(static_cast<unsigned char>(c)) != 0;
+    return c >= '0' && c <= '9';
+  };
+  while (i < s.size() && is_digit(s[i])) ++i;
+  return i;
+}
+
+size_t SkipSign(std::string_view s) { return !s.empty() && (s[0] == '-' || s[0] == '+') ? 1 : 0; }
+
+// [-+]?[0-9]+
+bool IsInt(std::string_view s) {
+  size_t i = SkipSign(s);
+  return i < s.size() && SkipDigits(s, i) == s.size();
+}
+
+// 0o[0-7]+ and 0x[0-9a-fA-F]+
+bool IsOct(std::string_view s) {
+  return s.size() > 2 && s.starts_with("0o") && SkipDigits(s, 2, 8) == s.size();
+}
+bool IsHex(std::string_view s) {
+  return s.size() > 2 && s.starts_with("0x") && SkipDigits(s, 2, 16) == s.size();
+}
+
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+bool IsFloat(std::string_view s) {
+  size_t i = SkipSign(s);
+  size_t int_end = SkipDigits(s, i);
+  if (int_end > i) {
+    i = int_end;
+    if (i < s.size() && s[i] == '.') i = SkipDigits(s, i + 1);
+  } else {
+    if (i >= s.size() || s[i] != '.') return false;
+    size_t frac_end = SkipDigits(s, i + 1);
+    if (frac_end == i + 1) return false;
+    i = frac_end;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    size_t exp = i + 1;
+    if (exp < s.size() && (s[exp] == '-' || s[exp] == '+')) ++exp;
+    size_t exp_end = SkipDigits(s, exp);
+    if (exp_end == exp) return false;
+    i = exp_end;
+  }
+  return i == s.size();
+}
+
 // Resolves a plain (unquoted) scalar per the YAML 1.2 core schema.
 Json ResolvePlain(const std::string& s) {
   if (IsNullScalar(s)) return nullptr;
   if (s == "true" || s == "True" || s == "TRUE") return true;
   if (s == "false" || s == "False" || s == "FALSE") return false;
-  // Numbers start with a digit, a sign or a dot: skip the regexes otherwise.
+  // Numbers start with a digit, a sign or a dot: skip the number checks otherwise.
   char c = s[0];
   if (!(isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '+' || c == '.')) return s;
-  static const std::regex kInt("[-+]?[0-9]+");
-  static const std::regex kOct("0o[0-7]+");
-  static const std::regex kHex("0x[0-9a-fA-F]+");
-  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
-  if (std::regex_match(s, kInt)) {
+  if (IsInt(s)) {
     errno = 0;
     char* end = nullptr;
     long long v = std::strtoll(s.c_str(), &end, 10);
     if (errno == 0) return v;
     return std::strtod(s.c_str(), nullptr);
   }
-  if (std::regex_match(s, kOct)) return std::strtoll(s.c_str() + 2, nullptr, 8);
-  if (std::regex_match(s, kHex)) return std::strtoll(s.c_str() + 2, nullptr, 16);
-  if (std::regex_match(s, kFloat)) return std::strtod(s.c_str(), nullptr);
+  if (IsOct(s)) return std::strtoll(s.c_str() + 2, nullptr, 8);
+  if (IsHex(s)) return std::strtoll(s.c_str() + 2, nullptr, 16);
+  if (IsFloat(s)) return std::strtod(s.c_str(), nullptr);
   if (s == ".inf" || s == ".Inf" || s == ".INF" || s == "+.inf") return HUGE_VAL;
   if (s == "-.inf" || s == "-.Inf" || s == "-.INF") return -HUGE_VAL;
   if (s == ".nan" || s == ".NaN" || s == ".NAN") return NAN;
@@ -148,7 +196,7 @@ bool NeedsQuotes(const std::string& s) {
   }
   // YAML 1.1 booleans: older readers (and kubectl's Go YAML) take these as bools.
   static const std::regex kYaml11Bool("y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF");
-  return std::regex_match(s, kYaml11Bool);
+  return s.size() <= 3 && std::regex_match(s, kYaml11Bool);
 }
 
 std::string Quote(const std::string& s) { return Json(s).dump(); }

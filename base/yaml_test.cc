@@ -127,5 +127,18 @@ TEST(YamlTest, InvalidUtf8IsRejectedWithItsPosition) {
             "h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
 }
 
+// Found by fuzz/yaml_fuzzer: the number forms were std::regex matches, which
+// recurse once per character, so a long plain scalar overflowed the stack.
+TEST(YamlTest, LongPlainScalarsDoNotOverflowTheStack) {
+  const std::string digits(1 << 20, '7');
+  EXPECT_TRUE(ParseYaml("a: " + digits + "\n")["a"].is_number_float());
+  EXPECT_TRUE(ParseYaml("a: -0." + digits + "e-" + digits + "\n")["a"].is_number_float());
+  EXPECT_EQ(ParseYaml("a: 0x" + digits + "\n")["a"], INT64_MAX);  // saturates
+  EXPECT_EQ(ParseYaml("a: " + digits + "x\n")["a"], digits + "x");
+  EXPECT_EQ(ParseYaml(ToYaml(Json{{"a", digits}}))["a"], digits);  // quoted on output
+  EXPECT_EQ(ParseYaml("a: 0o17\nb: 0x1F\nc: +.5e3\nd: 1.\ne: 1e\nf: .\n"),
+            Json::parse(R"({"a":15,"b":31,"c":500.0,"d":1.0,"e":"1e","f":"."})"));
+}
+
 }  // namespace
 }  // namespace kin
