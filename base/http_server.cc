@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <strings.h>
+#include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "base/error.h"
@@ -90,6 +92,8 @@ std::string_view StatusText(int status) {
       return "Method Not Allowed";
     case 406:
       return "Not Acceptable";
+    case 408:
+      return "Request Timeout";
     case 409:
       return "Conflict";
     case 410:
@@ -172,56 +176,86 @@ class PlainConn : public Conn {
   int fd_;
 };
 
-// Buffered reader over a Conn, for request heads and bodies.
+using Clock = std::chrono::steady_clock;
+
+// What a read of the request came to.
+enum class ReadResult { kOk, kClosed, kTimeout, kTooLarge, kLineTooLong };
+
+// Buffered reader over a Conn, for request heads and bodies. Every read but
+// the wait for a request's first byte has a deadline.
 class Reader {
  public:
   explicit Reader(Conn& c) : c_(c) {}
-  // Reads until "\r\n\r\n"; returns false on EOF/error/too large/idle timeout.
-  bool ReadHead(std::string& head, size_t limit, int idle_ms, bool& too_large) {
+  // Waits up to idle_ms for the first byte of the next request; false when
+  // the connection stayed idle that long or was closed.
+  bool WaitForRequest(int idle_ms) {
+    if (!buf_.empty()) return true;
+    if (!c_.WaitReadable(idle_ms)) return false;
+    return Fill(std::nullopt) == ReadResult::kOk;
+  }
+  // Reads until "\r\n\r\n": kTooLarge past block_limit bytes, kLineTooLong
+  // when a line passes line_limit.
+  ReadResult ReadHead(std::string& head, size_t block_limit, size_t line_limit,
+                      Clock::time_point deadline) {
+    size_t line_start = 0, scanned = 0;
     while (true) {
-      size_t pos = buf_.find("\r\n\r\n");
-      if (pos != std::string::npos) {
-        head = buf_.substr(0, pos + 4);
-        buf_.erase(0, pos + 4);
-        return true;
+      // Check the lines seen so far (each byte once) against the line limit.
+      for (; scanned < buf_.size(); ++scanned) {
+        if (buf_[scanned] == '\n') {
+          if (scanned + 1 - line_start > line_limit + 2) return ReadResult::kLineTooLong;
+          if (scanned >= 3 && buf_.compare(scanned - 3, 4, "\r\n\r\n") == 0) {
+            if (scanned + 1 > block_limit) return ReadResult::kTooLarge;
+            head = buf_.substr(0, scanned + 1);
+            buf_.erase(0, scanned + 1);
+            return ReadResult::kOk;
+          }
+          line_start = scanned + 1;
+        }
       }
-      if (buf_.size() > limit) {
-        too_large = true;
-        return false;
-      }
-      if (buf_.empty() && !c_.WaitReadable(idle_ms)) return false;
-      if (!Fill()) return false;
+      if (buf_.size() - line_start > line_limit + 2) return ReadResult::kLineTooLong;
+      if (buf_.size() > block_limit) return ReadResult::kTooLarge;
+      if (ReadResult r = Fill(deadline); r != ReadResult::kOk) return r;
     }
   }
-  bool ReadExact(std::string& out, size_t n) {
+  ReadResult ReadExact(std::string& out, size_t n, Clock::time_point deadline) {
     while (buf_.size() < n) {
-      if (!Fill()) return false;
+      if (ReadResult r = Fill(deadline); r != ReadResult::kOk) return r;
     }
     out.append(buf_, 0, n);
     buf_.erase(0, n);
-    return true;
+    return ReadResult::kOk;
   }
-  bool ReadLine(std::string& line) {
+  // One line without its "\r\n"; kLineTooLong past `limit` bytes.
+  ReadResult ReadLine(std::string& line, size_t limit, Clock::time_point deadline) {
+    size_t scanned = 0;
     while (true) {
-      size_t pos = buf_.find("\r\n");
+      size_t pos = buf_.find("\r\n", scanned);
       if (pos != std::string::npos) {
+        if (pos > limit) return ReadResult::kLineTooLong;
         line = buf_.substr(0, pos);
         buf_.erase(0, pos + 2);
-        return true;
+        return ReadResult::kOk;
       }
-      if (buf_.size() > 65536) return false;
-      if (!Fill()) return false;
+      if (buf_.size() > limit + 1) return ReadResult::kLineTooLong;
+      scanned = buf_.empty() ? 0 : buf_.size() - 1;
+      if (ReadResult r = Fill(deadline); r != ReadResult::kOk) return r;
     }
   }
   std::string TakeBuffered() { return std::exchange(buf_, std::string()); }
 
  private:
-  bool Fill() {
+  ReadResult Fill(std::optional<Clock::time_point> deadline) {
+    if (deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
+      if (left.count() <= 0 || !c_.WaitReadable(static_cast<int>(left.count()) + 1)) {
+        return ReadResult::kTimeout;
+      }
+    }
     char tmp[16384];
     long r = c_.Read(tmp, sizeof tmp);
-    if (r <= 0) return false;
+    if (r <= 0) return ReadResult::kClosed;
     buf_.append(tmp, r);
-    return true;
+    return ReadResult::kOk;
   }
   Conn& c_;
   std::string buf_;
@@ -234,15 +268,66 @@ std::string Trim(std::string_view s) {
   return std::string(s.substr(b, e - b + 1));
 }
 
-bool ParseHead(const std::string& head, Request& req) {
+// RFC 9110 token characters (methods, header names).
+bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s) {
+    if (std::isalnum(c)) continue;
+    if (std::strchr("!#$%&'*+-.^_`|~", c) == nullptr || c == 0) return false;
+  }
+  return true;
+}
+
+bool IsKnownMethod(std::string_view m) {
+  for (std::string_view k :
+       {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}) {
+    if (m == k) return true;
+  }
+  return false;
+}
+
+// Why a request head was refused: the status and a message naming the fault.
+struct HeadError {
+  int status = 0;
+  std::string message;
+};
+
+std::string Quoted(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s.substr(0, 64)) {
+    if (c < 0x20 || c >= 0x7f) {
+      char hex[8];
+      snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + (s.size() > 64 ? "...\"" : "\"");
+}
+
+std::optional<HeadError> ParseHead(const std::string& head, Request& req) {
   size_t line_end = head.find("\r\n");
   std::string_view first(head.data(), line_end);
+  // METHOD SP request-target SP HTTP-version, nothing else.
   size_t sp1 = first.find(' ');
-  size_t sp2 = first.rfind(' ');
-  if (sp1 == std::string_view::npos || sp2 == sp1) return false;
-  req.method = std::string(first.substr(0, sp1));
-  req.target = std::string(first.substr(sp1 + 1, sp2 - sp1 - 1));
-  if (first.substr(sp2 + 1).rfind("HTTP/1.", 0) != 0) return false;
+  size_t sp2 = sp1 == std::string_view::npos ? sp1 : first.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || first.find(' ', sp2 + 1) != std::string_view::npos) {
+    return HeadError{400, "malformed HTTP request line " + Quoted(first)};
+  }
+  std::string_view method = first.substr(0, sp1);
+  std::string_view target = first.substr(sp1 + 1, sp2 - sp1 - 1);
+  std::string_view version = first.substr(sp2 + 1);
+  if (version != "HTTP/1.1" && version != "HTTP/1.0") {
+    return HeadError{400, "malformed HTTP version " + Quoted(version)};
+  }
+  if (!IsToken(method)) return HeadError{400, "malformed HTTP method " + Quoted(method)};
+  if (!IsKnownMethod(method)) return HeadError{501, "unsupported method " + Quoted(method)};
+  bool target_ok = !target.empty() && (target[0] == '/' || target == "*");
+  for (unsigned char c : target) target_ok = target_ok && c > 0x20 && c != 0x7f;
+  if (!target_ok) return HeadError{400, "malformed request target " + Quoted(target)};
+  req.method = std::string(method);
+  req.target = std::string(target);
   size_t q = req.target.find('?');
   req.path = UrlDecode(req.target.substr(0, q), false);
   if (q != std::string::npos) {
@@ -267,11 +352,39 @@ bool ParseHead(const std::string& head, Request& req) {
     if (e == std::string::npos || e == pos) break;
     std::string_view line(head.data() + pos, e - pos);
     size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return false;
-    req.headers.emplace(std::string(line.substr(0, colon)), Trim(line.substr(colon + 1)));
+    // A name that is a token right before the colon: no folded lines, no
+    // space before the colon (RFC 9112 5.1: those must be refused).
+    if (colon == std::string_view::npos || !IsToken(line.substr(0, colon))) {
+      return HeadError{400, "malformed HTTP header line " + Quoted(line)};
+    }
+    std::string_view value = line.substr(colon + 1);
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+      return HeadError{400, "malformed value of HTTP header " + Quoted(line.substr(0, colon))};
+    }
+    req.headers.emplace(std::string(line.substr(0, colon)), Trim(value));
     pos = e + 2;
   }
-  return true;
+  return std::nullopt;
+}
+
+// A chunk-size line (RFC 9112 7.1): hex digits, optionally ";extensions".
+// nullopt when malformed or over 2^63.
+std::optional<uint64_t> ParseChunkSize(std::string_view line) {
+  std::string_view digits = line.substr(0, line.find(';'));
+  while (!digits.empty() && (digits.back() == ' ' || digits.back() == '\t')) {
+    digits.remove_suffix(1);
+  }
+  if (digits.empty() || digits.size() > 15) return std::nullopt;  // 15 hex digits: < 2^60
+  uint64_t n = 0;
+  for (char c : digits) {
+    int v = (c >= '0' && c <= '9')   ? c - '0'
+            : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+            : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                     : -1;
+    if (v < 0) return std::nullopt;
+    n = n * 16 + static_cast<uint64_t>(v);
+  }
+  return n;
 }
 
 std::string StatusLine(int status) {
@@ -382,6 +495,10 @@ void Server::AcceptLoop() {
     {
       std::lock_guard lock(mu_);
       if (stopping_) break;
+      if (conns_.size() >= opts_.max_connections) {
+        RefuseAtAccept(fd);
+        continue;  // c's destructor closes fd
+      }
       id = next_id_++;
       conns_[id] = c;
     }
@@ -403,8 +520,40 @@ std::string Server::ErrorResponse(int status, const std::string& message) const 
   }
   std::string out = StatusLine(r.status);
   for (auto& [k, v] : r.headers) out += k + ": " + v + "\r\n";
+  if (r.status == 429 && r.headers.count("Retry-After") == 0) out += "Retry-After: 1\r\n";
   out += "Content-Length: " + std::to_string(r.body.size()) + "\r\nConnection: close\r\n\r\n";
   return out + r.body;
+}
+
+void Server::Refuse(Conn& conn, int fd, int status, const std::string& message) const {
+  log::Debug("http: refused a request ({}): {}", status, message);
+  if (!conn.WriteAll(ErrorResponse(status, message))) return;
+  // Closing with unread bytes would reset the connection, and the client
+  // would lose the answer: say we are done writing, then read and drop what
+  // still comes for a while (Go's net/http waits likewise). Nothing is kept.
+  if (!tls_) ::shutdown(fd, SHUT_WR);
+  auto deadline = Clock::now() + std::chrono::seconds(1);
+  char scratch[16384];
+  while (!stopping_) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0 || !conn.WaitReadable(static_cast<int>(left.count()))) break;
+    if (conn.Read(scratch, sizeof scratch) <= 0) break;
+  }
+}
+
+void Server::RefuseAtAccept(int fd) const {
+  log::Warn("http: {} connections open, the limit: refusing a new one", opts_.max_connections);
+  if (tls_) return;  // a plain-text answer would mean nothing to a TLS client
+  // Non-blocking, on the accept thread: a small answer into an empty socket
+  // buffer, what the client already sent dropped so the close does not reset.
+  char scratch[4096];
+  while (::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0) {
+  }
+  std::string answer =
+      ErrorResponse(429, "too many open connections (the limit is " +
+                             std::to_string(opts_.max_connections) + "); try again later");
+  (void)::send(fd, answer.data(), answer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_WR);
 }
 
 Response Server::UnauthorizedResponse() const {
@@ -446,13 +595,29 @@ void Server::Serve(std::shared_ptr<Connection> c) {
   }
   const bool authenticated = peer.verified && !peer.common_name.empty();
   Conn& conn = *owned;
+  const int fd = c->fd.get();
   Reader reader(conn);
+  auto seconds = [](int ms) { return std::to_string(ms) + " ms"; };
   while (!stopping_) {
+    if (!reader.WaitForRequest(opts_.idle_timeout_ms)) return;  // idle or closed
     std::string head;
-    bool too_large = false;
-    if (!reader.ReadHead(head, opts_.max_header_bytes, opts_.idle_timeout_ms, too_large)) {
-      if (too_large) conn.WriteAll(ErrorResponse(431, "request header too large"));
-      return;
+    switch (reader.ReadHead(head, opts_.max_header_bytes, opts_.max_header_line_bytes,
+                            Clock::now() + std::chrono::milliseconds(opts_.header_timeout_ms))) {
+      case ReadResult::kOk:
+        break;
+      case ReadResult::kClosed:
+        return;
+      case ReadResult::kTimeout:
+        return Refuse(conn, fd, 408,
+                      "request header not received within " + seconds(opts_.header_timeout_ms));
+      case ReadResult::kTooLarge:
+        return Refuse(conn, fd, 431,
+                      "request header block is larger than the limit of " +
+                          std::to_string(opts_.max_header_bytes) + " bytes");
+      case ReadResult::kLineTooLong:
+        return Refuse(conn, fd, 431,
+                      "a request header line is longer than the limit of " +
+                          std::to_string(opts_.max_header_line_bytes) + " bytes");
     }
     Request req;
     req.remote_addr = c->remote;
@@ -460,56 +625,90 @@ void Server::Serve(std::shared_ptr<Connection> c) {
       req.client_cn = peer.common_name;
       req.client_groups = peer.groups;
     }
-    if (!ParseHead(head, req)) {
-      conn.WriteAll(ErrorResponse(400, "malformed HTTP request"));
-      return;
+    if (std::optional<HeadError> bad = ParseHead(head, req)) {
+      return Refuse(conn, fd, bad->status, bad->message);
     }
-    // Body: Content-Length or chunked.
-    std::string te = req.Header("Transfer-Encoding");
-    std::string cl = req.Header("Content-Length");
-    bool chunked = ::strcasestr(te.c_str(), "chunked") != nullptr;
+    // Body: Content-Length or chunked, never both (request smuggling).
+    auto te_range = req.headers.equal_range("Transfer-Encoding");
+    auto cl_range = req.headers.equal_range("Content-Length");
+    const bool chunked = te_range.first != te_range.second;
+    if (chunked) {
+      if (cl_range.first != cl_range.second) {
+        return Refuse(conn, fd, 400,
+                      "a request must not have both Transfer-Encoding and Content-Length");
+      }
+      const std::string& te = te_range.first->second;
+      if (std::next(te_range.first) != te_range.second ||
+          ::strcasecmp(te.c_str(), "chunked") != 0) {
+        return Refuse(conn, fd, 400,
+                      "unsupported Transfer-Encoding " + Quoted(te) + " (only \"chunked\")");
+      }
+    }
     size_t length = 0;
-    if (!cl.empty()) {
-      char* end = nullptr;
-      unsigned long long v = std::strtoull(cl.c_str(), &end, 10);
-      if (end == cl.c_str() || *end != '\0') {
-        conn.WriteAll(ErrorResponse(400, "invalid Content-Length \"" + cl + "\""));
-        return;
+    for (auto it = cl_range.first; it != cl_range.second; ++it) {
+      const std::string& cl = it->second;
+      bool digits =
+          !cl.empty() && cl.size() <= 18 && cl.find_first_not_of("0123456789") == std::string::npos;
+      size_t v = digits ? std::stoull(cl) : 0;
+      if (!digits || (it != cl_range.first && v != length)) {
+        return Refuse(conn, fd, 400, "invalid Content-Length " + Quoted(cl));
       }
       length = v;
     }
     if (length > opts_.max_body_bytes) {
-      conn.WriteAll(ErrorResponse(413, "request body of " + std::to_string(length) +
-                                           " bytes is larger than the limit of " +
-                                           std::to_string(opts_.max_body_bytes) + " bytes"));
-      return;
+      return Refuse(conn, fd, 413,
+                    "request body of " + std::to_string(length) +
+                        " bytes is larger than the limit of " +
+                        std::to_string(opts_.max_body_bytes) + " bytes");
     }
-    if (::strcasecmp(req.Header("Expect").c_str(), "100-continue") == 0) {
+    if ((chunked || length > 0) &&
+        ::strcasecmp(req.Header("Expect").c_str(), "100-continue") == 0) {
       if (!conn.WriteAll("HTTP/1.1 100 Continue\r\n\r\n")) return;
     }
+    const auto body_deadline = Clock::now() + std::chrono::milliseconds(opts_.body_timeout_ms);
+    const std::string body_timeout =
+        "request body not received within " + seconds(opts_.body_timeout_ms);
     if (chunked) {
       while (true) {
         std::string line;
-        if (!reader.ReadLine(line)) return;
-        size_t n = std::strtoul(line.c_str(), nullptr, 16);
-        if (n == 0) {
+        ReadResult r = reader.ReadLine(line, 4096, body_deadline);
+        if (r == ReadResult::kClosed) return;
+        if (r == ReadResult::kTimeout) return Refuse(conn, fd, 408, body_timeout);
+        std::optional<uint64_t> n;
+        if (r == ReadResult::kOk) n = ParseChunkSize(line);
+        if (!n) return Refuse(conn, fd, 400, "malformed chunk size " + Quoted(line));
+        if (*n == 0) {
+          // Trailers (dropped), bounded like the header block.
+          size_t trailer_bytes = 0;
           std::string trailer;
           do {
-            if (!reader.ReadLine(trailer)) return;
+            r = reader.ReadLine(trailer, opts_.max_header_line_bytes, body_deadline);
+            if (r == ReadResult::kClosed) return;
+            if (r == ReadResult::kTimeout) return Refuse(conn, fd, 408, body_timeout);
+            trailer_bytes += trailer.size() + 2;
+            if (r != ReadResult::kOk || trailer_bytes > opts_.max_header_bytes) {
+              return Refuse(conn, fd, 431, "request trailers are too large");
+            }
           } while (!trailer.empty());
           break;
         }
-        if (req.body.size() + n > opts_.max_body_bytes) {
-          conn.WriteAll(ErrorResponse(413, "request body is larger than the limit of " +
-                                               std::to_string(opts_.max_body_bytes) + " bytes"));
-          return;
+        if (*n > opts_.max_body_bytes - req.body.size()) {
+          return Refuse(conn, fd, 413,
+                        "request body is larger than the limit of " +
+                            std::to_string(opts_.max_body_bytes) + " bytes");
         }
-        if (!reader.ReadExact(req.body, n)) return;
-        std::string crlf;
-        if (!reader.ReadLine(crlf)) return;
+        r = reader.ReadExact(req.body, *n, body_deadline);
+        if (r == ReadResult::kOk) r = reader.ReadLine(line, 0, body_deadline);
+        if (r == ReadResult::kClosed) return;
+        if (r == ReadResult::kTimeout) return Refuse(conn, fd, 408, body_timeout);
+        if (r != ReadResult::kOk || !line.empty()) {
+          return Refuse(conn, fd, 400, "malformed chunked body: a chunk does not end with CRLF");
+        }
       }
     } else if (length > 0) {
-      if (!reader.ReadExact(req.body, length)) return;
+      ReadResult r = reader.ReadExact(req.body, length, body_deadline);
+      if (r == ReadResult::kClosed) return;
+      if (r == ReadResult::kTimeout) return Refuse(conn, fd, 408, body_timeout);
     }
 
     bool close = ::strcasecmp(req.Header("Connection").c_str(), "close") == 0;

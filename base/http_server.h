@@ -9,7 +9,26 @@
 //   - stream a chunked body (Response::stream: watch, logs -f),
 //   - take over the raw connection after its response headers
 //     (Response::upgrade: 101 Switching Protocols).
-// Bodies larger than Options::max_body_bytes get 413 before they are read.
+//
+// Hostile input is refused by the server itself, before any handler runs,
+// the way Go's net/http (and so kube-apiserver) refuses it; each refusal
+// closes the connection after its answer (a bounded lingering close, so the
+// client reads the answer rather than a reset):
+//   - a malformed request line or header line: 400; an unknown method: 501;
+//   - a header line over max_header_line_bytes or a header block over
+//     max_header_bytes: 431;
+//   - Transfer-Encoding together with Content-Length, any Transfer-Encoding
+//     but "chunked", a bad or conflicting Content-Length, a malformed or
+//     overflowing chunk size: 400;
+//   - a body over max_body_bytes: 413, answered as soon as the declared
+//     length (or the chunks so far) pass the limit, without reading the rest;
+//   - a connection idle between requests for idle_timeout_ms is closed; a
+//     request head not complete within header_timeout_ms of its first byte,
+//     or a body not complete within body_timeout_ms, gets 408 and is closed
+//     (slow clients hold a thread only that long);
+//   - beyond max_connections open connections, a new one gets 429 with
+//     Retry-After (plain HTTP; TLS ones are just closed) and is closed by the
+//     accept thread, so neither threads nor memory grow without bound.
 //
 // TLS (ServerOptions::tls, implemented in base/tls.h): the handshake runs on
 // the connection's thread, never the accept thread, so a slow or silent
@@ -140,10 +159,20 @@ struct ServerOptions {
   // namespace it was made in), while connections are still served on
   // threads of the caller's namespace.
   std::string netns;
+  // Limits on what a client sends (see the top of this file). Defaults as
+  // kube-apiserver's: 3 MiB bodies, Go's 1 MiB header block (+4 KiB slack
+  // there), 90 s idle keep-alive, 32 s to send a request head.
   size_t max_body_bytes = 3 * 1024 * 1024;
-  size_t max_header_bytes = 1024 * 1024;
-  int idle_timeout_ms = 120000;  // keep-alive connections idle longer are closed
-  // Formats errors the server answers by itself (400, 401, 413, 431, 500), e.g.
+  size_t max_header_bytes = 1024 * 1024;     // the request line and all header lines
+  size_t max_header_line_bytes = 64 * 1024;  // any one of them
+  int idle_timeout_ms = 90000;               // keep-alive connections idle longer are closed
+  int header_timeout_ms = 32000;             // from a request's first byte to its blank line
+  int body_timeout_ms = 60000;               // from the end of the head to the end of the body
+  // Open connections (upgraded and streaming ones included) beyond which new
+  // ones are refused with 429.
+  size_t max_connections = 4096;
+  // Formats errors the server answers by itself (400, 401, 408, 413, 429, 431,
+  // 500, 501), e.g.
   // as a Kubernetes Status; plain text when unset.
   std::function<Response(int status, const std::string& message)> error_response;
   // HTTPS when set; plain HTTP otherwise.
@@ -182,6 +211,10 @@ class Server {
   void AcceptLoop();
   void Serve(std::shared_ptr<Connection> c);
   std::string ErrorResponse(int status, const std::string& message) const;
+  // Answers a refusal and drains what the client still sends for a bounded
+  // time, so the answer is read rather than lost to a reset.
+  void Refuse(Conn& conn, int fd, int status, const std::string& message) const;
+  void RefuseAtAccept(int fd) const;
   Response UnauthorizedResponse() const;
   bool IsAnonymousPath(const std::string& path) const;
 
