@@ -1,10 +1,13 @@
 #include "base/yaml.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <regex>
+#include <sstream>
 
 #include "base/error.h"
 
@@ -178,6 +181,43 @@ Json ToJson(const YAML::Node& node) {
   return nullptr;
 }
 
+// yaml-cpp 0.7 (Debian 12's) loops forever in LoadAll, allocating a null
+// document per turn, when a document starts with a token its parser never
+// consumes: a stream of just "," (jbeder/yaml-cpp#1040, fixed upstream by
+// #1319). One request body could take all memory (found by
+// fuzz/cluster_config_fuzzer). A first pass over the parser's events finds
+// it: a document that starts where the previous one started made no progress.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  YAML::Mark start;
+};
+
+void CheckParserProgress(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStarts events;
+  std::optional<int> last_start;
+  while (parser.HandleNextDocument(events)) {
+    if (last_start == events.start.pos) {
+      throw YamlError(events.start, "did not find expected node content");
+    }
+    last_start = events.start.pos;
+  }
+}
+
 // --- emitter -------------------------------------------------------------
 
 bool NeedsQuotes(const std::string& s) {
@@ -322,7 +362,9 @@ void Emit(const Json& v, int indent, std::string& out) {
 std::vector<Json> ParseYamlDocuments(std::string_view text) {
   std::vector<Json> docs;
   try {
-    for (const YAML::Node& node : YAML::LoadAll(std::string(text))) {
+    std::string input(text);
+    CheckParserProgress(input);
+    for (const YAML::Node& node : YAML::LoadAll(input)) {
       Json j = ToJson(node);
       if (!j.is_null()) docs.push_back(std::move(j));
     }

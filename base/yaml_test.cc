@@ -140,5 +140,22 @@ TEST(YamlTest, LongPlainScalarsDoNotOverflowTheStack) {
             Json::parse(R"({"a":15,"b":31,"c":500.0,"d":1.0,"e":"1e","f":"."})"));
 }
 
+// Found by fuzz/cluster_config_fuzzer: yaml-cpp 0.7's LoadAll looped
+// forever, allocating, on a document starting with ",".
+TEST(YamlTest, StrayFlowEntryIsAnErrorNotAnEndlessLoop) {
+  for (std::string text : {",", ", a", "---\n,b\n", " ,]", ",\x01", "a: 1\n---\n,\n"}) {
+    try {
+      ParseYamlDocuments(text);
+      ADD_FAILURE() << "expected an error for " << ::testing::PrintToString(text);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Code::kBadRequest);
+      EXPECT_NE(e.message().find("line "), std::string::npos) << e.message();
+    }
+  }
+  // Empty documents still come and go as before.
+  EXPECT_EQ(ParseYamlDocuments("---\n---\na: 1\n...\n---\n# only a comment\n").size(), 1u);
+  EXPECT_EQ(ParseYaml("- a,b\n- [c, d]\n"), Json::parse(R"(["a,b", ["c", "d"]])"));
+}
+
 }  // namespace
 }  // namespace kin
