@@ -204,6 +204,12 @@ std::optional<std::chrono::system_clock::time_point> ParseRfc3339(std::string_vi
   year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
   if (!ymd.ok()) return std::nullopt;
   auto t = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - seconds{offset_s};
+  // system_clock counts int64 nanoseconds (years 1678 to 2261): a time
+  // outside overflowed the conversion below (found by fuzz/quantity_fuzzer).
+  constexpr long long kLimit = duration_cast<seconds>(system_clock::duration::max()).count() - 1;
+  if (t.time_since_epoch().count() > kLimit || t.time_since_epoch().count() < -kLimit) {
+    return std::nullopt;
+  }
   return time_point_cast<system_clock::duration>(t + nanoseconds{nanos});
 }
 

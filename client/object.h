@@ -70,7 +70,8 @@ const Json* Condition(const Json& obj, std::string_view type);
 // RFC 3339 in UTC with whole seconds, as metav1.Time marshals: "2024-05-01T10:00:00Z".
 std::string FormatRfc3339(std::chrono::system_clock::time_point t);
 std::string NowRfc3339();
-// Parses RFC 3339 ("Z" or "+hh:mm", optional fraction up to nanoseconds).
+// Parses RFC 3339 ("Z" or "+hh:mm", optional fraction up to nanoseconds);
+// nullopt for a time system_clock cannot hold (before 1678 or after 2261).
 std::optional<std::chrono::system_clock::time_point> ParseRfc3339(std::string_view s);
 
 }  // namespace kin::object

@@ -112,5 +112,20 @@ TEST(ObjectTest, Rfc3339) {
   EXPECT_LE(std::abs(duration_cast<seconds>(system_clock::now() - *now).count()), 2);
 }
 
+// Found by fuzz/quantity_fuzzer: times system_clock's int64 nanoseconds
+// cannot hold overflowed (UBSan: signed integer overflow) instead of failing.
+TEST(ObjectTest, Rfc3339OutsideTheClockRangeDoesNotParse) {
+  EXPECT_FALSE(ParseRfc3339("4052-12-07T10:00:00Z"));
+  EXPECT_FALSE(ParseRfc3339("9999-12-31T23:59:59.999999999Z"));
+  EXPECT_FALSE(ParseRfc3339("0000-01-01T00:00:00Z"));
+  EXPECT_FALSE(ParseRfc3339("1677-01-01T00:00:00-23:59"));
+  auto late = ParseRfc3339("2262-04-10T23:59:59.999999999Z");
+  ASSERT_TRUE(late);
+  EXPECT_EQ(FormatRfc3339(*late), "2262-04-10T23:59:59Z");
+  auto early = ParseRfc3339("1678-01-01T00:00:00Z");
+  ASSERT_TRUE(early);
+  EXPECT_EQ(FormatRfc3339(*early), "1678-01-01T00:00:00Z");
+}
+
 }  // namespace
 }  // namespace kin::object
