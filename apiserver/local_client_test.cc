@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "apiserver/registry.h"
+#include "apiserver/rest.h"
 #include "base/error.h"
 #include "client/events.h"
 #include "client/informer.h"
@@ -145,6 +146,91 @@ TEST_F(LocalClientTest, EventRecorderCombinesSimilarEvents) {
 
 // Events expire event_ttl after they were last recorded, as with
 // kube-apiserver's --event-ttl; a sweep runs when Events are created.
+// Hostile bodies through the REST handler: refused with a Status, never a
+// crash (a recursive parser overflows its stack on 100,000 levels).
+http::Response Post(RestHandler& rest, const std::string& content_type, std::string body) {
+  http::Request req;
+  req.method = "POST";
+  req.path = "/api/v1/namespaces/default/configmaps";
+  req.target = req.path;
+  req.headers.emplace("Content-Type", content_type);
+  req.body = std::move(body);
+  http::Response resp;
+  rest.Handle(req, resp);
+  return resp;
+}
+
+TEST_F(LocalClientTest, DeeplyNestedBodiesAre400WithAStatus) {
+  RestHandler rest(*registry_);
+  const size_t levels = 100000;
+  std::string deep_json = R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"deep"},)"
+                          R"("extra":)" +
+                          std::string(levels, '[') + std::string(levels, ']') + "}";
+  std::string deep_yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\nextra: " +
+                          std::string(levels, '[') + std::string(levels, ']') + "\n";
+  for (auto [type, body] : {std::pair<std::string, std::string>{"application/json", deep_json},
+                            {"application/yaml", deep_yaml}}) {
+    SCOPED_TRACE(type);
+    http::Response resp = Post(rest, type, body);
+    EXPECT_EQ(resp.status, 400);
+    Json status = Json::parse(resp.body);
+    EXPECT_EQ(status["kind"], "Status");
+    EXPECT_EQ(status["reason"], "BadRequest");
+    EXPECT_EQ(status["code"], 400);
+    EXPECT_EQ(status["message"],
+              "the request body is nested deeper than the limit of 10000 levels");
+  }
+  // Just under the limit: whatever the answer, no crash, as a create and as
+  // each kind of patch.
+  const size_t under = 9990;
+  std::string near_limit = R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"near"},)"
+                           R"("extra":)" +
+                           std::string(under, '[') + std::string(under, ']') + "}";
+  http::Response near = Post(rest, "application/json", near_limit);
+  EXPECT_LT(near.status, 500) << near.body.substr(0, 300);
+  for (std::string type : {"application/merge-patch+json", "application/strategic-merge-patch+json",
+                           "application/apply-patch+yaml"}) {
+    SCOPED_TRACE(type);
+    http::Request req;
+    req.method = "PATCH";
+    req.path = "/api/v1/namespaces/default/configmaps/near";
+    req.target = req.path + "?fieldManager=test";
+    req.query.emplace("fieldManager", "test");
+    req.headers.emplace("Content-Type", type);
+    req.body = R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"near"},"data":)" +
+               std::string(under, '[') + std::string(under, ']') + "}";
+    http::Response resp;
+    rest.Handle(req, resp);
+    EXPECT_LT(resp.status, 500) << resp.body.substr(0, 300);
+  }
+  // Strings are not nesting; moderate nesting in an unknown field is the
+  // usual unknown-field case, not this one.
+  std::string fine = R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"fine"},)"
+                     R"("data":{"k":")" +
+                     std::string(20000, '[') + R"("},"extra":)" + std::string(100, '[') +
+                     std::string(100, ']') + "}";
+  http::Response resp = Post(rest, "application/json", fine);
+  EXPECT_EQ(resp.status, 201) << resp.body.substr(0, 300);
+  EXPECT_EQ(registry_->Get(ConfigMaps(), "default", "fine")["data"]["k"].get<std::string>().size(),
+            20000u);
+}
+
+TEST(RestErrorResponseTest, ServerRefusalsAreStatusesWithTheirCodeAndReason) {
+  for (auto [status, reason] : {std::pair<int, std::string>{400, "BadRequest"},
+                                {408, "Timeout"},
+                                {413, "RequestEntityTooLarge"},
+                                {429, "TooManyRequests"},
+                                {431, "BadRequest"}}) {
+    http::Response r = RestHandler::ErrorResponse(status, "what went wrong");
+    EXPECT_EQ(r.status, status);
+    Json j = Json::parse(r.body);
+    EXPECT_EQ(j["kind"], "Status");
+    EXPECT_EQ(j["reason"], reason) << status;
+    EXPECT_EQ(j["code"], status);
+    EXPECT_EQ(j["message"], "what went wrong");
+  }
+}
+
 TEST(EventTtlTest, OldEventsGoWhenNewOnesComeIn) {
   testing::TempDir dir;
   StoreOptions so;

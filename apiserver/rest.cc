@@ -1,5 +1,6 @@
 #include "apiserver/rest.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -48,6 +49,61 @@ std::vector<std::string> SplitPath(const std::string& path) {
     i = j + 1;
   }
   return parts;
+}
+
+// Bodies nested deeper than this are refused before any parser sees them:
+// nlohmann::json (and yaml-cpp) recurse per level, and 100,000 levels of
+// '[' overflow a connection thread's stack. 10,000 is Go's encoding/json
+// limit, and so kube-apiserver's.
+constexpr size_t kMaxBodyNesting = 10000;
+
+// An upper bound of the body's nesting depth without parsing it: JSON's '['
+// and '{' outside strings; for YAML also block nesting, at most a line's
+// indentation plus its run of "- " (compact sequences).
+size_t BodyNesting(std::string_view body, bool yaml) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false, line_start = true;
+  size_t indent = 0;
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (yaml && line_start) {
+      if (c == ' ' || c == '\t' || (c == '-' && i + 1 < body.size() && body[i + 1] == ' ')) {
+        deepest = std::max(deepest, depth + ++indent);
+        continue;
+      }
+      line_start = false;
+    }
+    if (c == '\n') {
+      line_start = true;
+      indent = 0;
+    } else if (c == '"' && !yaml) {
+      in_string = true;  // YAML's quoting rules differ: there, every bracket counts
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+void CheckBodyNesting(const http::Request& req) {
+  std::string ct = req.Header("Content-Type");
+  std::string media = ct.substr(0, ct.find(';'));
+  if (media == "application/vnd.kubernetes.protobuf") return;
+  bool yaml = media.find("yaml") != std::string::npos;
+  if (BodyNesting(req.body, yaml) > kMaxBodyNesting) {
+    throw Error::BadRequest("the request body is nested deeper than the limit of " +
+                            std::to_string(kMaxBodyNesting) + " levels");
+  }
 }
 
 Error NoSuchResource() {
@@ -259,19 +315,29 @@ http::Response RestHandler::ErrorResponse(int status, const std::string& message
     case 401:
       code = Code::kUnauthorized;
       break;
+    case 408:
+      code = Code::kTimeout;
+      break;
     case 413:
       code = Code::kRequestEntityTooLarge;
       break;
+    case 429:
+      code = Code::kTooManyRequests;
+      break;
     case 431:
       code = Code::kBadRequest;
+      break;
+    case 501:
+      code = Code::kMethodNotAllowed;
       break;
     default:
       break;
   }
   Error e(code, message);
+  Json body = StatusFor(e);
+  body["code"] = status;  // the HTTP status sent, where it differs from the reason's usual one
   http::Response r;
-  SetJson(r, e.http_status(), StatusFor(e).dump());
-  r.status = status;
+  SetJson(r, status, body.dump());
   return r;
 }
 
@@ -280,6 +346,7 @@ void RestHandler::Handle(http::Request& req, http::Response& resp) {
   Target t;
   t.verb = req.method;
   try {
+    if (!req.body.empty()) CheckBodyNesting(req);
     const std::string& p = req.path;
     if (p == "/healthz" || p == "/livez" || p == "/readyz" || p.rfind("/healthz/", 0) == 0 ||
         p.rfind("/livez/", 0) == 0 || p.rfind("/readyz/", 0) == 0) {
