@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include "apiserver/apiserver.h"
 #include "apiserver/registry.h"
 #include "apiserver/rest.h"
 #include "base/error.h"
+#include "base/http_client.h"
 #include "client/events.h"
 #include "client/informer.h"
 #include "testing/e2e_support.h"
@@ -213,6 +215,51 @@ TEST_F(LocalClientTest, DeeplyNestedBodiesAre400WithAStatus) {
   EXPECT_EQ(resp.status, 201) << resp.body.substr(0, 300);
   EXPECT_EQ(registry_->Get(ConfigMaps(), "default", "fine")["data"]["k"].get<std::string>().size(),
             20000u);
+}
+
+// The same through kin serve's HTTP front end: every hostile body is
+// answered 4xx with a Status, and the server serves on.
+TEST(ApiServerHostileBodyTest, HugeDeepUnknownAndWrongKindBodiesAre4xxStatuses) {
+  testing::TempDir dir;
+  Options o;
+  o.state_dir = dir.path();
+  ApiServer api(o);
+  api.Start();
+  http::HttpClient c(
+      http::ClientOptions{.base_url = "http://127.0.0.1:" + std::to_string(api.port())});
+  const std::string cms = "/api/v1/namespaces/default/configmaps";
+  const http::Headers json = {{"Content-Type", "application/json"}};
+  auto expect_status = [](const http::ClientResponse& r, int code, const std::string& reason,
+                          const std::string& message_part) {
+    EXPECT_EQ(r.status, code) << r.body.substr(0, 300);
+    Json j = Json::parse(r.body, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << r.body.substr(0, 300);
+    EXPECT_EQ(j["kind"], "Status");
+    EXPECT_EQ(j["code"], code);
+    EXPECT_EQ(j["reason"], reason);
+    EXPECT_NE(j.value("message", "").find(message_part), std::string::npos) << j.dump();
+  };
+  // Over kube-apiserver's 3 MiB: refused by the HTTP server, as a Status.
+  std::string huge = R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"huge"},)"
+                     R"("data":{"k":")" +
+                     std::string(4 << 20, 'x') + R"("}})";
+  expect_status(c.Do("POST", cms, huge, json), 413, "RequestEntityTooLarge",
+                "larger than the limit of 3145728 bytes");
+  std::string deep = R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"deep"},)"
+                     R"("extra":)" +
+                     std::string(100000, '[') + std::string(100000, ']') + "}";
+  expect_status(c.Do("POST", cms, deep, json), 400, "BadRequest", "nested deeper than the limit");
+  std::string unknown = R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"u"},)"
+                        R"("data":{"k":"v"},"bogus":1})";
+  expect_status(c.Do("POST", cms + "?fieldValidation=Strict", unknown, json), 400, "BadRequest",
+                "bogus");
+  expect_status(c.Do("POST", cms, "[1,2,3]", json), 400, "BadRequest", "JSON object");
+  std::string pod = R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"}})";
+  http::ClientResponse wrong = c.Do("POST", cms, pod, json);
+  EXPECT_EQ(wrong.status, 400) << wrong.body;
+  EXPECT_EQ(Json::parse(wrong.body, nullptr, false).value("kind", ""), "Status") << wrong.body;
+  EXPECT_EQ(c.Get("/healthz").status, 200);
+  api.Stop();
 }
 
 TEST(RestErrorResponseTest, ServerRefusalsAreStatusesWithTheirCodeAndReason) {
