@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <map>
 #include <string>
@@ -93,6 +94,9 @@ __int128 QuantityScaledCeil(const Quantity& q, int scale10) {
       break;
     }
   }
+  // Zero stays zero whatever the exponent; scaling it up would only count
+  // to the exponent ("0E9223372034772807" hung; found by fuzz/quantity_fuzzer).
+  if (v == 0) return 0;
   for (int i = 0; i < q.exp2 && v < kBig; ++i) v *= 2;
   int64_t e = q.exp10 + scale10;
   if (e >= 0) {
@@ -116,7 +120,11 @@ __int128 QuantityScaledCeil(const Quantity& q, int scale10) {
 std::optional<double> ParseQuantity(std::string_view text) {
   auto q = ParseQuantityText(text, nullptr);
   if (!q) return std::nullopt;
-  long double v = std::stold(q->digits) * std::pow(10.0L, static_cast<long double>(q->exp10)) *
+  // One strtold of digits and exponent together: stold threw
+  // std::out_of_range past long double's range, and 0 × pow(10, huge) or
+  // huge × pow(10, -huge) made NaN (found by fuzz/quantity_fuzzer); strtold
+  // saturates to HUGE_VALL or 0 and rounds once.
+  long double v = std::strtold((q->digits + "e" + std::to_string(q->exp10)).c_str(), nullptr) *
                   std::pow(2.0L, q->exp2);
   return static_cast<double>(q->negative ? -v : v);
 }

@@ -83,5 +83,21 @@ TEST(QuantityTest, ValueAndMilliValueAsKubernetes) {
   EXPECT_FALSE(ParseQuantityValue("x").has_value());
 }
 
+// Found by fuzz/quantity_fuzzer: a zero with a huge exponent counted up to
+// the exponent (a hang), and ParseQuantity threw std::out_of_range (from
+// stold) for more digits than long double holds, or gave NaN.
+TEST(QuantityTest, HugeExponentsAndDigitCountsNeitherHangNorThrow) {
+  EXPECT_EQ(ParseQuantityValue("0E9223372034772807"), 0);
+  EXPECT_EQ(ParseQuantityMilli("0e999999999999999999"), 0);
+  EXPECT_EQ(ParseQuantity("0E9223372034772807"), 0.0);
+  EXPECT_EQ(ParseQuantityValue("1E999999999999999999"), std::numeric_limits<int64_t>::max());
+  const std::string huge = "1" + std::string(6000, '0');
+  EXPECT_EQ(ParseQuantity(huge), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(ParseQuantity("-" + huge), -std::numeric_limits<double>::infinity());
+  EXPECT_EQ(ParseQuantityValue(huge), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(ParseQuantity(huge + "e-999999999"), 0.0);
+  EXPECT_EQ(ParseQuantity(huge + "e-5990"), 1e10);
+}
+
 }  // namespace
 }  // namespace kin
