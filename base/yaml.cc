@@ -394,6 +394,11 @@ Json ParseJsonOrYaml(std::string_view text) {
       } catch (const Error&) {
         throw Error::BadRequest(std::string("json: ") + e.what());
       }
+    } catch (const Json::exception& e) {
+      // Well-formed JSON that nlohmann cannot hold (a number past double's
+      // range: out_of_range 406) was an uncaught non-kin::Error (found by
+      // fuzz/yaml_fuzzer). Go's decoder refuses such numbers too.
+      throw Error::BadRequest(std::string("json: ") + e.what());
     }
   }
   return ParseYaml(text);

@@ -157,5 +157,19 @@ TEST(YamlTest, StrayFlowEntryIsAnErrorNotAnEndlessLoop) {
   EXPECT_EQ(ParseYaml("- a,b\n- [c, d]\n"), Json::parse(R"(["a,b", ["c", "d"]])"));
 }
 
+// Found by fuzz/yaml_fuzzer: a JSON number past double's range threw
+// nlohmann's out_of_range (not a parse_error) out of ParseJsonOrYaml.
+TEST(YamlTest, JsonNumberOverflowIsBadRequest) {
+  for (std::string text : {"{\"a\": 1e999}", "[-9.9e99999]"}) {
+    try {
+      ParseJsonOrYaml(text);
+      ADD_FAILURE() << "expected an error for " << text;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Code::kBadRequest);
+      EXPECT_NE(e.message().find("json: "), std::string::npos) << e.message();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kin
