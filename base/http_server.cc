@@ -410,6 +410,13 @@ bool Stream::Done() { return failed_ || stopping_ || conn_.PeerClosed(); }
 struct Server::Connection {
   UniqueFd fd;
   std::string remote;
+  // While the connection reads a request (or drains after a refusal): when
+  // the read must be over, in steady_clock nanoseconds; 0 when not reading
+  // (idle waits bound themselves; handlers, streams and upgrades are
+  // unbounded).
+  std::atomic<int64_t> deadline{0};
+  void SetDeadline(Clock::time_point t) { deadline = t.time_since_epoch().count(); }
+  void ClearDeadline() { deadline = 0; }
 };
 
 Server::Server(ServerOptions opts, Handler handler)
@@ -449,11 +456,17 @@ void Server::Start() {
   port_ = ntohs(addr.sin_port);
   stopping_ = false;
   accept_thread_ = std::thread([this] { AcceptLoop(); });
+  reaper_thread_ = std::thread([this] { ReapLoop(); });
 }
 
 void Server::Stop() {
   if (!accept_thread_.joinable()) return;
-  stopping_ = true;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  reaper_cv_.notify_all();
+  reaper_thread_.join();
   ::shutdown(listen_fd_.get(), SHUT_RDWR);
   accept_thread_.join();
   listen_fd_.reset();
@@ -511,6 +524,24 @@ void Server::AcceptLoop() {
   }
 }
 
+void Server::ReapLoop() {
+  // The connection threads' own deadlines answer first (408); this backstop
+  // fires a little later, for reads those cannot interrupt.
+  constexpr auto kGrace = std::chrono::milliseconds(500);
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    int64_t now = (Clock::now() - kGrace).time_since_epoch().count();
+    for (auto& [id, c] : conns_) {
+      int64_t d = c->deadline;
+      if (d != 0 && d < now && c->deadline.compare_exchange_strong(d, 0)) {
+        log::Debug("http: {} did not finish a read within its deadline: closing", c->remote);
+        ::shutdown(c->fd.get(), SHUT_RDWR);
+      }
+    }
+    reaper_cv_.wait_for(lock, std::chrono::milliseconds(250), [this] { return stopping_.load(); });
+  }
+}
+
 std::string Server::ErrorResponse(int status, const std::string& message) const {
   Response r;
   if (opts_.error_response) {
@@ -525,14 +556,15 @@ std::string Server::ErrorResponse(int status, const std::string& message) const 
   return out + r.body;
 }
 
-void Server::Refuse(Conn& conn, int fd, int status, const std::string& message) const {
-  log::Debug("http: refused a request ({}): {}", status, message);
+void Server::Refuse(Connection& c, Conn& conn, int status, const std::string& message) const {
+  log::Debug("http: refused a request from {} ({}): {}", c.remote, status, message);
+  auto deadline = Clock::now() + std::chrono::seconds(1);
+  c.SetDeadline(deadline);
   if (!conn.WriteAll(ErrorResponse(status, message))) return;
   // Closing with unread bytes would reset the connection, and the client
   // would lose the answer: say we are done writing, then read and drop what
   // still comes for a while (Go's net/http waits likewise). Nothing is kept.
-  if (!tls_) ::shutdown(fd, SHUT_WR);
-  auto deadline = Clock::now() + std::chrono::seconds(1);
+  if (!tls_) ::shutdown(c.fd.get(), SHUT_WR);
   char scratch[16384];
   while (!stopping_) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -595,27 +627,33 @@ void Server::Serve(std::shared_ptr<Connection> c) {
   }
   const bool authenticated = peer.verified && !peer.common_name.empty();
   Conn& conn = *owned;
-  const int fd = c->fd.get();
   Reader reader(conn);
   auto seconds = [](int ms) { return std::to_string(ms) + " ms"; };
+  const auto header_timeout = std::chrono::milliseconds(opts_.header_timeout_ms);
   while (!stopping_) {
+    // The idle wait bounds itself; the backstop covers a first read that
+    // blocks after it (a TLS record that never completes).
+    c->SetDeadline(Clock::now() + std::chrono::milliseconds(opts_.idle_timeout_ms) +
+                   header_timeout);
     if (!reader.WaitForRequest(opts_.idle_timeout_ms)) return;  // idle or closed
     std::string head;
+    const auto header_deadline = Clock::now() + header_timeout;
+    c->SetDeadline(header_deadline);
     switch (reader.ReadHead(head, opts_.max_header_bytes, opts_.max_header_line_bytes,
-                            Clock::now() + std::chrono::milliseconds(opts_.header_timeout_ms))) {
+                            header_deadline)) {
       case ReadResult::kOk:
         break;
       case ReadResult::kClosed:
         return;
       case ReadResult::kTimeout:
-        return Refuse(conn, fd, 408,
+        return Refuse(*c, conn, 408,
                       "request header not received within " + seconds(opts_.header_timeout_ms));
       case ReadResult::kTooLarge:
-        return Refuse(conn, fd, 431,
+        return Refuse(*c, conn, 431,
                       "request header block is larger than the limit of " +
                           std::to_string(opts_.max_header_bytes) + " bytes");
       case ReadResult::kLineTooLong:
-        return Refuse(conn, fd, 431,
+        return Refuse(*c, conn, 431,
                       "a request header line is longer than the limit of " +
                           std::to_string(opts_.max_header_line_bytes) + " bytes");
     }
@@ -626,7 +664,7 @@ void Server::Serve(std::shared_ptr<Connection> c) {
       req.client_groups = peer.groups;
     }
     if (std::optional<HeadError> bad = ParseHead(head, req)) {
-      return Refuse(conn, fd, bad->status, bad->message);
+      return Refuse(*c, conn, bad->status, bad->message);
     }
     // Body: Content-Length or chunked, never both (request smuggling).
     auto te_range = req.headers.equal_range("Transfer-Encoding");
@@ -634,13 +672,13 @@ void Server::Serve(std::shared_ptr<Connection> c) {
     const bool chunked = te_range.first != te_range.second;
     if (chunked) {
       if (cl_range.first != cl_range.second) {
-        return Refuse(conn, fd, 400,
+        return Refuse(*c, conn, 400,
                       "a request must not have both Transfer-Encoding and Content-Length");
       }
       const std::string& te = te_range.first->second;
       if (std::next(te_range.first) != te_range.second ||
           ::strcasecmp(te.c_str(), "chunked") != 0) {
-        return Refuse(conn, fd, 400,
+        return Refuse(*c, conn, 400,
                       "unsupported Transfer-Encoding " + Quoted(te) + " (only \"chunked\")");
       }
     }
@@ -651,12 +689,12 @@ void Server::Serve(std::shared_ptr<Connection> c) {
           !cl.empty() && cl.size() <= 18 && cl.find_first_not_of("0123456789") == std::string::npos;
       size_t v = digits ? std::stoull(cl) : 0;
       if (!digits || (it != cl_range.first && v != length)) {
-        return Refuse(conn, fd, 400, "invalid Content-Length " + Quoted(cl));
+        return Refuse(*c, conn, 400, "invalid Content-Length " + Quoted(cl));
       }
       length = v;
     }
     if (length > opts_.max_body_bytes) {
-      return Refuse(conn, fd, 413,
+      return Refuse(*c, conn, 413,
                     "request body of " + std::to_string(length) +
                         " bytes is larger than the limit of " +
                         std::to_string(opts_.max_body_bytes) + " bytes");
@@ -666,6 +704,7 @@ void Server::Serve(std::shared_ptr<Connection> c) {
       if (!conn.WriteAll("HTTP/1.1 100 Continue\r\n\r\n")) return;
     }
     const auto body_deadline = Clock::now() + std::chrono::milliseconds(opts_.body_timeout_ms);
+    c->SetDeadline(body_deadline);
     const std::string body_timeout =
         "request body not received within " + seconds(opts_.body_timeout_ms);
     if (chunked) {
@@ -673,10 +712,10 @@ void Server::Serve(std::shared_ptr<Connection> c) {
         std::string line;
         ReadResult r = reader.ReadLine(line, 4096, body_deadline);
         if (r == ReadResult::kClosed) return;
-        if (r == ReadResult::kTimeout) return Refuse(conn, fd, 408, body_timeout);
+        if (r == ReadResult::kTimeout) return Refuse(*c, conn, 408, body_timeout);
         std::optional<uint64_t> n;
         if (r == ReadResult::kOk) n = ParseChunkSize(line);
-        if (!n) return Refuse(conn, fd, 400, "malformed chunk size " + Quoted(line));
+        if (!n) return Refuse(*c, conn, 400, "malformed chunk size " + Quoted(line));
         if (*n == 0) {
           // Trailers (dropped), bounded like the header block.
           size_t trailer_bytes = 0;
@@ -684,33 +723,34 @@ void Server::Serve(std::shared_ptr<Connection> c) {
           do {
             r = reader.ReadLine(trailer, opts_.max_header_line_bytes, body_deadline);
             if (r == ReadResult::kClosed) return;
-            if (r == ReadResult::kTimeout) return Refuse(conn, fd, 408, body_timeout);
+            if (r == ReadResult::kTimeout) return Refuse(*c, conn, 408, body_timeout);
             trailer_bytes += trailer.size() + 2;
             if (r != ReadResult::kOk || trailer_bytes > opts_.max_header_bytes) {
-              return Refuse(conn, fd, 431, "request trailers are too large");
+              return Refuse(*c, conn, 431, "request trailers are too large");
             }
           } while (!trailer.empty());
           break;
         }
         if (*n > opts_.max_body_bytes - req.body.size()) {
-          return Refuse(conn, fd, 413,
+          return Refuse(*c, conn, 413,
                         "request body is larger than the limit of " +
                             std::to_string(opts_.max_body_bytes) + " bytes");
         }
         r = reader.ReadExact(req.body, *n, body_deadline);
         if (r == ReadResult::kOk) r = reader.ReadLine(line, 0, body_deadline);
         if (r == ReadResult::kClosed) return;
-        if (r == ReadResult::kTimeout) return Refuse(conn, fd, 408, body_timeout);
+        if (r == ReadResult::kTimeout) return Refuse(*c, conn, 408, body_timeout);
         if (r != ReadResult::kOk || !line.empty()) {
-          return Refuse(conn, fd, 400, "malformed chunked body: a chunk does not end with CRLF");
+          return Refuse(*c, conn, 400, "malformed chunked body: a chunk does not end with CRLF");
         }
       }
     } else if (length > 0) {
       ReadResult r = reader.ReadExact(req.body, length, body_deadline);
       if (r == ReadResult::kClosed) return;
-      if (r == ReadResult::kTimeout) return Refuse(conn, fd, 408, body_timeout);
+      if (r == ReadResult::kTimeout) return Refuse(*c, conn, 408, body_timeout);
     }
 
+    c->ClearDeadline();  // handlers, their responses, streams and upgrades take their time
     bool close = ::strcasecmp(req.Header("Connection").c_str(), "close") == 0;
     bool req_authenticated = authenticated;
     if (!authenticated && opts_.authenticate_token) {

@@ -26,6 +26,9 @@
 //     request head not complete within header_timeout_ms of its first byte,
 //     or a body not complete within body_timeout_ms, gets 408 and is closed
 //     (slow clients hold a thread only that long);
+//     A reaper thread backs these deadlines up: a read that outlives its
+//     deadline (e.g. inside a TLS record that never completes) has its
+//     socket shut down;
 //   - beyond max_connections open connections, a new one gets 429 with
 //     Retry-After (plain HTTP; TLS ones are just closed) and is closed by the
 //     accept thread, so neither threads nor memory grow without bound.
@@ -209,11 +212,13 @@ class Server {
  private:
   struct Connection;
   void AcceptLoop();
+  // Shuts down connections whose read deadline passed (Connection::deadline).
+  void ReapLoop();
   void Serve(std::shared_ptr<Connection> c);
   std::string ErrorResponse(int status, const std::string& message) const;
   // Answers a refusal and drains what the client still sends for a bounded
   // time, so the answer is read rather than lost to a reset.
-  void Refuse(Conn& conn, int fd, int status, const std::string& message) const;
+  void Refuse(Connection& c, Conn& conn, int status, const std::string& message) const;
   void RefuseAtAccept(int fd) const;
   Response UnauthorizedResponse() const;
   bool IsAnonymousPath(const std::string& path) const;
@@ -225,9 +230,11 @@ class Server {
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::thread accept_thread_;
+  std::thread reaper_thread_;
   mutable std::mutex mu_;
   std::map<uint64_t, std::shared_ptr<Connection>> conns_;
   std::condition_variable conns_cv_;  // signalled when a connection thread ends
+  std::condition_variable reaper_cv_;  // signalled by Stop
   uint64_t next_id_ = 0;
 };
 

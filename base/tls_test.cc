@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -469,6 +470,7 @@ class RawTlsClient {
     return std::string(reinterpret_cast<const char*>(p), n);
   }
   bool Write(std::string_view s) { return SSL_write(ssl_, s.data(), s.size()) == int(s.size()); }
+  int fd() const { return fd_; }
   // Reads until `buf` contains `until` or the stream ends.
   bool ReadUntil(std::string& buf, std::string_view until) {
     char tmp[4096];
@@ -487,6 +489,30 @@ class RawTlsClient {
   bool connected_ = false;
   sigset_t saved_mask_;
 };
+
+// A slow-loris inside TLS: the request head stops in the middle of a TLS
+// record, where the connection thread's own deadline cannot interrupt the
+// read (it waits for the rest of the record); the reaper must close it.
+TEST_F(TlsServerTest, RequestHeadStuckInsideATlsRecordIsCutOff) {
+  http::ServerOptions o = TlsOptions();
+  o.header_timeout_ms = 300;
+  Start(nullptr, o);
+  RawTlsClient client(server_->port(), pki_, true);
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.Write("GET /healthz HTTP/1.1\r\n"));
+  // An application-data record header announcing 64 bytes, then nothing.
+  ASSERT_EQ(::send(client.fd(), "\x17\x03\x03\x00\x40", 5, MSG_NOSIGNAL), 5);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  bool closed = false;
+  while (!closed && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{client.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[256];
+    closed = ::recv(client.fd(), buf, sizeof buf, 0) <= 0;
+  }
+  EXPECT_TRUE(closed) << "a TLS connection stuck in a record was still open after 5 s";
+  EXPECT_TRUE(Eventually([&] { return server_->open_connections() == 0; }));
+}
 
 TEST_F(TlsServerTest, UpgradeHandsOverTheTlsSessionForConcurrentUse) {
   Start([](Request& req, Response& resp) {
