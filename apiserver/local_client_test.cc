@@ -254,6 +254,14 @@ TEST(ApiServerHostileBodyTest, HugeDeepUnknownAndWrongKindBodiesAre4xxStatuses) 
   expect_status(c.Do("POST", cms + "?fieldValidation=Strict", unknown, json), 400, "BadRequest",
                 "bogus");
   expect_status(c.Do("POST", cms, "[1,2,3]", json), 400, "BadRequest", "JSON object");
+  // A number JSON cannot hold (nlohmann throws out_of_range, not a parse error),
+  // in a body and in a patch (found by fuzz/yaml_fuzzer in ParseJsonOrYaml).
+  expect_status(c.Do("POST", cms, R"({"metadata":{"name":"n"},"x":1e999})", json), 400,
+                "BadRequest", "decoding");
+  ASSERT_EQ(c.Do("POST", cms, R"({"metadata":{"name":"n"}})", json).status, 201);
+  expect_status(c.Do("PATCH", cms + "/n", R"({"x":1e999})",
+                     {{"Content-Type", "application/merge-patch+json"}}),
+                400, "BadRequest", "decoding");
   std::string pod = R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"}})";
   http::ClientResponse wrong = c.Do("POST", cms, pod, json);
   EXPECT_EQ(wrong.status, 400) << wrong.body;

@@ -1014,7 +1014,7 @@ Json Registry::Patch(const ResourceInfo& r, const std::string& ns, const std::st
   Json patch;
   try {
     patch = type == PatchType::kApply ? ParseJsonOrYaml(body) : Json::parse(body);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse errors, and numbers JSON cannot hold
     throw Error::BadRequest(std::string("error decoding patch: ") + e.what());
   }
   if (type != PatchType::kJson && !patch.is_object()) {

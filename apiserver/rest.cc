@@ -176,7 +176,7 @@ Json DecodeBody(const http::Request& req) {
   Json j;
   try {
     j = Json::parse(req.body);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse errors, and numbers JSON cannot hold
     throw Error::BadRequest(std::string("error decoding request body as JSON: ") + e.what());
   }
   if (!j.is_object()) throw Error::BadRequest("the request body must be a JSON object");
