@@ -31,7 +31,9 @@ class KubectlE2E : public ::testing::TestWithParam<std::string> {
                                   dir_->File("root"), "--kubeconfig", dir_->File("kubeconfig")},
                                  std::chrono::seconds(60));
     // Reported by each test's SetUp: a failure here alone reads as "skipped".
-    if (!r.status.success()) setup_error_ = "cluster create failed:\n" + r.out + r.err;
+    if (!r.status.success()) {
+      setup_error_ = "cluster create failed (" + r.status.ToString() + "):\n" + r.out + r.err;
+    }
   }
   static void TearDownTestSuite() {
     RunCommand({KinBinary(), "cluster", "delete", "--name", name_, "--state-root",

@@ -38,7 +38,9 @@ bool E2eCluster::Create(const std::vector<std::string>& flags) {
   args.insert(args.end(), flags.begin(), flags.end());
   CommandResult r = Kin(args);
   last_output_ = r.out + r.err;
-  if (!r.status.success()) last_output_ += "\nserve log:\n" + Log();
+  if (!r.status.success()) {
+    last_output_ += "\n(" + r.status.ToString() + ")\nserve log:\n" + Log();
+  }
   return r.status.success();
 }
 
