@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "base/error.h"
 #include "base/log.h"
@@ -308,7 +310,7 @@ size_t Store::Count(const std::string& bucket) const {
 Record Store::Mutate(const std::string& bucket, const std::string& ns, const std::string& name,
                      const std::function<Mutation(const Json* current)>& fn) {
   Record result;
-  uint64_t my_rv = 0;
+  auto ticket = std::make_shared<Ticket>();
   {
     std::lock_guard lock(mu_);
     Bucket& b = buckets_[bucket];
@@ -320,55 +322,111 @@ Record Store::Mutate(const std::string& bucket, const std::string& ns, const std
     if (m.action == Mutation::Action::kNone) {
       return it != b.objects.end() ? it->second : Record{};
     }
+    if (m.action == Mutation::Action::kDelete && it == b.objects.end()) return Record{};
+    // Everything that may throw (serializing: invalid UTF-8 does) comes
+    // before the revision and the objects change.
+    const uint64_t my_rv = rv_ + 1;
     auto ev = std::make_shared<StoreEvent>();
     ev->bucket = bucket;
-    my_rv = ++rv_;
     ev->rv = my_rv;
     if (m.action == Mutation::Action::kPut) {
       m.object["metadata"]["resourceVersion"] = std::to_string(my_rv);
-      Record rec = MakeRecord(bucket, ns, name, my_rv, m.object.dump(), m.object);
+      ev->now = MakeRecord(bucket, ns, name, my_rv, m.object.dump(), m.object);
       if (it != b.objects.end()) {
         ev->type = StoreEvent::Type::kModified;
         ev->prev = it->second;
-        it->second = rec;
       } else {
         ev->type = StoreEvent::Type::kAdded;
-        b.objects.emplace(key, rec);
       }
-      ev->now = rec;
-      result = std::move(rec);
     } else {
-      if (it == b.objects.end()) return Record{};
       // The DELETED event carries the last state at the deletion's revision.
       current->at("metadata")["resourceVersion"] = std::to_string(my_rv);
       ev->type = StoreEvent::Type::kDeleted;
       ev->prev = it->second;
       ev->now = MakeRecord(bucket, ns, name, my_rv, current->dump(), *current);
-      result = ev->now;
-      b.objects.erase(it);
     }
-    pending_.push_back({ev, KeyOf(bucket, ns, name)});
+    PendingWrite w{ev, KeyOf(bucket, ns, name), ticket};
+    pending_.reserve(pending_.size() + 1);
+    rv_ = my_rv;
+    if (ev->type == StoreEvent::Type::kDeleted) {
+      b.objects.erase(it);
+    } else if (it != b.objects.end()) {
+      it->second = ev->now;
+    } else {
+      b.objects.emplace(key, ev->now);
+    }
+    result = ev->now;
+    pending_.push_back(std::move(w));
   }
-  CommitUpTo(my_rv);
+  Commit(ticket);
   return result;
 }
 
-void Store::CommitUpTo(uint64_t rv) {
+Error Store::WriteError(const std::string& what) const {
+  std::string msg = "write to the cluster store: " + what + sqlite3_errmsg(db_);
+  // An I/O error says only "disk I/O error"; the errno says which (ENOSPC
+  // when the filesystem filled up under a write or an fsync).
+  const int rc = sqlite3_errcode(db_);
+  const int sys = sqlite3_system_errno(db_);
+  if ((rc == SQLITE_IOERR || rc == SQLITE_FULL || rc == SQLITE_CANTOPEN) && sys != 0) {
+    std::string cause = std::strerror(sys);
+    if (rc != SQLITE_FULL || sys != ENOSPC) msg += ": " + cause;
+  }
+  Error e = Error::Internal(msg + " (" + path_ + ")");
+  if (sys != 0) e.WithErrno(sys);
+  return e;
+}
+
+void Store::RollBack(std::vector<PendingWrite>& batch, const Error& why) {
+  std::lock_guard lock(mu_);
+  // Writes made since the batch was taken may have read its objects: they
+  // go too (their writers get the same error).
+  for (auto& w : pending_) batch.push_back(std::move(w));
+  pending_.clear();
+  for (auto w = batch.rbegin(); w != batch.rend(); ++w) {
+    const StoreEvent& e = *w->event;
+    auto& objects = buckets_[e.bucket].objects;
+    const std::string key = e.now.ns + "/" + e.now.name;
+    if (e.type == StoreEvent::Type::kAdded) {
+      objects.erase(key);
+    } else {
+      objects[key] = e.prev;
+    }
+    w->ticket->failed = why;
+  }
+  // Every write after durable_rv_ was in the batch or queued after it.
+  rv_ = durable_rv_;
+}
+
+void Store::Commit(const std::shared_ptr<Ticket>& ticket) {
   std::lock_guard commit_lock(commit_mu_);
-  if (durable_rv_ >= rv) return;  // another writer's commit carried ours
+  if (ticket->done) return;  // another writer's commit carried ours
+  if (ticket->failed) throw Error(*ticket->failed);
   std::vector<PendingWrite> batch;
   {
     std::lock_guard lock(mu_);
     batch.swap(pending_);
   }
+  // Ours is in it: it was queued before we took commit_mu_, and whoever
+  // took the queue since has settled it.
   if (batch.empty()) return;
   uint64_t last = batch.back().event->rv;
   try {
-    Exec("BEGIN");
+    // A transaction a failed commit left open (SQLite may keep it after
+    // some errors) would make BEGIN fail for ever.
+    if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      throw WriteError("begin: ");
+    }
     // Prepared once per store: parsing SQL per commit showed up in profiles.
     if (!stmts_) {
       stmts_ = std::make_unique<Statements>(db_);
     }
+    auto step = [&](Stmt& st) {
+      int rc = sqlite3_step(st.get());
+      if (rc != SQLITE_DONE) throw WriteError("");
+      st.Reset();
+    };
     Stmt& put = stmts_->put;
     Stmt& del = stmts_->del;
     Stmt& hist = stmts_->hist;
@@ -377,34 +435,39 @@ void Store::CommitUpTo(uint64_t rv) {
       const std::string& data = *e.now.json;
       if (e.type == StoreEvent::Type::kDeleted) {
         sqlite3_bind_text(del.get(), 1, w.key.data(), w.key.size(), SQLITE_STATIC);
-        sqlite3_step(del.get());
-        del.Reset();
+        step(del);
       } else {
         sqlite3_bind_text(put.get(), 1, w.key.data(), w.key.size(), SQLITE_STATIC);
         sqlite3_bind_int64(put.get(), 2, e.rv);
         sqlite3_bind_text(put.get(), 3, data.data(), data.size(), SQLITE_STATIC);
-        if (sqlite3_step(put.get()) != SQLITE_DONE) {
-          throw Error::Internal(std::string("database write: ") + sqlite3_errmsg(db_));
-        }
-        put.Reset();
+        step(put);
       }
       sqlite3_bind_int64(hist.get(), 1, e.rv);
       sqlite3_bind_int(hist.get(), 2, static_cast<int>(e.type));
       sqlite3_bind_text(hist.get(), 3, w.key.data(), w.key.size(), SQLITE_STATIC);
       sqlite3_bind_text(hist.get(), 4, data.data(), data.size(), SQLITE_STATIC);
-      sqlite3_step(hist.get());
-      hist.Reset();
+      step(hist);
     }
     Stmt& meta = stmts_->meta_rv;
     sqlite3_bind_int64(meta.get(), 1, last);
-    sqlite3_step(meta.get());
-    meta.Reset();
+    step(meta);
+    // In WAL mode the commit is where pages reach the disk: where a full
+    // disk usually shows.
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      throw WriteError("");
+    }
   } catch (const Error& e) {
-    for (Stmt* st : {&stmts_->put, &stmts_->del, &stmts_->hist, &stmts_->meta_rv}) st->Reset();
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    log::Error("store: commit failed: {}", e.message());
-    throw;
+    if (stmts_) {
+      for (Stmt* st : {&stmts_->put, &stmts_->del, &stmts_->hist, &stmts_->meta_rv}) st->Reset();
+    }
+    if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    log::Error("store: commit of revisions {}..{} failed: {}", batch.front().event->rv, last,
+               e.message());
+    RollBack(batch, e);
+    throw Error(*ticket->failed);
   }
+  durable_rv_ = last;
+  for (auto& w : batch) w.ticket->done = true;
 
   // Compaction: keep the newest history_limit changes, in memory and on disk.
   std::lock_guard watch_lock(watch_mu_);
@@ -413,16 +476,7 @@ void Store::CommitUpTo(uint64_t rv) {
     history_.push_back(w.event);
   }
   bool compacted = TrimHistoryLocked();
-  if (compacted && (last % 256 == 0 || batch.size() > 1)) {
-    Stmt c(db_, "DELETE FROM history WHERE rv <= ?");
-    sqlite3_bind_int64(c.get(), 1, compacted_rv_);
-    sqlite3_step(c.get());
-    Stmt m(db_, "INSERT OR REPLACE INTO meta(k, v) VALUES('compacted', ?)");
-    sqlite3_bind_int64(m.get(), 1, compacted_rv_);
-    sqlite3_step(m.get());
-  }
-  Exec("COMMIT");
-  durable_rv_ = last;
+  if (compacted && (last % 256 == 0 || batch.size() > 1)) CompactHistoryOnDisk();
 
   // Dispatch in revision order, still under commit_mu_ so batches stay ordered.
   for (const auto& w : batch) {
@@ -432,6 +486,22 @@ void Store::CommitUpTo(uint64_t rv) {
     for (auto& q : list) q->Push(w.event);
     std::erase_if(list, [](const auto& q) { return q->closed(); });
   }
+}
+
+void Store::CompactHistoryOnDisk() {
+  // Its own transaction, after the writes are durable: when it fails (the
+  // disk is full) the writes stand, and the rows it would have deleted are
+  // trimmed on the next load or compaction.
+  const std::string rv = std::to_string(compacted_rv_);
+  const std::string sql = "BEGIN; DELETE FROM history WHERE rv <= " + rv +
+                          "; INSERT OR REPLACE INTO meta(k, v) VALUES('compacted', " + rv +
+                          "); COMMIT";
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    log::Warn("store: compacting history up to revision {}: {}", rv, err ? err : "unknown error");
+    if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  sqlite3_free(err);
 }
 
 std::shared_ptr<WatchQueue> Store::Watch(const std::string& bucket, uint64_t from_rv) {

@@ -11,6 +11,13 @@
 // watches (also across restarts: they are in SQLite too); older ones are
 // compacted, and a watch from before them gets Gone (410).
 //
+// A write SQLite refuses (a full disk, an I/O error) is 500 InternalError
+// naming the cause and the database, as kube-apiserver answers an etcd
+// failure, and is undone: the revision is not advanced, no watcher hears of
+// it, and the objects in memory are as before. Writes that were made after
+// it and not yet durable (they may build on it) fail with it. Reads and
+// watches go on; writes work again once SQLite can write.
+//
 // Thread-safety: all methods are thread-safe. Mutate() callbacks run under
 // the store's write lock: they must be quick and must not call the store.
 #pragma once
@@ -28,6 +35,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/error.h"
 #include "base/yaml.h"
 
 struct sqlite3;
@@ -132,7 +140,7 @@ class Store {
   // absent) and returns what to do. Returns the resulting record (for
   // deletes: the last state with the deletion's revision; for kNone: the
   // current record, or an empty one). Exceptions from `fn` propagate and
-  // change nothing.
+  // change nothing; so does a failed write to the database (Internal).
   Record Mutate(const std::string& bucket, const std::string& ns, const std::string& name,
                 const std::function<Mutation(const Json* current)>& fn);
 
@@ -153,12 +161,27 @@ class Store {
   void Exec(const char* sql);
   Record MakeRecord(const std::string& bucket, const std::string& ns, const std::string& name,
                     uint64_t rv, std::string json, const Json& obj) const;
-  void CommitUpTo(uint64_t rv);
+  // What became of one write waiting for its commit (guarded by commit_mu_).
+  struct Ticket {
+    bool done = false;
+    std::optional<Error> failed;  // why, when its commit failed
+  };
+  // Makes the write of `ticket`, and every write before it, durable; throws
+  // when its commit failed.
+  void Commit(const std::shared_ptr<Ticket>& ticket);
+  // An Internal error naming what SQLite reported for `what` and the database.
+  Error WriteError(const std::string& what) const;
 
   struct PendingWrite {
     std::shared_ptr<const StoreEvent> event;
     std::string key;
+    std::shared_ptr<Ticket> ticket;
   };
+  // Undoes `batch` and every write queued after it in memory, newest first,
+  // and fails their tickets with `why` (commit_mu_ held).
+  void RollBack(std::vector<PendingWrite>& batch, const Error& why);
+  // Deletes history rows up to compacted_rv_ (after a commit that trimmed).
+  void CompactHistoryOnDisk();
   struct Bucket {
     std::map<std::string, Record> objects;  // "ns/name" -> record
   };

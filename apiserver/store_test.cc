@@ -82,6 +82,23 @@ TEST_F(StoreTest, FailedMutationChangesNothing) {
   EXPECT_EQ(s->revision(), 1u);
 }
 
+// An object that cannot be serialized (invalid UTF-8) throws before the
+// revision moves: the next write gets the next revision, nobody hears of it.
+TEST_F(StoreTest, UnserializableObjectChangesNothing) {
+  auto s = Open();
+  s->Mutate("pods", "ns", "a", [&](const Json*) { return Put(Obj("a")); });
+  auto w = s->Watch("pods", 1);
+  Json bad = Obj("a");
+  bad["spec"]["x"] = std::string("\xff\xfe");
+  EXPECT_THROW(s->Mutate("pods", "ns", "a", [&](const Json*) { return Put(bad); }),
+               Json::exception);
+  EXPECT_EQ(s->revision(), 1u);
+  EXPECT_EQ(s->Get("pods", "ns", "a")->Parse()["spec"]["x"], 1);
+  std::shared_ptr<const StoreEvent> ev;
+  EXPECT_FALSE(w->Pop(ev, std::chrono::milliseconds(0)));
+  EXPECT_EQ(s->Mutate("pods", "ns", "b", [&](const Json*) { return Put(Obj("b")); }).rv, 2u);
+}
+
 TEST_F(StoreTest, WatchReplaysFromRevisionThenFollows) {
   auto s = Open();
   for (int i = 0; i < 3; ++i) {
