@@ -16,6 +16,7 @@
 
 #include "base/fd.h"
 #include "base/http_server.h"
+#include "base/socketpair_conn_testing.h"
 
 namespace kin::http {
 namespace {
@@ -310,6 +311,38 @@ TEST_F(HttpHardeningTest, WellFormedChunkedRequestsStillWorkOnAKeptAliveConnecti
   EXPECT_NE(got.find("got 11"), std::string::npos) << got;
   EXPECT_NE(got.find("got 3", second), std::string::npos) << got;
   EXPECT_EQ(handled_, 2);
+}
+
+// RequestReader is what the server runs on a connection (and what
+// fuzz/http_request_fuzzer drives): pipelined requests come out one by one,
+// bodies decoded, until a refusal ends the connection.
+TEST(RequestReaderTest, ReadsPipelinedRequestsThenStopsAtARefusal) {
+  kin::testing::SocketPair pair;
+  kin::testing::FdConn conn(pair.server.get());
+  const std::string sent =
+      "POST /a?x=1&y=%41 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: t\r\n\r\n"
+      "PUT /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nok"
+      "GET /c HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
+  ASSERT_TRUE(kin::testing::FdConn(pair.client.get()).WriteAll(sent));
+  ServerOptions opts;
+  RequestReader reader(conn, opts);
+  std::vector<Clock::time_point> deadlines;
+  auto set_deadline = [&](Clock::time_point d) { deadlines.push_back(d); };
+  Request a, b, c;
+  ASSERT_EQ(reader.Next(a, set_deadline).kind, RequestReader::Result::kRequest);
+  EXPECT_EQ(a.method, "POST");
+  EXPECT_EQ(a.path, "/a");
+  EXPECT_EQ(a.Query("y"), "A");
+  EXPECT_EQ(a.body, "abcde");
+  EXPECT_EQ(deadlines.size(), 3u);  // idle wait, head, body: each backed up for the reaper
+  ASSERT_EQ(reader.Next(b).kind, RequestReader::Result::kRequest);
+  EXPECT_EQ(b.method, "PUT");
+  EXPECT_EQ(b.body, "ok");
+  RequestReader::Result refused = reader.Next(c);
+  EXPECT_EQ(refused.kind, RequestReader::Result::kRefused);
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_EQ(refused.message, "invalid Content-Length \"2\"");
 }
 
 }  // namespace

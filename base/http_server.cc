@@ -393,6 +393,133 @@ std::string StatusLine(int status) {
 
 }  // namespace
 
+// --- RequestReader ------------------------------------------------------------
+
+struct RequestReader::Impl {
+  explicit Impl(Conn& c) : reader(c) {}
+  Reader reader;
+};
+
+RequestReader::RequestReader(Conn& conn, const ServerOptions& opts)
+    : conn_(conn), opts_(opts), impl_(std::make_unique<Impl>(conn)) {}
+
+RequestReader::~RequestReader() = default;
+
+RequestReader::Result RequestReader::Next(
+    Request& req, const std::function<void(std::chrono::steady_clock::time_point)>& set_deadline) {
+  auto deadline = [&](Clock::time_point d) {
+    if (set_deadline) set_deadline(d);
+  };
+  auto refused = [](int status, std::string message) {
+    return Result{Result::kRefused, status, std::move(message)};
+  };
+  auto seconds = [](int ms) { return std::to_string(ms) + " ms"; };
+  const auto header_timeout = std::chrono::milliseconds(opts_.header_timeout_ms);
+  // The idle wait bounds itself; the backstop covers a first read that
+  // blocks after it (a TLS record that never completes).
+  deadline(Clock::now() + std::chrono::milliseconds(opts_.idle_timeout_ms) + header_timeout);
+  if (!impl_->reader.WaitForRequest(opts_.idle_timeout_ms)) return {Result::kIdle};
+  std::string head;
+  const auto header_deadline = Clock::now() + header_timeout;
+  deadline(header_deadline);
+  switch (impl_->reader.ReadHead(head, opts_.max_header_bytes, opts_.max_header_line_bytes,
+                                 header_deadline)) {
+    case ReadResult::kOk:
+      break;
+    case ReadResult::kClosed:
+      return {Result::kClosed};
+    case ReadResult::kTimeout:
+      return refused(408, "request header not received within " + seconds(opts_.header_timeout_ms));
+    case ReadResult::kTooLarge:
+      return refused(431, "request header block is larger than the limit of " +
+                              std::to_string(opts_.max_header_bytes) + " bytes");
+    case ReadResult::kLineTooLong:
+      return refused(431, "a request header line is longer than the limit of " +
+                              std::to_string(opts_.max_header_line_bytes) + " bytes");
+  }
+  if (std::optional<HeadError> bad = ParseHead(head, req)) {
+    return refused(bad->status, bad->message);
+  }
+  // Body: Content-Length or chunked, never both (request smuggling).
+  auto te_range = req.headers.equal_range("Transfer-Encoding");
+  auto cl_range = req.headers.equal_range("Content-Length");
+  const bool chunked = te_range.first != te_range.second;
+  if (chunked) {
+    if (cl_range.first != cl_range.second) {
+      return refused(400, "a request must not have both Transfer-Encoding and Content-Length");
+    }
+    const std::string& te = te_range.first->second;
+    if (std::next(te_range.first) != te_range.second || ::strcasecmp(te.c_str(), "chunked") != 0) {
+      return refused(400, "unsupported Transfer-Encoding " + Quoted(te) + " (only \"chunked\")");
+    }
+  }
+  size_t length = 0;
+  for (auto it = cl_range.first; it != cl_range.second; ++it) {
+    const std::string& cl = it->second;
+    bool digits =
+        !cl.empty() && cl.size() <= 18 && cl.find_first_not_of("0123456789") == std::string::npos;
+    size_t v = digits ? std::stoull(cl) : 0;
+    if (!digits || (it != cl_range.first && v != length)) {
+      return refused(400, "invalid Content-Length " + Quoted(cl));
+    }
+    length = v;
+  }
+  if (length > opts_.max_body_bytes) {
+    return refused(413, "request body of " + std::to_string(length) +
+                            " bytes is larger than the limit of " +
+                            std::to_string(opts_.max_body_bytes) + " bytes");
+  }
+  if ((chunked || length > 0) && ::strcasecmp(req.Header("Expect").c_str(), "100-continue") == 0) {
+    if (!conn_.WriteAll("HTTP/1.1 100 Continue\r\n\r\n")) return {Result::kClosed};
+  }
+  const auto body_deadline = Clock::now() + std::chrono::milliseconds(opts_.body_timeout_ms);
+  deadline(body_deadline);
+  const std::string body_timeout =
+      "request body not received within " + seconds(opts_.body_timeout_ms);
+  if (chunked) {
+    while (true) {
+      std::string line;
+      ReadResult r = impl_->reader.ReadLine(line, 4096, body_deadline);
+      if (r == ReadResult::kClosed) return {Result::kClosed};
+      if (r == ReadResult::kTimeout) return refused(408, body_timeout);
+      std::optional<uint64_t> n;
+      if (r == ReadResult::kOk) n = ParseChunkSize(line);
+      if (!n) return refused(400, "malformed chunk size " + Quoted(line));
+      if (*n == 0) {
+        // Trailers (dropped), bounded like the header block.
+        size_t trailer_bytes = 0;
+        std::string trailer;
+        do {
+          r = impl_->reader.ReadLine(trailer, opts_.max_header_line_bytes, body_deadline);
+          if (r == ReadResult::kClosed) return {Result::kClosed};
+          if (r == ReadResult::kTimeout) return refused(408, body_timeout);
+          trailer_bytes += trailer.size() + 2;
+          if (r != ReadResult::kOk || trailer_bytes > opts_.max_header_bytes) {
+            return refused(431, "request trailers are too large");
+          }
+        } while (!trailer.empty());
+        break;
+      }
+      if (*n > opts_.max_body_bytes - req.body.size()) {
+        return refused(413, "request body is larger than the limit of " +
+                                std::to_string(opts_.max_body_bytes) + " bytes");
+      }
+      r = impl_->reader.ReadExact(req.body, *n, body_deadline);
+      if (r == ReadResult::kOk) r = impl_->reader.ReadLine(line, 0, body_deadline);
+      if (r == ReadResult::kClosed) return {Result::kClosed};
+      if (r == ReadResult::kTimeout) return refused(408, body_timeout);
+      if (r != ReadResult::kOk || !line.empty()) {
+        return refused(400, "malformed chunked body: a chunk does not end with CRLF");
+      }
+    }
+  } else if (length > 0) {
+    ReadResult r = impl_->reader.ReadExact(req.body, length, body_deadline);
+    if (r == ReadResult::kClosed) return {Result::kClosed};
+    if (r == ReadResult::kTimeout) return refused(408, body_timeout);
+  }
+  return {Result::kRequest};
+}
+
 bool Stream::Write(std::string_view data) {
   if (failed_ || stopping_) return false;
   if (data.empty()) return true;
@@ -627,128 +754,20 @@ void Server::Serve(std::shared_ptr<Connection> c) {
   }
   const bool authenticated = peer.verified && !peer.common_name.empty();
   Conn& conn = *owned;
-  Reader reader(conn);
-  auto seconds = [](int ms) { return std::to_string(ms) + " ms"; };
-  const auto header_timeout = std::chrono::milliseconds(opts_.header_timeout_ms);
+  RequestReader requests(conn, opts_);
+  auto set_deadline = [&](Clock::time_point d) { c->SetDeadline(d); };
   while (!stopping_) {
-    // The idle wait bounds itself; the backstop covers a first read that
-    // blocks after it (a TLS record that never completes).
-    c->SetDeadline(Clock::now() + std::chrono::milliseconds(opts_.idle_timeout_ms) +
-                   header_timeout);
-    if (!reader.WaitForRequest(opts_.idle_timeout_ms)) return;  // idle or closed
-    std::string head;
-    const auto header_deadline = Clock::now() + header_timeout;
-    c->SetDeadline(header_deadline);
-    switch (reader.ReadHead(head, opts_.max_header_bytes, opts_.max_header_line_bytes,
-                            header_deadline)) {
-      case ReadResult::kOk:
-        break;
-      case ReadResult::kClosed:
-        return;
-      case ReadResult::kTimeout:
-        return Refuse(*c, conn, 408,
-                      "request header not received within " + seconds(opts_.header_timeout_ms));
-      case ReadResult::kTooLarge:
-        return Refuse(*c, conn, 431,
-                      "request header block is larger than the limit of " +
-                          std::to_string(opts_.max_header_bytes) + " bytes");
-      case ReadResult::kLineTooLong:
-        return Refuse(*c, conn, 431,
-                      "a request header line is longer than the limit of " +
-                          std::to_string(opts_.max_header_line_bytes) + " bytes");
-    }
     Request req;
     req.remote_addr = c->remote;
     if (authenticated) {
       req.client_cn = peer.common_name;
       req.client_groups = peer.groups;
     }
-    if (std::optional<HeadError> bad = ParseHead(head, req)) {
-      return Refuse(*c, conn, bad->status, bad->message);
+    RequestReader::Result read = requests.Next(req, set_deadline);
+    if (read.kind == RequestReader::Result::kRefused) {
+      return Refuse(*c, conn, read.status, read.message);
     }
-    // Body: Content-Length or chunked, never both (request smuggling).
-    auto te_range = req.headers.equal_range("Transfer-Encoding");
-    auto cl_range = req.headers.equal_range("Content-Length");
-    const bool chunked = te_range.first != te_range.second;
-    if (chunked) {
-      if (cl_range.first != cl_range.second) {
-        return Refuse(*c, conn, 400,
-                      "a request must not have both Transfer-Encoding and Content-Length");
-      }
-      const std::string& te = te_range.first->second;
-      if (std::next(te_range.first) != te_range.second ||
-          ::strcasecmp(te.c_str(), "chunked") != 0) {
-        return Refuse(*c, conn, 400,
-                      "unsupported Transfer-Encoding " + Quoted(te) + " (only \"chunked\")");
-      }
-    }
-    size_t length = 0;
-    for (auto it = cl_range.first; it != cl_range.second; ++it) {
-      const std::string& cl = it->second;
-      bool digits =
-          !cl.empty() && cl.size() <= 18 && cl.find_first_not_of("0123456789") == std::string::npos;
-      size_t v = digits ? std::stoull(cl) : 0;
-      if (!digits || (it != cl_range.first && v != length)) {
-        return Refuse(*c, conn, 400, "invalid Content-Length " + Quoted(cl));
-      }
-      length = v;
-    }
-    if (length > opts_.max_body_bytes) {
-      return Refuse(*c, conn, 413,
-                    "request body of " + std::to_string(length) +
-                        " bytes is larger than the limit of " +
-                        std::to_string(opts_.max_body_bytes) + " bytes");
-    }
-    if ((chunked || length > 0) &&
-        ::strcasecmp(req.Header("Expect").c_str(), "100-continue") == 0) {
-      if (!conn.WriteAll("HTTP/1.1 100 Continue\r\n\r\n")) return;
-    }
-    const auto body_deadline = Clock::now() + std::chrono::milliseconds(opts_.body_timeout_ms);
-    c->SetDeadline(body_deadline);
-    const std::string body_timeout =
-        "request body not received within " + seconds(opts_.body_timeout_ms);
-    if (chunked) {
-      while (true) {
-        std::string line;
-        ReadResult r = reader.ReadLine(line, 4096, body_deadline);
-        if (r == ReadResult::kClosed) return;
-        if (r == ReadResult::kTimeout) return Refuse(*c, conn, 408, body_timeout);
-        std::optional<uint64_t> n;
-        if (r == ReadResult::kOk) n = ParseChunkSize(line);
-        if (!n) return Refuse(*c, conn, 400, "malformed chunk size " + Quoted(line));
-        if (*n == 0) {
-          // Trailers (dropped), bounded like the header block.
-          size_t trailer_bytes = 0;
-          std::string trailer;
-          do {
-            r = reader.ReadLine(trailer, opts_.max_header_line_bytes, body_deadline);
-            if (r == ReadResult::kClosed) return;
-            if (r == ReadResult::kTimeout) return Refuse(*c, conn, 408, body_timeout);
-            trailer_bytes += trailer.size() + 2;
-            if (r != ReadResult::kOk || trailer_bytes > opts_.max_header_bytes) {
-              return Refuse(*c, conn, 431, "request trailers are too large");
-            }
-          } while (!trailer.empty());
-          break;
-        }
-        if (*n > opts_.max_body_bytes - req.body.size()) {
-          return Refuse(*c, conn, 413,
-                        "request body is larger than the limit of " +
-                            std::to_string(opts_.max_body_bytes) + " bytes");
-        }
-        r = reader.ReadExact(req.body, *n, body_deadline);
-        if (r == ReadResult::kOk) r = reader.ReadLine(line, 0, body_deadline);
-        if (r == ReadResult::kClosed) return;
-        if (r == ReadResult::kTimeout) return Refuse(*c, conn, 408, body_timeout);
-        if (r != ReadResult::kOk || !line.empty()) {
-          return Refuse(*c, conn, 400, "malformed chunked body: a chunk does not end with CRLF");
-        }
-      }
-    } else if (length > 0) {
-      ReadResult r = reader.ReadExact(req.body, length, body_deadline);
-      if (r == ReadResult::kClosed) return;
-      if (r == ReadResult::kTimeout) return Refuse(*c, conn, 408, body_timeout);
-    }
+    if (read.kind != RequestReader::Result::kRequest) return;  // idle or closed
 
     c->ClearDeadline();  // handlers, their responses, streams and upgrades take their time
     bool close = ::strcasecmp(req.Header("Connection").c_str(), "close") == 0;

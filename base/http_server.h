@@ -47,6 +47,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -195,6 +196,44 @@ struct ServerOptions {
   std::vector<std::string> anonymous_paths;
 };
 
+// Reads requests off one connection as the server does: waits for the next
+// one (idle_timeout_ms), reads its head and checks it, then its body by
+// Content-Length or chunked, refusing what the top of this file lists with
+// the status the server answers. Server uses it for every connection; the
+// request fuzzer (fuzz/http_request_fuzzer.cc) and the parser's tests use it
+// without a socket. Bytes past a request stay buffered for the next Next().
+//
+// Thread-safety: one thread per reader (as per connection).
+class RequestReader {
+ public:
+  struct Result {
+    enum Kind {
+      kRequest,  // `req` holds the request, body included
+      kIdle,     // no request began within idle_timeout_ms
+      kClosed,   // the peer closed (or the 100 Continue could not be sent)
+      kRefused,  // answer `status` with `message`, then close
+    };
+    Kind kind = kClosed;
+    int status = 0;
+    std::string message;
+  };
+  // `conn` and `opts` must outlive the reader.
+  RequestReader(Conn& conn, const ServerOptions& opts);
+  ~RequestReader();
+  RequestReader(const RequestReader&) = delete;
+  RequestReader& operator=(const RequestReader&) = delete;
+  // `set_deadline`, when set, hears when each phase's reads must be over
+  // (the server's reaper backs the reads' own timeouts up with it).
+  Result Next(Request& req,
+              const std::function<void(std::chrono::steady_clock::time_point)>& set_deadline = {});
+
+ private:
+  struct Impl;
+  Conn& conn_;
+  const ServerOptions& opts_;
+  std::unique_ptr<Impl> impl_;
+};
+
 class Server {
  public:
   Server(ServerOptions opts, Handler handler);
@@ -233,7 +272,7 @@ class Server {
   std::thread reaper_thread_;
   mutable std::mutex mu_;
   std::map<uint64_t, std::shared_ptr<Connection>> conns_;
-  std::condition_variable conns_cv_;  // signalled when a connection thread ends
+  std::condition_variable conns_cv_;   // signalled when a connection thread ends
   std::condition_variable reaper_cv_;  // signalled by Stop
   uint64_t next_id_ = 0;
 };
