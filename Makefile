@@ -42,8 +42,10 @@ test-asan: deps
 # libFuzzer targets (fuzz/) for kin's parsers, built with clang, ASan and
 # UBSan in their own build directory, each run FUZZ_SECONDS on a copy of its
 # seed corpus; fails if any crashed or hung. FUZZERS="yaml patch" runs some.
-fuzz: deps
-	@command -v clang++ >/dev/null || { echo "make fuzz needs clang (apt-get install clang)" >&2; exit 1; }
+# clang and its libFuzzer runtime are installed here, not by `make deps`:
+# only fuzzing needs them.
+fuzz:
+	@./scripts/install-deps --fuzz
 	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKIN_FUZZ=ON
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz $(FUZZ_BUILD)
