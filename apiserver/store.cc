@@ -365,15 +365,33 @@ Record Store::Mutate(const std::string& bucket, const std::string& ns, const std
 Error Store::WriteError(const std::string& what) const {
   std::string msg = "write to the cluster store: " + what + sqlite3_errmsg(db_);
   // An I/O error says only "disk I/O error"; the errno says which (ENOSPC
-  // when the filesystem filled up under a write or an fsync).
+  // when the filesystem filled up under an fsync). SQLite records the errno
+  // for I/O and open errors only: for others it is stale.
   const int rc = sqlite3_errcode(db_);
-  const int sys = sqlite3_system_errno(db_);
-  if ((rc == SQLITE_IOERR || rc == SQLITE_FULL || rc == SQLITE_CANTOPEN) && sys != 0) {
-    std::string cause = std::strerror(sys);
-    if (rc != SQLITE_FULL || sys != ENOSPC) msg += ": " + cause;
+  if (rc == SQLITE_IOERR) {
+    // ... and which operation failed.
+    switch (sqlite3_extended_errcode(db_)) {
+      case SQLITE_IOERR_WRITE:
+        msg += " in a write";
+        break;
+      case SQLITE_IOERR_FSYNC:
+      case SQLITE_IOERR_DIR_FSYNC:
+        msg += " in an fsync";
+        break;
+      case SQLITE_IOERR_TRUNCATE:
+        msg += " in a truncate";
+        break;
+      case SQLITE_IOERR_SHMSIZE:
+        msg += " growing the WAL index";
+        break;
+      default:
+        msg += " (SQLite code " + std::to_string(sqlite3_extended_errcode(db_)) + ")";
+    }
   }
+  const int sys = rc == SQLITE_IOERR || rc == SQLITE_CANTOPEN ? sqlite3_system_errno(db_) : 0;
+  if (sys != 0) msg += std::string(": ") + std::strerror(sys);
   Error e = Error::Internal(msg + " (" + path_ + ")");
-  if (sys != 0) e.WithErrno(sys);
+  e.WithErrno(rc == SQLITE_FULL ? ENOSPC : sys);
   return e;
 }
 
