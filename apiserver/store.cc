@@ -345,8 +345,8 @@ Record Store::Mutate(const std::string& bucket, const std::string& ns, const std
       ev->prev = it->second;
       ev->now = MakeRecord(bucket, ns, name, my_rv, current->dump(), *current);
     }
-    PendingWrite w{ev, KeyOf(bucket, ns, name), ticket};
-    pending_.reserve(pending_.size() + 1);
+    // Queued first: should that throw, nothing has changed yet.
+    pending_.push_back({ev, KeyOf(bucket, ns, name), ticket});
     rv_ = my_rv;
     if (ev->type == StoreEvent::Type::kDeleted) {
       b.objects.erase(it);
@@ -356,7 +356,6 @@ Record Store::Mutate(const std::string& bucket, const std::string& ns, const std
       b.objects.emplace(key, ev->now);
     }
     result = ev->now;
-    pending_.push_back(std::move(w));
   }
   Commit(ticket);
   return result;
