@@ -128,6 +128,10 @@ std::vector<std::string> Contradictions(const ClusterCreateOptions& opts,
       differs(wanted.node_monitor_grace_period != saved.node_monitor_grace_period ||
                   wanted.default_toleration_seconds != saved.default_toleration_seconds,
               "nodeLifecycle");
+      differs(wanted.dns_domain != saved.dns_domain || wanted.dns_replicas != saved.dns_replicas ||
+                  wanted.dns_upstreams != saved.dns_upstreams ||
+                  wanted.dns_forward_timeout != saved.dns_forward_timeout,
+              "dns");
       out.push_back("--config " + opts.config_file + " (its " + parts + " differ)");
     }
     return out;
@@ -216,13 +220,12 @@ void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress) {
     if (!contradictions.empty()) {
       std::string list;
       for (const auto& c : contradictions) list += (list.empty() ? "" : ", ") + c;
-      throw Error::Conflict("cluster \"" + opts.name + "\" exists and is stopped (state in " +
-                            dir + "); it starts again as it was saved, and " +
-                            (contradictions.size() == 1 ? "this flag contradicts"
-                                                        : "these flags contradict") +
-                            " that: " + list + ". Start it as it was with: kin cluster start --name " +
-                            opts.name + "; or delete it first with: kin cluster delete --name " +
-                            opts.name);
+      throw Error::Conflict(
+          "cluster \"" + opts.name + "\" exists and is stopped (state in " + dir +
+          "); it starts again as it was saved, and " +
+          (contradictions.size() == 1 ? "this flag contradicts" : "these flags contradict") +
+          " that: " + list + ". Start it as it was with: kin cluster start --name " + opts.name +
+          "; or delete it first with: kin cluster delete --name " + opts.name);
     }
     config = *saved;
   } else {
@@ -423,8 +426,8 @@ void DeleteCluster(const std::string& name, const std::string& state_root,
   if (!failures.empty()) {
     std::string list;
     for (const auto& f : failures) list += "\n  - " + f;
-    throw Error::Internal("cluster \"" + name + "\" was not removed completely; left behind:" +
-                          list);
+    throw Error::Internal("cluster \"" + name +
+                          "\" was not removed completely; left behind:" + list);
   }
 }
 
@@ -489,7 +492,8 @@ void SetNodeRunning(const std::string& cluster, const std::string& state_root,
   o.timeout_ms = 60000;  // stopping a node waits for its containers to die
   http::HttpClient c(o);
   // A node is named as kubectl shows it, or by its role ("worker2").
-  std::string name = node.rfind("kin-" + cluster + "-", 0) == 0 ? node : "kin-" + cluster + "-" + node;
+  std::string name =
+      node.rfind("kin-" + cluster + "-", 0) == 0 ? node : "kin-" + cluster + "-" + node;
   auto r = c.Do("POST", "/kin/v1alpha1/nodes/" + name + (running ? "/start" : "/stop"));
   if (r.status == 200) return;
   std::string message = r.body;

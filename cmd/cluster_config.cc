@@ -14,6 +14,7 @@ namespace kin::cmd {
 
 namespace {
 
+using netstack::Ipv4Address;
 using netstack::Ipv4Cidr;
 
 constexpr const char* kControlPlane = "control-plane";
@@ -32,6 +33,26 @@ std::string Quote(std::string_view s) { return Repr(Json(std::string(s))); }
 std::string Join(std::string_view path, std::string_view key) {
   if (path.empty()) return std::string(key);
   return std::string(path) + "." + std::string(key);
+}
+
+// A DNS-1123 subdomain: dot-separated labels of [a-z0-9-], each starting
+// and ending with a letter or digit, at most 63 characters; 253 in all.
+bool IsDns1123Subdomain(std::string_view d) {
+  if (d.empty() || d.size() > 253) return false;
+  size_t start = 0;
+  while (start <= d.size()) {
+    size_t end = d.find('.', start);
+    if (end == std::string_view::npos) end = d.size();
+    std::string_view label = d.substr(start, end - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+      return false;
+    }
+    for (char c : label) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+    }
+    start = end + 1;
+  }
+  return true;
 }
 
 std::string Index(std::string_view path, size_t i) {
@@ -367,7 +388,7 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
     }
     CheckKnownFields(doc, "",
                      {"apiVersion", "kind", "name", "nodes", "networking", "images", "kubelet",
-                      "nodeLifecycle"},
+                      "nodeLifecycle", "dns"},
                      problems);
     if (std::optional<std::string> v = StringMember(doc, "apiVersion", "", problems)) {
       if (*v != kClusterConfigApiVersion) {
@@ -495,6 +516,59 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
       } else {
         problems.TypeInvalid("nodeLifecycle.defaultTolerationSeconds", *t,
                              "must be a whole number of seconds, 0 or more");
+      }
+    }
+  }
+
+  if (const Json* dns = MappingMember(doc, "dns", "", problems)) {
+    CheckKnownFields(*dns, "dns", {"domain", "replicas", "upstreams", "forwardTimeout"}, problems);
+    if (auto v = StringMember(*dns, "domain", "dns", problems)) {
+      std::string d = *v;
+      if (!d.empty() && d.back() == '.') d.pop_back();
+      if (IsDns1123Subdomain(d)) {
+        config.dns_domain = d;
+      } else {
+        problems.InvalidValue("dns.domain", *v,
+                              "must be a DNS domain of lower-case labels, such as cluster.local");
+      }
+    }
+    if (const Json* r = Member(*dns, "replicas")) {
+      if (r->is_number_integer() && *r >= 0 && *r <= 10) {
+        config.dns_replicas = r->get<int>();
+      } else {
+        problems.TypeInvalid("dns.replicas", *r, "must be a whole number from 0 to 10");
+      }
+    }
+    if (const Json* ups = Member(*dns, "upstreams")) {
+      if (!ups->is_array() || ups->empty()) {
+        problems.TypeInvalid("dns.upstreams", *ups,
+                             "must be a list of resolvers' IPv4 addresses (leave it out for the "
+                             "host's /etc/resolv.conf)");
+      } else {
+        for (size_t i = 0; i < ups->size(); ++i) {
+          const Json& u = (*ups)[i];
+          if (u.is_string() && Ipv4Address::TryParse(u.get<std::string>())) {
+            config.dns_upstreams.push_back(u.get<std::string>());
+          } else {
+            problems.InvalidValue(Index("dns.upstreams", i),
+                                  u.is_string() ? u.get<std::string>() : u.dump(),
+                                  "must be an IPv4 address");
+          }
+        }
+      }
+    }
+    if (auto v = StringMember(*dns, "forwardTimeout", "dns", problems)) {
+      bool ok = false;
+      try {
+        auto ms = ParseDurationMs(*v, "dns.forwardTimeout").count();
+        ok = ms >= 100 && ms <= 60000;
+      } catch (const Error&) {
+      }
+      if (ok) {
+        config.dns_forward_timeout = *v;
+      } else {
+        problems.InvalidValue("dns.forwardTimeout", *v,
+                              "must be a duration from 100ms to 60s, such as 2s");
       }
     }
   }
@@ -720,13 +794,18 @@ Json ClusterConfig::ToJson() const {
             {"nodeLifecycle",
              {{"nodeMonitorGracePeriod", node_monitor_grace_period},
               {"defaultTolerationSeconds", default_toleration_seconds}}},
+            {"dns",
+             {{"domain", dns_domain},
+              {"replicas", dns_replicas},
+              {"upstreams", dns_upstreams},
+              {"forwardTimeout", dns_forward_timeout}}},
             {"nodes", Json::array()}};
   for (const NodeConfig& n : nodes) j["nodes"].push_back(n.ToJson());
   return j;
 }
 
 Json NodeConfig::ToJson() const {
-  return {{"name", name},         {"role", role}, {"labels", labels},      {"taints", taints},
+  return {{"name", name},         {"role", role}, {"labels", labels},   {"taints", taints},
           {"capacity", capacity}, {"ip", ip},     {"podCIDR", pod_cidr}};
 }
 
@@ -766,6 +845,12 @@ ClusterConfig ClusterConfig::FromJson(const Json& j) {
         lifecycle.value("nodeMonitorGracePeriod", c.node_monitor_grace_period);
     c.default_toleration_seconds =
         lifecycle.value("defaultTolerationSeconds", c.default_toleration_seconds);
+    // State written before cluster DNS existed has its defaults.
+    const Json dns = j.value("dns", Json::object());
+    c.dns_domain = dns.value("domain", c.dns_domain);
+    c.dns_replicas = dns.value("replicas", c.dns_replicas);
+    c.dns_upstreams = dns.value("upstreams", Json::array()).get<std::vector<std::string>>();
+    c.dns_forward_timeout = dns.value("forwardTimeout", c.dns_forward_timeout);
     for (const Json& n : j.at("nodes")) c.nodes.push_back(NodeConfig::FromJson(n));
     return c;
   } catch (const Json::exception& e) {
@@ -788,6 +873,10 @@ int64_t ClusterConfig::ContainerLogMaxBytes() const {
 
 std::chrono::milliseconds ClusterConfig::NodeMonitorGracePeriod() const {
   return ParseDurationMs(node_monitor_grace_period, "nodeLifecycle.nodeMonitorGracePeriod");
+}
+
+std::chrono::milliseconds ClusterConfig::DnsForwardTimeout() const {
+  return ParseDurationMs(dns_forward_timeout, "dns.forwardTimeout");
 }
 
 std::chrono::seconds ParseDuration(const std::string& text, const std::string& flag) {

@@ -29,6 +29,12 @@
 //   nodeLifecycle:
 //     nodeMonitorGracePeriod: 40s   # a node's lease unrenewed this long: Unknown, tainted
 //     defaultTolerationSeconds: 300 # pods on such a node are evicted after this
+//   dns:                         # cluster DNS (the kube-dns Service at the service subnet's .10)
+//     domain: cluster.local      # the cluster domain
+//     replicas: 2                # kube-dns pods (0: no cluster DNS)
+//     upstreams: [203.0.113.2]   # resolvers for names outside the domain; default:
+//                                # the host's /etc/resolv.conf nameservers
+//     forwardTimeout: 2s         # no upstream answer in this long: SERVFAIL
 //
 // Decoding is strict: unknown fields are errors. All problems of a file are
 // reported at once as one Error::Invalid with one Cause per problem, with
@@ -100,11 +106,17 @@ struct ClusterConfig {
   // Node lifecycle (the file's `nodeLifecycle`).
   std::string node_monitor_grace_period = "40s";
   int64_t default_toleration_seconds = 300;
+  // Cluster DNS (the file's `dns`).
+  std::string dns_domain = "cluster.local";
+  int dns_replicas = 2;
+  std::vector<std::string> dns_upstreams;  // empty: the host's /etc/resolv.conf
+  std::string dns_forward_timeout = "2s";
 
   // The settings above as values (they are validated when built).
   std::chrono::milliseconds CrashBackoff() const;
   int64_t ContainerLogMaxBytes() const;
   std::chrono::milliseconds NodeMonitorGracePeriod() const;
+  std::chrono::milliseconds DnsForwardTimeout() const;
 
   bool operator==(const ClusterConfig&) const = default;
 

@@ -270,6 +270,42 @@ TEST(ClusterConfigTest, ExternalSubnet) {
                         "networking.externalSubnet", "overlaps networking.podSubnet");
 }
 
+TEST(ClusterConfigTest, ClusterDns) {
+  ClusterConfig d = Build("", 1);
+  EXPECT_EQ(d.dns_domain, "cluster.local");
+  EXPECT_EQ(d.dns_replicas, 2);
+  EXPECT_TRUE(d.dns_upstreams.empty());
+  EXPECT_EQ(d.DnsForwardTimeout(), std::chrono::seconds(2));
+  ClusterConfig c =
+      Build(kHeader +
+                "dns:\n  domain: kin.test.\n  replicas: 1\n  upstreams: [203.0.113.2, "
+                "192.0.2.53]\n  forwardTimeout: 500ms\n",
+            2);
+  EXPECT_EQ(c.dns_domain, "kin.test");
+  EXPECT_EQ(c.dns_replicas, 1);
+  EXPECT_EQ(c.dns_upstreams, (std::vector<std::string>{"203.0.113.2", "192.0.2.53"}));
+  EXPECT_EQ(c.DnsForwardTimeout(), std::chrono::milliseconds(500));
+  EXPECT_EQ(ClusterConfig::FromJson(c.ToJson()), c);
+  // State saved before cluster DNS existed reads as the defaults.
+  Json old = c.ToJson();
+  old.erase("dns");
+  EXPECT_EQ(ClusterConfig::FromJson(old).dns_domain, "cluster.local");
+  EXPECT_EQ(ClusterConfig::FromJson(old).dns_replicas, 2);
+
+  ExpectInvalid(kHeader + "dns:\n  domain: Cluster_Local\n", "dns.domain",
+                "Invalid value: \"Cluster_Local\": must be a DNS domain of lower-case labels, "
+                "such as cluster.local");
+  ExpectInvalidContains(kHeader + "dns:\n  replicas: -1\n", "dns.replicas",
+                        "must be a whole number from 0 to 10");
+  ExpectInvalidContains(kHeader + "dns:\n  upstreams: [8.8.8.8, dns.example]\n", "dns.upstreams[1]",
+                        "must be an IPv4 address");
+  ExpectInvalidContains(kHeader + "dns:\n  upstreams: []\n", "dns.upstreams",
+                        "must be a list of resolvers");
+  ExpectInvalidContains(kHeader + "dns:\n  forwardTimeout: 10ms\n", "dns.forwardTimeout",
+                        "must be a duration from 100ms to 60s");
+  ExpectInvalidContains(kHeader + "dns:\n  port: 53\n", "dns.port", "unknown field");
+}
+
 TEST(ClusterConfigTest, AllProblemsReportedAtOnce) {
   Error e = BuildError(kHeader + R"(nodes:
 - role: master
@@ -493,9 +529,8 @@ TEST(ClusterConfigTest, KubeletSettingsFromFileAndFlags) {
   ClusterFlags flags;
   flags.crash_backoff = "2s";
   flags.container_log_max_files = 7;
-  ClusterConfig both =
-      BuildClusterConfig("dev", std::nullopt, kHeader + "kubelet: {containerLogMaxFiles: 3}\n",
-                         "kin.yaml", flags);
+  ClusterConfig both = BuildClusterConfig(
+      "dev", std::nullopt, kHeader + "kubelet: {containerLogMaxFiles: 3}\n", "kin.yaml", flags);
   EXPECT_EQ(both.crash_backoff, "2s");
   EXPECT_EQ(both.container_log_max_files, 7);
   EXPECT_EQ(both.container_log_max_size, "10Mi");
@@ -506,8 +541,8 @@ TEST(ClusterConfigTest, BadKubeletSettingsNameTheFieldOrFlag) {
                 "Invalid value: \"1Ki\": must be a size of at least 4Ki, such as 10Mi");
   ExpectInvalid(kHeader + "kubelet: {containerLogMaxFiles: 1}\n", "kubelet.containerLogMaxFiles",
                 "Invalid value: 1: must be at least 2 (the current log and one rotated file)");
-  ExpectInvalid(kHeader + "kubelet: {containerLogMaxFiles: many}\n",
-                "kubelet.containerLogMaxFiles", "Invalid value: \"many\": must be an integer");
+  ExpectInvalid(kHeader + "kubelet: {containerLogMaxFiles: many}\n", "kubelet.containerLogMaxFiles",
+                "Invalid value: \"many\": must be an integer");
   ExpectInvalid(kHeader + "kubelet: {crashBackoff: soon}\n", "kubelet.crashBackoff",
                 "Invalid value: \"soon\": must be a positive duration such as 10s, 2m or 1m30s");
   ExpectInvalid(kHeader + "kubelet: {crashBackoff: 0s}\n", "kubelet.crashBackoff",
