@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "apiserver/apiserver.h"
@@ -12,9 +13,9 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/netns.h"
+#include "cmd/pod_io_bridge.h"
 #include "netstack/external_server.h"
 #include "netstack/netlink.h"
-#include "cmd/pod_io_bridge.h"
 #include "runtime/image_store.h"
 #include "runtime/node_agent.h"
 
@@ -34,7 +35,7 @@ std::string ShortNodeName(const ClusterConfig& config, const NodeConfig& node) {
 DnsSettings ClusterDns(const ClusterConfig& config) {
   DnsSettings dns;
   dns.cluster_dns = {config.dns_ip};
-  dns.cluster_domain = "cluster.local";
+  dns.cluster_domain = config.dns_domain;
   dns.host_resolv_conf = ReadFileIfExists("/etc/resolv.conf").value_or("");
   return dns;
 }
@@ -71,8 +72,8 @@ NodeAgentOptions AgentOptions(const ClusterRuntimeOptions& o, const NodeConfig& 
   a.service_account_token = o.service_account_token;
   // The lease is renewed well within the grace period the node lifecycle
   // controller allows (the kubelet renews every 10 s of 40).
-  a.lease_interval = std::min<std::chrono::milliseconds>(
-      std::chrono::seconds(10), o.config.NodeMonitorGracePeriod() / 4);
+  a.lease_interval = std::min<std::chrono::milliseconds>(std::chrono::seconds(10),
+                                                         o.config.NodeMonitorGracePeriod() / 4);
   return a;
 }
 
@@ -114,6 +115,54 @@ netstack::EgressMasquerade EgressOf(const ClusterConfig& config) {
                                                                     "networking.serviceSubnet")};
   e.uplink = netstack::kNodeUplink;
   return e;
+}
+
+std::vector<netstack::DnsUpstream> DnsUpstreamsOf(const ClusterConfig& config,
+                                                  const std::string& host_resolv_conf) {
+  std::vector<std::string> addresses = config.dns_upstreams;
+  if (addresses.empty()) {
+    std::istringstream in(host_resolv_conf);
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream words(line);
+      std::string key, value;
+      if (words >> key >> value && key == "nameserver") addresses.push_back(value);
+    }
+  }
+  const std::vector<netstack::Ipv4Cidr> reachable = {
+      netstack::Ipv4Cidr::ParseNetwork(config.pod_subnet),
+      netstack::Ipv4Cidr::ParseNetwork(config.service_subnet),
+      netstack::Ipv4Cidr::ParseNetwork(config.underlay),
+      netstack::Ipv4Cidr::ParseNetwork(config.external_subnet)};
+  std::vector<netstack::DnsUpstream> out;
+  for (const auto& a : addresses) {
+    auto ip = netstack::Ipv4Address::TryParse(a);
+    if (!ip) continue;  // an IPv6 resolver: this cluster is IPv4
+    netstack::DnsUpstream u;
+    u.address = *ip;
+    u.from_host = std::none_of(reachable.begin(), reachable.end(),
+                               [&](const netstack::Ipv4Cidr& c) { return c.Contains(*ip); });
+    out.push_back(u);
+  }
+  return out;
+}
+
+void EnsureClusterDns(Client& client, const controllers::ClusterDnsSettings& settings) {
+  WriteOptions wo;
+  wo.field_manager = "kin-cluster-dns";
+  for (const Json& obj : controllers::ClusterDnsObjects(settings)) {
+    const ResourceInfo* r = FindResourceByKind(obj.at("apiVersion").get<std::string>(),
+                                               obj.at("kind").get<std::string>());
+    const std::string ns = obj["metadata"]["namespace"], name = obj["metadata"]["name"];
+    try {
+      client.Create(*r, ns, obj, wo);
+      log::Info("cluster dns: created {} {}/{}", obj["kind"].get<std::string>(), ns, name);
+    } catch (const Error& e) {
+      if (e.code() == Code::kAlreadyExists) continue;  // kept as it is (a user may have edited it)
+      log::Error("cluster dns: cannot create {} {}/{}: {}", obj["kind"].get<std::string>(), ns,
+                 name, e.what());
+    }
+  }
 }
 
 NetworkEndpoint ApiNetworkEndpoint(const ClusterConfig& config) {
@@ -270,8 +319,8 @@ void ClusterRuntime::Stop() {
 
 void ClusterRuntime::StartComponents(const NodeConfig& n) {
   Parts::NodeRun run;
-  auto agent =
-      std::make_unique<AgentComponent>(*parts_->client, AgentOptions(opts_, n, parts_->images.get()));
+  auto agent = std::make_unique<AgentComponent>(*parts_->client,
+                                                AgentOptions(opts_, n, parts_->images.get()));
   run.agent = agent->agent();
   run.components.push_back(std::move(agent));
   NodeContext ctx{opts_.config, n, NodeNetns(opts_.config, n), *parts_->client};
@@ -320,7 +369,8 @@ void ClusterRuntime::StartNode(const std::string& node) {
   std::lock_guard<std::mutex> op(node_op_mu_);
   {
     std::lock_guard<std::mutex> l(parts_->mu);
-    if (parts_->nodes[node].agent) throw Error::Conflict("node \"" + node + "\" is running already");
+    if (parts_->nodes[node].agent)
+      throw Error::Conflict("node \"" + node + "\" is running already");
   }
   // The link up again, with the routes the kernel dropped when it went
   // down (routes are replaced, so this is idempotent).

@@ -34,7 +34,9 @@
 
 #include "client/client.h"
 #include "cmd/cluster_config.h"
+#include "controllers/cluster_dns.h"
 #include "controllers/controller.h"
+#include "netstack/dns_server.h"
 #include "netstack/egress.h"
 #include "netstack/topology.h"
 
@@ -90,6 +92,20 @@ struct NetworkEndpoint {
 NetworkEndpoint ApiNetworkEndpoint(const ClusterConfig& config);
 
 void EnsureClusterNetwork(const ClusterConfig& config);
+
+// The cluster DNS's upstream resolvers: dns.upstreams, else the
+// nameservers of the host's resolv.conf (`host_resolv_conf`, its text;
+// IPv4 ones). One the cluster's network reaches (the internet namespace,
+// the pod, service or node ranges) is asked from the DNS pod, through the
+// node's SNAT; any other from the host's namespace, as kind's CoreDNS asks
+// the node's resolver.
+std::vector<netstack::DnsUpstream> DnsUpstreamsOf(const ClusterConfig& config,
+                                                  const std::string& host_resolv_conf);
+
+// Creates the cluster DNS's kube-dns Service and coredns Deployment
+// (controllers/cluster_dns.h) where they are missing; one that exists is
+// left as it is. Errors are logged, not thrown: the cluster runs without.
+void EnsureClusterDns(Client& client, const controllers::ClusterDnsSettings& settings);
 
 class ClusterRuntime {
  public:

@@ -15,9 +15,14 @@
 #include "base/version.h"
 #include "cmd/cluster_runtime.h"
 #include "cmd/commands.h"
+#include "controllers/cluster_dns.h"
 #include "controllers/kube_controllers.h"
 #include "controllers/service_proxy.h"
+#include "netstack/dns_server.h"
+#include "netstack/dns_zone.h"
 #include "netstack/service_proxy.h"
+#include "runtime/image_store.h"
+#include "runtime/node_agent.h"
 
 namespace kin::cmd {
 
@@ -59,8 +64,7 @@ int RunServe(const ServeFlags& flags) {
   opts.host = flags.address;
   opts.port = flags.port;
   opts.state_dir = flags.state_dir;
-  opts.registry.service_cidr =
-      cluster_config ? cluster_config->service_subnet : flags.service_cidr;
+  opts.registry.service_cidr = cluster_config ? cluster_config->service_subnet : flags.service_cidr;
   if (cluster_config) {
     opts.registry.default_toleration_seconds = cluster_config->default_toleration_seconds;
   }
@@ -99,11 +103,21 @@ int RunServe(const ServeFlags& flags) {
   // The controllers run on every `kin serve`, with nodes or without.
   apiserver::LocalClient controller_client(server.registry(), "kube-controller-manager");
   controllers::ControllerManager controllers(controller_client);
+  // Cluster DNS: one zone and one cache for the process, served in every
+  // kube-dns pod (controllers/cluster_dns.h).
+  std::unique_ptr<netstack::DnsZone> dns_zone;
+  netstack::DnsCache dns_cache;
   try {
     controllers::KubeControllerOptions co;
     co.controllers = flags.controllers;
     if (cluster_config) co.node_monitor_grace_period = cluster_config->NodeMonitorGracePeriod();
     controllers::AddKubeControllers(controllers, co);
+    if (cluster_config) {
+      dns_zone = std::make_unique<netstack::DnsZone>(
+          netstack::DnsZoneOptions{.domain = cluster_config->dns_domain});
+      controllers.Add(
+          std::make_unique<controllers::DnsZoneSync>(controllers.informers(), *dns_zone));
+    }
     controllers.Start();
   } catch (const std::exception& e) {
     log::Error("starting the controllers failed: {}", e.what());
@@ -130,13 +144,38 @@ int RunServe(const ServeFlags& flags) {
         po.node.cluster_cidr = netstack::Ipv4Cidr::Parse(ctx.config.pod_subnet, "podSubnet");
         po.node.service_cidr =
             netstack::Ipv4Cidr::Parse(ctx.config.service_subnet, "serviceSubnet");
-        po.backend = netstack::NewProxyBackend(netstack::ParseProxyMode(ctx.config.proxy_mode),
-                                               ctx.netns);
-        return std::make_unique<controllers::ServiceProxy>(controllers.informers(),
-                                                           std::move(po));
+        po.backend =
+            netstack::NewProxyBackend(netstack::ParseProxyMode(ctx.config.proxy_mode), ctx.netns);
+        return std::make_unique<controllers::ServiceProxy>(controllers.informers(), std::move(po));
+      });
+      // Each node serves the kube-dns pods scheduled to it.
+      netstack::DnsServerOptions dns_server;
+      dns_server.upstreams =
+          DnsUpstreamsOf(ro.config, ReadFileIfExists("/etc/resolv.conf").value_or(""));
+      dns_server.forward_timeout = ro.config.DnsForwardTimeout();
+      dns_server.attempt_timeout =
+          std::max(dns_server.forward_timeout / 2, std::chrono::milliseconds(100));
+      ro.node_components.push_back([&controllers, &dns_zone, &dns_cache,
+                                    dns_server](const NodeContext& ctx) {
+        controllers::DnsPodServersOptions o;
+        o.node = ctx.node.name;
+        o.image_repo = std::string(kClusterDnsImage);
+        o.pod_netns = [prefix = "kin-" + ctx.config.name + "-"](const Json& pod) {
+          return PodNetnsName(prefix, pod);
+        };
+        o.server = dns_server;
+        o.zone = dns_zone.get();
+        o.cache = &dns_cache;
+        return std::make_unique<controllers::DnsPodServers>(controllers.informers(), std::move(o));
       });
       nodes = std::make_unique<ClusterRuntime>(server, ro);
       nodes->Start();
+      if (ro.config.dns_replicas > 0) {
+        EnsureClusterDns(controller_client,
+                         {.cluster_ip = ro.config.dns_ip,
+                          .replicas = ro.config.dns_replicas,
+                          .image = std::string(kClusterDnsImage) + ":" + kVersion});
+      }
     } catch (const std::exception& e) {
       log::Error("starting the cluster's nodes failed: {}", e.what());
       nodes.reset();

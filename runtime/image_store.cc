@@ -16,6 +16,7 @@
 #include "base/error.h"
 #include "base/file.h"
 #include "base/process.h"
+#include "base/version.h"
 #include "base/yaml.h"
 
 namespace kin {
@@ -529,6 +530,13 @@ ImageConfig ImageStore::Resolve(const std::string& image) const {
     c.command_aliases = {{"/pause", {opts_.kin_binary, "agnhost", "pause"}}};
     return c;
   }
+  if (repo == kClusterDnsImage) {
+    // The kube-dns pods' container only holds the pod: kin serve answers
+    // DNS on sockets in the pod's namespace (controllers/cluster_dns.h).
+    c.entrypoint = {"/cluster-dns"};
+    c.command_aliases = {{"/cluster-dns", {opts_.kin_binary, "agnhost", "pause"}}};
+    return c;
+  }
   if (repo == kBusybox) {
     c.cmd = {"sh"};
     c.env = {kDefaultPath};
@@ -617,6 +625,7 @@ std::vector<std::string> ImageStore::List() const {
   names.insert(std::string(kAgnhost) + ":2.52");
   names.insert(std::string(kPause) + ":3.9");
   names.insert(std::string(kBusybox) + ":latest");
+  names.insert(std::string(kClusterDnsImage) + ":" + kVersion);
   return {names.begin(), names.end()};
 }
 

@@ -6,9 +6,10 @@
 //  2. images loaded into the store: `docker save` archives, OCI image layouts
 //     (a tar of one, or the directory itself) and plain root filesystems (a
 //     directory or a tarball);
-//  3. built-ins: agnhost and pause (kin itself, through command_aliases, on
-//     the host's root filesystem) and busybox (a root filesystem the store
-//     builds once from the host's static /bin/busybox).
+//  3. built-ins: agnhost, pause and kin.dev/cluster-dns (kin itself, through
+//     command_aliases, on the host's root filesystem; the last holds the
+//     kube-dns pods, whose DNS kin serve answers) and busybox (a root
+//     filesystem the store builds once from the host's static /bin/busybox).
 //
 // State on disk, under ImageStoreOptions::dir:
 //   index.json             {"images": {"<normalized name>": "<image id>"}}
@@ -40,6 +41,9 @@
 #include "runtime/image_config.h"
 
 namespace kin {
+
+// The cluster DNS pods' image (any tag): see controllers/cluster_dns.h.
+inline constexpr std::string_view kClusterDnsImage = "kin.dev/cluster-dns";
 
 struct ImageStoreOptions {
   std::string dir;         // the store's state (see above); created when missing

@@ -61,14 +61,6 @@ std::string ShortUid(const std::string& uid) {
   return s;
 }
 
-// A pod's network namespace name: readable for `ip netns exec`, unique by uid.
-std::string PodNetnsName(const std::string& prefix, const Json& pod) {
-  const Json& md = pod["metadata"];
-  std::string base = prefix + md.value("namespace", "default") + "-" + md.value("name", "");
-  if (base.size() > 200) base.resize(200);
-  return base + "-" + ShortUid(md.value("uid", "")).substr(0, 5);
-}
-
 int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 // Signals `pid` only while it is the process that started at `start_ticks`.
@@ -111,6 +103,13 @@ std::string QosClass(const Json& pod) {
 }
 
 }  // namespace
+
+std::string PodNetnsName(const std::string& prefix, const Json& pod) {
+  const Json& md = pod["metadata"];
+  std::string base = prefix + md.value("namespace", "default") + "-" + md.value("name", "");
+  if (base.size() > 200) base.resize(200);
+  return base + "-" + ShortUid(md.value("uid", "")).substr(0, 5);
+}
 
 Json BuildNodeObject(const NodeAgentOptions& o) {
   utsname u{};
@@ -666,7 +665,8 @@ void NodeAgent::Impl::Adopt() {
         if (!ProcessRunning(c.state->pid, c.state->start_ticks) &&
             !ProcessRunning(c.state->shim_pid, c.state->shim_start_ticks)) {
           c.exit = ReadShimExit(c.dir);
-          if (!c.exit) c.exit = ShimExit{255, 0, false, object::NowRfc3339()};  // the shim died with it
+          if (!c.exit)
+            c.exit = ShimExit{255, 0, false, object::NowRfc3339()};  // the shim died with it
         } else {
           // Running, or exited with its server still recording it (the
           // first sync collects that exit).
@@ -1205,7 +1205,8 @@ void NodeAgent::Impl::CollectExit(PodRuntime& p, ContainerRuntime& c) {
       return;
     }
     e = ReadShimExit(c.dir);
-    if (!e) e = ShimExit{255, 0, false, object::NowRfc3339()};  // the server died before recording it
+    if (!e)
+      e = ShimExit{255, 0, false, object::NowRfc3339()};  // the server died before recording it
   }
   c.exit = e;
   c.ready = false;

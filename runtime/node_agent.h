@@ -62,6 +62,11 @@ struct ContainerIoTarget {
   std::string netns_path;  // the pod's network namespace
 };
 
+// A pod's network namespace's name (/run/netns/NAME): the prefix
+// ("kin-<cluster>-"), its namespace and name, and 5 characters of its uid,
+// readable for `ip netns exec` and unique by uid.
+std::string PodNetnsName(const std::string& prefix, const Json& pod);
+
 struct NodeAgentOptions {
   std::string node_name;
   std::string node_netns;   // the node's network namespace (/run/netns/NAME) holding cbr0

@@ -185,4 +185,35 @@ ProbeResult UdpAskIn(const std::string& netns, const std::string& ip, int port,
   });
 }
 
+ProbeResult DnsTcpAskIn(const std::string& netns, const std::string& ip, int port,
+                        const std::string& message, std::chrono::milliseconds timeout) {
+  return Timed(netns, [&](ProbeResult& r) {
+    auto deadline = Clock::now() + timeout;
+    UniqueFd fd;
+    if ((r.error = Connect(fd, ip, port, deadline))) return;
+    std::string framed;
+    framed.push_back(static_cast<char>(message.size() >> 8));
+    framed.push_back(static_cast<char>(message.size() & 0xff));
+    framed += message;
+    if ((r.error = SendAll(fd.get(), framed, deadline))) return;
+    std::string in;
+    char buf[16384];
+    auto want = [&] {
+      return in.size() < 2
+                 ? size_t{2}
+                 : 2 + ((size_t{static_cast<uint8_t>(in[0])} << 8) | static_cast<uint8_t>(in[1]));
+    };
+    while (in.size() < want()) {
+      if ((r.error = Wait(fd.get(), POLLIN, deadline))) return;
+      ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+      if (n <= 0) {
+        r.error = n < 0 ? errno : ECONNRESET;
+        return;
+      }
+      in.append(buf, static_cast<size_t>(n));
+    }
+    r.body = in.substr(2, want() - 2);
+  });
+}
+
 }  // namespace kin::testing

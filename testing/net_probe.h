@@ -42,4 +42,10 @@ ProbeResult UdpAskIn(const std::string& netns, const std::string& ip, int port,
                      const std::string& message,
                      std::chrono::milliseconds timeout = std::chrono::seconds(3));
 
+// One DNS message over a new TCP connection (RFC 1035 4.2.2: a 2-byte
+// length before each message); the body is the answer without its length.
+ProbeResult DnsTcpAskIn(const std::string& netns, const std::string& ip, int port,
+                        const std::string& message,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(3));
+
 }  // namespace kin::testing
