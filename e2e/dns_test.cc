@@ -347,6 +347,104 @@ TEST_F(DnsE2E, HeadlessAnswersFollowScalingAndStatefulSetNamesTheirPod) {
   }
 }
 
+const char kManyAndUnready[] = R"(apiVersion: apps/v1
+kind: Deployment
+metadata: {name: many}
+spec:
+  replicas: 100
+  selector: {matchLabels: {app: many}}
+  template:
+    metadata: {labels: {app: many}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - {name: c, image: registry.k8s.io/pause:3.9}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: many}
+spec:
+  clusterIP: None
+  selector: {app: many}
+  ports:
+  - {name: http, port: 80}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: unready, labels: {app: unready}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: c
+    image: registry.k8s.io/e2e-test-images/agnhost:2.52
+    args: [netexec, --http-port=8080]
+    readinessProbe:
+      httpGet: {path: /, port: 9999}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: published}
+spec:
+  clusterIP: None
+  publishNotReadyAddresses: true
+  selector: {app: unready}
+  ports:
+  - {name: http, port: 8080}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: unpublished}
+spec:
+  clusterIP: None
+  selector: {app: unready}
+  ports:
+  - {name: http, port: 8080}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.52, args: [pause]}
+)";
+
+TEST_F(DnsE2E, ALargeAnswerFallsBackToTcpAndNotReadyPodsArePublishedOnRequest) {
+  ASSERT_NO_FATAL_FAILURE(Create(3, "{upstreams: [203.0.113.2]}"));
+  c_.Apply(kManyAndUnready);
+  Json client = c_.WaitPodReady("client");
+  ASSERT_FALSE(client.is_null());
+  const std::string ns = c_.PodNetns(client);
+  ASSERT_TRUE(WaitReadyEndpoints("many", 100)) << c_.Ok({"get", "deployment", "many"});
+
+  // 100 A records do not fit 512 bytes: truncated over UDP, whole over TCP.
+  DnsReply udp = Ask(ns, "many.default.svc.cluster.local", "A");
+  EXPECT_TRUE(udp.tc);
+  EXPECT_LT(udp.Data("A").size(), 100u);
+  DnsReply tcp = Ask(ns, "many.default.svc.cluster.local", "A", true);
+  EXPECT_FALSE(tcp.tc);
+  EXPECT_THAT(tcp.Data("A"), UnorderedElementsAreArray(PodIps("app=many")));
+  // The pod's own resolver (glibc) retries over TCP and gets all 100.
+  EXPECT_EQ(c_.Ok({"exec", "client", "--", "sh", "-c",
+                   "getent ahostsv4 many.default.svc.cluster.local | cut -d' ' -f1 | sort -u | "
+                   "wc -l"}),
+            "100\n");
+
+  // A pod that never turns ready: published only where the Service asks.
+  Json unready = c_.GetJson({"pod", "unready"});
+  ASSERT_TRUE(E2eCluster::WaitFor([&] {
+    unready = c_.GetJson({"pod", "unready"});
+    return !unready["status"].value("podIP", "").empty();
+  }));
+  const std::string ip = unready["status"].value("podIP", "");
+  EXPECT_TRUE(E2eCluster::WaitFor([&] {
+    return Ask(ns, "published.default.svc.cluster.local", "A").Data("A") ==
+           std::vector<std::string>{ip};
+  })) << c_.Ok({"get", "endpointslices", "-o", "yaml"});
+  EXPECT_EQ(Ask(ns, "unpublished.default.svc.cluster.local", "A").rcode, "NXDOMAIN");
+}
+
 TEST_F(DnsE2E, WithNoUpstreamAnsweringTheAnswerIsServfailWithinTheTimeout) {
   // 203.0.113.99 is in the internet namespace's range, and nothing holds it.
   ASSERT_NO_FATAL_FAILURE(
