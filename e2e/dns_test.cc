@@ -160,6 +160,14 @@ class DnsE2E : public ::testing::Test {
     EXPECT_TRUE(reply.has_value()) << name;
     return reply.value_or(DnsReply{});
   }
+  // The rcode of an answer over UDP, "" when none came (no assertion: for
+  // polling while the server comes up).
+  std::string Rcode(const std::string& netns, const std::string& name) {
+    testing::ProbeResult r =
+        testing::UdpAskIn(netns, kDnsIp, 53, testing::DnsQueryWire(name, "A"), milliseconds(500));
+    auto reply = r.ok() ? testing::ParseDnsReply(r.body) : std::nullopt;
+    return reply ? reply->rcode : "";
+  }
   std::vector<std::string> PodIps(const std::string& selector) {
     std::vector<std::string> out;
     const Json pods = c_.GetJson({"pods", "-l", selector});
@@ -443,6 +451,35 @@ TEST_F(DnsE2E, ALargeAnswerFallsBackToTcpAndNotReadyPodsArePublishedOnRequest) {
            std::vector<std::string>{ip};
   })) << c_.Ok({"get", "endpointslices", "-o", "yaml"});
   EXPECT_EQ(Ask(ns, "unpublished.default.svc.cluster.local", "A").rcode, "NXDOMAIN");
+}
+
+TEST_F(DnsE2E, AfterAKilledServeTheSameDnsPodsAnswerAgain) {
+  ASSERT_NO_FATAL_FAILURE(Create(2, "{upstreams: [203.0.113.2]}"));
+  c_.Apply(kApps);
+  Json client = c_.WaitPodReady("client");
+  ASSERT_FALSE(client.is_null());
+  const std::string ns = c_.PodNetns(client);
+  ASSERT_TRUE(E2eCluster::WaitFor(
+      [&] { return Rcode(ns, "kubernetes.default.svc.cluster.local") == "NOERROR"; }));
+  auto dns_pods = [&] {
+    std::set<std::string> uids;
+    const Json pods = c_.GetJson({"pods", "-n", "kube-system", "-l", "k8s-app=kube-dns"});
+    for (const auto& p : pods["items"]) uids.insert(p["metadata"].value("uid", ""));
+    return uids;
+  };
+  const std::set<std::string> before = dns_pods();
+  EXPECT_EQ(before.size(), 2u);
+
+  c_.KillServe();
+  CommandResult r = c_.Kin({"cluster", "start", "--name", c_.name()});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err << c_.Log();
+  // The pods kept running; the restarted kin serve answers in them again,
+  // with a zone made afresh from the API.
+  EXPECT_TRUE(
+      E2eCluster::WaitFor([&] { return Rcode(ns, "web.default.svc.cluster.local") == "NOERROR"; }));
+  EXPECT_EQ(dns_pods(), before);
+  EXPECT_THAT(c_.Ok({"exec", "client", "--", "getent", "hosts", "web"}),
+              HasSubstr(c_.GetJson({"service", "web"})["spec"].value("clusterIP", "-")));
 }
 
 TEST_F(DnsE2E, WithNoUpstreamAnsweringTheAnswerIsServfailWithinTheTimeout) {
