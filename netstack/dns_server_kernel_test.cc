@@ -3,11 +3,15 @@
 // resolver asks it, with an upstream resolver (a socket the test answers
 // from) in the same namespace. Answers are read with libldns, apart from
 // kin's own wire code. Nothing leaves the namespace.
-#include <arpa/inet.h>
+// Before ldns: without it, ldns/common.h defines bool, true and false as
+// macros, which breaks standard headers included after it.
+#include <stdbool.h>  // NOLINT(modernize-deprecated-headers)
+
 #include <ldns/ldns.h>
+
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <stdbool.h>  // first: else ldns/common.h defines a `bool` macro in C++
 #include <sys/socket.h>
 
 #include <gmock/gmock.h>

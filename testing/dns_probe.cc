@@ -1,7 +1,10 @@
 #include "testing/dns_probe.h"
 
+// Before ldns: without it, ldns/common.h defines bool, true and false as
+// macros, which breaks standard headers included after it.
+#include <stdbool.h>  // NOLINT(modernize-deprecated-headers)
+
 #include <ldns/ldns.h>
-#include <stdbool.h>  // first: else ldns/common.h defines a `bool` macro in C++
 
 #include <cstdlib>
 #include <memory>
