@@ -118,7 +118,8 @@ std::vector<std::string> Contradictions(const ClusterCreateOptions& opts,
               wanted.underlay != saved.underlay ||
               wanted.node_cidr_mask_size != saved.node_cidr_mask_size ||
               wanted.routing != saved.routing || wanted.external_subnet != saved.external_subnet ||
-              wanted.proxy_mode != saved.proxy_mode,
+              wanted.proxy_mode != saved.proxy_mode ||
+              wanted.load_balancer_subnet != saved.load_balancer_subnet,
           "networking");
       differs(wanted.image_host_mappings != saved.image_host_mappings, "images");
       differs(wanted.crash_backoff != saved.crash_backoff ||

@@ -420,7 +420,7 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
     if (const Json* net = MappingMember(doc, "networking", "", problems)) {
       CheckKnownFields(*net, "networking",
                        {"podSubnet", "serviceSubnet", "nodeCidrMaskSize", "routing", "underlay",
-                        "proxyMode", "externalSubnet"},
+                        "proxyMode", "externalSubnet", "loadBalancerSubnet"},
                        problems);
       if (auto v = StringMember(*net, "podSubnet", "networking", problems)) config.pod_subnet = *v;
       if (auto v = StringMember(*net, "serviceSubnet", "networking", problems)) {
@@ -431,6 +431,9 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
       if (auto v = StringMember(*net, "proxyMode", "networking", problems)) config.proxy_mode = *v;
       if (auto v = StringMember(*net, "externalSubnet", "networking", problems)) {
         config.external_subnet = *v;
+      }
+      if (auto v = StringMember(*net, "loadBalancerSubnet", "networking", problems)) {
+        config.load_balancer_subnet = *v;
       }
       if (const Json* mask = Member(*net, "nodeCidrMaskSize")) {
         if (mask->is_number_integer() && *mask >= 0 && *mask <= 32) {
@@ -672,6 +675,8 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
   std::optional<Ipv4Cidr> underlay = ParseNetwork(config.underlay, "networking.underlay", problems);
   std::optional<Ipv4Cidr> external =
       ParseNetwork(config.external_subnet, "networking.externalSubnet", problems);
+  std::optional<Ipv4Cidr> load_balancer =
+      ParseNetwork(config.load_balancer_subnet, "networking.loadBalancerSubnet", problems);
   struct Named {
     const char* field;
     const std::optional<Ipv4Cidr>& cidr;
@@ -679,7 +684,8 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
   const Named ranges[] = {{"networking.podSubnet", pod},
                           {"networking.serviceSubnet", service},
                           {"networking.underlay", underlay},
-                          {"networking.externalSubnet", external}};
+                          {"networking.externalSubnet", external},
+                          {"networking.loadBalancerSubnet", load_balancer}};
   constexpr size_t kRanges = sizeof ranges / sizeof ranges[0];
   for (size_t i = 0; i < kRanges; ++i) {
     for (size_t j = i + 1; j < kRanges; ++j) {
@@ -786,6 +792,7 @@ Json ClusterConfig::ToJson() const {
             {"routing", routing},
             {"proxyMode", proxy_mode},
             {"externalSubnet", external_subnet},
+            {"loadBalancerSubnet", load_balancer_subnet},
             {"imageHostMappings", image_host_mappings},
             {"kubelet",
              {{"crashBackoff", crash_backoff},
@@ -833,6 +840,8 @@ ClusterConfig ClusterConfig::FromJson(const Json& j) {
     c.routing = j.at("routing").get<std::string>();
     c.proxy_mode = j.value("proxyMode", c.proxy_mode);  // older state: the default
     c.external_subnet = j.value("externalSubnet", c.external_subnet);
+    // State written before LoadBalancer Services existed has the default.
+    c.load_balancer_subnet = j.value("loadBalancerSubnet", c.load_balancer_subnet);
     c.image_host_mappings =
         j.value("imageHostMappings", Json::object()).get<std::map<std::string, std::string>>();
     // State written before the kubelet settings were saved has the defaults.

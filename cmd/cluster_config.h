@@ -19,6 +19,7 @@
 //     proxyMode: nftables        # or iptables (kube-proxy's chains); no ipvs here
 //     externalSubnet: 203.0.113.0/24  # "the internet" (kin-<c>-ext); /29 or larger
 //     underlay: 172.18.0.0/24
+//     loadBalancerSubnet: 198.51.100.0/24  # LoadBalancer Services' addresses
 //   images:
 //     hostMappings:
 //       "myorg/tools:dev": /     # image -> host directory (read-only rootfs)
@@ -98,6 +99,7 @@ struct ClusterConfig {
   std::string routing = "routed";                          // "routed" | "host-gw"
   std::string proxy_mode = "nftables";                     // "nftables" | "iptables"
   std::string external_subnet = "203.0.113.0/24";          // the internet namespace's
+  std::string load_balancer_subnet = "198.51.100.0/24";    // LoadBalancer Services' pool
   std::map<std::string, std::string> image_host_mappings;  // image -> host directory
   // The node agents' settings (the file's `kubelet`).
   std::string crash_backoff = "10s";

@@ -270,6 +270,29 @@ TEST(ClusterConfigTest, ExternalSubnet) {
                         "networking.externalSubnet", "overlaps networking.podSubnet");
 }
 
+TEST(ClusterConfigTest, LoadBalancerSubnet) {
+  EXPECT_EQ(Build("", 1).load_balancer_subnet, "198.51.100.0/24");
+  ClusterConfig c = Build(kHeader + "networking:\n  loadBalancerSubnet: 192.0.2.64/26\n", 2);
+  EXPECT_EQ(c.load_balancer_subnet, "192.0.2.64/26");
+  EXPECT_EQ(ClusterConfig::FromJson(c.ToJson()), c);
+  // State saved before the field existed reads as the default.
+  Json old = c.ToJson();
+  old.erase("loadBalancerSubnet");
+  EXPECT_EQ(ClusterConfig::FromJson(old).load_balancer_subnet, "198.51.100.0/24");
+  ExpectInvalidContains(kHeader + "networking:\n  loadBalancerSubnet: 198.51.100.1/24\n",
+                        "networking.loadBalancerSubnet", "198.51.100.1/24");
+  ExpectInvalidContains(kHeader + "networking:\n  loadBalancerSubnet: nonsense\n",
+                        "networking.loadBalancerSubnet", "nonsense");
+  ExpectInvalidContains(kHeader + "networking:\n  loadBalancerSubnet: 10.244.7.0/24\n",
+                        "networking.loadBalancerSubnet", "overlaps networking.podSubnet");
+  ExpectInvalidContains(kHeader + "networking:\n  loadBalancerSubnet: 10.96.0.0/24\n",
+                        "networking.loadBalancerSubnet", "overlaps networking.serviceSubnet");
+  ExpectInvalidContains(kHeader + "networking:\n  loadBalancerSubnet: 172.18.0.128/25\n",
+                        "networking.loadBalancerSubnet", "overlaps networking.underlay");
+  ExpectInvalidContains(kHeader + "networking:\n  loadBalancerSubnet: 203.0.113.0/25\n",
+                        "networking.loadBalancerSubnet", "overlaps networking.externalSubnet");
+}
+
 TEST(ClusterConfigTest, ClusterDns) {
   ClusterConfig d = Build("", 1);
   EXPECT_EQ(d.dns_domain, "cluster.local");
