@@ -1,0 +1,171 @@
+// The Ingress proxy: what the built-in Ingress controller's pods answer.
+//
+// IngressRoutes is the plain description the API side (controllers/
+// ingress.h) builds from Ingresses, Services, EndpointSlices and Secrets:
+// host rules (exact "foo.com" or wildcard "*.foo.com", or "" for every
+// host), each with paths (pathType Exact, Prefix, ImplementationSpecific)
+// whose backend is a list of ready endpoints (ip:port of the pods, not the
+// ClusterIP), a default backend, and TLS certificates per host.
+//
+// MatchRoute is the pure matcher, with networking.k8s.io/v1's precedence:
+// a host matches its exact rules first, then wildcard ones ("*.foo.com"
+// matches "bar.foo.com" only: one label), then rules without a host; among
+// the paths of the chosen host, an Exact match wins, then the longest
+// Prefix (element-wise on "/": "/foo" matches "/foo", "/foo/" and
+// "/foo/bar", never "/foobar"; ImplementationSpecific is Prefix here, as
+// ingress-nginx treats it); when none match, the default backend.
+//
+// IngressProxy serves the routes as ingress-nginx does, in one network
+// namespace (an ingress pod's):
+//   - HTTP/1.1 on http_port (80) and TLS on https_port (443), the
+//     certificate chosen by SNI among the routes' (exact host, then
+//     wildcard), else a self-signed default ("Kubernetes Ingress Controller
+//     Fake Certificate", as ingress-nginx's);
+//   - keep-alive with clients (75 s idle), request bodies streamed to the
+//     backend as they come (Content-Length or chunked), responses streamed
+//     back (Content-Length, chunked, or until the backend closes);
+//   - Upgrade requests (WebSocket) passed through as raw bytes both ways
+//     once the backend answers 101;
+//   - a backend chosen round-robin among the ready endpoints of the
+//     matched one; requests carry X-Forwarded-For (the client's address
+//     appended to an incoming one), X-Forwarded-Proto, X-Forwarded-Host,
+//     X-Forwarded-Port, X-Real-IP and X-Scheme;
+//   - short HTML answers as ingress-nginx's: 404 when nothing matches and
+//     there is no default backend, 503 when the backend has no ready
+//     endpoint, 502 when connecting to it fails (or it answers garbage),
+//     504 when it does not connect or answer within the timeouts;
+//   - GET /healthz on health_port (10254): 200 "ok" while serving.
+// SetRoutes takes effect for the next request, also on connections that
+// are open: nothing is dropped.
+//
+// One thread accepts; each client connection has a thread (bounded by
+// max_connections: beyond, new connections are closed at once), and an
+// upgraded one a second thread for the backend's direction. Buffers are
+// 16 KiB per direction.
+//
+// Thread-safety: Start/Stop from one thread; SetRoutes from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "base/fd.h"
+
+namespace kin::netstack {
+
+enum class IngressPathType { kExact, kPrefix, kImplementationSpecific };
+
+struct IngressEndpoint {
+  std::string ip;
+  uint16_t port = 0;
+  bool operator==(const IngressEndpoint&) const = default;
+};
+
+struct IngressBackend {
+  std::string name;                        // "ns/service:port", for logs
+  std::vector<IngressEndpoint> endpoints;  // ready ones; empty: 503
+  bool operator==(const IngressBackend&) const = default;
+};
+
+struct IngressPath {
+  std::string path;  // "/" when the Ingress leaves it out
+  IngressPathType type = IngressPathType::kPrefix;
+  IngressBackend backend;
+  bool operator==(const IngressPath&) const = default;
+};
+
+struct IngressHostRule {
+  std::string host;  // "foo.com", "*.foo.com", or "" (every host)
+  std::vector<IngressPath> paths;
+  bool operator==(const IngressHostRule&) const = default;
+};
+
+struct IngressCertificate {
+  std::vector<std::string> hosts;  // exact or wildcard
+  std::string cert_pem, key_pem;
+  bool operator==(const IngressCertificate&) const = default;
+};
+
+struct IngressRoutes {
+  // Rules of one host may come in several entries (several Ingresses):
+  // their paths count together, earlier entries first on equal paths.
+  std::vector<IngressHostRule> rules;
+  std::optional<IngressBackend> default_backend;
+  std::vector<IngressCertificate> certificates;
+  bool operator==(const IngressRoutes&) const = default;
+};
+
+// The host of a Host header: lower case, without its port or trailing dot.
+std::string NormalizeHost(std::string_view host_header);
+// Whether a request path matches an Ingress path of that type.
+bool IngressPathMatches(IngressPathType type, std::string_view rule_path,
+                        std::string_view request_path);
+// True when `pattern` ("foo.com" or "*.foo.com") covers `host` (normalized).
+bool IngressHostMatches(std::string_view pattern, std::string_view host);
+// The backend for a request (host as in its Host header, path without the
+// query), or null when nothing matches and there is no default backend.
+const IngressBackend* MatchRoute(const IngressRoutes& routes, std::string_view host,
+                                 std::string_view path);
+
+struct IngressProxyOptions {
+  std::string netns;  // the pod's namespace (/run/netns/NAME or a name); empty: the caller's
+  std::string bind = "0.0.0.0";
+  uint16_t http_port = 80;  // 0: any free port (tests), see ports()
+  uint16_t https_port = 443;
+  uint16_t health_port = 10254;
+  std::chrono::milliseconds connect_timeout{5000};  // ingress-nginx's proxy-connect-timeout
+  std::chrono::milliseconds read_timeout{60000};    // proxy-read-timeout (and send)
+  std::chrono::milliseconds idle_timeout{75000};    // keepalive_timeout with clients
+  std::chrono::milliseconds header_timeout{60000};  // client_header_timeout
+  size_t max_connections = 1024;
+  size_t max_header_bytes = 64 * 1024;
+  std::string name;  // for logs ("kin-ingress/ingress-controller-...")
+};
+
+class IngressProxy {
+ public:
+  explicit IngressProxy(IngressProxyOptions opts);
+  ~IngressProxy();
+  IngressProxy(const IngressProxy&) = delete;
+  IngressProxy& operator=(const IngressProxy&) = delete;
+
+  // Makes the listening sockets (throwing kin::Error naming the namespace
+  // and port at fault) and starts serving.
+  void Start();
+  // Closes every socket, client and backend connections included, and
+  // joins every thread; idempotent.
+  void Stop();
+
+  // Takes effect for the next request on every connection. Certificates
+  // that do not load are left out (their hosts get the default one).
+  void SetRoutes(IngressRoutes routes);
+
+  struct Ports {
+    uint16_t http = 0, https = 0, health = 0;
+  };
+  Ports ports() const { return ports_; }
+  size_t open_connections() const;
+  uint64_t requests() const { return requests_.load(); }
+
+ private:
+  struct State;
+  struct Conn;
+  void AcceptLoop();
+  void Serve(std::shared_ptr<Conn> c);
+
+  IngressProxyOptions opts_;
+  Ports ports_;
+  std::unique_ptr<State> state_;
+  std::atomic<uint64_t> requests_{0};
+  std::thread accept_thread_;
+};
+
+}  // namespace kin::netstack

@@ -1,0 +1,478 @@
+// Kernel tests (root): the Ingress proxy on real sockets inside a network
+// namespace the test makes, with backends (small HTTP servers, base/
+// http_server.h) in the same namespace on loopback addresses, and clients
+// that speak raw HTTP (and TLS through OpenSSL) from inside it. Nothing
+// leaves the namespace.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "base/error.h"
+#include "base/http_server.h"
+#include "base/netns.h"
+#include "base/tls.h"
+#include "netstack/ingress_proxy.h"
+#include "netstack/netlink.h"
+#include "testing/kernel_fixture.h"
+
+namespace kin::netstack {
+namespace {
+
+using testing::Eventually;
+using ::testing::HasSubstr;
+using testing::KernelTest;
+using ::testing::StartsWith;
+using T = IngressPathType;
+
+// A connected TCP socket from inside `netns` (made there, used from here).
+UniqueFd Connect(const std::string& netns, uint16_t port, const std::string& src = "") {
+  UniqueFd fd;
+  RunInNetns(Netns::Open(netns), [&] {
+    fd.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!src.empty()) {
+      sockaddr_in s{};
+      s.sin_family = AF_INET;
+      ::inet_pton(AF_INET, src.c_str(), &s.sin_addr);
+      CheckSys(::bind(fd.get(), reinterpret_cast<sockaddr*>(&s), sizeof s), "bind source");
+    }
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CheckSys(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "connect");
+  });
+  timeval tv{5, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+void Send(int fd, const std::string& s) {
+  ASSERT_EQ(::send(fd, s.data(), s.size(), MSG_NOSIGNAL), static_cast<ssize_t>(s.size()));
+}
+
+// Reads one response with a Content-Length body (or until EOF without one).
+std::string ReadResponse(int fd) {
+  std::string got;
+  char buf[4096];
+  while (true) {
+    size_t end = got.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      size_t cl = got.find("Content-Length: ");
+      if (cl != std::string::npos && cl < end) {
+        size_t len = std::stoul(got.substr(cl + 16));
+        if (got.size() >= end + 4 + len) return got;
+      }
+    }
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return got;
+    got.append(buf, static_cast<size_t>(n));
+  }
+}
+
+std::string Body(const std::string& resp) {
+  size_t end = resp.find("\r\n\r\n");
+  return end == std::string::npos ? "" : resp.substr(end + 4);
+}
+
+// A backend that answers "<name> <method> <path>" and, for /headers, every
+// request header as "name: value" lines; for POST the body's length.
+class Backend {
+ public:
+  Backend(const std::string& netns, const std::string& name, const std::string& ip = "127.0.0.1") {
+    http::ServerOptions o;
+    o.netns = netns;
+    o.host = ip;
+    o.port = 0;
+    server_ = std::make_unique<http::Server>(o, [name](http::Request& req, http::Response& resp) {
+      if (req.path == "/ws") {
+        resp.status = 101;
+        resp.headers.emplace("Upgrade", "websocket");
+        resp.headers.emplace("Connection", "Upgrade");
+        resp.upgrade = [](http::Conn& c) {
+          char buf[256];
+          while (true) {
+            long n = c.Read(buf, sizeof buf);
+            if (n <= 0 || !c.WriteAll("echo:" + std::string(buf, static_cast<size_t>(n)))) return;
+          }
+        };
+        return;
+      }
+      std::string body = name + " " + req.method + " " + req.path;
+      if (req.path == "/headers") {
+        body.clear();
+        for (const auto& [k, v] : req.headers) body += k + ": " + v + "\n";
+      }
+      if (req.method == "POST") body += " len=" + std::to_string(req.body.size());
+      resp.Set(200, "text/plain", body);
+    });
+    server_->Start();
+  }
+  uint16_t port() const { return static_cast<uint16_t>(server_->port()); }
+  IngressEndpoint ep(const std::string& ip = "127.0.0.1") const { return {ip, port()}; }
+
+ private:
+  std::unique_ptr<http::Server> server_;
+};
+
+class IngressProxyTest : public KernelTest {
+ protected:
+  void SetUp() override {
+    KernelTest::SetUp();
+    if (::testing::Test::IsSkipped()) return;
+    netns_.emplace(NamedNetns::Create(Name("-ing", 40)));
+    NetlinkSocket::OpenIn(netns_->ns()).SetUp("lo");
+  }
+  void TearDown() override {
+    proxy_.reset();
+    backends_.clear();
+    netns_.reset();
+    KernelTest::TearDown();
+  }
+  const std::string& ns() const { return netns_->name(); }
+
+  IngressProxy& StartProxy(IngressProxyOptions o = {}) {
+    o.netns = ns();
+    o.bind = "127.0.0.1";
+    o.http_port = o.https_port = o.health_port = 0;
+    o.name = "test";
+    proxy_ = std::make_unique<IngressProxy>(o);
+    proxy_->Start();
+    return *proxy_;
+  }
+  Backend& AddBackend(const std::string& name) {
+    backends_.push_back(std::make_unique<Backend>(ns(), name));
+    return *backends_.back();
+  }
+  // One request on a new connection (closed after), the whole response.
+  std::string Get(const std::string& host, const std::string& path, const std::string& extra = "",
+                  const std::string& src = "") {
+    UniqueFd fd = Connect(ns(), proxy_->ports().http, src);
+    Send(fd.get(), "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n" + extra +
+                       "Connection: close\r\n\r\n");
+    return ReadResponse(fd.get());
+  }
+
+  std::optional<NamedNetns> netns_;
+  std::vector<std::unique_ptr<Backend>> backends_;
+  std::unique_ptr<IngressProxy> proxy_;
+};
+
+TEST_F(IngressProxyTest, RoutesByHostAndPath) {
+  Backend& a = AddBackend("a");
+  Backend& b = AddBackend("b");
+  Backend& c = AddBackend("c");
+  IngressRoutes r;
+  r.rules = {
+      {"foo.example", {{"/", T::kPrefix, {"a", {a.ep()}}}, {"/b", T::kPrefix, {"b", {b.ep()}}}}},
+      {"*.bar.example", {{"/exact", T::kExact, {"c", {c.ep()}}}}}};
+  StartProxy().SetRoutes(r);
+  EXPECT_EQ(Body(Get("foo.example", "/x")), "a GET /x");
+  EXPECT_EQ(Body(Get("foo.example:80", "/b/c?q=1")), "b GET /b/c");
+  EXPECT_EQ(Body(Get("foo.example", "/bc")), "a GET /bc");
+  EXPECT_EQ(Body(Get("x.bar.example", "/exact")), "c GET /exact");
+  std::string missing = Get("x.bar.example", "/exact/no");
+  EXPECT_THAT(missing, StartsWith("HTTP/1.1 404 Not Found\r\n"));
+  EXPECT_THAT(Body(missing), HasSubstr("<center><h1>404 Not Found</h1></center>"));
+  EXPECT_THAT(Get("other.example", "/"), StartsWith("HTTP/1.1 404"));
+  r.default_backend = IngressBackend{"default", {c.ep()}};
+  proxy_->SetRoutes(r);
+  EXPECT_EQ(Body(Get("other.example", "/d")), "c GET /d");
+}
+
+TEST_F(IngressProxyTest, SetsForwardedHeadersAsIngressNginx) {
+  Backend& a = AddBackend("a");
+  IngressRoutes r;
+  r.rules = {{"", {{"/", T::kPrefix, {"a", {a.ep()}}}}}};
+  IngressProxy& p = StartProxy();
+  p.SetRoutes(r);
+  std::string h =
+      Body(Get("foo.example", "/headers", "X-Forwarded-For: 192.0.2.9\r\n", "127.0.0.5"));
+  EXPECT_THAT(h, HasSubstr("X-Forwarded-For: 192.0.2.9, 127.0.0.5\n"));
+  EXPECT_THAT(h, HasSubstr("X-Real-IP: 127.0.0.5\n"));
+  EXPECT_THAT(h, HasSubstr("X-Forwarded-Proto: http\n"));
+  EXPECT_THAT(h, HasSubstr("X-Forwarded-Host: foo.example\n"));
+  EXPECT_THAT(h, HasSubstr("X-Forwarded-Port: " + std::to_string(p.ports().http) + "\n"));
+  EXPECT_THAT(h, HasSubstr("Host: foo.example\n"));
+  EXPECT_THAT(h, HasSubstr("X-Request-ID: "));
+  std::string h2 = Body(Get("foo.example", "/headers", "", "127.0.0.6"));
+  EXPECT_THAT(h2, HasSubstr("X-Forwarded-For: 127.0.0.6\n"));
+}
+
+TEST_F(IngressProxyTest, NoEndpointsIs503RefusedIs502SilentIs504) {
+  // A port nothing listens on, and a listener that never answers.
+  UniqueFd silent;
+  uint16_t silent_port = 0;
+  RunInNetns(Netns::Open(ns()), [&] {
+    silent.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CheckSys(::bind(silent.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "bind");
+    CheckSys(::listen(silent.get(), 16), "listen");
+    socklen_t len = sizeof a;
+    ::getsockname(silent.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    silent_port = ntohs(a.sin_port);
+  });
+  IngressRoutes r;
+  r.rules = {{"",
+              {{"/none", T::kPrefix, {"none", {}}},
+               {"/refused", T::kPrefix, {"refused", {{"127.0.0.1", 1}}}},
+               {"/silent", T::kPrefix, {"silent", {{"127.0.0.1", silent_port}}}}}}};
+  IngressProxyOptions o;
+  o.read_timeout = std::chrono::milliseconds(300);
+  StartProxy(o).SetRoutes(r);
+  std::string none = Get("a", "/none");
+  EXPECT_THAT(none, StartsWith("HTTP/1.1 503 Service Temporarily Unavailable\r\n"));
+  EXPECT_THAT(Body(none), HasSubstr("503 Service Temporarily Unavailable"));
+  std::string refused = Get("a", "/refused");
+  EXPECT_THAT(refused, StartsWith("HTTP/1.1 502 Bad Gateway\r\n"));
+  EXPECT_THAT(Body(refused), HasSubstr("<h1>502 Bad Gateway</h1>"));
+  auto t0 = std::chrono::steady_clock::now();
+  std::string slow = Get("a", "/silent");
+  EXPECT_THAT(slow, StartsWith("HTTP/1.1 504 Gateway Time-out\r\n"));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+}
+
+TEST_F(IngressProxyTest, FailedEndpointFallsToTheNextOne) {
+  Backend& a = AddBackend("a");
+  IngressRoutes r;
+  r.rules = {{"", {{"/", T::kPrefix, {"svc", {{"127.0.0.1", 1}, a.ep()}}}}}};
+  StartProxy().SetRoutes(r);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(Body(Get("x", "/")), "a GET /");
+}
+
+TEST_F(IngressProxyTest, RoundRobinOverEndpoints) {
+  Backend& a = AddBackend("a");
+  Backend& b = AddBackend("b");
+  IngressRoutes r;
+  r.rules = {{"", {{"/", T::kPrefix, {"svc", {a.ep(), b.ep()}}}}}};
+  StartProxy().SetRoutes(r);
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 6; ++i) seen[Body(Get("x", "/"))]++;
+  EXPECT_EQ(seen["a GET /"], 3);
+  EXPECT_EQ(seen["b GET /"], 3);
+}
+
+TEST_F(IngressProxyTest, KeepAliveSeesRouteChangesAtOnce) {
+  Backend& a = AddBackend("a");
+  Backend& b = AddBackend("b");
+  IngressRoutes r;
+  r.rules = {{"", {{"/", T::kPrefix, {"svc", {a.ep()}}}}}};
+  IngressProxy& p = StartProxy();
+  p.SetRoutes(r);
+  UniqueFd fd = Connect(ns(), p.ports().http);
+  Send(fd.get(), "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string first = ReadResponse(fd.get());
+  EXPECT_THAT(first, HasSubstr("Connection: keep-alive\r\n"));
+  EXPECT_EQ(Body(first), "a GET /1");
+  r.rules[0].paths[0].backend.endpoints = {b.ep()};
+  p.SetRoutes(r);
+  Send(fd.get(), "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(Body(ReadResponse(fd.get())), "b GET /2");  // same connection, new route
+  EXPECT_EQ(p.open_connections(), 1u);
+}
+
+TEST_F(IngressProxyTest, StreamsChunkedAndSizedBodies) {
+  Backend& a = AddBackend("a");
+  IngressRoutes r;
+  r.rules = {{"", {{"/", T::kPrefix, {"svc", {a.ep()}}}}}};
+  IngressProxy& p = StartProxy();
+  p.SetRoutes(r);
+  UniqueFd fd = Connect(ns(), p.ports().http);
+  Send(fd.get(),
+       "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+  Send(fd.get(), "6\r\n world\r\n0\r\n\r\n");
+  EXPECT_EQ(Body(ReadResponse(fd.get())), "a POST /up len=11");
+  std::string big(100000, 'x');
+  Send(fd.get(),
+       "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+       "Expect: 100-continue\r\n\r\n");
+  char buf[64];
+  ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+  ASSERT_GT(n, 0);
+  EXPECT_THAT(std::string(buf, n), StartsWith("HTTP/1.1 100 Continue\r\n\r\n"));
+  Send(fd.get(), big);
+  EXPECT_EQ(Body(ReadResponse(fd.get())), "a POST /big len=100000");
+}
+
+TEST_F(IngressProxyTest, BadRequestsAre400) {
+  IngressProxy& p = StartProxy();
+  for (std::string bad :
+       {"NONSENSE\r\n\r\n", "GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n"}) {
+    UniqueFd fd = Connect(ns(), p.ports().http);
+    Send(fd.get(), bad);
+    EXPECT_THAT(ReadResponse(fd.get()), StartsWith("HTTP/1.1 400 Bad Request\r\n")) << bad;
+  }
+  UniqueFd fd = Connect(ns(), p.ports().http);
+  Send(fd.get(), "GET / HTTP/1.1\r\nX: " + std::string(70000, 'a') + "\r\n\r\n");
+  EXPECT_THAT(ReadResponse(fd.get()), StartsWith("HTTP/1.1 431"));
+}
+
+TEST_F(IngressProxyTest, UpgradePassesRawBytesBothWays) {
+  Backend& a = AddBackend("a");
+  IngressRoutes r;
+  r.rules = {{"", {{"/", T::kPrefix, {"svc", {a.ep()}}}}}};
+  IngressProxy& p = StartProxy();
+  p.SetRoutes(r);
+  UniqueFd fd = Connect(ns(), p.ports().http);
+  Send(fd.get(),
+       "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  std::string got;
+  char buf[512];
+  while (got.find("\r\n\r\n") == std::string::npos) {
+    ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << got;
+    got.append(buf, n);
+  }
+  EXPECT_THAT(got, StartsWith("HTTP/1.1 101 Switching Protocols\r\n"));
+  EXPECT_THAT(got, HasSubstr("Upgrade: websocket\r\n"));
+  for (std::string msg : {"ping", "\x81\x02hi"}) {
+    Send(fd.get(), msg);
+    std::string echo;
+    while (echo.size() < 5 + msg.size()) {
+      ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+      ASSERT_GT(n, 0);
+      echo.append(buf, n);
+    }
+    EXPECT_EQ(echo, "echo:" + msg);
+  }
+  fd.reset();  // the client goes: the proxy's connection ends too
+  EXPECT_TRUE(Eventually([&] { return p.open_connections() == 0; }));
+}
+
+TEST_F(IngressProxyTest, HealthzAnswers) {
+  IngressProxy& p = StartProxy();
+  UniqueFd fd = Connect(ns(), p.ports().health);
+  Send(fd.get(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string got = ReadResponse(fd.get());
+  EXPECT_THAT(got, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_EQ(Body(got), "ok");
+  Send(fd.get(), "GET /other HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(ReadResponse(fd.get()), StartsWith("HTTP/1.1 404"));
+}
+
+TEST_F(IngressProxyTest, StartInAMissingNamespaceThrows) {
+  IngressProxyOptions o;
+  o.netns = prefix() + "-missing";
+  IngressProxy p(o);
+  EXPECT_THROW(p.Start(), Error);
+}
+
+TEST_F(IngressProxyTest, StopClosesOpenConnections) {
+  IngressProxy& p = StartProxy();
+  UniqueFd fd = Connect(ns(), p.ports().http);
+  ASSERT_TRUE(Eventually([&] { return p.open_connections() == 1; }));
+  p.Stop();
+  char c;
+  EXPECT_EQ(::recv(fd.get(), &c, 1, 0), 0);
+}
+
+// ---- TLS --------------------------------------------------------------------------------
+
+struct TlsResult {
+  std::string error;  // empty when the handshake (and verification) passed
+  std::string subject_cn;
+  std::string response;
+};
+
+// A TLS client from inside the namespace: SNI `sni`, verifying against
+// `ca_pem` (when given) for `sni`.
+TlsResult TlsGet(const std::string& netns, uint16_t port, const std::string& sni,
+                 const std::string& ca_pem, const std::string& request) {
+  TlsResult out;
+  UniqueFd fd = Connect(netns, port);
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
+                                                        SSL_CTX_free);
+  if (!ca_pem.empty()) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(ca_pem.data(), ca_pem.size()),
+                                                  BIO_free);
+    X509* ca = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx.get()), ca);
+    X509_free(ca);
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  }
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
+  SSL_set_fd(ssl.get(), fd.get());
+  if (!sni.empty()) {
+    SSL_set_tlsext_host_name(ssl.get(), sni.c_str());
+    if (!ca_pem.empty()) SSL_set1_host(ssl.get(), sni.c_str());
+  }
+  if (SSL_connect(ssl.get()) != 1) {
+    char buf[256];
+    ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+    out.error = buf;
+    ERR_clear_error();
+    return out;
+  }
+  X509* peer = SSL_get1_peer_certificate(ssl.get());
+  char cn[256] = {};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof cn);
+  out.subject_cn = cn;
+  X509_free(peer);
+  SSL_write(ssl.get(), request.data(), static_cast<int>(request.size()));
+  char buf[4096];
+  int n;
+  while ((n = SSL_read(ssl.get(), buf, sizeof buf)) > 0) out.response.append(buf, n);
+  return out;
+}
+
+TEST_F(IngressProxyTest, TlsCertificateChosenBySni) {
+  Backend& a = AddBackend("a");
+  tls::KeyPair ca = tls::GenerateCa("test-ca");
+  tls::KeyPair foo = tls::IssueCertificate(
+      ca, {.common_name = "foo.example", .dns_names = {"foo.example"}, .server_auth = true});
+  tls::KeyPair wild = tls::IssueCertificate(
+      ca, {.common_name = "*.wild.example", .dns_names = {"*.wild.example"}, .server_auth = true});
+  IngressRoutes r;
+  r.rules = {{"", {{"/", T::kPrefix, {"svc", {a.ep()}}}}}};
+  r.certificates = {{{"foo.example"}, foo.cert_pem, foo.key_pem},
+                    {{"*.wild.example"}, wild.cert_pem, wild.key_pem},
+                    {{"broken.example"}, "not a cert", "not a key"}};
+  IngressProxy& p = StartProxy();
+  p.SetRoutes(r);
+  const std::string req = "GET /headers HTTP/1.1\r\nHost: foo.example\r\nConnection: close\r\n\r\n";
+  TlsResult ok = TlsGet(ns(), p.ports().https, "foo.example", ca.cert_pem, req);
+  ASSERT_EQ(ok.error, "");
+  EXPECT_EQ(ok.subject_cn, "foo.example");
+  EXPECT_THAT(ok.response, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(ok.response, HasSubstr("X-Forwarded-Proto: https\n"));
+  EXPECT_THAT(ok.response,
+              HasSubstr("X-Forwarded-Port: " + std::to_string(p.ports().https) + "\n"));
+
+  TlsResult w = TlsGet(ns(), p.ports().https, "a.wild.example", ca.cert_pem, req);
+  EXPECT_EQ(w.error, "");
+  EXPECT_EQ(w.subject_cn, "*.wild.example");
+
+  // Unknown names, no SNI and a certificate that does not load: the default.
+  for (std::string sni : {"other.example", "", "broken.example"}) {
+    TlsResult d = TlsGet(ns(), p.ports().https, sni, "", req);
+    EXPECT_EQ(d.error, "") << sni;
+    EXPECT_EQ(d.subject_cn, "Kubernetes Ingress Controller Fake Certificate") << sni;
+    EXPECT_NE(TlsGet(ns(), p.ports().https, sni.empty() ? "x" : sni, ca.cert_pem, req).error, "")
+        << "the default certificate must not verify for " << sni;
+  }
+  // Plain HTTP on the TLS port is not served.
+  UniqueFd fd = Connect(ns(), p.ports().https);
+  Send(fd.get(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(ReadResponse(fd.get()), ::testing::Not(HasSubstr("HTTP/1.1 200")));
+}
+
+}  // namespace
+}  // namespace kin::netstack
