@@ -131,6 +131,7 @@ std::string Route::ToString() const {
   if (r.scope_link) s += " scope link";
   if (r.onlink) s += " onlink";
   if (r.src) s += " src " + r.src->ToString();
+  for (const Ipv4Address& hop : r.nexthops) s += " nexthop via " + hop.ToString();
   return s;
 }
 
@@ -176,6 +177,7 @@ std::string RouteInfo::ToString() const {
   r.scope_link = scope_link && via.has_value();  // implied without a gateway
   r.onlink = onlink;
   r.src = src;
+  r.nexthops = nexthops;
   return r.ToString();
 }
 
@@ -454,6 +456,24 @@ std::vector<RouteInfo> NetlinkSocket::ListRoutes() {
     ri.scope_link = r->rtm_scope == RT_SCOPE_LINK;
     ri.onlink = (r->rtm_flags & RTNH_F_ONLINK) != 0;
     ri.protocol = r->rtm_protocol;
+    if (tb[RTA_MULTIPATH]) {
+      // rtnexthop records, each followed by its attributes (RTA_GATEWAY).
+      auto* hop = static_cast<rtnexthop*>(nla_data(tb[RTA_MULTIPATH]));
+      int left = nla_len(tb[RTA_MULTIPATH]);
+      while (RTNH_OK(hop, left)) {
+        nlattr* hb[RTA_MAX + 1] = {};
+        int attrs = static_cast<int>(hop->rtnh_len) - static_cast<int>(RTNH_LENGTH(0));
+        if (attrs > 0 &&
+            nla_parse(hb, RTA_MAX, reinterpret_cast<nlattr*>(RTNH_DATA(hop)), attrs, nullptr) ==
+                0 &&
+            hb[RTA_GATEWAY]) {
+          ri.nexthops.push_back(Ipv4Address::FromNetworkOrder(nla_get_u32(hb[RTA_GATEWAY])));
+        }
+        if (ri.oif == 0) ri.oif = hop->rtnh_ifindex;
+        left -= static_cast<int>(RTNH_ALIGN(hop->rtnh_len));
+        hop = RTNH_NEXT(hop);
+      }
+    }
     out.push_back(ri);
   });
   std::map<int, std::string> names;
@@ -680,7 +700,8 @@ MsgPtr RouteMsg(RouteVerb verb, const Route& r, int oif) {
     rtm.rtm_scope = RT_SCOPE_NOWHERE;
   } else {
     rtm.rtm_protocol = RTPROT_STATIC;
-    rtm.rtm_scope = (r.scope_link || !r.via) ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+    rtm.rtm_scope =
+        (r.scope_link || (!r.via && r.nexthops.empty())) ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
     rtm.rtm_type = RTN_UNICAST;
   }
   if (r.onlink) rtm.rtm_flags |= RTNH_F_ONLINK;
@@ -691,8 +712,30 @@ MsgPtr RouteMsg(RouteVerb verb, const Route& r, int oif) {
   Msg m(type, flags | NLM_F_ACK);
   m.Head(rtm);
   if (r.dst && r.dst->prefix_len() > 0) m.Addr(RTA_DST, r.dst->network());
-  if (r.via) m.Addr(RTA_GATEWAY, *r.via);
-  if (oif > 0) m.U32(RTA_OIF, static_cast<uint32_t>(oif));
+  if (r.nexthops.empty()) {
+    if (r.via) m.Addr(RTA_GATEWAY, *r.via);
+    if (oif > 0) m.U32(RTA_OIF, static_cast<uint32_t>(oif));
+  } else if (verb != RouteVerb::kDelete) {
+    // RTA_MULTIPATH: per next hop an rtnexthop (weight 1: rtnh_hops 0) on
+    // the route's device, followed by its RTA_GATEWAY attribute.
+    std::vector<char> hops;
+    for (const Ipv4Address& gw : r.nexthops) {
+      rtnexthop nh{};
+      nh.rtnh_len = static_cast<unsigned short>(RTNH_LENGTH(RTA_SPACE(sizeof(uint32_t))));
+      nh.rtnh_ifindex = oif;
+      if (r.onlink) nh.rtnh_flags |= RTNH_F_ONLINK;
+      rtattr gateway{};
+      gateway.rta_len = static_cast<unsigned short>(RTA_LENGTH(sizeof(uint32_t)));
+      gateway.rta_type = RTA_GATEWAY;
+      uint32_t be = gw.network_order();
+      size_t at = hops.size();
+      hops.resize(at + RTNH_ALIGN(nh.rtnh_len));
+      std::memcpy(hops.data() + at, &nh, sizeof nh);
+      std::memcpy(hops.data() + at + RTNH_LENGTH(0), &gateway, sizeof gateway);
+      std::memcpy(hops.data() + at + RTNH_LENGTH(0) + RTA_LENGTH(0), &be, sizeof be);
+    }
+    m.Bytes(RTA_MULTIPATH, hops.data(), hops.size());
+  }
   if (r.src) m.Addr(RTA_PREFSRC, *r.src);
   return m.Take();
 }

@@ -92,7 +92,11 @@ struct Route {
   bool scope_link = false;         // forced scope link; a route without `via` has it anyway
   bool onlink = false;             // the gateway is on the link even if no prefix says so
   std::optional<Ipv4Address> src;  // preferred source
-  // "10.244.1.0/24 via 172.18.0.2 dev underlay", in the spirit of `ip route`.
+  // Equal-cost multipath: when not empty, the route's next hops (all on
+  // `dev`, weight 1 each) instead of `via` (RTA_MULTIPATH).
+  std::vector<Ipv4Address> nexthops;
+  // "10.244.1.0/24 via 172.18.0.2 dev underlay", in the spirit of `ip route`;
+  // multipath: "198.51.100.1/32 dev underlay nexthop via 172.18.0.2 nexthop via ...".
   std::string ToString() const;
 };
 
@@ -105,6 +109,7 @@ struct RouteInfo {
   bool onlink = false;
   int protocol = 0;  // RTPROT_*
   std::optional<Ipv4Address> src;
+  std::vector<Ipv4Address> nexthops;  // a multipath route's gateways, in the kernel's order
   // "10.244.1.0/24 via 172.18.0.2 dev underlay", in the spirit of `ip route`.
   std::string ToString() const;
 };

@@ -159,6 +159,26 @@ NetworkPlan PlanTopology(const ClusterNetwork& net) {
                                           "\": overlaps the underlay " + net.underlay.ToString());
     }
   }
+  if (net.load_balancer) {
+    const Ipv4Cidr& lb = *net.load_balancer;
+    const std::string v = "Invalid value: \"" + lb.ToString() + "\": ";
+    if (!lb.is_network()) {
+      problems.Add("loadBalancer",
+                   v + "host bits are set (the network is " + lb.Masked().ToString() + ")");
+    } else if (lb.Overlaps(net.underlay)) {
+      problems.Add("loadBalancer", v + "overlaps the underlay " + net.underlay.ToString());
+    } else if (net.external.enabled && lb.Overlaps(ext)) {
+      problems.Add("loadBalancer", v + "overlaps the external subnet " + ext.ToString());
+    } else {
+      for (const NodeNetwork& n : net.nodes) {
+        if (lb.Overlaps(n.pod_cidr)) {
+          problems.Add("loadBalancer",
+                       v + "overlaps node " + n.name + "'s " + n.pod_cidr.ToString());
+          break;
+        }
+      }
+    }
+  }
   if (net.mtu != 0 && (net.mtu < 68 || net.mtu > 65535)) {
     problems.Add("mtu", "Invalid value: " + std::to_string(net.mtu) + ": must be 68..65535");
   }
@@ -289,6 +309,9 @@ NetworkPlan PlanTopology(const ClusterNetwork& net) {
     e.addresses.push_back({"eth0", Ipv4Cidr(ExternalGateway(net), ext.prefix_len())});
     e.addresses.push_back({"eth0", Ipv4Cidr(ExternalServerIp(net), ext.prefix_len())});
     e.routes.push_back(MakeRoute(net.underlay, ExternalUplinkIp(net), "eth0"));
+    if (net.load_balancer) {
+      e.routes.push_back(MakeRoute(*net.load_balancer, ExternalUplinkIp(net), "eth0"));
+    }
     internet = std::move(e);
   }
   // The network sends pod traffic back out the port it came in on; ICMP
@@ -297,6 +320,9 @@ NetworkPlan PlanTopology(const ClusterNetwork& net) {
   network.sysctls = {{"net.ipv4.ip_forward", "1"},
                      {"net.ipv4.conf.all.send_redirects", "0"},
                      {std::string("net.ipv4.conf.") + kUnderlayBridge + ".send_redirects", "0"}};
+  // LB IPs' multipath routes hash flows by addresses and ports (not only
+  // addresses), so one client's connections spread over the nodes.
+  if (net.load_balancer) network.sysctls.push_back({"net.ipv4.fib_multipath_hash_policy", "1"});
 
   plan.namespaces.push_back(std::move(network));
   for (auto& n : nodes) plan.namespaces.push_back(std::move(n));

@@ -47,6 +47,7 @@
 // must not race with each other for the same names.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,6 +85,10 @@ struct ClusterNetwork {
   Ipv4Cidr underlay{Ipv4Address(0xac120000), 24};  // 172.18.0.0/24; the network has .1
   std::vector<NodeNetwork> nodes;
   ExternalNetwork external;
+  // LoadBalancer Services' addresses (netstack/lb_routes.h): the internet
+  // routes them to the network, which spreads each over the nodes by
+  // equal-cost multipath, hashing flows by addresses and ports.
+  std::optional<Ipv4Cidr> load_balancer;
   RoutingMode mode = RoutingMode::kRouted;
   std::string netns_prefix;  // empty: "kin-<cluster>-"
   int mtu = 0;               // 0: the kernel's default

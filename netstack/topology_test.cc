@@ -186,6 +186,44 @@ TEST(TopologyPlanTest, RejectsBadExternalSubnets) {
   EXPECT_THAT(fields(net), ::testing::ElementsAre("nodes[0].name"));
 }
 
+TEST(TopologyPlanTest, LoadBalancerRangeGolden) {
+  ClusterNetwork net = ThreeNodes(RoutingMode::kRouted);
+  net.load_balancer = Ipv4Cidr::Parse("198.51.100.0/24");
+  NetworkPlan plan = PlanTopology(net);
+  ExpectGolden("topology_load_balancer.golden", plan.Render());
+  // The internet reaches LB IPs through the network, which hashes flows
+  // over the nodes by ports too.
+  const NetnsPlan& ext = plan.namespaces.back();
+  ASSERT_EQ(ext.routes.size(), 2u);
+  EXPECT_EQ(ext.routes[1].ToString(), "198.51.100.0/24 via 203.0.113.254 dev eth0");
+  bool hash_policy = false;
+  for (const auto& s : plan.namespaces[0].sysctls) {
+    hash_policy |= s.key == "net.ipv4.fib_multipath_hash_policy" && s.value == "1";
+  }
+  EXPECT_TRUE(hash_policy);
+}
+
+TEST(TopologyPlanTest, RejectsBadLoadBalancerRanges) {
+  auto message = [](const ClusterNetwork& net) -> std::string {
+    try {
+      PlanTopology(net);
+    } catch (const Error& e) {
+      EXPECT_THAT(CauseFields(e), ::testing::ElementsAre("loadBalancer"));
+      return e.message();
+    }
+    return "";
+  };
+  ClusterNetwork net = ThreeNodes(RoutingMode::kRouted);
+  net.load_balancer = Ipv4Cidr::Parse("198.51.100.1/24");
+  EXPECT_THAT(message(net), HasSubstr("host bits are set"));
+  net.load_balancer = Ipv4Cidr::Parse("172.18.0.128/25");
+  EXPECT_THAT(message(net), HasSubstr("overlaps the underlay"));
+  net.load_balancer = Ipv4Cidr::Parse("203.0.113.0/25");
+  EXPECT_THAT(message(net), HasSubstr("overlaps the external subnet"));
+  net.load_balancer = Ipv4Cidr::Parse("10.244.2.0/25");
+  EXPECT_THAT(message(net), HasSubstr("overlaps node worker2's 10.244.2.0/24"));
+}
+
 TEST(TopologyPlanTest, RoutingModeNames) {
   EXPECT_EQ(ParseRoutingMode("routed"), RoutingMode::kRouted);
   EXPECT_EQ(ParseRoutingMode("host-gw"), RoutingMode::kHostGw);
