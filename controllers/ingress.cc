@@ -1,0 +1,516 @@
+#include "controllers/ingress.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "base/strings.h"
+#include "client/object.h"
+#include "client/resources.h"
+#include "controllers/endpointslice.h"
+
+namespace kin::controllers {
+namespace {
+
+using netstack::IngressBackend;
+using netstack::IngressPathType;
+
+constexpr char kRoutesKey[] = "routes";
+constexpr char kDefaultClassAnnotation[] = "ingressclass.kubernetes.io/is-default-class";
+constexpr char kClassAnnotation[] = "kubernetes.io/ingress.class";
+
+const Json& Field(const Json& j, const char* key) {
+  static const Json null;
+  if (!j.is_object()) return null;
+  auto it = j.find(key);
+  return it == j.end() ? null : *it;
+}
+std::string Str(const Json& j, const char* key) {
+  const Json& v = Field(j, key);
+  return v.is_string() ? v.get<std::string>() : "";
+}
+
+const ResourceInfo& EndpointSlices() {
+  return *FindResource("discovery.k8s.io", "v1", "endpointslices");
+}
+
+bool RunsImage(const Json& pod, const std::string& repo) {
+  const Json& containers = Field(Field(pod, "spec"), "containers");
+  if (!containers.is_array() || containers.empty()) return false;
+  std::string image = Str(containers[0], "image");
+  return image == repo || image.rfind(repo + ":", 0) == 0 || image.rfind(repo + "@", 0) == 0;
+}
+
+ino_t NetnsInode(const std::string& name) {
+  struct stat st {};
+  if (::stat(("/run/netns/" + name).c_str(), &st) != 0) return 0;
+  return st.st_ino;
+}
+
+// The ready IPv4 endpoints of a Service port, at the slices' port of the
+// same name (the targetPort the slice controller resolved).
+std::vector<netstack::IngressEndpoint> EndpointsOf(const std::string& port_name,
+                                                   const std::vector<ObjectPtr>& slices) {
+  std::vector<netstack::IngressEndpoint> out;
+  for (const ObjectPtr& s : slices) {
+    if (Str(*s, "addressType") != "IPv4") continue;
+    int port = 0;
+    const Json& ports = Field(*s, "ports");
+    if (ports.is_array()) {
+      for (const Json& p : ports) {
+        std::string proto = Str(p, "protocol");
+        if (Str(p, "name") == port_name && (proto.empty() || proto == "TCP") &&
+            Field(p, "port").is_number_integer()) {
+          port = Field(p, "port").get<int>();
+        }
+      }
+    }
+    if (port < 1 || port > 65535) continue;
+    const Json& eps = Field(*s, "endpoints");
+    if (!eps.is_array()) continue;
+    for (const Json& e : eps) {
+      const Json& ready = Field(Field(e, "conditions"), "ready");
+      if (ready.is_boolean() && !ready.get<bool>()) continue;
+      const Json& addrs = Field(e, "addresses");
+      if (!addrs.is_array()) continue;
+      for (const Json& a : addrs) {
+        if (a.is_string()) out.push_back({a.get<std::string>(), static_cast<uint16_t>(port)});
+      }
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.ip, a.port) < std::tie(b.ip, b.port);
+  });
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+// An Ingress backend ({service: {name, port: {number|name}}}) in `ns`.
+IngressBackend ResolveBackend(const Json& backend, const std::string& ns,
+                              const IngressSources& src) {
+  IngressBackend out;
+  const Json& svc_ref = Field(backend, "service");
+  std::string name = Str(svc_ref, "name");
+  const Json& port_ref = Field(svc_ref, "port");
+  std::string port_text = Field(port_ref, "number").is_number_integer()
+                              ? std::to_string(Field(port_ref, "number").get<int>())
+                              : Str(port_ref, "name");
+  out.name = ns + "/" + name + ":" + port_text;
+  if (name.empty()) return out;  // a resource backend: not supported
+  const std::string key = object::Key(ns, name);
+  ObjectPtr svc = src.service ? src.service(key) : nullptr;
+  if (!svc) return out;
+  const Json& ports = Field(Field(*svc, "spec"), "ports");
+  if (!ports.is_array()) return out;
+  for (const Json& p : ports) {
+    std::string proto = Str(p, "protocol");
+    if (!proto.empty() && proto != "TCP") continue;
+    bool match = Field(port_ref, "number").is_number_integer()
+                     ? Field(p, "port") == Field(port_ref, "number")
+                     : !Str(port_ref, "name").empty() && Str(p, "name") == Str(port_ref, "name");
+    if (!match) continue;
+    out.endpoints =
+        EndpointsOf(Str(p, "name"), src.slices ? src.slices(key) : std::vector<ObjectPtr>{});
+    break;
+  }
+  return out;
+}
+
+IngressPathType PathTypeOf(const std::string& t) {
+  if (t == "Exact") return IngressPathType::kExact;
+  if (t == "Prefix") return IngressPathType::kPrefix;
+  return IngressPathType::kImplementationSpecific;
+}
+
+}  // namespace
+
+const ResourceInfo& IngressesResource() {
+  return *FindResource("networking.k8s.io", "v1", "ingresses");
+}
+const ResourceInfo& IngressClassesResource() {
+  return *FindResource("networking.k8s.io", "v1", "ingressclasses");
+}
+const ResourceInfo& SecretsResource() { return *FindResource("", "v1", "secrets"); }
+
+bool ServesIngress(const Json& ing, const std::vector<ObjectPtr>& classes,
+                   const std::string& controller) {
+  const Json& spec = Field(ing, "spec");
+  std::string cls = Str(spec, "ingressClassName");
+  if (cls.empty()) cls = Str(Field(Field(ing, "metadata"), "annotations"), kClassAnnotation);
+  for (const ObjectPtr& c : classes) {
+    if (Str(Field(*c, "spec"), "controller") != controller) continue;
+    if (!cls.empty() && object::Name(*c) == cls) return true;
+    if (cls.empty() &&
+        Str(Field(Field(*c, "metadata"), "annotations"), kDefaultClassAnnotation) == "true") {
+      return true;
+    }
+  }
+  return false;
+}
+
+netstack::IngressRoutes BuildIngressRoutes(const IngressSources& src,
+                                           const std::string& controller) {
+  std::vector<ObjectPtr> served;
+  for (const ObjectPtr& ing : src.ingresses) {
+    if (Field(Field(*ing, "metadata"), "deletionTimestamp").is_string()) continue;
+    if (ServesIngress(*ing, src.classes, controller)) served.push_back(ing);
+  }
+  std::sort(served.begin(), served.end(), [](const ObjectPtr& a, const ObjectPtr& b) {
+    std::string ta = Str(Field(*a, "metadata"), "creationTimestamp"), ka = object::Key(*a);
+    std::string tb = Str(Field(*b, "metadata"), "creationTimestamp"), kb = object::Key(*b);
+    return std::tie(ta, ka) < std::tie(tb, kb);
+  });
+  netstack::IngressRoutes routes;
+  for (const ObjectPtr& ing : served) {
+    const std::string ns = object::Namespace(*ing);
+    const Json& spec = Field(*ing, "spec");
+    if (!routes.default_backend && Field(spec, "defaultBackend").is_object()) {
+      routes.default_backend = ResolveBackend(Field(spec, "defaultBackend"), ns, src);
+    }
+    const Json& rules = Field(spec, "rules");
+    if (rules.is_array()) {
+      for (const Json& rule : rules) {
+        netstack::IngressHostRule hr;
+        hr.host = Str(rule, "host");
+        const Json& paths = Field(Field(rule, "http"), "paths");
+        if (!paths.is_array()) continue;
+        for (const Json& p : paths) {
+          netstack::IngressPath ip;
+          std::string path = Str(p, "path");
+          ip.path = path.empty() ? std::string(1, '/') : std::move(path);
+          ip.type = PathTypeOf(Str(p, "pathType"));
+          ip.backend = ResolveBackend(Field(p, "backend"), ns, src);
+          hr.paths.push_back(std::move(ip));
+        }
+        routes.rules.push_back(std::move(hr));
+      }
+    }
+    const Json& tls = Field(spec, "tls");
+    if (tls.is_array()) {
+      for (const Json& t : tls) {
+        std::string secret_name = Str(t, "secretName");
+        ObjectPtr secret =
+            secret_name.empty() || !src.secret ? nullptr : src.secret(object::Key(ns, secret_name));
+        if (!secret) continue;  // the default certificate serves
+        const Json& data = Field(*secret, "data");
+        auto crt = Base64Decode(Str(data, "tls.crt"));
+        auto key = Base64Decode(Str(data, "tls.key"));
+        if (!crt || !key || crt->empty() || key->empty()) continue;
+        netstack::IngressCertificate cert;
+        const Json& hosts = Field(t, "hosts");
+        if (hosts.is_array()) {
+          for (const Json& h : hosts) {
+            if (h.is_string()) cert.hosts.push_back(h.get<std::string>());
+          }
+        }
+        if (cert.hosts.empty()) continue;
+        cert.cert_pem = std::move(*crt);
+        cert.key_pem = std::move(*key);
+        routes.certificates.push_back(std::move(cert));
+      }
+    }
+  }
+  return routes;
+}
+
+// ---- IngressRouteHub --------------------------------------------------------------------
+
+void IngressRouteHub::Set(netstack::IngressRoutes routes) {
+  std::lock_guard lock(mu_);
+  if (routes == routes_ && generation_ > 0) return;
+  routes_ = std::move(routes);
+  ++generation_;
+  for (auto* p : proxies_) p->SetRoutes(routes_);
+}
+
+netstack::IngressRoutes IngressRouteHub::Get() const {
+  std::lock_guard lock(mu_);
+  return routes_;
+}
+
+uint64_t IngressRouteHub::generation() const {
+  std::lock_guard lock(mu_);
+  return generation_;
+}
+
+void IngressRouteHub::Add(netstack::IngressProxy* proxy) {
+  std::lock_guard lock(mu_);
+  proxies_.push_back(proxy);
+  proxy->SetRoutes(routes_);
+}
+
+void IngressRouteHub::Remove(netstack::IngressProxy* proxy) {
+  std::lock_guard lock(mu_);
+  proxies_.erase(std::remove(proxies_.begin(), proxies_.end(), proxy), proxies_.end());
+}
+
+// ---- IngressSync ------------------------------------------------------------------------
+
+IngressSync::IngressSync(SharedInformerFactory& informers, Client& client, IngressRouteHub& hub,
+                         IngressSyncOptions opts)
+    : client_(client),
+      hub_(hub),
+      opts_(std::move(opts)),
+      ingresses_(informers.For(IngressesResource())),
+      classes_(informers.For(IngressClassesResource())),
+      services_(informers.For(ServicesResource())),
+      slices_(informers.For(EndpointSlices())),
+      secrets_(informers.For(SecretsResource())),
+      workers_("ingress", queue_, [this](const std::string& key) { return Sync(key); }) {
+  slices_.AddIndex(kSliceServiceIndex, IndexSliceByService);
+}
+
+IngressSync::~IngressSync() { Stop(); }
+
+void IngressSync::Start() {
+  if (!run_state_.TryStart()) return;
+  auto all = HandlersFrom([this](const Json*, const Json*) { queue_.Add(kRoutesKey); });
+  // Secrets change often (tokens): only TLS ones matter.
+  auto tls = HandlersFrom([this](const Json* old, const Json* now) {
+    for (const Json* s : {old, now}) {
+      if (s && Str(*s, "type") == "kubernetes.io/tls") {
+        queue_.Add(kRoutesKey);
+        return;
+      }
+    }
+  });
+  subscriptions_.Add(ingresses_, all);
+  subscriptions_.Add(classes_, all);
+  subscriptions_.Add(services_, all);
+  subscriptions_.Add(slices_, all);
+  subscriptions_.Add(secrets_, tls);
+  workers_.Start(1, {&ingresses_, &classes_, &services_, &slices_, &secrets_});
+}
+
+void IngressSync::Stop() {
+  if (!run_state_.TryStop()) return;
+  workers_.Stop();
+  subscriptions_.RemoveAll();
+}
+
+Result IngressSync::Sync(const std::string&) {
+  IngressSources src;
+  src.ingresses = ingresses_.Items();
+  src.classes = classes_.Items();
+  src.service = [this](const std::string& key) { return services_.LookupKey(key); };
+  src.slices = [this](const std::string& key) { return slices_.ByIndex(kSliceServiceIndex, key); };
+  src.secret = [this](const std::string& key) { return secrets_.LookupKey(key); };
+  hub_.Set(BuildIngressRoutes(src, opts_.controller));
+
+  // status.loadBalancer of every served Ingress: the LB Service's addresses.
+  Json want = Json::array();
+  if (ObjectPtr lb = services_.Lookup(opts_.lb_namespace, opts_.lb_service)) {
+    const Json& in = Field(Field(Field(*lb, "status"), "loadBalancer"), "ingress");
+    if (in.is_array()) {
+      for (const Json& e : in) {
+        if (!Str(e, "ip").empty()) {
+          want.push_back({{"ip", Str(e, "ip")}});
+        } else if (!Str(e, "hostname").empty()) {
+          want.push_back({{"hostname", Str(e, "hostname")}});
+        }
+      }
+    }
+  }
+  bool retry = false;
+  for (const ObjectPtr& ing : src.ingresses) {
+    if (!ServesIngress(*ing, src.classes, opts_.controller)) continue;
+    const Json& have = Field(Field(Field(*ing, "status"), "loadBalancer"), "ingress");
+    if ((have.is_null() && want.empty()) || have == want) continue;
+    Json patch = {{"status", {{"loadBalancer", {{"ingress", want}}}}}};
+    try {
+      client_.Patch(IngressesResource(), object::Namespace(*ing), object::Name(*ing),
+                    PatchType::kMerge, patch, "status");
+    } catch (const Error& e) {
+      if (e.code() == Code::kNotFound) continue;
+      log::Warn("ingress: cannot write the status of {}: {}", object::Key(*ing), e.what());
+      retry = true;
+    }
+  }
+  return retry ? Result::Retry() : Result::Done();
+}
+
+// ---- IngressPodServers ------------------------------------------------------------------
+
+struct IngressPodServers::Running {
+  std::string uid;
+  ino_t netns_inode = 0;
+  IngressRouteHub* hub = nullptr;
+  std::unique_ptr<netstack::IngressProxy> proxy;
+  ~Running() {
+    if (proxy) {
+      hub->Remove(proxy.get());
+      proxy->Stop();
+    }
+  }
+};
+
+IngressPodServers::IngressPodServers(SharedInformerFactory& informers,
+                                     IngressPodServersOptions opts)
+    : opts_(std::move(opts)),
+      pods_(informers.For(PodsResource())),
+      workers_("ingress/" + opts_.node, queue_,
+               [this](const std::string& key) { return Sync(key); }) {
+  if (!opts_.hub || !opts_.pod_netns) {
+    throw Error::Invalid("ingress for " + opts_.node + ": no route hub or pod namespaces");
+  }
+}
+
+IngressPodServers::~IngressPodServers() { Stop(); }
+
+void IngressPodServers::Start() {
+  if (!run_state_.TryStart()) return;
+  subscriptions_.Add(pods_, HandlersFrom([this](const Json* old, const Json* now) {
+                       for (const Json* p : {old, now}) {
+                         if (!p || !RunsImage(*p, opts_.image_repo)) continue;
+                         if (Str(Field(*p, "spec"), "nodeName") != opts_.node) continue;
+                         queue_.Add(object::Key(*p));
+                         return;
+                       }
+                     }));
+  workers_.Start(1, {&pods_});
+}
+
+void IngressPodServers::Stop() {
+  if (!run_state_.TryStop()) return;
+  workers_.Stop();
+  subscriptions_.RemoveAll();
+  std::map<std::string, std::unique_ptr<Running>> servers;
+  {
+    std::lock_guard lock(mu_);
+    servers.swap(servers_);
+  }
+  servers.clear();
+}
+
+std::vector<std::string> IngressPodServers::Serving() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [key, r] : servers_) out.push_back(key);
+  return out;
+}
+
+Result IngressPodServers::Sync(const std::string& key) {
+  ObjectPtr pod = pods_.LookupKey(key);
+  std::string phase = pod ? Str(Field(*pod, "status"), "phase") : "";
+  bool want = pod && RunsImage(*pod, opts_.image_repo) &&
+              Str(Field(*pod, "spec"), "nodeName") == opts_.node &&
+              !Str(Field(*pod, "status"), "podIP").empty() && phase != "Succeeded" &&
+              phase != "Failed";
+  std::string netns;
+  ino_t inode = 0;
+  if (want) {
+    netns = opts_.pod_netns(*pod);
+    inode = NetnsInode(netns);
+    if (inode == 0) return Result::Retry();
+  }
+  std::unique_ptr<Running> stale;
+  {
+    std::lock_guard lock(mu_);
+    auto it = servers_.find(key);
+    if (it != servers_.end() &&
+        (!want || it->second->uid != object::Uid(*pod) || it->second->netns_inode != inode)) {
+      stale = std::move(it->second);
+      servers_.erase(it);
+    }
+    if (!want || servers_.count(key)) want = false;
+  }
+  if (stale) log::Info("ingress: stopped serving in {}", key);
+  stale.reset();
+  if (!want) return Result::Done();
+
+  auto running = std::make_unique<Running>();
+  running->uid = object::Uid(*pod);
+  running->netns_inode = inode;
+  running->hub = opts_.hub;
+  netstack::IngressProxyOptions po = opts_.proxy;
+  po.netns = netns;
+  po.name = key;
+  auto proxy = std::make_unique<netstack::IngressProxy>(po);
+  try {
+    proxy->Start();
+  } catch (const std::exception& e) {
+    log::Warn("ingress: cannot serve in {} (netns {}): {}", key, netns, e.what());
+    return Result::Retry();
+  }
+  opts_.hub->Add(proxy.get());
+  running->proxy = std::move(proxy);
+  log::Info("ingress: serving in {} (netns {})", key, netns);
+  std::lock_guard lock(mu_);
+  servers_[key] = std::move(running);
+  return Result::Done();
+}
+
+// ---- the system objects ----------------------------------------------------------------
+
+std::vector<Json> IngressObjects(const IngressSettings& s) {
+  // ingress-nginx's labels, so kind's instructions find the controller.
+  const Json labels = {{"app.kubernetes.io/name", "ingress-nginx"},
+                       {"app.kubernetes.io/instance", "ingress-nginx"},
+                       {"app.kubernetes.io/component", "controller"}};
+  Json ns = {{"apiVersion", "v1"},
+             {"kind", "Namespace"},
+             {"metadata",
+              {{"name", kIngressNamespace},
+               {"labels",
+                {{"app.kubernetes.io/name", "ingress-nginx"},
+                 {"app.kubernetes.io/instance", "ingress-nginx"}}}}}};
+  Json cls = {{"apiVersion", "networking.k8s.io/v1"},
+              {"kind", "IngressClass"},
+              {"metadata",
+               {{"name", kIngressClassName},
+                {"labels", labels},
+                {"annotations", {{kDefaultClassAnnotation, "true"}}}}},
+              {"spec", {{"controller", kIngressControllerName}}}};
+  Json container = {{"name", "controller"},
+                    {"image", s.image},
+                    {"ports",
+                     {{{"name", "http"}, {"containerPort", 80}, {"protocol", "TCP"}},
+                      {{"name", "https"}, {"containerPort", 443}, {"protocol", "TCP"}},
+                      {{"name", "health"}, {"containerPort", 10254}, {"protocol", "TCP"}}}},
+                    {"resources", {{"requests", {{"cpu", "100m"}, {"memory", "90Mi"}}}}},
+                    {"readinessProbe",
+                     {{"httpGet", {{"path", "/healthz"}, {"port", 10254}, {"scheme", "HTTP"}}},
+                      {"periodSeconds", 1},
+                      {"timeoutSeconds", 1},
+                      {"successThreshold", 1},
+                      {"failureThreshold", 3}}},
+                    {"livenessProbe",
+                     {{"httpGet", {{"path", "/healthz"}, {"port", 10254}, {"scheme", "HTTP"}}},
+                      {"periodSeconds", 10},
+                      {"timeoutSeconds", 1},
+                      {"failureThreshold", 5}}}};
+  Json deployment = {
+      {"apiVersion", "apps/v1"},
+      {"kind", "Deployment"},
+      {"metadata",
+       {{"name", kIngressServiceName}, {"namespace", kIngressNamespace}, {"labels", labels}}},
+      {"spec",
+       {{"replicas", s.replicas},
+        {"selector", {{"matchLabels", labels}}},
+        {"template",
+         {{"metadata", {{"labels", labels}}},
+          {"spec",
+           {{"containers", {container}},
+            {"automountServiceAccountToken", false},
+            {"nodeSelector", {{"kubernetes.io/os", "linux"}}},
+            {"tolerations",
+             {{{"key", "node-role.kubernetes.io/control-plane"},
+               {"operator", "Exists"},
+               {"effect", "NoSchedule"}}}}}}}}}}};
+  Json service = {
+      {"apiVersion", "v1"},
+      {"kind", "Service"},
+      {"metadata",
+       {{"name", kIngressServiceName}, {"namespace", kIngressNamespace}, {"labels", labels}}},
+      {"spec",
+       {{"type", "LoadBalancer"},
+        {"selector", labels},
+        {"ports",
+         {{{"name", "http"}, {"port", 80}, {"protocol", "TCP"}, {"targetPort", "http"}},
+          {{"name", "https"}, {"port", 443}, {"protocol", "TCP"}, {"targetPort", "https"}}}}}}};
+  return {ns, cls, deployment, service};
+}
+
+}  // namespace kin::controllers
