@@ -165,6 +165,25 @@ void EnsureClusterDns(Client& client, const controllers::ClusterDnsSettings& set
   }
 }
 
+void EnsureIngress(Client& client, const controllers::IngressSettings& settings) {
+  WriteOptions wo;
+  wo.field_manager = "kin-ingress";
+  for (const Json& obj : controllers::IngressObjects(settings)) {
+    const std::string kind = obj.at("kind").get<std::string>();
+    const ResourceInfo* r = FindResourceByKind(obj.at("apiVersion").get<std::string>(), kind);
+    const std::string ns = obj["metadata"].value("namespace", "");
+    const std::string name = obj["metadata"]["name"];
+    try {
+      client.Create(*r, ns, obj, wo);
+      log::Info("ingress: created {} {}", kind, ns.empty() ? name : ns + "/" + name);
+    } catch (const Error& e) {
+      if (e.code() == Code::kAlreadyExists) continue;  // kept as it is (a user may have edited it)
+      log::Error("ingress: cannot create {} {}: {}", kind, ns.empty() ? name : ns + "/" + name,
+                 e.what());
+    }
+  }
+}
+
 NetworkEndpoint ApiNetworkEndpoint(const ClusterConfig& config) {
   netstack::ClusterNetwork net = NetworkOf(config);
   NetworkEndpoint ep;

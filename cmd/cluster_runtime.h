@@ -36,6 +36,7 @@
 #include "cmd/cluster_config.h"
 #include "controllers/cluster_dns.h"
 #include "controllers/controller.h"
+#include "controllers/ingress.h"
 #include "netstack/dns_server.h"
 #include "netstack/egress.h"
 #include "netstack/topology.h"
@@ -106,6 +107,11 @@ std::vector<netstack::DnsUpstream> DnsUpstreamsOf(const ClusterConfig& config,
 // (controllers/cluster_dns.h) where they are missing; one that exists is
 // left as it is. Errors are logged, not thrown: the cluster runs without.
 void EnsureClusterDns(Client& client, const controllers::ClusterDnsSettings& settings);
+
+// Creates the built-in Ingress controller's namespace, IngressClass `kin`,
+// Deployment and LoadBalancer Service (controllers/ingress.h) where they
+// are missing, as EnsureClusterDns does.
+void EnsureIngress(Client& client, const controllers::IngressSettings& settings);
 
 class ClusterRuntime {
  public:

@@ -16,6 +16,7 @@
 #include "cmd/cluster_runtime.h"
 #include "cmd/commands.h"
 #include "controllers/cluster_dns.h"
+#include "controllers/ingress.h"
 #include "controllers/kube_controllers.h"
 #include "controllers/service_proxy.h"
 #include "netstack/dns_server.h"
@@ -107,6 +108,9 @@ int RunServe(const ServeFlags& flags) {
   // kube-dns pod (controllers/cluster_dns.h).
   std::unique_ptr<netstack::DnsZone> dns_zone;
   netstack::DnsCache dns_cache;
+  // The built-in Ingress controller: one set of routes for the process,
+  // served in every ingress pod (controllers/ingress.h).
+  controllers::IngressRouteHub ingress_routes;
   try {
     controllers::KubeControllerOptions co;
     co.controllers = flags.controllers;
@@ -117,6 +121,8 @@ int RunServe(const ServeFlags& flags) {
           netstack::DnsZoneOptions{.domain = cluster_config->dns_domain});
       controllers.Add(
           std::make_unique<controllers::DnsZoneSync>(controllers.informers(), *dns_zone));
+      controllers.Add(std::make_unique<controllers::IngressSync>(
+          controllers.informers(), controller_client, ingress_routes));
     }
     controllers.Start();
   } catch (const std::exception& e) {
@@ -168,6 +174,18 @@ int RunServe(const ServeFlags& flags) {
         o.cache = &dns_cache;
         return std::make_unique<controllers::DnsPodServers>(controllers.informers(), std::move(o));
       });
+      // Each node serves the ingress pods scheduled to it.
+      ro.node_components.push_back([&controllers, &ingress_routes](const NodeContext& ctx) {
+        controllers::IngressPodServersOptions o;
+        o.node = ctx.node.name;
+        o.image_repo = std::string(kIngressImage);
+        o.pod_netns = [prefix = "kin-" + ctx.config.name + "-"](const Json& pod) {
+          return PodNetnsName(prefix, pod);
+        };
+        o.hub = &ingress_routes;
+        return std::make_unique<controllers::IngressPodServers>(controllers.informers(),
+                                                                std::move(o));
+      });
       nodes = std::make_unique<ClusterRuntime>(server, ro);
       nodes->Start();
       if (ro.config.dns_replicas > 0) {
@@ -176,6 +194,7 @@ int RunServe(const ServeFlags& flags) {
                           .replicas = ro.config.dns_replicas,
                           .image = std::string(kClusterDnsImage) + ":" + kVersion});
       }
+      EnsureIngress(controller_client, {.image = std::string(kIngressImage) + ":" + kVersion});
     } catch (const std::exception& e) {
       log::Error("starting the cluster's nodes failed: {}", e.what());
       nodes.reset();

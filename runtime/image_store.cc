@@ -537,6 +537,13 @@ ImageConfig ImageStore::Resolve(const std::string& image) const {
     c.command_aliases = {{"/cluster-dns", {opts_.kin_binary, "agnhost", "pause"}}};
     return c;
   }
+  if (repo == kIngressImage) {
+    // Likewise the ingress controller's: kin serve proxies on sockets in
+    // the pod's namespace (controllers/ingress.h).
+    c.entrypoint = {"/ingress-controller"};
+    c.command_aliases = {{"/ingress-controller", {opts_.kin_binary, "agnhost", "pause"}}};
+    return c;
+  }
   if (repo == kBusybox) {
     c.cmd = {"sh"};
     c.env = {kDefaultPath};
@@ -626,6 +633,7 @@ std::vector<std::string> ImageStore::List() const {
   names.insert(std::string(kPause) + ":3.9");
   names.insert(std::string(kBusybox) + ":latest");
   names.insert(std::string(kClusterDnsImage) + ":" + kVersion);
+  names.insert(std::string(kIngressImage) + ":" + kVersion);
   return {names.begin(), names.end()};
 }
 

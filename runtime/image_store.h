@@ -44,6 +44,9 @@ namespace kin {
 
 // The cluster DNS pods' image (any tag): see controllers/cluster_dns.h.
 inline constexpr std::string_view kClusterDnsImage = "kin.dev/cluster-dns";
+// The built-in Ingress controller's pods' image (any tag): see
+// controllers/ingress.h.
+inline constexpr std::string_view kIngressImage = "kin.dev/ingress";
 
 struct ImageStoreOptions {
   std::string dir;         // the store's state (see above); created when missing
