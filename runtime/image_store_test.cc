@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "base/process.h"
+#include "base/version.h"
 
 namespace kin {
 namespace {
@@ -140,6 +141,19 @@ TEST_F(ImageStoreTest, BuiltInAgnhostAndPauseRunKinItself) {
     ASSERT_EQ(p.command_aliases.size(), 1u);
     EXPECT_THAT(p.command_aliases[0].second, ElementsAre("/usr/local/bin/kin", "agnhost", "pause"));
   }
+}
+
+TEST_F(ImageStoreTest, BuiltInSystemImagesOnlyHoldThePod) {
+  ImageStore store(Options());
+  for (const char* name :
+       {"kin.dev/cluster-dns:0.1.0", "kin.dev/ingress:0.1.0", "kin.dev/ingress"}) {
+    ImageConfig c = store.Resolve(name);
+    EXPECT_THAT(c.layers, IsEmpty()) << name;
+    ASSERT_EQ(c.command_aliases.size(), 1u) << name;
+    EXPECT_EQ(c.command_aliases[0].first, c.entrypoint.at(0)) << name;
+    EXPECT_THAT(c.command_aliases[0].second, ElementsAre("/usr/local/bin/kin", "agnhost", "pause"));
+  }
+  EXPECT_THAT(store.Resolve("kin.dev/ingress:x").entrypoint, ElementsAre("/ingress-controller"));
 }
 
 TEST_F(ImageStoreTest, BuiltInBusyboxIsARootfsBuiltOnce) {
@@ -349,8 +363,9 @@ TEST_F(ImageStoreTest, ListAndPersistenceAcrossInstances) {
   EXPECT_THAT(
       again.List(),
       ElementsAre("docker.io/library/busybox:latest", "docker.io/library/mapped:latest",
-                  "docker.io/library/mine:1", "registry.k8s.io/e2e-test-images/agnhost:2.52",
-                  "registry.k8s.io/pause:3.9"));
+                  "docker.io/library/mine:1", std::string("kin.dev/cluster-dns:") + kVersion,
+                  std::string("kin.dev/ingress:") + kVersion,
+                  "registry.k8s.io/e2e-test-images/agnhost:2.52", "registry.k8s.io/pause:3.9"));
   EXPECT_EQ(ReadAll(again.Resolve("mine:1").layers[0] + "/hello.txt"), "hello\n");
 }
 

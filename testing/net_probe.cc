@@ -114,6 +114,31 @@ ProbeResult Timed(const std::string& netns, const std::function<void(ProbeResult
 
 }  // namespace
 
+ProbeResult ExchangeIn(const std::string& netns, const std::string& ip, int port,
+                       const std::string& request, const std::string& until,
+                       std::chrono::milliseconds timeout) {
+  return Timed(netns, [&](ProbeResult& r) {
+    auto deadline = Clock::now() + timeout;
+    UniqueFd fd;
+    if ((r.error = Connect(fd, ip, port, deadline))) return;
+    if ((r.error = SendAll(fd.get(), request, deadline))) return;
+    char chunk[4096];
+    while (until.empty() || r.body.find(until) == std::string::npos) {
+      ssize_t n = ::recv(fd.get(), chunk, sizeof chunk, 0);
+      if (n > 0) {
+        r.body.append(chunk, static_cast<size_t>(n));
+      } else if (n == 0) {
+        return;
+      } else if (errno == EAGAIN) {
+        if ((r.error = Wait(fd.get(), POLLIN, deadline))) return;
+      } else {
+        r.error = errno;
+        return;
+      }
+    }
+  });
+}
+
 ProbeResult HttpGetIn(const std::string& netns, const std::string& ip, int port,
                       const std::string& path, std::chrono::milliseconds timeout) {
   return Timed(netns, [&](ProbeResult& r) {

@@ -34,6 +34,14 @@ ProbeResult HttpGetIn(const std::string& netns, const std::string& ip, int port,
 ProbeResult HttpGetsOnOneConnectionIn(const std::string& netns, const std::string& ip, int port,
                                       const std::string& path, int count,
                                       std::chrono::milliseconds timeout = std::chrono::seconds(3));
+// Sends `request` as it is (any HTTP, e.g. with a Host header, or an
+// Upgrade followed by bytes of the upgraded stream) over a new connection
+// and returns every byte that came back (in `body`: status line and
+// headers included) until the server closed, `until` appeared in them, or
+// the timeout passed (ETIMEDOUT, with what came so far).
+ProbeResult ExchangeIn(const std::string& netns, const std::string& ip, int port,
+                       const std::string& request, const std::string& until = "",
+                       std::chrono::milliseconds timeout = std::chrono::seconds(3));
 // A TCP connect only.
 ProbeResult TcpConnectIn(const std::string& netns, const std::string& ip, int port,
                          std::chrono::milliseconds timeout = std::chrono::seconds(3));
