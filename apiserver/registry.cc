@@ -347,6 +347,13 @@ std::vector<std::string> ClusterIPsOf(const Json& svc) {
   return out;
 }
 
+// kube-apiserver's needsHCNodePort: a LoadBalancer with externalTrafficPolicy
+// Local gets a healthCheckNodePort from the NodePort range.
+bool NeedsHealthCheckNodePort(const Json& svc) {
+  const Json& spec = svc.value("spec", Json::object());
+  return Str(spec, "type") == "LoadBalancer" && Str(spec, "externalTrafficPolicy") == "Local";
+}
+
 bool NeedsNodePorts(const Json& svc) {
   std::string type = Str(svc.value("spec", Json::object()), "type");
   if (type == "NodePort") return true;
@@ -767,6 +774,17 @@ Json Registry::Create(const ResourceInfo& r, const std::string& ns, Json obj,
           }
         }
       }
+      if (NeedsHealthCheckNodePort(obj)) {
+        if (spec.contains("healthCheckNodePort") &&
+            spec["healthCheckNodePort"].is_number_integer() && spec["healthCheckNodePort"] != 0) {
+          alloc_->ReservePort(spec["healthCheckNodePort"].get<int>(), "spec.healthCheckNodePort");
+          ports.push_back(spec["healthCheckNodePort"].get<int>());
+        } else {
+          int hc = alloc_->AllocatePort();
+          ports.push_back(hc);
+          spec["healthCheckNodePort"] = hc;
+        }
+      }
     } catch (Error& e) {
       release();
       if (e.code() == Code::kInvalid) {
@@ -876,6 +894,13 @@ Json Registry::PrepareUpdate(const ResourceInfo& r, const Json& old, Json obj,
   }
   if (subresource != "status") {
     ApplyDefaults(r.group, r.kind, obj, {opts_.default_toleration_seconds});
+    // kube-apiserver's dropTypeDependentFields: a Service that no longer
+    // needs its healthCheckNodePort (and did not change it) drops it.
+    if (r.plural == "services" && !NeedsHealthCheckNodePort(obj) && obj.contains("spec") &&
+        old.contains("spec") && obj["spec"].value("healthCheckNodePort", 0) != 0 &&
+        obj["spec"]["healthCheckNodePort"] == old["spec"].value("healthCheckNodePort", Json())) {
+      obj["spec"].erase("healthCheckNodePort");
+    }
     if (SpecPart(obj) != SpecPart(old) && Meta(obj).contains("generation")) {
       Meta(obj)["generation"] = Meta(obj)["generation"].get<int64_t>() + 1;
     }
@@ -935,6 +960,15 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
               p["nodePort"] = op["nodePort"];
             }
           }
+        }
+      }
+      // The health check port: kept while still needed (it is immutable),
+      // allocated when a Service turns to LoadBalancer with policy Local.
+      if (NeedsHealthCheckNodePort(next) && ns_.value("healthCheckNodePort", 0) == 0) {
+        if (os.value("healthCheckNodePort", 0) != 0) {
+          ns_["healthCheckNodePort"] = os["healthCheckNodePort"];
+        } else {
+          ns_["healthCheckNodePort"] = alloc_->AllocatePort();
         }
       }
     }
