@@ -94,6 +94,8 @@ netstack::ClusterNetwork NetworkOf(const ClusterConfig& config) {
   net.mode = netstack::ParseRoutingMode(config.routing);
   net.external.subnet =
       netstack::Ipv4Cidr::ParseNetwork(config.external_subnet, "networking.externalSubnet");
+  net.load_balancer = netstack::Ipv4Cidr::ParseNetwork(config.load_balancer_subnet,
+                                                       "networking.loadBalancerSubnet");
   for (const auto& n : config.nodes) {
     netstack::NodeNetwork nn;
     nn.name = ShortNodeName(config, n);

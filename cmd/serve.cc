@@ -18,6 +18,7 @@
 #include "controllers/cluster_dns.h"
 #include "controllers/ingress.h"
 #include "controllers/kube_controllers.h"
+#include "controllers/loadbalancer.h"
 #include "controllers/service_proxy.h"
 #include "netstack/dns_server.h"
 #include "netstack/dns_zone.h"
@@ -121,6 +122,21 @@ int RunServe(const ServeFlags& flags) {
           netstack::DnsZoneOptions{.domain = cluster_config->dns_domain});
       controllers.Add(
           std::make_unique<controllers::DnsZoneSync>(controllers.informers(), *dns_zone));
+      // LoadBalancer Services (controllers/loadbalancer.h): addresses from
+      // the pool, and the network's routes spreading them over the nodes.
+      const auto lb_pool = netstack::Ipv4Cidr::ParseNetwork(cluster_config->load_balancer_subnet,
+                                                            "networking.loadBalancerSubnet");
+      controllers.Add(std::make_unique<controllers::LoadBalancerController>(
+          controllers.informers(), controller_client,
+          controllers::LoadBalancerControllerOptions{.pool = lb_pool}));
+      auto lb_table = std::make_shared<netstack::LbRouteTable>(
+          netstack::NetworkNetnsName(NetworkOf(*cluster_config)), netstack::kUnderlayBridge,
+          lb_pool);
+      controllers.Add(std::make_unique<controllers::LoadBalancerRoutes>(
+          controllers.informers(),
+          controllers::LoadBalancerRoutesOptions{
+              .pool = lb_pool,
+              .apply = [lb_table](const std::vector<netstack::LbRoute>& r) { lb_table->Sync(r); }}));
       controllers.Add(std::make_unique<controllers::IngressSync>(
           controllers.informers(), controller_client, ingress_routes));
     }
@@ -153,6 +169,15 @@ int RunServe(const ServeFlags& flags) {
         po.backend =
             netstack::NewProxyBackend(netstack::ParseProxyMode(ctx.config.proxy_mode), ctx.netns);
         return std::make_unique<controllers::ServiceProxy>(controllers.informers(), std::move(po));
+      });
+      // Each node answers the healthCheckNodePorts of its Local
+      // LoadBalancer Services, as kube-proxy does.
+      ro.node_components.push_back([&controllers](const NodeContext& ctx) {
+        controllers::ServiceHealthChecksOptions o;
+        o.node = ctx.node.name;
+        o.netns = ctx.netns;
+        return std::make_unique<controllers::ServiceHealthChecks>(controllers.informers(),
+                                                                  std::move(o));
       });
       // Each node serves the kube-dns pods scheduled to it.
       netstack::DnsServerOptions dns_server;
