@@ -309,6 +309,28 @@ TEST_P(LoadBalancerE2E, AddressesRoutesPoliciesHealthChecksAndRelease) {
     ProbeResult r = HttpGetIn(ext_ns_, solo_lb, 80, "/hostname");
     return r.ok() && pod_node.count(r.body);
   }));
+
+  // A killed and restarted kin serve keeps every address (rebuilt from the
+  // statuses), gives a new Service a fresh one, and the routes still work.
+  c_.KillServe();
+  CommandResult restarted = c_.Kin({"cluster", "start", "--name", c_.name()});
+  ASSERT_TRUE(restarted.status.success()) << restarted.out << restarted.err << c_.Log();
+  c_.Apply(
+      "apiVersion: v1\nkind: Service\nmetadata: {name: after}\nspec:\n  type: LoadBalancer\n"
+      "  selector: {app: web}\n  ports:\n  - {port: 80, targetPort: 8080}\n");
+  const std::string after = WaitLbIp("after");
+  EXPECT_EQ(after.rfind(kPool, 0), 0u) << after;
+  EXPECT_NE(after, lb);
+  EXPECT_NE(after, lb_noports);
+  EXPECT_NE(after, solo_lb);
+  EXPECT_EQ(WaitLbIp("web-lb"), lb);
+  EXPECT_EQ(WaitLbIp("again"), solo_lb);
+  for (const std::string& ip : {lb, after}) {
+    EXPECT_TRUE(E2eCluster::WaitFor([&] {
+      ProbeResult r = HttpGetIn(ext_ns_, ip, 80, "/hostname");
+      return r.ok() && pod_node.count(r.body);
+    })) << ip;
+  }
 }
 
 // Both proxy modes take LB traffic arriving on a node's uplink.
