@@ -16,7 +16,9 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <random>
+#include <set>
 
 #include "base/error.h"
 #include "base/http_server.h"
@@ -180,6 +182,11 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kBufferSize = 16 * 1024;
 constexpr int kHandshakeTimeoutMs = 10000;
 constexpr int kNextUpstreamTries = 3;  // ingress-nginx's proxy-next-upstream-tries
+// Idle connections to backends kept for reuse (ingress-nginx's
+// upstream-keepalive-connections and -timeout), per endpoint and in all.
+constexpr size_t kIdlePerEndpoint = 32;
+constexpr size_t kIdleTotal = 1024;
+constexpr auto kIdleUpstreamTimeout = std::chrono::seconds(60);
 
 struct SslCtxFree {
   void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
@@ -317,6 +324,16 @@ class PlainConn : public http::Conn {
     return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
   }
   int fd() const override { return fd_; }
+  void reset(int fd) { fd_ = fd; }
+  // A read that does not wait: -2 when nothing is there yet.
+  long TryRead(char* buf, size_t n) {
+    while (true) {
+      long got = ::recv(fd_, buf, n, 0);
+      if (got >= 0) return got;
+      if (errno == EINTR) continue;
+      return errno == EAGAIN ? -2 : -1;
+    }
+  }
 
  private:
   int fd_;
@@ -327,7 +344,7 @@ class PlainConn : public http::Conn {
 class Reader {
  public:
   enum Status { kOk, kClosed, kTimeout, kTooLarge, kBad };
-  explicit Reader(http::Conn& c) : c_(c) {}
+  explicit Reader(http::Conn& c) : c_(c), plain_(dynamic_cast<PlainConn*>(&c)) {}
 
   size_t buffered() const { return buf_.size() - pos_; }
   std::string_view View() const { return std::string_view(buf_).substr(pos_); }
@@ -340,15 +357,25 @@ class Reader {
   }
   // Reads more (at most kBufferSize) within timeout_ms.
   Status Fill(int timeout_ms) {
-    if (!c_.WaitReadable(timeout_ms)) return kTimeout;
     if (pos_ > 0) {
       buf_.erase(0, pos_);
       pos_ = 0;
     }
-    size_t old = buf_.size();
-    buf_.resize(old + kBufferSize);
-    long n = c_.Read(buf_.data() + old, kBufferSize);
-    buf_.resize(old + static_cast<size_t>(std::max(n, 0L)));
+    char chunk[kBufferSize];
+    long n;
+    if (plain_) {
+      // Read first, wait only when nothing is there (one syscall, not two).
+      auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+      while ((n = plain_->TryRead(chunk, sizeof chunk)) == -2) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left.count() <= 0 || !c_.WaitReadable(static_cast<int>(left.count()))) return kTimeout;
+      }
+    } else {
+      if (!c_.WaitReadable(timeout_ms)) return kTimeout;
+      n = c_.Read(chunk, sizeof chunk);
+    }
+    if (n > 0) buf_.append(chunk, static_cast<size_t>(n));
+    received_ += static_cast<size_t>(std::max(n, 0L));
     return n > 0 ? kOk : kClosed;
   }
   // A head (up to and with its blank line) into `head`. `first_ms` to wait
@@ -404,8 +431,13 @@ class Reader {
 
  private:
   http::Conn& c_;
+  PlainConn* plain_;
   std::string buf_;
   size_t pos_ = 0;
+  size_t received_ = 0;
+
+ public:
+  size_t received() const { return received_; }
 };
 
 struct Head {
@@ -637,6 +669,48 @@ struct IngressProxy::State {
   std::map<uint64_t, std::shared_ptr<Conn>> conns;
   uint64_t next_id = 0;
 
+  struct Idle {
+    UniqueFd fd;
+    Clock::time_point since;
+  };
+  std::mutex pool_mu;
+  std::map<std::string, std::vector<Idle>> idle;  // by "ip:port"
+  size_t idle_total = 0;
+
+  // An idle connection to the endpoint that still looks open, or none.
+  UniqueFd TakeIdle(const std::string& key) {
+    std::lock_guard lock(pool_mu);
+    auto it = idle.find(key);
+    while (it != idle.end() && !it->second.empty()) {
+      Idle i = std::move(it->second.back());
+      it->second.pop_back();
+      --idle_total;
+      pollfd p{i.fd.get(), POLLIN | POLLRDHUP, 0};
+      bool closed_or_junk = ::poll(&p, 1, 0) != 0;  // an idle backend sends nothing
+      if (!closed_or_junk && Clock::now() - i.since < kIdleUpstreamTimeout) return std::move(i.fd);
+    }
+    return UniqueFd();
+  }
+  void PutIdle(const std::string& key, UniqueFd fd) {
+    std::lock_guard lock(pool_mu);
+    auto& list = idle[key];
+    if (stopping || idle_total >= kIdleTotal || list.size() >= kIdlePerEndpoint) return;
+    list.push_back({std::move(fd), Clock::now()});
+    ++idle_total;
+  }
+  void SweepIdle(bool all) {
+    std::lock_guard lock(pool_mu);
+    for (auto it = idle.begin(); it != idle.end();) {
+      auto& list = it->second;
+      size_t before = list.size();
+      std::erase_if(list, [&](const Idle& i) {
+        return all || Clock::now() - i.since >= kIdleUpstreamTimeout;
+      });
+      idle_total -= before - list.size();
+      it = list.empty() ? idle.erase(it) : std::next(it);
+    }
+  }
+
   std::shared_ptr<const Snapshot> Current() {
     std::lock_guard lock(mu);
     return snapshot;
@@ -726,6 +800,12 @@ void IngressProxy::Stop() {
   s.http_fd.reset();
   s.https_fd.reset();
   s.health_fd.reset();
+  s.SweepIdle(true);
+}
+
+size_t IngressProxy::idle_backend_connections() const {
+  std::lock_guard lock(state_->pool_mu);
+  return state_->idle_total;
 }
 
 size_t IngressProxy::open_connections() const {
@@ -758,6 +838,26 @@ void IngressProxy::SetRoutes(IngressRoutes routes) {
     }
     for (const std::string& h : cert.hosts) snap->certs.emplace_back(LowerStr(h), ctx);
   }
+  // Idle backend connections to endpoints the routes no longer name go.
+  std::set<std::string> endpoints;
+  auto add = [&](const IngressBackend& b) {
+    for (const auto& ep : b.endpoints) endpoints.insert(ep.ip + ":" + std::to_string(ep.port));
+  };
+  for (const auto& rule : routes.rules) {
+    for (const auto& p : rule.paths) add(p.backend);
+  }
+  if (routes.default_backend) add(*routes.default_backend);
+  {
+    std::lock_guard lock(state_->pool_mu);
+    for (auto it = state_->idle.begin(); it != state_->idle.end();) {
+      if (endpoints.count(it->first)) {
+        ++it;
+        continue;
+      }
+      state_->idle_total -= it->second.size();
+      it = state_->idle.erase(it);
+    }
+  }
   snap->routes = std::move(routes);
   std::lock_guard lock(state_->mu);
   state_->snapshot = std::move(snap);
@@ -788,6 +888,7 @@ void IngressProxy::AcceptLoop() {
         if (c->thread.joinable()) c->thread.join();
       }
     }
+    if (n == 0) s.SweepIdle(false);
     if (n <= 0 || s.stopping) continue;
     for (int i = 1; i < 4; ++i) {
       if (!(fds[i].revents & POLLIN)) continue;
@@ -931,43 +1032,51 @@ void IngressProxy::Serve(std::shared_ptr<Conn> c) {
       std::lock_guard lock(s.mu);
       start = s.round_robin[backend->name]++;
     }
-    UniqueFd up;
-    int status = 502;
-    const size_t tries = std::min<size_t>(kNextUpstreamTries, backend->endpoints.size());
-    for (size_t t = 0; t < tries && !up.valid(); ++t) {
-      const IngressEndpoint& ep = backend->endpoints[(start + t) % backend->endpoints.size()];
+    const bool upgrade = req.Has("Upgrade") && req.HasToken("Connection", "upgrade");
+    // A new connection to an endpoint; invalid with `status` (502, 504) when it fails.
+    auto connect = [&](const IngressEndpoint& ep, int& status) {
       UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-      if (!fd.valid()) break;
       sockaddr_in a{};
       try {
         a = SockAddr(ep.ip, ep.port);
       } catch (const Error&) {
-        continue;
+        return UniqueFd();
       }
-      int rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
-      if (rc != 0 && errno != EINPROGRESS) {
-        status = 502;
-        continue;
-      }
+      if (!fd.valid()) return fd;
       c->backend_fd = fd.get();
-      if (rc != 0) {
+      int rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+      int err = rc == 0 ? 0 : errno;
+      if (err == EINPROGRESS) {
         if (!Poll(fd.get(), POLLOUT, static_cast<int>(opts_.connect_timeout.count()))) {
           status = 504;
           c->backend_fd = -1;
-          continue;
+          return UniqueFd();
         }
-        int err = 0;
+        err = 0;
         socklen_t len = sizeof err;
         ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0) {
-          status = 502;
-          c->backend_fd = -1;
-          continue;
-        }
+      }
+      c->backend_fd = -1;
+      if (err != 0) {
+        status = 502;
+        return UniqueFd();
       }
       int one = 1;
       ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      up = std::move(fd);
+      return fd;
+    };
+    UniqueFd up;
+    bool reused = false;
+    const IngressEndpoint* chosen = nullptr;
+    int status = 502;
+    const size_t tries = std::min<size_t>(kNextUpstreamTries, backend->endpoints.size());
+    for (size_t t = 0; t < tries && !up.valid(); ++t) {
+      chosen = &backend->endpoints[(start + t) % backend->endpoints.size()];
+      if (!upgrade) {
+        up = s.TakeIdle(chosen->ip + ":" + std::to_string(chosen->port));
+        reused = up.valid();
+      }
+      if (!up.valid()) up = connect(*chosen, status);
     }
     if (s.stopping) return;
     if (!up.valid()) {
@@ -976,13 +1085,14 @@ void IngressProxy::Serve(std::shared_ptr<Conn> c) {
       if (!answer(status)) return;
       continue;
     }
+    const std::string up_key = chosen->ip + ":" + std::to_string(chosen->port);
+    c->backend_fd = up.get();
     struct ClearBackend {
       Conn& c;
       ~ClearBackend() { c.backend_fd = -1; }
     } clear_backend{*c};
     PlainConn upstream(up.get(), read_ms);
 
-    const bool upgrade = req.Has("Upgrade") && req.HasToken("Connection", "upgrade");
     std::string out = method + " " + path + " HTTP/1.1\r\n";
     std::string xff = req.Get("X-Forwarded-For");
     for (const auto& [k, v] : req.headers) {
@@ -1008,43 +1118,63 @@ void IngressProxy::Serve(std::shared_ptr<Conn> c) {
       out += "Content-Length: " + std::to_string(body.length) + "\r\n";
     }
     if (body.kind == Framing::kChunked) out += "Transfer-Encoding: chunked\r\n";
-    out += upgrade ? "Upgrade: " + req.Get("Upgrade") + "\r\nConnection: upgrade\r\n"
-                   : "Connection: close\r\n";
+    // Upgrades go through; other requests keep the connection for reuse.
+    if (upgrade) out += "Upgrade: " + req.Get("Upgrade") + "\r\nConnection: upgrade\r\n";
     out += "\r\n";
     if (body.kind != Framing::kNone && req.HasToken("Expect", "100-continue")) {
       if (!client->WriteAll("HTTP/1.1 100 Continue\r\n\r\n")) return;
     }
     bool read_failed = false;
-    if (!upstream.WriteAll(out) || !CopyBody(in, upstream, body, read_ms, false, read_failed)) {
-      if (read_failed) return;  // the client went away or sent garbage
-      keep_alive = false;
-      answer(502);
-      return;
-    }
-
-    // The response head (interim 1xx ones other than 101 are dropped).
-    Reader up_in(upstream);
+    std::optional<Reader> up_in;
     Head resp;
     int code = 0;
-    while (true) {
-      std::string text;
-      Reader::Status rs = up_in.Head(text, opts_.max_header_bytes, read_ms, read_ms);
-      if (rs == Reader::kTimeout) {
+    for (int attempt = 0;; ++attempt) {
+      // A reused connection the backend closed meanwhile fails before any
+      // answer: then once more on a new one, when there is no body to replay.
+      auto retry = [&] {
+        if (!reused || attempt > 0 || body.kind != Framing::kNone) return false;
+        up = connect(*chosen, status);
+        reused = false;
+        if (!up.valid()) return false;
+        c->backend_fd = up.get();
+        upstream.reset(up.get());
+        return true;
+      };
+      up_in.emplace(upstream);
+      if (!upstream.WriteAll(out) || !CopyBody(in, upstream, body, read_ms, false, read_failed)) {
+        if (read_failed) return;  // the client went away or sent garbage
+        if (retry()) continue;
         keep_alive = false;
-        answer(504);
+        answer(status == 504 ? 504 : 502);
         return;
       }
-      resp = Head();
-      std::vector<std::string> sl;
-      if (rs == Reader::kOk && ParseHead(text, resp)) sl = Split(resp.first, ' ');
-      if (sl.size() < 2 || sl[0].rfind("HTTP/1.", 0) != 0 || sl[1].size() != 3 ||
-          sl[1].find_first_not_of("0123456789") != std::string::npos) {
-        keep_alive = false;
-        answer(502);
-        return;
+      // The response head (interim 1xx ones other than 101 are dropped).
+      bool again = false;
+      while (true) {
+        std::string text;
+        Reader::Status rs = up_in->Head(text, opts_.max_header_bytes, read_ms, read_ms);
+        if (rs == Reader::kTimeout) {
+          keep_alive = false;
+          answer(504);
+          return;
+        }
+        if (rs == Reader::kClosed && up_in->received() == 0 && retry()) {
+          again = true;
+          break;
+        }
+        resp = Head();
+        std::vector<std::string> sl;
+        if (rs == Reader::kOk && ParseHead(text, resp)) sl = Split(resp.first, ' ');
+        if (sl.size() < 2 || sl[0].rfind("HTTP/1.", 0) != 0 || sl[1].size() != 3 ||
+            sl[1].find_first_not_of("0123456789") != std::string::npos) {
+          keep_alive = false;
+          answer(502);
+          return;
+        }
+        code = std::stoi(sl[1]);
+        if (code >= 200 || code == 101) break;
       }
-      code = std::stoi(sl[1]);
-      if (code >= 200 || code == 101) break;
+      if (!again) break;
     }
 
     if (code == 101) {
@@ -1061,7 +1191,7 @@ void IngressProxy::Serve(std::shared_ptr<Conn> c) {
       in.Consume(in.buffered());
       std::thread down([&] {
         // Backend -> client; when the backend ends, so does the connection.
-        if (up_in.buffered()) client->WriteAll(up_in.View());
+        if (up_in->buffered()) client->WriteAll(up_in->View());
         char buf[kBufferSize];
         while (true) {
           if (!upstream.WaitReadable(read_ms)) break;
@@ -1108,7 +1238,14 @@ void IngressProxy::Serve(std::shared_ptr<Conn> c) {
     if (rf.kind == Framing::kChunked || rechunk) rh += "Transfer-Encoding: chunked\r\n";
     rh += std::string("Connection: ") + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n";
     if (!client->WriteAll(rh)) return;
-    if (!CopyBody(up_in, *client, rf, read_ms, rechunk, read_failed)) return;
+    if (!CopyBody(*up_in, *client, rf, read_ms, rechunk, read_failed)) return;
+    // The backend's connection back to the pool when its answer was framed
+    // and it keeps connections open.
+    if (rf.kind != Framing::kUntilClose && resp.first.rfind("HTTP/1.1", 0) == 0 &&
+        !resp.HasToken("Connection", "close") && up_in->buffered() == 0) {
+      c->backend_fd = -1;
+      s.PutIdle(up_key, std::move(up));
+    }
     if (!keep_alive) return;
   }
 }

@@ -92,11 +92,11 @@ std::string Body(const std::string& resp) {
 // request header as "name: value" lines; for POST the body's length.
 class Backend {
  public:
-  Backend(const std::string& netns, const std::string& name, const std::string& ip = "127.0.0.1") {
+  Backend(const std::string& netns, const std::string& name, int idle_timeout_ms = 90000) {
     http::ServerOptions o;
     o.netns = netns;
-    o.host = ip;
     o.port = 0;
+    o.idle_timeout_ms = idle_timeout_ms;
     server_ = std::make_unique<http::Server>(o, [name](http::Request& req, http::Response& resp) {
       if (req.path == "/ws") {
         resp.status = 101;
@@ -112,6 +112,7 @@ class Backend {
         return;
       }
       std::string body = name + " " + req.method + " " + req.path;
+      if (req.path == "/peer") body = req.remote_addr;
       if (req.path == "/headers") {
         body.clear();
         for (const auto& [k, v] : req.headers) body += k + ": " + v + "\n";
@@ -122,6 +123,7 @@ class Backend {
     server_->Start();
   }
   uint16_t port() const { return static_cast<uint16_t>(server_->port()); }
+  size_t open_connections() const { return server_->open_connections(); }
   IngressEndpoint ep(const std::string& ip = "127.0.0.1") const { return {ip, port()}; }
 
  private:
@@ -153,8 +155,8 @@ class IngressProxyTest : public KernelTest {
     proxy_->Start();
     return *proxy_;
   }
-  Backend& AddBackend(const std::string& name) {
-    backends_.push_back(std::make_unique<Backend>(ns(), name));
+  Backend& AddBackend(const std::string& name, int idle_timeout_ms = 90000) {
+    backends_.push_back(std::make_unique<Backend>(ns(), name, idle_timeout_ms));
     return *backends_.back();
   }
   // One request on a new connection (closed after), the whole response.
@@ -284,6 +286,38 @@ TEST_F(IngressProxyTest, KeepAliveSeesRouteChangesAtOnce) {
   Send(fd.get(), "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(Body(ReadResponse(fd.get())), "b GET /2");  // same connection, new route
   EXPECT_EQ(p.open_connections(), 1u);
+}
+
+TEST_F(IngressProxyTest, BackendConnectionsAreReused) {
+  Backend& a = AddBackend("a");
+  IngressRoutes r;
+  r.rules = {{"", {{"/", T::kPrefix, {"svc", {a.ep()}}}}}};
+  StartProxy().SetRoutes(r);
+  std::string first = Body(Get("x", "/peer"));
+  ASSERT_THAT(first, StartsWith("127.0.0.1:"));
+  // Back in the pool once the answer went out.
+  ASSERT_TRUE(Eventually([&] { return proxy_->idle_backend_connections() == 1; }));
+  EXPECT_EQ(Body(Get("x", "/peer")), first);  // another client, the same backend connection
+  EXPECT_EQ(a.open_connections(), 1u);
+  ASSERT_TRUE(Eventually([&] { return proxy_->idle_backend_connections() == 1; }));
+  // Routes without that endpoint: its idle connection goes.
+  proxy_->SetRoutes(IngressRoutes{});
+  EXPECT_EQ(proxy_->idle_backend_connections(), 0u);
+  EXPECT_TRUE(Eventually([&] { return a.open_connections() == 0; }));
+}
+
+TEST_F(IngressProxyTest, AReusedConnectionTheBackendClosedIsRetriedOnANewOne) {
+  Backend& a = AddBackend("a", /*idle_timeout_ms=*/50);
+  IngressRoutes r;
+  r.rules = {{"", {{"/", T::kPrefix, {"svc", {a.ep()}}}}}};
+  StartProxy().SetRoutes(r);
+  std::string first = Body(Get("x", "/peer"));
+  ASSERT_THAT(first, StartsWith("127.0.0.1:"));
+  ASSERT_TRUE(Eventually([&] { return proxy_->idle_backend_connections() == 1; }));
+  ASSERT_TRUE(Eventually([&] { return a.open_connections() == 0; }));  // closed while idle
+  std::string second = Get("x", "/peer");
+  EXPECT_THAT(second, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_NE(Body(second), first);
 }
 
 TEST_F(IngressProxyTest, StreamsChunkedAndSizedBodies) {
