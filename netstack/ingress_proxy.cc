@@ -908,6 +908,8 @@ void IngressProxy::AcceptLoop() {
         } catch (const std::exception& e) {
           log::Warn("ingress {}: connection failed: {}", opts_.name, e.what());
         }
+        // The client hears the end now; the socket closes when reaped.
+        ::shutdown(c->fd.get(), SHUT_RDWR);
         c->done = true;
       });
     }

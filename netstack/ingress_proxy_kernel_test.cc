@@ -130,6 +130,50 @@ class Backend {
   std::unique_ptr<http::Server> server_;
 };
 
+// A backend that answers every connection with `answer` as it is (after
+// reading the request head), then closes it.
+class RawBackend {
+ public:
+  RawBackend(const std::string& netns, std::string answer) : answer_(std::move(answer)) {
+    RunInNetns(Netns::Open(netns), [&] {
+      fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      CheckSys(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "bind");
+      CheckSys(::listen(fd_.get(), 16), "listen");
+      socklen_t len = sizeof a;
+      ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len);
+      port_ = ntohs(a.sin_port);
+    });
+    thread_ = std::thread([this] {
+      while (true) {
+        UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (!c.valid()) return;
+        std::string got;
+        char buf[4096];
+        while (got.find("\r\n\r\n") == std::string::npos) {
+          ssize_t n = ::recv(c.get(), buf, sizeof buf, 0);
+          if (n <= 0) break;
+          got.append(buf, static_cast<size_t>(n));
+        }
+        ::send(c.get(), answer_.data(), answer_.size(), MSG_NOSIGNAL);
+      }
+    });
+  }
+  ~RawBackend() {
+    ::shutdown(fd_.get(), SHUT_RDWR);
+    thread_.join();
+  }
+  IngressEndpoint ep() const { return {"127.0.0.1", port_}; }
+
+ private:
+  std::string answer_;
+  UniqueFd fd_;
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
 class IngressProxyTest : public KernelTest {
  protected:
   void SetUp() override {
@@ -247,6 +291,107 @@ TEST_F(IngressProxyTest, NoEndpointsIs503RefusedIs502SilentIs504) {
   std::string slow = Get("a", "/silent");
   EXPECT_THAT(slow, StartsWith("HTTP/1.1 504 Gateway Time-out\r\n"));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+}
+
+TEST_F(IngressProxyTest, GarbageOrNoAnswerFromTheBackendIs502) {
+  RawBackend garbage(ns(), "garbage\r\n\r\n");
+  RawBackend silent_close(ns(), "");
+  RawBackend bad_length(ns(), "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n");
+  IngressRoutes r;
+  r.rules = {{"",
+              {{"/garbage", T::kPrefix, {"g", {garbage.ep()}}},
+               {"/close", T::kPrefix, {"c", {silent_close.ep()}}},
+               {"/length", T::kPrefix, {"l", {bad_length.ep()}}}}}};
+  StartProxy().SetRoutes(r);
+  for (std::string path : {"/garbage", "/close", "/length"}) {
+    EXPECT_THAT(Get("x", path), StartsWith("HTTP/1.1 502 Bad Gateway\r\n")) << path;
+  }
+}
+
+TEST_F(IngressProxyTest, ChunkedAndUntilCloseAnswersAreRelayed) {
+  RawBackend chunked(ns(),
+                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-B: 1\r\n\r\n"
+                     "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  RawBackend until_close(ns(), "HTTP/1.1 200 OK\r\nX-B: 2\r\n\r\nuntil-close");
+  IngressRoutes r;
+  r.rules = {{"",
+              {{"/chunked", T::kPrefix, {"c", {chunked.ep()}}},
+               {"/close", T::kPrefix, {"u", {until_close.ep()}}}}}};
+  IngressProxy& p = StartProxy();
+  p.SetRoutes(r);
+  std::string c = Get("x", "/chunked");
+  EXPECT_THAT(c, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(c, HasSubstr("X-B: 1\r\n"));
+  EXPECT_THAT(c, HasSubstr("Transfer-Encoding: chunked\r\n"));
+  EXPECT_EQ(Body(c), "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  // HTTP/1.1 clients get a body up to the backend's close re-chunked, and
+  // keep their connection.
+  UniqueFd fd = Connect(ns(), p.ports().http);
+  Send(fd.get(), "GET /close HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string got;
+  char buf[4096];
+  while (got.find("0\r\n\r\n") == std::string::npos) {
+    ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << got;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_THAT(got, HasSubstr("Connection: keep-alive\r\n"));
+  EXPECT_EQ(Body(got), "b\r\nuntil-close\r\n0\r\n\r\n");
+  // HTTP/1.0 ones get it as it came, and the connection closes after.
+  UniqueFd old = Connect(ns(), p.ports().http);
+  Send(old.get(), "GET /close HTTP/1.0\r\nHost: x\r\n\r\n");
+  std::string raw = ReadResponse(old.get());
+  EXPECT_THAT(raw, HasSubstr("Connection: close\r\n"));
+  EXPECT_EQ(Body(raw), "until-close");
+}
+
+TEST_F(IngressProxyTest, ClosingClientsHearTheEndAtOnce) {
+  Backend& a = AddBackend("a");
+  IngressRoutes r;
+  r.rules = {{"", {{"/", T::kPrefix, {"svc", {a.ep()}}}}}};
+  StartProxy().SetRoutes(r);
+  for (int i = 0; i < 5; ++i) {
+    UniqueFd fd = Connect(ns(), proxy_->ports().http);
+    Send(fd.get(), "GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+    auto t0 = std::chrono::steady_clock::now();
+    std::string got;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd.get(), buf, sizeof buf, 0)) > 0) got.append(buf, static_cast<size_t>(n));
+    EXPECT_EQ(n, 0);  // EOF, not the receive timeout
+    EXPECT_EQ(Body(got), "a GET /");
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(500));
+  }
+}
+
+TEST_F(IngressProxyTest, ASlowHeadIs408AndAnIdleConnectionCloses) {
+  IngressProxyOptions o;
+  o.header_timeout = std::chrono::milliseconds(200);
+  o.idle_timeout = std::chrono::milliseconds(200);
+  IngressProxy& p = StartProxy(o);
+  UniqueFd slow = Connect(ns(), p.ports().http);
+  Send(slow.get(), "GET / HTTP/1.1\r\nHost: x\r\n");  // never finished
+  EXPECT_THAT(ReadResponse(slow.get()), StartsWith("HTTP/1.1 408 "));
+  UniqueFd idle = Connect(ns(), p.ports().http);
+  char c;
+  EXPECT_EQ(::recv(idle.get(), &c, 1, 0), 0);  // closed without a word
+  EXPECT_TRUE(Eventually([&] { return p.open_connections() == 0; }));
+}
+
+TEST_F(IngressProxyTest, ConnectionsBeyondTheLimitAreClosed) {
+  IngressProxyOptions o;
+  o.max_connections = 2;
+  IngressProxy& p = StartProxy(o);
+  UniqueFd a = Connect(ns(), p.ports().http), b = Connect(ns(), p.ports().http);
+  ASSERT_TRUE(Eventually([&] { return p.open_connections() == 2; }));
+  UniqueFd c = Connect(ns(), p.ports().http);
+  char ch;
+  EXPECT_EQ(::recv(c.get(), &ch, 1, 0), 0);
+  a.reset();
+  ASSERT_TRUE(Eventually([&] { return p.open_connections() == 1; }));
+  UniqueFd d = Connect(ns(), p.ports().health);  // room again
+  Send(d.get(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(ReadResponse(d.get()), StartsWith("HTTP/1.1 200 OK\r\n"));
 }
 
 TEST_F(IngressProxyTest, FailedEndpointFallsToTheNextOne) {
