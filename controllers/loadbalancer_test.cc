@@ -4,6 +4,7 @@
 // pure routes and health checks.
 #include "controllers/loadbalancer.h"
 
+#include <atomic>
 #include <set>
 
 #include <gmock/gmock.h>
@@ -227,6 +228,61 @@ TEST_F(LoadBalancerControllerTest, AStatusOutsideThePoolOrClaimedTwiceIsReplaced
   })) << IngressOf("second")
       << " " << IngressOf("foreign");
   EXPECT_EQ(IngressOf("first"), "198.51.100.7");
+}
+
+// A client whose first `failures` status writes fail (an API that is
+// briefly unavailable); everything else goes to `inner`.
+class FailingStatusClient : public Client {
+ public:
+  FailingStatusClient(Client& inner, int failures) : inner_(inner), failures_(failures) {}
+  Json Get(const ResourceInfo& r, const std::string& ns, const std::string& name) override {
+    return inner_.Get(r, ns, name);
+  }
+  Json List(const ResourceInfo& r, const std::string& ns, const ListOptions& o) override {
+    return inner_.List(r, ns, o);
+  }
+  Json Create(const ResourceInfo& r, const std::string& ns, const Json& obj,
+              const WriteOptions& o) override {
+    return inner_.Create(r, ns, obj, o);
+  }
+  Json Update(const ResourceInfo& r, const std::string& ns, const Json& obj, const std::string& sub,
+              const WriteOptions& o) override {
+    return inner_.Update(r, ns, obj, sub, o);
+  }
+  Json Patch(const ResourceInfo& r, const std::string& ns, const std::string& name, PatchType t,
+             const Json& patch, const std::string& sub, const WriteOptions& o) override {
+    if (sub == "status" && failures_.fetch_sub(1) > 0) {
+      throw Error::Internal("the API is down for a moment");
+    }
+    return inner_.Patch(r, ns, name, t, patch, sub, o);
+  }
+  Json Delete(const ResourceInfo& r, const std::string& ns, const std::string& name,
+              const DeleteOptions& o) override {
+    return inner_.Delete(r, ns, name, o);
+  }
+  std::unique_ptr<Watch> StartWatch(const ResourceInfo& r, const std::string& ns,
+                                    const ListOptions& o) override {
+    return inner_.StartWatch(r, ns, o);
+  }
+  Json CreateSubresource(const ResourceInfo& r, const std::string& ns, const std::string& name,
+                         const std::string& sub, const Json& body) override {
+    return inner_.CreateSubresource(r, ns, name, sub, body);
+  }
+
+ private:
+  Client& inner_;
+  std::atomic<int> failures_;
+};
+
+TEST_F(LoadBalancerControllerTest, AFailedStatusWriteIsRetriedWithTheSameAddress) {
+  FailingStatusClient flaky(cl(), 2);
+  manager_ = std::make_unique<ControllerManager>(cl());
+  controller_ = &manager_->Emplace<LoadBalancerController>(manager_->informers(), flaky);
+  manager_->Start();
+  Create(LbService("web"));
+  ASSERT_TRUE(Gets("web", "198.51.100.1"));
+  Create(LbService("next"));
+  ASSERT_TRUE(Gets("next", "198.51.100.2"));
 }
 
 // The registry's part: node ports of LoadBalancers.
