@@ -123,6 +123,31 @@ Cgroup Cgroup::Create(const std::string& name, const ResourceLimits& limits,
   return cg;
 }
 
+std::optional<Cgroup> Cgroup::Open(const std::string& name, const std::string& root) {
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+    throw Error::Invalid("cgroup name \"" + name + "\" must be a single path component");
+  }
+  Cgroup cg;
+  cg.name_ = name;
+  auto find = [&](const std::string& base) {
+    std::string dir = base + "/kin/" + name;
+    if (!Exists(dir)) return std::string();
+    cg.dirs_.push_back(dir);
+    return dir;
+  };
+  std::string v2 = FindCgroupV2WithControllers(root);
+  if (!v2.empty()) {
+    cg.version_ = CgroupVersion::kV2;
+    cg.memory_dir_ = cg.cpu_dir_ = cg.pids_dir_ = find(v2);
+  } else {
+    cg.memory_dir_ = find(root + "/memory");
+    cg.cpu_dir_ = find(root + "/cpu");
+    cg.pids_dir_ = find(root + "/pids");
+  }
+  if (!cg.valid()) return std::nullopt;
+  return cg;
+}
+
 Cgroup::Cgroup(Cgroup&& o) noexcept
     : name_(std::move(o.name_)),
       version_(o.version_),

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,12 @@ class Cgroup {
   // Throws AlreadyExists when it exists, Invalid for a bad name.
   static Cgroup Create(const std::string& name, const ResourceLimits& limits,
                        const std::string& root = "/sys/fs/cgroup");
+
+  // The cgroup `name` as it exists (made by an earlier Create, maybe in
+  // another process that is gone now); nullopt when no directory of it is
+  // left. Remove() it to kill what is inside and remove it.
+  static std::optional<Cgroup> Open(const std::string& name,
+                                    const std::string& root = "/sys/fs/cgroup");
 
   Cgroup() = default;
   Cgroup(Cgroup&& o) noexcept;

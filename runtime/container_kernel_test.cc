@@ -256,6 +256,26 @@ TEST_F(ContainerKernelTest, CgroupAddProcessAndRemovalKillsIt) {
   cg.Remove();  // idempotent
 }
 
+// What the node agent does with the cgroup of a container whose shim
+// server was killed: found by name, emptied (SIGKILL) and removed.
+TEST_F(ContainerKernelTest, CgroupOpenFindsOneMadeEarlierAndRemovesItWithWhatIsInside) {
+  const std::string name = Name("-o", 40);
+  EXPECT_FALSE(Cgroup::Open(name).has_value());
+  Cgroup made = Cgroup::Create(name, {});
+  ChildProcess sleeper = ChildProcess::Spawn({.argv = {kBusybox, "sleep", "30"}});
+  made.AddProcess(sleeper.pid());
+  std::optional<Cgroup> found = Cgroup::Open(name);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->dirs(), made.dirs());
+  EXPECT_EQ(found->version(), made.version());
+  EXPECT_THAT(found->Pids(), ::testing::ElementsAre(sleeper.pid()));
+  found->Remove();
+  EXPECT_EQ(sleeper.Wait().signal, SIGKILL);
+  EXPECT_FALSE(Cgroup::Open(name).has_value());
+  made.Remove();  // gone already: nothing to do
+  EXPECT_THROW(Cgroup::Open("a/b"), Error);
+}
+
 TEST_F(ContainerKernelTest, MemoryLimitOomKills) {
   Cgroup cg = Cgroup::Create(Name("-m", 40), {32 << 20, 0, 0});
   ContainerSpec s;

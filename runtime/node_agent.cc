@@ -31,6 +31,7 @@
 #include "client/object.h"
 #include "client/resources.h"
 #include "netstack/topology.h"
+#include "runtime/cgroup.h"
 #include "runtime/image_store.h"
 #include "runtime/pod_namespaces.h"
 #include "runtime/probe.h"
@@ -202,6 +203,8 @@ struct Ending {
 };
 void WaitForPids(const std::vector<pid_t>& pids, Clock::time_point deadline);
 void WaitForExits(const std::vector<Ending>& ending, Clock::time_point deadline);
+void RemoveStaleCgroup(const std::string& name);
+ShimExit ReapUnkept(const std::string& dir, const ShimState& state);
 }  // namespace
 
 class NodeAgent::Impl {
@@ -235,7 +238,9 @@ class NodeAgent::Impl {
   void HeartbeatLoop();
   // Enqueues the pod when the container's process exits (its pidfd in the
   // monitor's epoll); CollectExit then finds exit.json, or waits for the
-  // shim server to write it.
+  // shim server to write it. Its shim server is watched too (one pidfd per
+  // server): when that dies (killed), every pod is enqueued, and
+  // CollectExit reaps the containers it kept.
   void WatchContainer(const std::string& uid, const ShimState& state);
 
   void RegisterNode();
@@ -289,7 +294,8 @@ class NodeAgent::Impl {
   UniqueFd epoll_;
   UniqueFd wake_;  // eventfd to end the monitor
   std::mutex watch_mu_;
-  std::map<int, std::pair<std::string, UniqueFd>> watched_;  // pidfd -> (uid, fd)
+  std::map<int, std::pair<std::string, UniqueFd>> watched_;    // pidfd -> (uid, fd)
+  std::map<int, std::pair<pid_t, UniqueFd>> watched_servers_;  // pidfd -> (shim server, fd)
   std::mutex hb_mu_;
   std::condition_variable hb_cv_;
 };
@@ -485,6 +491,18 @@ void NodeAgent::Impl::WatchContainer(const std::string& uid, const ShimState& st
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev);
   int key = fd.get();
   watched_[key] = {uid, std::move(fd)};
+  for (const auto& [k, server] : watched_servers_) {
+    if (server.first == state.shim_pid) return;
+  }
+  UniqueFd sfd(PidfdOpen(state.shim_pid));
+  if (!sfd || !ProcessRunning(state.shim_pid, state.shim_start_ticks)) {
+    Enqueue(uid);  // gone already: CollectExit reaps the container
+    return;
+  }
+  ev.data.fd = sfd.get();
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, sfd.get(), &ev);
+  key = sfd.get();
+  watched_servers_[key] = {state.shim_pid, std::move(sfd)};
 }
 
 void NodeAgent::Impl::MonitorLoop() {
@@ -500,15 +518,35 @@ void NodeAgent::Impl::MonitorLoop() {
       int fd = events[i].data.fd;
       if (fd == wake_.get()) continue;
       std::string uid;
+      bool server_died = false;
       {
         std::lock_guard<std::mutex> l(watch_mu_);
         auto it = watched_.find(fd);
-        if (it == watched_.end()) continue;
-        uid = it->second.first;
-        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-        watched_.erase(it);
+        if (it != watched_.end()) {
+          uid = it->second.first;
+          ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+          watched_.erase(it);
+        } else if (auto s = watched_servers_.find(fd); s != watched_servers_.end()) {
+          // Exited when its last container did (an earlier kin serve's), or
+          // killed: either way every pod is looked at.
+          log::Debug("node {}: shim server {} is gone", opts_.node_name, s->second.first);
+          ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+          watched_servers_.erase(s);
+          server_died = true;
+        } else {
+          continue;
+        }
       }
-      Enqueue(uid);
+      if (!server_died) {
+        Enqueue(uid);
+        continue;
+      }
+      std::vector<std::string> all;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        for (const auto& [u, r] : runtimes_) all.push_back(u);
+      }
+      for (const auto& u : all) Enqueue(u);
     }
   }
 }
@@ -665,8 +703,7 @@ void NodeAgent::Impl::Adopt() {
         if (!ProcessRunning(c.state->pid, c.state->start_ticks) &&
             !ProcessRunning(c.state->shim_pid, c.state->shim_start_ticks)) {
           c.exit = ReadShimExit(c.dir);
-          if (!c.exit)
-            c.exit = ShimExit{255, 0, false, object::NowRfc3339()};  // the shim died with it
+          if (!c.exit) c.exit = ReapUnkept(c.dir, *c.state);  // the shim died with it
         } else {
           // Running, or exited with its server still recording it (the
           // first sync collects that exit).
@@ -998,6 +1035,7 @@ void NodeAgent::Impl::EnsureSandbox(PodRuntime& p, const Json& pod) {
     sc.cgroup = opts_.name_prefix + ShortUid(p.uid) + "-pause";
     sc.log_path = c.dir + "/log";
     WriteFileAtomic(c.dir + "/config.json", ShimConfigToJson(sc).dump(), 0644, false);
+    RemoveStaleCgroup(sc.cgroup);
     c.state = shims_->Start(c.dir);
     WatchContainer(p.uid, *c.state);
   }
@@ -1136,6 +1174,9 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
   sc.log_max_files = opts_.log_max_files;
   recorder_.Normal(pod, "Pulled", "Container image \"" + c.image + "\" already present on machine");
   WriteFileAtomic(dir + "/config.json", ShimConfigToJson(sc).dump(), 0644, false);
+  // The previous instance's exit is known, so a cgroup of this name is a
+  // leftover of a launch whose server died before it answered.
+  RemoveStaleCgroup(sc.cgroup);
   try {
     auto t0 = Clock::now();
     ShimState state = shims_->Start(dir);
@@ -1197,16 +1238,17 @@ void NodeAgent::Impl::CollectExit(PodRuntime& p, ContainerRuntime& c) {
   if (!c.state || c.exit || c.state->pid == 0) return;
   auto e = ReadShimExit(c.dir);
   if (!e) {
-    if (ProcessRunning(c.state->pid, c.state->start_ticks)) return;  // its pidfd wakes us
     if (ProcessRunning(c.state->shim_pid, c.state->shim_start_ticks)) {
+      if (ProcessRunning(c.state->pid, c.state->start_ticks)) return;  // its pidfd wakes us
       // Exited; the server is reaping it and writing exit.json (it does
       // that between two launches): look again shortly.
       EnqueueAt(p.uid, Clock::now() + milliseconds(5));
       return;
     }
+    // The server died (its pidfd woke us): it may have recorded the exit
+    // just before; else the container, running or not, is nobody's now.
     e = ReadShimExit(c.dir);
-    if (!e)
-      e = ShimExit{255, 0, false, object::NowRfc3339()};  // the server died before recording it
+    if (!e) e = ReapUnkept(c.dir, *c.state);
   }
   c.exit = e;
   c.ready = false;
@@ -1359,9 +1401,54 @@ void WaitForPids(const std::vector<pid_t>& pids, Clock::time_point deadline) {
   }
 }
 
+// Kills and removes what is left of the cgroup `name` (nothing when it is
+// gone already): a container's, before an instance is launched in it (one
+// left by a server that died during a launch) or once its server is gone.
+void RemoveStaleCgroup(const std::string& name) {
+  try {
+    if (auto cg = Cgroup::Open(name)) cg->Remove();
+  } catch (const std::exception& e) {
+    log::Warn("remove cgroup {}: {}", name, e.what());
+  }
+}
+
+// The container of `dir` whose shim server is gone (killed) without
+// recording its exit: nobody reads its output, records its exit or removes
+// its cgroup any more. Kill what is left of it (through its cgroup, its
+// descendants too), remove the cgroup and write DIR/exit.json as the server
+// would have: 137 (SIGKILL) when it still ran, as containerd reports a task
+// whose shim died, else 255 (its exit status is lost).
+ShimExit ReapUnkept(const std::string& dir, const ShimState& state) {
+  ShimExit e;
+  const bool ran = ProcessRunning(state.pid, state.start_ticks);
+  e.exit_code = ran ? 128 + SIGKILL : 255;
+  e.signal = ran ? SIGKILL : 0;
+  e.finished_at = object::NowRfc3339();
+  try {
+    if (auto cfg = ReadFileIfExists(dir + "/config.json")) {
+      std::string cgroup = ShimConfigFromJson(Json::parse(*cfg)).cgroup;
+      if (!cgroup.empty()) RemoveStaleCgroup(cgroup);
+    }
+  } catch (const std::exception& ex) {
+    log::Warn("{}: {}", dir, ex.what());
+  }
+  try {
+    WriteFileAtomic(dir + "/exit.json",
+                    Json({{"exitCode", e.exit_code},
+                          {"signal", e.signal},
+                          {"oomKilled", false},
+                          {"finishedAt", e.finished_at}})
+                        .dump(),
+                    0644, false);
+  } catch (const std::exception& ex) {
+    log::Warn("{}: {}", dir, ex.what());
+  }
+  return e;
+}
+
 // Waits until every container in `ending` has exited and its shim server
 // has recorded it (exit.json; the cgroup is gone by then), or the server is
-// gone too.
+// gone too: then what is left of the container is reaped here (ReapUnkept).
 void WaitForExits(const std::vector<Ending>& ending, Clock::time_point deadline) {
   std::vector<pid_t> pids;
   for (const auto& e : ending) pids.push_back(e.state.pid);
@@ -1374,9 +1461,14 @@ void WaitForExits(const std::vector<Ending>& ending, Clock::time_point deadline)
       return ReadShimExit(e.dir).has_value() ||
              !ProcessRunning(e.state.shim_pid, e.state.shim_start_ticks);
     });
-    if (all || Clock::now() >= deadline) return;
+    if (all || Clock::now() >= deadline) break;
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, milliseconds(20));
+  }
+  for (const auto& e : ending) {
+    if (!ReadShimExit(e.dir) && !ProcessRunning(e.state.shim_pid, e.state.shim_start_ticks)) {
+      ReapUnkept(e.dir, e.state);
+    }
   }
 }
 
