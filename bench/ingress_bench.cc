@@ -1,9 +1,12 @@
-// Figures for the Ingress proxy (issue 14), on real sockets in a network
-// namespace of its own (root): requests per second and latency (p50/p99)
-// of small GETs through the IngressProxy vs straight to the backend (a
-// kin HTTP server standing in for the pod), with 8 keep-alive clients; and
-// the time from SetRoutes (what the controller calls once the API changed)
-// to a request served by the new backend (p50/p99 of 200).
+// Figures for the Ingress (issue 14). First the proxy alone, on real
+// sockets in a network namespace of its own (root): requests per second
+// and latency (p50/p99) of small GETs through the IngressProxy vs straight
+// to the backend (a kin HTTP server), with 8 keep-alive clients, and the
+// time from SetRoutes to a request served by the new backend. Then on a
+// real 1-node cluster: the same load from a pod's network namespace
+// straight to a pod (agnhost serve-hostname) vs through the ingress
+// Service's ClusterIP with a Host header, and the time from an Ingress's
+// create (the API's answer) to its host being served (p50/p99 of 50).
 //
 // Clients, proxy and backend share the machine's two cores, so the ratio
 // (through / direct) is the figure to read.
@@ -21,7 +24,9 @@
 #include "base/fd.h"
 #include "base/http_server.h"
 #include "base/netns.h"
+#include "bench/bench_cluster.h"
 #include "bench/bench_util.h"
+#include "client/resources.h"
 #include "netstack/ingress_proxy.h"
 #include "netstack/netlink.h"
 
@@ -34,14 +39,14 @@ namespace {
 constexpr int kClients = 8;
 constexpr double kSeconds = 3;
 
-UniqueFd Connect(const Netns& ns, uint16_t port) {
+UniqueFd Connect(const Netns& ns, uint16_t port, const std::string& ip = "127.0.0.1") {
   UniqueFd fd;
   RunInNetns(ns, [&] {
     fd.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fd.reset();
   });
   int one = 1;
@@ -78,7 +83,8 @@ struct Load {
   size_t errors = 0;
 };
 
-Load Run(const Netns& ns, uint16_t port) {
+Load Run(const Netns& ns, uint16_t port, const std::string& ip = "127.0.0.1",
+         const std::string& host = "bench.example") {
   std::mutex mu;
   std::vector<double> lat;
   std::atomic<size_t> errors{0}, done{0};
@@ -88,14 +94,14 @@ Load Run(const Netns& ns, uint16_t port) {
   for (int i = 0; i < kClients; ++i) {
     threads.emplace_back([&] {
       std::vector<double> mine;
-      UniqueFd fd = Connect(ns, port);
-      const std::string req = "GET /x HTTP/1.1\r\nHost: bench.example\r\n\r\n";
+      UniqueFd fd = Connect(ns, port, ip);
+      const std::string req = "GET /x HTTP/1.1\r\nHost: " + host + "\r\n\r\n";
       std::string body;
       while (fd.valid() && Clock::now() < until) {
         auto t = Clock::now();
         if (!RoundTrip(fd.get(), req, body)) {
           errors++;
-          fd = Connect(ns, port);
+          fd = Connect(ns, port, ip);
           continue;
         }
         mine.push_back(MsSince(t));
@@ -108,6 +114,111 @@ Load Run(const Netns& ns, uint16_t port) {
   for (auto& t : threads) t.join();
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
   return {static_cast<double>(done) / secs, Percentile(lat, 50), Percentile(lat, 99), errors};
+}
+
+void ReportLoad(const std::string& what, const Load& l) {
+  Report(what + ": requests/s", Fmt("%.0f", l.rps));
+  Report(what + ": p50 / p99 ms", Fmt("%.3f", l.p50) + " / " + Fmt("%.3f", l.p99));
+}
+
+// One GET with a Host header over a new connection; the status code (0: none).
+int Status(const Netns& ns, const std::string& ip, const std::string& host) {
+  UniqueFd fd = Connect(ns, 80, ip);
+  std::string body;
+  if (!fd.valid()) return 0;
+  std::string req = "GET / HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
+  if (::send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+    return 0;
+  }
+  char buf[64];
+  ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+  if (n < 12) return 0;
+  return std::atoi(std::string(buf + 9, 3).c_str());
+}
+
+Json Object(const std::string& yaml) { return ParseYaml(yaml); }
+
+// The cluster part; false when the cluster could not be made.
+bool ClusterFigures() {
+  BenchCluster c;
+  c.name = "bing";
+  if (!CreateBenchCluster(c, {"--nodes", "1"})) return false;
+  try {
+    RestClient api(c.api);
+    api.Create(PodsResource(), "default", Object(R"(
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: default}
+spec:
+  containers: [{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.52, args: [pause]}]
+)"));
+    api.Create(PodsResource(), "default", Object(R"(
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: default, labels: {app: web}}
+spec:
+  containers:
+  - name: c
+    image: registry.k8s.io/e2e-test-images/agnhost:2.52
+    args: [serve-hostname, --port=9376]
+    readinessProbe: {tcpSocket: {port: 9376}, periodSeconds: 1}
+)"));
+    api.Create(ServicesResource(), "default", Object(R"(
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 9376}]
+)"));
+    const ResourceInfo& ingresses = *FindResource("networking.k8s.io", "v1", "ingresses");
+    auto ingress = [](const std::string& name, const std::string& host) {
+      return Object("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: " + name +
+                    ", namespace: default}\nspec:\n  rules:\n  - host: " + host +
+                    "\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: "
+                    "{service: {name: web, port: {number: 80}}}}\n");
+    };
+    api.Create(ingresses, "default", ingress("bench", "bench.example"));
+    Json client, web, svc;
+    auto deadline = Clock::now() + std::chrono::seconds(90);
+    while (Clock::now() < deadline) {
+      client = api.Get(PodsResource(), "default", "client");
+      web = api.Get(PodsResource(), "default", "web");
+      if (IsPodReady(client) && IsPodReady(web)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    svc = api.Get(ServicesResource(), "ingress-nginx", "ingress-controller");
+    const std::string ingress_ip = svc["spec"].value("clusterIP", "");
+    const std::string web_ip = web["status"].value("podIP", "");
+    std::string uid;
+    for (char ch : client["metadata"].value("uid", "")) {
+      if (ch != '-') uid += ch;
+      if (uid.size() == 5) break;
+    }
+    Netns ns = Netns::Open("kin-" + c.name + "-default-client-" + uid);
+    while (Status(ns, ingress_ip, "bench.example") != 200 && Clock::now() < deadline) {
+    }
+    std::printf("\nOn a 1-node cluster, from a pod (%d keep-alive clients, %.0f s each)\n",
+                kClients, kSeconds);
+    ReportLoad("straight to the pod", Run(ns, 9376, web_ip, "bench.example"));
+    ReportLoad("through the ingress Service", Run(ns, 80, ingress_ip, "bench.example"));
+
+    std::vector<double> to_serve;
+    for (int i = 0; i < 50; ++i) {
+      std::string host = "h" + std::to_string(i) + ".example";
+      api.Create(ingresses, "default", ingress("i" + std::to_string(i), host));
+      auto t0 = Clock::now();
+      while (Status(ns, ingress_ip, host) != 200 && MsSince(t0) < 5000) {
+      }
+      to_serve.push_back(MsSince(t0));
+    }
+    Report("Ingress create -> host served: p50 / p99 ms",
+           Fmt("%.1f", Percentile(to_serve, 50)) + " / " + Fmt("%.1f", Percentile(to_serve, 99)));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_ingress: %s\n", e.what());
+  }
+  DeleteBenchCluster(c);
+  return true;
 }
 
 }  // namespace
@@ -174,5 +285,5 @@ int main() {
   Report("route change to effect (SetRoutes): p50 / p99 ms",
          Fmt("%.3f", Percentile(change, 50)) + " / " + Fmt("%.3f", Percentile(change, 99)));
   proxy.Stop();
-  return 0;
+  return ClusterFigures() ? 0 : 1;
 }
