@@ -15,6 +15,7 @@
 #include "base/netns.h"
 #include "cmd/pod_io_bridge.h"
 #include "netstack/external_server.h"
+#include "netstack/lb_routes.h"
 #include "netstack/netlink.h"
 #include "runtime/image_store.h"
 #include "runtime/node_agent.h"
@@ -200,6 +201,8 @@ void EnsureClusterNetwork(const ClusterConfig& config) {
   auto t0 = std::chrono::steady_clock::now();
   if (fs::exists("/run/netns/" + network_ns)) {
     log::Info("cluster {}: keeping the network that is there ({})", config.name, network_ns);
+    // One made before LoadBalancer Services gets their range.
+    netstack::EnsureLoadBalancerRange(net);
   } else {
     netstack::ApplyPlan(netstack::PlanTopology(net));
   }

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "base/netns.h"
+#include "netstack/sysctl.h"
 
 namespace kin::netstack {
 
@@ -116,6 +117,31 @@ void LbRouteTable::Clear() {
     }
   } catch (const Error& e) {
     throw InNetns(netns_, e);
+  }
+}
+
+void EnsureLoadBalancerRange(const ClusterNetwork& net) {
+  if (!net.load_balancer || !net.external.enabled) return;
+  // The plan's own LB parts, so they never differ from a new network's.
+  NetworkPlan plan = PlanTopology(net);
+  const std::string network = NetworkNetnsName(net), internet = ExternalNetnsName(net);
+  for (const NetnsPlan& ns : plan.namespaces) {
+    try {
+      if (ns.name == internet) {
+        NetlinkSocket sock = NetlinkSocket::OpenIn(Netns::Open(ns.name));
+        for (const Route& r : ns.routes) {
+          if (r.dst && *r.dst == *net.load_balancer) sock.ReplaceRoute(r);
+        }
+      } else if (ns.name == network) {
+        std::vector<Sysctl> hashing;
+        for (const Sysctl& s : ns.sysctls) {
+          if (s.key == "net.ipv4.fib_multipath_hash_policy") hashing.push_back(s);
+        }
+        WriteSysctls(Netns::Open(ns.name), hashing, ns.name);
+      }
+    } catch (const Error& e) {
+      throw InNetns(ns.name, e);
+    }
   }
 }
 

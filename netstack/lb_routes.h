@@ -27,6 +27,7 @@
 
 #include "netstack/ipam.h"
 #include "netstack/netlink.h"
+#include "netstack/topology.h"
 
 namespace kin::netstack {
 
@@ -68,5 +69,12 @@ class LbRouteTable {
   const std::string netns_, dev_;
   const Ipv4Cidr pool_;
 };
+
+// The topology's LoadBalancer parts (PlanTopology with `load_balancer`) for
+// a network made before them, as kin serve keeps a network it finds: the
+// internet's route to the pool via the network, and the network's flow
+// hashing. Idempotent; nothing without `load_balancer` or without the
+// internet namespace. Errors name the namespace.
+void EnsureLoadBalancerRange(const ClusterNetwork& net);
 
 }  // namespace kin::netstack

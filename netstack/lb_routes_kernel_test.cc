@@ -12,6 +12,7 @@
 #include "base/error.h"
 #include "base/netns.h"
 #include "base/process.h"
+#include "netstack/sysctl.h"
 #include "testing/kernel_fixture.h"
 
 namespace kin::netstack {
@@ -106,6 +107,38 @@ TEST_F(LbRoutesKernelTest, ErrorsNameTheNamespace) {
   LbRouteTable nodev(ns_->name(), "nothere", kPool);
   EXPECT_THROW(nodev.Sync({{A("198.51.100.1"), {A("172.18.0.2")}}}), Error);
   EXPECT_TRUE(PoolRoutes().empty());
+}
+
+TEST_F(LbRoutesKernelTest, AnOlderNetworkGetsTheRangeRouteAndFlowHashing) {
+  ClusterNetwork net;
+  net.cluster = "test";
+  net.netns_prefix = prefix() + "-";
+  net.nodes = {{"a", A("172.18.0.2"), Ipv4Cidr::Parse("10.244.1.0/24")}};
+  // Made without LoadBalancers, as before they existed.
+  NetworkPlan old = PlanTopology(net);
+  ApplyPlan(old);
+  net.load_balancer = kPool;
+  EnsureLoadBalancerRange(net);
+  EnsureLoadBalancerRange(net);  // again: nothing changes
+  bool routed = false;
+  for (const RouteInfo& r :
+       NetlinkSocket::OpenIn(Netns::Open(ExternalNetnsName(net))).ListRoutes()) {
+    routed |= r.ToString() == "198.51.100.0/24 via 203.0.113.254 dev eth0";
+  }
+  EXPECT_TRUE(routed);
+  EXPECT_EQ(ReadSysctl(Netns::Open(NetworkNetnsName(net)), "net.ipv4.fib_multipath_hash_policy"),
+            "1");
+  RemovePlan(old);
+  // Gone namespaces: an error naming one.
+  try {
+    EnsureLoadBalancerRange(net);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.message(), HasSubstr("netns `" + prefix() + "-"));
+  }
+  // Nothing to do without a range.
+  net.load_balancer.reset();
+  EXPECT_NO_THROW(EnsureLoadBalancerRange(net));
 }
 
 }  // namespace
