@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
+#include <set>
 
 #include "base/error.h"
 #include "base/log.h"
@@ -20,6 +22,13 @@ using netstack::IngressPathType;
 constexpr char kRoutesKey[] = "routes";
 constexpr char kDefaultClassAnnotation[] = "ingressclass.kubernetes.io/is-default-class";
 constexpr char kClassAnnotation[] = "kubernetes.io/ingress.class";
+constexpr char kSslRedirectAnnotation[] = "nginx.ingress.kubernetes.io/ssl-redirect";
+constexpr char kForceSslRedirectAnnotation[] = "nginx.ingress.kubernetes.io/force-ssl-redirect";
+
+std::string ToLower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
 
 const Json& Field(const Json& j, const char* key) {
   static const Json null;
@@ -162,10 +171,27 @@ netstack::IngressRoutes BuildIngressRoutes(const IngressSources& src,
     std::string tb = Str(Field(*b, "metadata"), "creationTimestamp"), kb = object::Key(*b);
     return std::tie(ta, ka) < std::tie(tb, kb);
   });
+  // Hosts with TLS (in any served Ingress's tls, with a Secret or not: the
+  // default certificate serves then): plain HTTP to them is redirected.
+  std::set<std::string> tls_hosts;
+  for (const ObjectPtr& ing : served) {
+    const Json& tls = Field(Field(*ing, "spec"), "tls");
+    if (!tls.is_array()) continue;
+    for (const Json& t : tls) {
+      const Json& hosts = Field(t, "hosts");
+      if (!hosts.is_array()) continue;
+      for (const Json& h : hosts) {
+        if (h.is_string()) tls_hosts.insert(ToLower(h.get<std::string>()));
+      }
+    }
+  }
   netstack::IngressRoutes routes;
   for (const ObjectPtr& ing : served) {
     const std::string ns = object::Namespace(*ing);
     const Json& spec = Field(*ing, "spec");
+    const Json& annotations = Field(Field(*ing, "metadata"), "annotations");
+    const bool force_redirect = Str(annotations, kForceSslRedirectAnnotation) == "true";
+    const bool no_redirect = Str(annotations, kSslRedirectAnnotation) == "false";
     if (!routes.default_backend && Field(spec, "defaultBackend").is_object()) {
       routes.default_backend = ResolveBackend(Field(spec, "defaultBackend"), ns, src);
     }
@@ -182,6 +208,8 @@ netstack::IngressRoutes BuildIngressRoutes(const IngressSources& src,
           ip.path = path.empty() ? std::string(1, '/') : std::move(path);
           ip.type = PathTypeOf(Str(p, "pathType"));
           ip.backend = ResolveBackend(Field(p, "backend"), ns, src);
+          ip.ssl_redirect = force_redirect ||
+                            (!no_redirect && !hr.host.empty() && tls_hosts.count(ToLower(hr.host)));
           hr.paths.push_back(std::move(ip));
         }
         routes.rules.push_back(std::move(hr));

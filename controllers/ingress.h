@@ -24,7 +24,12 @@
 //                   ready IPv4 addresses of the Service's EndpointSlices
 //                   with the slice port of that Service port's name (the
 //                   resolved targetPort). A missing Service, port or
-//                   endpoints leave the backend empty (503).
+//                   endpoints leave the backend empty (503). Paths of a
+//                   host some served Ingress lists under tls redirect
+//                   plain HTTP to HTTPS (308), as ingress-nginx's default
+//                   ssl-redirect, unless their Ingress is annotated
+//                   nginx.ingress.kubernetes.io/ssl-redirect: "false";
+//                   force-ssl-redirect: "true" redirects without TLS too.
 //   IngressRouteHub  the routes now, and the proxies serving them: Set()
 //                   hands new routes to every registered proxy at once.
 //   IngressSync     cluster-wide: keeps the hub's routes matching the API

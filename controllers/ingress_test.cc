@@ -169,6 +169,39 @@ TEST(BuildIngressRoutesTest, OnlyServedIngressesOldestFirstWithTheirCertificates
   EXPECT_EQ(r.certificates[0].key_pem, "KEY");
 }
 
+TEST(BuildIngressRoutesTest, HostsWithTlsRedirectUnlessAnnotated) {
+  Fixture f;
+  Json tls = {{"ingressClassName", "kin"},
+              {"tls", {{{"hosts", {"Secure.example"}}}}},  // no Secret: the default certificate
+              {"rules",
+               {Rule("secure.example", "/", "Prefix", Backend("web", {{"number", 80}})),
+                Rule("plain.example", "/", "Prefix", Backend("web", {{"number", 80}}))}}};
+  // Another Ingress's paths on the same host redirect too, unless it says no.
+  Json other = {
+      {"ingressClassName", "kin"},
+      {"rules", {Rule("secure.example", "/api", "Prefix", Backend("web", {{"number", 80}}))}}};
+  Json opted_out = Ingress("c", other, "2024-01-03T00:00:00Z");
+  opted_out["metadata"]["annotations"] = {{"nginx.ingress.kubernetes.io/ssl-redirect", "false"}};
+  opted_out["spec"]["rules"][0]["http"]["paths"][0]["path"] = "/out";
+  Json forced = Ingress(
+      "d",
+      {{"ingressClassName", "kin"},
+       {"rules", {Rule("forced.example", "/", "Prefix", Backend("web", {{"number", 80}}))}}},
+      "2024-01-04T00:00:00Z");
+  forced["metadata"]["annotations"] = {{"nginx.ingress.kubernetes.io/force-ssl-redirect", "true"}};
+  IngressRoutes r =
+      BuildIngressRoutes(f.Sources({Ingress("a", tls, "2024-01-01T00:00:00Z"),
+                                    Ingress("b", other, "2024-01-02T00:00:00Z"), opted_out, forced},
+                                   {Class("kin", kIngressControllerName, false)}));
+  ASSERT_EQ(r.rules.size(), 5u);
+  EXPECT_TRUE(r.rules[0].paths[0].ssl_redirect);   // secure.example /
+  EXPECT_FALSE(r.rules[1].paths[0].ssl_redirect);  // plain.example
+  EXPECT_TRUE(r.rules[2].paths[0].ssl_redirect);   // secure.example /api, another Ingress
+  EXPECT_FALSE(r.rules[3].paths[0].ssl_redirect);  // opted out
+  EXPECT_TRUE(r.rules[4].paths[0].ssl_redirect);   // forced
+  EXPECT_TRUE(r.certificates.empty());
+}
+
 TEST(IngressObjectsTest, ClassDeploymentAndLoadBalancerService) {
   std::vector<Json> objs = IngressObjects({.image = "kin.dev/ingress:0.1.0"});
   ASSERT_EQ(objs.size(), 4u);

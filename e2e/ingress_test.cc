@@ -131,8 +131,12 @@ metadata: {name: demo}
 spec:
   ingressClassName: kin
   tls:
-  - {hosts: [alpha.example], secretName: alpha-tls}
+  - {hosts: [secure.example], secretName: secure-tls}
   rules:
+  - host: secure.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: alpha, port: {number: 80}}}}
   - host: alpha.example
     http:
       paths:
@@ -219,13 +223,13 @@ TEST_F(IngressE2E, HostsPathsHeadersTlsUpgradeAndScaleToZero) {
   ASSERT_FALSE(ingress_ip_.empty());
 
   // The TLS Secret, from a certificate openssl makes.
-  const std::string crt = c_.File("alpha.crt"), key = c_.File("alpha.key");
+  const std::string crt = c_.File("secure.crt"), key = c_.File("secure.key");
   CommandResult ossl =
       RunCommand({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                  "-nodes", "-days", "2", "-subj", "/CN=alpha.example", "-addext",
-                  "subjectAltName=DNS:alpha.example", "-keyout", key, "-out", crt});
+                  "-nodes", "-days", "2", "-subj", "/CN=secure.example", "-addext",
+                  "subjectAltName=DNS:secure.example", "-keyout", key, "-out", crt});
   ASSERT_TRUE(ossl.status.success()) << ossl.err;
-  c_.Ok({"create", "secret", "tls", "alpha-tls", "--cert", crt, "--key", key});
+  c_.Ok({"create", "secret", "tls", "secure-tls", "--cert", crt, "--key", key});
 
   c_.Apply(Apps());
   Json client = c_.WaitPodReady("client");
@@ -260,7 +264,7 @@ TEST_F(IngressE2E, HostsPathsHeadersTlsUpgradeAndScaleToZero) {
   // client pod's namespace, resolving the host to the ingress Service).
   CommandResult tls =
       RunCommand({"ip", "netns", "exec", client_ns_, "curl", "-sS", "--max-time", "5", "--cacert",
-                  crt, "--resolve", "alpha.example:443:" + ingress_ip_, "https://alpha.example/"},
+                  crt, "--resolve", "secure.example:443:" + ingress_ip_, "https://secure.example/"},
                  seconds(20));
   EXPECT_TRUE(tls.status.success()) << tls.err;
   EXPECT_THAT(tls.out, StartsWith("alpha-"));
@@ -275,6 +279,11 @@ TEST_F(IngressE2E, HostsPathsHeadersTlsUpgradeAndScaleToZero) {
        "beta.example:443:" + ingress_ip_, "https://beta.example/header?key=X-Forwarded-Proto"},
       seconds(20));
   EXPECT_EQ(insecure.out, "https") << insecure.err;
+
+  // Plain HTTP to a host with TLS is redirected, as ingress-nginx does.
+  std::string redirect = Ask("secure.example", "/x?y=1");
+  EXPECT_THAT(redirect, StartsWith("HTTP/1.1 308 Permanent Redirect\r\n"));
+  EXPECT_THAT(redirect, HasSubstr("Location: https://secure.example/x?y=1\r\n"));
 
   // An upgrade: 101, then bytes both ways.
   testing::ProbeResult ws = testing::ExchangeIn(

@@ -133,8 +133,8 @@ bool IngressPathMatches(IngressPathType type, std::string_view rule_path,
   return std::equal(want.begin(), want.end(), got.begin());
 }
 
-const IngressBackend* MatchRoute(const IngressRoutes& routes, std::string_view host_header,
-                                 std::string_view path) {
+const IngressPath* MatchPath(const IngressRoutes& routes, std::string_view host_header,
+                             std::string_view path) {
   if (size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
   if (path.empty()) path = "/";
   const std::string host = NormalizeHost(host_header);
@@ -149,7 +149,7 @@ const IngressBackend* MatchRoute(const IngressRoutes& routes, std::string_view h
       any = true;
       for (const IngressPath& p : rule.paths) {
         if (!IngressPathMatches(p.type, p.path, path)) continue;
-        if (p.type == IngressPathType::kExact) return &p.backend;  // Exact wins
+        if (p.type == IngressPathType::kExact) return &p;  // Exact wins
         // Longest prefix wins; element-wise, "/foo/" and "/foo" are equal.
         size_t len = 0;
         for (auto e : Elements(p.path)) len += e.size() + 1;
@@ -164,13 +164,19 @@ const IngressBackend* MatchRoute(const IngressRoutes& routes, std::string_view h
       for (const IngressHostRule& rule : routes.rules) {
         if (KindOf(rule.host) != kind || !IngressHostMatches(rule.host, host)) continue;
         for (const IngressPath& p : rule.paths) {
-          if (p.type == IngressPathType::kExact && p.path == path) return &p.backend;
+          if (p.type == IngressPathType::kExact && p.path == path) return &p;
         }
       }
-      return &best->backend;
+      return best;
     }
     if (any) break;  // the host's own rules had no path for it: the default backend
   }
+  return nullptr;
+}
+
+const IngressBackend* MatchRoute(const IngressRoutes& routes, std::string_view host,
+                                 std::string_view path) {
+  if (const IngressPath* p = MatchPath(routes, host, path)) return &p->backend;
   return routes.default_backend ? &*routes.default_backend : nullptr;
 }
 
@@ -536,6 +542,18 @@ std::string ErrorPage(int status, bool keep_alive) {
                      "</h1></center>\r\n<hr><center>kin</center>\r\n</body>\r\n</html>\r\n";
   return "HTTP/1.1 " + title +
          "\r\nContent-Type: text/html\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n" + body;
+}
+
+// nginx's 308 to the same host and request over HTTPS.
+std::string RedirectToHttps(const std::string& host, const std::string& target, bool keep_alive) {
+  std::string title = "308 Permanent Redirect";
+  std::string body = "<html>\r\n<head><title>" + title +
+                     "</title></head>\r\n<body>\r\n<center><h1>" + title +
+                     "</h1></center>\r\n<hr><center>kin</center>\r\n</body>\r\n</html>\r\n";
+  return "HTTP/1.1 " + title +
+         "\r\nContent-Type: text/html\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nLocation: https://" + NormalizeHost(host) + target +
          "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n" + body;
 }
 
@@ -1017,7 +1035,15 @@ void IngressProxy::Serve(std::shared_ptr<Conn> c) {
       path = slash == std::string::npos ? "/" : path.substr(slash);
     }
     auto snap = s.Current();
-    const IngressBackend* backend = MatchRoute(snap->routes, host, path);
+    const IngressPath* matched = MatchPath(snap->routes, host, path);
+    if (matched && matched->ssl_redirect && c->kind == Conn::kHttp) {
+      if (body.kind != Framing::kNone) keep_alive = false;
+      if (!client->WriteAll(RedirectToHttps(host, path, keep_alive)) || !keep_alive) return;
+      continue;
+    }
+    const IngressBackend* backend =
+        matched ? &matched->backend
+                : (snap->routes.default_backend ? &*snap->routes.default_backend : nullptr);
     if (!backend) {
       if (!answer(404)) return;
       continue;

@@ -31,6 +31,7 @@
 //     over a kept-alive connection when one is idle; requests carry X-Forwarded-For (the client's
 //     address appended to an incoming one), X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-Port,
 //     X-Real-IP and X-Scheme;
+//   - 308 to https:// for paths marked ssl_redirect, on the HTTP port;
 //   - short HTML answers as ingress-nginx's: 404 when nothing matches and
 //     there is no default backend, 503 when the backend has no ready
 //     endpoint, 502 when connecting to it fails (or it answers garbage),
@@ -80,6 +81,9 @@ struct IngressPath {
   std::string path;  // "/" when the Ingress leaves it out
   IngressPathType type = IngressPathType::kPrefix;
   IngressBackend backend;
+  // Requests over plain HTTP get 308 to https:// (ingress-nginx's
+  // ssl-redirect for hosts with TLS, force-ssl-redirect).
+  bool ssl_redirect = false;
   bool operator==(const IngressPath&) const = default;
 };
 
@@ -111,8 +115,12 @@ bool IngressPathMatches(IngressPathType type, std::string_view rule_path,
                         std::string_view request_path);
 // True when `pattern` ("foo.com" or "*.foo.com") covers `host` (normalized).
 bool IngressHostMatches(std::string_view pattern, std::string_view host);
-// The backend for a request (host as in its Host header, path without the
-// query), or null when nothing matches and there is no default backend.
+// The rule path a request matches (host as in its Host header, path with
+// or without its query), or null when none does.
+const IngressPath* MatchPath(const IngressRoutes& routes, std::string_view host,
+                             std::string_view path);
+// The backend for a request: the matched path's, else the default backend;
+// null when nothing matches and there is no default backend.
 const IngressBackend* MatchRoute(const IngressRoutes& routes, std::string_view host,
                                  std::string_view path);
 

@@ -174,6 +174,53 @@ class RawBackend {
   std::thread thread_;
 };
 
+struct TlsResult {
+  std::string error;  // empty when the handshake (and verification) passed
+  std::string subject_cn;
+  std::string response;
+};
+
+// A TLS client from inside the namespace: SNI `sni`, verifying against
+// `ca_pem` (when given) for `sni`.
+TlsResult TlsGet(const std::string& netns, uint16_t port, const std::string& sni,
+                 const std::string& ca_pem, const std::string& request) {
+  TlsResult out;
+  UniqueFd fd = Connect(netns, port);
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
+                                                        SSL_CTX_free);
+  if (!ca_pem.empty()) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(ca_pem.data(), ca_pem.size()),
+                                                  BIO_free);
+    X509* ca = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx.get()), ca);
+    X509_free(ca);
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  }
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
+  SSL_set_fd(ssl.get(), fd.get());
+  if (!sni.empty()) {
+    SSL_set_tlsext_host_name(ssl.get(), sni.c_str());
+    if (!ca_pem.empty()) SSL_set1_host(ssl.get(), sni.c_str());
+  }
+  if (SSL_connect(ssl.get()) != 1) {
+    char buf[256];
+    ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+    out.error = buf;
+    ERR_clear_error();
+    return out;
+  }
+  X509* peer = SSL_get1_peer_certificate(ssl.get());
+  char cn[256] = {};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof cn);
+  out.subject_cn = cn;
+  X509_free(peer);
+  SSL_write(ssl.get(), request.data(), static_cast<int>(request.size()));
+  char buf[4096];
+  int n;
+  while ((n = SSL_read(ssl.get(), buf, sizeof buf)) > 0) out.response.append(buf, n);
+  return out;
+}
+
 class IngressProxyTest : public KernelTest {
  protected:
   void SetUp() override {
@@ -536,6 +583,23 @@ TEST_F(IngressProxyTest, UpgradePassesRawBytesBothWays) {
   EXPECT_TRUE(Eventually([&] { return p.open_connections() == 0; }));
 }
 
+TEST_F(IngressProxyTest, SslRedirectPathsGet308OverHttpOnly) {
+  Backend& a = AddBackend("a");
+  IngressRoutes r;
+  r.rules = {{"secure.example", {{"/", T::kPrefix, {"svc", {a.ep()}}, /*ssl_redirect=*/true}}},
+             {"plain.example", {{"/", T::kPrefix, {"svc", {a.ep()}}}}}};
+  IngressProxy& p = StartProxy();
+  p.SetRoutes(r);
+  std::string got = Get("Secure.example:80", "/x?y=1");
+  EXPECT_THAT(got, StartsWith("HTTP/1.1 308 Permanent Redirect\r\n"));
+  EXPECT_THAT(got, HasSubstr("Location: https://secure.example/x?y=1\r\n"));
+  EXPECT_EQ(Body(Get("plain.example", "/x")), "a GET /x");
+  TlsResult tls = TlsGet(ns(), p.ports().https, "secure.example", "",
+                         "GET /x HTTP/1.1\r\nHost: secure.example\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(tls.error, "");
+  EXPECT_THAT(tls.response, StartsWith("HTTP/1.1 200 OK\r\n"));
+}
+
 TEST_F(IngressProxyTest, HealthzAnswers) {
   IngressProxy& p = StartProxy();
   UniqueFd fd = Connect(ns(), p.ports().health);
@@ -564,53 +628,6 @@ TEST_F(IngressProxyTest, StopClosesOpenConnections) {
 }
 
 // ---- TLS --------------------------------------------------------------------------------
-
-struct TlsResult {
-  std::string error;  // empty when the handshake (and verification) passed
-  std::string subject_cn;
-  std::string response;
-};
-
-// A TLS client from inside the namespace: SNI `sni`, verifying against
-// `ca_pem` (when given) for `sni`.
-TlsResult TlsGet(const std::string& netns, uint16_t port, const std::string& sni,
-                 const std::string& ca_pem, const std::string& request) {
-  TlsResult out;
-  UniqueFd fd = Connect(netns, port);
-  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
-                                                        SSL_CTX_free);
-  if (!ca_pem.empty()) {
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(ca_pem.data(), ca_pem.size()),
-                                                  BIO_free);
-    X509* ca = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
-    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx.get()), ca);
-    X509_free(ca);
-    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-  }
-  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
-  SSL_set_fd(ssl.get(), fd.get());
-  if (!sni.empty()) {
-    SSL_set_tlsext_host_name(ssl.get(), sni.c_str());
-    if (!ca_pem.empty()) SSL_set1_host(ssl.get(), sni.c_str());
-  }
-  if (SSL_connect(ssl.get()) != 1) {
-    char buf[256];
-    ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
-    out.error = buf;
-    ERR_clear_error();
-    return out;
-  }
-  X509* peer = SSL_get1_peer_certificate(ssl.get());
-  char cn[256] = {};
-  X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof cn);
-  out.subject_cn = cn;
-  X509_free(peer);
-  SSL_write(ssl.get(), request.data(), static_cast<int>(request.size()));
-  char buf[4096];
-  int n;
-  while ((n = SSL_read(ssl.get(), buf, sizeof buf)) > 0) out.response.append(buf, n);
-  return out;
-}
 
 TEST_F(IngressProxyTest, TlsCertificateChosenBySni) {
   Backend& a = AddBackend("a");

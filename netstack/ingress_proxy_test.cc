@@ -105,6 +105,18 @@ TEST(IngressMatch, AHostsOwnRulesWithoutThePathGoToTheDefault) {
   EXPECT_EQ(Match(r, "foo.com", "/app/1"), "app");
 }
 
+TEST(IngressMatch, MatchPathGivesTheRulePathNotTheDefault) {
+  IngressRoutes r;
+  r.rules = {{"foo.com", {{"/a", T::kPrefix, B("a"), /*ssl_redirect=*/true}}}};
+  r.default_backend = B("default");
+  const IngressPath* p = MatchPath(r, "foo.com", "/a/b?x=1");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->backend.name, "a");
+  EXPECT_TRUE(p->ssl_redirect);
+  EXPECT_EQ(MatchPath(r, "foo.com", "/b"), nullptr);
+  EXPECT_EQ(Match(r, "foo.com", "/b"), "default");
+}
+
 TEST(IngressMatch, NothingMatchesWithoutDefault) {
   IngressRoutes r;
   r.rules = {{"foo.com", {{"/", T::kPrefix, B("foo")}}}};
