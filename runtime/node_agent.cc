@@ -253,6 +253,8 @@ class NodeAgent::Impl {
   void TearDownPod(PodRuntime& p);
   void KillPod(PodRuntime& p, std::vector<Ending>& ending);
   void ReleasePod(PodRuntime& p, bool detach);
+  // The cgroup of a pod's container (one name for all its instances).
+  std::string CgroupName(const std::string& uid, const std::string& container) const;
   bool StartContainer(PodRuntime& p, const Json& pod, ContainerRuntime& c, const Json& spec);
   void StopContainer(PodRuntime& p, ContainerRuntime& c, int grace_seconds, const std::string& why);
   void CollectExit(PodRuntime& p, ContainerRuntime& c);
@@ -1032,7 +1034,7 @@ void NodeAgent::Impl::EnsureSandbox(PodRuntime& p, const Json& pod) {
     sc.spec.hostname = hostname;
     sc.spec.new_ipc_ns = true;
     sc.spec.new_pid_ns = spec.value("shareProcessNamespace", false);
-    sc.cgroup = opts_.name_prefix + ShortUid(p.uid) + "-pause";
+    sc.cgroup = CgroupName(p.uid, "pause");
     sc.log_path = c.dir + "/log";
     WriteFileAtomic(c.dir + "/config.json", ShimConfigToJson(sc).dump(), 0644, false);
     RemoveStaleCgroup(sc.cgroup);
@@ -1167,8 +1169,7 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
   }
   ShimConfig sc;
   sc.spec = cs;
-  sc.cgroup = opts_.name_prefix + ShortUid(p.uid) + "-" + c.name;
-  if (sc.cgroup.size() > 200) sc.cgroup.resize(200);
+  sc.cgroup = CgroupName(p.uid, c.name);
   sc.log_path = dir + "/log";
   sc.log_max_bytes = opts_.log_max_bytes;
   sc.log_max_files = opts_.log_max_files;
@@ -1482,7 +1483,18 @@ void NodeAgent::Impl::KillPod(PodRuntime& p, std::vector<Ending>& ending) {
   }
 }
 
+std::string NodeAgent::Impl::CgroupName(const std::string& uid,
+                                        const std::string& container) const {
+  std::string name = opts_.name_prefix + ShortUid(uid) + "-" + container;
+  if (name.size() > 200) name.resize(200);
+  return name;
+}
+
 void NodeAgent::Impl::ReleasePod(PodRuntime& p, bool detach) {
+  // Its containers are gone (KillPod, WaitForExits): a cgroup still named
+  // after one is a leftover of a launch its shim server died in.
+  for (const auto& [name, c] : p.containers) RemoveStaleCgroup(CgroupName(p.uid, name));
+  RemoveStaleCgroup(CgroupName(p.uid, "pause"));
   TeardownPodVolumes(p.dir);
   RemovePodNamespaces(PodNsDir(p));
   ::rmdir(PodNsDir(p).c_str());
