@@ -9,7 +9,8 @@
 // with openssl here) that verifies for its host, an Upgrade goes through
 // as raw bytes both ways, a backend scaled to zero gives 503 and recovers
 // at one, and `kubectl get ingress` shows the class and the address of the
-// controller's LoadBalancer Service.
+// controller's LoadBalancer Service, which answers from the cluster's
+// internet namespace on 80 and 443.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -317,11 +318,9 @@ TEST_F(IngressE2E, HostsPathsHeadersTlsUpgradeAndScaleToZero) {
     Json in = s["status"]["loadBalancer"].value("ingress", Json::array());
     return in.empty() ? std::string() : in[0].value("ip", "");
   };
-  if (!E2eCluster::WaitFor([&] { return !lb_ip().empty(); }, seconds(5))) {
-    c_.Ok({"patch", "service", "ingress-controller", "-n", "ingress-nginx", "--subresource=status",
-           "--type=merge", "-p",
-           R"({"status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.200"}]}}})"});
-  }
+  // The LoadBalancer controller gives the controller's Service an address.
+  ASSERT_TRUE(E2eCluster::WaitFor([&] { return !lb_ip().empty(); }, seconds(30)))
+      << c_.Ok({"get", "service", "-A"});
   const std::string address = lb_ip();
   ASSERT_FALSE(address.empty());
   ASSERT_TRUE(E2eCluster::WaitFor(
@@ -330,6 +329,21 @@ TEST_F(IngressE2E, HostsPathsHeadersTlsUpgradeAndScaleToZero) {
       },
       seconds(10)))
       << c_.Ok({"get", "ingress", "demo", "-o", "yaml"});
+  // And that address answers from the cluster's internet, on 80 and 443.
+  const std::string internet = c_.Prefix() + "ext";
+  ASSERT_TRUE(E2eCluster::WaitFor(
+      [&] {
+        testing::ProbeResult r = testing::ExchangeIn(
+            internet, address, 80,
+            "GET / HTTP/1.1\r\nHost: beta.example\r\nConnection: close\r\n\r\n", "", seconds(3));
+        return r.ok() && Body(r.body).rfind("beta-", 0) == 0;
+      },
+      seconds(20)));
+  CommandResult from_internet =
+      RunCommand({"ip", "netns", "exec", internet, "curl", "-sS", "--max-time", "5", "--cacert",
+                  crt, "--resolve", "secure.example:443:" + address, "https://secure.example/"},
+                 seconds(20));
+  EXPECT_THAT(from_internet.out, StartsWith("alpha-")) << from_internet.err;
 }
 
 }  // namespace
