@@ -14,6 +14,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 
 #include "base/process.h"
@@ -344,6 +345,37 @@ TEST_F(IngressE2E, HostsPathsHeadersTlsUpgradeAndScaleToZero) {
                   crt, "--resolve", "secure.example:443:" + address, "https://secure.example/"},
                  seconds(20));
   EXPECT_THAT(from_internet.out, StartsWith("alpha-")) << from_internet.err;
+}
+
+TEST_F(IngressE2E, AfterAKilledServeTheSameControllerPodServesAgain) {
+  ASSERT_TRUE(E2eCluster::WaitFor(
+      [&] { return Ready("ingress-nginx", "app.kubernetes.io/component=controller", 1); },
+      seconds(60)));
+  c_.Apply(Apps());
+  Json client = c_.WaitPodReady("client");
+  ASSERT_FALSE(client.is_null());
+  client_ns_ = c_.PodNetns(client);
+  ingress_ip_ = c_.GetJson({"service", "ingress-controller", "-n", "ingress-nginx"})["spec"].value(
+      "clusterIP", "");
+  auto served = [&] { return Body(Ask("beta.example", "/")).rfind("beta-", 0) == 0; };
+  ASSERT_TRUE(E2eCluster::WaitFor(served, seconds(60))) << c_.Ok({"get", "pods", "-A"});
+  auto controller_pods = [&] {
+    std::set<std::string> uids;
+    const Json pods =
+        c_.GetJson({"pods", "-n", "ingress-nginx", "-l", "app.kubernetes.io/component=controller"});
+    for (const auto& p : pods["items"]) uids.insert(p["metadata"].value("uid", ""));
+    return uids;
+  };
+  const std::set<std::string> before = controller_pods();
+  ASSERT_EQ(before.size(), 1u);
+
+  c_.KillServe();
+  CommandResult r = c_.Kin({"cluster", "start", "--name", c_.name()});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err << c_.Log();
+  // The pod kept running; the restarted kin serve proxies in it again, with
+  // routes made afresh from the API.
+  EXPECT_TRUE(E2eCluster::WaitFor(served, seconds(30))) << Ask("beta.example", "/") << c_.Log();
+  EXPECT_EQ(controller_pods(), before);
 }
 
 }  // namespace
