@@ -266,7 +266,7 @@ uint64_t IngressRouteHub::generation() const {
 void IngressRouteHub::Add(netstack::IngressProxy* proxy) {
   std::lock_guard lock(mu_);
   proxies_.push_back(proxy);
-  proxy->SetRoutes(routes_);
+  if (generation_ > 0) proxy->SetRoutes(routes_);  // else at the first Set: not ready till then
 }
 
 void IngressRouteHub::Remove(netstack::IngressProxy* proxy) {

@@ -202,6 +202,25 @@ TEST(BuildIngressRoutesTest, HostsWithTlsRedirectUnlessAnnotated) {
   EXPECT_TRUE(r.certificates.empty());
 }
 
+TEST(IngressRouteHubTest, ProxiesGetRoutesOnlyOnceSynced) {
+  IngressRouteHub hub;
+  netstack::IngressProxy early({}), late({});
+  hub.Add(&early);
+  EXPECT_FALSE(early.has_routes());  // not ready before the first sync
+  IngressRoutes r;
+  r.rules = {{"foo.example", {}}};
+  hub.Set(r);
+  EXPECT_TRUE(early.has_routes());
+  EXPECT_EQ(hub.generation(), 1u);
+  hub.Set(r);  // the same: nothing to hand out
+  EXPECT_EQ(hub.generation(), 1u);
+  hub.Add(&late);
+  EXPECT_TRUE(late.has_routes());
+  EXPECT_EQ(hub.Get(), r);
+  hub.Remove(&early);
+  hub.Remove(&late);
+}
+
 TEST(IngressObjectsTest, ClassDeploymentAndLoadBalancerService) {
   std::vector<Json> objs = IngressObjects({.image = "kin.dev/ingress:0.1.0"});
   ASSERT_EQ(objs.size(), 4u);

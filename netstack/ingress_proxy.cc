@@ -695,6 +695,7 @@ struct IngressProxy::State {
   UniqueFd http_fd, https_fd, health_fd;
   UniqueFd wake;
   std::atomic<bool> stopping{false};
+  std::atomic<bool> routed{false};  // SetRoutes was called
   SslCtxPtr default_ctx;
 
   std::mutex mu;
@@ -837,6 +838,8 @@ void IngressProxy::Stop() {
   s.SweepIdle(true);
 }
 
+bool IngressProxy::has_routes() const { return state_->routed; }
+
 size_t IngressProxy::idle_backend_connections() const {
   std::lock_guard lock(state_->pool_mu);
   return state_->idle_total;
@@ -895,6 +898,7 @@ void IngressProxy::SetRoutes(IngressRoutes routes) {
   snap->routes = std::move(routes);
   std::lock_guard lock(state_->mu);
   state_->snapshot = std::move(snap);
+  state_->routed = true;
 }
 
 void IngressProxy::AcceptLoop() {
@@ -1029,10 +1033,13 @@ void IngressProxy::Serve(std::shared_ptr<Conn> c) {
     if (c->kind == Conn::kHealth) {
       std::string path = target.substr(0, target.find('?'));
       if (path == "/healthz" || path == "/is-dynamic-lb-initialized") {
-        std::string ok = "ok";
-        if (!client->WriteAll("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
-                              "Connection: " +
-                              std::string(keep_alive ? "keep-alive" : "close") + "\r\n\r\n" + ok) ||
+        // Ready once it has routes, as ingress-nginx after its first sync.
+        bool ready = s.routed;
+        std::string text = ready ? "ok" : "routes not synced yet";
+        if (!client->WriteAll(
+                std::string(ready ? "HTTP/1.1 200 OK" : "HTTP/1.1 503 Service Unavailable") +
+                "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(text.size()) +
+                "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n" + text) ||
             !keep_alive || body.kind != Framing::kNone) {
           return;
         }

@@ -36,7 +36,9 @@
 //     there is no default backend, 503 when the backend has no ready
 //     endpoint, 502 when connecting to it fails (or it answers garbage),
 //     504 when it does not connect or answer within the timeouts;
-//   - GET /healthz on health_port (10254): 200 "ok" while serving.
+//   - GET /healthz on health_port (10254): 200 "ok" once SetRoutes gave it
+//     routes (the pod's readiness: no traffic before the first sync), 503
+//     before.
 // SetRoutes takes effect for the next request, also on connections that
 // are open: nothing is dropped.
 //
@@ -167,6 +169,7 @@ class IngressProxy {
   // no longer name their endpoint).
   size_t idle_backend_connections() const;
   uint64_t requests() const { return requests_.load(); }
+  bool has_routes() const;  // SetRoutes was called (/healthz answers 200)
 
  private:
   struct State;

@@ -438,7 +438,7 @@ TEST_F(IngressProxyTest, ConnectionsBeyondTheLimitAreClosed) {
   ASSERT_TRUE(Eventually([&] { return p.open_connections() == 1; }));
   UniqueFd d = Connect(ns(), p.ports().health);  // room again
   Send(d.get(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-  EXPECT_THAT(ReadResponse(d.get()), StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(ReadResponse(d.get()), StartsWith("HTTP/1.1 503 "));  // answered: not closed
 }
 
 TEST_F(IngressProxyTest, FailedEndpointFallsToTheNextOne) {
@@ -600,9 +600,12 @@ TEST_F(IngressProxyTest, SslRedirectPathsGet308OverHttpOnly) {
   EXPECT_THAT(tls.response, StartsWith("HTTP/1.1 200 OK\r\n"));
 }
 
-TEST_F(IngressProxyTest, HealthzAnswers) {
+TEST_F(IngressProxyTest, HealthzAnswersOnceItHasRoutes) {
   IngressProxy& p = StartProxy();
   UniqueFd fd = Connect(ns(), p.ports().health);
+  Send(fd.get(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(ReadResponse(fd.get()), StartsWith("HTTP/1.1 503 "));
+  p.SetRoutes(IngressRoutes{});  // no rules, but synced
   Send(fd.get(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
   std::string got = ReadResponse(fd.get());
   EXPECT_THAT(got, StartsWith("HTTP/1.1 200 OK\r\n"));
