@@ -21,8 +21,14 @@
 //    still kept by a live shim server.
 //
 // KIN_SOAK_TRIALS sets the number of trials (3 by default, for the e2e
-// tier; `make soak` runs 20). The figures are printed at the end: trials
-// converged, seconds to converge (p50/max), leaks found.
+// tier; `make soak` runs 20); KIN_SOAK_SEED replays a run's choices (what
+// is killed, when, the churn's operations; their timing still races with
+// the cluster's). One line per trial, and the figures at the end: trials
+// converged, seconds from the kill to converged (p50/max), leaks found.
+// Waiting is polling with a deadline; only the kill moments are random
+// sleeps. Only processes of this cluster are killed, by pid: kin serve's
+// from serve.pid, shim servers from the containers' state.json files
+// (checked against their start time), a zygote as a server's child.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -773,8 +779,8 @@ TEST_F(SoakE2E, KillNineAtAnyMomentAndTheClusterConvergesWithNothingLostOrLeaked
       std::swap(failed, ledger_.failed_ops);
     }
     std::printf(
-        "soak trial %d/%d: killed %s; %s in %.1f s; %d writes (%d unanswered); %zu "
-        "findings\n",
+        "soak trial %d/%d: killed %s; %s in %.1f s; %d kubectl writes (%d failed or "
+        "unanswered); %zu findings\n",
         t + 1, trials_, victim.c_str(), ok ? "converged" : "NOT converged", secs, ops, failed,
         findings.size());
     std::fflush(stdout);
