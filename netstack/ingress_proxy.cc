@@ -7,6 +7,8 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -363,6 +365,65 @@ class PlainConn : public http::Conn {
   int fd_ = -1;
   int write_timeout_ms_;
   int read_timeout_ms_ = -1;
+};
+
+// OpenSSL's socket BIO writes with write(2): a TLS write to a client that
+// is gone raises SIGPIPE, which would kill a process that does not ignore
+// it (kin serve does; tests and benchmarks do not). Connection threads
+// block it, so it stays pending on the thread and is dropped with it.
+void BlockSigpipe() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+// A TLS connection whose reads and writes publish deadlines, which the
+// accept thread enforces by shutting the socket down: a TLS read can block
+// inside a record that never completes, where no poll timeout applies.
+class DeadlineConn : public http::Conn {
+ public:
+  DeadlineConn(std::unique_ptr<http::Conn> inner, std::atomic<int64_t>& read_deadline,
+               std::atomic<int64_t>& write_deadline, int write_timeout_ms)
+      : inner_(std::move(inner)),
+        read_deadline_(read_deadline),
+        write_deadline_(write_deadline),
+        write_timeout_ms_(write_timeout_ms) {}
+  long Read(char* buf, size_t n) override {
+    Guard g(read_deadline_, wait_ms_);
+    return inner_->Read(buf, n);
+  }
+  bool WriteAll(std::string_view data) override {
+    Guard g(write_deadline_, write_timeout_ms_);
+    return inner_->WriteAll(data);
+  }
+  bool WaitReadable(int timeout_ms) override {
+    wait_ms_ = timeout_ms < 0 ? kNoDeadlineMs : timeout_ms;
+    return inner_->WaitReadable(timeout_ms);
+  }
+  bool PeerClosed() override { return inner_->PeerClosed(); }
+  int fd() const override { return inner_->fd(); }
+
+ private:
+  static constexpr int kNoDeadlineMs = 24 * 3600 * 1000;
+  static constexpr int64_t kSlackNs = 1'000'000'000;  // a reaper's second of grace
+  struct Guard {
+    std::atomic<int64_t>& d;
+    Guard(std::atomic<int64_t>& deadline, int ms) : d(deadline) {
+      d = NowNs() + int64_t{ms} * 1'000'000 + kSlackNs;
+    }
+    ~Guard() { d = 0; }
+  };
+  std::unique_ptr<http::Conn> inner_;
+  std::atomic<int64_t>& read_deadline_;
+  std::atomic<int64_t>& write_deadline_;
+  int write_timeout_ms_;
+  int wait_ms_ = kNoDeadlineMs;
 };
 
 // Buffered reading off a Conn with deadlines.
@@ -776,6 +837,8 @@ struct IngressProxy::Conn {
   enum Kind { kHttp, kHttps, kHealth } kind = kHttp;
   std::atomic<int> backend_fd{-1};
   std::atomic<bool> done{false};
+  // TLS reads and writes in progress must end by these (steady clock ns; 0: none).
+  std::atomic<int64_t> read_deadline{0}, write_deadline{0};
   std::thread thread;
 };
 
@@ -927,6 +990,14 @@ void IngressProxy::AcceptLoop() {
       }
     }
     if (n == 0) s.SweepIdle(false);
+    {  // TLS reads and writes past their deadline: their socket is shut down
+      const int64_t now = NowNs();
+      std::lock_guard lock(s.mu);
+      for (auto& [id, c] : s.conns) {
+        const int64_t rd = c->read_deadline, wd = c->write_deadline;
+        if ((rd && now > rd) || (wd && now > wd)) ::shutdown(c->fd.get(), SHUT_RDWR);
+      }
+    }
     if (n <= 0 || s.stopping) continue;
     for (int i = 1; i < 4; ++i) {
       if (!(fds[i].revents & POLLIN)) continue;
@@ -956,6 +1027,7 @@ void IngressProxy::AcceptLoop() {
 
 void IngressProxy::Serve(std::shared_ptr<Conn> c) {
   auto& s = *state_;
+  BlockSigpipe();
   NetnsEnter in_pod(s.netns);  // backend sockets are the pod's
   const int read_ms = static_cast<int>(opts_.read_timeout.count());
   std::unique_ptr<http::Conn> client;
@@ -980,7 +1052,8 @@ void IngressProxy::Serve(std::shared_ptr<Conn> c) {
         return;
       }
     }
-    client = tls::WrapTlsSession(ssl, c->fd.get());
+    client = std::make_unique<DeadlineConn>(tls::WrapTlsSession(ssl, c->fd.get()), c->read_deadline,
+                                            c->write_deadline, read_ms);
   } else {
     client = std::make_unique<PlainConn>(c->fd.get(), read_ms);
   }
@@ -1241,6 +1314,7 @@ void IngressProxy::Serve(std::shared_ptr<Conn> c) {
       if (in.buffered() && !upstream.WriteAll(in.View())) return;
       in.Consume(in.buffered());
       std::thread down([&] {
+        BlockSigpipe();
         // Backend -> client; when the backend ends, so does the connection.
         if (up_in->buffered()) client->WriteAll(up_in->View());
         char buf[kBufferSize];

@@ -632,6 +632,32 @@ TEST_F(IngressProxyTest, StopClosesOpenConnections) {
 
 // ---- TLS --------------------------------------------------------------------------------
 
+TEST_F(IngressProxyTest, ATlsRecordThatNeverCompletesIsCutOff) {
+  IngressProxyOptions o;
+  o.header_timeout = std::chrono::milliseconds(200);
+  IngressProxy& p = StartProxy(o);
+  UniqueFd fd = Connect(ns(), p.ports().https);
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
+                                                        SSL_CTX_free);
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
+  SSL_set_fd(ssl.get(), fd.get());
+  ASSERT_EQ(SSL_connect(ssl.get()), 1);
+  ASSERT_TRUE(Eventually([&] { return p.open_connections() == 1; }));
+  // The header of an 80-byte application data record, and 3 of its bytes.
+  Send(fd.get(), std::string("\x17\x03\x03\x00\x50"
+                             "abc",
+                             8));
+  auto t0 = std::chrono::steady_clock::now();
+  // Session tickets may come first; then the end, not the 5 s receive timeout.
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd.get(), buf, sizeof buf, 0)) > 0) {
+  }
+  EXPECT_TRUE(n == 0 || errno == ECONNRESET) << errno;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(4));
+  EXPECT_TRUE(Eventually([&] { return p.open_connections() == 0; }));
+}
+
 TEST_F(IngressProxyTest, TlsCertificateChosenBySni) {
   Backend& a = AddBackend("a");
   tls::KeyPair ca = tls::GenerateCa("test-ca");
