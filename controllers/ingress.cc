@@ -278,7 +278,7 @@ void IngressRouteHub::Remove(netstack::IngressProxy* proxy) {
 
 IngressSync::IngressSync(SharedInformerFactory& informers, Client& client, IngressRouteHub& hub,
                          IngressSyncOptions opts)
-    : client_(client),
+    : component_(client, "kin-ingress-controller"),
       hub_(hub),
       opts_(std::move(opts)),
       ingresses_(informers.For(IngressesResource())),
@@ -342,20 +342,29 @@ Result IngressSync::Sync(const std::string&) {
     }
   }
   bool retry = false;
+  std::map<std::string, int64_t> synced;
   for (const ObjectPtr& ing : src.ingresses) {
     if (!ServesIngress(*ing, src.classes, opts_.controller)) continue;
+    const std::string key = object::Key(*ing);
+    const Json& gen = Field(Field(*ing, "metadata"), "generation");
+    synced[key] = gen.is_number_integer() ? gen.get<int64_t>() : 0;
+    auto seen = synced_generation_.find(key);
+    if (seen == synced_generation_.end() || seen->second != synced[key]) {
+      component_.events().Normal(*ing, "Sync", "Scheduled for sync");
+    }
     const Json& have = Field(Field(Field(*ing, "status"), "loadBalancer"), "ingress");
     if ((have.is_null() && want.empty()) || have == want) continue;
     Json patch = {{"status", {{"loadBalancer", {{"ingress", want}}}}}};
     try {
-      client_.Patch(IngressesResource(), object::Namespace(*ing), object::Name(*ing),
-                    PatchType::kMerge, patch, "status");
+      component_.client().Patch(IngressesResource(), object::Namespace(*ing), object::Name(*ing),
+                                PatchType::kMerge, patch, "status");
     } catch (const Error& e) {
       if (e.code() == Code::kNotFound) continue;
       log::Warn("ingress: cannot write the status of {}: {}", object::Key(*ing), e.what());
       retry = true;
     }
   }
+  synced_generation_ = std::move(synced);
   return retry ? Result::Retry() : Result::Done();
 }
 

@@ -36,7 +36,10 @@
 //                   (one key for every change: a burst of events is one
 //                   rebuild), and writes status.loadBalancer.ingress of
 //                   each served Ingress: the addresses of the controller's
-//                   own LoadBalancer Service once it has some, else empty.
+//                   own LoadBalancer Service once it has some, else empty;
+//                   a Normal "Sync" Event ("Scheduled for sync") on each
+//                   served Ingress when it is new or its spec changed, as
+//                   ingress-nginx records (source kin-ingress-controller).
 //   IngressPodServers  per node (cmd/cluster_runtime.h's node components):
 //                   for each pod on its node that runs the ingress image
 //                   and has its sandbox, an IngressProxy on 80, 443 and
@@ -123,9 +126,10 @@ class IngressSync : public Controller {
  private:
   Result Sync(const std::string& key);
 
-  Client& client_;
+  ComponentClient component_;
   IngressRouteHub& hub_;
   IngressSyncOptions opts_;
+  std::map<std::string, int64_t> synced_generation_;  // by Ingress key; the worker's only
   Informer& ingresses_;
   Informer& classes_;
   Informer& services_;

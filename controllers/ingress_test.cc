@@ -280,6 +280,11 @@ TEST_F(IngressSyncTest, RoutesAndStatusFollowTheApi) {
   ASSERT_TRUE(Eventually([&] {
     return EndpointsOf("foo.example") == std::vector<IngressEndpoint>{{"10.244.1.5", 8080}};
   }));
+  // An Event, as ingress-nginx records; once per spec, not per sync.
+  ASSERT_TRUE(Eventually([&] { return EventsWithReason(cl(), "Sync", "i").size() == 1; }));
+  EXPECT_EQ(EventsWithReason(cl(), "Sync", "i")[0].value("message", ""), "Scheduled for sync");
+  EXPECT_EQ(EventsWithReason(cl(), "Sync", "i")[0]["source"].value("component", ""),
+            "kin-ingress-controller");
   // The slice changes: the routes follow.
   cl().Patch(Slices(), "default", "web-1", PatchType::kMerge,
              {{"endpoints", {{{"addresses", {"10.244.1.9"}}}}}});
@@ -296,6 +301,11 @@ TEST_F(IngressSyncTest, RoutesAndStatusFollowTheApi) {
     Json ing = cl().Get(IngressesResource(), "default", "i");
     return ing["status"]["loadBalancer"]["ingress"] == Json::array({{{"ip", "198.51.100.7"}}});
   }));
+  {  // status and slices: no new one
+    auto events = EventsWithReason(cl(), "Sync", "i");
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].value("count", 1), 1);
+  }
   // An Ingress of another class is neither routed nor given a status.
   cl().Create(
       IngressesResource(), "default",
