@@ -311,6 +311,11 @@ TEST_F(IngressE2E, HostsPathsHeadersTlsUpgradeAndScaleToZero) {
   // kubectl get ingress: class kin, and the LB Service's address once it
   // has one (the LoadBalancer controller gives it; without one in this
   // build, the test plays its part by writing the Service's status).
+  // The controller's Event on the Ingress, as ingress-nginx records.
+  EXPECT_TRUE(E2eCluster::WaitFor([&] {
+    return c_.Ok({"get", "events", "--field-selector", "involvedObject.name=demo"})
+               .find("Scheduled for sync") != std::string::npos;
+  }));
   std::string table = c_.Ok({"get", "ingress", "demo"});
   EXPECT_THAT(table, HasSubstr("kin"));
   EXPECT_THAT(table, HasSubstr("alpha.example,beta.example"));
