@@ -755,6 +755,11 @@ PodRuntime& NodeAgent::Impl::RuntimeFor(const Json& pod) {
     slot->name = md.value("name", "");
     slot->dir = opts_.dir + "/pods/" + uid;
     slot->host_network = pod["spec"].value("hostNetwork", false);
+  } else if (slot->name.empty()) {
+    // Adopted from a directory without pod.json (kin serve died between
+    // making it and writing that): its namespace and name are the pod's.
+    slot->ns = md.value("namespace", "");
+    slot->name = md.value("name", "");
   }
   uid_to_key_[uid] = {slot->ns, slot->name};
   return *slot;
