@@ -255,6 +255,23 @@ TEST_F(IngressE2E, HostsPathsHeadersTlsUpgradeAndScaleToZero) {
   EXPECT_THAT(Body(Ask("gamma.example", "/")), StartsWith("alpha-"));
   EXPECT_THAT(Ask("nobody.example", "/"), StartsWith("HTTP/1.1 404 Not Found\r\n"));
 
+  // The controller's NodePort on a node's address reaches it too.
+  {
+    Json svc_now = c_.GetJson({"service", "ingress-controller", "-n", "ingress-nginx"});
+    const int node_port = svc_now["spec"]["ports"][0].value("nodePort", 0);
+    std::string node_ip;
+    const Json node = c_.GetJson({"node", c_.NodeName("worker")});
+    for (const auto& a : node["status"]["addresses"]) {
+      if (a.value("type", "") == "InternalIP") node_ip = a.value("address", "");
+    }
+    ASSERT_GT(node_port, 0);
+    testing::ProbeResult np = testing::ExchangeIn(
+        client_ns_, node_ip, node_port,
+        "GET / HTTP/1.1\r\nHost: beta.example\r\nConnection: close\r\n\r\n", "", seconds(5));
+    EXPECT_TRUE(np.ok()) << np.error;
+    EXPECT_THAT(Body(np.body), StartsWith("beta-")) << node_ip << ":" << node_port;
+  }
+
   // The backend sees who the client was.
   const std::string client_ip = client["status"].value("podIP", "");
   EXPECT_EQ(Body(Ask("beta.example", "/header?key=X-Forwarded-For")), client_ip);
