@@ -7,7 +7,7 @@
 // whose backend is a list of ready endpoints (ip:port of the pods, not the
 // ClusterIP), a default backend, and TLS certificates per host.
 //
-// MatchRoute is the pure matcher, with networking.k8s.io/v1's precedence:
+// MatchPath and MatchRoute are the pure matcher, with networking.k8s.io/v1's precedence:
 // a host matches its exact rules first, then wildcard ones ("*.foo.com"
 // matches "bar.foo.com" only: one label), then rules without a host; among
 // the paths of the chosen host, an Exact match wins, then the longest
@@ -28,9 +28,10 @@
 //     once the backend answers 101;
 //   - a backend chosen round-robin among the ready endpoints of the
 //     matched one (the next ones, up to three, when connecting fails),
-//     over a kept-alive connection when one is idle; requests carry X-Forwarded-For (the client's
-//     address appended to an incoming one), X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-Port,
-//     X-Real-IP and X-Scheme;
+//     over a kept-alive connection when one is idle; requests carry
+//     X-Forwarded-For (the client's address appended to an incoming one),
+//     X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-Port, X-Real-IP,
+//     X-Scheme and X-Request-ID;
 //   - 308 to https:// for paths marked ssl_redirect, on the HTTP port;
 //   - short HTML answers as ingress-nginx's: 404 when nothing matches and
 //     there is no default backend, 503 when the backend has no ready
@@ -45,7 +46,9 @@
 // One thread accepts; each client connection has a thread (bounded by
 // max_connections: beyond, new connections are closed at once), and an
 // upgraded one a second thread for the backend's direction. Buffers are
-// 16 KiB per direction.
+// 16 KiB per direction. Plain sockets wait with kernel timeouts; TLS ones
+// publish deadlines that the accepting thread enforces (once a second) by
+// shutting the socket down, so a stalled client never holds a thread.
 //
 // Thread-safety: Start/Stop from one thread; SetRoutes from any thread.
 #pragma once
