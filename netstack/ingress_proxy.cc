@@ -646,6 +646,7 @@ std::string RequestId() {
 struct Framing {
   enum Kind { kNone, kLength, kChunked, kUntilClose } kind = kNone;
   uint64_t length = 0;
+  bool dechunk = false;  // kChunked copied as its data only (to an HTTP/1.0 client)
 };
 
 // The framing of a request (RFC 9112 6.3); false on a bad one.
@@ -723,7 +724,7 @@ bool CopyBody(Reader& in, http::Conn& out, const Framing& f, int timeout_ms, boo
           return fail_read();
         }
         uint64_t size = std::stoull(size_text, nullptr, 16);
-        if (!out.WriteAll(size_text + "\r\n")) return false;
+        if (!f.dechunk && !out.WriteAll(size_text + "\r\n")) return false;
         if (size == 0) break;
         Framing chunk{Framing::kLength, size};
         bool rf = false;
@@ -732,11 +733,11 @@ bool CopyBody(Reader& in, http::Conn& out, const Framing& f, int timeout_ms, boo
           return false;
         }
         if (in.Line(line, timeout_ms) != Reader::kOk || !line.empty()) return fail_read();
-        if (!out.WriteAll("\r\n")) return false;
+        if (!f.dechunk && !out.WriteAll("\r\n")) return false;
       }
       while (true) {  // trailers, then the blank line
         if (in.Line(line, timeout_ms) != Reader::kOk) return fail_read();
-        if (!out.WriteAll(line + "\r\n")) return false;
+        if (!f.dechunk && !out.WriteAll(line + "\r\n")) return false;
         if (line.empty()) return true;
       }
     }
@@ -1355,12 +1356,18 @@ void IngressProxy::Serve(std::shared_ptr<Conn> c) {
     }
     const bool rechunk = rf.kind == Framing::kUntilClose && !http10;
     if (rf.kind == Framing::kUntilClose && http10) keep_alive = false;
+    if (rf.kind == Framing::kChunked && http10) {  // HTTP/1.0 has no chunks: data, then close
+      rf.dechunk = true;
+      keep_alive = false;
+    }
     std::string rh = "HTTP/1.1 " + resp.first.substr(resp.first.find(' ') + 1) + "\r\n";
     for (const auto& [k, v] : resp.headers) {
       if (IsHopByHop(k)) continue;
       rh += k + ": " + v + "\r\n";
     }
-    if (rf.kind == Framing::kChunked || rechunk) rh += "Transfer-Encoding: chunked\r\n";
+    if ((rf.kind == Framing::kChunked && !rf.dechunk) || rechunk) {
+      rh += "Transfer-Encoding: chunked\r\n";
+    }
     rh += std::string("Connection: ") + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n";
     if (!client->WriteAll(rh)) return;
     if (!CopyBody(*up_in, *client, rf, read_ms, rechunk, read_failed)) return;

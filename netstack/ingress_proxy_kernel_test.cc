@@ -371,6 +371,13 @@ TEST_F(IngressProxyTest, ChunkedAndUntilCloseAnswersAreRelayed) {
   EXPECT_THAT(c, HasSubstr("X-B: 1\r\n"));
   EXPECT_THAT(c, HasSubstr("Transfer-Encoding: chunked\r\n"));
   EXPECT_EQ(Body(c), "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  // HTTP/1.0 has no chunks: the data, then the close.
+  UniqueFd c10 = Connect(ns(), p.ports().http);
+  Send(c10.get(), "GET /chunked HTTP/1.0\r\nHost: x\r\n\r\n");
+  std::string got10 = ReadResponse(c10.get());
+  EXPECT_THAT(got10, ::testing::Not(HasSubstr("Transfer-Encoding")));
+  EXPECT_THAT(got10, HasSubstr("Connection: close\r\n"));
+  EXPECT_EQ(Body(got10), "hello world");
   // HTTP/1.1 clients get a body up to the backend's close re-chunked, and
   // keep their connection.
   UniqueFd fd = Connect(ns(), p.ports().http);
