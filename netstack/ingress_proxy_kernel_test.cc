@@ -399,6 +399,34 @@ TEST_F(IngressProxyTest, ChunkedAndUntilCloseAnswersAreRelayed) {
   EXPECT_EQ(Body(raw), "until-close");
 }
 
+TEST_F(IngressProxyTest, HeadAnd204AnswersHaveNoBody) {
+  RawBackend head(ns(), "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+  RawBackend empty(ns(), "HTTP/1.1 204 No Content\r\n\r\n");
+  IngressRoutes r;
+  r.rules = {
+      {"",
+       {{"/head", T::kPrefix, {"h", {head.ep()}}}, {"/empty", T::kPrefix, {"e", {empty.ep()}}}}}};
+  IngressProxy& p = StartProxy();
+  p.SetRoutes(r);
+  UniqueFd fd = Connect(ns(), p.ports().http);
+  Send(fd.get(), "HEAD /head HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string got;
+  char buf[4096];
+  while (got.find("\r\n\r\n") == std::string::npos) {
+    ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+    ASSERT_GT(n, 0);
+    got.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_THAT(got, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(got, HasSubstr("Content-Length: 5\r\n"));
+  EXPECT_THAT(got, HasSubstr("Connection: keep-alive\r\n"));
+  EXPECT_EQ(got.size(), got.find("\r\n\r\n") + 4);  // no body
+  // The same connection goes on: the HEAD's length had no body to wait for.
+  Send(fd.get(), "GET /empty HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string next = ReadResponse(fd.get());
+  EXPECT_THAT(next, HasSubstr("HTTP/1.1 204 No Content\r\n"));
+}
+
 TEST_F(IngressProxyTest, ClosingClientsHearTheEndAtOnce) {
   Backend& a = AddBackend("a");
   IngressRoutes r;
