@@ -531,11 +531,10 @@ std::vector<Json> IngressObjects(const IngressSettings& s) {
           {"spec",
            {{"containers", {container}},
             {"automountServiceAccountToken", false},
-            {"nodeSelector", {{"kubernetes.io/os", "linux"}}},
-            {"tolerations",
-             {{{"key", "node-role.kubernetes.io/control-plane"},
-               {"operator", "Exists"},
-               {"effect", "NoSchedule"}}}}}}}}}}};
+            // No toleration for the control plane's taint: with workers the
+            // pod runs on one, which the LoadBalancer's routes reach (the
+            // control plane is excluded from them, and the policy is Local).
+            {"nodeSelector", {{"kubernetes.io/os", "linux"}}}}}}}}}};
   Json service = {
       {"apiVersion", "v1"},
       {"kind", "Service"},
@@ -543,6 +542,9 @@ std::vector<Json> IngressObjects(const IngressSettings& s) {
        {{"name", kIngressServiceName}, {"namespace", kIngressNamespace}, {"labels", labels}}},
       {"spec",
        {{"type", "LoadBalancer"},
+        // As ingress-nginx's cloud manifest: traffic from outside keeps its
+        // client address, so X-Forwarded-For names the real client.
+        {"externalTrafficPolicy", "Local"},
         {"selector", labels},
         {"ports",
          {{{"name", "http"}, {"port", 80}, {"protocol", "TCP"}, {"targetPort", "http"}},

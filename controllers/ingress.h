@@ -45,7 +45,9 @@
 //                   and has its sandbox, an IngressProxy on 80, 443 and
 //                   10254 (/healthz) in the pod's network namespace.
 //   IngressObjects  the namespace, the IngressClass `kin` (default), the
-//                   controller's Deployment and its LoadBalancer Service;
+//                   controller's Deployment and its LoadBalancer Service
+//                   (externalTrafficPolicy Local, as ingress-nginx's cloud
+//                   manifest, so outside clients keep their address);
 //                   kin serve creates the missing ones at start.
 //
 // Thread-safety: controllers' Start/Stop from one owner thread; the hub is

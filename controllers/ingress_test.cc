@@ -238,6 +238,7 @@ TEST(IngressObjectsTest, ClassDeploymentAndLoadBalancerService) {
   EXPECT_EQ(c["readinessProbe"]["httpGet"]["port"], 10254);
   EXPECT_EQ(objs[3]["kind"], "Service");
   EXPECT_EQ(objs[3]["spec"]["type"], "LoadBalancer");
+  EXPECT_EQ(objs[3]["spec"]["externalTrafficPolicy"], "Local");
   EXPECT_EQ(objs[3]["spec"]["ports"][0]["port"], 80);
   EXPECT_EQ(objs[3]["spec"]["ports"][1]["port"], 443);
   EXPECT_EQ(objs[3]["spec"]["selector"], objs[2]["spec"]["selector"]["matchLabels"]);

@@ -260,7 +260,11 @@ TEST_F(IngressE2E, HostsPathsHeadersTlsUpgradeAndScaleToZero) {
     Json svc_now = c_.GetJson({"service", "ingress-controller", "-n", "ingress-nginx"});
     const int node_port = svc_now["spec"]["ports"][0].value("nodePort", 0);
     std::string node_ip;
-    const Json node = c_.GetJson({"node", c_.NodeName("worker")});
+    // On the node that runs the controller's pod (the Service's policy is Local).
+    const Json pods =
+        c_.GetJson({"pods", "-n", "ingress-nginx", "-l", "app.kubernetes.io/component=controller"});
+    ASSERT_EQ(pods["items"].size(), 1u);
+    const Json node = c_.GetJson({"node", pods["items"][0]["spec"].value("nodeName", "")});
     for (const auto& a : node["status"]["addresses"]) {
       if (a.value("type", "") == "InternalIP") node_ip = a.value("address", "");
     }
@@ -362,6 +366,14 @@ TEST_F(IngressE2E, HostsPathsHeadersTlsUpgradeAndScaleToZero) {
         return r.ok() && Body(r.body).rfind("beta-", 0) == 0;
       },
       seconds(20)));
+  // With the Service's policy Local, the backend hears the outside client's
+  // own address (the internet namespace's), not a node's.
+  testing::ProbeResult xff = testing::ExchangeIn(
+      internet, address, 80,
+      "GET /header?key=X-Forwarded-For HTTP/1.1\r\nHost: beta.example\r\nConnection: "
+      "close\r\n\r\n",
+      "", seconds(5));
+  EXPECT_THAT(Body(xff.body), StartsWith("203.0.113.")) << xff.body;
   CommandResult from_internet =
       RunCommand({"ip", "netns", "exec", internet, "curl", "-sS", "--max-time", "5", "--cacert",
                   crt, "--resolve", "secure.example:443:" + address, "https://secure.example/"},
