@@ -1,7 +1,5 @@
 #include "controllers/cluster_dns.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 
 #include "base/error.h"
@@ -32,22 +30,6 @@ std::string Str(const Json& j, const char* key) {
 
 const ResourceInfo& EndpointSlices() {
   return *FindResource("discovery.k8s.io", "v1", "endpointslices");
-}
-
-// The image of the pod's first container, when it is the cluster DNS's.
-bool RunsImage(const Json& pod, const std::string& repo) {
-  const Json& containers = Field(Field(pod, "spec"), "containers");
-  if (!containers.is_array() || containers.empty()) return false;
-  std::string image = Str(containers[0], "image");
-  return image == repo || image.rfind(repo + ":", 0) == 0 || image.rfind(repo + "@", 0) == 0;
-}
-
-// The inode of a named network namespace (0: there is none): a node that
-// restarts makes a new namespace under the same name.
-ino_t NetnsInode(const std::string& name) {
-  struct stat st {};
-  if (::stat(("/run/netns/" + name).c_str(), &st) != 0) return 0;
-  return st.st_ino;
 }
 
 // A Service's or an EndpointSlice's ports (protocol defaults to TCP).
@@ -177,103 +159,43 @@ Result DnsZoneSync::Sync(const std::string& key) {
 
 // ---- DnsPodServers ----------------------------------------------------------------------
 
-struct DnsPodServers::Running {
-  std::string uid;
-  ino_t netns_inode = 0;
-  std::unique_ptr<netstack::DnsServer> server;
+namespace {
+
+class DnsPodServer : public PodServer {
+ public:
+  DnsPodServer(netstack::DnsServerOptions opts, const netstack::DnsZone& zone,
+               netstack::DnsCache& cache)
+      : server_(std::move(opts), zone, cache) {
+    server_.Start();
+  }
+
+ private:
+  netstack::DnsServer server_;  // stops when destroyed
 };
 
+PodServersOptions DnsServersOptions(DnsPodServersOptions opts) {
+  if (!opts.zone || !opts.cache) {
+    throw Error::Invalid("cluster dns for " + opts.node + ": no zone or cache");
+  }
+  PodServersOptions o;
+  o.component = "cluster-dns";
+  o.node = opts.node;
+  o.image_repo = opts.image_repo;
+  o.pod_netns = opts.pod_netns;
+  o.start = [server = opts.server, zone = opts.zone, cache = opts.cache](
+                const Json& pod, const std::string& netns) -> std::unique_ptr<PodServer> {
+    netstack::DnsServerOptions so = server;
+    so.netns = netns;
+    so.name = object::Key(pod);
+    return std::make_unique<DnsPodServer>(std::move(so), *zone, *cache);
+  };
+  return o;
+}
+
+}  // namespace
+
 DnsPodServers::DnsPodServers(SharedInformerFactory& informers, DnsPodServersOptions opts)
-    : opts_(std::move(opts)),
-      pods_(informers.For(PodsResource())),
-      workers_("cluster-dns/" + opts_.node, queue_,
-               [this](const std::string& key) { return Sync(key); }) {
-  if (!opts_.zone || !opts_.cache || !opts_.pod_netns) {
-    throw Error::Invalid("cluster dns for " + opts_.node + ": no zone, cache or pod namespaces");
-  }
-}
-
-DnsPodServers::~DnsPodServers() { Stop(); }
-
-void DnsPodServers::Start() {
-  if (!run_state_.TryStart()) return;
-  subscriptions_.Add(pods_, HandlersFrom([this](const Json* old, const Json* now) {
-                       for (const Json* p : {old, now}) {
-                         if (!p || !RunsImage(*p, opts_.image_repo)) continue;
-                         if (Str(Field(*p, "spec"), "nodeName") != opts_.node) continue;
-                         queue_.Add(object::Key(*p));
-                         return;
-                       }
-                     }));
-  workers_.Start(1, {&pods_});
-}
-
-void DnsPodServers::Stop() {
-  if (!run_state_.TryStop()) return;
-  workers_.Stop();
-  subscriptions_.RemoveAll();
-  std::map<std::string, std::unique_ptr<Running>> servers;
-  {
-    std::lock_guard lock(mu_);
-    servers.swap(servers_);
-  }
-  servers.clear();  // each DnsServer stops and closes its sockets
-}
-
-std::vector<std::string> DnsPodServers::Serving() const {
-  std::lock_guard lock(mu_);
-  std::vector<std::string> out;
-  for (const auto& [key, r] : servers_) out.push_back(key);
-  return out;
-}
-
-Result DnsPodServers::Sync(const std::string& key) {
-  ObjectPtr pod = pods_.LookupKey(key);
-  std::string phase = pod ? Str(Field(*pod, "status"), "phase") : "";
-  bool want = pod && RunsImage(*pod, opts_.image_repo) &&
-              Str(Field(*pod, "spec"), "nodeName") == opts_.node &&
-              !Str(Field(*pod, "status"), "podIP").empty() && phase != "Succeeded" &&
-              phase != "Failed";
-  std::string netns;
-  ino_t inode = 0;
-  if (want) {
-    netns = opts_.pod_netns(*pod);
-    inode = NetnsInode(netns);
-    if (inode == 0) return Result::Retry();  // the sandbox is being made or went away
-  }
-  std::unique_ptr<Running> stale;
-  {
-    std::lock_guard lock(mu_);
-    auto it = servers_.find(key);
-    if (it != servers_.end() &&
-        (!want || it->second->uid != object::Uid(*pod) || it->second->netns_inode != inode)) {
-      stale = std::move(it->second);
-      servers_.erase(it);
-    }
-    if (!want || servers_.count(key)) want = false;
-  }
-  if (stale) log::Info("cluster dns: stopped serving in {}", key);
-  stale.reset();
-  if (!want) return Result::Done();
-
-  auto running = std::make_unique<Running>();
-  running->uid = object::Uid(*pod);
-  running->netns_inode = inode;
-  netstack::DnsServerOptions so = opts_.server;
-  so.netns = netns;
-  so.name = key;
-  running->server = std::make_unique<netstack::DnsServer>(so, *opts_.zone, *opts_.cache);
-  try {
-    running->server->Start();
-  } catch (const std::exception& e) {
-    log::Warn("cluster dns: cannot serve in {} (netns {}): {}", key, netns, e.what());
-    return Result::Retry();
-  }
-  log::Info("cluster dns: serving in {} (netns {})", key, netns);
-  std::lock_guard lock(mu_);
-  servers_[key] = std::move(running);
-  return Result::Done();
-}
+    : PodServers(informers, DnsServersOptions(std::move(opts))) {}
 
 // ---- the system objects ----------------------------------------------------------------
 

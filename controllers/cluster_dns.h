@@ -12,12 +12,11 @@
 //                   Services, their EndpointSlices and the namespaces (one
 //                   key per Service; a change is in the zone within
 //                   milliseconds).
-//   DnsPodServers   per node (cmd/cluster_runtime.h's node components): for
-//                   each pod on its node that runs the cluster DNS image and
-//                   has its sandbox (an IP), a netstack::DnsServer in the
-//                   pod's network namespace; stopped when the pod goes, and
-//                   made again when the pod's namespace is replaced (a node
-//                   restart makes new sandboxes under the same names).
+//   DnsPodServers   per node: a netstack::DnsServer in the network namespace
+//                   of each pod on its node that runs the cluster DNS image
+//                   (controllers/pod_servers.h: made once the pod has its
+//                   sandbox, stopped when it goes, made again when its
+//                   namespace is replaced).
 //   ClusterDnsObjects  the kube-dns Service and the coredns Deployment, as
 //                   kubeadm's CoreDNS addon makes them; kin serve creates
 //                   the missing ones at start (edits a user made are kept).
@@ -40,6 +39,7 @@
 
 #include "client/informer_factory.h"
 #include "controllers/controller.h"
+#include "controllers/pod_servers.h"
 #include "controllers/work_queue.h"
 #include "netstack/dns_server.h"
 #include "netstack/dns_zone.h"
@@ -81,31 +81,11 @@ struct DnsPodServersOptions {
   netstack::DnsCache* cache = nullptr;
 };
 
-class DnsPodServers : public Controller {
+// PodServers (controllers/pod_servers.h) running a netstack::DnsServer in
+// each kube-dns pod of its node.
+class DnsPodServers : public PodServers {
  public:
   DnsPodServers(SharedInformerFactory& informers, DnsPodServersOptions opts);
-  ~DnsPodServers() override;
-  std::string name() const override { return "cluster-dns/" + opts_.node; }
-  void Start() override;
-  // Stops every server (their sockets close; the pods stay).
-  void Stop() override;
-
-  // The servers running now, by pod key ("kube-system/coredns-..."), for
-  // tests.
-  std::vector<std::string> Serving() const;
-
- private:
-  struct Running;
-  Result Sync(const std::string& key);
-
-  DnsPodServersOptions opts_;
-  Informer& pods_;
-  WorkQueue queue_;
-  ReconcileWorkers workers_;
-  InformerSubscriptions subscriptions_;
-  StartStopOnce run_state_;
-  mutable std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Running>> servers_;
 };
 
 struct ClusterDnsSettings {

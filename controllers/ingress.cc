@@ -1,7 +1,5 @@
 #include "controllers/ingress.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cctype>
 #include <set>
@@ -43,19 +41,6 @@ std::string Str(const Json& j, const char* key) {
 
 const ResourceInfo& EndpointSlices() {
   return *FindResource("discovery.k8s.io", "v1", "endpointslices");
-}
-
-bool RunsImage(const Json& pod, const std::string& repo) {
-  const Json& containers = Field(Field(pod, "spec"), "containers");
-  if (!containers.is_array() || containers.empty()) return false;
-  std::string image = Str(containers[0], "image");
-  return image == repo || image.rfind(repo + ":", 0) == 0 || image.rfind(repo + "@", 0) == 0;
-}
-
-ino_t NetnsInode(const std::string& name) {
-  struct stat st {};
-  if (::stat(("/run/netns/" + name).c_str(), &st) != 0) return 0;
-  return st.st_ino;
 }
 
 // The ready IPv4 endpoints of a Service port, at the slices' port of the
@@ -370,114 +355,48 @@ Result IngressSync::Sync(const std::string&) {
 
 // ---- IngressPodServers ------------------------------------------------------------------
 
-struct IngressPodServers::Running {
-  std::string uid;
-  ino_t netns_inode = 0;
-  IngressRouteHub* hub = nullptr;
-  std::unique_ptr<netstack::IngressProxy> proxy;
-  ~Running() {
-    if (proxy) {
-      hub->Remove(proxy.get());
-      proxy->Stop();
-    }
+namespace {
+
+// A proxy in one pod, registered with the hub while it runs.
+class IngressPodServer : public PodServer {
+ public:
+  IngressPodServer(netstack::IngressProxyOptions opts, IngressRouteHub& hub)
+      : hub_(hub), proxy_(std::move(opts)) {
+    proxy_.Start();
+    hub_.Add(&proxy_);
   }
+  ~IngressPodServer() override {
+    hub_.Remove(&proxy_);
+    proxy_.Stop();
+  }
+
+ private:
+  IngressRouteHub& hub_;
+  netstack::IngressProxy proxy_;
 };
+
+PodServersOptions IngressServersOptions(IngressPodServersOptions opts) {
+  if (!opts.hub) throw Error::Invalid("ingress for " + opts.node + ": no route hub");
+  PodServersOptions o;
+  o.component = "ingress";
+  o.node = opts.node;
+  o.image_repo = opts.image_repo;
+  o.pod_netns = opts.pod_netns;
+  o.start = [proxy = opts.proxy, hub = opts.hub](
+                const Json& pod, const std::string& netns) -> std::unique_ptr<PodServer> {
+    netstack::IngressProxyOptions po = proxy;
+    po.netns = netns;
+    po.name = object::Key(pod);
+    return std::make_unique<IngressPodServer>(std::move(po), *hub);
+  };
+  return o;
+}
+
+}  // namespace
 
 IngressPodServers::IngressPodServers(SharedInformerFactory& informers,
                                      IngressPodServersOptions opts)
-    : opts_(std::move(opts)),
-      pods_(informers.For(PodsResource())),
-      workers_("ingress/" + opts_.node, queue_,
-               [this](const std::string& key) { return Sync(key); }) {
-  if (!opts_.hub || !opts_.pod_netns) {
-    throw Error::Invalid("ingress for " + opts_.node + ": no route hub or pod namespaces");
-  }
-}
-
-IngressPodServers::~IngressPodServers() { Stop(); }
-
-void IngressPodServers::Start() {
-  if (!run_state_.TryStart()) return;
-  subscriptions_.Add(pods_, HandlersFrom([this](const Json* old, const Json* now) {
-                       for (const Json* p : {old, now}) {
-                         if (!p || !RunsImage(*p, opts_.image_repo)) continue;
-                         if (Str(Field(*p, "spec"), "nodeName") != opts_.node) continue;
-                         queue_.Add(object::Key(*p));
-                         return;
-                       }
-                     }));
-  workers_.Start(1, {&pods_});
-}
-
-void IngressPodServers::Stop() {
-  if (!run_state_.TryStop()) return;
-  workers_.Stop();
-  subscriptions_.RemoveAll();
-  std::map<std::string, std::unique_ptr<Running>> servers;
-  {
-    std::lock_guard lock(mu_);
-    servers.swap(servers_);
-  }
-  servers.clear();
-}
-
-std::vector<std::string> IngressPodServers::Serving() const {
-  std::lock_guard lock(mu_);
-  std::vector<std::string> out;
-  for (const auto& [key, r] : servers_) out.push_back(key);
-  return out;
-}
-
-Result IngressPodServers::Sync(const std::string& key) {
-  ObjectPtr pod = pods_.LookupKey(key);
-  std::string phase = pod ? Str(Field(*pod, "status"), "phase") : "";
-  bool want = pod && RunsImage(*pod, opts_.image_repo) &&
-              Str(Field(*pod, "spec"), "nodeName") == opts_.node &&
-              !Str(Field(*pod, "status"), "podIP").empty() && phase != "Succeeded" &&
-              phase != "Failed";
-  std::string netns;
-  ino_t inode = 0;
-  if (want) {
-    netns = opts_.pod_netns(*pod);
-    inode = NetnsInode(netns);
-    if (inode == 0) return Result::Retry();
-  }
-  std::unique_ptr<Running> stale;
-  {
-    std::lock_guard lock(mu_);
-    auto it = servers_.find(key);
-    if (it != servers_.end() &&
-        (!want || it->second->uid != object::Uid(*pod) || it->second->netns_inode != inode)) {
-      stale = std::move(it->second);
-      servers_.erase(it);
-    }
-    if (!want || servers_.count(key)) want = false;
-  }
-  if (stale) log::Info("ingress: stopped serving in {}", key);
-  stale.reset();
-  if (!want) return Result::Done();
-
-  auto running = std::make_unique<Running>();
-  running->uid = object::Uid(*pod);
-  running->netns_inode = inode;
-  running->hub = opts_.hub;
-  netstack::IngressProxyOptions po = opts_.proxy;
-  po.netns = netns;
-  po.name = key;
-  auto proxy = std::make_unique<netstack::IngressProxy>(po);
-  try {
-    proxy->Start();
-  } catch (const std::exception& e) {
-    log::Warn("ingress: cannot serve in {} (netns {}): {}", key, netns, e.what());
-    return Result::Retry();
-  }
-  opts_.hub->Add(proxy.get());
-  running->proxy = std::move(proxy);
-  log::Info("ingress: serving in {} (netns {})", key, netns);
-  std::lock_guard lock(mu_);
-  servers_[key] = std::move(running);
-  return Result::Done();
-}
+    : PodServers(informers, IngressServersOptions(std::move(opts))) {}
 
 // ---- the system objects ----------------------------------------------------------------
 

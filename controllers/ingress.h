@@ -63,6 +63,7 @@
 
 #include "client/informer_factory.h"
 #include "controllers/controller.h"
+#include "controllers/pod_servers.h"
 #include "controllers/work_queue.h"
 #include "netstack/ingress_proxy.h"
 
@@ -151,28 +152,11 @@ struct IngressPodServersOptions {
   IngressRouteHub* hub = nullptr;
 };
 
-class IngressPodServers : public Controller {
+// PodServers (controllers/pod_servers.h) running a netstack::IngressProxy
+// in each ingress controller pod of its node, fed by the hub.
+class IngressPodServers : public PodServers {
  public:
   IngressPodServers(SharedInformerFactory& informers, IngressPodServersOptions opts);
-  ~IngressPodServers() override;
-  std::string name() const override { return "ingress/" + opts_.node; }
-  void Start() override;
-  void Stop() override;
-  // The pods served now, by key, for tests.
-  std::vector<std::string> Serving() const;
-
- private:
-  struct Running;
-  Result Sync(const std::string& key);
-
-  IngressPodServersOptions opts_;
-  Informer& pods_;
-  WorkQueue queue_;
-  ReconcileWorkers workers_;
-  InformerSubscriptions subscriptions_;
-  StartStopOnce run_state_;
-  mutable std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Running>> servers_;
 };
 
 struct IngressSettings {
