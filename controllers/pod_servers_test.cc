@@ -78,8 +78,10 @@ TEST_F(PodServersTest, ServesItsNodesPodsOfTheImageUntilTheyGo) {
   Started("other-image", "n1", "busybox");
   cl().Create(PodsResource(), "default", Pod("no-ip-yet", "n1", "kin.dev/x:1"));
   Started("mine", "n1", "kin.dev/x:1");
-  ASSERT_TRUE(Eventually([&] { return alive_.load() == 1; }));
-  EXPECT_EQ(servers_->Serving(), std::vector<std::string>{"default/mine"});
+  // The server exists before it is listed: wait for the listing.
+  ASSERT_TRUE(
+      Eventually([&] { return servers_->Serving() == std::vector<std::string>{"default/mine"}; }));
+  EXPECT_EQ(alive_.load(), 1);
 
   PatchPodStatus(cl(), "default", "mine", {{"phase", "Succeeded"}});
   ASSERT_TRUE(Eventually([&] { return alive_.load() == 0; }));
@@ -90,7 +92,9 @@ TEST_F(PodServersTest, ServesItsNodesPodsOfTheImageUntilTheyGo) {
 TEST_F(PodServersTest, AFailedStartIsRetriedAndStopEndsEveryServer) {
   fail_ = 2;
   Started("mine", "n1", "kin.dev/x");
-  ASSERT_TRUE(Eventually([&] { return alive_.load() == 1; }));
+  ASSERT_TRUE(
+      Eventually([&] { return servers_->Serving() == std::vector<std::string>{"default/mine"}; }));
+  EXPECT_EQ(alive_.load(), 1);
   EXPECT_EQ(fail_.load(), 0);
   // Terminating, it is still served (CoreDNS's lame duck); gone, not.
   cl().Delete(PodsResource(), "default", "mine");
