@@ -40,6 +40,18 @@ std::string StringAt(const Json& obj, const char* a, const char* b) {
   return jt != it->end() && jt->is_string() ? jt->get<std::string>() : "";
 }
 
+const Json& Field(const Json& obj, const char* key) {
+  static const Json null;
+  if (!obj.is_object()) return null;
+  auto it = obj.find(key);
+  return it == obj.end() ? null : *it;
+}
+
+std::string Str(const Json& obj, const char* key) {
+  const Json& v = Field(obj, key);
+  return v.is_string() ? v.get<std::string>() : "";
+}
+
 const Json* StatusCondition(const Json& status, std::string_view type) {
   if (!status.is_object()) return nullptr;
   auto conds = status.find("conditions");

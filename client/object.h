@@ -25,6 +25,11 @@ namespace kin::object {
 
 // The string at obj[a][b] (e.g. "metadata", "name"); "" when absent or not a string.
 std::string StringAt(const Json& obj, const char* a, const char* b);
+// Lenient reads for controllers: obj[key], or null when obj is not an
+// object or has no such key; and the string there, or "". Never throw, so
+// a malformed object in a cache reads as an empty one.
+const Json& Field(const Json& obj, const char* key);
+std::string Str(const Json& obj, const char* key);
 
 std::string Namespace(const Json& obj);
 std::string Name(const Json& obj);

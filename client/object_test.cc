@@ -129,3 +129,19 @@ TEST(ObjectTest, Rfc3339OutsideTheClockRangeDoesNotParse) {
 
 }  // namespace
 }  // namespace kin::object
+
+namespace kin::object {
+namespace {
+
+TEST(ObjectFieldTest, LenientReadsNeverThrow) {
+  const Json obj = {{"spec", {{"type", "LoadBalancer"}, {"port", 80}}}};
+  EXPECT_EQ(Field(obj, "spec")["port"], 80);
+  EXPECT_TRUE(Field(obj, "status").is_null());
+  EXPECT_TRUE(Field(Json::array({1}), "spec").is_null());
+  EXPECT_EQ(Str(Field(obj, "spec"), "type"), "LoadBalancer");
+  EXPECT_EQ(Str(Field(obj, "spec"), "port"), "");  // not a string
+  EXPECT_EQ(Str(Json(), "type"), "");
+}
+
+}  // namespace
+}  // namespace kin::object

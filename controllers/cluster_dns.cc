@@ -17,16 +17,8 @@ using netstack::Ipv4Address;
 constexpr char kServiceNameLabel[] = "kubernetes.io/service-name";
 constexpr char kNamespacePrefix[] = "namespace/";
 
-const Json& Field(const Json& j, const char* key) {
-  static const Json null;
-  if (!j.is_object()) return null;
-  auto it = j.find(key);
-  return it == j.end() ? null : *it;
-}
-std::string Str(const Json& j, const char* key) {
-  const Json& v = Field(j, key);
-  return v.is_string() ? v.get<std::string>() : "";
-}
+using object::Field;
+using object::Str;
 
 const ResourceInfo& EndpointSlices() {
   return *FindResource("discovery.k8s.io", "v1", "endpointslices");

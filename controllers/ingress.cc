@@ -28,16 +28,8 @@ std::string ToLower(std::string s) {
   return s;
 }
 
-const Json& Field(const Json& j, const char* key) {
-  static const Json null;
-  if (!j.is_object()) return null;
-  auto it = j.find(key);
-  return it == j.end() ? null : *it;
-}
-std::string Str(const Json& j, const char* key) {
-  const Json& v = Field(j, key);
-  return v.is_string() ? v.get<std::string>() : "";
-}
+using object::Field;
+using object::Str;
 
 const ResourceInfo& EndpointSlices() {
   return *FindResource("discovery.k8s.io", "v1", "endpointslices");

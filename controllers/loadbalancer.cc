@@ -21,16 +21,8 @@ const ResourceInfo& EndpointSlices() {
   return *FindResource("discovery.k8s.io", "v1", "endpointslices");
 }
 
-const Json& Field(const Json& j, const char* key) {
-  static const Json null;
-  if (!j.is_object()) return null;
-  auto it = j.find(key);
-  return it == j.end() ? null : *it;
-}
-std::string Str(const Json& j, const char* key) {
-  const Json& v = Field(j, key);
-  return v.is_string() ? v.get<std::string>() : "";
-}
+using object::Field;
+using object::Str;
 
 bool IsLoadBalancer(const Json& svc) { return Str(Field(svc, "spec"), "type") == "LoadBalancer"; }
 // A Service this controller serves: a LoadBalancer of the default class.

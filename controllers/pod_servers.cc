@@ -10,16 +10,8 @@
 namespace kin::controllers {
 namespace {
 
-const Json& Field(const Json& j, const char* key) {
-  static const Json null;
-  if (!j.is_object()) return null;
-  auto it = j.find(key);
-  return it == j.end() ? null : *it;
-}
-std::string Str(const Json& j, const char* key) {
-  const Json& v = Field(j, key);
-  return v.is_string() ? v.get<std::string>() : "";
-}
+using object::Field;
+using object::Str;
 
 // The inode of a named network namespace (0: there is none).
 ino_t NetnsInode(const std::string& name) {
