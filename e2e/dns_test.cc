@@ -168,6 +168,12 @@ class DnsE2E : public ::testing::Test {
     auto reply = r.ok() ? testing::ParseDnsReply(r.body) : std::nullopt;
     return reply ? reply->rcode : "";
   }
+  // Polls until the cluster DNS answers from `netns` (its pods Ready behind
+  // the Service: a fresh cluster takes a moment, longer on a busy machine).
+  bool WaitDns(const std::string& netns) {
+    return E2eCluster::WaitFor(
+        [&] { return Rcode(netns, "kubernetes.default.svc.cluster.local") == "NOERROR"; });
+  }
   std::vector<std::string> PodIps(const std::string& selector) {
     std::vector<std::string> out;
     const Json pods = c_.GetJson({"pods", "-l", selector});
@@ -217,6 +223,7 @@ TEST_F(DnsE2E, SystemPodsAndEveryRecordKindOverUdpAndTcp) {
   ASSERT_FALSE(c_.WaitPodReady("bb").is_null());
   ASSERT_TRUE(WaitReadyEndpoints("web", 2)) << c_.Ok({"get", "pods", "-o", "wide"});
   const std::string ns = c_.PodNetns(client);
+  ASSERT_TRUE(WaitDns(ns));
   const std::string vip = c_.GetJson({"service", "web"})["spec"].value("clusterIP", "");
   const std::vector<std::string> web_ips = PodIps("app=web");
 
@@ -314,6 +321,7 @@ TEST_F(DnsE2E, HeadlessAnswersFollowScalingAndStatefulSetNamesTheirPod) {
   Json client = c_.WaitPodReady("client");
   ASSERT_FALSE(client.is_null());
   const std::string ns = c_.PodNetns(client);
+  ASSERT_TRUE(WaitDns(ns)) << c_.Ok({"get", "pods", "-A", "-o", "wide"});
   ASSERT_TRUE(WaitReadyEndpoints("db", 2)) << c_.Ok({"get", "pods", "-o", "wide"});
 
   auto pod_ip = [&](const std::string& pod) {
@@ -424,6 +432,7 @@ TEST_F(DnsE2E, ALargeAnswerFallsBackToTcpAndNotReadyPodsArePublishedOnRequest) {
   Json client = c_.WaitPodReady("client");
   ASSERT_FALSE(client.is_null());
   const std::string ns = c_.PodNetns(client);
+  ASSERT_TRUE(WaitDns(ns)) << c_.Ok({"get", "pods", "-A", "-o", "wide"});
   ASSERT_TRUE(WaitReadyEndpoints("many", 100)) << c_.Ok({"get", "deployment", "many"});
 
   // 100 A records do not fit 512 bytes: truncated over UDP, whole over TCP.
@@ -459,8 +468,7 @@ TEST_F(DnsE2E, AfterAKilledServeTheSameDnsPodsAnswerAgain) {
   Json client = c_.WaitPodReady("client");
   ASSERT_FALSE(client.is_null());
   const std::string ns = c_.PodNetns(client);
-  ASSERT_TRUE(E2eCluster::WaitFor(
-      [&] { return Rcode(ns, "kubernetes.default.svc.cluster.local") == "NOERROR"; }));
+  ASSERT_TRUE(WaitDns(ns));
   auto dns_pods = [&] {
     std::set<std::string> uids;
     const Json pods = c_.GetJson({"pods", "-n", "kube-system", "-l", "k8s-app=kube-dns"});
@@ -492,10 +500,7 @@ TEST_F(DnsE2E, WithNoUpstreamAnsweringTheAnswerIsServfailWithinTheTimeout) {
   Json client = c_.WaitPodReady("client");
   ASSERT_FALSE(client.is_null());
   const std::string ns = c_.PodNetns(client);
-  ASSERT_TRUE(E2eCluster::WaitFor([&] {
-    return c_.Ok({"get", "deployment", "coredns", "-n", "kube-system"}).find("1/1") !=
-           std::string::npos;
-  }));
+  ASSERT_TRUE(WaitDns(ns)) << c_.Ok({"get", "pods", "-A", "-o", "wide"});
   auto r =
       testing::UdpAskIn(ns, kDnsIp, 53, testing::DnsQueryWire("www.example.com", "A"), seconds(5));
   ASSERT_TRUE(r.ok()) << r.error;
