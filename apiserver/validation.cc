@@ -462,7 +462,8 @@ std::vector<std::string> IsValidCIDRMsgs(std::string_view v) {
 
 // apimachinery NameIsDNSSubdomain & co: with prefix (generateName) a
 // trailing dash is allowed.
-enum class NameRule { kSubdomain, kLabel, kDns1035 };
+// kPathSegment: RBAC names (path.IsValidPathSegmentName).
+enum class NameRule { kSubdomain, kLabel, kDns1035, kPathSegment };
 
 std::string MaskTrailingDash(std::string name) {
   if (name.size() > 1 && name.back() == '-') return name.substr(0, name.size() - 2) + "a";
@@ -476,6 +477,14 @@ std::vector<std::string> CheckName(NameRule rule, const std::string& name, bool 
       return IsDNS1123Label(n);
     case NameRule::kDns1035:
       return IsDNS1035Label(n);
+    case NameRule::kPathSegment: {
+      if (!prefix && (n == "." || n == "..")) return {"may not be '" + n + "'"};
+      std::vector<std::string> out;
+      for (const char* bad : {"/", "%"}) {
+        if (n.find(bad) != std::string::npos) out.push_back(std::string("may not contain '") + bad + "'");
+      }
+      return out;
+    }
     case NameRule::kSubdomain:
       break;
   }
@@ -779,6 +788,11 @@ class Validator {
   void NetworkPolicy(const Json& obj);
   void EndpointSlice(const Json& obj, const Json* old);
   void Lease(const Json& obj);
+
+  // -- rbac.authorization.k8s.io ---------------------------------------------
+  void PolicyRules(const Json& obj, bool namespaced);
+  void RoleBinding(const Json& obj, const Json* old, bool cluster);
+  void ClusterRole(const Json& obj);
 
   std::string group_;
   std::string kind_;
@@ -3811,6 +3825,120 @@ void Validator::Lease(const Json& obj) {
   NonNegative(Int(*sp, "leaseTransitions", "spec.leaseTransitions"), "spec.leaseTransitions");
 }
 
+// pkg/apis/rbac/validation: rules, role references and subjects.
+void Validator::PolicyRules(const Json& obj, bool namespaced) {
+  const Json* rules = Arr(obj, "rules", "rules");
+  if (!rules) return;
+  for (size_t i = 0; i < rules->size(); ++i) {
+    const std::string path = I("rules", i);
+    const Json& r = Elem(*rules, i, path);
+    auto verbs = StrList(r, "verbs", P(path, "verbs"));
+    auto urls = StrList(r, "nonResourceURLs", P(path, "nonResourceURLs"));
+    auto groups = StrList(r, "apiGroups", P(path, "apiGroups"));
+    auto resources = StrList(r, "resources", P(path, "resources"));
+    auto names = StrList(r, "resourceNames", P(path, "resourceNames"));
+    if (!verbs || verbs->empty()) {
+      errs.Required(P(path, "verbs"), "verbs must contain at least one value");
+    }
+    if (urls && !urls->empty()) {
+      std::string value = "[]string{";
+      for (size_t j = 0; j < urls->size(); ++j) value += (j ? ", " : "") + GoQuote((*urls)[j]);
+      value += "}";
+      if (namespaced) {
+        errs.Invalid(P(path, "nonResourceURLs"), value,
+                     "namespaced rules cannot apply to non-resource URLs");
+      }
+      if ((groups && !groups->empty()) || (resources && !resources->empty()) ||
+          (names && !names->empty())) {
+        errs.Invalid(P(path, "nonResourceURLs"), value,
+                     "rules cannot apply to both regular resources and non-resource URLs");
+      }
+      continue;
+    }
+    if (!groups || groups->empty()) {
+      errs.Required(P(path, "apiGroups"), "resource rules must supply at least one api group");
+    }
+    if (!resources || resources->empty()) {
+      errs.Required(P(path, "resources"), "resource rules must supply at least one resource");
+    }
+  }
+}
+
+void Validator::ClusterRole(const Json& obj) {
+  ObjectMeta(obj, NameRule::kPathSegment, kClusterScoped);
+  PolicyRules(obj, false);
+  if (const Json* agg = Obj(obj, "aggregationRule", "aggregationRule")) {
+    const Json* sels = Arr(*agg, "clusterRoleSelectors", "aggregationRule.clusterRoleSelectors");
+    if (!sels || sels->empty()) {
+      errs.Required("aggregationRule.clusterRoleSelectors",
+                    "at least one clusterRoleSelector required if aggregationRule is non-nil");
+    } else {
+      for (size_t i = 0; i < sels->size(); ++i) {
+        LabelSelector(&(*sels)[i], I("aggregationRule.clusterRoleSelectors", i));
+      }
+    }
+  }
+}
+
+void Validator::RoleBinding(const Json& obj, const Json* old, bool cluster) {
+  static const std::string kGroup = "rbac.authorization.k8s.io";
+  ObjectMeta(obj, NameRule::kPathSegment, cluster ? kClusterScoped : kNamespaced);
+  const Json* ref = Obj(obj, "roleRef", "roleRef");
+  const Json& rr = ref ? *ref : EmptyObject();
+  std::string api_group = Str(rr, "apiGroup", "roleRef.apiGroup");
+  std::string kind = Str(rr, "kind", "roleRef.kind");
+  std::string name = Str(rr, "name", "roleRef.name");
+  if (api_group != kGroup) errs.NotSupported("roleRef.apiGroup", Q(api_group), {kGroup});
+  if (cluster && kind != "ClusterRole") {
+    errs.NotSupported("roleRef.kind", Q(kind), {"ClusterRole"});
+  } else if (!cluster && kind != "Role" && kind != "ClusterRole") {
+    errs.NotSupported("roleRef.kind", Q(kind), {"Role", "ClusterRole"});
+  }
+  if (name.empty()) {
+    errs.Required("roleRef.name");
+  } else {
+    for (auto& msg : CheckName(NameRule::kPathSegment, name, false)) {
+      errs.Invalid("roleRef.name", Q(name), msg);
+    }
+  }
+  if (const Json* subjects = Arr(obj, "subjects", "subjects")) {
+    for (size_t i = 0; i < subjects->size(); ++i) {
+      const std::string path = I("subjects", i);
+      const Json& s = Elem(*subjects, i, path);
+      std::string skind = Str(s, "kind", P(path, "kind"));
+      std::string sname = Str(s, "name", P(path, "name"));
+      std::string sgroup = Str(s, "apiGroup", P(path, "apiGroup"));
+      std::string sns = Str(s, "namespace", P(path, "namespace"));
+      if (sname.empty()) errs.Required(P(path, "name"));
+      if (skind == "ServiceAccount") {
+        if (!sname.empty()) {
+          for (auto& msg : CheckName(NameRule::kSubdomain, sname, false)) {
+            errs.Invalid(P(path, "name"), Q(sname), msg);
+          }
+        }
+        if (!sgroup.empty()) errs.NotSupported(P(path, "apiGroup"), Q(sgroup), {""});
+        if (cluster && sns.empty()) errs.Required(P(path, "namespace"));
+      } else if (skind == "User" || skind == "Group") {
+        if (sgroup != kGroup) errs.NotSupported(P(path, "apiGroup"), Q(sgroup), {kGroup});
+      } else {
+        errs.NotSupported(P(path, "kind"), Q(skind), {"ServiceAccount", "User", "Group"});
+      }
+    }
+  }
+  // The role a binding grants never changes: delete and recreate it.
+  if (old) {
+    const Json* oref = Obj(*old, "roleRef", "roleRef");
+    const Json& orr = oref ? *oref : EmptyObject();
+    if (Str(orr, "apiGroup", "roleRef.apiGroup") != api_group ||
+        Str(orr, "kind", "roleRef.kind") != kind || Str(orr, "name", "roleRef.name") != name) {
+      errs.Invalid("roleRef",
+                   "rbac.RoleRef{APIGroup:" + GoQuote(api_group) + ", Kind:" + GoQuote(kind) +
+                       ", Name:" + GoQuote(name) + "}",
+                   "cannot change roleRef");
+    }
+  }
+}
+
 void Validator::Run(const Json& obj, const Json* old) {
   if (!obj.is_object())
     DecodeError("json: cannot unmarshal " + JsonTypeName(obj) + " into Go value of type " + kind_);
@@ -3853,6 +3981,14 @@ void Validator::Run(const Json& obj, const Json* old) {
     if (k == "PodDisruptionBudget") return PodDisruptionBudget(obj);
   } else if (g == "events.k8s.io") {
     if (k == "Event") return ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
+  } else if (g == "rbac.authorization.k8s.io") {
+    if (k == "Role") {
+      ObjectMeta(obj, NameRule::kPathSegment, kNamespaced);
+      return PolicyRules(obj, true);
+    }
+    if (k == "ClusterRole") return ClusterRole(obj);
+    if (k == "RoleBinding") return RoleBinding(obj, old, false);
+    if (k == "ClusterRoleBinding") return RoleBinding(obj, old, true);
   }
   ObjectMeta(obj, NameRule::kSubdomain, kUnknownScope);
 }
@@ -4436,6 +4572,17 @@ void ApplyDefaults(const std::string& group, const std::string& kind, Json& obj,
       if (Json* spec = ObjectAt(obj, "spec")) {
         if (Json* params = ObjectAt(*spec, "parameters")) Default(*params, "scope", "Cluster");
       }
+    }
+  } else if (group == "rbac.authorization.k8s.io") {
+    // rbac/v1 defaults: the roleRef's group, and User and Group subjects'.
+    if (kind == "RoleBinding" || kind == "ClusterRoleBinding") {
+      if (Json* ref = ObjectAt(obj, "roleRef")) {
+        DefaultString(*ref, "apiGroup", "rbac.authorization.k8s.io");
+      }
+      ForEachObject(obj, "subjects", [](Json& s) {
+        std::string k = s.value("kind", Json("")).is_string() ? s.value("kind", "") : "";
+        if (k == "User" || k == "Group") DefaultString(s, "apiGroup", "rbac.authorization.k8s.io");
+      });
     }
   } else if (group == "discovery.k8s.io") {
     if (kind == "EndpointSlice") {

@@ -1524,6 +1524,81 @@ TEST(ValidateNetworkingTest, IngressClassAndLease) {
 // --------------------------------------------------------------------------
 // Helpers exposed for other modules
 
+TEST(ValidateRbacTest, RolesAndBindings) {
+  const std::string g = "rbac.authorization.k8s.io";
+  ExpectValid(g, "Role", R"(
+metadata: {name: pod-reader, namespace: default}
+rules:
+- {apiGroups: [""], resources: [pods, pods/log], verbs: [get, list]}
+)");
+  EXPECT_THAT(CausesOf(g, "Role", R"(
+metadata: {name: a/b, namespace: default}
+rules:
+- {resources: [pods]}
+- {nonResourceURLs: [/healthz], verbs: [get]}
+)"),
+              ElementsAre("metadata.name|FieldValueInvalid|Invalid value: \"a/b\": may not "
+                          "contain '/'",
+                          "rules[0].verbs|FieldValueRequired|Required value: verbs must contain "
+                          "at least one value",
+                          "rules[0].apiGroups|FieldValueRequired|Required value: resource rules "
+                          "must supply at least one api group",
+                          "rules[1].nonResourceURLs|FieldValueInvalid|Invalid value: "
+                          "[]string{\"/healthz\"}: namespaced rules cannot apply to non-resource "
+                          "URLs"));
+  ExpectValid(g, "ClusterRole", R"(
+metadata: {name: "system:x"}
+rules: [{nonResourceURLs: [/healthz], verbs: [get]}]
+)");
+  EXPECT_THAT(CausesOf(g, "ClusterRole", R"(
+metadata: {name: agg}
+aggregationRule: {clusterRoleSelectors: []}
+)"),
+              ElementsAre("aggregationRule.clusterRoleSelectors|FieldValueRequired|Required "
+                          "value: at least one clusterRoleSelector required if aggregationRule "
+                          "is non-nil"));
+  // Defaults: the roleRef's and User/Group subjects' apiGroup.
+  Json rb = Defaulted(g, "RoleBinding", R"(
+metadata: {name: rb, namespace: default}
+roleRef: {kind: Role, name: pod-reader}
+subjects: [{kind: User, name: alice}, {kind: ServiceAccount, name: default}]
+)");
+  EXPECT_EQ(rb["roleRef"]["apiGroup"], g);
+  EXPECT_EQ(rb["subjects"][0]["apiGroup"], g);
+  EXPECT_FALSE(rb["subjects"][1].contains("apiGroup"));
+  ValidateObject(g, "RoleBinding", rb, nullptr);
+  EXPECT_THAT(CausesOf(g, "ClusterRoleBinding", R"(
+metadata: {name: crb}
+roleRef: {kind: Role, name: r}
+subjects: [{kind: ServiceAccount, name: default}, {kind: Robot, name: r2d2}]
+)"),
+              ElementsAre("roleRef.kind|FieldValueNotSupported|Unsupported value: \"Role\": "
+                          "supported values: \"ClusterRole\"",
+                          "subjects[0].namespace|FieldValueRequired|Required value",
+                          "subjects[1].kind|FieldValueNotSupported|Unsupported value: \"Robot\": "
+                          "supported values: \"ServiceAccount\", \"User\", \"Group\""));
+}
+
+TEST(ValidateRbacTest, RoleRefIsImmutable) {
+  const std::string g = "rbac.authorization.k8s.io";
+  Json old = Defaulted(g, "RoleBinding", R"(
+metadata: {name: rb, namespace: default, resourceVersion: "1"}
+roleRef: {kind: Role, name: pod-reader}
+)");
+  Json now = old;
+  now["roleRef"]["name"] = "other";
+  Error e = InvalidError(g, "RoleBinding", now, &old);
+  EXPECT_EQ(e.http_status(), 422);
+  EXPECT_EQ(e.message(),
+            "RoleBinding.rbac.authorization.k8s.io \"rb\" is invalid: roleRef: Invalid value: "
+            "rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"Role\", "
+            "Name:\"other\"}: cannot change roleRef");
+  now = old;
+  now["subjects"] = Json::array({{{"kind", "Group"}, {"name", "dev"}}});
+  ApplyDefaults(g, "RoleBinding", now);
+  ValidateObject(g, "RoleBinding", now, &old);  // subjects may change
+}
+
 TEST(QuantityTest, ParsesKubernetesQuantities) {
   EXPECT_DOUBLE_EQ(*ParseQuantity("100m"), 0.1);
   EXPECT_DOUBLE_EQ(*ParseQuantity("1Gi"), 1073741824.0);
