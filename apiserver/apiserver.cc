@@ -24,20 +24,27 @@ ApiServer::ApiServer(Options opts) : opts_(std::move(opts)) {
     if (!opts_.service_account_key_file.empty()) {
       sa_tokens_ = std::make_unique<ServiceAccountTokens>(
           ServiceAccountTokens::LoadOrCreate(opts_.service_account_key_file));
+      auth_ = std::make_unique<Authentication>(
+          *sa_tokens_,
+          [this](const std::string& bucket, const std::string& ns,
+                 const std::string& name) -> std::optional<Json> {
+            auto rec = store_->Get(bucket, ns, name);
+            if (!rec) return std::nullopt;
+            return rec->Parse();
+          },
+          opts_.authentication);
+      rest_->SetAuthentication(auth_.get());
       ho.authenticate_token = [this](const std::string& token, std::string& user,
                                      std::vector<std::string>& groups) {
-        std::optional<ServiceAccountClaims> c = sa_tokens_->Verify(token);
-        if (!c) return false;
-        // Bound to its pod, as kube-apiserver's tokens are: valid while
-        // that pod (that uid) exists.
+        TokenAuthResult r;
         try {
-          auto rec = store_->Get("pods", c->ns, c->pod_name);
-          if (!rec || rec->Parse()["metadata"].value("uid", "") != c->pod_uid) return false;
+          r = auth_->AuthenticateToken(token);
         } catch (const std::exception&) {
           return false;
         }
-        user = c->UserName();
-        groups = c->Groups();
+        if (!r.authenticated) return false;
+        user = r.user.username;
+        groups = r.user.groups;
         return true;
       };
     }

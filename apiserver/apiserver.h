@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 
+#include "apiserver/authentication.h"
 #include "apiserver/registry.h"
 #include "apiserver/rest.h"
 #include "apiserver/service_account_token.h"
@@ -47,9 +48,11 @@ struct Options {
   // With TLS: the key of service account tokens (apiserver/
   // service_account_token.h; made when missing). Requests may then
   // authenticate with "Authorization: Bearer <token>" instead of a client
-  // certificate, as system:serviceaccount:<ns>:<name>, while the token's
-  // pod exists. Empty: client certificates only.
+  // certificate, as system:serviceaccount:<ns>:<name>, while the token is
+  // valid (apiserver/authentication.h). Empty: client certificates only.
   std::string service_account_key_file;
+  // The tokens' issuer and the API's audiences (apiserver/authentication.h).
+  AuthenticationOptions authentication;
 };
 
 class ApiServer {
@@ -70,6 +73,9 @@ class ApiServer {
   // A token this server accepts for `claims` (the pod must exist with that
   // uid when the token is used); null without a service account key.
   const ServiceAccountTokens* service_account_tokens() const { return sa_tokens_.get(); }
+  // Token checks and TokenRequests (the node agent mints pods' tokens
+  // with PodToken); null without a service account key.
+  const Authentication* authentication() const { return auth_.get(); }
   // The CA client certificates must chain to (the cluster CA); empty without TLS.
   std::string cluster_ca_file() const { return opts_.tls ? opts_.tls->client_ca_file : ""; }
 
@@ -81,6 +87,7 @@ class ApiServer {
   std::unique_ptr<http::Server> http_;
   std::unique_ptr<http::Server> network_http_;  // null without a network listener
   std::unique_ptr<ServiceAccountTokens> sa_tokens_;
+  std::unique_ptr<Authentication> auth_;
 };
 
 }  // namespace kin::apiserver

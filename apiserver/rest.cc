@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstring>
 
+#include <strings.h>
+
 #include "apiserver/eviction.h"
 #include "apiserver/openapi.h"
 #include "apiserver/pod_streams.h"
@@ -476,6 +478,10 @@ void RestHandler::Handle(http::Request& req, http::Response& resp) {
 void RestHandler::Serve(http::Request& req, http::Response& resp, Target& t) {
   const ResourceInfo& r = *t.resource;
   const std::string& m = req.method;
+  if (r.group == "authentication.k8s.io" || t.subresource == "token") {
+    t.verb = m;
+    return ServeAuthentication(req, resp, t);
+  }
   if (t.watch || (m == "GET" && t.name.empty() && QueryBool(req, "watch"))) {
     if (!t.name.empty()) {
       // /watch/.../pods/NAME: a watch of one object.
@@ -791,6 +797,10 @@ Json AggregatedGroup(const std::string& group) {
         verbs = {"create", "delete", "get", "patch", "update"};
       }
       if (sub == "finalize") verbs = {"update"};
+      if (sub == "token") {
+        kind = {{"group", "authentication.k8s.io"}, {"version", "v1"}, {"kind", "TokenRequest"}};
+        verbs = {"create"};
+      }
       subs.push_back({{"subresource", sub}, {"responseKind", kind}, {"verbs", verbs}});
     }
     if (!subs.empty()) e["subresources"] = subs;
@@ -856,6 +866,7 @@ void RestHandler::Discovery(const http::Request& req, http::Response& resp) {
           verbs = {"create", "delete", "get", "patch", "update"};
         if (sub == "finalize") verbs = {"update"};
         if (sub == "ephemeralcontainers") verbs = {"get", "patch", "update"};
+        if (sub == "token") kind = "TokenRequest", verbs = {"create"};
         Json se = {{"name", r.plural + "/" + sub},
                    {"singularName", ""},
                    {"namespaced", r.namespaced},
@@ -864,6 +875,7 @@ void RestHandler::Discovery(const http::Request& req, http::Response& resp) {
         if (sub == "scale") se["group"] = "autoscaling", se["version"] = "v1";
         // kubectl drain evicts only when pods/eviction names its group and version.
         if (sub == "eviction") se["group"] = "policy", se["version"] = "v1";
+        if (sub == "token") se["group"] = "authentication.k8s.io", se["version"] = "v1";
         list.push_back(se);
       }
     }
@@ -922,6 +934,45 @@ void RestHandler::Discovery(const http::Request& req, http::Response& resp) {
                {"groupVersion", g + "/v1"},
                {"resources", resource_list(g, "v1")}}
               .dump());
+}
+
+// --- authentication.k8s.io (apiserver/authentication.h) -----------------------
+
+void RestHandler::ServeAuthentication(const http::Request& req, http::Response& resp,
+                                      const Target& t) {
+  const ResourceInfo& r = *t.resource;
+  // Create-only, as kube-apiserver serves them; nothing is stored.
+  if (req.method != "POST" || (t.subresource.empty() && !t.name.empty())) {
+    throw Error::MethodNotAllowed(
+        "the server does not allow this method on the requested resource");
+  }
+  if (authentication_ == nullptr) {
+    throw Error::Unavailable("this server has no service account key: tokens are not served");
+  }
+  Json body = DecodeBody(req);
+  if (t.subresource == "token") {
+    SetJson(resp, 201, authentication_->CreateToken(t.ns, t.name, body).dump());
+    return;
+  }
+  if (r.plural == "tokenreviews") {
+    SetJson(resp, 201, authentication_->ReviewToken(body).dump());
+    return;
+  }
+  // selfsubjectreviews: whoever sent this. A bearer token that names the
+  // same user carries the uid and extra a certificate has not.
+  UserInfo user;
+  user.username = req.client_cn;
+  user.groups = req.client_groups;
+  std::string auth = req.Header("Authorization");
+  if (auth.size() > 7 && strncasecmp(auth.c_str(), "Bearer ", 7) == 0) {
+    TokenAuthResult tr = authentication_->AuthenticateToken(auth.substr(7));
+    if (tr.authenticated && tr.user.username == req.client_cn) user = tr.user;
+  }
+  if (std::find(user.groups.begin(), user.groups.end(), "system:authenticated") ==
+      user.groups.end()) {
+    user.groups.push_back("system:authenticated");
+  }
+  SetJson(resp, 201, authentication_->ReviewSelf(user, body).dump());
 }
 
 }  // namespace kin::apiserver

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 
+#include "apiserver/authentication.h"
 #include "apiserver/node_control.h"
 #include "apiserver/pod_io.h"
 #include "apiserver/registry.h"
@@ -52,12 +53,16 @@ class RestHandler {
   // Serves /kin/v1alpha1/nodes/NAME/{stop,start} (apiserver/node_control.h)
   // through `c` (not owned; nullptr: 503).
   void SetNodeControl(NodeControl* c) { node_control_ = c; }
+  // Serves serviceaccounts/NAME/token, tokenreviews and selfsubjectreviews
+  // through `a` (not owned; nullptr: 503). Call before serving.
+  void SetAuthentication(const Authentication* a) { authentication_ = a; }
 
  private:
   struct Target;
   void Serve(http::Request& req, http::Response& resp, Target& t);
   void ServeWatch(http::Request& req, http::Response& resp, const Target& t);
   void Discovery(const http::Request& req, http::Response& resp);
+  void ServeAuthentication(const http::Request& req, http::Response& resp, const Target& t);
   void CheckFields(const http::Request& req, http::Response& resp, const ResourceInfo& r,
                    const Json& obj, const WriteOptions& wo, bool is_patch);
 
@@ -65,6 +70,7 @@ class RestHandler {
   Metrics metrics_;
   std::atomic<PodIo*> pod_io_{nullptr};
   std::atomic<NodeControl*> node_control_{nullptr};
+  const Authentication* authentication_ = nullptr;
 };
 
 }  // namespace kin::apiserver

@@ -5,6 +5,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
+
 #include "base/error.h"
 #include "base/file.h"
 #include "base/strings.h"
@@ -115,13 +117,44 @@ ServiceAccountTokens ServiceAccountTokens::LoadOrCreate(const std::string& key_f
   return ServiceAccountTokens(*key);
 }
 
+namespace {
+
+Json RefJson(const TokenObjectRef& r) {
+  Json j = {{"name", r.name}};
+  if (!r.uid.empty()) j["uid"] = r.uid;
+  return j;
+}
+
+// A reference claim; absent or malformed: empty.
+TokenObjectRef RefFrom(const Json& k, const char* key) {
+  TokenObjectRef r;
+  auto it = k.find(key);
+  if (it == k.end() || !it->is_object()) return r;
+  r.name = it->value("name", "");
+  r.uid = it->value("uid", "");
+  return r;
+}
+
+int64_t NumericDate(const Json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+}  // namespace
+
 std::string ServiceAccountTokens::Mint(const ServiceAccountClaims& c) const {
-  Json claims = {{"iss", "kin"},
-                 {"sub", c.UserName()},
-                 {"kubernetes.io",
-                  {{"namespace", c.ns},
-                   {"pod", {{"name", c.pod_name}, {"uid", c.pod_uid}}},
-                   {"serviceaccount", {{"name", c.service_account}}}}}};
+  // Keys in kube-apiserver's order (Go marshals them sorted; so does Json).
+  Json k = {{"namespace", c.ns}, {"serviceaccount", {{"name", c.service_account}}}};
+  if (!c.service_account_uid.empty()) k["serviceaccount"]["uid"] = c.service_account_uid;
+  if (!c.pod.empty()) k["pod"] = RefJson(c.pod);
+  if (!c.secret.empty()) k["secret"] = RefJson(c.secret);
+  if (!c.node.empty()) k["node"] = RefJson(c.node);
+  Json claims = {{"iss", c.issuer}, {"sub", c.UserName()}, {"aud", c.audiences},
+                 {"kubernetes.io", k}};
+  if (c.issued_at) claims["iat"] = c.issued_at;
+  if (c.not_before) claims["nbf"] = c.not_before;
+  if (c.expires) claims["exp"] = c.expires;
+  if (!c.id.empty()) claims["jti"] = c.id;
   std::string signing_input = Header() + "." + Base64Url(claims.dump());
   return signing_input + "." + Base64Url(Hmac(key_, signing_input));
 }
@@ -147,15 +180,59 @@ std::optional<ServiceAccountClaims> ServiceAccountTokens::Verify(std::string_vie
     Json j = Json::parse(*payload);
     const Json& k = j.at("kubernetes.io");
     ServiceAccountClaims c;
+    c.issuer = j.value("iss", "");
+    // "aud" is a string or a list of strings (RFC 7519 4.1.3).
+    if (auto aud = j.find("aud"); aud != j.end()) {
+      if (aud->is_string()) {
+        c.audiences.push_back(aud->get<std::string>());
+      } else {
+        c.audiences = aud->get<std::vector<std::string>>();
+      }
+    }
+    c.issued_at = NumericDate(j, "iat");
+    c.not_before = NumericDate(j, "nbf");
+    c.expires = NumericDate(j, "exp");
+    c.id = j.value("jti", "");
     c.ns = k.at("namespace").get<std::string>();
-    c.pod_name = k.at("pod").at("name").get<std::string>();
-    c.pod_uid = k.at("pod").at("uid").get<std::string>();
     c.service_account = k.at("serviceaccount").at("name").get<std::string>();
-    if (c.ns.empty() || c.service_account.empty() || c.pod_uid.empty()) return std::nullopt;
+    c.service_account_uid = k.at("serviceaccount").value("uid", "");
+    c.pod = RefFrom(k, "pod");
+    c.secret = RefFrom(k, "secret");
+    c.node = RefFrom(k, "node");
+    if (c.ns.empty() || c.service_account.empty()) return std::nullopt;
+    if (j.value("sub", "") != c.UserName()) return std::nullopt;
     return c;
   } catch (const Json::exception&) {
     return std::nullopt;
   }
+}
+
+std::string GoQuotedList(const std::vector<std::string>& list) {
+  std::string out = "[";
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (i) out += ' ';
+    out += Json(list[i]).dump();
+  }
+  return out + "]";
+}
+
+std::string CheckClaims(const ServiceAccountClaims& c, const std::vector<std::string>& audiences,
+                        int64_t now) {
+  // go-jose's default leeway for clocks that disagree a little: one minute.
+  constexpr int64_t kLeeway = 60;
+  // The audience first, then the time, in kube-apiserver's order.
+  bool meant = std::any_of(c.audiences.begin(), c.audiences.end(), [&](const std::string& a) {
+    return std::find(audiences.begin(), audiences.end(), a) != audiences.end();
+  });
+  if (!meant) {
+    return "token audiences " + GoQuotedList(c.audiences) +
+           " is invalid for the target audiences " + GoQuotedList(audiences);
+  }
+  if (c.expires != 0 && now - kLeeway > c.expires) return "service account token has expired";
+  if (c.not_before != 0 && now + kLeeway < c.not_before) {
+    return "service account token is not valid yet";
+  }
+  return "";
 }
 
 }  // namespace kin::apiserver

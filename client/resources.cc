@@ -28,6 +28,11 @@ ResourceInfo R(std::string group, std::string version, std::string kind, std::st
   return r;
 }
 
+ResourceInfo CreateOnly(ResourceInfo r) {
+  r.verbs = {"create"};
+  return r;
+}
+
 std::vector<ResourceInfo> BuildTable() {
   // Short names and categories as kube-apiserver 1.31 reports them.
   std::vector<ResourceInfo> t = {
@@ -41,7 +46,13 @@ std::vector<ResourceInfo> BuildTable() {
       R("", "v1", "ConfigMap", "configmaps", true, {"cm"}, {}, {}),
       R("", "v1", "Secret", "secrets", true, {}, {}, {}),
       R("", "v1", "Event", "events", true, {"ev"}, {}, {}),
-      R("", "v1", "ServiceAccount", "serviceaccounts", true, {"sa"}, {}, {}),
+      R("", "v1", "ServiceAccount", "serviceaccounts", true, {"sa"}, {}, {"token"}),
+      // Reviews of who a request is: create-only, never stored
+      // (apiserver/authentication.h).
+      CreateOnly(R("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews",
+                   false, {}, {}, {})),
+      CreateOnly(R("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", false, {}, {},
+                   {})),
       R("", "v1", "ReplicationController", "replicationcontrollers", true, {"rc"}, {"all"},
         {"status", "scale"}),
       R("apps", "v1", "Deployment", "deployments", true, {"deploy"}, {"all"}, {"status", "scale"}),

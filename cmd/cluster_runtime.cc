@@ -270,20 +270,10 @@ void ClusterRuntime::Start() {
     EnsureClusterNetwork(opts_.config);
   }
   // Pods' service account tokens, signed by the API's key and bound to
-  // the pod (apiserver/service_account_token.h).
-  if (const apiserver::ServiceAccountTokens* tokens = api_.service_account_tokens()) {
+  // the pod (apiserver/authentication.h).
+  if (const apiserver::Authentication* auth = api_.authentication()) {
     opts_.cluster_ca_file = api_.cluster_ca_file();
-    opts_.service_account_token = [tokens](const Json& pod) {
-      const Json& meta = pod["metadata"];
-      const Json& spec = pod["spec"];
-      apiserver::ServiceAccountClaims c;
-      c.ns = meta.value("namespace", "default");
-      c.pod_name = meta.value("name", "");
-      c.pod_uid = meta.value("uid", "");
-      c.service_account = spec.value("serviceAccountName", spec.value("serviceAccount", ""));
-      if (c.service_account.empty()) c.service_account = "default";
-      return tokens->Mint(c);
-    };
+    opts_.service_account_token = [auth](const Json& pod) { return auth->PodToken(pod); };
   }
   parts_ = std::make_unique<Parts>();
   // The cluster-wide parts: the external server "on the internet". A

@@ -79,6 +79,12 @@ int RunServe(const ServeFlags& flags) {
     opts.tls = t;
     // Pods authenticate with service account tokens signed by this key.
     opts.service_account_key_file = flags.pki_dir + "/sa.key";
+    if (cluster_config) {
+      // kind's issuer, which is also the API's audience.
+      std::string issuer = "https://kubernetes.default.svc." + cluster_config->dns_domain;
+      opts.authentication.issuer = issuer;
+      opts.authentication.api_audiences = {issuer};
+    }
   }
   opts.registry.api_advertise_ip = flags.address;
   if (cluster_config) {
