@@ -927,6 +927,24 @@ Json LeaseCells(const Json& lease, TimePoint now, Json&) {
       {Str(lease, {"metadata", "name"}), Str(lease, {"spec", "holderIdentity"}), Age(lease, now)});
 }
 
+// printRoleBinding / printClusterRoleBinding: KIND/NAME of the role, then
+// the subjects by kind (rbac.SubjectsStrings; service accounts "ns/name").
+Json RoleBindingCells(const Json& rb, TimePoint now, Json&) {
+  std::vector<std::string> users, groups, sas;
+  const Json& subjects = At(rb, {"subjects"});
+  if (subjects.is_array()) {
+    for (const Json& s : subjects) {
+      std::string kind = Str(s, {"kind"}), name = Str(s, {"name"}), ns = Str(s, {"namespace"});
+      if (kind == "User") users.push_back(name);
+      if (kind == "Group") groups.push_back(name);
+      if (kind == "ServiceAccount") sas.push_back(ns.empty() ? name : ns + "/" + name);
+    }
+  }
+  return Json::array({Str(rb, {"metadata", "name"}),
+                      Str(rb, {"roleRef", "kind"}) + "/" + Str(rb, {"roleRef", "name"}),
+                      Age(rb, now), Join(users, ", "), Join(groups, ", "), Join(sas, ", ")});
+}
+
 // The generic table of rest.defaultTableConvertor for kinds without a printer.
 Json DefaultCells(const Json& obj, TimePoint, Json&) {
   return Json::array(
@@ -1176,6 +1194,20 @@ const std::map<std::string, Printer>& Printers() {
                          "Selects the pods to which this NetworkPolicy object applies."),
                      AgeCol()}),
         NetworkPolicyCells};
+    for (const char* bucket : {"rolebindings.rbac.authorization.k8s.io",
+                               "clusterrolebindings.rbac.authorization.k8s.io"}) {
+      m[bucket] = {Json::array({NameCol(),
+                                Col("Role", "string",
+                                    "RoleRef can reference a Role in the current namespace or a "
+                                    "ClusterRole in the global namespace. If the RoleRef cannot "
+                                    "be resolved, the Authorizer must return an error. This "
+                                    "field is immutable."),
+                                AgeCol(), Col("Users", "string", "Users in the roleBinding", 1),
+                                Col("Groups", "string", "Groups in the roleBinding", 1),
+                                Col("ServiceAccounts", "string",
+                                    "ServiceAccounts in the roleBinding", 1)}),
+                   RoleBindingCells};
+    }
     m["leases.coordination.k8s.io"] = {
         Json::array({NameCol(),
                      Col("Holder", "string",

@@ -292,8 +292,11 @@ TEST(TableColumnDefinitions, OtherKinds) {
 }
 
 TEST(TableColumnDefinitions, EveryServedResourceHasItsOwnPrinter) {
-  // Only kinds without a kube-apiserver printer fall back to Name / Created At.
+  // Only kinds without a kube-apiserver printer fall back to Name / Created At;
+  // Roles' and ClusterRoles' printers are just that, and create-only
+  // reviews are never listed.
   for (const ResourceInfo& r : AllResources()) {
+    if (r.plural == "roles" || r.plural == "clusterroles" || r.verbs.size() == 1) continue;
     Json cols = TableColumnDefinitions(r);
     ASSERT_GE(cols.size(), 2u) << r.plural;
     EXPECT_NE(cols[1]["name"], "Created At") << r.plural;
@@ -926,6 +929,23 @@ TEST(OtherRows, Ingresses) {
   EXPECT_EQ(Cells("ingresses", R"({"metadata":{"name":"many"},"spec":{"rules":[
       {"host":"a"},{"host":"b"},{"host":"c"},{"host":"d"},{"host":"e"}]}})")[2],
             "a,b,c + 2 more...");
+}
+
+TEST(OtherRows, RbacRolesAndBindings) {
+  // Roles: the generic Name / Created At, as kube-apiserver prints them.
+  EXPECT_EQ(Cells("roles", R"({"metadata":{"name":"r","creationTimestamp":"$AGO[60]"}})"),
+            Json::array({"r", Ago(seconds(60))}));
+  EXPECT_EQ(Cells("clusterroles", R"({"metadata":{"name":"view"}})")[0], "view");
+  EXPECT_EQ(Cells("rolebindings", R"({"metadata":{"name":"rb","creationTimestamp":"$AGO[5]"},
+    "roleRef":{"kind":"Role","name":"pod-reader"},
+    "subjects":[{"kind":"User","name":"alice"},{"kind":"User","name":"bob"},
+      {"kind":"Group","name":"dev"},{"kind":"ServiceAccount","name":"default","namespace":"ns"},
+      {"kind":"ServiceAccount","name":"builder"}]})"),
+            Json::array({"rb", "Role/pod-reader", "5s", "alice, bob", "dev", "ns/default, builder"}));
+  EXPECT_EQ(Cells("clusterrolebindings", R"({"metadata":{"name":"cluster-admin"},
+    "roleRef":{"kind":"ClusterRole","name":"cluster-admin"},
+    "subjects":[{"kind":"Group","name":"system:masters"}]})")[1],
+            "ClusterRole/cluster-admin");
 }
 
 TEST(OtherRows, IngressClassesNetworkPoliciesLeases) {
