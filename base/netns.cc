@@ -58,6 +58,12 @@ Netns Netns::Open(const std::string& name) {
   return Netns(UniqueFd(fd));
 }
 
+Netns Netns::OpenPath(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw ErrnoError(errno, "open network namespace " + path);
+  return Netns(UniqueFd(fd));
+}
+
 Netns Netns::OfPid(pid_t pid) {
   std::string path = "/proc/" + std::to_string(pid) + "/ns/net";
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -32,6 +32,7 @@ class Netns {
 
   static Netns Open(const std::string& name);  // /run/netns/NAME
   static Netns OfPid(pid_t pid);               // /proc/PID/ns/net
+  static Netns OpenPath(const std::string& path);  // any nsfs path, e.g. /proc/thread-self/ns/net
   static Netns Current();                      // the calling thread's
 
   int fd() const { return fd_.get(); }

@@ -85,6 +85,24 @@ Ipv4Address ExternalUplinkIp(const ClusterNetwork& net) {
 }
 Ipv4Address NetworkGateway(const ClusterNetwork& net) { return net.underlay.Nth(1); }
 
+std::string HostAccessLinkName(const ClusterNetwork& net) {
+  std::string prefix = NetnsPrefix(net);
+  if (!prefix.empty() && prefix.back() == '-') prefix.pop_back();
+  if (prefix.size() <= kMaxIfName && ValidIfName(prefix)) return prefix;
+  uint32_t h = 2166136261u;  // FNV-1a, as HostVethName
+  for (unsigned char c : NetnsPrefix(net)) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  char buf[16];
+  snprintf(buf, sizeof buf, "kin-%08x", h);
+  return buf;
+}
+
+Ipv4Address HostAccessIp(const ClusterNetwork& net) {
+  return Ipv4Address(net.underlay.broadcast().value() - 1);
+}
+
 // ---- Rendering ----
 
 std::string NetworkPlan::Render() const {
@@ -206,6 +224,8 @@ NetworkPlan PlanTopology(const ClusterNetwork& net) {
                                   net.underlay.ToString());
     } else if (n.ip == gateway) {
       problems.Add(f + ".ip", "Invalid value: \"" + ip + "\": the network namespace holds it");
+    } else if (net.host_access.enabled && n.ip == HostAccessIp(net)) {
+      problems.Add(f + ".ip", "Invalid value: \"" + ip + "\": the host-access link holds it");
     } else if (auto [it, fresh] = ips.emplace(n.ip, n.name); !fresh) {
       problems.Add(f + ".ip", "Duplicate value: \"" + ip + "\" (node " + it->second + ")");
     }
@@ -246,6 +266,28 @@ NetworkPlan PlanTopology(const ClusterNetwork& net) {
   network.links.push_back(underlay);
   network.up = {"lo", kUnderlayBridge};
   network.addresses.push_back({kUnderlayBridge, Ipv4Cidr(gateway, net.underlay.prefix_len())});
+
+  // The host: a veth from the underlay bridge, its end holding an underlay
+  // address (node IPs are on its link) and a route for the LB range.
+  std::optional<NetnsPlan> host;
+  if (net.host_access.enabled) {
+    const std::string link = HostAccessLinkName(net);
+    LinkPlan veth;
+    veth.name = kHostAccessPeer;
+    veth.peer = link;
+    veth.peer_netns = net.host_access.netns;
+    veth.master = kUnderlayBridge;
+    veth.mtu = net.mtu;
+    network.links.push_back(veth);
+    network.up.push_back(kHostAccessPeer);
+    NetnsPlan h;
+    h.name = net.host_access.netns;
+    h.no_ipv6 = {link};
+    h.up = {link};
+    h.addresses.push_back({link, Ipv4Cidr(HostAccessIp(net), net.underlay.prefix_len())});
+    if (net.load_balancer) h.routes.push_back(MakeRoute(*net.load_balancer, gateway, link));
+    host = std::move(h);
+  }
 
   std::vector<NetnsPlan> nodes;
   for (size_t i = 0; i < net.nodes.size(); i++) {
@@ -325,6 +367,7 @@ NetworkPlan PlanTopology(const ClusterNetwork& net) {
   if (net.load_balancer) network.sysctls.push_back({"net.ipv4.fib_multipath_hash_policy", "1"});
 
   plan.namespaces.push_back(std::move(network));
+  if (host) plan.namespaces.push_back(std::move(*host));
   for (auto& n : nodes) plan.namespaces.push_back(std::move(n));
   if (internet) plan.namespaces.push_back(std::move(*internet));
   return plan;
@@ -401,12 +444,17 @@ NetworkPlan PlanPodAttach(const PodInterface& pod) {
 
 namespace {
 
+// A plan's namespace: a /run/netns name, or a path (kHostNetns).
+Netns OpenPlanNetns(const std::string& name) {
+  return name.starts_with('/') ? Netns::OpenPath(name) : Netns::Open(name);
+}
+
 // Open handles of the namespaces a plan touches, by name.
 class Handles {
  public:
   const Netns& Get(const std::string& name) {
     auto it = open_.find(name);
-    if (it == open_.end()) it = open_.emplace(name, Netns::Open(name)).first;
+    if (it == open_.end()) it = open_.emplace(name, OpenPlanNetns(name)).first;
     return it->second;
   }
   void Clear() { open_.clear(); }
@@ -469,7 +517,7 @@ void ApplyNetns(const NetnsPlan& ns, Handles& handles, std::vector<MadeLink>& ma
 void DeleteLinks(const std::vector<MadeLink>& links) {
   for (auto it = links.rbegin(); it != links.rend(); ++it) {
     try {
-      NetlinkSocket sock = NetlinkSocket::OpenIn(Netns::Open(it->netns));
+      NetlinkSocket sock = NetlinkSocket::OpenIn(OpenPlanNetns(it->netns));
       sock.DeleteLink(it->name);
     } catch (const Error&) {
     }
@@ -521,10 +569,23 @@ void ApplyPlan(const NetworkPlan& plan) {
 }
 
 void RemovePlan(const NetworkPlan& plan) {
+  std::set<std::string> owned;
+  for (const auto& ns : plan.namespaces) {
+    if (ns.create) owned.insert(ns.name);
+  }
   std::vector<MadeLink> links;
   for (const auto& ns : plan.namespaces) {
-    if (ns.create) continue;
-    for (const auto& l : ns.links) links.push_back({ns.name, l.name});
+    for (const auto& l : ns.links) {
+      if (!ns.create) {
+        links.push_back({ns.name, l.name});
+      } else if (!l.peer_netns.empty() && owned.count(l.peer_netns) == 0) {
+        // A veth end in a namespace the plan does not own (the host's): the
+        // kernel would remove it with its peer's namespace, but only later,
+        // when that namespace's cleanup runs; removed now, it is gone when
+        // RemovePlan returns.
+        links.push_back({l.peer_netns, l.peer});
+      }
+    }
   }
   DeleteLinks(links);
   for (auto it = plan.namespaces.rbegin(); it != plan.namespaces.rend(); ++it) {

@@ -7,11 +7,19 @@
 // for golden tests (and, once it exists, `kin net show`). Nothing here
 // reads the API.
 //
-// The layout (../shared/DESIGN.md, "Network topology", as built so far; the
-// host-access link is not made yet):
+// The layout (../shared/DESIGN.md, "Network topology"):
 //
+//   the host       (HostAccess; off unless enabled) the machine's own
+//                  namespace, the one kin serve runs in: a veth
+//                  kin-<cluster> (HostAccessLinkName) holding the underlay's
+//                  last host address (HostAccessIp, 172.18.0.254), so node
+//                  IPs are on its link, as kind's are on the docker bridge,
+//                  and one route, the LoadBalancer range via the network's
+//                  .1. Nothing else of the host is touched; the link and its
+//                  routes go when the network namespace is deleted.
 //   <prefix>net    the network: bridge `underlay` holding the underlay's .1,
-//                  one veth end n<i> per node on it; routes each node's pod
+//                  one veth end n<i> per node on it (and `host`, the
+//                  host-access link's end); routes each node's pod
 //                  CIDR to that node's IP; forwards; veth `ext` to the
 //                  internet, holding the external subnet's last host address
 //   <prefix>ext    "the internet" (ExternalNetwork; on unless disabled):
@@ -80,6 +88,19 @@ struct ExternalNetwork {
   Ipv4Cidr subnet{Ipv4Address(0xcb007100), 24};  // 203.0.113.0/24, /29 or larger
 };
 
+// The machine's own network namespace as a NetnsPlan name: the namespace of
+// the thread that applies the plan (a path, which no /run/netns name is).
+inline constexpr const char* kHostNetns = "/proc/thread-self/ns/net";
+inline constexpr const char* kHostAccessPeer = "host";  // the network's end of the link
+
+// The cluster reachable from the machine's own shell: node IPs, and the
+// LoadBalancer range (so LoadBalancer and Ingress addresses) routed there.
+struct HostAccess {
+  bool enabled = false;
+  // Where "the host" is: kHostNetns, or (in tests) a /run/netns name.
+  std::string netns = kHostNetns;
+};
+
 struct ClusterNetwork {
   std::string cluster;                             // short: it is part of every namespace name
   Ipv4Cidr underlay{Ipv4Address(0xac120000), 24};  // 172.18.0.0/24; the network has .1
@@ -89,6 +110,7 @@ struct ClusterNetwork {
   // routes them to the network, which spreads each over the nodes by
   // equal-cost multipath, hashing flows by addresses and ports.
   std::optional<Ipv4Cidr> load_balancer;
+  HostAccess host_access;
   RoutingMode mode = RoutingMode::kRouted;
   std::string netns_prefix;  // empty: "kin-<cluster>-"
   int mtu = 0;               // 0: the kernel's default
@@ -144,6 +166,14 @@ Ipv4Address ExternalUplinkIp(const ClusterNetwork& net);  // the network's `ext`
 // The underlay's .1, held by the network namespace: where kin serve's
 // in-network API listener binds (172.18.0.1).
 Ipv4Address NetworkGateway(const ClusterNetwork& net);
+
+// The host-access link's name on the host: "kin-<cluster>" (the prefix
+// without its trailing '-') when that fits an interface name, else "kin-"
+// and 8 hex digits of a hash of the prefix.
+std::string HostAccessLinkName(const ClusterNetwork& net);
+// Its address: the underlay's last host address (172.18.0.254), which no
+// node gets.
+Ipv4Address HostAccessIp(const ClusterNetwork& net);
 
 // Validates `net` (Invalid with one cause per problem, fields like
 // "nodes[1].podCIDR") and plans it.
