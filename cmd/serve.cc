@@ -122,6 +122,11 @@ int RunServe(const ServeFlags& flags) {
     controllers::KubeControllerOptions co;
     co.controllers = flags.controllers;
     if (cluster_config) co.node_monitor_grace_period = cluster_config->NodeMonitorGracePeriod();
+    if (!flags.pki_dir.empty()) {
+      // Published as kube-root-ca.crt in every namespace.
+      auto ca = ReadFileIfExists(flags.pki_dir + "/ca.crt");
+      if (ca) co.root_ca_pem = *ca;
+    }
     controllers::AddKubeControllers(controllers, co);
     if (cluster_config) {
       dns_zone = std::make_unique<netstack::DnsZone>(

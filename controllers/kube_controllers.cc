@@ -15,6 +15,7 @@
 #include "controllers/node_lifecycle.h"
 #include "controllers/replicaset.h"
 #include "controllers/scheduler.h"
+#include "controllers/service_accounts.h"
 #include "controllers/statefulset.h"
 
 namespace kin::controllers {
@@ -89,6 +90,14 @@ void AddKubeControllers(ControllerManager& manager, const KubeControllerOptions&
   });
   add("namespace", [&] {
     manager.Emplace<NamespaceController>(manager.informers(), manager.client());
+  });
+  add("serviceaccount", [&] {
+    manager.Emplace<ServiceAccountsController>(manager.informers(), manager.client());
+  });
+  add("root-ca-cert-publisher", [&] {
+    if (!opts.root_ca_pem.empty()) {
+      manager.Emplace<RootCaPublisher>(manager.informers(), manager.client(), opts.root_ca_pem);
+    }
   });
 
   for (const std::string& entry : opts.controllers) {

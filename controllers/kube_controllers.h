@@ -28,6 +28,10 @@ struct KubeControllerOptions {
   // Job: the delay before a failed pod is replaced, doubling with each
   // further failure (upstream's DefaultJobPodFailureBackOff, 10 s).
   std::chrono::milliseconds job_pod_failure_backoff = std::chrono::seconds(10);
+  // The cluster CA (PEM) that root-ca-cert-publisher puts in every
+  // namespace's kube-root-ca.crt; empty (a cluster without TLS): that
+  // controller does not run.
+  std::string root_ca_pem;
   // Which controllers run (see above).
   std::vector<std::string> controllers = {"*"};
 };
