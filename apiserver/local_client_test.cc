@@ -328,3 +328,56 @@ TEST(EventTtlTest, OldEventsGoWhenNewOnesComeIn) {
 
 }  // namespace
 }  // namespace kin::apiserver
+
+namespace kin::apiserver {
+namespace {
+
+// The DefaultIngressClass admission: an Ingress created without a class
+// gets the default IngressClass; one with a class, or the deprecated
+// annotation, keeps what it has; without a default nothing is set.
+TEST_F(LocalClientTest, IngressWithoutAClassGetsTheDefaultIngressClass) {
+  const ResourceInfo& classes = *FindResource("networking.k8s.io", "v1", "ingressclasses");
+  const ResourceInfo& ingresses = *FindResource("networking.k8s.io", "v1", "ingresses");
+  auto ingress = [](const std::string& name, const Json& spec, const Json& annotations) {
+    Json i = {{"apiVersion", "networking.k8s.io/v1"},
+              {"kind", "Ingress"},
+              {"metadata", {{"name", name}}},
+              {"spec", spec}};
+    if (!annotations.is_null()) i["metadata"]["annotations"] = annotations;
+    i["spec"]["defaultBackend"] = {{"service", {{"name", "web"}, {"port", {{"number", 80}}}}}};
+    return i;
+  };
+  auto ingress_class = [](const std::string& name, bool is_default) {
+    Json c = {{"apiVersion", "networking.k8s.io/v1"},
+              {"kind", "IngressClass"},
+              {"metadata", {{"name", name}}},
+              {"spec", {{"controller", "example.com/" + name}}}};
+    if (is_default) {
+      c["metadata"]["annotations"] = {{"ingressclass.kubernetes.io/is-default-class", "true"}};
+    }
+    return c;
+  };
+  Json none = cl().Create(ingresses, "default", ingress("before", Json::object(), nullptr));
+  EXPECT_FALSE(none["spec"].contains("ingressClassName")) << none.dump();
+
+  cl().Create(classes, "", ingress_class("other", false));
+  cl().Create(classes, "", ingress_class("kin", true));
+  Json got = cl().Create(ingresses, "default", ingress("plain", Json::object(), nullptr));
+  EXPECT_EQ(got["spec"].value("ingressClassName", ""), "kin");
+  got = cl().Create(ingresses, "default",
+                    ingress("named", Json{{"ingressClassName", "other"}}, nullptr));
+  EXPECT_EQ(got["spec"].value("ingressClassName", ""), "other");
+  got = cl().Create(ingresses, "default",
+                    ingress("annotated", Json::object(),
+                            Json{{"kubernetes.io/ingress.class", "nginx"}}));
+  EXPECT_FALSE(got["spec"].contains("ingressClassName")) << got.dump();
+  // Only creation is defaulted: an update that drops the class keeps it dropped.
+  got["spec"].erase("ingressClassName");
+  Json plain = cl().Get(ingresses, "default", "plain");
+  plain["spec"].erase("ingressClassName");
+  Json updated = cl().Update(ingresses, "default", plain);
+  EXPECT_FALSE(updated["spec"].contains("ingressClassName")) << updated.dump();
+}
+
+}  // namespace
+}  // namespace kin::apiserver

@@ -62,6 +62,38 @@ Error ConflictError(const ResourceInfo& r, const std::string& name) {
   return e;
 }
 
+// The DefaultIngressClass admission plugin: an Ingress created without a
+// class (neither spec.ingressClassName nor the deprecated
+// kubernetes.io/ingress.class annotation) gets the IngressClass annotated
+// ingressclass.kubernetes.io/is-default-class "true"; of several, the
+// newest (then the first by name), as kube-apiserver chooses.
+void DefaultIngressClass(const Store& store, Json& ingress) {
+  if (!ingress.contains("spec") || !ingress["spec"].is_object()) ingress["spec"] = Json::object();
+  Json& spec = ingress["spec"];
+  if (spec.contains("ingressClassName") && !spec["ingressClassName"].is_null()) return;
+  const Json& meta = ingress.value("metadata", Json::object());
+  if (meta.is_object() && meta.contains("annotations") && meta["annotations"].is_object() &&
+      meta["annotations"].contains("kubernetes.io/ingress.class")) {
+    return;
+  }
+  std::string chosen, chosen_created;
+  for (const Record& rec : store.List("ingressclasses.networking.k8s.io", "", nullptr).items) {
+    Json c = rec.Parse();
+    const Json& annotations = c["metadata"].value("annotations", Json::object());
+    if (!annotations.is_object() ||
+        annotations.value("ingressclass.kubernetes.io/is-default-class", "") != "true") {
+      continue;
+    }
+    // RFC 3339 in UTC at one precision: newer compares greater.
+    const std::string created = c["metadata"].value("creationTimestamp", "");
+    if (chosen.empty() || created > chosen_created) {
+      chosen = rec.name;
+      chosen_created = created;
+    }
+  }
+  if (!chosen.empty()) spec["ingressClassName"] = chosen;
+}
+
 Json& Meta(Json& obj) {
   if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = Json::object();
   return obj["metadata"];
@@ -702,6 +734,7 @@ Json Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, Json 
     // Nodes keep what the registering agent sends.
   }
   ApplyDefaults(r.group, r.kind, obj, {opts_.default_toleration_seconds});
+  if (r.plural == "ingresses" && r.group == "networking.k8s.io") DefaultIngressClass(store_, obj);
   if (r.plural == "pods") {
     // QoS class, as the API server computes it on create.
     bool any = false, guaranteed = true;
