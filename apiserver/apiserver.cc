@@ -12,6 +12,10 @@ ApiServer::ApiServer(Options opts) : opts_(std::move(opts)) {
   store_ = Store::Open(opts_.state_dir + "/kin.db", so);
   registry_ = std::make_unique<Registry>(*store_, opts_.registry);
   rest_ = std::make_unique<RestHandler>(*registry_);
+  // RBAC (apiserver/authorization.h), enforced over TLS, where every
+  // request says who sent it; in-process clients never pass here.
+  authorizer_ = std::make_unique<Authorizer>(*store_);
+  rest_->SetAuthorizer(authorizer_.get(), opts_.tls.has_value());
   http::ServerOptions ho;
   ho.host = opts_.host;
   ho.port = opts_.port;
@@ -78,6 +82,7 @@ void ApiServer::Start() {
     registry_->SetApiEndpoint(opts_.registry.api_advertise_ip, http_->port());
   }
   registry_->Bootstrap();
+  BootstrapRbacPolicy(*registry_);
 }
 
 void ApiServer::Stop() {

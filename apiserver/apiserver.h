@@ -86,6 +86,7 @@ class ApiServer {
   std::unique_ptr<RestHandler> rest_;
   std::unique_ptr<http::Server> http_;
   std::unique_ptr<http::Server> network_http_;  // null without a network listener
+  std::unique_ptr<Authorizer> authorizer_;
   std::unique_ptr<ServiceAccountTokens> sa_tokens_;
   std::unique_ptr<Authentication> auth_;
 };

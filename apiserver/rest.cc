@@ -306,6 +306,7 @@ struct RestHandler::Target {
   std::string subresource;
   bool watch = false;
   std::string verb;  // for metrics
+  rbac::UserInfo user;  // who the request acts as (with an authorizer)
 };
 
 http::Response RestHandler::ErrorResponse(int status, const std::string& message) {
@@ -349,6 +350,10 @@ void RestHandler::Handle(http::Request& req, http::Response& resp) {
   t.verb = req.method;
   try {
     if (!req.body.empty()) CheckBodyNesting(req);
+    if (authorizer_ != nullptr) {
+      t.user = authorizer_->RequestUser(req);
+      if (enforce_authorization_) authorizer_->Check(t.user, req, QueryBool(req, "watch"));
+    }
     const std::string& p = req.path;
     if (p == "/healthz" || p == "/livez" || p == "/readyz" || p.rfind("/healthz/", 0) == 0 ||
         p.rfind("/livez/", 0) == 0 || p.rfind("/readyz/", 0) == 0) {
@@ -454,7 +459,16 @@ void RestHandler::Handle(http::Request& req, http::Response& resp) {
     if (t.resource == nullptr) throw NoSuchResource();
     if (!t.subresource.empty() && !t.resource->has_subresource(t.subresource))
       throw NoSuchResource();
-    if (t.resource->plural == "pods" && t.resource->group.empty() && !t.name.empty() &&
+    if (t.resource->group == "authorization.k8s.io") {
+      // Access reviews: create-only, answered and never stored.
+      if (req.method != "POST" || !t.name.empty() || t.watch) {
+        throw Error::MethodNotAllowed(
+            "the server does not allow this method on the requested resource");
+      }
+      if (authorizer_ == nullptr) throw Error::Unavailable("this server authorizes nothing");
+      t.verb = "POST";
+      SetJson(resp, 201, authorizer_->Review(*t.resource, t.ns, DecodeBody(req), t.user).dump());
+    } else if (t.resource->plural == "pods" && t.resource->group.empty() && !t.name.empty() &&
         (t.subresource == "log" || t.subresource == "exec" || t.subresource == "attach" ||
          t.subresource == "portforward")) {
       t.verb = req.method == "GET" && t.subresource == "log" ? "GET" : "CONNECT";

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "apiserver/authentication.h"
+#include "apiserver/authorization.h"
 #include "apiserver/node_control.h"
 #include "apiserver/pod_io.h"
 #include "apiserver/registry.h"
@@ -53,6 +54,14 @@ class RestHandler {
   // Serves /kin/v1alpha1/nodes/NAME/{stop,start} (apiserver/node_control.h)
   // through `c` (not owned; nullptr: 503).
   void SetNodeControl(NodeControl* c) { node_control_ = c; }
+  // Authorizes every request with `a` (not owned; must outlive the
+  // handler) when `enforce`, answering 403 as kube-apiserver; the
+  // authorization.k8s.io reviews are answered by `a` either way. Without
+  // one, every request is allowed and reviews answer 503.
+  void SetAuthorizer(Authorizer* a, bool enforce) {
+    authorizer_ = a;
+    enforce_authorization_ = enforce;
+  }
   // Serves serviceaccounts/NAME/token, tokenreviews and selfsubjectreviews
   // through `a` (not owned; nullptr: 503). Call before serving.
   void SetAuthentication(const Authentication* a) { authentication_ = a; }
@@ -70,6 +79,8 @@ class RestHandler {
   Metrics metrics_;
   std::atomic<PodIo*> pod_io_{nullptr};
   std::atomic<NodeControl*> node_control_{nullptr};
+  Authorizer* authorizer_ = nullptr;  // set before serving
+  bool enforce_authorization_ = false;
   const Authentication* authentication_ = nullptr;
 };
 

@@ -69,6 +69,20 @@ std::vector<ResourceInfo> BuildTable() {
       R("coordination.k8s.io", "v1", "Lease", "leases", true, {}, {}, {}),
       R("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, {"pdb"}, {},
         {"status"}),
+      R("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false,
+        {}, {}, {}),
+      R("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, {}, {}, {}),
+      R("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, {}, {}, {}),
+      R("rbac.authorization.k8s.io", "v1", "Role", "roles", true, {}, {}, {}),
+      // Reviews: create-only, never stored (apiserver/authorization.h).
+      R("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews",
+        true, {}, {}, {}),
+      R("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+        false, {}, {}, {}),
+      R("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", false,
+        {}, {}, {}),
+      R("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", false, {},
+        {}, {}),
   };
   // Endpoints' singular is "endpoints" in Kubernetes.
   for (auto& r : t) {
@@ -77,6 +91,7 @@ std::vector<ResourceInfo> BuildTable() {
     if (r.plural == "namespaces") {
       std::erase(r.verbs, std::string("deletecollection"));
     }
+    if (r.group == "authorization.k8s.io") r.verbs = {"create"};
   }
   return t;
 }
