@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "controllers/clusterrole_aggregation.h"
 #include "controllers/cronjob.h"
 #include "controllers/daemonset.h"
 #include "controllers/deployment.h"
@@ -59,6 +60,9 @@ void AddKubeControllers(ControllerManager& manager, const KubeControllerOptions&
       manager.Emplace<ReplicaSetController>(manager.informers(), manager.client(), *rc);
     });
   }
+  add("clusterrole-aggregation", [&] {
+    manager.Emplace<ClusterRoleAggregationController>(manager.informers(), manager.client());
+  });
   add("deployment", [&] {
     manager.Emplace<DeploymentController>(manager.informers(), manager.client());
   });
