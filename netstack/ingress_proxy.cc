@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,12 +17,17 @@
 #include <fcntl.h>
 #include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <coroutine>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <optional>
 #include <random>
 #include <set>
+#include <unordered_map>
+#include <utility>
 
 #include "base/error.h"
 #include "base/http_server.h"
@@ -196,6 +202,8 @@ constexpr int kNextUpstreamTries = 3;  // ingress-nginx's proxy-next-upstream-tr
 constexpr size_t kIdlePerEndpoint = 32;
 constexpr size_t kIdleTotal = 1024;
 constexpr auto kIdleUpstreamTimeout = std::chrono::seconds(60);
+constexpr size_t kMaxLoops = 4;      // event-loop threads: one per core, at most this many
+constexpr int64_t kLingerMs = 2000;  // reading what a closed client still sends
 
 struct SslCtxFree {
   void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
@@ -292,84 +300,9 @@ UniqueFd Listen(const std::string& bind, uint16_t port, const std::string& where
   return fd;
 }
 
-bool Poll(int fd, short events, int timeout_ms) {
-  pollfd p{fd, events, 0};
-  while (true) {
-    int n = ::poll(&p, 1, timeout_ms);
-    if (n < 0 && errno == EINTR) continue;
-    return n > 0;
-  }
-}
-
-void SetTimeout(int fd, int option, int ms) {
-  timeval tv{ms / 1000, (ms % 1000) * 1000};
-  ::setsockopt(fd, SOL_SOCKET, option, &tv, sizeof tv);
-}
-
-// A plain socket as an http::Conn, made blocking with kernel timeouts: a
-// read or write is one system call that sleeps in the kernel (no poll
-// first), which halves the system calls per request. Writes give up after
-// `write_timeout_ms`, reads after the timeout of the last ReadFor.
-class PlainConn : public http::Conn {
- public:
-  PlainConn(int fd, int write_timeout_ms) : write_timeout_ms_(write_timeout_ms) { reset(fd); }
-  long Read(char* buf, size_t n) override {
-    while (true) {
-      long got = ::recv(fd_, buf, n, 0);
-      if (got >= 0) return got;
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN || !Poll(fd_, POLLIN, -1)) return -1;
-    }
-  }
-  bool WriteAll(std::string_view data) override {
-    while (!data.empty()) {
-      long n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n > 0) {
-        data.remove_prefix(static_cast<size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      return false;  // an error, or no room within the send timeout
-    }
-    return true;
-  }
-  bool WaitReadable(int timeout_ms) override { return Poll(fd_, POLLIN | POLLRDHUP, timeout_ms); }
-  bool PeerClosed() override {
-    pollfd p{fd_, POLLRDHUP, 0};
-    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
-  }
-  int fd() const override { return fd_; }
-  void reset(int fd) {
-    fd_ = fd;
-    read_timeout_ms_ = -1;
-    int flags = ::fcntl(fd, F_GETFL);
-    if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-    SetTimeout(fd, SO_SNDTIMEO, write_timeout_ms_);
-  }
-  // A read that waits at most timeout_ms (> 0): -2 when nothing came.
-  long ReadFor(char* buf, size_t n, int timeout_ms) {
-    timeout_ms = std::max(timeout_ms, 1);
-    if (timeout_ms != read_timeout_ms_) {
-      SetTimeout(fd_, SO_RCVTIMEO, timeout_ms);
-      read_timeout_ms_ = timeout_ms;
-    }
-    while (true) {
-      long got = ::recv(fd_, buf, n, 0);
-      if (got >= 0) return got;
-      if (errno == EINTR) continue;
-      return errno == EAGAIN ? -2 : -1;
-    }
-  }
-
- private:
-  int fd_ = -1;
-  int write_timeout_ms_;
-  int read_timeout_ms_ = -1;
-};
-
 // OpenSSL's socket BIO writes with write(2): a TLS write to a client that
 // is gone raises SIGPIPE, which would kill a process that does not ignore
-// it (kin serve does; tests and benchmarks do not). Connection threads
+// it (kin serve does; tests and benchmarks do not). The event-loop threads
 // block it, so it stays pending on the thread and is dropped with it.
 void BlockSigpipe() {
   sigset_t set;
@@ -378,149 +311,479 @@ void BlockSigpipe() {
   ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
+// ---- coroutines ---------------------------------------------------------------------------
+//
+// Each connection is a coroutine on an event loop: the code reads as the
+// blocking proxy it was, and the compiler makes the per-connection state
+// machine. Co<T> is a lazy coroutine a caller awaits (symmetric transfer
+// back to it at the end); Detached is a connection's own, started at once
+// and freeing itself when it ends.
+
+using Deadline = Clock::time_point;
+constexpr Deadline kNever = Deadline::max();
+Deadline After(int64_t ms) {
+  return ms < 0 ? kNever : Clock::now() + std::chrono::milliseconds(ms);
 }
 
-// A TLS connection whose reads and writes publish deadlines, which the
-// accept thread enforces by shutting the socket down: a TLS read can block
-// inside a record that never completes, where no poll timeout applies.
-class DeadlineConn : public http::Conn {
+template <typename T>
+class [[nodiscard]] Co {
  public:
-  DeadlineConn(std::unique_ptr<http::Conn> inner, std::atomic<int64_t>& read_deadline,
-               std::atomic<int64_t>& write_deadline, int write_timeout_ms)
-      : inner_(std::move(inner)),
-        read_deadline_(read_deadline),
-        write_deadline_(write_deadline),
-        write_timeout_ms_(write_timeout_ms) {}
-  long Read(char* buf, size_t n) override {
-    Guard g(read_deadline_, wait_ms_);
-    return inner_->Read(buf, n);
+  struct promise_type {
+    T value{};
+    std::exception_ptr error;
+    std::coroutine_handle<> next;
+    Co get_return_object() { return Co(std::coroutine_handle<promise_type>::from_promise(*this)); }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    struct Final {
+      bool await_ready() noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        return h.promise().next;
+      }
+      void await_resume() noexcept {}
+    };
+    Final final_suspend() noexcept { return {}; }
+    void return_value(T v) { value = std::move(v); }
+    void unhandled_exception() { error = std::current_exception(); }
+  };
+  explicit Co(std::coroutine_handle<promise_type> h) : h_(h) {}
+  Co(Co&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  Co& operator=(Co&&) = delete;
+  ~Co() {
+    if (h_) h_.destroy();
   }
-  bool WriteAll(std::string_view data) override {
-    Guard g(write_deadline_, write_timeout_ms_);
-    return inner_->WriteAll(data);
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
+    h_.promise().next = caller;
+    return h_;
   }
-  bool WaitReadable(int timeout_ms) override {
-    wait_ms_ = timeout_ms < 0 ? kNoDeadlineMs : timeout_ms;
-    return inner_->WaitReadable(timeout_ms);
+  T await_resume() {
+    if (h_.promise().error) std::rethrow_exception(h_.promise().error);
+    return std::move(h_.promise().value);
   }
-  bool PeerClosed() override { return inner_->PeerClosed(); }
-  int fd() const override { return inner_->fd(); }
 
  private:
-  static constexpr int kNoDeadlineMs = 24 * 3600 * 1000;
-  static constexpr int64_t kSlackNs = 1'000'000'000;  // a reaper's second of grace
-  struct Guard {
-    std::atomic<int64_t>& d;
-    Guard(std::atomic<int64_t>& deadline, int ms) : d(deadline) {
-      d = NowNs() + int64_t{ms} * 1'000'000 + kSlackNs;
-    }
-    ~Guard() { d = 0; }
-  };
-  std::unique_ptr<http::Conn> inner_;
-  std::atomic<int64_t>& read_deadline_;
-  std::atomic<int64_t>& write_deadline_;
-  int write_timeout_ms_;
-  int wait_ms_ = kNoDeadlineMs;
+  std::coroutine_handle<promise_type> h_;
 };
 
-// Buffered reading off a Conn with deadlines.
+struct Detached {
+  struct promise_type {
+    Detached get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept {}  // the bodies catch their own
+  };
+};
+
+// ---- the event loop -----------------------------------------------------------------------
+
+// A coroutine waiting for a socket to be readable or writable, until a
+// deadline; `result` (in the awaiting frame) says which came first.
+struct Waiter {
+  std::coroutine_handle<> h;
+  bool* result = nullptr;
+  bool timed = false;
+  std::multimap<Deadline, Waiter*>::iterator timer;
+};
+
+// A socket registered (edge-triggered, both directions) with a loop.
+struct FdReg {
+  uint64_t id = 0;
+  int fd = -1;
+  Waiter rd, wr;
+};
+
+enum class Kind { kHttp, kHttps, kHealth };
+
+struct ProxyState;
+
+class Loop {
+ public:
+  static constexpr uint64_t kWakeId = 1;
+  static constexpr uint64_t kListenId = 2;  // + Kind
+  static constexpr uint64_t kFirstId = 16;
+
+  explicit Loop(ProxyState& s);
+  void Run();
+
+  void Register(int fd, FdReg& r) {
+    r.fd = fd;
+    r.id = next_id_++;
+    regs_[r.id] = &r;
+    epoll_event e{};
+    e.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    e.data.u64 = r.id;
+    ::epoll_ctl(ep_.get(), EPOLL_CTL_ADD, fd, &e);
+  }
+  // A socket this loop registered before (an idle backend connection).
+  void Adopt(FdReg& r) { regs_[r.id] = &r; }
+  // Events for the socket are ignored from now on; its epoll registration
+  // stays until it is closed (or taken by another loop).
+  void Forget(FdReg& r) {
+    regs_.erase(r.id);
+    Drop(r.rd);
+    Drop(r.wr);
+  }
+  int epoll_fd() const { return ep_.get(); }
+  bool stopping() const { return stopping_; }
+
+  struct WaitOp {
+    Loop& loop;
+    Waiter& w;
+    Deadline deadline;
+    bool ok = false;
+    bool await_ready() const noexcept { return loop.stopping_; }
+    void await_suspend(std::coroutine_handle<> h) {
+      w.h = h;
+      w.result = &ok;
+      if (deadline != kNever) {
+        w.timer = loop.timers_.emplace(deadline, &w);
+        w.timed = true;
+      }
+    }
+    bool await_resume() const noexcept { return ok; }
+  };
+  WaitOp Readable(FdReg& r, Deadline d) { return {*this, r.rd, d}; }
+  WaitOp Writable(FdReg& r, Deadline d) { return {*this, r.wr, d}; }
+
+  // Resumes `h` on the next turn of the loop.
+  void Defer(std::coroutine_handle<> h) { deferred_.push_back(h); }
+
+  // From any thread: serve an accepted connection on this loop; stop.
+  void Hand(int fd, Kind kind);
+  void RequestStop();
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  // After Join: connections handed over too late are closed.
+  void CloseIncoming();
+  void StartThread() {
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  size_t live = 0;  // connections served here
+
+ private:
+  void Drop(Waiter& w) {
+    if (w.timed) timers_.erase(w.timer);
+    w.timed = false;
+    w.h = nullptr;
+  }
+  // The waiting coroutine, told `ok`, to be resumed by the caller.
+  std::coroutine_handle<> Take(Waiter& w, bool ok) {
+    std::coroutine_handle<> h = w.h;
+    if (h) *w.result = ok;
+    Drop(w);
+    return h;
+  }
+  void Accept(Kind kind, int listen_fd);
+  void BeginStop();
+
+  ProxyState& s_;
+  UniqueFd ep_, wake_;
+  std::unordered_map<uint64_t, FdReg*> regs_;
+  std::multimap<Deadline, Waiter*> timers_;
+  std::vector<std::coroutine_handle<>> deferred_;
+  uint64_t next_id_ = kFirstId;
+  bool stopping_ = false;
+  std::thread thread_;
+
+  std::mutex mu_;  // guards what other threads hand over
+  std::vector<std::pair<int, Kind>> incoming_;
+  bool stop_requested_ = false;
+};
+
+// A socket of a loop (a client's, maybe TLS, or a backend's) with
+// coroutine reads and writes.
+class Stream {
+ public:
+  enum : long { kEnd = 0, kError = -1, kTimeout = -2 };
+  explicit Stream(Loop& loop) : loop_(loop) {}
+  ~Stream() { Close(); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  Loop& loop() { return loop_; }
+  int fd() const { return fd_.get(); }
+  bool valid() const { return fd_.valid(); }
+  void Attach(UniqueFd fd) {
+    Close();
+    fd_ = std::move(fd);
+    loop_.Register(fd_.get(), reg_);
+  }
+  // An idle connection registered with `owner` under `id`.
+  void AttachIdle(UniqueFd fd, Loop* owner, uint64_t id) {
+    Close();
+    fd_ = std::move(fd);
+    if (owner == &loop_) {
+      reg_.id = id;
+      reg_.fd = fd_.get();
+      loop_.Adopt(reg_);
+    } else {
+      ::epoll_ctl(owner->epoll_fd(), EPOLL_CTL_DEL, fd_.get(), nullptr);
+      loop_.Register(fd_.get(), reg_);
+    }
+  }
+  // The socket out of the loop's hands, still registered under the id.
+  UniqueFd Release(uint64_t& id) {
+    loop_.Forget(reg_);
+    id = reg_.id;
+    return std::move(fd_);
+  }
+  void Close() {
+    if (ssl_) {
+      if (SSL_is_init_finished(ssl_) && !ssl_failed_) SSL_shutdown(ssl_);
+      SSL_free(ssl_);
+      ssl_ = nullptr;
+    }
+    if (fd_.valid()) {
+      loop_.Forget(reg_);
+      fd_.reset();
+    }
+  }
+  void Shutdown(int how) {
+    if (fd_.valid()) ::shutdown(fd_.get(), how);
+  }
+
+  // The server side of a TLS handshake.
+  Co<bool> Handshake(SSL_CTX* ctx, Deadline deadline) {
+    ssl_ = SSL_new(ctx);
+    if (!ssl_) co_return false;
+    SSL_set_fd(ssl_, fd_.get());
+    while (true) {
+      ERR_clear_error();
+      int rc = SSL_accept(ssl_);
+      if (rc == 1) co_return true;
+      int err = SSL_get_error(ssl_, rc);
+      bool ready = false;
+      if (err == SSL_ERROR_WANT_READ) {
+        ready = co_await loop_.Readable(reg_, deadline);
+      } else if (err == SSL_ERROR_WANT_WRITE) {
+        ready = co_await loop_.Writable(reg_, deadline);
+      }
+      if (!ready) {
+        ERR_clear_error();
+        ssl_failed_ = true;
+        co_return false;
+      }
+    }
+  }
+
+  // Up to n bytes: > 0, kEnd, kError, or kTimeout when nothing came by the deadline.
+  Co<long> Read(char* buf, size_t n, Deadline deadline) {
+    while (true) {
+      long got;
+      bool want_write = false;
+      if (ssl_) {
+        ERR_clear_error();
+        int rc = SSL_read(ssl_, buf, static_cast<int>(std::min<size_t>(n, INT_MAX)));
+        if (rc > 0) co_return rc;
+        int err = SSL_get_error(ssl_, rc);
+        if (err == SSL_ERROR_ZERO_RETURN) co_return kEnd;
+        if (err == SSL_ERROR_WANT_WRITE) {
+          want_write = true;
+        } else if (err != SSL_ERROR_WANT_READ) {
+          ERR_clear_error();
+          ssl_failed_ = true;
+          co_return kError;
+        }
+        got = -1;
+        errno = EAGAIN;
+      } else {
+        got = ::recv(fd_.get(), buf, n, 0);
+        if (got >= 0) co_return got;
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) co_return kError;
+      }
+      bool ready = false;
+      // (A TLS read that must write first, while the other direction of an
+      // upgraded connection waits to write: it waits to read meanwhile.)
+      if (want_write && !reg_.wr.h) {
+        ready = co_await loop_.Writable(reg_, deadline);
+      } else {
+        ready = co_await loop_.Readable(reg_, deadline);
+      }
+      if (!ready) co_return loop_.stopping() ? kError : kTimeout;
+    }
+  }
+
+  // All of `data`, each wait for room at most timeout_ms; false on an error or timeout.
+  Co<bool> WriteAll(std::string_view data, int64_t timeout_ms) {
+    while (!data.empty()) {
+      bool want_read = false;
+      if (ssl_) {
+        ERR_clear_error();
+        int rc =
+            SSL_write(ssl_, data.data(), static_cast<int>(std::min<size_t>(data.size(), 1 << 30)));
+        if (rc > 0) {
+          data.remove_prefix(static_cast<size_t>(rc));
+          continue;
+        }
+        int err = SSL_get_error(ssl_, rc);
+        if (err == SSL_ERROR_WANT_READ) {
+          want_read = true;
+        } else if (err != SSL_ERROR_WANT_WRITE) {
+          ERR_clear_error();
+          ssl_failed_ = true;
+          co_return false;
+        }
+      } else {
+        long n = ::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL);
+        if (n > 0) {
+          data.remove_prefix(static_cast<size_t>(n));
+          continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n == 0 || errno != EAGAIN) co_return false;
+      }
+      bool ready = false;
+      if (want_read && !reg_.rd.h) {
+        ready = co_await loop_.Readable(reg_, After(timeout_ms));
+      } else {
+        ready = co_await loop_.Writable(reg_, After(timeout_ms));
+      }
+      if (!ready) co_return false;
+    }
+    co_return true;
+  }
+
+  // The end of a client connection: TLS's close_notify, our FIN, then
+  // what the client still sends is read and dropped for a moment (nginx's
+  // lingering close), so that closing with unread data does not reset the
+  // connection before the client has read the answer.
+  Co<bool> LingeringClose() {
+    if (ssl_) {
+      if (SSL_is_init_finished(ssl_) && !ssl_failed_) SSL_shutdown(ssl_);
+      SSL_free(ssl_);
+      ssl_ = nullptr;
+    }
+    if (!fd_.valid()) co_return true;
+    ::shutdown(fd_.get(), SHUT_WR);
+    const Deadline end = After(kLingerMs);
+    bool had = false;
+    while (true) {
+      char buf[512];
+      long n = ::recv(fd_.get(), buf, sizeof buf, MSG_DONTWAIT);
+      if (n > 0) {
+        had = true;
+        continue;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EINTR) || !had) break;
+      bool ready = co_await loop_.Readable(reg_, end);
+      if (!ready) break;
+    }
+    Close();
+    co_return true;
+  }
+
+  // Waits (for a connect) until the socket is writable.
+  Co<bool> WaitWritable(Deadline deadline) {
+    bool ready = co_await loop_.Writable(reg_, deadline);
+    co_return ready;
+  }
+
+ private:
+  Loop& loop_;
+  UniqueFd fd_;
+  FdReg reg_;
+  SSL* ssl_ = nullptr;
+  bool ssl_failed_ = false;
+};
+
+// Buffered reading off a Stream with deadlines.
 class Reader {
  public:
   enum Status { kOk, kClosed, kTimeout, kTooLarge, kBad };
-  explicit Reader(http::Conn& c) : c_(c), plain_(dynamic_cast<PlainConn*>(&c)) {}
+  explicit Reader(Stream& s) : s_(s) {}
 
-  size_t buffered() const { return buf_.size() - pos_; }
-  std::string_view View() const { return std::string_view(buf_).substr(pos_); }
+  size_t buffered() const { return end_ - pos_; }
+  std::string_view View() const { return std::string_view(buf_.get() + pos_, end_ - pos_); }
   void Consume(size_t n) {
     pos_ += n;
-    if (pos_ == buf_.size()) {
-      buf_.clear();
-      pos_ = 0;
-    }
+    if (pos_ == end_) pos_ = end_ = 0;
   }
-  // Reads more (at most kBufferSize) within timeout_ms.
-  Status Fill(int timeout_ms) {
+  size_t received() const { return received_; }
+
+  // Reads more (what the socket has) by the deadline.
+  Co<Status> Fill(Deadline deadline) {
+    if (!buf_) {
+      cap_ = kBufferSize;
+      buf_.reset(new char[cap_]);
+    }
     if (pos_ > 0) {
-      buf_.erase(0, pos_);
+      std::memmove(buf_.get(), buf_.get() + pos_, end_ - pos_);
+      end_ -= pos_;
       pos_ = 0;
     }
-    char chunk[kBufferSize];
-    long n;
-    if (plain_) {
-      // One blocking read with a kernel timeout (no poll first).
-      n = plain_->ReadFor(chunk, sizeof chunk, timeout_ms);
-      if (n == -2) return kTimeout;
-    } else {
-      if (!c_.WaitReadable(timeout_ms)) return kTimeout;
-      n = c_.Read(chunk, sizeof chunk);
+    if (end_ == cap_) {  // a long head: room for more
+      std::unique_ptr<char[]> bigger(new char[cap_ * 2]);
+      std::memcpy(bigger.get(), buf_.get(), end_);
+      buf_ = std::move(bigger);
+      cap_ *= 2;
     }
-    if (n > 0) buf_.append(chunk, static_cast<size_t>(n));
-    received_ += static_cast<size_t>(std::max(n, 0L));
-    return n > 0 ? kOk : kClosed;
+    long n = co_await s_.Read(buf_.get() + end_, std::min(cap_ - end_, kBufferSize), deadline);
+    if (n == Stream::kTimeout) co_return kTimeout;
+    if (n <= 0) co_return kClosed;
+    end_ += static_cast<size_t>(n);
+    received_ += static_cast<size_t>(n);
+    co_return kOk;
   }
+
   // A head (up to and with its blank line) into `head`. `first_ms` to wait
   // for its first byte, `total_ms` for the rest.
-  Status Head(std::string& head, size_t max, int first_ms, int total_ms) {
+  Co<Status> Head(std::string& head, size_t max, int64_t first_ms, int64_t total_ms) {
     // Leading empty lines between requests are allowed (RFC 9112 2.2).
-    auto skip = [&] {
-      while (buffered() > 0 && (View()[0] == '\r' || View()[0] == '\n')) Consume(1);
-    };
-    skip();
+    while (buffered() > 0 && (View()[0] == '\r' || View()[0] == '\n')) Consume(1);
     if (buffered() == 0) {
-      Status s = Fill(first_ms);
-      if (s != kOk) return s;
-      skip();
+      Status s = co_await Fill(After(first_ms));
+      if (s != kOk) co_return s;
+      while (buffered() > 0 && (View()[0] == '\r' || View()[0] == '\n')) Consume(1);
     }
-    auto deadline = Clock::now() + std::chrono::milliseconds(total_ms);
+    const Deadline deadline = After(total_ms);
     while (true) {
-      size_t end = View().find("\r\n\r\n");
+      std::string_view v = View();
+      size_t end = v.find("\r\n\r\n");
       size_t len = end == std::string_view::npos ? 0 : end + 4;
       if (end == std::string_view::npos) {
-        size_t lf = View().find("\n\n");
+        size_t lf = v.find("\n\n");
         if (lf != std::string_view::npos) len = lf + 2;
       }
       if (len > 0) {
-        if (len > max) return kTooLarge;
-        head.assign(View().substr(0, len));
+        if (len > max) co_return kTooLarge;
+        head.assign(v.substr(0, len));
         Consume(len);
-        return kOk;
+        co_return kOk;
       }
-      if (buffered() > max) return kTooLarge;
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) return kTimeout;
-      Status s = Fill(static_cast<int>(left.count()));
-      if (s == kClosed) return buffered() > 0 ? kBad : kClosed;
-      if (s != kOk) return s;
+      if (buffered() > max) co_return kTooLarge;
+      if (Clock::now() >= deadline) co_return kTimeout;
+      Status s = co_await Fill(deadline);
+      if (s == kClosed) co_return buffered() > 0 ? kBad : kClosed;
+      if (s != kOk) co_return s;
     }
   }
-  // One line (without its CRLF) within timeout_ms.
-  Status Line(std::string& line, int timeout_ms) {
+
+  // One line (without its CRLF), each read within timeout_ms.
+  Co<Status> Line(std::string& line, int64_t timeout_ms) {
     while (true) {
-      size_t lf = View().find('\n');
+      std::string_view v = View();
+      size_t lf = v.find('\n');
       if (lf != std::string_view::npos) {
-        line.assign(View().substr(0, lf));
+        line.assign(v.substr(0, lf));
         if (!line.empty() && line.back() == '\r') line.pop_back();
         Consume(lf + 1);
-        return kOk;
+        co_return kOk;
       }
-      if (buffered() > 4096) return kBad;
-      Status s = Fill(timeout_ms);
-      if (s != kOk) return s == kClosed ? kBad : s;
+      if (buffered() > 4096) co_return kBad;
+      Status s = co_await Fill(After(timeout_ms));
+      if (s != kOk) co_return s == kClosed ? kBad : s;
     }
   }
 
  private:
-  http::Conn& c_;
-  PlainConn* plain_;
-  std::string buf_;
-  size_t pos_ = 0;
+  Stream& s_;
+  std::unique_ptr<char[]> buf_;
+  size_t cap_ = 0, pos_ = 0, end_ = 0;
   size_t received_ = 0;
-
- public:
-  size_t received() const { return received_; }
 };
 
 struct Head {
@@ -677,126 +940,239 @@ bool RequestFraming(const Head& h, Framing& f) {
 // Copies a body framed by `f` from `in` to `out` (chunked stays chunked
 // when `out_chunked`, else... the caller re-frames kUntilClose). Returns
 // false when either side failed or timed out; `read_failed` tells which.
-bool CopyBody(Reader& in, http::Conn& out, const Framing& f, int timeout_ms, bool rechunk,
-              bool& read_failed) {
+
+// Copies a body framed by `f` from `in` to `out` (chunked stays chunked
+// unless f.dechunk; kUntilClose is re-chunked when `rechunk`). Returns
+// false when either side failed or timed out; `read_failed` tells which.
+Co<bool> CopyBody(Reader& in, Stream& out, const Framing& f, int64_t timeout_ms, bool rechunk,
+                  bool& read_failed) {
   read_failed = false;
-  auto fail_read = [&] {
-    read_failed = true;
-    return false;
-  };
   switch (f.kind) {
     case Framing::kNone:
-      return true;
+      co_return true;
     case Framing::kLength: {
       uint64_t left = f.length;
       while (left > 0) {
-        if (in.buffered() == 0 && in.Fill(timeout_ms) != Reader::kOk) return fail_read();
+        if (in.buffered() == 0) {
+          Reader::Status s = co_await in.Fill(After(timeout_ms));
+          if (s != Reader::kOk) {
+            read_failed = true;
+            co_return false;
+          }
+        }
         size_t n = static_cast<size_t>(std::min<uint64_t>(left, in.buffered()));
-        if (!out.WriteAll(in.View().substr(0, n))) return false;
+        bool ok = co_await out.WriteAll(in.View().substr(0, n), timeout_ms);
+        if (!ok) co_return false;
         in.Consume(n);
         left -= n;
       }
-      return true;
+      co_return true;
     }
     case Framing::kUntilClose: {
       while (true) {
         if (in.buffered() == 0) {
-          Reader::Status s = in.Fill(timeout_ms);
+          Reader::Status s = co_await in.Fill(After(timeout_ms));
           if (s == Reader::kClosed) break;
-          if (s != Reader::kOk) return fail_read();
+          if (s != Reader::kOk) {
+            read_failed = true;
+            co_return false;
+          }
         }
         std::string_view data = in.View();
-        bool ok = rechunk ? out.WriteAll(Hex(data.size()) + "\r\n") && out.WriteAll(data) &&
-                                out.WriteAll("\r\n")
-                          : out.WriteAll(data);
-        if (!ok) return false;
+        bool ok;
+        if (rechunk) {
+          std::string chunk = Hex(data.size()) + "\r\n";
+          chunk.append(data);
+          chunk += "\r\n";
+          ok = co_await out.WriteAll(chunk, timeout_ms);
+        } else {
+          ok = co_await out.WriteAll(data, timeout_ms);
+        }
+        if (!ok) co_return false;
         in.Consume(data.size());
       }
-      return !rechunk || out.WriteAll("0\r\n\r\n");
+      if (!rechunk) co_return true;
+      bool ok = co_await out.WriteAll("0\r\n\r\n", timeout_ms);
+      co_return ok;
     }
     case Framing::kChunked: {
       std::string line;
       while (true) {
-        if (in.Line(line, timeout_ms) != Reader::kOk) return fail_read();
+        Reader::Status s = co_await in.Line(line, timeout_ms);
+        if (s != Reader::kOk) {
+          read_failed = true;
+          co_return false;
+        }
         std::string size_text(Trim(line.substr(0, line.find(';'))));
         if (size_text.empty() || size_text.size() > 15 ||
             size_text.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
-          return fail_read();
+          read_failed = true;
+          co_return false;
         }
         uint64_t size = std::stoull(size_text, nullptr, 16);
-        if (!f.dechunk && !out.WriteAll(size_text + "\r\n")) return false;
+        if (!f.dechunk) {
+          std::string text = size_text + "\r\n";
+          bool ok = co_await out.WriteAll(text, timeout_ms);
+          if (!ok) co_return false;
+        }
         if (size == 0) break;
         Framing chunk{Framing::kLength, size};
         bool rf = false;
-        if (!CopyBody(in, out, chunk, timeout_ms, false, rf)) {
+        bool ok = co_await CopyBody(in, out, chunk, timeout_ms, false, rf);
+        if (!ok) {
           read_failed = rf;
-          return false;
+          co_return false;
         }
-        if (in.Line(line, timeout_ms) != Reader::kOk || !line.empty()) return fail_read();
-        if (!f.dechunk && !out.WriteAll("\r\n")) return false;
+        s = co_await in.Line(line, timeout_ms);
+        if (s != Reader::kOk || !line.empty()) {
+          read_failed = true;
+          co_return false;
+        }
+        if (!f.dechunk) {
+          ok = co_await out.WriteAll("\r\n", timeout_ms);
+          if (!ok) co_return false;
+        }
       }
       while (true) {  // trailers, then the blank line
-        if (in.Line(line, timeout_ms) != Reader::kOk) return fail_read();
-        if (!f.dechunk && !out.WriteAll(line + "\r\n")) return false;
-        if (line.empty()) return true;
+        Reader::Status s = co_await in.Line(line, timeout_ms);
+        if (s != Reader::kOk) {
+          read_failed = true;
+          co_return false;
+        }
+        if (!f.dechunk) {
+          std::string text = line + "\r\n";
+          bool ok = co_await out.WriteAll(text, timeout_ms);
+          if (!ok) co_return false;
+        }
+        if (line.empty()) co_return true;
       }
     }
   }
-  return true;
+  co_return true;
 }
 
-}  // namespace
+// An answer of the proxy's own; whether the connection goes on. An answer
+// while a body is unread ends the connection.
+Co<bool> Answer(Stream& client, int status, bool& keep_alive, const Framing& body,
+                int64_t timeout_ms) {
+  if (body.kind != Framing::kNone) keep_alive = false;
+  std::string page = ErrorPage(status, keep_alive);
+  bool ok = co_await client.WriteAll(page, timeout_ms);
+  co_return ok&& keep_alive;
+}
 
-struct IngressProxy::State {
+// The backend's direction of an upgraded connection, and the end of both.
+struct RelayEnd {
+  bool done = false;
+  std::coroutine_handle<> waiter;
+  bool await_ready() const noexcept { return done; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { waiter = h; }
+  void await_resume() const noexcept {}
+};
+
+Detached RelayDown(Stream& client, Stream& up, Reader& up_in, RelayEnd& join, int64_t read_ms) {
+  try {
+    bool ok = true;
+    if (up_in.buffered()) {
+      std::string pending(up_in.View());
+      up_in.Consume(pending.size());
+      ok = co_await client.WriteAll(pending, read_ms);
+    }
+    std::unique_ptr<char[]> buf(new char[kBufferSize]);
+    while (ok) {
+      long n = co_await up.Read(buf.get(), kBufferSize, After(read_ms));
+      if (n <= 0) break;
+      ok = co_await client.WriteAll(std::string_view(buf.get(), static_cast<size_t>(n)), read_ms);
+    }
+  } catch (const std::exception&) {
+  }
+  // When the backend ends, so does the connection.
+  client.Shutdown(SHUT_RDWR);
+  up.Shutdown(SHUT_RDWR);
+  join.done = true;
+  if (join.waiter) client.loop().Defer(join.waiter);
+}
+
+struct ProxyState {
   struct Snapshot {
     IngressRoutes routes;
     std::vector<std::pair<std::string, SslCtxPtr>> certs;  // host pattern -> context
   };
 
+  ProxyState(const IngressProxyOptions& o, std::atomic<uint64_t>* r) : opts(o), requests(r) {}
+
+  const IngressProxyOptions& opts;
+  std::atomic<uint64_t>* requests;
   Netns netns;
-  UniqueFd http_fd, https_fd, health_fd;
-  UniqueFd wake;
-  std::atomic<bool> stopping{false};
+  UniqueFd listen_fds[3];           // by Kind
   std::atomic<bool> routed{false};  // SetRoutes was called
   SslCtxPtr default_ctx;
+  std::vector<std::unique_ptr<Loop>> loops;
+  std::atomic<size_t> conns{0};  // open client connections
+  std::atomic<size_t> next_loop{0};
 
   std::mutex mu;
   std::shared_ptr<const Snapshot> snapshot = std::make_shared<Snapshot>();
   std::map<std::string, uint64_t> round_robin;
-  std::map<uint64_t, std::shared_ptr<Conn>> conns;
-  uint64_t next_id = 0;
 
+  // Idle backend connections; each stays registered with the loop that
+  // put it (`owner`, under `id`), which takes it back without a system call.
   struct Idle {
     UniqueFd fd;
+    Loop* owner = nullptr;
+    uint64_t id = 0;
     Clock::time_point since;
   };
-  std::mutex pool_mu;
+  mutable std::mutex pool_mu;
   std::map<std::string, std::vector<Idle>> idle;  // by "ip:port"
   size_t idle_total = 0;
+  bool pool_closed = false;
 
-  // An idle connection to the endpoint that still looks open, or none.
-  UniqueFd TakeIdle(const std::string& key) {
-    std::lock_guard lock(pool_mu);
-    auto it = idle.find(key);
-    while (it != idle.end() && !it->second.empty()) {
-      Idle i = std::move(it->second.back());
-      it->second.pop_back();
-      --idle_total;
-      pollfd p{i.fd.get(), POLLIN | POLLRDHUP, 0};
-      bool closed_or_junk = ::poll(&p, 1, 0) != 0;  // an idle backend sends nothing
-      if (!closed_or_junk && Clock::now() - i.since < kIdleUpstreamTimeout) return std::move(i.fd);
+  // An idle connection to the endpoint that still looks open into `into`;
+  // false when there is none. The loop's own ones first.
+  bool TakeIdle(const std::string& key, Stream& into) {
+    Idle got;
+    {
+      std::lock_guard lock(pool_mu);
+      auto it = idle.find(key);
+      while (it != idle.end() && !it->second.empty()) {
+        auto& list = it->second;
+        size_t pick = list.size() - 1;
+        for (size_t i = list.size(); i-- > 0;) {
+          if (list[i].owner == &into.loop()) {
+            pick = i;
+            break;
+          }
+        }
+        Idle i = std::move(list[pick]);
+        list.erase(list.begin() + static_cast<std::ptrdiff_t>(pick));
+        --idle_total;
+        pollfd p{i.fd.get(), POLLIN | POLLRDHUP, 0};
+        bool closed_or_junk = ::poll(&p, 1, 0) != 0;  // an idle backend sends nothing
+        if (!closed_or_junk && Clock::now() - i.since < kIdleUpstreamTimeout) {
+          got = std::move(i);
+          break;
+        }
+      }
     }
-    return UniqueFd();
+    if (!got.fd.valid()) return false;
+    into.AttachIdle(std::move(got.fd), got.owner, got.id);
+    return true;
   }
-  void PutIdle(const std::string& key, UniqueFd fd) {
+  void PutIdle(const std::string& key, Stream& s) {
+    Idle i;
+    i.fd = s.Release(i.id);
+    i.owner = &s.loop();
+    i.since = Clock::now();
     std::lock_guard lock(pool_mu);
     auto& list = idle[key];
-    if (stopping || idle_total >= kIdleTotal || list.size() >= kIdlePerEndpoint) return;
-    list.push_back({std::move(fd), Clock::now()});
+    if (pool_closed || idle_total >= kIdleTotal || list.size() >= kIdlePerEndpoint) return;
+    list.push_back(std::move(i));
     ++idle_total;
   }
   void SweepIdle(bool all) {
     std::lock_guard lock(pool_mu);
+    if (all) pool_closed = true;
     for (auto it = idle.begin(); it != idle.end();) {
       auto& list = it->second;
       size_t before = list.size();
@@ -816,7 +1192,7 @@ struct IngressProxy::State {
   // SNI: the context of the first certificate whose host fits, exact
   // hosts before wildcards.
   static int OnServerName(SSL* ssl, int*, void* arg) {
-    auto* self = static_cast<State*>(arg);
+    auto* self = static_cast<ProxyState*>(arg);
     const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     if (!name) return SSL_TLSEXT_ERR_OK;
     std::string host = NormalizeHost(name);
@@ -831,36 +1207,566 @@ struct IngressProxy::State {
     }
     return SSL_TLSEXT_ERR_OK;
   }
+
+  Detached Serve(Loop& loop, int fd, Kind kind);
+  Co<bool> ServeConn(Loop& loop, Stream& client, Kind kind);
+  Co<int> Connect(Stream& up, const IngressEndpoint& ep);
 };
 
-struct IngressProxy::Conn {
-  UniqueFd fd;
-  enum Kind { kHttp, kHttps, kHealth } kind = kHttp;
-  std::atomic<int> backend_fd{-1};
-  std::atomic<bool> done{false};
-  // TLS reads and writes in progress must end by these (steady clock ns; 0: none).
-  std::atomic<int64_t> read_deadline{0}, write_deadline{0};
-  std::thread thread;
+// ---- the loop -------------------------------------------------------------------------------
+
+Loop::Loop(ProxyState& s) : s_(s) {
+  ep_.reset(static_cast<int>(CheckSys(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1")));
+  wake_.reset(static_cast<int>(CheckSys(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd")));
+  epoll_event e{};
+  e.events = EPOLLIN;
+  e.data.u64 = kWakeId;
+  CheckSys(::epoll_ctl(ep_.get(), EPOLL_CTL_ADD, wake_.get(), &e), "epoll_ctl");
+  for (int k = 0; k < 3; ++k) {
+    e.events = EPOLLIN | EPOLLEXCLUSIVE;  // one loop wakes for a new connection
+    e.data.u64 = kListenId + static_cast<uint64_t>(k);
+    CheckSys(::epoll_ctl(ep_.get(), EPOLL_CTL_ADD, s.listen_fds[k].get(), &e), "epoll_ctl");
+  }
+}
+
+void Loop::Hand(int fd, Kind kind) {
+  {
+    std::lock_guard lock(mu_);
+    incoming_.emplace_back(fd, kind);
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_.get(), &one, sizeof one);
+}
+
+void Loop::RequestStop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_requested_ = true;
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_.get(), &one, sizeof one);
+}
+
+void Loop::Accept(Kind kind, int listen_fd) {
+  for (int k = 0; k < 64; ++k) {
+    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    if (s_.conns.load() >= s_.opts.max_connections) {  // beyond the limit: closed at once
+      ::close(fd);
+      continue;
+    }
+    ++s_.conns;
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // Spread over the loops in turn.
+    Loop& to = *s_.loops[s_.next_loop++ % s_.loops.size()];
+    if (&to == this) {
+      s_.Serve(*this, fd, kind);
+    } else {
+      to.Hand(fd, kind);
+    }
+  }
+}
+
+void Loop::BeginStop() {
+  stopping_ = true;
+  for (int k = 0; k < 3; ++k)
+    ::epoll_ctl(ep_.get(), EPOLL_CTL_DEL, s_.listen_fds[k].get(), nullptr);
+  // Every socket is shut down and every waiting coroutine told: they end.
+  std::vector<std::coroutine_handle<>> wake;
+  for (auto& [id, r] : regs_) {
+    ::shutdown(r->fd, SHUT_RDWR);
+    if (auto h = Take(r->rd, false)) wake.push_back(h);
+    if (auto h = Take(r->wr, false)) wake.push_back(h);
+  }
+  for (auto h : wake) h.resume();
+}
+
+void Loop::CloseIncoming() {
+  std::lock_guard lock(mu_);
+  for (auto& [fd, kind] : incoming_) {
+    ::close(fd);
+    --s_.conns;
+  }
+  incoming_.clear();
+}
+
+void Loop::Run() {
+  BlockSigpipe();
+  NetnsEnter in_pod(s_.netns);  // backend sockets are the pod's
+  epoll_event events[128];
+  auto next_sweep = Clock::now() + std::chrono::seconds(1);
+  const bool sweeper = this == s_.loops[0].get();
+  while (!(stopping_ && live == 0)) {
+    int timeout = 1000;
+    if (!deferred_.empty()) {
+      timeout = 0;
+    } else if (!timers_.empty()) {
+      auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(timers_.begin()->first - Clock::now());
+      timeout = static_cast<int>(std::clamp<int64_t>(left.count(), 0, 1000));
+    }
+    int n = ::epoll_wait(ep_.get(), events, 128, timeout);
+    for (int i = 0; i < n; ++i) {
+      const uint64_t id = events[i].data.u64;
+      if (id == kWakeId) {
+        uint64_t v;
+        [[maybe_unused]] auto r = ::read(wake_.get(), &v, sizeof v);
+        std::vector<std::pair<int, Kind>> got;
+        bool stop;
+        {
+          std::lock_guard lock(mu_);
+          got.swap(incoming_);
+          stop = stop_requested_;
+        }
+        for (auto& [fd, kind] : got) {
+          if (stopping_ || stop) {
+            ::close(fd);
+            --s_.conns;
+          } else {
+            s_.Serve(*this, fd, kind);
+          }
+        }
+        if (stop && !stopping_) BeginStop();
+        continue;
+      }
+      if (id >= kListenId && id < kListenId + 3) {
+        if (!stopping_)
+          Accept(static_cast<Kind>(id - kListenId), s_.listen_fds[id - kListenId].get());
+        continue;
+      }
+      auto it = regs_.find(id);
+      if (it == regs_.end()) continue;  // gone, or an idle backend connection
+      FdReg* r = it->second;
+      const uint32_t ev = events[i].events;
+      std::coroutine_handle<> hr, hw;
+      if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) hr = Take(r->rd, true);
+      if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) hw = Take(r->wr, true);
+      // Resuming one may end the connection; the other is still suspended.
+      if (hr) hr.resume();
+      if (hw) hw.resume();
+    }
+    const auto now = Clock::now();
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+      if (auto h = Take(*timers_.begin()->second, false)) h.resume();
+    }
+    while (!deferred_.empty()) {
+      std::vector<std::coroutine_handle<>> d;
+      d.swap(deferred_);
+      for (auto h : d) h.resume();
+    }
+    if (sweeper && now >= next_sweep) {
+      s_.SweepIdle(false);
+      next_sweep = now + std::chrono::seconds(1);
+    }
+  }
+}
+
+// ---- a connection ---------------------------------------------------------------------------
+
+Detached ProxyState::Serve(Loop& loop, int fd, Kind kind) {
+  ++loop.live;
+  {
+    Stream client(loop);
+    client.Attach(UniqueFd(fd));
+    try {
+      co_await ServeConn(loop, client, kind);
+    } catch (const std::exception& e) {
+      log::Warn("ingress {}: connection failed: {}", opts.name, e.what());
+    }
+    // The client hears the end now (what it still sends is read and dropped
+    // for a moment, so that the answer is not lost to a reset).
+    co_await client.LingeringClose();
+  }
+  --conns;
+  --loop.live;
+}
+
+Co<int> ProxyState::Connect(Stream& up, const IngressEndpoint& ep) {
+  sockaddr_in a{};
+  try {
+    a = SockAddr(ep.ip, ep.port);
+  } catch (const Error&) {
+    co_return 502;
+  }
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) co_return 502;
+  int one = 1;
+  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+  int err = rc == 0 ? 0 : errno;
+  up.Attach(std::move(fd));
+  if (err == EINPROGRESS) {
+    bool ready = co_await up.WaitWritable(After(opts.connect_timeout.count()));
+    if (!ready) {
+      up.Close();
+      co_return 504;
+    }
+    err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(up.fd(), SOL_SOCKET, SO_ERROR, &err, &len);
+  }
+  if (err != 0) {
+    up.Close();
+    co_return 502;
+  }
+  co_return 0;
+}
+
+Co<bool> ProxyState::ServeConn(Loop& loop, Stream& client, Kind kind) {
+  const int64_t read_ms = opts.read_timeout.count();
+  if (kind == Kind::kHttps) {
+    bool ok = co_await client.Handshake(default_ctx.get(), After(kHandshakeTimeoutMs));
+    if (!ok) co_return false;
+  }
+  const std::string client_ip = PeerIp(client.fd());
+  const std::string local_port = std::to_string(LocalPort(client.fd()));
+  const char* scheme = kind == Kind::kHttps ? "https" : "http";
+  Reader in(client);
+
+  bool first = true;
+  while (!loop.stopping()) {
+    std::string head_text;
+    Reader::Status st = co_await in.Head(head_text, opts.max_header_bytes,
+                                         (first ? opts.header_timeout : opts.idle_timeout).count(),
+                                         opts.header_timeout.count());
+    first = false;
+    if (st == Reader::kClosed) co_return true;
+    if (st == Reader::kTimeout) {
+      // nginx closes an idle keep-alive connection silently, a slow head with 408.
+      if (in.buffered() > 0) {
+        std::string page = ErrorPage(408, false);
+        co_await client.WriteAll(page, read_ms);
+      }
+      co_return true;
+    }
+    if (st == Reader::kTooLarge) {
+      std::string page = ErrorPage(431, false);
+      co_await client.WriteAll(page, read_ms);
+      co_return true;
+    }
+    Head req;
+    std::vector<std::string> parts;
+    if (st == Reader::kOk && ParseHead(head_text, req)) parts = Split(req.first, ' ');
+    if (parts.size() != 3 || parts[2].rfind("HTTP/1.", 0) != 0 || parts[1].empty()) {
+      std::string page = ErrorPage(400, false);
+      co_await client.WriteAll(page, read_ms);
+      co_return true;
+    }
+    requests->fetch_add(1, std::memory_order_relaxed);
+    const std::string &method = parts[0], &target = parts[1];
+    const bool http10 = parts[2] == "HTTP/1.0";
+    bool keep_alive =
+        http10 ? req.HasToken("Connection", "keep-alive") : !req.HasToken("Connection", "close");
+    Framing body;
+    if (!RequestFraming(req, body)) {
+      std::string page = ErrorPage(400, false);
+      co_await client.WriteAll(page, read_ms);
+      co_return true;
+    }
+
+    if (kind == Kind::kHealth) {
+      std::string path = target.substr(0, target.find('?'));
+      if (path == "/healthz" || path == "/is-dynamic-lb-initialized") {
+        // Ready once it has routes, as ingress-nginx after its first sync.
+        bool ready = routed;
+        std::string text = ready ? "ok" : "routes not synced yet";
+        std::string resp =
+            std::string(ready ? "HTTP/1.1 200 OK" : "HTTP/1.1 503 Service Unavailable") +
+            "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(text.size()) +
+            "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n" + text;
+        bool ok = co_await client.WriteAll(resp, read_ms);
+        if (!ok || !keep_alive || body.kind != Framing::kNone) co_return true;
+        continue;
+      }
+      bool more = co_await Answer(client, 404, keep_alive, body, read_ms);
+      if (!more) co_return true;
+      continue;
+    }
+
+    std::string host = req.Get("Host");
+    std::string path = target;
+    if (path.rfind("http://", 0) == 0 || path.rfind("https://", 0) == 0) {  // absolute form
+      size_t start = path.find("//") + 2;
+      size_t slash = path.find('/', start);
+      if (host.empty()) host = path.substr(start, slash - start);
+      path = slash == std::string::npos ? "/" : path.substr(slash);
+    }
+    auto snap = Current();
+    const IngressPath* matched = MatchPath(snap->routes, host, path);
+    if (matched && matched->ssl_redirect && kind == Kind::kHttp) {
+      if (body.kind != Framing::kNone) keep_alive = false;
+      std::string redirect = RedirectToHttps(host, path, keep_alive);
+      bool ok = co_await client.WriteAll(redirect, read_ms);
+      if (!ok || !keep_alive) co_return true;
+      continue;
+    }
+    const IngressBackend* backend =
+        matched ? &matched->backend
+                : (snap->routes.default_backend ? &*snap->routes.default_backend : nullptr);
+    if (!backend || backend->endpoints.empty()) {
+      bool more = co_await Answer(client, backend ? 503 : 404, keep_alive, body, read_ms);
+      if (!more) co_return true;
+      continue;
+    }
+
+    // Connect to an endpoint: round-robin; on failure the next ones
+    // (proxy-next-upstream error timeout), up to three; a kept-alive
+    // connection when one is idle.
+    size_t start;
+    {
+      std::lock_guard lock(mu);
+      start = round_robin[backend->name]++;
+    }
+    const bool upgrade = req.Has("Upgrade") && req.HasToken("Connection", "upgrade");
+    Stream up(loop);
+    bool reused = false;
+    const IngressEndpoint* chosen = nullptr;
+    std::string up_key;
+    int status = 502;
+    const size_t tries = std::min<size_t>(kNextUpstreamTries, backend->endpoints.size());
+    for (size_t t = 0; t < tries && !up.valid(); ++t) {
+      chosen = &backend->endpoints[(start + t) % backend->endpoints.size()];
+      up_key = chosen->ip + ":" + std::to_string(chosen->port);
+      if (!upgrade) reused = TakeIdle(up_key, up);
+      if (!up.valid()) {
+        int rc = co_await Connect(up, *chosen);
+        if (rc != 0) status = rc;
+      }
+    }
+    if (loop.stopping()) co_return false;
+    if (!up.valid()) {
+      log::Info("ingress {}: {} {}{}: no endpoint of {} answered ({})", opts.name, method, host,
+                path, backend->name, status);
+      bool more = co_await Answer(client, status, keep_alive, body, read_ms);
+      if (!more) co_return true;
+      continue;
+    }
+
+    std::string out = method + " " + path + " HTTP/1.1\r\n";
+    std::string xff = req.Get("X-Forwarded-For");
+    for (const auto& [k, v] : req.headers) {
+      if (IsHopByHop(k) || EqualsIgnoreCase(k, "Expect")) continue;
+      bool ours = false;
+      for (std::string_view h :
+           {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
+            "x-real-ip", "x-scheme", "x-request-id", "x-forwarded-scheme", "content-length"}) {
+        if (EqualsIgnoreCase(k, h)) ours = true;
+      }
+      if (!ours) {
+        out += k;
+        out += ": ";
+        out += v;
+        out += "\r\n";
+      }
+    }
+    if (host.empty()) out += "Host: " + backend->endpoints[0].ip + "\r\n";
+    out += "X-Request-ID: " + RequestId() + "\r\n";
+    out += "X-Real-IP: " + client_ip + "\r\n";
+    out += "X-Forwarded-For: " + (xff.empty() ? client_ip : xff + ", " + client_ip) + "\r\n";
+    out += "X-Forwarded-Host: " + host + "\r\n";
+    out += "X-Forwarded-Port: " + local_port + "\r\n";
+    out += std::string("X-Forwarded-Proto: ") + scheme + "\r\n";
+    out += std::string("X-Forwarded-Scheme: ") + scheme + "\r\n";
+    out += std::string("X-Scheme: ") + scheme + "\r\n";
+    if (body.kind == Framing::kLength) {
+      out += "Content-Length: " + std::to_string(body.length) + "\r\n";
+    }
+    if (body.kind == Framing::kChunked) out += "Transfer-Encoding: chunked\r\n";
+    // Upgrades go through; other requests keep the connection for reuse.
+    if (upgrade) out += "Upgrade: " + req.Get("Upgrade") + "\r\nConnection: upgrade\r\n";
+    out += "\r\n";
+    const bool expect_continue =
+        body.kind != Framing::kNone && req.HasToken("Expect", "100-continue");
+    if (expect_continue) {
+      bool ok = co_await client.WriteAll("HTTP/1.1 100 Continue\r\n\r\n", read_ms);
+      if (!ok) co_return false;
+    }
+    // A small body that came with the head goes in the same write.
+    bool body_sent = false;
+    if (body.kind == Framing::kLength && in.buffered() >= body.length) {
+      out.append(in.View().substr(0, static_cast<size_t>(body.length)));
+      in.Consume(static_cast<size_t>(body.length));
+      body_sent = true;
+    }
+
+    bool read_failed = false;
+    std::optional<Reader> up_in;
+    Head resp;
+    int code = 0;
+    for (int attempt = 0;; ++attempt) {
+      // A reused connection the backend closed meanwhile fails before any
+      // answer: then once more on a new one, when there is no body to replay.
+      const bool can_retry = reused && attempt == 0 && body.kind == Framing::kNone;
+      up_in.emplace(up);
+      bool sent = co_await up.WriteAll(out, read_ms);
+      if (sent && !body_sent) sent = co_await CopyBody(in, up, body, read_ms, false, read_failed);
+      if (!sent) {
+        if (read_failed) co_return false;  // the client went away or sent garbage
+        if (can_retry) {
+          reused = false;
+          int rc = co_await Connect(up, *chosen);
+          if (rc == 0) continue;
+          status = rc;
+        }
+        keep_alive = false;
+        co_await Answer(client, status == 504 ? 504 : 502, keep_alive, body, read_ms);
+        co_return false;
+      }
+      // The response head (interim 1xx ones other than 101 are dropped).
+      bool again = false;
+      bool bad = false;
+      while (true) {
+        std::string text;
+        Reader::Status rs = co_await up_in->Head(text, opts.max_header_bytes, read_ms, read_ms);
+        if (rs == Reader::kTimeout) {
+          keep_alive = false;
+          co_await Answer(client, 504, keep_alive, body, read_ms);
+          co_return false;
+        }
+        if (rs == Reader::kClosed && up_in->received() == 0 && can_retry) {
+          reused = false;
+          int rc = co_await Connect(up, *chosen);
+          if (rc == 0) {
+            again = true;
+            break;
+          }
+        }
+        resp = Head();
+        std::vector<std::string> sl;
+        if (rs == Reader::kOk && ParseHead(text, resp)) sl = Split(resp.first, ' ');
+        if (sl.size() < 2 || sl[0].rfind("HTTP/1.", 0) != 0 || sl[1].size() != 3 ||
+            sl[1].find_first_not_of("0123456789") != std::string::npos) {
+          bad = true;
+          break;
+        }
+        code = std::stoi(sl[1]);
+        if (code >= 200 || code == 101) break;
+      }
+      if (bad) {
+        keep_alive = false;
+        co_await Answer(client, 502, keep_alive, body, read_ms);
+        co_return false;
+      }
+      if (!again) break;
+    }
+
+    if (code == 101) {
+      if (!upgrade) {
+        co_await Answer(client, 502, keep_alive, body, read_ms);
+        co_return false;
+      }
+      // The backend's answer as it came, then bytes both ways.
+      std::string head101 = resp.first + "\r\n";
+      for (const auto& [k, v] : resp.headers) head101 += k + ": " + v + "\r\n";
+      head101 += "\r\n";
+      bool ok = co_await client.WriteAll(head101, read_ms);
+      if (!ok) co_return false;
+      if (in.buffered()) {
+        std::string pending(in.View());
+        in.Consume(pending.size());
+        ok = co_await up.WriteAll(pending, read_ms);
+        if (!ok) co_return false;
+      }
+      RelayEnd join;
+      RelayDown(client, up, *up_in, join, read_ms);
+      std::unique_ptr<char[]> buf(new char[kBufferSize]);
+      while (true) {  // client -> backend
+        long n = co_await client.Read(buf.get(), kBufferSize, After(read_ms));
+        if (n <= 0) break;
+        ok = co_await up.WriteAll(std::string_view(buf.get(), static_cast<size_t>(n)), read_ms);
+        if (!ok) break;
+      }
+      up.Shutdown(SHUT_WR);  // the client is done: the backend hears EOF
+      co_await join;
+      co_return false;
+    }
+
+    // The response, re-framed for the client.
+    Framing rf;
+    const bool no_body = method == "HEAD" || code == 204 || code == 304;
+    if (!no_body) {
+      if (resp.Has("Transfer-Encoding")) {
+        rf.kind = Framing::kChunked;
+      } else if (resp.Has("Content-Length")) {
+        if (!RequestFraming(resp, rf)) {
+          co_await Answer(client, 502, keep_alive, body, read_ms);
+          co_return false;
+        }
+      } else {
+        rf.kind = Framing::kUntilClose;
+      }
+    }
+    const bool rechunk = rf.kind == Framing::kUntilClose && !http10;
+    if (rf.kind == Framing::kUntilClose && http10) keep_alive = false;
+    if (rf.kind == Framing::kChunked && http10) {  // HTTP/1.0 has no chunks: data, then close
+      rf.dechunk = true;
+      keep_alive = false;
+    }
+    std::string rh = "HTTP/1.1 " + resp.first.substr(resp.first.find(' ') + 1) + "\r\n";
+    for (const auto& [k, v] : resp.headers) {
+      if (IsHopByHop(k)) continue;
+      rh += k;
+      rh += ": ";
+      rh += v;
+      rh += "\r\n";
+    }
+    if ((rf.kind == Framing::kChunked && !rf.dechunk) || rechunk) {
+      rh += "Transfer-Encoding: chunked\r\n";
+    }
+    rh += std::string("Connection: ") + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n";
+    // A body that came with the head goes in the same write.
+    bool body_done = false;
+    if (rf.kind == Framing::kLength && up_in->buffered() >= rf.length) {
+      rh.append(up_in->View().substr(0, static_cast<size_t>(rf.length)));
+      up_in->Consume(static_cast<size_t>(rf.length));
+      body_done = true;
+    }
+    bool ok = co_await client.WriteAll(rh, read_ms);
+    if (!ok) co_return false;
+    if (!body_done) {
+      ok = co_await CopyBody(*up_in, client, rf, read_ms, rechunk, read_failed);
+      if (!ok) co_return false;
+    }
+    // The backend's connection back to the pool when its answer was framed
+    // and it keeps connections open.
+    if (rf.kind != Framing::kUntilClose && resp.first.rfind("HTTP/1.1", 0) == 0 &&
+        !resp.HasToken("Connection", "close") && up_in->buffered() == 0) {
+      up_in.reset();
+      PutIdle(up_key, up);
+    }
+    if (!keep_alive) co_return true;
+  }
+  co_return true;
+}
+
+}  // namespace
+
+struct IngressProxy::State : ProxyState {
+  using ProxyState::ProxyState;
 };
 
 IngressProxy::IngressProxy(IngressProxyOptions opts)
-    : opts_(std::move(opts)), state_(std::make_unique<State>()) {}
+    : opts_(std::move(opts)), state_(std::make_unique<State>(opts_, &requests_)) {}
 
 IngressProxy::~IngressProxy() { Stop(); }
 
 void IngressProxy::Start() {
-  if (accept_thread_.joinable()) return;
+  if (started_) return;
   const std::string where = opts_.netns.empty() ? "" : " in network namespace " + opts_.netns;
   auto& s = *state_;
-  s.stopping = false;
+  {
+    std::lock_guard lock(s.pool_mu);
+    s.pool_closed = false;
+  }
   tls::KeyPair fake = tls::GenerateCa("Kubernetes Ingress Controller Fake Certificate", 365);
   s.default_ctx = MakeCtx(fake.cert_pem, fake.key_pem);
-  SSL_CTX_set_tlsext_servername_callback(s.default_ctx.get(), &State::OnServerName);
-  SSL_CTX_set_tlsext_servername_arg(s.default_ctx.get(), &s);
+  SSL_CTX_set_tlsext_servername_callback(s.default_ctx.get(), &ProxyState::OnServerName);
+  SSL_CTX_set_tlsext_servername_arg(s.default_ctx.get(), static_cast<ProxyState*>(&s));
   auto make = [&] {
-    s.http_fd = Listen(opts_.bind, opts_.http_port, where);
-    s.https_fd = Listen(opts_.bind, opts_.https_port, where);
-    s.health_fd = Listen(opts_.bind, opts_.health_port, where);
+    s.listen_fds[static_cast<int>(Kind::kHttp)] = Listen(opts_.bind, opts_.http_port, where);
+    s.listen_fds[static_cast<int>(Kind::kHttps)] = Listen(opts_.bind, opts_.https_port, where);
+    s.listen_fds[static_cast<int>(Kind::kHealth)] = Listen(opts_.bind, opts_.health_port, where);
   };
   if (opts_.netns.empty()) {
     s.netns = Netns::Current();
@@ -871,35 +1777,25 @@ void IngressProxy::Start() {
     s.netns = Netns::Open(name);
     RunInNetns(s.netns, make);
   }
-  ports_ = {LocalPort(s.http_fd.get()), LocalPort(s.https_fd.get()), LocalPort(s.health_fd.get())};
-  s.wake.reset(static_cast<int>(CheckSys(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd")));
-  accept_thread_ = std::thread([this] { AcceptLoop(); });
+  ports_ = {LocalPort(s.listen_fds[0].get()), LocalPort(s.listen_fds[1].get()),
+            LocalPort(s.listen_fds[2].get())};
+  const size_t n = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxLoops);
+  s.loops.clear();
+  for (size_t i = 0; i < n; ++i) s.loops.push_back(std::make_unique<Loop>(s));
+  for (auto& l : s.loops) l->StartThread();
+  started_ = true;
 }
 
 void IngressProxy::Stop() {
-  if (!accept_thread_.joinable()) return;
+  if (!started_) return;
   auto& s = *state_;
-  s.stopping = true;
-  uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(s.wake.get(), &one, sizeof one);
-  accept_thread_.join();
-  std::map<uint64_t, std::shared_ptr<Conn>> conns;
-  {
-    std::lock_guard lock(s.mu);
-    conns.swap(s.conns);
-  }
-  for (auto& [id, c] : conns) {
-    ::shutdown(c->fd.get(), SHUT_RDWR);
-    int b = c->backend_fd.load();
-    if (b >= 0) ::shutdown(b, SHUT_RDWR);
-  }
-  for (auto& [id, c] : conns) {
-    if (c->thread.joinable()) c->thread.join();
-  }
-  s.http_fd.reset();
-  s.https_fd.reset();
-  s.health_fd.reset();
+  for (auto& l : s.loops) l->RequestStop();
+  for (auto& l : s.loops) l->Join();
+  for (auto& l : s.loops) l->CloseIncoming();
   s.SweepIdle(true);
+  s.loops.clear();
+  for (auto& fd : s.listen_fds) fd.reset();
+  started_ = false;
 }
 
 bool IngressProxy::has_routes() const { return state_->routed; }
@@ -909,15 +1805,10 @@ size_t IngressProxy::idle_backend_connections() const {
   return state_->idle_total;
 }
 
-size_t IngressProxy::open_connections() const {
-  std::lock_guard lock(state_->mu);
-  size_t n = 0;
-  for (const auto& [id, c] : state_->conns) n += c->done ? 0 : 1;
-  return n;
-}
+size_t IngressProxy::open_connections() const { return state_->conns.load(); }
 
 void IngressProxy::SetRoutes(IngressRoutes routes) {
-  auto snap = std::make_shared<State::Snapshot>();
+  auto snap = std::make_shared<ProxyState::Snapshot>();
   auto old = state_->Current();
   for (const IngressCertificate& cert : routes.certificates) {
     SslCtxPtr ctx;
@@ -963,423 +1854,6 @@ void IngressProxy::SetRoutes(IngressRoutes routes) {
   std::lock_guard lock(state_->mu);
   state_->snapshot = std::move(snap);
   state_->routed = true;
-}
-
-void IngressProxy::AcceptLoop() {
-  auto& s = *state_;
-  while (!s.stopping) {
-    pollfd fds[4] = {{s.wake.get(), POLLIN, 0},
-                     {s.http_fd.get(), POLLIN, 0},
-                     {s.https_fd.get(), POLLIN, 0},
-                     {s.health_fd.get(), POLLIN, 0}};
-    int n = ::poll(fds, 4, 1000);
-    {  // join the threads of finished connections
-      std::vector<std::shared_ptr<Conn>> finished;
-      {
-        std::lock_guard lock(s.mu);
-        for (auto it = s.conns.begin(); it != s.conns.end();) {
-          if (it->second->done) {
-            finished.push_back(it->second);
-            it = s.conns.erase(it);
-          } else {
-            ++it;
-          }
-        }
-      }
-      for (auto& c : finished) {
-        if (c->thread.joinable()) c->thread.join();
-      }
-    }
-    if (n == 0) s.SweepIdle(false);
-    {  // TLS reads and writes past their deadline: their socket is shut down
-      const int64_t now = NowNs();
-      std::lock_guard lock(s.mu);
-      for (auto& [id, c] : s.conns) {
-        const int64_t rd = c->read_deadline, wd = c->write_deadline;
-        if ((rd && now > rd) || (wd && now > wd)) ::shutdown(c->fd.get(), SHUT_RDWR);
-      }
-    }
-    if (n <= 0 || s.stopping) continue;
-    for (int i = 1; i < 4; ++i) {
-      if (!(fds[i].revents & POLLIN)) continue;
-      int fd = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) continue;
-      auto c = std::make_shared<Conn>();
-      c->fd.reset(fd);
-      c->kind = static_cast<Conn::Kind>(i - 1);
-      int one = 1;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      std::lock_guard lock(s.mu);
-      if (s.conns.size() >= opts_.max_connections) continue;  // closed as `c` goes
-      s.conns[s.next_id++] = c;
-      c->thread = std::thread([this, c] {
-        try {
-          Serve(c);
-        } catch (const std::exception& e) {
-          log::Warn("ingress {}: connection failed: {}", opts_.name, e.what());
-        }
-        // The client hears the end now; the socket closes when reaped.
-        ::shutdown(c->fd.get(), SHUT_RDWR);
-        c->done = true;
-      });
-    }
-  }
-}
-
-void IngressProxy::Serve(std::shared_ptr<Conn> c) {
-  auto& s = *state_;
-  BlockSigpipe();
-  NetnsEnter in_pod(s.netns);  // backend sockets are the pod's
-  const int read_ms = static_cast<int>(opts_.read_timeout.count());
-  std::unique_ptr<http::Conn> client;
-  if (c->kind == Conn::kHttps) {
-    SSL* ssl = SSL_new(s.default_ctx.get());
-    if (!ssl) return;
-    SSL_set_fd(ssl, c->fd.get());
-    auto deadline = Clock::now() + std::chrono::milliseconds(kHandshakeTimeoutMs);
-    while (true) {
-      ERR_clear_error();
-      int rc = SSL_accept(ssl);
-      if (rc == 1) break;
-      int err = SSL_get_error(ssl, rc);
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      bool again = (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) &&
-                   left.count() > 0 && !s.stopping &&
-                   Poll(c->fd.get(), err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT,
-                        static_cast<int>(left.count()));
-      if (!again) {
-        ERR_clear_error();
-        SSL_free(ssl);
-        return;
-      }
-    }
-    client = std::make_unique<DeadlineConn>(tls::WrapTlsSession(ssl, c->fd.get()), c->read_deadline,
-                                            c->write_deadline, read_ms);
-  } else {
-    client = std::make_unique<PlainConn>(c->fd.get(), read_ms);
-  }
-  const std::string client_ip = PeerIp(c->fd.get());
-  const std::string local_port = std::to_string(LocalPort(c->fd.get()));
-  const char* scheme = c->kind == Conn::kHttps ? "https" : "http";
-  Reader in(*client);
-
-  bool first = true;
-  while (!s.stopping) {
-    std::string head_text;
-    Reader::Status st =
-        in.Head(head_text, opts_.max_header_bytes,
-                static_cast<int>((first ? opts_.header_timeout : opts_.idle_timeout).count()),
-                static_cast<int>(opts_.header_timeout.count()));
-    first = false;
-    if (st == Reader::kClosed) return;
-    if (st == Reader::kTimeout) {
-      // nginx closes an idle keep-alive connection silently, a slow head with 408.
-      if (in.buffered() > 0) client->WriteAll(ErrorPage(408, false));
-      return;
-    }
-    if (st == Reader::kTooLarge) {
-      client->WriteAll(ErrorPage(431, false));
-      return;
-    }
-    Head req;
-    std::vector<std::string> parts;
-    if (st == Reader::kOk && ParseHead(head_text, req)) parts = Split(req.first, ' ');
-    if (parts.size() != 3 || parts[2].rfind("HTTP/1.", 0) != 0 || parts[1].empty()) {
-      client->WriteAll(ErrorPage(400, false));
-      return;
-    }
-    requests_.fetch_add(1, std::memory_order_relaxed);
-    const std::string &method = parts[0], &target = parts[1];
-    const bool http10 = parts[2] == "HTTP/1.0";
-    bool keep_alive =
-        http10 ? req.HasToken("Connection", "keep-alive") : !req.HasToken("Connection", "close");
-    Framing body;
-    if (!RequestFraming(req, body)) {
-      client->WriteAll(ErrorPage(400, false));
-      return;
-    }
-    // An answer of our own while a body is unread ends the connection.
-    auto answer = [&](int status) {
-      if (body.kind != Framing::kNone) keep_alive = false;
-      return client->WriteAll(ErrorPage(status, keep_alive)) && keep_alive;
-    };
-
-    if (c->kind == Conn::kHealth) {
-      std::string path = target.substr(0, target.find('?'));
-      if (path == "/healthz" || path == "/is-dynamic-lb-initialized") {
-        // Ready once it has routes, as ingress-nginx after its first sync.
-        bool ready = s.routed;
-        std::string text = ready ? "ok" : "routes not synced yet";
-        if (!client->WriteAll(
-                std::string(ready ? "HTTP/1.1 200 OK" : "HTTP/1.1 503 Service Unavailable") +
-                "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(text.size()) +
-                "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n" + text) ||
-            !keep_alive || body.kind != Framing::kNone) {
-          return;
-        }
-        continue;
-      }
-      if (!answer(404)) return;
-      continue;
-    }
-
-    std::string host = req.Get("Host");
-    std::string path = target;
-    if (path.rfind("http://", 0) == 0 || path.rfind("https://", 0) == 0) {  // absolute form
-      size_t start = path.find("//") + 2;
-      size_t slash = path.find('/', start);
-      if (host.empty()) host = path.substr(start, slash - start);
-      path = slash == std::string::npos ? "/" : path.substr(slash);
-    }
-    auto snap = s.Current();
-    const IngressPath* matched = MatchPath(snap->routes, host, path);
-    if (matched && matched->ssl_redirect && c->kind == Conn::kHttp) {
-      if (body.kind != Framing::kNone) keep_alive = false;
-      if (!client->WriteAll(RedirectToHttps(host, path, keep_alive)) || !keep_alive) return;
-      continue;
-    }
-    const IngressBackend* backend =
-        matched ? &matched->backend
-                : (snap->routes.default_backend ? &*snap->routes.default_backend : nullptr);
-    if (!backend) {
-      if (!answer(404)) return;
-      continue;
-    }
-    if (backend->endpoints.empty()) {
-      if (!answer(503)) return;
-      continue;
-    }
-
-    // Connect to an endpoint: round-robin; on failure the next ones
-    // (proxy-next-upstream error timeout), up to three.
-    size_t start;
-    {
-      std::lock_guard lock(s.mu);
-      start = s.round_robin[backend->name]++;
-    }
-    const bool upgrade = req.Has("Upgrade") && req.HasToken("Connection", "upgrade");
-    // A new connection to an endpoint; invalid with `status` (502, 504) when it fails.
-    auto connect = [&](const IngressEndpoint& ep, int& status) {
-      UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-      sockaddr_in a{};
-      try {
-        a = SockAddr(ep.ip, ep.port);
-      } catch (const Error&) {
-        return UniqueFd();
-      }
-      if (!fd.valid()) return fd;
-      c->backend_fd = fd.get();
-      int rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
-      int err = rc == 0 ? 0 : errno;
-      if (err == EINPROGRESS) {
-        if (!Poll(fd.get(), POLLOUT, static_cast<int>(opts_.connect_timeout.count()))) {
-          status = 504;
-          c->backend_fd = -1;
-          return UniqueFd();
-        }
-        err = 0;
-        socklen_t len = sizeof err;
-        ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-      }
-      c->backend_fd = -1;
-      if (err != 0) {
-        status = 502;
-        return UniqueFd();
-      }
-      int one = 1;
-      ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      return fd;
-    };
-    UniqueFd up;
-    bool reused = false;
-    const IngressEndpoint* chosen = nullptr;
-    int status = 502;
-    const size_t tries = std::min<size_t>(kNextUpstreamTries, backend->endpoints.size());
-    for (size_t t = 0; t < tries && !up.valid(); ++t) {
-      chosen = &backend->endpoints[(start + t) % backend->endpoints.size()];
-      if (!upgrade) {
-        up = s.TakeIdle(chosen->ip + ":" + std::to_string(chosen->port));
-        reused = up.valid();
-      }
-      if (!up.valid()) up = connect(*chosen, status);
-    }
-    if (s.stopping) return;
-    if (!up.valid()) {
-      log::Info("ingress {}: {} {}{}: no endpoint of {} answered ({})", opts_.name, method, host,
-                path, backend->name, status);
-      if (!answer(status)) return;
-      continue;
-    }
-    const std::string up_key = chosen->ip + ":" + std::to_string(chosen->port);
-    c->backend_fd = up.get();
-    struct ClearBackend {
-      Conn& c;
-      ~ClearBackend() { c.backend_fd = -1; }
-    } clear_backend{*c};
-    PlainConn upstream(up.get(), read_ms);
-
-    std::string out = method + " " + path + " HTTP/1.1\r\n";
-    std::string xff = req.Get("X-Forwarded-For");
-    for (const auto& [k, v] : req.headers) {
-      if (IsHopByHop(k) || EqualsIgnoreCase(k, "Expect")) continue;
-      bool ours = false;
-      for (std::string_view h :
-           {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
-            "x-real-ip", "x-scheme", "x-request-id", "x-forwarded-scheme", "content-length"}) {
-        if (EqualsIgnoreCase(k, h)) ours = true;
-      }
-      if (!ours) out += k + ": " + v + "\r\n";
-    }
-    if (host.empty()) out += "Host: " + backend->endpoints[0].ip + "\r\n";
-    out += "X-Request-ID: " + RequestId() + "\r\n";
-    out += "X-Real-IP: " + client_ip + "\r\n";
-    out += "X-Forwarded-For: " + (xff.empty() ? client_ip : xff + ", " + client_ip) + "\r\n";
-    out += "X-Forwarded-Host: " + host + "\r\n";
-    out += "X-Forwarded-Port: " + local_port + "\r\n";
-    out += std::string("X-Forwarded-Proto: ") + scheme + "\r\n";
-    out += std::string("X-Forwarded-Scheme: ") + scheme + "\r\n";
-    out += std::string("X-Scheme: ") + scheme + "\r\n";
-    if (body.kind == Framing::kLength) {
-      out += "Content-Length: " + std::to_string(body.length) + "\r\n";
-    }
-    if (body.kind == Framing::kChunked) out += "Transfer-Encoding: chunked\r\n";
-    // Upgrades go through; other requests keep the connection for reuse.
-    if (upgrade) out += "Upgrade: " + req.Get("Upgrade") + "\r\nConnection: upgrade\r\n";
-    out += "\r\n";
-    if (body.kind != Framing::kNone && req.HasToken("Expect", "100-continue")) {
-      if (!client->WriteAll("HTTP/1.1 100 Continue\r\n\r\n")) return;
-    }
-    bool read_failed = false;
-    std::optional<Reader> up_in;
-    Head resp;
-    int code = 0;
-    for (int attempt = 0;; ++attempt) {
-      // A reused connection the backend closed meanwhile fails before any
-      // answer: then once more on a new one, when there is no body to replay.
-      auto retry = [&] {
-        if (!reused || attempt > 0 || body.kind != Framing::kNone) return false;
-        up = connect(*chosen, status);
-        reused = false;
-        if (!up.valid()) return false;
-        c->backend_fd = up.get();
-        upstream.reset(up.get());
-        return true;
-      };
-      up_in.emplace(upstream);
-      if (!upstream.WriteAll(out) || !CopyBody(in, upstream, body, read_ms, false, read_failed)) {
-        if (read_failed) return;  // the client went away or sent garbage
-        if (retry()) continue;
-        keep_alive = false;
-        answer(status == 504 ? 504 : 502);
-        return;
-      }
-      // The response head (interim 1xx ones other than 101 are dropped).
-      bool again = false;
-      while (true) {
-        std::string text;
-        Reader::Status rs = up_in->Head(text, opts_.max_header_bytes, read_ms, read_ms);
-        if (rs == Reader::kTimeout) {
-          keep_alive = false;
-          answer(504);
-          return;
-        }
-        if (rs == Reader::kClosed && up_in->received() == 0 && retry()) {
-          again = true;
-          break;
-        }
-        resp = Head();
-        std::vector<std::string> sl;
-        if (rs == Reader::kOk && ParseHead(text, resp)) sl = Split(resp.first, ' ');
-        if (sl.size() < 2 || sl[0].rfind("HTTP/1.", 0) != 0 || sl[1].size() != 3 ||
-            sl[1].find_first_not_of("0123456789") != std::string::npos) {
-          keep_alive = false;
-          answer(502);
-          return;
-        }
-        code = std::stoi(sl[1]);
-        if (code >= 200 || code == 101) break;
-      }
-      if (!again) break;
-    }
-
-    if (code == 101) {
-      if (!upgrade) {
-        answer(502);
-        return;
-      }
-      // The backend's answer as it came, then bytes both ways.
-      std::string head101 = resp.first + "\r\n";
-      for (const auto& [k, v] : resp.headers) head101 += k + ": " + v + "\r\n";
-      head101 += "\r\n";
-      if (!client->WriteAll(head101)) return;
-      if (in.buffered() && !upstream.WriteAll(in.View())) return;
-      in.Consume(in.buffered());
-      std::thread down([&] {
-        BlockSigpipe();
-        // Backend -> client; when the backend ends, so does the connection.
-        if (up_in->buffered()) client->WriteAll(up_in->View());
-        char buf[kBufferSize];
-        while (true) {
-          if (!upstream.WaitReadable(read_ms)) break;
-          long n = upstream.Read(buf, sizeof buf);
-          if (n <= 0 || !client->WriteAll(std::string_view(buf, static_cast<size_t>(n)))) break;
-        }
-        ::shutdown(c->fd.get(), SHUT_RDWR);
-        ::shutdown(up.get(), SHUT_RDWR);
-      });
-      char buf[kBufferSize];
-      while (true) {
-        if (!client->WaitReadable(read_ms)) break;
-        long n = client->Read(buf, sizeof buf);
-        if (n <= 0) break;
-        if (!upstream.WriteAll(std::string_view(buf, static_cast<size_t>(n)))) break;
-      }
-      ::shutdown(up.get(), SHUT_WR);  // the client is done: the backend hears EOF
-      down.join();
-      return;
-    }
-
-    // The response, re-framed for the client.
-    Framing rf;
-    const bool no_body = method == "HEAD" || code == 204 || code == 304;
-    if (!no_body) {
-      if (resp.Has("Transfer-Encoding")) {
-        rf.kind = Framing::kChunked;
-      } else if (resp.Has("Content-Length")) {
-        if (!RequestFraming(resp, rf)) {
-          answer(502);
-          return;
-        }
-      } else {
-        rf.kind = Framing::kUntilClose;
-      }
-    }
-    const bool rechunk = rf.kind == Framing::kUntilClose && !http10;
-    if (rf.kind == Framing::kUntilClose && http10) keep_alive = false;
-    if (rf.kind == Framing::kChunked && http10) {  // HTTP/1.0 has no chunks: data, then close
-      rf.dechunk = true;
-      keep_alive = false;
-    }
-    std::string rh = "HTTP/1.1 " + resp.first.substr(resp.first.find(' ') + 1) + "\r\n";
-    for (const auto& [k, v] : resp.headers) {
-      if (IsHopByHop(k)) continue;
-      rh += k + ": " + v + "\r\n";
-    }
-    if ((rf.kind == Framing::kChunked && !rf.dechunk) || rechunk) {
-      rh += "Transfer-Encoding: chunked\r\n";
-    }
-    rh += std::string("Connection: ") + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n";
-    if (!client->WriteAll(rh)) return;
-    if (!CopyBody(*up_in, *client, rf, read_ms, rechunk, read_failed)) return;
-    // The backend's connection back to the pool when its answer was framed
-    // and it keeps connections open.
-    if (rf.kind != Framing::kUntilClose && resp.first.rfind("HTTP/1.1", 0) == 0 &&
-        !resp.HasToken("Connection", "close") && up_in->buffered() == 0) {
-      c->backend_fd = -1;
-      s.PutIdle(up_key, std::move(up));
-    }
-    if (!keep_alive) return;
-  }
 }
 
 }  // namespace kin::netstack

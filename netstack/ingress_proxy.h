@@ -43,12 +43,20 @@
 // SetRoutes takes effect for the next request, also on connections that
 // are open: nothing is dropped.
 //
-// One thread accepts; each client connection has a thread (bounded by
-// max_connections: beyond, new connections are closed at once), and an
-// upgraded one a second thread for the backend's direction. Buffers are
-// 16 KiB per direction. Plain sockets wait with kernel timeouts; TLS ones
-// publish deadlines that the accepting thread enforces (once a second) by
-// shutting the socket down, so a stalled client never holds a thread.
+// Event-driven: a few event-loop threads (one per core, at most four),
+// each with its own epoll set. Every socket is non-blocking; a connection
+// is a C++20 coroutine on one loop (the compiler makes its state machine:
+// the code reads as a blocking proxy, each read or write that would block
+// suspends it until epoll says the socket is ready or its deadline passes).
+// The listening sockets are in every loop's set (EPOLLEXCLUSIVE); accepted
+// connections are spread over the loops in turn, at most max_connections
+// (beyond, closed at once). TLS is on the same loops: the handshake (SNI
+// included) and every TLS read and write are non-blocking with deadlines,
+// so a stalled client never holds anything but its own coroutine. An
+// upgraded connection is two coroutines, one per direction. Buffers are
+// 16 KiB per direction (heads grow to max_header_bytes). Idle backend
+// connections stay registered with the loop that last used them, which
+// takes them back without a system call; another loop moves them over.
 //
 // Thread-safety: Start/Stop from one thread; SetRoutes from any thread.
 #pragma once
@@ -176,15 +184,12 @@ class IngressProxy {
 
  private:
   struct State;
-  struct Conn;
-  void AcceptLoop();
-  void Serve(std::shared_ptr<Conn> c);
 
   IngressProxyOptions opts_;
   Ports ports_;
-  std::unique_ptr<State> state_;
   std::atomic<uint64_t> requests_{0};
-  std::thread accept_thread_;
+  std::unique_ptr<State> state_;
+  bool started_ = false;
 };
 
 }  // namespace kin::netstack

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <set>
 #include <thread>
 
 #include "base/error.h"
@@ -665,6 +666,114 @@ TEST_F(IngressProxyTest, StopClosesOpenConnections) {
   EXPECT_EQ(::recv(fd.get(), &c, 1, 0), 0);
 }
 
+// ---- the event loops --------------------------------------------------------------------
+
+TEST_F(IngressProxyTest, KeepAliveClientsShareOneKeptAliveBackendConnection) {
+  Backend& a = AddBackend("a");
+  IngressRoutes r;
+  r.rules = {{"", {{"/", T::kPrefix, {"svc", {a.ep()}}}}}};
+  IngressProxy& p = StartProxy();
+  p.SetRoutes(r);
+  // Clients one after the other (so on every loop), 25 requests each on
+  // their own connection: one backend connection carries them all.
+  std::set<std::string> peers;
+  for (int c = 0; c < 4; ++c) {
+    UniqueFd fd = Connect(ns(), p.ports().http);
+    for (int i = 0; i < 25; ++i) {
+      Send(fd.get(), "GET /peer HTTP/1.1\r\nHost: x\r\n\r\n");
+      std::string got = ReadResponse(fd.get());
+      ASSERT_THAT(got, StartsWith("HTTP/1.1 200 OK\r\n"));
+      EXPECT_THAT(got, HasSubstr("Connection: keep-alive\r\n"));
+      peers.insert(Body(got));
+    }
+  }
+  EXPECT_EQ(peers.size(), 1u);
+  EXPECT_EQ(a.open_connections(), 1u);
+  EXPECT_TRUE(Eventually([&] { return p.idle_backend_connections() == 1; }));
+  EXPECT_EQ(p.requests(), 100u);
+}
+
+TEST_F(IngressProxyTest, ManyConcurrentConnections) {
+  Backend& a = AddBackend("a");
+  IngressRoutes r;
+  r.rules = {{"", {{"/", T::kPrefix, {"svc", {a.ep()}}}}}};
+  IngressProxy& p = StartProxy();
+  p.SetRoutes(r);
+  constexpr size_t kConns = 150;
+  std::vector<UniqueFd> fds;
+  for (size_t i = 0; i < kConns; ++i) fds.push_back(Connect(ns(), p.ports().http));
+  ASSERT_TRUE(Eventually([&] { return p.open_connections() == kConns; }));
+  for (int round = 0; round < 3; ++round) {
+    // Every client asks before any reads: all requests are in flight at once.
+    for (size_t i = 0; i < kConns; ++i) {
+      Send(fds[i].get(), "GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    for (size_t i = 0; i < kConns; ++i) {
+      EXPECT_EQ(Body(ReadResponse(fds[i].get())), "a GET /" + std::to_string(i)) << i;
+    }
+  }
+  EXPECT_EQ(p.requests(), 3 * kConns);
+  fds.clear();
+  EXPECT_TRUE(Eventually([&] { return p.open_connections() == 0; }));
+}
+
+TEST_F(IngressProxyTest, StalledClientsDoNotHoldOthersUp) {
+  // A backend whose answer (8 MB) a client never reads.
+  RawBackend big(ns(),
+                 "HTTP/1.1 200 OK\r\nContent-Length: 8000000\r\n\r\n" + std::string(8000000, 'x'));
+  Backend& a = AddBackend("a");
+  IngressRoutes r;
+  r.rules = {{"big", {{"/", T::kPrefix, {"big", {big.ep()}}}}},
+             {"", {{"/", T::kPrefix, {"svc", {a.ep()}}}}}};
+  IngressProxy& p = StartProxy();
+  p.SetRoutes(r);
+  std::vector<UniqueFd> stalled;
+  for (int i = 0; i < 4; ++i) {
+    // Half a head; a TLS handshake never begun; a body that stops coming;
+    // an answer never read.
+    stalled.push_back(Connect(ns(), p.ports().http));
+    Send(stalled.back().get(), "GET / HTTP/1.1\r\nHost: x\r\nX-Half: ");
+    stalled.push_back(Connect(ns(), p.ports().https));
+    stalled.push_back(Connect(ns(), p.ports().http));
+    Send(stalled.back().get(), "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nab");
+  }
+  stalled.push_back(Connect(ns(), p.ports().http));
+  Send(stalled.back().get(), "GET / HTTP/1.1\r\nHost: big\r\n\r\n");
+  ASSERT_TRUE(Eventually([&] { return p.open_connections() == stalled.size(); }));
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(Body(Get("x", "/fast")), "a GET /fast");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  stalled.clear();
+  EXPECT_TRUE(Eventually([&] { return p.open_connections() == 0; }));
+}
+
+TEST_F(IngressProxyTest, StopEndsUpgradedAndWaitingConnections) {
+  Backend& a = AddBackend("a");
+  IngressRoutes r;
+  r.rules = {{"", {{"/", T::kPrefix, {"svc", {a.ep()}}}}}};
+  IngressProxy& p = StartProxy();
+  p.SetRoutes(r);
+  UniqueFd ws = Connect(ns(), p.ports().http);
+  Send(ws.get(),
+       "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  std::string got;
+  char buf[512];
+  while (got.find("\r\n\r\n") == std::string::npos) {
+    ssize_t n = ::recv(ws.get(), buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << got;
+    got.append(buf, n);
+  }
+  ASSERT_THAT(got, StartsWith("HTTP/1.1 101 "));
+  UniqueFd half = Connect(ns(), p.ports().http);
+  Send(half.get(), "GET / HTTP/1.1\r\n");
+  ASSERT_TRUE(Eventually([&] { return p.open_connections() == 2; }));
+  auto t0 = std::chrono::steady_clock::now();
+  p.Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_EQ(::recv(ws.get(), buf, sizeof buf, 0), 0);
+  EXPECT_EQ(::recv(half.get(), buf, sizeof buf, 0), 0);
+}
+
 // ---- TLS --------------------------------------------------------------------------------
 
 TEST_F(IngressProxyTest, ATlsRecordThatNeverCompletesIsCutOff) {
@@ -732,6 +841,22 @@ TEST_F(IngressProxyTest, TlsCertificateChosenBySni) {
   UniqueFd fd = Connect(ns(), p.ports().https);
   Send(fd.get(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_THAT(ReadResponse(fd.get()), ::testing::Not(HasSubstr("HTTP/1.1 200")));
+}
+
+TEST_F(IngressProxyTest, TlsKeepAliveServesSeveralRequests) {
+  Backend& a = AddBackend("a");
+  IngressRoutes r;
+  r.rules = {{"", {{"/", T::kPrefix, {"svc", {a.ep()}}}}}};
+  IngressProxy& p = StartProxy();
+  p.SetRoutes(r);
+  std::string req;
+  for (int i = 0; i < 5; ++i) req += "GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  req += "GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  TlsResult got = TlsGet(ns(), p.ports().https, "x", "", req);  // pipelined
+  ASSERT_EQ(got.error, "");
+  for (int i = 0; i < 5; ++i) EXPECT_THAT(got.response, HasSubstr("a GET /" + std::to_string(i)));
+  EXPECT_THAT(got.response, HasSubstr("a GET /last"));
+  EXPECT_TRUE(Eventually([&] { return p.open_connections() == 0; }));
 }
 
 }  // namespace
