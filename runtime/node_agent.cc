@@ -105,6 +105,18 @@ std::string QosClass(const Json& pod) {
 
 }  // namespace
 
+void CrashBackoff::Started(Clock::time_point now, bool restart) {
+  if (restart) ++streak;
+  started = now;
+}
+
+std::chrono::milliseconds CrashBackoff::Exited(Clock::time_point now) {
+  // flowcontrol.Backoff's hasExpired: stable for twice the longest back-off.
+  if (started != Clock::time_point{} && now - started > reset) streak = 0;
+  if (streak == 0) return std::chrono::milliseconds(0);
+  return std::min(max, base * (1 << std::min(streak - 1, 10)));
+}
+
 std::string PodNetnsName(const std::string& prefix, const Json& pod) {
   const Json& md = pod["metadata"];
   std::string base = prefix + md.value("namespace", "default") + "-" + md.value("name", "");
@@ -158,12 +170,18 @@ struct ContainerRuntime {
   bool shim_watched = false;
   std::string waiting_reason = "ContainerCreating", waiting_message;
   Clock::time_point backoff_until{};
+  CrashBackoff backoff;  // base and reset from the options
   int pull_failures = 0;
   std::string image;
   std::optional<ProbeSchedule> liveness, readiness, startup;
   bool probes_set = false;  // false for a container adopted from disk until its spec is seen
   Clock::time_point started_mono{};
   bool ready = false, started = false;
+  // When this node's record of the container was lost (a reboot: the pods'
+  // state lives on tmpfs), what the pod's status last showed of it:
+  // {"restartCount": the first instance's number here, "lastState": the
+  // instance before it}. lastState is reported until an instance here ends.
+  std::optional<Json> lost;
   bool killing = false;
   Clock::time_point kill_deadline{};
   bool kill_escalated = false;
@@ -196,6 +214,53 @@ struct PodRuntime {
 };
 
 namespace {
+
+// A pod bound to this node that the node has no record of although its
+// status shows it ran here: the record was lost (the machine rebooted; the
+// pods' state lives on tmpfs). As the kubelet after a reboot, it starts
+// afresh in a new sandbox, and its status goes on from the one it had:
+// startTime stays; a container that had started counts one restart more
+// (the kubelet counts the instances its log directory holds), and its
+// lastState is the instance the reboot ended, as containerd reports a task
+// it lost (terminated, reason Unknown, exit code 255) or as it had ended.
+void InheritLostRecord(PodRuntime& p, const Json& pod) {
+  const Json& status = object::Field(pod, "status");
+  if (!status.is_object()) return;
+  p.start_time = object::Str(status, "startTime");
+  const bool has_init = !object::Field(pod["spec"], "initContainers").empty();
+  for (const char* list : {"initContainerStatuses", "containerStatuses"}) {
+    const Json& statuses = object::Field(status, list);
+    if (!statuses.is_array()) continue;
+    for (const Json& cs : statuses) {
+      const Json& state = object::Field(cs, "state");
+      const Json& last = object::Field(cs, "lastState");
+      const int restarts = cs.value("restartCount", 0);
+      Json last_state;
+      if (object::Field(state, "running").is_object()) {
+        last_state = {{"terminated",
+                       {{"exitCode", 255},
+                        {"reason", "Unknown"},
+                        {"startedAt", object::Field(state, "running").value("startedAt", "")},
+                        {"finishedAt", object::NowRfc3339()}}}};
+      } else if (object::Field(state, "terminated").is_object()) {
+        last_state = {{"terminated", object::Field(state, "terminated")}};
+      } else if (object::Field(last, "terminated").is_object()) {
+        last_state = {{"terminated", object::Field(last, "terminated")}};
+      } else if (restarts == 0) {
+        continue;  // it never started
+      }
+      const std::string name = object::Str(cs, "name");
+      ContainerRuntime& c = p.containers[name];
+      c.name = name;
+      c.init = std::string(list) == "initContainerStatuses";
+      c.restart_count = restarts + 1;
+      if (!c.init && has_init) c.waiting_reason = "PodInitializing";
+      c.lost = Json{{"restartCount", c.restart_count}};
+      if (!last_state.is_null()) (*c.lost)["lastState"] = last_state;
+    }
+  }
+}
+
 // A killed container: its directory (for exit.json) and its state.
 struct Ending {
   std::string dir;
@@ -654,6 +719,9 @@ void NodeAgent::Impl::PersistPod(const PodRuntime& p) {
             {"ip", p.ip},
             {"hostNetwork", p.host_network},
             {"startTime", p.start_time}};
+  for (const auto& [name, c] : p.containers) {
+    if (c.lost) j["lost"][name] = *c.lost;
+  }
   WriteFileAtomic(p.dir + "/pod.json", j.dump(), 0644, false);
 }
 
@@ -662,6 +730,7 @@ void NodeAgent::Impl::Adopt() {
   for (const auto& entry : fs::directory_iterator(opts_.dir + "/pods", ec)) {
     std::string dir = entry.path().string();
     auto text = ReadFileIfExists(dir + "/pod.json");
+    Json lost = Json::object();
     auto p = std::make_unique<PodRuntime>();
     p->uid = entry.path().filename().string();
     p->dir = dir;
@@ -675,6 +744,7 @@ void NodeAgent::Impl::Adopt() {
         p->ip = j.value("ip", "");
         p->host_network = j.value("hostNetwork", false);
         p->start_time = j.value("startTime", "");
+        lost = j.value("lost", Json::object());
       } catch (const std::exception&) {
       }
     }
@@ -689,8 +759,16 @@ void NodeAgent::Impl::Adopt() {
         } catch (const std::exception&) {
         }
       }
+      if (lost.is_object() && lost.contains(name) && lost[name].is_object()) {
+        c.lost = lost[name];
+        c.restart_count = c.lost->value("restartCount", 0);
+      }
+      c.backoff.base = opts_.crash_backoff;
+      c.backoff.reset = opts_.crash_backoff_reset;
       if (highest < 0) return;
       c.restart_count = highest;
+      // Its streak is unknown: as if every restart here was one.
+      c.backoff.streak = highest - (c.lost ? c.lost->value("restartCount", 0) : 0);
       c.dir = cdir + "/" + std::to_string(highest);
       c.state = ReadShimState(c.dir);
       c.exit = ReadShimExit(c.dir);
@@ -710,6 +788,11 @@ void NodeAgent::Impl::Adopt() {
           // Running, or exited with its server still recording it (the
           // first sync collects that exit).
           c.started_mono = Clock::now();
+          c.backoff.started = c.started_mono;
+          if (auto t = object::ParseRfc3339(c.state->started_at)) {
+            c.backoff.started -= std::chrono::duration_cast<Clock::duration>(
+                std::chrono::system_clock::now() - *t);
+          }
           c.started = true;
           WatchContainer(p->uid, *c.state);
           c.shim_watched = true;
@@ -755,6 +838,7 @@ PodRuntime& NodeAgent::Impl::RuntimeFor(const Json& pod) {
     slot->name = md.value("name", "");
     slot->dir = opts_.dir + "/pods/" + uid;
     slot->host_network = pod["spec"].value("hostNetwork", false);
+    InheritLostRecord(*slot, pod);
   } else if (slot->name.empty()) {
     // Adopted from a directory without pod.json (kin serve died between
     // making it and writing that): its namespace and name are the pod's.
@@ -846,6 +930,12 @@ Clock::time_point NodeAgent::Impl::SyncRunningPod(PodRuntime& p, const Json& pod
   if (p.start_time.empty()) p.start_time = object::NowRfc3339();
   std::string phase = pod.value("status", Json::object()).value("phase", "Pending");
   bool terminal = phase == "Succeeded" || phase == "Failed";
+  // A finished pod this node has no record of (lost in a reboot): its
+  // status is final, as the kubelet never moves a pod out of a terminal phase.
+  if (terminal && std::none_of(p.containers.begin(), p.containers.end(),
+                               [](const auto& c) { return c.second.state.has_value(); })) {
+    return next;
+  }
 
   if (!p.sandbox_ready && !terminal) {
     if (Clock::now() < p.sandbox_retry) {
@@ -1101,7 +1191,10 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
     c.backoff_until = Clock::now() + delay;
     return false;
   }
-  int instance = c.state ? c.restart_count + 1 : c.restart_count;
+  const bool restart = c.state.has_value();  // an instance ran here before
+  c.backoff.base = opts_.crash_backoff;
+  c.backoff.reset = opts_.crash_backoff_reset;
+  int instance = restart ? c.restart_count + 1 : c.restart_count;
   ContainerSpec cs;
   try {
     EnvContext env;
@@ -1193,6 +1286,7 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
       c.last_started_at = c.state->started_at;
     }
     c.restart_count = instance;
+    c.backoff.Started(Clock::now(), restart);
     c.dir = dir;
     c.state = state;
     c.exit.reset();
@@ -1224,6 +1318,7 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
       c.last_started_at = c.state->started_at;
     }
     c.restart_count = instance;
+    c.backoff.Started(Clock::now(), restart);
     c.dir = dir;
     c.state = ShimState{};
     c.exit = ShimExit{e.code() == Code::kNotFound ? 127 : 128, 0, false, object::NowRfc3339()};
@@ -1234,8 +1329,7 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
         Json({{"exitCode", c.exit->exit_code}, {"finishedAt", c.exit->finished_at}}).dump(), 0644,
         false);
     recorder_.Warning(pod, "Failed", std::string("Error: ") + e.what());
-    int n = std::min(c.restart_count, 5);
-    c.backoff_until = Clock::now() + std::min(milliseconds(300000), opts_.crash_backoff * (1 << n));
+    c.backoff_until = Clock::now() + c.backoff.Exited(Clock::now());
     return false;
   }
 }
@@ -1258,14 +1352,8 @@ void NodeAgent::Impl::CollectExit(PodRuntime& p, ContainerRuntime& c) {
   }
   c.exit = e;
   c.ready = false;
-  // Back-off before the next start: none for the first restart, then the
-  // base doubling up to five minutes, as the kubelet does.
-  if (c.restart_count == 0) {
-    c.backoff_until = Clock::now();
-  } else {
-    int n = std::min(c.restart_count - 1, 5);
-    c.backoff_until = Clock::now() + std::min(milliseconds(300000), opts_.crash_backoff * (1 << n));
-  }
+  // Back-off before the next start, as the kubelet's (CrashBackoff).
+  c.backoff_until = Clock::now() + c.backoff.Exited(Clock::now());
 }
 
 void NodeAgent::Impl::StopContainer(PodRuntime& p, ContainerRuntime& c, int grace_seconds,
@@ -1599,6 +1687,9 @@ Json NodeAgent::Impl::BuildStatus(PodRuntime& p, const Json& pod) {
       if (!c.waiting_message.empty()) s["state"]["waiting"]["message"] = c.waiting_message;
     }
     if (c.running() && c.last_exit) s["lastState"] = terminated(*c.last_exit, c.last_started_at);
+    if (s["lastState"].empty() && !c.last_exit && c.lost && c.lost->contains("lastState")) {
+      s["lastState"] = (*c.lost)["lastState"];
+    }
     return s;
   };
 
@@ -1633,7 +1724,11 @@ Json NodeAgent::Impl::BuildStatus(PodRuntime& p, const Json& pod) {
     phase = "Failed";
   } else if (initialized && all_terminated && !statuses.empty()) {
     phase = any_failed ? "Failed" : "Succeeded";
-  } else if (initialized && (any_running || p.sandbox_ready) &&
+  } else if (initialized &&
+             (any_running || p.sandbox_ready ||
+              // Restarting after a reboot: it ran, as the kubelet keeps it Running.
+              std::any_of(p.containers.begin(), p.containers.end(),
+                          [](const auto& c) { return !c.second.init && c.second.lost; })) &&
              std::any_of(statuses.begin(), statuses.end(), [](const Json& s) {
                return s["state"].contains("running") || s["state"].contains("terminated") ||
                       s.value("restartCount", 0) > 0;

@@ -67,6 +67,23 @@ struct ContainerIoTarget {
 // readable for `ip netns exec` and unique by uid.
 std::string PodNetnsName(const std::string& prefix, const Json& pod);
 
+// One container's restart back-off (CrashLoopBackOff) as the kubelet keeps
+// it (client-go flowcontrol.Backoff keyed by the container): no wait before
+// the first restart, then `base` doubling up to `max` (10 s to 5 min); an
+// instance that ran longer than `reset` (the kubelet's 2 × max) ends the
+// streak: restarted at once, the next back-off `base` again.
+struct CrashBackoff {
+  using Clock = std::chrono::steady_clock;
+  std::chrono::milliseconds base{10000}, max{300000}, reset{600000};
+  int streak = 0;              // restarts in the current streak
+  Clock::time_point started{};  // of the current instance (the entry's lastUpdate)
+
+  // An instance started at `now`; `restart`: one ran before it.
+  void Started(Clock::time_point now, bool restart);
+  // It ended at `now` (or failed to launch): how long to wait before the next start.
+  std::chrono::milliseconds Exited(Clock::time_point now);
+};
+
 struct NodeAgentOptions {
   std::string node_name;
   std::string node_netns;   // the node's network namespace (/run/netns/NAME) holding cbr0
@@ -84,6 +101,10 @@ struct NodeAgentOptions {
   std::chrono::milliseconds lease_interval{10000};
   std::chrono::milliseconds status_interval{60000};
   std::chrono::milliseconds crash_backoff{10000};  // first back-off; doubles up to 5 min
+  // A container instance that ran longer than this ends its CrashLoopBackOff
+  // streak (restarted at once, the next back-off the first again): the
+  // kubelet's twice the longest back-off.
+  std::chrono::milliseconds crash_backoff_reset{600000};
   int64_t log_max_bytes = 10 << 20;                // a container's CRI log rotates at this size
   int log_max_files = 5;                           // rotated files kept, the current one included
   // In-cluster API credentials: when service_account_token is set, every
