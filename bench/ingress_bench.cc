@@ -1,8 +1,8 @@
 // Figures for the Ingress (issue 14). First the proxy alone, on real
 // sockets in a network namespace of its own (root): requests per second
 // and latency (p50/p99) of small GETs through the IngressProxy vs straight
-// to the backend (a kin HTTP server), with 8 keep-alive clients, and the
-// time from SetRoutes to a request served by the new backend. Then on a
+// to the backend (a kin HTTP server), with 8 keep-alive clients (then 64),
+// and the time from SetRoutes to a request served by the new backend. Then on a
 // real 1-node cluster: the same load from a pod's network namespace
 // straight to a pod (agnhost serve-hostname) vs through the ingress
 // Service's ClusterIP with a Host header, and the time from an Ingress's
@@ -37,6 +37,7 @@ using namespace kin::netstack;
 namespace {
 
 constexpr int kClients = 8;
+constexpr int kManyClients = 64;
 constexpr double kSeconds = 3;
 
 UniqueFd Connect(const Netns& ns, uint16_t port, const std::string& ip = "127.0.0.1") {
@@ -84,14 +85,14 @@ struct Load {
 };
 
 Load Run(const Netns& ns, uint16_t port, const std::string& ip = "127.0.0.1",
-         const std::string& host = "bench.example") {
+         const std::string& host = "bench.example", int clients = kClients) {
   std::mutex mu;
   std::vector<double> lat;
   std::atomic<size_t> errors{0}, done{0};
   auto until = Clock::now() + std::chrono::duration<double>(kSeconds);
   std::vector<std::thread> threads;
   auto start = Clock::now();
-  for (int i = 0; i < kClients; ++i) {
+  for (int i = 0; i < clients; ++i) {
     threads.emplace_back([&] {
       std::vector<double> mine;
       UniqueFd fd = Connect(ns, port, ip);
@@ -267,6 +268,19 @@ int main() {
   Report("through / direct", Fmt("%.0f %%", 100.0 * through.rps / std::max(direct.rps, 1.0)));
   Report("errors (direct, through)",
          std::to_string(direct.errors) + ", " + std::to_string(through.errors));
+  // Many more clients than cores: the proxy's event loops against the
+  // backend's thread per connection.
+  Load direct_many =
+      Run(netns.ns(), static_cast<uint16_t>(a->port()), "127.0.0.1", "bench.example", kManyClients);
+  Load through_many =
+      Run(netns.ns(), proxy.ports().http, "127.0.0.1", "bench.example", kManyClients);
+  const std::string many = std::to_string(kManyClients) + " clients";
+  ReportLoad("direct to the backend, " + many, direct_many);
+  ReportLoad("through the Ingress proxy, " + many, through_many);
+  Report("through / direct, " + many,
+         Fmt("%.0f %%", 100.0 * through_many.rps / std::max(direct_many.rps, 1.0)));
+  Report("errors (direct, through), " + many,
+         std::to_string(direct_many.errors) + ", " + std::to_string(through_many.errors));
 
   // Route change to effect: SetRoutes, then requests on an open
   // connection until the other backend answers.

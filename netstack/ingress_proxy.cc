@@ -391,6 +391,8 @@ struct FdReg {
   uint64_t id = 0;
   int fd = -1;
   Waiter rd, wr;
+  // An edge came while nobody waited: the next wait returns at once.
+  bool in_ready = false, out_ready = false;
 };
 
 enum class Kind { kHttp, kHttps, kHealth };
@@ -409,6 +411,7 @@ class Loop {
   void Register(int fd, FdReg& r) {
     r.fd = fd;
     r.id = next_id_++;
+    r.in_ready = r.out_ready = false;
     regs_[r.id] = &r;
     epoll_event e{};
     e.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -416,7 +419,10 @@ class Loop {
     ::epoll_ctl(ep_.get(), EPOLL_CTL_ADD, fd, &e);
   }
   // A socket this loop registered before (an idle backend connection).
-  void Adopt(FdReg& r) { regs_[r.id] = &r; }
+  void Adopt(FdReg& r) {
+    r.in_ready = r.out_ready = false;
+    regs_[r.id] = &r;
+  }
   // Events for the socket are ignored from now on; its epoll registration
   // stays until it is closed (or taken by another loop).
   void Forget(FdReg& r) {
@@ -431,8 +437,15 @@ class Loop {
     Loop& loop;
     Waiter& w;
     Deadline deadline;
+    bool& edge;
     bool ok = false;
-    bool await_ready() const noexcept { return loop.stopping_; }
+    bool await_ready() noexcept {
+      if (loop.stopping_) return true;
+      if (!edge) return false;
+      edge = false;
+      ok = true;
+      return true;
+    }
     void await_suspend(std::coroutine_handle<> h) {
       w.h = h;
       w.result = &ok;
@@ -443,8 +456,8 @@ class Loop {
     }
     bool await_resume() const noexcept { return ok; }
   };
-  WaitOp Readable(FdReg& r, Deadline d) { return {*this, r.rd, d}; }
-  WaitOp Writable(FdReg& r, Deadline d) { return {*this, r.wr, d}; }
+  WaitOp Readable(FdReg& r, Deadline d) { return {*this, r.rd, d, r.in_ready}; }
+  WaitOp Writable(FdReg& r, Deadline d) { return {*this, r.wr, d, r.out_ready}; }
 
   // Resumes `h` on the next turn of the loop.
   void Defer(std::coroutine_handle<> h) { deferred_.push_back(h); }
@@ -509,12 +522,14 @@ class Stream {
   void Attach(UniqueFd fd) {
     Close();
     fd_ = std::move(fd);
+    drained_ = false;
     loop_.Register(fd_.get(), reg_);
   }
   // An idle connection registered with `owner` under `id`.
   void AttachIdle(UniqueFd fd, Loop* owner, uint64_t id) {
     Close();
     fd_ = std::move(fd);
+    drained_ = true;  // TakeIdle saw nothing to read
     if (owner == &loop_) {
       reg_.id = id;
       reg_.fd = fd_.get();
@@ -570,7 +585,14 @@ class Stream {
   }
 
   // Up to n bytes: > 0, kEnd, kError, or kTimeout when nothing came by the deadline.
-  Co<long> Read(char* buf, size_t n, Deadline deadline) {
+  // With `wait_first` (when nothing can have come yet, as a backend's
+  // answer to a request just sent), it waits for an edge before the first
+  // read, which saves a read that would find nothing.
+  Co<long> Read(char* buf, size_t n, Deadline deadline, bool wait_first = false) {
+    if (wait_first && !ssl_ && drained_) {
+      bool ready = co_await loop_.Readable(reg_, deadline);
+      if (!ready) co_return loop_.stopping() ? kError : kTimeout;
+    }
     while (true) {
       long got;
       bool want_write = false;
@@ -591,9 +613,14 @@ class Stream {
         errno = EAGAIN;
       } else {
         got = ::recv(fd_.get(), buf, n, 0);
-        if (got >= 0) co_return got;
+        if (got >= 0) {
+          drained_ = static_cast<size_t>(got) < n;  // TCP hands over all it has
+          co_return got;
+        }
         if (errno == EINTR) continue;
         if (errno != EAGAIN) co_return kError;
+        reg_.in_ready = false;  // edges seen so far are used up
+        drained_ = true;
       }
       bool ready = false;
       // (A TLS read that must write first, while the other direction of an
@@ -635,6 +662,7 @@ class Stream {
         }
         if (n < 0 && errno == EINTR) continue;
         if (n == 0 || errno != EAGAIN) co_return false;
+        reg_.out_ready = false;
       }
       bool ready = false;
       if (want_read && !reg_.rd.h) {
@@ -688,6 +716,7 @@ class Stream {
   FdReg reg_;
   SSL* ssl_ = nullptr;
   bool ssl_failed_ = false;
+  bool drained_ = false;  // the last read left nothing in the socket
 };
 
 // Buffered reading off a Stream with deadlines.
@@ -705,7 +734,7 @@ class Reader {
   size_t received() const { return received_; }
 
   // Reads more (what the socket has) by the deadline.
-  Co<Status> Fill(Deadline deadline) {
+  Co<Status> Fill(Deadline deadline, bool wait_first = false) {
     if (!buf_) {
       cap_ = kBufferSize;
       buf_.reset(new char[cap_]);
@@ -721,7 +750,8 @@ class Reader {
       buf_ = std::move(bigger);
       cap_ *= 2;
     }
-    long n = co_await s_.Read(buf_.get() + end_, std::min(cap_ - end_, kBufferSize), deadline);
+    long n = co_await s_.Read(buf_.get() + end_, std::min(cap_ - end_, kBufferSize), deadline,
+                              wait_first);
     if (n == Stream::kTimeout) co_return kTimeout;
     if (n <= 0) co_return kClosed;
     end_ += static_cast<size_t>(n);
@@ -731,11 +761,12 @@ class Reader {
 
   // A head (up to and with its blank line) into `head`. `first_ms` to wait
   // for its first byte, `total_ms` for the rest.
-  Co<Status> Head(std::string& head, size_t max, int64_t first_ms, int64_t total_ms) {
+  Co<Status> Head(std::string& head, size_t max, int64_t first_ms, int64_t total_ms,
+                  bool wait_first = false) {
     // Leading empty lines between requests are allowed (RFC 9112 2.2).
     while (buffered() > 0 && (View()[0] == '\r' || View()[0] == '\n')) Consume(1);
     if (buffered() == 0) {
-      Status s = co_await Fill(After(first_ms));
+      Status s = co_await Fill(After(first_ms), wait_first);
       if (s != kOk) co_return s;
       while (buffered() > 0 && (View()[0] == '\r' || View()[0] == '\n')) Consume(1);
     }
@@ -1340,8 +1371,14 @@ void Loop::Run() {
       FdReg* r = it->second;
       const uint32_t ev = events[i].events;
       std::coroutine_handle<> hr, hw;
-      if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) hr = Take(r->rd, true);
-      if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) hw = Take(r->wr, true);
+      if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        hr = Take(r->rd, true);
+        if (!hr) r->in_ready = true;
+      }
+      if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+        hw = Take(r->wr, true);
+        if (!hw) r->out_ready = true;
+      }
       // Resuming one may end the connection; the other is still suspended.
       if (hr) hr.resume();
       if (hw) hw.resume();
@@ -1429,7 +1466,7 @@ Co<bool> ProxyState::ServeConn(Loop& loop, Stream& client, Kind kind) {
     std::string head_text;
     Reader::Status st = co_await in.Head(head_text, opts.max_header_bytes,
                                          (first ? opts.header_timeout : opts.idle_timeout).count(),
-                                         opts.header_timeout.count());
+                                         opts.header_timeout.count(), !first);
     first = false;
     if (st == Reader::kClosed) co_return true;
     if (st == Reader::kTimeout) {
@@ -1618,7 +1655,8 @@ Co<bool> ProxyState::ServeConn(Loop& loop, Stream& client, Kind kind) {
       bool bad = false;
       while (true) {
         std::string text;
-        Reader::Status rs = co_await up_in->Head(text, opts.max_header_bytes, read_ms, read_ms);
+        Reader::Status rs =
+            co_await up_in->Head(text, opts.max_header_bytes, read_ms, read_ms, true);
         if (rs == Reader::kTimeout) {
           keep_alive = false;
           co_await Answer(client, 504, keep_alive, body, read_ms);
