@@ -74,7 +74,9 @@ const std::string* Record::Field(std::string_view name) const {
 
 bool WatchQueue::Pop(std::shared_ptr<const StoreEvent>& out, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
-  cv_.wait_for(lock, timeout, [&] { return !q_.empty() || closed_; });
+  // A zero timeout is a poll: no futex wait (the authorizer polls its RBAC
+  // watches on every request).
+  if (timeout.count() > 0) cv_.wait_for(lock, timeout, [&] { return !q_.empty() || closed_; });
   if (q_.empty()) return false;
   out = std::move(q_.front());
   q_.pop_front();
