@@ -22,6 +22,7 @@
 #include "cmd/cluster_runtime.h"
 #include "cmd/kubeconfig.h"
 #include "netstack/ipam.h"
+#include "runtime/cgroup.h"
 #include "runtime/image_store.h"
 
 namespace kin::cmd {
@@ -413,6 +414,37 @@ void DeleteCluster(const std::string& name, const std::string& state_root,
   }
   if (config) {
     attempt("Removing the pods, nodes and network", [&] { TearDownCluster(*config, dir); });
+  }
+  // Cgroups named after the cluster (kin-NAME-<pod>-<container>) that no
+  // pod's directory led to: a pod whose state was lost, a launch its shim
+  // server died in. What is inside is killed; each one that stays is named.
+  // A longer prefix is another cluster's when its network namespace
+  // (kin-NAME-...-net) exists: cluster names may contain '-'.
+  {
+    Step s(progress, "Removing the cluster's cgroups");
+    const std::string prefix = "kin-" + name + "-";
+    std::vector<std::string> others;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/run/netns", ec)) {
+      const std::string n = e.path().filename().string();
+      if (n.size() > prefix.size() + 4 && n.rfind(prefix, 0) == 0 &&
+          n.compare(n.size() - 4, 4, "-net") == 0) {
+        others.push_back(n.substr(0, n.size() - 3));
+      }
+    }
+    const size_t before = failures.size();
+    for (const std::string& cg : CgroupsWithPrefix(prefix)) {
+      if (std::any_of(others.begin(), others.end(),
+                      [&](const std::string& o) { return cg.rfind(o, 0) == 0; })) {
+        continue;
+      }
+      try {
+        if (auto c = Cgroup::Open(cg)) c->Remove();
+      } catch (const std::exception& e) {
+        failures.push_back("cgroup " + cg + ": " + e.what());
+      }
+    }
+    if (failures.size() == before) s.Done();
   }
   attempt("Removing the kubeconfig entries",
           [&] { RemoveFromKubeconfig(KubeconfigPath(kubeconfig), name); });

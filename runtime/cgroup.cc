@@ -1,5 +1,6 @@
 #include "runtime/cgroup.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -73,6 +75,22 @@ std::vector<pid_t> ReadPids(const std::string& procs_file) {
   return out;
 }
 
+// The path of the first sub-directory of `dir` (a child cgroup), "" when none.
+std::string FirstChildDir(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return "";
+  std::string out;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (e->d_type == DT_DIR && n != "." && n != "..") {
+      out = dir + "/" + n;
+      break;
+    }
+  }
+  ::closedir(d);
+  return out;
+}
+
 }  // namespace
 
 std::string FindCgroupV2WithControllers(const std::string& root) {
@@ -82,6 +100,26 @@ std::string FindCgroupV2WithControllers(const std::string& root) {
     if (HasWords(ReadFile(controllers), {"memory", "cpu", "pids"})) return dir;
   }
   return "";
+}
+
+std::vector<std::string> CgroupsWithPrefix(const std::string& prefix, const std::string& root) {
+  std::set<std::string> names;
+  std::vector<std::string> parents;
+  if (std::string v2 = FindCgroupV2WithControllers(root); !v2.empty()) {
+    parents.push_back(v2 + "/kin");
+  } else {
+    for (const char* c : {"/memory", "/cpu", "/pids"}) parents.push_back(root + c + "/kin");
+  }
+  for (const auto& parent : parents) {
+    DIR* d = ::opendir(parent.c_str());
+    if (d == nullptr) continue;
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (e->d_type == DT_DIR && n.rfind(prefix, 0) == 0) names.insert(n);
+    }
+    ::closedir(d);
+  }
+  return {names.begin(), names.end()};
 }
 
 CgroupVersion Cgroup::Detect(const std::string& root) {
@@ -261,6 +299,14 @@ void Cgroup::Remove() {
     for (const auto& d : left) {
       if (::rmdir(d.c_str()) == 0 || errno == ENOENT) continue;
       last_err = errno;
+      // A cgroup inside it (not one kin makes) keeps it however long we wait.
+      if (last_err == EBUSY) {
+        if (std::string child = FirstChildDir(d); !child.empty()) {
+          dirs_ = left;
+          throw ErrnoError(last_err, "remove cgroup " + d + " (the cgroup " + child +
+                                         " inside it keeps it)");
+        }
+      }
       still.push_back(d);
     }
     left = std::move(still);

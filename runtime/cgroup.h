@@ -86,6 +86,11 @@ class Cgroup {
   std::string memory_dir_, cpu_dir_, pids_dir_;
 };
 
+// The names of the cgroups under the shared "kin" parent (any controller's,
+// or the v2 one's) that start with `prefix`, each once, sorted.
+std::vector<std::string> CgroupsWithPrefix(const std::string& prefix,
+                                           const std::string& root = "/sys/fs/cgroup");
+
 // Where a v2 unified hierarchy with memory, cpu and pids is mounted, or "".
 std::string FindCgroupV2WithControllers(const std::string& root = "/sys/fs/cgroup");
 
