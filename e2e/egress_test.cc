@@ -266,12 +266,15 @@ TEST_F(EgressE2E, PodsGetServiceAccountCredentialsTheApiAccepts) {
     argv.push_back("https://172.18.0.1:6443" + path);
     return RunCommand(argv, 20s).out;
   };
-  EXPECT_EQ(curl("/api/v1/namespaces/default/pods", token), "200");
-  EXPECT_EQ(curl("/api/v1/namespaces/default/pods", ""), "401");
-  EXPECT_EQ(curl("/api/v1/namespaces/default/pods", token + "x"), "401");
+  // Authenticated: discovery is every authenticated user's (RBAC's
+  // system:discovery); listing pods is not granted to the default account.
+  EXPECT_EQ(curl("/api/v1", token), "200");
+  EXPECT_EQ(curl("/api/v1/namespaces/default/pods", token), "403");
+  EXPECT_EQ(curl("/api/v1", ""), "401");
+  EXPECT_EQ(curl("/api/v1", token + "x"), "401");
   // Bound to its pod: gone with it.
   c().Ok({"delete", "pod", "sa-client", "--wait=true"});
-  EXPECT_EQ(curl("/api/v1/namespaces/default/pods", token), "401");
+  EXPECT_EQ(curl("/api/v1", token), "401");
 
   // automountServiceAccountToken: false keeps it out.
   std::string yaml = BusyboxPod("no-sa", c().NodeName("worker"));
@@ -302,7 +305,7 @@ TEST_F(EgressE2E, ZAfterAKilledServeEverythingComesBack) {
   CommandResult api = RunCommand(
       {"ip", "netns", "exec", c().NodeName("worker"), "curl", "-sS", "-o", "/dev/null", "-w",
        "%{http_code}", "--max-time", "10", "--cacert", c().StateDir() + "/pki/ca.crt", "-H",
-       "Authorization: Bearer " + token, "https://172.18.0.1:6443/api/v1/namespaces/default/pods"},
+       "Authorization: Bearer " + token, "https://172.18.0.1:6443/api/v1"},
       20s);
   EXPECT_EQ(api.out, "200") << api.err;
 }
