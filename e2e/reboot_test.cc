@@ -68,6 +68,20 @@ kind: ConfigMap
 metadata: {name: kept}
 data: {a: b}
 ---
+apiVersion: v1
+kind: Pod
+metadata: {name: inited}
+spec:
+  terminationGracePeriodSeconds: 0
+  initContainers:
+  - name: init
+    image: busybox
+    command: [sh, -c, 'true']
+  containers:
+  - name: main
+    image: busybox
+    command: [sleep, '3600']
+---
 apiVersion: batch/v1
 kind: Job
 metadata: {name: once}
@@ -227,7 +241,8 @@ TEST(RebootE2E, AfterARebootClusterStartBringsTheClusterBackAsTheKubeletWould) {
       [&] {
         Json d = c.GetJson({"deployment", "web"});
         Json j = c.GetJson({"job", "once"});
-        return At(At(d, "status"), "readyReplicas") == 3 && At(At(j, "status"), "succeeded") == 1;
+        return At(At(d, "status"), "readyReplicas") == 3 && At(At(j, "status"), "succeeded") == 1 &&
+               Ready(c.GetJson({"pod", "inited"}));
       },
       90s))
       << c.Log();
@@ -239,6 +254,7 @@ TEST(RebootE2E, AfterARebootClusterStartBringsTheClusterBackAsTheKubeletWould) {
   Json job_pods = c.GetJson({"pods", "-l", "job-name=once"})["items"];
   ASSERT_EQ(job_pods.size(), 1u);
   const std::string job_pod = job_pods[0]["metadata"].value("name", "");
+  const Json inited = c.GetJson({"pod", "inited"});
 
   SimulateReboot(c);
 
@@ -301,6 +317,23 @@ TEST(RebootE2E, AfterARebootClusterStartBringsTheClusterBackAsTheKubeletWould) {
       },
       60s))
       << answered.size() << " of 3 pods answered";
+
+  // A pod with an init container: the init container runs again in the new
+  // sandbox (completed, counted once more), then the main one.
+  Json seen;
+  EXPECT_TRUE(E2eCluster::WaitFor(
+      [&] {
+        seen = c.GetJson({"pod", "inited"});
+        return Ready(seen);
+      },
+      60s))
+      << seen.dump(2);
+  const Json& init = At(At(seen, "status"), "initContainerStatuses")[0];
+  EXPECT_EQ(At(At(At(init, "state"), "terminated"), "exitCode"), 0) << init.dump();
+  EXPECT_EQ(init.value("restartCount", -1),
+            inited["status"]["initContainerStatuses"][0].value("restartCount", 0) + 1);
+  EXPECT_EQ(At(At(seen, "status"), "containerStatuses")[0].value("restartCount", -1),
+            inited["status"]["containerStatuses"][0].value("restartCount", 0) + 1);
 
   // Objects intact: the ConfigMap as it was, the finished Job's pod still
   // Succeeded (a finished pod's status is final), nodes Ready.

@@ -27,7 +27,10 @@
 // volumes/, containers/<name>/<restartCount>/ with the shim's files and the
 // CRI log). So a new agent (after `kin serve` restarts) re-adopts running
 // shims and sandboxes from disk, tears down pods that no longer exist, and
-// converges; running containers keep running.
+// converges; running containers keep running. After a reboot (that tmpfs
+// gone) a pod whose status shows it ran here starts afresh in a new sandbox
+// as the kubelet restarts it: startTime kept, restartCount one more,
+// lastState terminated Unknown (255); a finished pod's status stays final.
 //
 // Thread-safety: Start/Stop from one thread. Work runs on the agent's own
 // threads: a few pod workers (one pod is never synced by two at once), a
