@@ -19,6 +19,9 @@ namespace {
 constexpr char kDefinitionsText[] =
 #include "apiserver/schemas/definitions.inc"
     ;
+constexpr char kAuthenticationDefinitionsText[] =
+#include "apiserver/schemas/authentication.inc"
+    ;
 
 constexpr std::string_view kMeta = "io.k8s.apimachinery.pkg.apis.meta.v1.";
 constexpr std::string_view kIntOrString = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
@@ -73,6 +76,7 @@ Json Gvk(std::string_view group, std::string_view version, std::string_view kind
 
 Json LoadDefinitions() {
   Json defs = Json::parse(kDefinitionsText);
+  defs.update(Json::parse(kAuthenticationDefinitionsText));
   // Types shared by every group: upstream lists each group-version that
   // serves them; these name the ones kin serves.
   for (const char* kind : {"DeleteOptions", "WatchEvent"}) {
@@ -575,8 +579,12 @@ void AddResourcePaths(const ResourceInfo& r, Dialect d, Json& paths) {
 std::set<std::string> DocumentRoots(const ServedGroupVersion& gv) {
   std::set<std::string> roots = {MetaName("Status"), MetaName("DeleteOptions"), MetaName("Patch")};
   for (const ResourceInfo* r : gv.resources) {
-    roots.insert(DefinitionName(r->group, r->version, r->kind));
-    roots.insert(DefinitionName(r->group, r->version, r->list_kind()));
+    // Create-only kinds (reviews) have no list.
+    for (const std::string& kind : {r->kind, r->list_kind()}) {
+      if (std::string def = DefinitionName(r->group, r->version, kind); !def.empty()) {
+        roots.insert(def);
+      }
+    }
     if (r->has_subresource("scale")) roots.insert(std::string(kScaleDefinition));
   }
   return roots;

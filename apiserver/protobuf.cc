@@ -692,6 +692,17 @@ KIN_PB_MESSAGE(TokenRequestSpec, Strs(1, "audiences"), Int64P(4, "expirationSeco
 KIN_PB_MESSAGE(TokenRequestStatus, StrP(1, "token"), Time(2, "expirationTimestamp"));
 KIN_PB_MESSAGE(TokenRequest, Obj(1, "metadata", kObjectMeta), Obj(2, "spec", kTokenRequestSpec),
                Obj(3, "status", kTokenRequestStatus));
+// TokenReview and SelfSubjectReview (kubectl auth whoami sends protobuf).
+// UserInfo's extra (a map of ExtraValue) is left out: clients never send it.
+KIN_PB_MESSAGE(UserInfo, Str(1, "username"), Str(2, "uid"), Strs(3, "groups"));
+KIN_PB_MESSAGE(TokenReviewSpec, Str(1, "token"), Strs(2, "audiences"));
+KIN_PB_MESSAGE(TokenReviewStatus, Bool(1, "authenticated"), Obj(2, "user", kUserInfo),
+               Strs(4, "audiences"), Str(3, "error"));
+KIN_PB_MESSAGE(TokenReview, Obj(1, "metadata", kObjectMeta), Obj(2, "spec", kTokenReviewSpec),
+               Obj(3, "status", kTokenReviewStatus));
+KIN_PB_MESSAGE(SelfSubjectReviewStatus, Obj(1, "userInfo", kUserInfo));
+KIN_PB_MESSAGE(SelfSubjectReview, Obj(1, "metadata", kObjectMeta),
+               Obj(2, "status", kSelfSubjectReviewStatus));
 
 // ---- k8s.io/api/policy/v1, scheduling/v1 -----------------------------------
 
@@ -793,6 +804,8 @@ constinit const KindSchema kKinds[] = {
     {"networking.k8s.io/v1", "IngressClass", &kIngressClass},
     {"networking.k8s.io/v1", "NetworkPolicy", &kNetworkPolicy},
     {"authentication.k8s.io/v1", "TokenRequest", &kTokenRequest},
+    {"authentication.k8s.io/v1", "TokenReview", &kTokenReview},
+    {"authentication.k8s.io/v1", "SelfSubjectReview", &kSelfSubjectReview},
 };
 
 // ---------------------------------------------------------------------------

@@ -902,5 +902,15 @@ TEST(KubeProtobuf, GoldenTokenRequest) {
       "status":{"token":""}})"));
 }
 
+TEST(KubeProtobuf, GoldenSelfSubjectReview) {
+  // kubectl 1.33 auth whoami
+  Json got = DecodeKubeProtobuf(FromHex(
+      "6b3873000a2d0a1861757468656e7469636174696f6e2e6b38732e696f2f7631121153656c665375626a6563"
+      "74526576696577121a0a100a0012001a0022002a0032003800420012060a040a0012001a002200"));
+  EXPECT_EQ(got["apiVersion"], "authentication.k8s.io/v1");
+  EXPECT_EQ(got["kind"], "SelfSubjectReview");
+  EXPECT_TRUE(got["status"]["userInfo"].is_object()) << got.dump();
+}
+
 }  // namespace
 }  // namespace kin::apiserver
