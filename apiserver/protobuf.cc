@@ -704,6 +704,30 @@ KIN_PB_MESSAGE(SelfSubjectReviewStatus, Obj(1, "userInfo", kUserInfo));
 KIN_PB_MESSAGE(SelfSubjectReview, Obj(1, "metadata", kObjectMeta),
                Obj(2, "status", kSelfSubjectReviewStatus));
 
+// ---- k8s.io/api/authorization/v1 (kubectl auth can-i) ----------------------
+// (fieldSelector/labelSelector of ResourceAttributes and spec.extra are
+// skipped as unknown: kin's authorizer does not read them.)
+
+KIN_PB_MESSAGE(ResourceAttributes, Str(1, "namespace"), Str(2, "verb"), Str(3, "group"),
+               Str(4, "version"), Str(5, "resource"), Str(6, "subresource"), Str(7, "name"));
+KIN_PB_MESSAGE(NonResourceAttributes, Str(1, "path"), Str(2, "verb"));
+KIN_PB_MESSAGE(SubjectAccessReviewSpec, Obj(1, "resourceAttributes", kResourceAttributes),
+               Obj(2, "nonResourceAttributes", kNonResourceAttributes), Str(3, "user"),
+               Strs(4, "groups"), Str(6, "uid"));
+KIN_PB_MESSAGE(SubjectAccessReviewStatus, Bool(1, "allowed"), Bool(4, "denied"),
+               Str(2, "reason"), Str(3, "evaluationError"));
+KIN_PB_MESSAGE(SubjectAccessReview, Obj(1, "metadata", kObjectMeta),
+               Obj(2, "spec", kSubjectAccessReviewSpec),
+               Obj(3, "status", kSubjectAccessReviewStatus));
+KIN_PB_MESSAGE(SelfSubjectAccessReviewSpec, Obj(1, "resourceAttributes", kResourceAttributes),
+               Obj(2, "nonResourceAttributes", kNonResourceAttributes));
+KIN_PB_MESSAGE(SelfSubjectAccessReview, Obj(1, "metadata", kObjectMeta),
+               Obj(2, "spec", kSelfSubjectAccessReviewSpec),
+               Obj(3, "status", kSubjectAccessReviewStatus));
+KIN_PB_MESSAGE(SelfSubjectRulesReviewSpec, Str(1, "namespace"));
+KIN_PB_MESSAGE(SelfSubjectRulesReview, Obj(1, "metadata", kObjectMeta),
+               Obj(2, "spec", kSelfSubjectRulesReviewSpec));
+
 // ---- k8s.io/api/policy/v1, scheduling/v1 -----------------------------------
 
 KIN_PB_MESSAGE(PodDisruptionBudgetSpec, IntOrStr(1, "minAvailable"),
@@ -806,6 +830,10 @@ constinit const KindSchema kKinds[] = {
     {"authentication.k8s.io/v1", "TokenRequest", &kTokenRequest},
     {"authentication.k8s.io/v1", "TokenReview", &kTokenReview},
     {"authentication.k8s.io/v1", "SelfSubjectReview", &kSelfSubjectReview},
+    {"authorization.k8s.io/v1", "SelfSubjectAccessReview", &kSelfSubjectAccessReview},
+    {"authorization.k8s.io/v1", "SelfSubjectRulesReview", &kSelfSubjectRulesReview},
+    {"authorization.k8s.io/v1", "SubjectAccessReview", &kSubjectAccessReview},
+    {"authorization.k8s.io/v1", "LocalSubjectAccessReview", &kSubjectAccessReview},
 };
 
 // ---------------------------------------------------------------------------

@@ -902,6 +902,33 @@ TEST(KubeProtobuf, GoldenTokenRequest) {
       "status":{"token":""}})"));
 }
 
+TEST(KubeProtobuf, AccessReviewsAsKubectlAuthCanISendsThem) {
+  // kubectl auth can-i list pods -n team (status is written too, zero).
+  Pb attrs = Pb().Bytes(1, "team").Bytes(2, "list").Bytes(3, "").Bytes(4, "").Bytes(5, "pods")
+                 .Bytes(6, "").Bytes(7, "");
+  Pb status = Pb().Varint(1, 0).Bytes(2, "").Bytes(3, "").Varint(4, 0);
+  Json got = DecodeKubeProtobuf(Body("authorization.k8s.io/v1", "SelfSubjectAccessReview",
+                                     Pb().Msg(1, Meta("")).Msg(2, Pb().Msg(1, attrs))
+                                         .Msg(3, status)));
+  EXPECT_EQ(got["kind"], "SelfSubjectAccessReview");
+  EXPECT_EQ(got["spec"]["resourceAttributes"]["namespace"], "team");
+  EXPECT_EQ(got["spec"]["resourceAttributes"]["verb"], "list");
+  EXPECT_EQ(got["spec"]["resourceAttributes"]["resource"], "pods");
+  EXPECT_FALSE(got["spec"].contains("nonResourceAttributes"));
+  // kubectl auth can-i --list -n team
+  got = DecodeKubeProtobuf(Body("authorization.k8s.io/v1", "SelfSubjectRulesReview",
+                                Pb().Msg(1, Meta("")).Msg(2, Pb().Bytes(1, "team"))));
+  EXPECT_EQ(got["spec"]["namespace"], "team");
+  // A SubjectAccessReview with a user, groups and a non-resource path.
+  got = DecodeKubeProtobuf(Body(
+      "authorization.k8s.io/v1", "SubjectAccessReview",
+      Pb().Msg(1, Meta("")).Msg(2, Pb().Msg(2, Pb().Bytes(1, "/api").Bytes(2, "get"))
+                                       .Bytes(3, "alice").Bytes(4, "dev").Bytes(4, "ops"))));
+  EXPECT_EQ(got["spec"]["user"], "alice");
+  EXPECT_EQ(got["spec"]["groups"], Json::array({"dev", "ops"}));
+  EXPECT_EQ(got["spec"]["nonResourceAttributes"]["path"], "/api");
+}
+
 TEST(KubeProtobuf, GoldenSelfSubjectReview) {
   // kubectl 1.33 auth whoami
   Json got = DecodeKubeProtobuf(FromHex(
