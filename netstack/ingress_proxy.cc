@@ -1324,6 +1324,7 @@ void Loop::CloseIncoming() {
 
 void Loop::Run() {
   BlockSigpipe();
+  ::pthread_setname_np(::pthread_self(), "ingress-loop");
   NetnsEnter in_pod(s_.netns);  // backend sockets are the pod's
   epoll_event events[128];
   auto next_sweep = Clock::now() + std::chrono::seconds(1);
