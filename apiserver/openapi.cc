@@ -22,6 +22,9 @@ constexpr char kDefinitionsText[] =
 constexpr char kAuthenticationDefinitionsText[] =
 #include "apiserver/schemas/authentication.inc"
     ;
+constexpr char kRbacDefinitionsText[] =
+#include "apiserver/schemas/rbac.inc"
+    ;
 
 constexpr std::string_view kMeta = "io.k8s.apimachinery.pkg.apis.meta.v1.";
 constexpr std::string_view kIntOrString = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
@@ -77,6 +80,7 @@ Json Gvk(std::string_view group, std::string_view version, std::string_view kind
 Json LoadDefinitions() {
   Json defs = Json::parse(kDefinitionsText);
   defs.update(Json::parse(kAuthenticationDefinitionsText));
+  defs.update(Json::parse(kRbacDefinitionsText));
   // Types shared by every group: upstream lists each group-version that
   // serves them; these name the ones kin serves.
   for (const char* kind : {"DeleteOptions", "WatchEvent"}) {
