@@ -1313,10 +1313,20 @@ void Loop::BeginStop() {
   for (auto h : wake) h.resume();
 }
 
+// A connection closed before it was served: our FIN, and what the client
+// sent is read first, so that the close does not reset the connection.
+void CloseUnserved(int fd) {
+  ::shutdown(fd, SHUT_WR);
+  char buf[512];
+  while (::recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+  }
+  ::close(fd);
+}
+
 void Loop::CloseIncoming() {
   std::lock_guard lock(mu_);
   for (auto& [fd, kind] : incoming_) {
-    ::close(fd);
+    CloseUnserved(fd);
     --s_.conns;
   }
   incoming_.clear();
@@ -1353,7 +1363,7 @@ void Loop::Run() {
         }
         for (auto& [fd, kind] : got) {
           if (stopping_ || stop) {
-            ::close(fd);
+            CloseUnserved(fd);
             --s_.conns;
           } else {
             s_.Serve(*this, fd, kind);
