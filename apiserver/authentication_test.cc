@@ -10,7 +10,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "apiserver/registry.h"
+#include "apiserver/rest.h"
+#include "apiserver/store.h"
 #include "base/error.h"
+#include "testing/e2e_support.h"
 
 namespace kin::apiserver {
 namespace {
@@ -283,6 +287,99 @@ TEST_F(AuthenticationTest, PodTokensAreBoundToThePodAndStable) {
   EXPECT_TRUE(auth_.AuthenticateToken(t).authenticated);
   Remove("pods", "team-a", "web-0");
   EXPECT_FALSE(auth_.AuthenticateToken(t).authenticated);
+}
+
+// The REST routes on a real registry: what kubectl sends and gets.
+class AuthenticationRestTest : public ::testing::Test {
+ protected:
+  AuthenticationRestTest() {
+    StoreOptions so;
+    so.index_fields = IndexFields;
+    store_ = Store::Open(dir_.File("kin.db"), so);
+    registry_ = std::make_unique<Registry>(*store_, RegistryOptions{});
+    registry_->Bootstrap();
+    rest_ = std::make_unique<RestHandler>(*registry_);
+    auth_ = std::make_unique<Authentication>(
+        tokens_, [this](const std::string& b, const std::string& ns,
+                        const std::string& n) -> std::optional<Json> {
+          auto rec = store_->Get(b, ns, n);
+          if (!rec) return std::nullopt;
+          return rec->Parse();
+        });
+    registry_->Create(*FindResource("", "v1", "serviceaccounts"), "default",
+                      {{"metadata", {{"name", "default"}}}}, WriteOptions{});
+  }
+  http::Response Call(const std::string& method, const std::string& path, const Json& body,
+                      const std::string& bearer = "") {
+    http::Request req;
+    req.method = method;
+    req.path = req.target = path;
+    if (!body.is_null()) {
+      req.body = body.dump();
+      req.headers.emplace("Content-Type", "application/json");
+    }
+    if (!bearer.empty()) {
+      req.headers.emplace("Authorization", "Bearer " + bearer);
+      req.client_cn = "system:serviceaccount:default:default";  // as the server set it
+      req.client_groups = {"system:serviceaccounts", "system:serviceaccounts:default",
+                           "system:authenticated"};
+    } else {
+      req.client_cn = "kubernetes-admin";
+      req.client_groups = {"system:masters"};
+    }
+    http::Response resp;
+    rest_->Handle(req, resp);
+    return resp;
+  }
+
+  ::kin::testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<RestHandler> rest_;
+  ServiceAccountTokens tokens_{std::string(32, 'k')};
+  std::unique_ptr<Authentication> auth_;
+};
+
+TEST_F(AuthenticationRestTest, TokenReviewAndWhoamiOverRest) {
+  const std::string token_path = "/api/v1/namespaces/default/serviceaccounts/default/token";
+  // Without a service account key: 503.
+  http::Response r = Call("POST", token_path, {{"spec", Json::object()}});
+  EXPECT_EQ(r.status, 503) << r.body;
+  rest_->SetAuthentication(auth_.get());
+  r = Call("POST", token_path, {{"spec", {{"expirationSeconds", 60}}}});
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_EQ(Json::parse(r.body)["details"]["causes"][0]["field"], "spec.expirationSeconds");
+  r = Call("POST", "/api/v1/namespaces/default/serviceaccounts/nobody/token", Json::object());
+  EXPECT_EQ(r.status, 404) << r.body;
+  r = Call("POST", token_path, {{"spec", Json::object()}});
+  ASSERT_EQ(r.status, 201) << r.body;
+  std::string token = Json::parse(r.body)["status"]["token"];
+
+  r = Call("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
+           {{"kind", "TokenReview"}, {"spec", {{"token", token}}}});
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(Json::parse(r.body)["status"]["user"]["username"],
+            "system:serviceaccount:default:default");
+
+  r = Call("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+           {{"kind", "SelfSubjectReview"}}, token);
+  ASSERT_EQ(r.status, 201) << r.body;
+  Json who = Json::parse(r.body)["status"]["userInfo"];
+  EXPECT_EQ(who["username"], "system:serviceaccount:default:default");
+  EXPECT_FALSE(who.value("uid", "").empty());  // from the token, not the connection
+  r = Call("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+           {{"kind", "SelfSubjectReview"}});
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(Json::parse(r.body)["status"]["userInfo"],
+            Json({{"username", "kubernetes-admin"},
+                  {"groups", {"system:masters", "system:authenticated"}}}));
+
+  // Create-only: nothing to list or get.
+  EXPECT_EQ(Call("GET", "/apis/authentication.k8s.io/v1/tokenreviews", nullptr).status, 405);
+  EXPECT_EQ(Call("GET", "/api/v1/namespaces/default/serviceaccounts/default/token", nullptr).status,
+            405);
+  r = Call("POST", "/apis/authentication.k8s.io/v1/tokenreviews", {{"spec", Json::object()}});
+  EXPECT_EQ(r.status, 400) << r.body;
 }
 
 }  // namespace
