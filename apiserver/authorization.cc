@@ -371,6 +371,80 @@ void Authorizer::Check(const rbac::UserInfo& user, const http::Request& req, boo
   if (!d.allowed) throw rbac::ForbiddenError(a, d.reason);
 }
 
+// ---- escalation prevention ---------------------------------------------------
+
+void Authorizer::CheckEscalation(const rbac::UserInfo& user, const ResourceInfo& r,
+                                 const std::string& ns, const Json& obj) {
+  if (r.group != kRbacGroup || Has(user.groups, rbac::kSystemMasters)) return;
+  const std::string name = obj.is_object() ? Str(obj.value("metadata", Json::object()), "name") : "";
+  const std::string scope = r.namespaced ? ns : "";
+  std::shared_ptr<const rbac::Policy> pol = policy();
+  auto may = [&](const char* verb, const std::string& resource, const std::string& res_name) {
+    rbac::Attributes a;
+    a.user = user;
+    a.verb = verb;
+    a.resource_request = true;
+    a.api_group = kRbacGroup;
+    a.api_version = "v1";
+    a.resource = resource;
+    a.ns = scope;
+    a.name = res_name;
+    return rbac::Authorize(*pol, a).allowed;
+  };
+  auto forbidden = [&](const std::string& why) {
+    Error e = Error::Forbidden(r.plural + "." + kRbacGroup + " " + GoQuote(name) +
+                               " is forbidden: " + why);
+    e.WithDetails(r.plural, name, kRbacGroup);
+    return e;
+  };
+  std::vector<std::string> errors;
+  std::vector<rbac::PolicyRule> owner = rbac::RulesFor(*pol, user, scope, errors);
+  std::vector<rbac::PolicyRule> rules;
+  if (r.plural == "roles" || r.plural == "clusterroles") {
+    if (may("escalate", r.plural, name)) return;
+    auto it = obj.find("rules");
+    if (it != obj.end() && it->is_array()) {
+      for (const Json& rule : *it) {
+        if (rule.is_object()) rules.push_back(rbac::PolicyRule::FromJson(rule));
+      }
+    }
+    // An aggregationRule can gather anything: it needs "*" on everything.
+    auto agg = obj.find("aggregationRule");
+    if (agg != obj.end() && agg->is_object() &&
+        !rbac::Uncovered(owner, {rbac::PolicyRule{{"*"}, {"*"}, {"*"}, {}, {}},
+                                 rbac::PolicyRule{{"*"}, {}, {}, {}, {"*"}}})
+             .empty()) {
+      throw forbidden("must have cluster-admin privileges to use the aggregationRule");
+    }
+  } else {
+    rbac::Binding b = rbac::Binding::FromJson(obj);
+    const std::string res = b.role_ref.kind == "Role" ? "roles" : "clusterroles";
+    if (may("bind", res, b.role_ref.name)) return;
+    const std::vector<rbac::PolicyRule>* bound =
+        pol->RoleRules(b.role_ref.kind, scope, b.role_ref.name);
+    if (bound == nullptr) {
+      Error e = Error::NotFound(res + "." + kRbacGroup + " " + GoQuote(b.role_ref.name) +
+                                " not found");
+      e.WithDetails(res, b.role_ref.name, kRbacGroup);
+      throw e;
+    }
+    rules = *bound;
+  }
+  std::vector<rbac::PolicyRule> missing = rbac::Uncovered(owner, rules);
+  if (missing.empty()) return;
+  std::vector<std::string> lines;
+  for (const auto& m : missing) lines.push_back(rbac::CompactString(m));
+  std::sort(lines.begin(), lines.end());
+  lines.erase(std::unique(lines.begin(), lines.end()), lines.end());
+  std::vector<std::string> groups;
+  for (const auto& g : user.groups) groups.push_back(GoQuote(g));
+  std::string msg = "user " + GoQuote(user.name) + " (groups=[" + Join(groups, " ") +
+                    "]) is attempting to grant RBAC permissions not currently held:\n" +
+                    Join(lines, "\n");
+  if (!errors.empty()) msg += "; resolution errors: [" + Join(errors, " ") + "]";
+  throw forbidden(msg);
+}
+
 // ---- reviews -----------------------------------------------------------------
 
 Json Authorizer::Review(const ResourceInfo& r, const std::string& ns, const Json& body,

@@ -56,6 +56,16 @@ class Authorizer {
   // The current policy (rebuilt first when RBAC objects changed).
   std::shared_ptr<const rbac::Policy> policy();
 
+  // Escalation prevention on writes of rbac.authorization.k8s.io objects
+  // (pkg/registry/rbac), `obj` as it would be stored: a Role or ClusterRole
+  // may grant only what `user` holds itself, unless it may "escalate" it
+  // (an aggregationRule needs full authority); a binding may refer only
+  // to a role whose rules `user` holds, unless it may "bind" that role.
+  // system:masters may do anything. Throws kube-apiserver's 403 (404 when
+  // the bound role does not exist). Other resources: nothing to check.
+  void CheckEscalation(const rbac::UserInfo& user, const ResourceInfo& r, const std::string& ns,
+                       const Json& obj);
+
   // POST of an authorization.k8s.io review: the review with its status.
   Json Review(const ResourceInfo& r, const std::string& ns, const Json& body,
               const rbac::UserInfo& requester);

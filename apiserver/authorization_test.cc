@@ -171,6 +171,62 @@ TEST_F(AuthorizerTest, ImpersonationNeedsTheImpersonateVerb) {
   EXPECT_THROW(authz_->RequestUser(groups_only), Error);
 }
 
+TEST_F(AuthorizerTest, EscalationNeedsHeldRulesOrTheBindAndEscalateVerbs) {
+  rbac::UserInfo robot{"system:serviceaccount:default:robot",
+                       {"system:serviceaccounts", "system:serviceaccounts:default",
+                        "system:authenticated"}};
+  BindRobot("robot-admin", "system:aggregate-to-admin");  // may write roles and rolebindings
+  BindRobot("robot-view", "system:aggregate-to-view");    // holds read access to pods
+  const ResourceInfo& roles = R(kGroup, "roles");
+  const ResourceInfo& bindings = R(kGroup, "rolebindings");
+  auto role = [](const char* name, Json rules) {
+    return Json{{"metadata", {{"name", name}}}, {"rules", rules}};
+  };
+  auto binding = [](const char* name, const char* clusterrole) {
+    return Json{{"metadata", {{"name", name}}},
+                {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"},
+                             {"kind", "ClusterRole"}, {"name", clusterrole}}},
+                {"subjects", {{{"kind", "User"}, {"name", "eve"}}}}};
+  };
+  auto denial = [&](const ResourceInfo& r, const Json& obj) {
+    try {
+      authz_->CheckEscalation(robot, r, "default", obj);
+      return std::string();
+    } catch (const Error& e) {
+      return std::to_string(e.http_status()) + " " + e.message();
+    }
+  };
+  EXPECT_EQ(denial(roles, role("readers", {{{"apiGroups", {""}}, {"resources", {"pods"}},
+                                            {"verbs", {"get", "list"}}}})),
+            "");
+  EXPECT_EQ(denial(roles, role("thief", {{{"apiGroups", {""}}, {"resources", {"pods", "secrets"}},
+                                          {"verbs", {"get"}}}})),
+            "403 roles.rbac.authorization.k8s.io \"thief\" is forbidden: user "
+            "\"system:serviceaccount:default:robot\" (groups=[\"system:serviceaccounts\" "
+            "\"system:serviceaccounts:default\" \"system:authenticated\"]) is attempting to grant "
+            "RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"secrets\"], "
+            "Verbs:[\"get\"]}");
+  EXPECT_EQ(denial(bindings, binding("ok", "system:aggregate-to-view")), "");
+  EXPECT_EQ(denial(bindings, binding("root", "cluster-admin")).rfind(
+                "403 rolebindings.rbac.authorization.k8s.io \"root\" is forbidden: user", 0),
+            0u);
+  EXPECT_EQ(denial(bindings, binding("x", "missing")),
+            "404 clusterroles.rbac.authorization.k8s.io \"missing\" not found");
+  // "bind" on that one role is enough to bind it.
+  registry_->Create(R(kGroup, "clusterroles"), "",
+                    {{"metadata", {{"name", "binder"}}},
+                     {"rules", Json::array({{{"apiGroups", {kGroup}},
+                                             {"resources", {"clusterroles"}},
+                                             {"resourceNames", {"cluster-admin"}},
+                                             {"verbs", {"bind"}}}})}},
+                    {});
+  BindRobot("robot-binder", "binder");
+  EXPECT_EQ(denial(bindings, binding("root", "cluster-admin")), "");
+  // The admin's group needs nothing.
+  rbac::UserInfo admin{"kubernetes-admin", {"system:masters"}};
+  authz_->CheckEscalation(admin, bindings, "default", binding("any", "missing"));
+}
+
 TEST_F(AuthorizerTest, CostPerRequest) {
   // A policy of some size: 200 namespaces with a binding each.
   for (int i = 0; i < 200; ++i) {

@@ -222,6 +222,128 @@ void Policy::VisitRules(const UserInfo& user, const std::string& ns,
   }
 }
 
+const std::vector<PolicyRule>* Policy::RoleRules(const std::string& kind, const std::string& ns,
+                                                 const std::string& name) const {
+  if (kind == "ClusterRole") {
+    auto it = cluster_roles_.find(name);
+    return it == cluster_roles_.end() ? nullptr : &it->second;
+  }
+  if (kind == "Role") {
+    auto it = roles_.find(ns + "/" + name);
+    return it == roles_.end() ? nullptr : &it->second;
+  }
+  return nullptr;
+}
+
+namespace {
+
+bool HasAll(const std::vector<std::string>& set, const std::vector<std::string>& want) {
+  for (const auto& w : want) {
+    if (!Has(set, w)) return false;
+  }
+  return true;
+}
+
+bool ResourceCoversAll(const std::vector<std::string>& set, const std::vector<std::string>& want) {
+  if (Has(set, "*") || HasAll(set, want)) return true;
+  for (const auto& path : want) {
+    if (Has(set, path)) continue;
+    size_t slash = path.find('/');
+    if (slash == std::string::npos) return false;
+    if (!Has(set, "*/" + path.substr(slash + 1))) return false;
+  }
+  return true;
+}
+
+bool UrlsCoverAll(const std::vector<std::string>& set, const std::vector<std::string>& want) {
+  for (const auto& w : want) {
+    bool covered = false;
+    for (const auto& o : set) {
+      if (o == w || (!o.empty() && o.back() == '*' && w.compare(0, o.size() - 1, o, 0, o.size() - 1) == 0)) {
+        covered = true;
+        break;
+      }
+    }
+    if (!covered) return false;
+  }
+  return true;
+}
+
+// validation.ruleCovers.
+bool RuleCovers(const PolicyRule& owner, const PolicyRule& sub) {
+  bool verbs = Has(owner.verbs, "*") || HasAll(owner.verbs, sub.verbs);
+  bool groups = Has(owner.api_groups, "*") || HasAll(owner.api_groups, sub.api_groups);
+  bool resources = ResourceCoversAll(owner.resources, sub.resources);
+  bool urls = UrlsCoverAll(owner.non_resource_urls, sub.non_resource_urls);
+  bool names = sub.resource_names.empty()
+                   ? owner.resource_names.empty()
+                   : owner.resource_names.empty() || HasAll(owner.resource_names, sub.resource_names);
+  return verbs && groups && resources && names && urls;
+}
+
+// validation.BreakdownRule: one rule per group, resource (and name), verb;
+// or per URL and verb.
+std::vector<PolicyRule> Breakdown(const PolicyRule& r) {
+  std::vector<PolicyRule> out;
+  for (const auto& g : r.api_groups) {
+    for (const auto& res : r.resources) {
+      for (const auto& v : r.verbs) {
+        if (r.resource_names.empty()) {
+          out.push_back({{v}, {g}, {res}, {}, {}});
+        } else {
+          for (const auto& n : r.resource_names) out.push_back({{v}, {g}, {res}, {n}, {}});
+        }
+      }
+    }
+  }
+  for (const auto& u : r.non_resource_urls) {
+    for (const auto& v : r.verbs) out.push_back({{v}, {}, {}, {}, {u}});
+  }
+  return out;
+}
+
+std::string QuoteList(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? " " : "") + GoQuote(v[i]);
+  return out + "]";
+}
+
+}  // namespace
+
+std::vector<PolicyRule> Uncovered(const std::vector<PolicyRule>& owner,
+                                  const std::vector<PolicyRule>& servant) {
+  std::vector<PolicyRule> missing;
+  for (const PolicyRule& r : servant) {
+    for (PolicyRule& piece : Breakdown(r)) {
+      bool covered = std::any_of(owner.begin(), owner.end(),
+                                 [&](const PolicyRule& o) { return RuleCovers(o, piece); });
+      if (covered) continue;
+      // CompactRules: pieces that differ only in verbs become one rule.
+      auto same = std::find_if(missing.begin(), missing.end(), [&](const PolicyRule& m) {
+        return m.api_groups == piece.api_groups && m.resources == piece.resources &&
+               m.resource_names == piece.resource_names &&
+               m.non_resource_urls == piece.non_resource_urls;
+      });
+      if (same == missing.end()) {
+        missing.push_back(std::move(piece));
+      } else if (!Has(same->verbs, piece.verbs[0])) {
+        same->verbs.push_back(piece.verbs[0]);
+      }
+    }
+  }
+  return missing;
+}
+
+std::string CompactString(const PolicyRule& r) {
+  std::vector<std::string> parts;
+  if (!r.api_groups.empty()) parts.push_back("APIGroups:" + QuoteList(r.api_groups));
+  if (!r.resources.empty()) parts.push_back("Resources:" + QuoteList(r.resources));
+  if (!r.non_resource_urls.empty()) parts.push_back("NonResourceURLs:" + QuoteList(r.non_resource_urls));
+  if (!r.resource_names.empty()) parts.push_back("ResourceNames:" + QuoteList(r.resource_names));
+  if (!r.verbs.empty()) parts.push_back("Verbs:" + QuoteList(r.verbs));
+  return "{" + Join(parts, ", ") + "}";
+}
+
 std::string DescribeGrant(const Binding& b, const Subject& s) {
   if (b.ns.empty()) {
     return "ClusterRoleBinding " + GoQuote(b.name) + " of " + b.role_ref.kind + " " +

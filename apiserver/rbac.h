@@ -102,6 +102,10 @@ class Policy {
       std::function<bool(const Binding& b, const Subject& s, const PolicyRule& rule)>;
   void VisitRules(const UserInfo& user, const std::string& ns, std::vector<std::string>& errors,
                   const Visitor& visit) const;
+  // The rules of a role a binding refers to ("Role" in `ns`, or
+  // "ClusterRole"); null when it does not exist.
+  const std::vector<PolicyRule>* RoleRules(const std::string& kind, const std::string& ns,
+                                           const std::string& name) const;
   size_t size() const {
     return cluster_roles_.size() + roles_.size() + cluster_role_bindings_.size() +
            role_binding_count_;
@@ -138,6 +142,16 @@ bool RuleAllows(const Attributes& a, const PolicyRule& rule);
 // SelfSubjectRulesReview; `errors` as in VisitRules.
 std::vector<PolicyRule> RulesFor(const Policy& policy, const UserInfo& user, const std::string& ns,
                                  std::vector<std::string>& errors);
+
+// Escalation prevention (pkg/registry/rbac/validation): the parts of
+// `servant` (broken down to one verb, group, resource or URL, and name
+// each) that no rule of `owner` covers, compacted as upstream (rules that
+// differ only in verbs merged). Empty: `owner` holds everything `servant`
+// would grant.
+std::vector<PolicyRule> Uncovered(const std::vector<PolicyRule>& owner,
+                                  const std::vector<PolicyRule>& servant);
+// rbacv1helpers.CompactString: {APIGroups:["apps"], Resources:["deployments"], Verbs:["get"]}.
+std::string CompactString(const PolicyRule& r);
 
 // Request info from an API request (k8s.io/apiserver RequestInfoFactory):
 // /api/v1/..., /apis/<group>/<version>/... with namespaces, names,

@@ -208,5 +208,30 @@ TEST(RbacRulesFor, ListsClusterAndNamespaceRules) {
   EXPECT_TRUE(errors.empty());
 }
 
+TEST(RbacEscalation, UncoveredRulesAsUpstreamCompactsThem) {
+  std::vector<PolicyRule> owner = {
+      {{"get", "list"}, {""}, {"pods", "*/status"}, {}, {}},
+      {{"*"}, {"apps"}, {"deployments"}, {}, {}},
+      {{"get"}, {""}, {"configmaps"}, {"settings"}, {}},
+      {{"get"}, {}, {}, {}, {"/healthz/*"}},
+  };
+  // Everything held: nothing uncovered.
+  EXPECT_TRUE(Uncovered(owner, {{{"get"}, {""}, {"pods", "pods/status"}, {}, {}},
+                                {{"delete", "patch"}, {"apps"}, {"deployments"}, {}, {}},
+                                {{"get"}, {""}, {"configmaps"}, {"settings"}, {}},
+                                {{"get"}, {}, {}, {}, {"/healthz/etcd"}}})
+                  .empty());
+  // A name-restricted grant does not cover all names; verbs merge per resource.
+  auto missing = Uncovered(owner, {{{"get", "update"}, {""}, {"configmaps"}, {}, {}},
+                                   {{"create", "get", "delete"}, {""}, {"pods"}, {}, {}},
+                                   {{"get"}, {}, {}, {}, {"/metrics"}}});
+  ASSERT_EQ(missing.size(), 3u);
+  EXPECT_EQ(CompactString(missing[0]),
+            "{APIGroups:[\"\"], Resources:[\"configmaps\"], Verbs:[\"get\" \"update\"]}");
+  EXPECT_EQ(CompactString(missing[1]),
+            "{APIGroups:[\"\"], Resources:[\"pods\"], Verbs:[\"create\" \"delete\"]}");
+  EXPECT_EQ(CompactString(missing[2]), "{NonResourceURLs:[\"/metrics\"], Verbs:[\"get\"]}");
+}
+
 }  // namespace
 }  // namespace kin::apiserver::rbac

@@ -561,6 +561,7 @@ void RestHandler::Serve(http::Request& req, http::Response& resp, Target& t) {
     WriteOptions wo = WriteOptionsFrom(req);
     Json obj = DecodeBody(req);
     CheckFields(req, resp, r, obj, wo, false);
+    if (enforce_authorization_) authorizer_->CheckEscalation(t.user, r, t.ns, obj);
     SetJson(resp, 201, registry_.Create(r, t.ns, std::move(obj), wo).dump());
     return;
   }
@@ -572,6 +573,7 @@ void RestHandler::Serve(http::Request& req, http::Response& resp, Target& t) {
     WriteOptions wo = WriteOptionsFrom(req);
     Json obj = DecodeBody(req);
     if (t.subresource != "scale") CheckFields(req, resp, r, obj, wo, false);
+    if (enforce_authorization_) authorizer_->CheckEscalation(t.user, r, t.ns, obj);
     std::string sub = t.subresource == "finalize" ? "" : t.subresource;
     SetJson(resp, 200, registry_.Update(r, t.ns, t.name, std::move(obj), sub, wo).dump());
     return;
@@ -600,6 +602,13 @@ void RestHandler::Serve(http::Request& req, http::Response& resp, Target& t) {
       Json patch = type == PatchType::kApply ? ParseJsonOrYaml(req.body)
                                              : Json::parse(req.body, nullptr, false);
       if (patch.is_object()) CheckFields(req, resp, r, patch, wo, true);
+    }
+    if (enforce_authorization_ && r.group == "rbac.authorization.k8s.io") {
+      // Escalation is judged on the object the patch makes: try it first.
+      WriteOptions dry = wo;
+      dry.dry_run = true;
+      authorizer_->CheckEscalation(t.user, r, t.ns,
+                                   registry_.Patch(r, t.ns, t.name, type, req.body, "", dry));
     }
     Json out = registry_.Patch(r, t.ns, t.name, type, req.body, t.subresource, wo);
     SetJson(resp, existed ? 200 : 201, out.dump());
