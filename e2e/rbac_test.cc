@@ -201,6 +201,40 @@ TEST_F(RbacE2E, AdminKeepsFullAccessAndDefaultRolesExist) {
   EXPECT_EQ(Kubectl({"auth", "can-i", "get", "secrets", "-n", ns_, "--as", Robot()}).out, "no\n");
 }
 
+TEST_F(RbacE2E, NoEscalationThroughRolesOrBindings) {
+  // robot is a namespace admin (the aggregated `admin` role): it may write
+  // Roles and RoleBindings, but grant only what it holds itself.
+  Ok({"create", "rolebinding", "robot-admin", "--clusterrole=admin",
+      "--serviceaccount=" + ns_ + ":robot", "-n", ns_});
+  ASSERT_TRUE(Eventually(
+      [&] {
+        // admin holds edit's rules once both are aggregated.
+        return Kubectl({"auth", "can-i", "create", "rolebindings", "-n", ns_, "--as", Robot()})
+                       .out == "yes\n" &&
+               Kubectl({"auth", "can-i", "patch", "deployments.apps", "-n", ns_, "--as", Robot()})
+                       .out == "yes\n";
+      },
+      std::chrono::seconds(20)));
+  std::string token = RobotToken();
+  CommandResult r = WithToken(token, {"create", "rolebinding", "eve-edit", "--clusterrole=edit",
+                                      "--user=eve", "-n", ns_});
+  EXPECT_TRUE(r.status.success()) << r.err;
+  r = WithToken(token, {"create", "rolebinding", "eve-root", "--clusterrole=cluster-admin",
+                        "--user=eve", "-n", ns_});
+  EXPECT_FALSE(r.status.success());
+  EXPECT_NE(r.err.find("rolebindings.rbac.authorization.k8s.io \"eve-root\" is forbidden: user \"" +
+                       Robot() + "\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:" +
+                       ns_ + "\" \"system:authenticated\"]) is attempting to grant RBAC "
+                       "permissions not currently held:"),
+            std::string::npos)
+      << r.err;
+  r = WithToken(token, {"create", "role", "nodes", "--verb=get", "--resource=nodes", "-n", ns_});
+  EXPECT_FALSE(r.status.success());
+  EXPECT_NE(r.err.find("{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"get\"]}"),
+            std::string::npos)
+      << r.err;
+}
+
 TEST_F(RbacE2E, RoleRefIsImmutable) {
   Ok({"create", "role", "a", "--verb=get", "--resource=pods", "-n", ns_});
   Ok({"create", "rolebinding", "rb", "--role=a", "--user=alice", "-n", ns_});
