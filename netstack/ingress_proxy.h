@@ -56,7 +56,7 @@
 // upgraded connection is two coroutines, one per direction. Buffers are
 // 16 KiB per direction (heads grow to max_header_bytes). Idle backend
 // connections stay registered with the loop that last used them, which
-// takes them back without a system call; another loop moves them over.
+// takes them back as they are; another loop moves them over to its set.
 //
 // Thread-safety: Start/Stop from one thread; SetRoutes from any thread.
 #pragma once
