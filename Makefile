@@ -53,9 +53,9 @@ fuzz:
 # The kill -9 soak (e2e/soak_test.cc): SOAK_TRIALS times, while Deployments
 # roll and scale and pods and ConfigMaps churn, SIGKILL to kin serve (then
 # `kin cluster start`), a node's shim server or its zygote at a random
-# moment; after each: convergence, nothing acknowledged lost, no pod IP
+# moment, or kin serve and a shim server at once mid-rollout; after each: convergence, nothing acknowledged lost, no pod IP
 # twice, SQLite's integrity_check, no leaked kernel object or process.
-# Prints one line per trial and the figures. (The e2e tier runs 3 trials.)
+# Prints one line per trial and the figures. (The e2e tier runs 4 trials.)
 SOAK_TRIALS ?= 20
 soak: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS) --target kin e2e_soak_test

@@ -4,7 +4,10 @@
 // kills, with SIGKILL at a random moment, one of: `kin serve` (restarted as
 // a user would, with `kin cluster start --name NAME`), a node's shim server
 // (`kin shim-server`; the node agent starts another itself) or its zygote
-// (the server forks another itself). After each trial it checks:
+// (the server forks another itself), or two at once: `kin serve` and a
+// node's shim server, within moments of a rollout (pods starting and being
+// deleted), so the restarted agent finds containers whose server died with
+// nobody to see it. After each trial it checks:
 //
 //  - the cluster converges: every node Ready, every Deployment's pods (as
 //    many as its replicas) and every other pod Running and Ready, nothing
@@ -20,7 +23,7 @@
 //    shim server exists that no pod owns, and every running container is
 //    still kept by a live shim server.
 //
-// KIN_SOAK_TRIALS sets the number of trials (3 by default, for the e2e
+// KIN_SOAK_TRIALS sets the number of trials (4 by default, for the e2e
 // tier; `make soak` runs 20); KIN_SOAK_SEED replays a run's choices (what
 // is killed, when, the churn's operations; their timing still races with
 // the cluster's). One line per trial, and the figures at the end: trials
@@ -31,6 +34,7 @@
 // (checked against their start time), a zygote as a server's child.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mount.h>
 
 #include <algorithm>
 #include <atomic>
@@ -321,7 +325,7 @@ class SoakE2E : public ::testing::Test {
   void SetUp() override {
     if (!testing::RequireRoot()) GTEST_SKIP() << "needs root";
     const char* n = std::getenv("KIN_SOAK_TRIALS");
-    trials_ = n != nullptr && std::atoi(n) > 0 ? std::atoi(n) : 3;
+    trials_ = n != nullptr && std::atoi(n) > 0 ? std::atoi(n) : 4;
     const char* s = std::getenv("KIN_SOAK_SEED");
     seed_ =
         s != nullptr ? static_cast<unsigned>(std::strtoul(s, nullptr, 10)) : std::random_device{}();
@@ -665,6 +669,16 @@ class SoakE2E : public ::testing::Test {
   // SIGKILL of one of the cluster's processes: "serve", or the shim server
   // or zygote of a random node that has one. What was killed, "" if none.
   std::string Kill(const std::string& what) {
+    if (what == "serve+shim-server") {
+      // The shim server first chosen, then both killed back to back.
+      std::map<pid_t, uint64_t> servers = RecordedShimServers("");
+      if (servers.empty()) return "";
+      auto it = servers.begin();
+      std::advance(it, rng_() % servers.size());
+      std::string serve = Kill("serve");
+      if (serve.empty() || ::kill(it->first, SIGKILL) != 0) return "";
+      return serve + " and shim server " + std::to_string(it->first);
+    }
     if (what == "serve") {
       int pid = c_.ServePid();
       if (pid <= 0 || ::kill(pid, SIGKILL) != 0) return "";
@@ -714,7 +728,7 @@ TEST_F(SoakE2E, KillNineAtAnyMomentAndTheClusterConvergesWithNothingLostOrLeaked
       << why << "\n"
       << c_.Log();
 
-  const std::vector<std::string> kinds = {"serve", "shim-server", "zygote"};
+  const std::vector<std::string> kinds = {"serve", "shim-server", "zygote", "serve+shim-server"};
   std::vector<double> converge_s;
   int converged = 0, leaks = 0, lost = 0, ip_twice = 0, corrupt = 0;
   for (int t = 0; t < trials_; ++t) {
@@ -724,7 +738,7 @@ TEST_F(SoakE2E, KillNineAtAnyMomentAndTheClusterConvergesWithNothingLostOrLeaked
     // The random moment: somewhere in the churn; for every other shim
     // kill, within moments of a rollout of both Deployments, when the
     // servers are busy launching containers.
-    const bool mid_rollout = kind != "serve" && rng_() % 2 == 0;
+    const bool mid_rollout = kind == "serve+shim-server" || (kind != "serve" && rng_() % 2 == 0);
     if (mid_rollout) {
       std::this_thread::sleep_for(
           std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 1000)(rng_)));
@@ -736,7 +750,7 @@ TEST_F(SoakE2E, KillNineAtAnyMomentAndTheClusterConvergesWithNothingLostOrLeaked
     std::string victim = Kill(kind);
     if (mid_rollout && !victim.empty()) victim += " (mid-rollout)";
     EXPECT_FALSE(victim.empty()) << "trial " << t << ": nothing to kill for " << kind;
-    if (kind == "serve") {
+    if (kind == "serve" || kind == "serve+shim-server") {
       CommandResult r = c_.Kin({"cluster", "start", "--name", c_.name()});
       EXPECT_TRUE(r.status.success()) << r.out << r.err << c_.Log();
     }
@@ -951,6 +965,84 @@ TEST(SoakRegressionE2E, APodDirectoryWithoutPodJsonIsAdoptedUnderThePodsName) {
         << ns << "/" << name << " still there:\n"
         << c.GetJson({"pod", name, "-n", ns}).dump(2) << c.Log();
   }
+  EXPECT_TRUE(c.Delete()) << c.last_output();
+  EXPECT_EQ(c.Leftovers(), std::vector<std::string>{});
+}
+
+}  // namespace
+}  // namespace kin
+
+namespace kin {
+namespace {
+
+// Regression (found by the soak's two kills at once): kin serve killed
+// between creating a pod's network namespace and wiring its veth left a
+// namespace without an interface; the next agent saw the namespace, took
+// the sandbox as made, and ran the pod's containers there with no network.
+// Here the cut-short state is made by hand: the pod's containers and its
+// shim server killed with kin serve, its UTS/IPC pins gone and its eth0
+// deleted. After `kin cluster start` the pod runs again with eth0 holding
+// its IP, and its host side on the node's bridge.
+TEST(SoakRegressionE2E, APodNamespaceLeftWithoutItsInterfaceIsMadeAgain) {
+  if (!testing::RequireRoot()) GTEST_SKIP() << "needs root";
+  E2eCluster c('k');
+  ASSERT_TRUE(c.Create()) << c.last_output();
+  c.Apply(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n"
+      "  terminationGracePeriodSeconds: 0\n"
+      "  tolerations: [{operator: Exists}]\n"
+      "  containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n");
+  Json pod = c.WaitPodReady("a");
+  ASSERT_FALSE(pod.is_null());
+  const std::string node = pod["spec"].value("nodeName", "");
+  const std::string uid = pod["metadata"].value("uid", "");
+  const std::string netns = c.PodNetns(pod);
+  ASSERT_FALSE(netns.empty());
+  const std::string cdir = c.StateDir() + "/nodes/" + node + "/pods/" + uid + "/containers/c/0";
+  Json state = Json::parse(ReadFileIfExists(cdir + "/state.json").value_or("{}"));
+  const pid_t container = state.value("pid", 0), server = state.value("shimPid", 0);
+  ASSERT_GT(container, 0);
+  ASSERT_GT(server, 0);
+
+  c.KillServe();
+  ASSERT_EQ(::kill(server, SIGKILL), 0);
+  ASSERT_EQ(::kill(container, SIGKILL), 0);
+  ASSERT_TRUE(E2eCluster::WaitFor([&] { return !ProcessAlive(container); }, 10s));
+  const std::string pins = c.StateDir() + "/nodes/" + node + "/pins/" + uid;
+  for (const char* ns : {"/uts", "/ipc"}) {
+    ASSERT_EQ(::umount2((pins + ns).c_str(), MNT_DETACH), 0) << pins << ns;
+  }
+  fs::remove_all(pins);
+  ASSERT_TRUE(RunCommand({"ip", "-n", netns, "link", "del", "eth0"}, 10s).status.success());
+
+  CommandResult r = c.Kin({"cluster", "start", "--name", c.name()});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err << c.Log();
+  std::string addr;
+  EXPECT_TRUE(E2eCluster::WaitFor(
+      [&] {
+        pod = c.GetJson({"pod", "a"});
+        const std::string ip = Field(pod, "status").value("podIP", "");
+        CommandResult a =
+            RunCommand({"ip", "-n", c.PodNetns(pod), "-o", "-4", "addr", "show", "eth0"}, 10s);
+        addr = a.out;
+        return HasCondition(pod, "Ready") && !ip.empty() &&
+               a.out.find(" " + ip + "/") != std::string::npos;
+      },
+      60s))
+      << addr << pod.dump(2) << c.Log();
+  // One veth on the node's bridge per pod of the node with a network of its own.
+  int pods_on_node = 0;
+  const Json all = c.GetJson({"pods", "-A"});
+  ASSERT_FALSE(all.is_null());
+  for (const auto& p : all["items"]) {
+    pods_on_node +=
+        p["spec"].value("nodeName", "") == node && !p["spec"].value("hostNetwork", false);
+  }
+  CommandResult links = RunCommand({"ip", "-n", node, "-o", "link", "show", "master", "cbr0"}, 10s);
+  int veths = 0;
+  std::istringstream in(links.out);
+  for (std::string line; std::getline(in, line);) veths += !line.empty();
+  EXPECT_EQ(veths, pods_on_node) << links.out;
   EXPECT_TRUE(c.Delete()) << c.last_output();
   EXPECT_EQ(c.Leftovers(), std::vector<std::string>{});
 }

@@ -1076,6 +1076,21 @@ void NodeAgent::Impl::EnsureSandbox(PodRuntime& p, const Json& pod) {
     p.ip = ip.ToString();
     PersistPod(p);
     netns_path = "/run/netns/" + p.netns;
+    // A namespace there with nothing of the pod running in it is one whose
+    // making was cut short (kin serve killed between creating it and
+    // wiring its veth): made again, as its interface may be missing or half
+    // set up. (Found by the soak's two kills at once.)
+    const bool any_running =
+        p.pause.running() || std::any_of(p.containers.begin(), p.containers.end(),
+                                         [](const auto& c) { return c.second.running(); });
+    if (fs::exists(netns_path) && !any_running) {
+      try {
+        netstack::DetachPod(opts_.node_netns, p.host_veth);
+      } catch (const std::exception&) {
+        // not attached: nothing to detach
+      }
+      DeleteNamedNetns(p.netns);
+    }
     if (!fs::exists(netns_path)) {
       NamedNetns ns = NamedNetns::Create(p.netns);
       netstack::PodInterface pi;
