@@ -1,7 +1,9 @@
 #include "cmd/cluster.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -21,6 +23,7 @@
 #include "cmd/cluster_config.h"
 #include "cmd/cluster_runtime.h"
 #include "cmd/kubeconfig.h"
+#include "netstack/host_access.h"
 #include "netstack/ipam.h"
 #include "runtime/cgroup.h"
 #include "runtime/image_store.h"
@@ -97,6 +100,49 @@ std::optional<ClusterConfig> SavedConfig(const std::string& dir) {
   }
 }
 
+// Every kin on the machine choosing host ranges takes this lock, from the
+// choice until its kin serve has built the network (and so the routes that
+// make the choice visible to the next one).
+constexpr const char* kHostRangesLock = "/run/kin/host-access.lock";
+
+UniqueFd LockHostRanges() {
+  std::error_code ec;
+  fs::create_directories(fs::path(kHostRangesLock).parent_path(), ec);
+  UniqueFd fd(::open(kHostRangesLock, O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd) throw ErrnoError(errno, std::string("open ") + kHostRangesLock);
+  while (::flock(fd.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) throw ErrnoError(errno, std::string("lock ") + kHostRangesLock);
+  }
+  return fd;
+}
+
+// What a new cluster's host ranges must stay clear of: the host's routes
+// (default routes aside) and the host ranges of the other clusters saved
+// under `state_root` (a stopped one has no routes until it starts again,
+// but keeps its ranges).
+std::vector<TakenRange> HostTakenRanges(const std::string& state_root, const std::string& self) {
+  std::vector<TakenRange> out;
+  for (const netstack::RouteInfo& r : netstack::ListHostRoutes()) {
+    if (r.dst.prefix_len() == 0) continue;
+    out.push_back({r.dst.ToString(), "the host's route " + r.ToString()});
+  }
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(state_root, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name == self) continue;
+    std::optional<ClusterConfig> other;
+    try {
+      other = SavedConfig(e.path().string());
+    } catch (const Error&) {
+      continue;  // not a cluster kin can start: it routes nothing
+    }
+    if (!other || !other->host_access) continue;
+    out.push_back({other->underlay, "cluster " + name + "'s networking.underlay"});
+    out.push_back({other->load_balancer_subnet, "cluster " + name + "'s networking.loadBalancerSubnet"});
+  }
+  return out;
+}
+
 // What in `opts` contradicts the saved configuration of a stopped cluster,
 // one entry per flag, e.g. "--nodes 1 (it has 3 nodes)".
 std::vector<std::string> Contradictions(const ClusterCreateOptions& opts,
@@ -106,6 +152,18 @@ std::vector<std::string> Contradictions(const ClusterCreateOptions& opts,
   if (!opts.config_file.empty()) {
     ClusterConfig wanted =
         BuildClusterConfig(opts.name, opts.nodes, config_text, opts.config_file, opts.flags);
+    // Host ranges the file left out were chosen when the cluster was made:
+    // the saved ones are what the file meant.
+    const ClusterConfig defaults;
+    if (wanted.host_access && saved.host_access && wanted.underlay == defaults.underlay &&
+        wanted.nodes.size() == saved.nodes.size()) {
+      wanted.underlay = saved.underlay;
+      for (size_t i = 0; i < wanted.nodes.size(); ++i) wanted.nodes[i].ip = saved.nodes[i].ip;
+    }
+    if (wanted.host_access && saved.host_access &&
+        wanted.load_balancer_subnet == defaults.load_balancer_subnet) {
+      wanted.load_balancer_subnet = saved.load_balancer_subnet;
+    }
     if (!(wanted == saved)) {
       std::string parts;
       auto differs = [&](bool d, const char* what) {
@@ -120,7 +178,8 @@ std::vector<std::string> Contradictions(const ClusterCreateOptions& opts,
               wanted.node_cidr_mask_size != saved.node_cidr_mask_size ||
               wanted.routing != saved.routing || wanted.external_subnet != saved.external_subnet ||
               wanted.proxy_mode != saved.proxy_mode ||
-              wanted.load_balancer_subnet != saved.load_balancer_subnet,
+              wanted.load_balancer_subnet != saved.load_balancer_subnet ||
+              wanted.host_access != saved.host_access,
           "networking");
       differs(wanted.image_host_mappings != saved.image_host_mappings, "images");
       differs(wanted.crash_backoff != saved.crash_backoff ||
@@ -155,6 +214,10 @@ std::vector<std::string> Contradictions(const ClusterCreateOptions& opts,
   if (f.container_log_max_files && *f.container_log_max_files != saved.container_log_max_files) {
     out.push_back("--container-log-max-files " + std::to_string(*f.container_log_max_files) +
                   " (it has " + std::to_string(saved.container_log_max_files) + ")");
+  }
+  if (f.host_access && *f.host_access != saved.host_access) {
+    out.push_back(std::string("--host-access=") + (*f.host_access ? "true" : "false") +
+                  " (it has host access " + (saved.host_access ? "on" : "off") + ")");
   }
   return out;
 }
@@ -216,6 +279,9 @@ void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress) {
     throw Error::NotFound("cluster \"" + opts.name + "\" not found (no state in " + dir +
                           "); create it with: kin cluster create --name " + opts.name);
   }
+  // Host ranges are chosen and made real under one machine-wide lock,
+  // released once kin serve has built the network.
+  UniqueFd host_ranges_lock = LockHostRanges();
   ClusterConfig config;
   if (restart) {
     std::vector<std::string> contradictions = Contradictions(opts, *saved, config_text);
@@ -231,7 +297,8 @@ void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress) {
     }
     config = *saved;
   } else {
-    config = BuildClusterConfig(opts.name, opts.nodes, config_text, opts.config_file, opts.flags);
+    config = BuildClusterConfig(opts.name, opts.nodes, config_text, opts.config_file, opts.flags,
+                                HostTakenRanges(opts.state_root, opts.name));
   }
   progress << (restart ? "Starting" : "Creating") << " cluster \"" << opts.name << "\" ...\n";
   bool ok = false;
@@ -268,7 +335,11 @@ void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress) {
     if (!restart) {
       Step s(progress, "Writing the configuration (" + std::to_string(config.nodes.size()) +
                            (config.nodes.size() == 1 ? " node, " : " nodes, ") + "routing " +
-                           config.routing + ")");
+                           config.routing +
+                           (config.host_access ? ", host access to " + config.underlay + " and " +
+                                                     config.load_balancer_subnet
+                                               : ", no host access") +
+                           ")");
       WriteFileAtomic(dir + "/cluster.json", config.ToJson().dump(2), 0644, true);
       s.Done();
     }
@@ -312,6 +383,7 @@ void CreateCluster(const ClusterCreateOptions& opts, std::ostream& progress) {
         }
       }
       port = std::atoi(ReadText(dir + "/serve.port").c_str());
+      host_ranges_lock.reset();  // the network (and its host routes) exists now
       http::HttpClient c(TlsClientOptions(pki, port));
       while (true) {
         try {

@@ -341,6 +341,70 @@ std::optional<Ipv4Cidr> ParseNetwork(const std::string& text, const std::string&
   }
 }
 
+// Host access routes the underlay and the LoadBalancer range on the host
+// (cluster_config.h): one the file names must be clear of what the host
+// routes already; one it leaves out is the first clear candidate.
+void ChooseHostRanges(ClusterConfig& config, bool underlay_given, bool load_balancer_given,
+                      const std::vector<TakenRange>& taken, Problems& problems) {
+  auto parse = [](const std::string& text) -> std::optional<Ipv4Cidr> {
+    try {
+      return Ipv4Cidr::Parse(text).Masked();
+    } catch (const Error&) {
+      return std::nullopt;  // the cluster's own: reported where it is validated
+    }
+  };
+  std::vector<std::pair<Ipv4Cidr, std::string>> busy;
+  for (const TakenRange& t : taken) {
+    if (auto c = parse(t.cidr); c && c->prefix_len() > 0) busy.emplace_back(*c, t.what);
+  }
+  // The cluster's other ranges: a chosen range must not overlap them either.
+  std::vector<Ipv4Cidr> own;
+  for (const std::string* r : {&config.pod_subnet, &config.service_subnet, &config.external_subnet}) {
+    if (auto c = parse(*r)) own.push_back(*c);
+  }
+  auto first_clash = [&](const Ipv4Cidr& c) -> const std::string* {
+    for (const auto& [cidr, what] : busy) {
+      if (cidr.Overlaps(c)) return &what;
+    }
+    return nullptr;
+  };
+  auto settle = [&](std::string& value, bool given, const std::string& field,
+                    const std::vector<std::pair<uint32_t, uint32_t>>& blocks) {
+    if (given) {
+      std::optional<Ipv4Cidr> c = parse(value);
+      if (!c) return;
+      if (const std::string* what = first_clash(*c)) {
+        problems.InvalidValue(field, value,
+                              "overlaps " + *what +
+                                  " (host access routes it on the host: choose another "
+                                  "range, or set networking.hostAccess: false)");
+      }
+      return;
+    }
+    for (const auto& [first, count] : blocks) {
+      for (uint32_t i = 0; i < count; ++i) {
+        Ipv4Cidr candidate(Ipv4Address(first + (i << 8)), 24);
+        bool clear = first_clash(candidate) == nullptr &&
+                     std::none_of(own.begin(), own.end(),
+                                  [&](const Ipv4Cidr& o) { return o.Overlaps(candidate); });
+        if (clear) {
+          value = candidate.ToString();
+          own.push_back(candidate);
+          return;
+        }
+      }
+    }
+    problems.InvalidValue(field, value,
+                          "every candidate range is routed on the host already: name a free "
+                          "one, or set networking.hostAccess: false");
+  };
+  // 172.18.0.0/24 ... 172.31.255.0/24, as docker and kind pick 172.18.0.0/16 first.
+  settle(config.underlay, underlay_given, "networking.underlay", {{0xac120000, 14 * 256}});
+  // TEST-NET-2, then the benchmarking range 198.18.0.0/15 (RFC 2544): never routed outside.
+  settle(config.load_balancer_subnet, load_balancer_given, "networking.loadBalancerSubnet",
+         {{0xc6336400, 1}, {0xc6120000, 512}});
+}
+
 bool IsCleanAbsolutePath(const std::string& path) {
   if (path.empty() || path[0] != '/' || path.find('\0') != std::string::npos) return false;
   size_t start = 0;
@@ -365,7 +429,8 @@ Json DefaultNodeCapacity() {
 
 ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<int> nodes_flag,
                                  const std::string& config_text, const std::string& config_source,
-                                 const ClusterFlags& flags) {
+                                 const ClusterFlags& flags,
+                                 const std::vector<TakenRange>& host_taken) {
   const std::string source = config_source.empty() ? "the configuration" : config_source;
   Json doc;
   try {
@@ -380,6 +445,7 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
   std::optional<std::vector<FileNode>> file_nodes;
   std::vector<size_t> file_index;  // a node's index in the file, for field paths
   bool mask_reported = false;      // nodeCidrMaskSize of the wrong type
+  bool underlay_given = false, load_balancer_given = false;
 
   if (!doc.is_null()) {
     if (!doc.is_object()) {
@@ -420,13 +486,23 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
     if (const Json* net = MappingMember(doc, "networking", "", problems)) {
       CheckKnownFields(*net, "networking",
                        {"podSubnet", "serviceSubnet", "nodeCidrMaskSize", "routing", "underlay",
-                        "proxyMode", "externalSubnet", "loadBalancerSubnet"},
+                        "proxyMode", "externalSubnet", "loadBalancerSubnet", "hostAccess"},
                        problems);
       if (auto v = StringMember(*net, "podSubnet", "networking", problems)) config.pod_subnet = *v;
       if (auto v = StringMember(*net, "serviceSubnet", "networking", problems)) {
         config.service_subnet = *v;
       }
-      if (auto v = StringMember(*net, "underlay", "networking", problems)) config.underlay = *v;
+      if (auto v = StringMember(*net, "underlay", "networking", problems)) {
+        config.underlay = *v;
+        underlay_given = true;
+      }
+      if (const Json* v = Member(*net, "hostAccess")) {
+        if (v->is_boolean()) {
+          config.host_access = v->get<bool>();
+        } else {
+          problems.TypeInvalid("networking.hostAccess", *v, "must be true or false");
+        }
+      }
       if (auto v = StringMember(*net, "routing", "networking", problems)) config.routing = *v;
       if (auto v = StringMember(*net, "proxyMode", "networking", problems)) config.proxy_mode = *v;
       if (auto v = StringMember(*net, "externalSubnet", "networking", problems)) {
@@ -434,6 +510,7 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
       }
       if (auto v = StringMember(*net, "loadBalancerSubnet", "networking", problems)) {
         config.load_balancer_subnet = *v;
+        load_balancer_given = true;
       }
       if (const Json* mask = Member(*net, "nodeCidrMaskSize")) {
         if (mask->is_number_integer() && *mask >= 0 && *mask <= 32) {
@@ -592,6 +669,7 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
     config.container_log_max_files = *flags.container_log_max_files;
     log_files_field = "--container-log-max-files";
   }
+  if (flags.host_access) config.host_access = *flags.host_access;
   bool backoff_ok = false;
   try {
     backoff_ok = ParseDurationMs(config.crash_backoff, crash_backoff_field).count() > 0;
@@ -669,6 +747,9 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
   const size_t node_count = nodes.size();
 
   // Networking.
+  if (config.host_access) {
+    ChooseHostRanges(config, underlay_given, load_balancer_given, host_taken, problems);
+  }
   std::optional<Ipv4Cidr> pod = ParseNetwork(config.pod_subnet, "networking.podSubnet", problems);
   std::optional<Ipv4Cidr> service =
       ParseNetwork(config.service_subnet, "networking.serviceSubnet", problems);
@@ -720,9 +801,10 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
                           "must be a /29 or larger");
   }
   if (underlay) {
-    // The network address, the network's bridge (.1) and the broadcast
-    // address are not for nodes.
-    uint64_t room = underlay->size() >= 4 ? underlay->size() - 3 : 0;
+    // The network address, the network's bridge (.1), the broadcast
+    // address and (with host access) the host's last one are not for nodes.
+    const uint64_t reserved = config.host_access ? 4 : 3;
+    uint64_t room = underlay->size() >= reserved + 1 ? underlay->size() - reserved : 0;
     if (room < node_count) {
       problems.InvalidValue("networking.underlay", underlay->ToString(),
                             "has room for " + std::to_string(room) +
@@ -793,6 +875,7 @@ Json ClusterConfig::ToJson() const {
             {"proxyMode", proxy_mode},
             {"externalSubnet", external_subnet},
             {"loadBalancerSubnet", load_balancer_subnet},
+            {"hostAccess", host_access},
             {"imageHostMappings", image_host_mappings},
             {"kubelet",
              {{"crashBackoff", crash_backoff},
@@ -842,6 +925,8 @@ ClusterConfig ClusterConfig::FromJson(const Json& j) {
     c.external_subnet = j.value("externalSubnet", c.external_subnet);
     // State written before LoadBalancer Services existed has the default.
     c.load_balancer_subnet = j.value("loadBalancerSubnet", c.load_balancer_subnet);
+    // State written before host access existed was made without it.
+    c.host_access = j.value("hostAccess", false);
     c.image_host_mappings =
         j.value("imageHostMappings", Json::object()).get<std::map<std::string, std::string>>();
     // State written before the kubelet settings were saved has the defaults.

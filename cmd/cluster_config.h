@@ -20,6 +20,7 @@
 //     externalSubnet: 203.0.113.0/24  # "the internet" (kin-<c>-ext); /29 or larger
 //     underlay: 172.18.0.0/24
 //     loadBalancerSubnet: 198.51.100.0/24  # LoadBalancer Services' addresses
+//     hostAccess: true           # node and LoadBalancer IPs routed from the host
 //   images:
 //     hostMappings:
 //       "myorg/tools:dev": /     # image -> host directory (read-only rootfs)
@@ -50,6 +51,16 @@
 // (the .1 is the network's bridge) and the i-th block of the pod subnet;
 // kind's well-known labels; the control-plane NoSchedule taint only when the
 // cluster has a worker; the cluster DNS at the service subnet's .10.
+//
+// Host access (on unless hostAccess: false or --host-access=false): the
+// underlay and the LoadBalancer range are routed on the host, so they must
+// be clear of what the host routes already (`host_taken`: its routes, other
+// clusters' ranges). One the file names that overlaps a taken range is
+// Invalid naming both; one it leaves out is chosen: the first clear one of
+// 172.18.0.0/24, 172.18.1.0/24, ... 172.31.255.0/24 (underlay) and of
+// 198.51.100.0/24, then 198.18.0.0/24 ... 198.19.255.0/24 (LoadBalancer).
+// The host-access link holds the underlay's last host address, which no
+// node gets.
 //
 // The flags of `kin cluster create` that set fields of the configuration
 // (ClusterFlags) override the file's; BuildClusterConfig validates them as
@@ -100,6 +111,7 @@ struct ClusterConfig {
   std::string proxy_mode = "nftables";                     // "nftables" | "iptables"
   std::string external_subnet = "203.0.113.0/24";          // the internet namespace's
   std::string load_balancer_subnet = "198.51.100.0/24";    // LoadBalancer Services' pool
+  bool host_access = true;  // routed from the host (state saved without it: false)
   std::map<std::string, std::string> image_host_mappings;  // image -> host directory
   // The node agents' settings (the file's `kubelet`).
   std::string crash_backoff = "10s";
@@ -137,6 +149,14 @@ struct ClusterFlags {
   std::optional<std::string> crash_backoff;           // --crash-backoff
   std::optional<std::string> container_log_max_size;  // --container-log-max-size
   std::optional<int> container_log_max_files;         // --container-log-max-files
+  std::optional<bool> host_access;                    // --host-access
+};
+
+// A range the host routes already, and what it is ("the host's route
+// 172.18.0.0/16 dev docker0", "cluster dev's networking.underlay").
+struct TakenRange {
+  std::string cidr;
+  std::string what;
 };
 
 // Builds and validates the configuration from `config_text` (the file's
@@ -147,7 +167,8 @@ struct ClusterFlags {
 // file in messages.
 ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<int> nodes_flag,
                                  const std::string& config_text, const std::string& config_source,
-                                 const ClusterFlags& flags = {});
+                                 const ClusterFlags& flags = {},
+                                 const std::vector<TakenRange>& host_taken = {});
 
 // Go's time.ParseDuration subset: sequences of <number><unit>, unit
 // h|m|s|ms ("90s", "2m", "1m30s", "500ms"); BadRequest naming `flag`

@@ -264,8 +264,9 @@ TEST(ClusterConfigTest, ExternalSubnet) {
   EXPECT_EQ(ClusterConfig::FromJson(old).external_subnet, "203.0.113.0/24");
   ExpectInvalidContains(kHeader + "networking:\n  externalSubnet: 192.0.2.0/30\n",
                         "networking.externalSubnet", "must be a /29 or larger");
-  ExpectInvalidContains(kHeader + "networking:\n  externalSubnet: 172.18.0.0/16\n",
-                        "networking.externalSubnet", "overlaps networking.underlay");
+  ExpectInvalidContains(
+      kHeader + "networking:\n  underlay: 172.18.0.0/24\n  externalSubnet: 172.18.0.0/16\n",
+      "networking.externalSubnet", "overlaps networking.underlay");
   ExpectInvalidContains(kHeader + "networking:\n  externalSubnet: 10.244.7.0/24\n",
                         "networking.externalSubnet", "overlaps networking.podSubnet");
 }
@@ -291,6 +292,68 @@ TEST(ClusterConfigTest, LoadBalancerSubnet) {
                         "networking.loadBalancerSubnet", "overlaps networking.underlay");
   ExpectInvalidContains(kHeader + "networking:\n  loadBalancerSubnet: 203.0.113.0/25\n",
                         "networking.loadBalancerSubnet", "overlaps networking.externalSubnet");
+}
+
+ClusterConfig BuildWithHost(const std::string& text, const std::vector<TakenRange>& taken,
+                            const ClusterFlags& flags = {}) {
+  return BuildClusterConfig("dev", 2, text, "kin.yaml", flags, taken);
+}
+
+TEST(ClusterConfigTest, HostAccessChoosesRangesClearOfTheHostsRoutes) {
+  // Nothing in the way: the defaults, on by default, saved and read back.
+  ClusterConfig c = BuildWithHost("", {});
+  EXPECT_TRUE(c.host_access);
+  EXPECT_EQ(c.underlay, "172.18.0.0/24");
+  EXPECT_EQ(c.load_balancer_subnet, "198.51.100.0/24");
+  EXPECT_EQ(ClusterConfig::FromJson(c.ToJson()), c);
+  // State saved before host access existed was made without it.
+  Json old = c.ToJson();
+  old.erase("hostAccess");
+  EXPECT_FALSE(ClusterConfig::FromJson(old).host_access);
+
+  // Another cluster and docker in the way: the next clear ranges, and the
+  // nodes' IPs follow the underlay.
+  std::vector<TakenRange> taken = {{"172.18.0.0/24", "cluster a's networking.underlay"},
+                                   {"198.51.100.0/24", "cluster a's networking.loadBalancerSubnet"},
+                                   {"172.18.1.0/25", "the host's route 172.18.1.0/25 dev docker0"},
+                                   {"198.18.0.0/24", "the host's route 198.18.0.0/24 dev x"},
+                                   {"0.0.0.0/0", "the host's default route"}};
+  ClusterConfig d = BuildWithHost("", taken);
+  EXPECT_EQ(d.underlay, "172.18.2.0/24");
+  EXPECT_EQ(d.nodes[0].ip, "172.18.2.2");
+  EXPECT_EQ(d.nodes[1].ip, "172.18.2.3");
+  EXPECT_EQ(d.load_balancer_subnet, "198.18.1.0/24");
+
+  // A range the file names that the host routes already: Invalid, naming both.
+  try {
+    BuildWithHost(kHeader + "networking: {underlay: 172.18.0.0/24}\n", taken);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(CauseFor(e, "networking.underlay"),
+              "Invalid value: \"172.18.0.0/24\": overlaps cluster a's networking.underlay (host "
+              "access routes it on the host: choose another range, or set "
+              "networking.hostAccess: false)");
+  }
+  // Without host access, the defaults whatever the host routes.
+  ClusterConfig off = BuildWithHost(kHeader + "networking: {hostAccess: false}\n", taken);
+  EXPECT_FALSE(off.host_access);
+  EXPECT_EQ(off.underlay, "172.18.0.0/24");
+  ClusterFlags flags;
+  flags.host_access = false;
+  EXPECT_EQ(BuildWithHost("", taken, flags).underlay, "172.18.0.0/24");
+  ExpectInvalidContains(kHeader + "networking: {hostAccess: maybe}\n", "networking.hostAccess",
+                        "must be true or false");
+  // A chosen underlay never overlaps the cluster's own ranges either.
+  ClusterConfig own = BuildWithHost(kHeader + "networking: {podSubnet: 172.18.0.0/23}\n", {});
+  EXPECT_EQ(own.underlay, "172.18.2.0/24");
+  // Everything taken: Invalid, saying so.
+  try {
+    BuildWithHost("", {{"172.16.0.0/12", "the host's route 172.16.0.0/12 dev vpn0"}});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(CauseFor(e, "networking.underlay").find("every candidate range is routed"),
+              std::string::npos);
+  }
 }
 
 TEST(ClusterConfigTest, ClusterDns) {
@@ -426,13 +489,18 @@ TEST(ClusterConfigTest, NodeCidrMaskSizeAndRoom) {
   Error e = BuildError(kHeader + "networking: {podSubnet: 10.244.0.0/23}\n", 3);
   EXPECT_EQ(CauseFor(e, "networking.podSubnet"),
             "Invalid value: \"10.244.0.0/23\": holds 2 /24 node blocks, fewer than the 3 nodes");
-  Error e2 = BuildError(kHeader + "networking: {underlay: 172.18.0.0/29}\n", 6);
+  Error e2 = BuildError(kHeader + "networking: {underlay: 172.18.0.0/29, hostAccess: false}\n", 6);
   EXPECT_EQ(CauseFor(e2, "networking.underlay"),
             "Invalid value: \"172.18.0.0/29\": has room for 5 node addresses, fewer than the 6 "
             "nodes");
   // Exactly full is fine: a /29 underlay holds .2 to .6.
-  ClusterConfig c = Build(kHeader + "networking: {underlay: 172.18.0.0/29}\n", 5);
+  ClusterConfig c = Build(kHeader + "networking: {underlay: 172.18.0.0/29, hostAccess: false}\n", 5);
   EXPECT_EQ(c.nodes.back().ip, "172.18.0.6");
+  // With host access, the host's link holds .6.
+  Error e3 = BuildError(kHeader + "networking: {underlay: 172.18.0.0/29}\n", 5);
+  EXPECT_EQ(CauseFor(e3, "networking.underlay"),
+            "Invalid value: \"172.18.0.0/29\": has room for 4 node addresses, fewer than the 5 "
+            "nodes");
   // A podSubnet equal to the node block: one node.
   ClusterConfig one = Build(kHeader + "networking: {podSubnet: 10.244.0.0/24}\n");
   EXPECT_EQ(one.nodes[0].pod_cidr, "10.244.0.0/24");

@@ -15,6 +15,7 @@
 #include "base/netns.h"
 #include "cmd/pod_io_bridge.h"
 #include "netstack/external_server.h"
+#include "netstack/host_access.h"
 #include "netstack/lb_routes.h"
 #include "netstack/netlink.h"
 #include "runtime/image_store.h"
@@ -97,6 +98,7 @@ netstack::ClusterNetwork NetworkOf(const ClusterConfig& config) {
       netstack::Ipv4Cidr::ParseNetwork(config.external_subnet, "networking.externalSubnet");
   net.load_balancer = netstack::Ipv4Cidr::ParseNetwork(config.load_balancer_subnet,
                                                        "networking.loadBalancerSubnet");
+  net.host_access.enabled = config.host_access;
   for (const auto& n : config.nodes) {
     netstack::NodeNetwork nn;
     nn.name = ShortNodeName(config, n);
@@ -201,9 +203,12 @@ void EnsureClusterNetwork(const ClusterConfig& config) {
   auto t0 = std::chrono::steady_clock::now();
   if (fs::exists("/run/netns/" + network_ns)) {
     log::Info("cluster {}: keeping the network that is there ({})", config.name, network_ns);
-    // One made before LoadBalancer Services gets their range.
+    // One made before LoadBalancer Services gets their range; one whose
+    // host-access link is gone gets it again.
     netstack::EnsureLoadBalancerRange(net);
+    netstack::EnsureHostAccess(net);
   } else {
+    netstack::CheckHostRoutes(net);  // before anything is made
     netstack::ApplyPlan(netstack::PlanTopology(net));
   }
   // Replaced in one transaction per node, so a restart applies it again

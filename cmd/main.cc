@@ -108,6 +108,11 @@ int main(int argc, char** argv) {
   create->add_option("--container-log-max-files", log_max_files,
                      "log files kept per container (default 5; config: "
                      "kubelet.containerLogMaxFiles)");
+  bool host_access = true;
+  create->add_option("--host-access", host_access,
+                     "route the cluster's node and LoadBalancer IPs from this machine's own "
+                     "network (default true; --host-access=false: off; config: "
+                     "networking.hostAccess)");
   create->add_option("--port", create_opts.port, "API server port (0: a free port)")
       ->check(CLI::Range(0, 65535));
   auto* start = cluster->add_subcommand(
@@ -248,6 +253,7 @@ int main(int argc, char** argv) {
       if (create->count("--container-log-max-files") > 0) {
         create_opts.flags.container_log_max_files = log_max_files;
       }
+      if (create->count("--host-access") > 0) create_opts.flags.host_access = host_access;
       kin::cmd::CreateCluster(create_opts, std::cout);
     }
     if (del->parsed()) kin::cmd::DeleteCluster(delete_name, state_root, kubeconfig, std::cout);

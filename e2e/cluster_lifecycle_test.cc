@@ -82,7 +82,8 @@ TEST_F(ClusterLifecycleE2E, EveryCreateFlagTakesEffect) {
   CommandResult r = c.Kin({"cluster", "create", "--name", c.name(), "--nodes", "2", "--config",
                            c.File("c.yaml"), "--port", std::to_string(port), "--wait", "90s",
                            "--crash-backoff", "2s", "--container-log-max-size", "5Mi",
-                           "--container-log-max-files", "3", "--retain"});
+                           "--container-log-max-files", "3", "--host-access=false",
+                           "--retain"});
   ASSERT_TRUE(r.status.success()) << r.out << r.err << c.Log();
   // --state-root and --name: the state lives there.
   EXPECT_TRUE(fs::exists(c.StateDir() + "/cluster.json"));
@@ -104,6 +105,9 @@ TEST_F(ClusterLifecycleE2E, EveryCreateFlagTakesEffect) {
             (Json{{"crashBackoff", "2s"},
                   {"containerLogMaxSize", "5Mi"},
                   {"containerLogMaxFiles", 3}}));
+  // --host-access=false: saved so, and no link of the cluster on the host.
+  EXPECT_EQ(saved.value("hostAccess", true), false);
+  EXPECT_FALSE(RunCommand({"ip", "link", "show", "kin-" + c.name()}).status.success());
 
   // --container-log-max-size 5Mi and --container-log-max-files 3: 16 MiB of
   // log leave the current file and two rotated ones, none over 5 MiB.

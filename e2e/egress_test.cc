@@ -48,7 +48,8 @@ class EgressE2E : public ::testing::Test {
   static void SetUpTestSuite() {
     if (!testing::RequireRoot()) return;
     cluster_ = new Cluster('s');
-    created_ = cluster_->Create({"--nodes", "3"});
+    // The underlay stays 172.18.0.0/24, which the checks name.
+    created_ = cluster_->Create({"--nodes", "3", "--host-access=false"});
   }
   static void TearDownTestSuite() {
     if (!cluster_) return;

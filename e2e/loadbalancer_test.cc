@@ -100,8 +100,8 @@ class LoadBalancerE2E : public ::testing::TestWithParam<std::string> {
     testing::WriteFile(c_.File("c.yaml"),
                        "apiVersion: kin.dev/v1alpha1\nkind: Cluster\n"
                        "nodes: [{role: control-plane}, {role: worker}, {role: worker}]\n"
-                       "networking: {proxyMode: " +
-                           GetParam() + "}\n");
+                       "networking: {hostAccess: false, proxyMode: " +
+                           GetParam() + "}\n");  // the pool is 198.51.100.0/24
     ASSERT_TRUE(c_.Create({"--config", c_.File("c.yaml")})) << c_.last_output();
     created_ = true;
   }

@@ -4,8 +4,7 @@
 // and pod CIDRs, a routing mode) into a NetworkPlan, the namespaces, links,
 // addresses, routes and sysctls the kernel must hold, and PlanPodAttach()
 // does the same for one pod's interface. A plan renders as text (Render())
-// for golden tests (and, once it exists, `kin net show`). Nothing here
-// reads the API.
+// for golden tests. Nothing here reads the API.
 //
 // The layout (../shared/DESIGN.md, "Network topology"):
 //

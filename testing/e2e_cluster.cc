@@ -23,7 +23,9 @@ E2eCluster::E2eCluster(char letter, std::string kubectl_version)
 E2eCluster::~E2eCluster() {
   // Whatever the test did, nothing of the cluster outlives it.
   if (fs::exists(StateDir())) Delete();
-  RemoveKernelObjectsWithPrefix(Prefix());
+  // "kin-<name>": its namespaces, links and cgroups, and the host-access
+  // link on the host, kin-<name> itself.
+  RemoveKernelObjectsWithPrefix("kin-" + name_);
 }
 
 std::string E2eCluster::StateDir() const { return dir_.File("root") + "/" + name_; }
@@ -158,7 +160,7 @@ void E2eCluster::KillServe() const {
 }
 
 std::vector<std::string> E2eCluster::Leftovers() const {
-  std::vector<std::string> out = KernelObjectsWithPrefix(Prefix());
+  std::vector<std::string> out = KernelObjectsWithPrefix("kin-" + name_);
   std::string dir = StateDir();
   std::string mounts = ReadFileIfExists("/proc/self/mountinfo").value_or("");
   if (mounts.find(dir) != std::string::npos) out.push_back("mounts under " + dir);

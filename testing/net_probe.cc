@@ -107,7 +107,7 @@ int ReadResponse(int fd, std::string& buffer, std::string& body, Clock::time_poi
 ProbeResult Timed(const std::string& netns, const std::function<void(ProbeResult&)>& fn) {
   ProbeResult r;
   auto start = Clock::now();
-  RunInNetns(Netns::Open(netns), [&] { fn(r); });
+  RunInNetns(netns.starts_with('/') ? Netns::OpenPath(netns) : Netns::Open(netns), [&] { fn(r); });
   r.took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
   return r;
 }

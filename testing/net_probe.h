@@ -17,6 +17,10 @@
 
 namespace kin::testing {
 
+// As `netns`: the calling thread's own namespace (the host's, for a test
+// that runs there). Other names are under /run/netns.
+inline constexpr const char* kCallersNetns = "/proc/thread-self/ns/net";
+
 struct ProbeResult {
   int error = 0;     // 0 on success, else an errno value
   std::string body;  // the HTTP body, or the UDP answer
