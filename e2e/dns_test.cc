@@ -18,6 +18,7 @@
 #include "base/process.h"
 #include "testing/dns_probe.h"
 #include "testing/e2e_cluster.h"
+#include "testing/e2e_manifests.h"
 #include "testing/kernel_fixture.h"
 #include "testing/net_probe.h"
 
@@ -34,24 +35,7 @@ using ::testing::UnorderedElementsAreArray;
 
 constexpr char kDnsIp[] = "10.96.0.10";
 
-const char kApps[] = R"(apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: registry.k8s.io/e2e-test-images/agnhost:2.52
-        args: [netexec, --http-port=8080]
-        readinessProbe:
-          httpGet: {path: /, port: 8080}
-          periodSeconds: 1
----
+const std::string kApps = testing::NetexecDeployment("web", {.replicas = 2}) + R"(---
 apiVersion: v1
 kind: Service
 metadata: {name: web}

@@ -21,6 +21,7 @@
 #include "netstack/ipam.h"
 #include "netstack/netlink.h"
 #include "testing/e2e_cluster.h"
+#include "testing/e2e_manifests.h"
 #include "testing/kernel_fixture.h"
 #include "testing/net_probe.h"
 
@@ -33,27 +34,7 @@ using testing::ExchangeIn;
 using testing::HttpGetIn;
 using testing::kCallersNetns;
 
-const char kApp[] = R"(apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      topologySpreadConstraints:
-      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule,
-         labelSelector: {matchLabels: {app: web}}}
-      containers:
-      - name: web
-        image: registry.k8s.io/e2e-test-images/agnhost:2.52
-        args: [netexec, --http-port=8080]
-        readinessProbe:
-          httpGet: {path: /, port: 8080}
-          periodSeconds: 1
----
+const std::string kApp = testing::NetexecDeployment("web", {.replicas = 2, .spread = true}) + R"(---
 apiVersion: v1
 kind: Service
 metadata: {name: web-lb}

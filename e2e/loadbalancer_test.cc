@@ -16,6 +16,7 @@
 #include "base/process.h"
 #include "base/yaml.h"
 #include "testing/e2e_cluster.h"
+#include "testing/e2e_manifests.h"
 #include "testing/kernel_fixture.h"
 #include "testing/net_probe.h"
 
@@ -30,24 +31,7 @@ using testing::ProbeResult;
 const char kPool[] = "198.51.100.";
 const char kClient[] = "203.0.113.1";  // the internet namespace's own address
 
-const char kBackends[] = R"(apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 4
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: registry.k8s.io/e2e-test-images/agnhost:2.52
-        args: [netexec, --http-port=8080]
-        readinessProbe:
-          httpGet: {path: /, port: 8080}
-          periodSeconds: 1
----
+const std::string kBackends = testing::NetexecDeployment("web", {.replicas = 4}) + R"(---
 apiVersion: v1
 kind: Service
 metadata: {name: web-lb}

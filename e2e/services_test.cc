@@ -20,6 +20,7 @@
 #include "base/process.h"
 #include "base/yaml.h"
 #include "testing/e2e_cluster.h"
+#include "testing/e2e_manifests.h"
 #include "testing/kernel_fixture.h"
 #include "testing/net_probe.h"
 
@@ -32,24 +33,7 @@ using testing::E2eCluster;
 using testing::HttpGetIn;
 using testing::ProbeResult;
 
-const char kBackends[] = R"(apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: registry.k8s.io/e2e-test-images/agnhost:2.52
-        args: [netexec, --http-port=8080, --udp-port=8081]
-        readinessProbe:
-          httpGet: {path: /, port: 8080}
-          periodSeconds: 1
----
+const std::string kBackends = testing::NetexecDeployment("web", {.replicas = 3, .udp = true}) + R"(---
 apiVersion: v1
 kind: Service
 metadata: {name: web}
