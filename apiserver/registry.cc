@@ -244,6 +244,29 @@ Json StatusFor(const Error& e) {
   return s;
 }
 
+std::string DumpStatus(const Json& s) {
+  // nlohmann::json keeps keys sorted; clients that compare error bodies as
+  // text (the Python client's FailToCreateError) expect the field order of
+  // Go's metav1.Status and metav1.StatusDetails.
+  auto ordered = [](const Json& in, std::initializer_list<const char*> keys) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::object();
+    for (const char* k : keys) {
+      if (in.contains(k)) out[k] = nlohmann::ordered_json::parse(in[k].dump());
+    }
+    for (const auto& [k, v] : in.items()) {
+      if (!out.contains(k)) out[k] = nlohmann::ordered_json::parse(v.dump());
+    }
+    return out;
+  };
+  nlohmann::ordered_json out = ordered(
+      s, {"kind", "apiVersion", "metadata", "status", "message", "reason", "details", "code"});
+  if (s.contains("details") && s["details"].is_object()) {
+    out["details"] = ordered(s["details"],
+                             {"name", "group", "kind", "uid", "causes", "retryAfterSeconds"});
+  }
+  return out.dump();
+}
+
 Json SuccessStatus(const std::string& kind, const std::string& name, const std::string& group) {
   Json details = {{"name", name}, {"kind", kind}};
   if (!group.empty()) details["group"] = group;

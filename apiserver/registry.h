@@ -150,5 +150,8 @@ FieldSet IndexFields(const std::string& bucket, const Json& obj);
 // The Kubernetes Status body for an error.
 Json StatusFor(const Error& e);
 Json SuccessStatus(const std::string& kind, const std::string& name, const std::string& group = "");
+// A Status as kube-apiserver writes it: metav1.Status's field order (not
+// nlohmann's sorted keys), without the trailing newline.
+std::string DumpStatus(const Json& status);
 
 }  // namespace kin::apiserver

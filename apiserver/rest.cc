@@ -38,7 +38,8 @@ void SetTable(http::Response& resp, const Json& table) {
 
 void SetError(http::Response& resp, const Error& e) {
   resp = http::Response();
-  SetJson(resp, e.http_status(), StatusFor(e).dump());
+  // Ended by a newline, as Go's json.Encoder ends kube-apiserver's bodies.
+  SetJson(resp, e.http_status(), DumpStatus(StatusFor(e)) + "\n");
 }
 
 std::vector<std::string> SplitPath(const std::string& path) {
@@ -340,7 +341,7 @@ http::Response RestHandler::ErrorResponse(int status, const std::string& message
   Json body = StatusFor(e);
   body["code"] = status;  // the HTTP status sent, where it differs from the reason's usual one
   http::Response r;
-  SetJson(r, status, body.dump());
+  SetJson(r, status, DumpStatus(body) + "\n");
   return r;
 }
 
