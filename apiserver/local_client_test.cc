@@ -270,6 +270,70 @@ TEST(ApiServerHostileBodyTest, HugeDeepUnknownAndWrongKindBodiesAre4xxStatuses) 
   api.Stop();
 }
 
+// Clients compare error bodies as text: the Python client's
+// create_from_yaml raises "Error from server (Conflict): <body>" and its e2e
+// suite expects kube-apiserver's body byte for byte (metav1.Status's field
+// order, a trailing newline). APIServices: one Local per served
+// group/version, Available; others stored as written.
+TEST(ApiServerStatusBodyTest, AlreadyExistsIsKubeApiserversTextAndAPIServicesAreServed) {
+  testing::TempDir dir;
+  Options o;
+  o.state_dir = dir.path();
+  ApiServer api(o);
+  api.Start();
+  http::HttpClient c(
+      http::ClientOptions{.base_url = "http://127.0.0.1:" + std::to_string(api.port())});
+  const http::Headers json = {{"Content-Type", "application/json"}};
+  const std::string svcs = "/api/v1/namespaces/default/services";
+  std::string svc = R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"mock-2"},)"
+                    R"("spec":{"ports":[{"port":99,"targetPort":9949}],"selector":{"app":"m"}}})";
+  ASSERT_EQ(c.Do("POST", svcs, svc, json).status, 201);
+  http::ClientResponse again = c.Do("POST", svcs, svc, json);
+  EXPECT_EQ(again.status, 409);
+  EXPECT_EQ(again.body,
+            R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",)"
+            R"("message":"services \"mock-2\" already exists","reason":"AlreadyExists",)"
+            R"("details":{"name":"mock-2","kind":"services"},"code":409})"
+            "\n");
+
+  const std::string apis = "/apis/apiregistration.k8s.io/v1/apiservices";
+  for (const char* name : {"v1.", "v1.apps", "v1.apiregistration.k8s.io"}) {
+    http::ClientResponse r = c.Get(apis + "/" + name);
+    ASSERT_EQ(r.status, 200) << name << ": " << r.body;
+    Json as = Json::parse(r.body);
+    EXPECT_EQ(as["kind"], "APIService");
+    EXPECT_FALSE(as["spec"].contains("service")) << as.dump();
+    EXPECT_EQ(as["status"]["conditions"][0]["type"], "Available");
+    EXPECT_EQ(as["status"]["conditions"][0]["status"], "True");
+    EXPECT_EQ(as["status"]["conditions"][0]["reason"], "Local");
+  }
+  Json apps = Json::parse(c.Get(apis + "/v1.apps").body);
+  EXPECT_EQ(apps["spec"]["group"], "apps");
+  EXPECT_EQ(apps["spec"]["groupPriorityMinimum"], 17800);
+  EXPECT_EQ(apps["spec"]["versionPriority"], 15);
+
+  std::string wardle = R"({"apiVersion":"apiregistration.k8s.io/v1","kind":"APIService",)"
+                       R"("metadata":{"name":"v1alpha1.wardle.k8s.io"},"spec":{)"
+                       R"("insecureSkipTLSVerify":true,"group":"wardle.k8s.io",)"
+                       R"("groupPriorityMinimum":1000,"versionPriority":15,)"
+                       R"("service":{"name":"api","namespace":"wardle"},"version":"v1alpha1"}})";
+  ASSERT_EQ(c.Do("POST", apis, wardle, json).status, 201);
+  EXPECT_EQ(Json::parse(c.Get(apis + "/v1alpha1.wardle.k8s.io").body)["spec"]["service"]["name"],
+            "api");
+  http::ClientResponse dup = c.Do("POST", apis, wardle, json);
+  EXPECT_EQ(dup.status, 409);
+  EXPECT_EQ(dup.body,
+            R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",)"
+            R"("message":"apiservices.apiregistration.k8s.io \"v1alpha1.wardle.k8s.io\" )"
+            R"(already exists","reason":"AlreadyExists","details":{)"
+            R"("name":"v1alpha1.wardle.k8s.io","group":"apiregistration.k8s.io",)"
+            R"("kind":"apiservices"},"code":409})"
+            "\n");
+  EXPECT_EQ(c.Do("DELETE", apis + "/v1alpha1.wardle.k8s.io", "{}", json).status, 200);
+  EXPECT_EQ(c.Get(apis + "/v1alpha1.wardle.k8s.io").status, 404);
+  api.Stop();
+}
+
 TEST(RestErrorResponseTest, ServerRefusalsAreStatusesWithTheirCodeAndReason) {
   for (auto [status, reason] : {std::pair<int, std::string>{400, "BadRequest"},
                                 {408, "Timeout"},

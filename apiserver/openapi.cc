@@ -25,6 +25,9 @@ constexpr char kAuthenticationDefinitionsText[] =
 constexpr char kRbacDefinitionsText[] =
 #include "apiserver/schemas/rbac.inc"
     ;
+constexpr char kApiregistrationDefinitionsText[] =
+#include "apiserver/schemas/apiregistration.inc"
+    ;
 
 constexpr std::string_view kMeta = "io.k8s.apimachinery.pkg.apis.meta.v1.";
 constexpr std::string_view kIntOrString = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
@@ -81,6 +84,7 @@ Json LoadDefinitions() {
   Json defs = Json::parse(kDefinitionsText);
   defs.update(Json::parse(kAuthenticationDefinitionsText));
   defs.update(Json::parse(kRbacDefinitionsText));
+  defs.update(Json::parse(kApiregistrationDefinitionsText));
   // Types shared by every group: upstream lists each group-version that
   // serves them; these name the ones kin serves.
   for (const char* kind : {"DeleteOptions", "WatchEvent"}) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <map>
 #include <random>
 
 #include "apiserver/patch.h"
@@ -509,6 +510,67 @@ Registry::Registry(Store& store, RegistryOptions opts)
   }
 }
 
+namespace {
+
+// kube-apiserver's discovery priorities (apiVersionPriorities in
+// pkg/controlplane/apiserver/aggregator.go) of the groups kin serves.
+std::pair<int, int> LocalAPIServicePriority(const std::string& group) {
+  static const std::map<std::string, std::pair<int, int>> kPriorities = {
+      {"", {18000, 1}},
+      {"apiregistration.k8s.io", {18000, 15}},
+      {"apps", {17800, 15}},
+      {"authentication.k8s.io", {17700, 15}},
+      {"authorization.k8s.io", {17600, 15}},
+      {"batch", {17400, 15}},
+      {"networking.k8s.io", {17200, 15}},
+      {"policy", {17100, 15}},
+      {"rbac.authorization.k8s.io", {17000, 15}},
+      {"coordination.k8s.io", {16500, 15}},
+      {"discovery.k8s.io", {16200, 15}}};
+  auto it = kPriorities.find(group);
+  return it == kPriorities.end() ? std::pair<int, int>{1000, 15} : it->second;
+}
+
+// One Local APIService per group/version served, as kube-apiserver's
+// autoregister controller writes them at start ("onstart"): no service,
+// always Available. Written straight to the store, like the endpoints
+// above; one a user deleted comes back at the next start, as upstream's.
+void EnsureLocalAPIServices(Store& store) {
+  std::set<std::pair<std::string, std::string>> gvs;
+  for (const auto& r : AllResources()) gvs.insert({r.group, r.version});
+  for (const auto& [group, version] : gvs) {
+    std::string name = version + "." + group;  // "v1." for the core group
+    if (store.Get("apiservices.apiregistration.k8s.io", "", name)) continue;
+    auto [group_priority, version_priority] = LocalAPIServicePriority(group);
+    std::string now = NowRfc3339();
+    Json as = {{"apiVersion", "apiregistration.k8s.io/v1"},
+               {"kind", "APIService"},
+               {"metadata",
+                {{"name", name},
+                 {"uid", NewUid()},
+                 {"creationTimestamp", now},
+                 {"labels", {{"kube-aggregator.kubernetes.io/automanaged", "onstart"}}}}},
+               {"spec",
+                {{"group", group},
+                 {"version", version},
+                 {"groupPriorityMinimum", group_priority},
+                 {"versionPriority", version_priority}}},
+               {"status",
+                {{"conditions",
+                  {{{"type", "Available"},
+                    {"status", "True"},
+                    {"lastTransitionTime", now},
+                    {"reason", "Local"},
+                    {"message", "Local APIServices are always available"}}}}}}};
+    store.Mutate("apiservices.apiregistration.k8s.io", "", name, [&](const Json* cur) {
+      if (cur != nullptr) return Mutation{};
+      return Mutation{Mutation::Action::kPut, as};
+    });
+  }
+}
+
+}  // namespace
+
 Registry::~Registry() = default;
 
 void Registry::Bootstrap() {
@@ -584,6 +646,7 @@ void Registry::Bootstrap() {
         if (!m.contains("creationTimestamp")) m["creationTimestamp"] = NowRfc3339();
         return Mutation{Mutation::Action::kPut, next};
       });
+  EnsureLocalAPIServices(store_);
 }
 
 void Registry::CheckNamespaceWritable(const ResourceInfo& r, const std::string& ns) {

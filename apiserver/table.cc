@@ -915,6 +915,23 @@ Json IngressClassCells(const Json& ic, TimePoint now, Json&) {
       {Str(ic, {"metadata", "name"}), Str(ic, {"spec", "controller"}), parameters, Age(ic, now)});
 }
 
+// kube-aggregator's printer: SERVICE is namespace/name or "Local";
+// AVAILABLE the Available condition's status, with its reason when not True.
+Json APIServiceCells(const Json& as, TimePoint now, Json&) {
+  std::string service = "Local";
+  const Json& svc = At(as, {"spec", "service"});
+  if (svc.is_object()) service = Str(svc, {"namespace"}) + "/" + Str(svc, {"name"});
+  std::string available = "Unknown";
+  for (const Json& c : Arr(as, {"status", "conditions"})) {
+    if (Str(c, {"type"}) != "Available") continue;
+    available = Str(c, {"status"});
+    if (available != "True" && !Str(c, {"reason"}).empty()) {
+      available += " (" + Str(c, {"reason"}) + ")";
+    }
+  }
+  return Json::array({Str(as, {"metadata", "name"}), service, available, Age(as, now)});
+}
+
 Json NetworkPolicyCells(const Json& np, TimePoint now, Json&) {
   // The pod selector is a value, not a pointer: absent means "everything".
   const Json& sel = At(np, {"spec", "podSelector"});
@@ -1188,6 +1205,13 @@ const std::map<std::string, Printer>& Printers() {
              Col("Parameters", "string", "A reference to a resource with additional parameters"),
              AgeCol()}),
         IngressClassCells};
+    m["apiservices.apiregistration.k8s.io"] = {
+        Json::array({NameCol(),
+                     Col("Service", "string",
+                         "The reference to the service that hosts this API endpoint."),
+                     Col("Available", "string", "Whether this service is available."),
+                     AgeCol()}),
+        APIServiceCells};
     m["networkpolicies.networking.k8s.io"] = {
         Json::array({NameCol(),
                      Col("Pod-Selector", "string",

@@ -969,6 +969,25 @@ TEST(OtherRows, IngressClassesNetworkPoliciesLeases) {
   EXPECT_EQ(Cells("leases", R"({"metadata":{"name":"free"},"spec":{}})")[1], "");
 }
 
+// kube-aggregator's printer: Local or namespace/name; the Available
+// condition's status, with its reason unless True.
+TEST(OtherRows, APIServices) {
+  ExpectColumns("apiservices", {{"Name", "string", 0, "name"},
+                                {"Service", "string", 0},
+                                {"Available", "string", 0},
+                                {"Age", "string", 0}});
+  EXPECT_EQ(Cells("apiservices", R"({"metadata":{"name":"v1.apps","creationTimestamp":"$AGO[5]"},
+      "spec":{"group":"apps","version":"v1"},
+      "status":{"conditions":[{"type":"Available","status":"True","reason":"Local"}]}})"),
+            J(R"(["v1.apps","Local","True","5s"])"));
+  EXPECT_EQ(Cells("apiservices", R"({"metadata":{"name":"v1alpha1.wardle.k8s.io"},
+      "spec":{"service":{"namespace":"wardle","name":"api"}},
+      "status":{"conditions":[{"type":"Available","status":"False",
+                               "reason":"ServiceNotFound"}]}})"),
+            J(R"j(["v1alpha1.wardle.k8s.io","wardle/api","False (ServiceNotFound)","<unknown>"])j"));
+  EXPECT_EQ(Cells("apiservices", R"({"metadata":{"name":"v1.x"},"spec":{}})")[2], "Unknown");
+}
+
 // ---------------------------------------------------------------------------
 // Whole tables and includeObject
 // ---------------------------------------------------------------------------

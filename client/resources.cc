@@ -74,6 +74,10 @@ std::vector<ResourceInfo> BuildTable() {
       R("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, {}, {}, {}),
       R("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, {}, {}, {}),
       R("rbac.authorization.k8s.io", "v1", "Role", "roles", true, {}, {}, {}),
+      // Stored only: kin aggregates no API servers; it writes a Local one
+      // per group/version it serves, as kube-apiserver's autoregister does.
+      R("apiregistration.k8s.io", "v1", "APIService", "apiservices", false, {},
+        {"api-extensions"}, {"status"}),
       // Reviews: create-only, never stored (apiserver/authorization.h).
       R("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews",
         true, {}, {}, {}),
