@@ -11,7 +11,9 @@
 // new sandboxes with their new IPs, restarted as the kubelet restarts
 // them after a reboot (restartCount one more, lastState terminated with
 // reason Unknown, startTime kept), a Service reaching them, a finished
-// Job's pod still Succeeded; `kin cluster delete` then leaves nothing.
+// Job's pod still Succeeded, a pod with an init container initialized
+// again, a restartPolicy Never pod failed (not restarted); `kin cluster
+// delete` then leaves nothing.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -77,6 +79,17 @@ spec:
   - name: init
     image: busybox
     command: [sh, -c, 'true']
+  containers:
+  - name: main
+    image: busybox
+    command: [sleep, '3600']
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: never}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 0
   containers:
   - name: main
     image: busybox
@@ -242,7 +255,7 @@ TEST(RebootE2E, AfterARebootClusterStartBringsTheClusterBackAsTheKubeletWould) {
         Json d = c.GetJson({"deployment", "web"});
         Json j = c.GetJson({"job", "once"});
         return At(At(d, "status"), "readyReplicas") == 3 && At(At(j, "status"), "succeeded") == 1 &&
-               Ready(c.GetJson({"pod", "inited"}));
+               Ready(c.GetJson({"pod", "inited"})) && Ready(c.GetJson({"pod", "never"}));
       },
       90s))
       << c.Log();
@@ -334,6 +347,21 @@ TEST(RebootE2E, AfterARebootClusterStartBringsTheClusterBackAsTheKubeletWould) {
             inited["status"]["initContainerStatuses"][0].value("restartCount", 0) + 1);
   EXPECT_EQ(At(At(seen, "status"), "containerStatuses")[0].value("restartCount", -1),
             inited["status"]["containerStatuses"][0].value("restartCount", 0) + 1);
+
+  // restartPolicy Never: not restarted; the instance the reboot ended is its
+  // last (terminated, Unknown, 255, as containerd reports a lost task), and
+  // the pod fails.
+  EXPECT_TRUE(E2eCluster::WaitFor(
+      [&] {
+        seen = c.GetJson({"pod", "never"});
+        return At(At(seen, "status"), "phase") == "Failed";
+      },
+      30s))
+      << seen.dump(2);
+  const Json& never = At(At(seen, "status"), "containerStatuses")[0];
+  EXPECT_EQ(At(At(At(never, "state"), "terminated"), "reason"), "Unknown") << never.dump();
+  EXPECT_EQ(At(At(At(never, "state"), "terminated"), "exitCode"), 255) << never.dump();
+  EXPECT_EQ(never.value("restartCount", -1), 0) << never.dump();
 
   // Objects intact: the ConfigMap as it was, the finished Job's pod still
   // Succeeded (a finished pod's status is final), nodes Ready.

@@ -74,6 +74,7 @@ bool SignalProcess(pid_t pid, uint64_t start_ticks, int sig) {
 }
 
 std::string TerminatedReason(const ShimExit& e) {
+  if (!e.reason.empty()) return e.reason;
   if (e.oom_killed) return "OOMKilled";
   return e.exit_code == 0 ? "Completed" : "Error";
 }
@@ -253,6 +254,15 @@ void InheritLostRecord(PodRuntime& p, const Json& pod) {
       ContainerRuntime& c = p.containers[name];
       c.name = name;
       c.init = std::string(list) == "initContainerStatuses";
+      if (!c.init && RestartPolicy(pod) == "Never" && object::Field(state, "running").is_object()) {
+        // Never restarted: the instance the reboot ended is its last, as
+        // the kubelet finds containerd's lost task (the pod fails).
+        c.restart_count = restarts;
+        c.state = ShimState{};
+        c.state->started_at = object::Field(state, "running").value("startedAt", "");
+        c.exit = ShimExit{255, 0, false, object::NowRfc3339(), "Unknown"};
+        continue;
+      }
       c.restart_count = restarts + 1;
       if (!c.init && has_init) c.waiting_reason = "PodInitializing";
       c.lost = Json{{"restartCount", c.restart_count}};

@@ -71,6 +71,9 @@ struct ShimExit {
   int signal = 0;
   bool oom_killed = false;
   std::string finished_at;  // RFC 3339, UTC
+  // Set only by the node agent, never read from exit.json: a reason that
+  // replaces the one the exit gives ("Unknown": a task lost in a reboot).
+  std::string reason;
 };
 
 Json ContainerSpecToJson(const ContainerSpec& spec);
