@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <optional>
 
 #include "apiserver/apiserver.h"
@@ -22,6 +24,7 @@
 #include "controllers/service_proxy.h"
 #include "netstack/dns_server.h"
 #include "netstack/dns_zone.h"
+#include "netstack/health_check.h"
 #include "netstack/service_proxy.h"
 #include "runtime/image_store.h"
 #include "runtime/node_agent.h"
@@ -170,8 +173,21 @@ int RunServe(const ServeFlags& flags) {
       ro.log_max_files = ro.config.container_log_max_files;
       // Each node's service proxy reads Services and EndpointSlices from
       // the controllers' shared informers (one cache for the process).
-      ro.node_components.push_back([&controllers](const NodeContext& ctx) {
+      // Each node's proxy health, told by its service proxy and reported by
+      // its health check server (serviceProxyHealthy), as kube-proxy's:
+      // unhealthy once a change has waited for a successful sync longer
+      // than twice kube-proxy's default sync period.
+      auto proxy_health = std::make_shared<
+          std::pair<std::mutex, std::map<std::string, std::shared_ptr<netstack::ProxyHealth>>>>();
+      auto health_of = [proxy_health](const std::string& node, bool fresh) {
+        std::lock_guard l(proxy_health->first);
+        auto& h = proxy_health->second[node];
+        if (fresh || !h) h = std::make_shared<netstack::ProxyHealth>(std::chrono::seconds(60));
+        return h;
+      };
+      ro.node_components.push_back([&controllers, health_of](const NodeContext& ctx) {
         controllers::ServiceProxyOptions po;
+        po.health = health_of(ctx.node.name, true);
         po.node.name = ctx.node.name;
         po.node.ips = {netstack::Ipv4Address::Parse(ctx.node.ip, "node ip")};
         po.node.cluster_cidr = netstack::Ipv4Cidr::Parse(ctx.config.pod_subnet, "podSubnet");
@@ -183,10 +199,11 @@ int RunServe(const ServeFlags& flags) {
       });
       // Each node answers the healthCheckNodePorts of its Local
       // LoadBalancer Services, as kube-proxy does.
-      ro.node_components.push_back([&controllers](const NodeContext& ctx) {
+      ro.node_components.push_back([&controllers, health_of](const NodeContext& ctx) {
         controllers::ServiceHealthChecksOptions o;
         o.node = ctx.node.name;
         o.netns = ctx.netns;
+        o.proxy_health = health_of(ctx.node.name, false);
         return std::make_unique<controllers::ServiceHealthChecks>(controllers.informers(),
                                                                   std::move(o));
       });

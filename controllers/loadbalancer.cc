@@ -381,7 +381,8 @@ ServiceHealthChecks::~ServiceHealthChecks() { Stop(); }
 
 void ServiceHealthChecks::Start() {
   if (!run_state_.TryStart()) return;
-  server_ = std::make_unique<netstack::ServiceHealthServer>(opts_.netns, opts_.bind);
+  server_ = std::make_unique<netstack::ServiceHealthServer>(opts_.netns, opts_.bind,
+                                                            opts_.proxy_health);
   auto dirty = HandlersFrom([this](const Json*, const Json*) { queue_.Add(kSyncKey); });
   subscriptions_.Add(services_, dirty);
   subscriptions_.Add(slices_, dirty);

@@ -156,6 +156,8 @@ struct ServiceHealthChecksOptions {
   std::string node;
   std::string netns;             // the node's network namespace ("": the caller's)
   std::string bind = "0.0.0.0";  // as kube-proxy: every address of the node
+  // The node's service proxy health (serviceProxyHealthy); null: healthy.
+  std::shared_ptr<const netstack::ProxyHealth> proxy_health;
 };
 
 class ServiceHealthChecks : public Controller {

@@ -220,10 +220,10 @@ ServiceProxy::~ServiceProxy() { Stop(); }
 void ServiceProxy::Start() {
   if (!run_state_.TryStart()) return;
   // Every change leads to one coalesced sync of the whole node.
-  auto dirty = HandlersFrom([this](const Json*, const Json*) { queue_.Add(kSyncKey); });
+  auto dirty = HandlersFrom([this](const Json*, const Json*) { Queue(); });
   subscriptions_.Add(services_, dirty);
   subscriptions_.Add(slices_, dirty);
-  queue_.Add(kSyncKey);  // the first, full sync, also with no Services at all
+  Queue();  // the first, full sync, also with no Services at all
   workers_.Start(1, {&services_, &slices_});
 }
 
@@ -233,9 +233,15 @@ void ServiceProxy::Stop() {
   subscriptions_.RemoveAll();
 }
 
+void ServiceProxy::Queue() {
+  if (opts_.health) opts_.health->Queued(clock_.Now());
+  queue_.Add(kSyncKey);
+}
+
 Result ServiceProxy::Sync() {
   netstack::ProxyState state = BuildProxyState(services_.Items(), slices_.Items(), opts_.node);
   opts_.backend->Sync(state);  // throws: logged, retried with back-off
+  if (opts_.health) opts_.health->Synced(clock_.Now());
   ++syncs_;
   return Result::Done();
 }

@@ -37,6 +37,7 @@
 #include "client/informer_factory.h"
 #include "controllers/controller.h"
 #include "controllers/work_queue.h"
+#include "netstack/health_check.h"
 #include "netstack/service_proxy.h"
 
 namespace kin::controllers {
@@ -55,6 +56,9 @@ struct ServiceProxyOptions {
   ProxyNode node;
   std::unique_ptr<netstack::ProxyBackend> backend;
   Clock* clock = nullptr;  // nullptr: the real clock
+  // Told of queued changes and successful syncs (the node's health check
+  // server reports it as serviceProxyHealthy); may be null.
+  std::shared_ptr<netstack::ProxyHealth> health;
 };
 
 class ServiceProxy : public Controller {
@@ -73,6 +77,7 @@ class ServiceProxy : public Controller {
 
  private:
   Result Sync();
+  void Queue();  // a change: sync soon (and tell the health)
 
   ServiceProxyOptions opts_;
   Clock& clock_;

@@ -234,6 +234,7 @@ class ServiceProxyTest : public RegistryTest {
     ServiceProxyOptions o;
     o.node = Node();
     o.backend = std::make_unique<FakeBackend>(backend_);
+    o.health = health_;
     manager_->Emplace<ServiceProxy>(manager_->informers(), std::move(o));
     manager_->Start();
   }
@@ -256,6 +257,9 @@ class ServiceProxyTest : public RegistryTest {
   const ResourceInfo& Slices() { return *FindResource("discovery.k8s.io", "v1", "endpointslices"); }
 
   std::shared_ptr<FakeBackend::Shared> backend_ = std::make_shared<FakeBackend::Shared>();
+  // A timeout of 0: unhealthy whenever a change waits.
+  std::shared_ptr<netstack::ProxyHealth> health_ =
+      std::make_shared<netstack::ProxyHealth>(std::chrono::milliseconds(0));
   std::unique_ptr<ControllerManager> manager_;
 };
 
@@ -277,6 +281,31 @@ TEST_F(ServiceProxyTest, SyncsAtStartAndFollowsServicesAndSlices) {
   ASSERT_TRUE(Eventually([&] { return EndpointsOf("web").size() == 2; }));
   cl().Delete(ServicesResource(), "default", "web");
   ASSERT_TRUE(Eventually([&] { return !Last()->ports.count("default/web:http"); }));
+}
+
+// serviceProxyHealthy: a change waiting on failing syncs makes the proxy
+// unhealthy; the sync that succeeds makes it healthy again.
+TEST_F(ServiceProxyTest, FailingSyncsMakeTheProxyUnhealthyUntilOneSucceeds) {
+  ASSERT_TRUE(Eventually([&] { return Last().has_value() && health_->Healthy(); }));
+  {
+    std::lock_guard l(backend_->mu);
+    backend_->fail_next = 1000;
+  }
+  Json svc = Service("web", {});
+  svc["spec"].erase("clusterIP");
+  cl().Create(ServicesResource(), "default", svc);
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard l(backend_->mu);
+    return backend_->failures >= 2;
+  }));
+  EXPECT_FALSE(health_->Healthy());
+  {
+    std::lock_guard l(backend_->mu);
+    backend_->fail_next = 0;
+  }
+  ASSERT_TRUE(Eventually([&] { return Last()->ports.count("default/web:http") == 1; },
+                         std::chrono::seconds(10)));
+  EXPECT_TRUE(Eventually([&] { return health_->Healthy(); }));
 }
 
 TEST_F(ServiceProxyTest, AFailedSyncIsRetried) {

@@ -78,8 +78,24 @@ std::string HealthCheckResponse(const HealthCheckService& svc, bool proxy_health
   return out + body;
 }
 
-ServiceHealthServer::ServiceHealthServer(std::string netns, std::string bind)
-    : netns_(std::move(netns)), bind_(std::move(bind)) {
+void ProxyHealth::Queued(TimePoint now) {
+  std::lock_guard l(mu_);
+  if (!oldest_queued_) oldest_queued_ = now;
+}
+
+void ProxyHealth::Synced(TimePoint) {
+  std::lock_guard l(mu_);
+  oldest_queued_.reset();
+}
+
+bool ProxyHealth::Healthy(TimePoint now) const {
+  std::lock_guard l(mu_);
+  return !oldest_queued_ || now - *oldest_queued_ < timeout_;
+}
+
+ServiceHealthServer::ServiceHealthServer(std::string netns, std::string bind,
+                                         std::shared_ptr<const ProxyHealth> proxy)
+    : netns_(std::move(netns)), bind_(std::move(bind)), proxy_(std::move(proxy)) {
   wake_ = UniqueFd(static_cast<int>(
       CheckSys(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "health check server: eventfd")));
   thread_ = std::thread([this] { Run(); });
@@ -209,7 +225,7 @@ void ServiceHealthServer::Serve(int listen_fd, uint16_t port) {
     if (it == listeners_.end()) return;  // closed meanwhile
     svc = it->second->svc;
   }
-  WriteAll(conn.get(), HealthCheckResponse(svc, true));
+  WriteAll(conn.get(), HealthCheckResponse(svc, !proxy_ || proxy_->Healthy()));
 }
 
 }  // namespace kin::netstack

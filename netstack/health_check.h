@@ -31,14 +31,24 @@
 //
 // HealthCheckResponse() is the pure part: the whole HTTP response.
 //
+// ProxyHealth is kube-proxy's proxier health (proxier_health.go), which
+// serviceProxyHealthy reports: the node's service proxy says when a change
+// is queued and when a sync succeeded; the proxy is healthy unless a change
+// has waited longer than the timeout for a successful sync (kube-proxy's
+// is twice its sync period). The server asks it on every answer, so a node
+// whose rules cannot be written answers 503 and the load balancer stops
+// sending it traffic.
+//
 // Thread-safety: Sync and ports from any thread; the destructor stops the
-// thread and closes every listener.
+// thread and closes every listener. ProxyHealth is thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,11 +67,30 @@ struct HealthCheckService {
 // endpoint or the proxy is not healthy) with kube-proxy's headers and body.
 std::string HealthCheckResponse(const HealthCheckService& svc, bool proxy_healthy);
 
+class ProxyHealth {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  explicit ProxyHealth(std::chrono::milliseconds timeout) : timeout_(timeout) {}
+  // A change waits for a sync (the oldest one waiting is remembered).
+  void Queued(TimePoint now);
+  // A sync succeeded: nothing waits any more.
+  void Synced(TimePoint now);
+  bool Healthy(TimePoint now) const;
+  bool Healthy() const { return Healthy(std::chrono::steady_clock::now()); }
+
+ private:
+  const std::chrono::milliseconds timeout_;
+  mutable std::mutex mu_;
+  std::optional<TimePoint> oldest_queued_;
+};
+
 class ServiceHealthServer {
  public:
   // `netns`: a named network namespace; empty: the caller's. `bind`: the
-  // address to listen on (kube-proxy's default: every address).
-  explicit ServiceHealthServer(std::string netns, std::string bind = "0.0.0.0");
+  // address to listen on (kube-proxy's default: every address). `proxy`:
+  // the node's proxy health (null: always healthy).
+  explicit ServiceHealthServer(std::string netns, std::string bind = "0.0.0.0",
+                               std::shared_ptr<const ProxyHealth> proxy = nullptr);
   ~ServiceHealthServer();
   ServiceHealthServer(const ServiceHealthServer&) = delete;
   ServiceHealthServer& operator=(const ServiceHealthServer&) = delete;
@@ -81,6 +110,7 @@ class ServiceHealthServer {
   void Wake();
 
   const std::string netns_, bind_;
+  const std::shared_ptr<const ProxyHealth> proxy_;
   UniqueFd wake_;
   mutable std::mutex mu_;
   bool stopping_ = false;

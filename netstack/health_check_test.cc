@@ -87,6 +87,31 @@ TEST(ServiceHealthServerTest, ServesFollowsCountsAndCloses) {
   EXPECT_EQ(Get(p1), "");
 }
 
+TEST(ProxyHealthTest, UnhealthyOnceAChangeWaitedLongerThanTheTimeout) {
+  ProxyHealth h(std::chrono::seconds(60));
+  const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  EXPECT_TRUE(h.Healthy(t0));  // nothing waits
+  h.Queued(t0);
+  EXPECT_TRUE(h.Healthy(t0 + std::chrono::seconds(59)));
+  // A later change does not make the oldest younger.
+  h.Queued(t0 + std::chrono::seconds(30));
+  EXPECT_FALSE(h.Healthy(t0 + std::chrono::seconds(60)));
+  h.Synced(t0 + std::chrono::seconds(61));
+  EXPECT_TRUE(h.Healthy(t0 + std::chrono::seconds(200)));
+}
+
+TEST(ServiceHealthServerTest, AnUnhealthyProxyAnswers503WithLocalEndpoints) {
+  const uint16_t port = FreePort();
+  auto health = std::make_shared<ProxyHealth>(std::chrono::milliseconds(0));
+  ServiceHealthServer server("", "127.0.0.1", health);
+  server.Sync({{port, {"default", "web", 2}}});
+  EXPECT_EQ(Get(port), HealthCheckResponse({"default", "web", 2}, true));
+  health->Queued(std::chrono::steady_clock::now());  // waits, and the timeout is 0
+  EXPECT_EQ(Get(port), HealthCheckResponse({"default", "web", 2}, false));
+  health->Synced(std::chrono::steady_clock::now());
+  EXPECT_EQ(Get(port), HealthCheckResponse({"default", "web", 2}, true));
+}
+
 TEST(ServiceHealthServerTest, APortInUseIsAnErrorAndTheOthersStillServe) {
   // Someone else listens on `taken`.
   UniqueFd other(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
