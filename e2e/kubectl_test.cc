@@ -398,6 +398,28 @@ try:
     sys.exit("expected 404")
 except client.exceptions.ApiException as e:
     assert e.status == 404, e.status
+# The peer suite's (python-client-e2e) conflict check: create_from_yaml's
+# error text holds kube-apiserver's Status body byte for byte.
+from kubernetes import utils
+svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "py-dup"},
+       "spec": {"ports": [{"port": 99}], "selector": {"app": "py-dup"}}}
+k8s = client.ApiClient()
+utils.create_from_dict(k8s, svc)
+try:
+    utils.create_from_dict(k8s, svc)
+    sys.exit("expected a conflict")
+except utils.FailToCreateError as e:
+    want = ('Error from server (Conflict): {"kind":"Status","apiVersion":"v1","metadata":{},'
+            '"status":"Failure","message":"services \\"py-dup\\" already exists",'
+            '"reason":"AlreadyExists","details":{"name":"py-dup","kind":"services"},"code":409}\n')
+    assert str(e) == want, repr(str(e))
+v1.delete_namespaced_service("py-dup", "default")
+# APIServices: a Local one per served group/version, Available.
+reg = client.ApiregistrationV1Api()
+apps = reg.read_api_service("v1.apps")
+assert apps.spec.service is None and apps.spec.group == "apps", apps.spec
+cond = [c for c in apps.status.conditions if c.type == "Available"][0]
+assert cond.status == "True" and cond.reason == "Local", cond
 print("ok")
 )PY";
   testing::WriteFile(dir.File("client.py"), script);
