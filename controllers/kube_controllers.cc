@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "controllers/apiservice_availability.h"
 #include "controllers/clusterrole_aggregation.h"
 #include "controllers/cronjob.h"
 #include "controllers/daemonset.h"
@@ -60,6 +61,9 @@ void AddKubeControllers(ControllerManager& manager, const KubeControllerOptions&
       manager.Emplace<ReplicaSetController>(manager.informers(), manager.client(), *rc);
     });
   }
+  add("apiservice-availability", [&] {
+    manager.Emplace<APIServiceAvailabilityController>(manager.informers(), manager.client());
+  });
   add("clusterrole-aggregation", [&] {
     manager.Emplace<ClusterRoleAggregationController>(manager.informers(), manager.client());
   });
