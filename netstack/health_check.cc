@@ -139,7 +139,8 @@ void ServiceHealthServer::Sync(const std::map<uint16_t, HealthCheckService>& ser
     }
     try {
       auto l = std::make_shared<Listener>();
-      auto open = [&] { l->fd = Listen(bind_, port); };
+      // port by copy: clang 14 (the fuzz build) cannot capture a structured binding.
+      auto open = [&, port = port] { l->fd = Listen(bind_, port); };
       if (netns_.empty()) {
         open();
       } else {
