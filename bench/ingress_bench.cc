@@ -13,10 +13,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <mutex>
 #include <thread>
@@ -229,7 +231,17 @@ int main() {
     std::fprintf(stderr, "bench_ingress needs root (a network namespace of its own)\n");
     return 0;
   }
-  std::string name = "kinbench-ing-" + std::to_string(::getpid());
+  // A run killed before its end (a timeout, ^C) left its namespace: those
+  // of processes that are gone go first.
+  const std::string prefix = "kinbench-ing-";
+  for (const std::string& old : ListNamedNetns(prefix)) {
+    const std::string pid = old.substr(prefix.size());
+    if (!pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos &&
+        ::kill(std::stoi(pid), 0) != 0 && errno == ESRCH) {
+      DeleteNamedNetns(old);
+    }
+  }
+  std::string name = prefix + std::to_string(::getpid());
   NamedNetns netns = NamedNetns::Create(name);
   NetlinkSocket::OpenIn(netns.ns()).SetUp("lo");
 
