@@ -47,15 +47,15 @@ const Json* ResettableDisruptionTarget(const Json& pod) {
   return cond;
 }
 
-// A PDB's selector as the eviction handler and getPdbForPod read it: set,
-// valid and non-empty, else it guards no pod.
+// A PDB's selector as getPdbsForPod reads it (policy/v1): unset or invalid
+// guards no pod; set and empty ({}) guards every pod of the namespace, as
+// the sync counts them, so pod events must queue such a PDB too (a race
+// under load left one stuck at the pods it saw first).
 std::optional<LabelSelector> GuardingSelector(const Json& pdb) {
   const Json& sel = Field(Field(pdb, "spec"), "selector");
   if (!sel.is_object()) return std::nullopt;
   try {
-    LabelSelector s = LabelSelector::FromJson(sel);
-    if (s.empty()) return std::nullopt;
-    return s;
+    return LabelSelector::FromJson(sel);
   } catch (const Error&) {
     return std::nullopt;
   }

@@ -146,6 +146,16 @@ TEST_F(DisruptionTest, NilSelectorSelectsNothingAndEmptySelectsAll) {
   ASSERT_TRUE(Eventually([&] { return Counts("all") == "2/1/2/1"; })) << Counts("all");
 }
 
+// An empty selector's PDB made before its pods: the pods' events bring it
+// up to date (they did not, and a clean-clone run under load caught it).
+TEST_F(DisruptionTest, EmptySelectorFollowsPodsMadeAfterIt) {
+  MakePdb("all", {{"minAvailable", 1}, {"selector", Json::object()}});
+  ASSERT_TRUE(Eventually([&] { return Counts("all") == "0/1/0/0"; })) << Counts("all");
+  MakePod("a", true);
+  MakePod("b", true, nullptr, "db");
+  ASSERT_TRUE(Eventually([&] { return Counts("all") == "2/1/2/1"; })) << Counts("all");
+}
+
 TEST_F(DisruptionTest, PercentagesUseTheControllersScaleRoundedUp) {
   // A Deployment of 4 (through its ReplicaSet): maxUnavailable 25% -> 1.
   const ResourceInfo& deploys = *FindResource("apps", "v1", "deployments");
