@@ -22,27 +22,10 @@ using testing::TempDir;
 
 class KubectlE2E : public ::testing::TestWithParam<std::string> {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    name_ = testing::UniqueClusterName('k');
-    setup_error_.clear();
-    RunCommand({"mkdir", "-p", dir_->File("root")});
-    CommandResult r = RunCommand({KinBinary(), "cluster", "create", "--name", name_, "--state-root",
-                                  dir_->File("root"), "--kubeconfig", dir_->File("kubeconfig")},
-                                 std::chrono::seconds(60));
-    // Reported by each test's SetUp: a failure here alone reads as "skipped".
-    if (!r.status.success()) {
-      setup_error_ = "cluster create failed (" + r.status.ToString() + "):\n" + r.out + r.err;
-    }
-  }
-  static void TearDownTestSuite() {
-    RunCommand({KinBinary(), "cluster", "delete", "--name", name_, "--state-root",
-                dir_->File("root"), "--kubeconfig", dir_->File("kubeconfig")},
-               std::chrono::seconds(60));
-    delete dir_;
-  }
+  static void SetUpTestSuite() { cluster_ = new testing::SuiteCluster('k'); }
+  static void TearDownTestSuite() { delete cluster_; }
   void SetUp() override {
-    ASSERT_TRUE(setup_error_.empty()) << setup_error_;
+    ASSERT_TRUE(cluster_->error().empty()) << cluster_->error();
     kubectl_ = testing::KubectlBinary(GetParam());
     if (::access(kubectl_.c_str(), X_OK) != 0) {
       if (std::getenv("CI")) FAIL() << kubectl_ << " is missing";
@@ -61,7 +44,7 @@ class KubectlE2E : public ::testing::TestWithParam<std::string> {
     if (!ns_.empty()) Kubectl({"delete", "namespace", ns_, "--wait=false"});
   }
   CommandResult Kubectl(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv = {kubectl_, "--kubeconfig", dir_->File("kubeconfig"),
+    std::vector<std::string> argv = {kubectl_, "--kubeconfig", cluster_->Kubeconfig(),
                                      "--cache-dir", cache_->path()};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv, std::chrono::seconds(60), input);
@@ -80,17 +63,13 @@ class KubectlE2E : public ::testing::TestWithParam<std::string> {
     return args;
   }
 
-  static TempDir* dir_;
-  static std::string name_;
-  static std::string setup_error_;
+  static testing::SuiteCluster* cluster_;
   std::string kubectl_;
   std::unique_ptr<TempDir> cache_;
   std::string ns_;
 };
 
-TempDir* KubectlE2E::dir_ = nullptr;
-std::string KubectlE2E::name_;
-std::string KubectlE2E::setup_error_;
+testing::SuiteCluster* KubectlE2E::cluster_ = nullptr;
 
 const char* kDeployment = R"(apiVersion: apps/v1
 kind: Deployment
@@ -268,7 +247,7 @@ TEST_P(KubectlE2E, WatchPrintsChanges) {
   SpawnOptions o;
   o.argv = {kubectl_,
             "--kubeconfig",
-            dir_->File("kubeconfig"),
+            cluster_->Kubeconfig(),
             "--cache-dir",
             cache_->path(),
             "get",
@@ -337,10 +316,10 @@ TEST_P(KubectlE2E, WatchPrintsChanges) {
 
 TEST_P(KubectlE2E, RequestWithoutClientCertificateIsRefused) {
   // The kubeconfig's server, no client certificate: 401.
-  Json kc = ParseYaml(testing::ReadFile(dir_->File("kubeconfig")));
+  Json kc = ParseYaml(testing::ReadFile(cluster_->Kubeconfig()));
   std::string server;
   for (auto& c : kc["clusters"]) {
-    if (c["name"] == "kin-" + name_) server = c["cluster"]["server"];
+    if (c["name"] == "kin-" + cluster_->name()) server = c["cluster"]["server"];
   }
   ASSERT_FALSE(server.empty());
   CommandResult r = RunCommand({"curl", "-sk", server + "/api/v1/pods"});

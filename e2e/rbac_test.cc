@@ -26,26 +26,10 @@ using testing::TempDir;
 
 class RbacE2E : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    name_ = testing::UniqueClusterName('r');
-    setup_error_.clear();
-    RunCommand({"mkdir", "-p", dir_->File("root")});
-    CommandResult r = RunCommand({KinBinary(), "cluster", "create", "--name", name_, "--state-root",
-                                  dir_->File("root"), "--kubeconfig", dir_->File("kubeconfig")},
-                                 std::chrono::seconds(60));
-    if (!r.status.success()) {
-      setup_error_ = "cluster create failed (" + r.status.ToString() + "):\n" + r.out + r.err;
-    }
-  }
-  static void TearDownTestSuite() {
-    RunCommand({KinBinary(), "cluster", "delete", "--name", name_, "--state-root",
-                dir_->File("root"), "--kubeconfig", dir_->File("kubeconfig")},
-               std::chrono::seconds(60));
-    delete dir_;
-  }
+  static void SetUpTestSuite() { cluster_ = new testing::SuiteCluster('r'); }
+  static void TearDownTestSuite() { delete cluster_; }
   void SetUp() override {
-    ASSERT_TRUE(setup_error_.empty()) << setup_error_;
+    ASSERT_TRUE(cluster_->error().empty()) << cluster_->error();
     kubectl_ = testing::KubectlBinary("1.33");
     if (::access(kubectl_.c_str(), X_OK) != 0) {
       if (std::getenv("CI")) FAIL() << kubectl_ << " is missing";
@@ -68,7 +52,7 @@ class RbacE2E : public ::testing::Test {
     if (!ns_.empty()) Kubectl({"delete", "namespace", ns_, "--wait=false"});
   }
   CommandResult Kubectl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {kubectl_, "--kubeconfig", dir_->File("kubeconfig"),
+    std::vector<std::string> argv = {kubectl_, "--kubeconfig", cluster_->Kubeconfig(),
                                      "--cache-dir", cache_->path()};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv, std::chrono::seconds(60));
@@ -96,17 +80,13 @@ class RbacE2E : public ::testing::Test {
   }
   std::string Robot() const { return "system:serviceaccount:" + ns_ + ":robot"; }
 
-  static TempDir* dir_;
-  static std::string name_;
-  static std::string setup_error_;
+  static testing::SuiteCluster* cluster_;
   std::string kubectl_;
   std::unique_ptr<TempDir> cache_;
   std::string ns_, server_;
 };
 
-TempDir* RbacE2E::dir_ = nullptr;
-std::string RbacE2E::name_;
-std::string RbacE2E::setup_error_;
+testing::SuiteCluster* RbacE2E::cluster_ = nullptr;
 
 TEST_F(RbacE2E, ServiceAccountGetsWhatItsRoleGrantsAndExactForbiddenOtherwise) {
   std::string token = RobotToken();

@@ -26,26 +26,10 @@ using testing::TempDir;
 
 class ServiceAccountsE2E : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    name_ = testing::UniqueClusterName('s');
-    setup_error_.clear();
-    RunCommand({"mkdir", "-p", dir_->File("root")});
-    CommandResult r = RunCommand({KinBinary(), "cluster", "create", "--name", name_, "--state-root",
-                                  dir_->File("root"), "--kubeconfig", dir_->File("kubeconfig")},
-                                 std::chrono::seconds(60));
-    if (!r.status.success()) {
-      setup_error_ = "cluster create failed (" + r.status.ToString() + "):\n" + r.out + r.err;
-    }
-  }
-  static void TearDownTestSuite() {
-    RunCommand({KinBinary(), "cluster", "delete", "--name", name_, "--state-root",
-                dir_->File("root"), "--kubeconfig", dir_->File("kubeconfig")},
-               std::chrono::seconds(60));
-    delete dir_;
-  }
+  static void SetUpTestSuite() { cluster_ = new testing::SuiteCluster('s'); }
+  static void TearDownTestSuite() { delete cluster_; }
   void SetUp() override {
-    ASSERT_TRUE(setup_error_.empty()) << setup_error_;
+    ASSERT_TRUE(cluster_->error().empty()) << cluster_->error();
     kubectl_ = testing::KubectlBinary("1.33");
     if (::access(kubectl_.c_str(), X_OK) != 0) {
       if (std::getenv("CI")) FAIL() << kubectl_ << " is missing";
@@ -70,7 +54,7 @@ class ServiceAccountsE2E : public ::testing::Test {
     if (!ns_.empty()) Kubectl({"delete", "namespace", ns_, "--wait=false"});
   }
   CommandResult Kubectl(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv = {kubectl_, "--kubeconfig", dir_->File("kubeconfig"),
+    std::vector<std::string> argv = {kubectl_, "--kubeconfig", cluster_->Kubeconfig(),
                                      "--cache-dir", cache_->path()};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv, std::chrono::seconds(60), input);
@@ -109,17 +93,13 @@ class ServiceAccountsE2E : public ::testing::Test {
     return Kubectl({"get", "serviceaccount", "default", "-n", ns_}).status.success();
   }
 
-  static TempDir* dir_;
-  static std::string name_;
-  static std::string setup_error_;
+  static testing::SuiteCluster* cluster_;
   std::string kubectl_;
   std::unique_ptr<TempDir> cache_;
   std::string ns_, server_, ca_pem_;
 };
 
-TempDir* ServiceAccountsE2E::dir_ = nullptr;
-std::string ServiceAccountsE2E::name_;
-std::string ServiceAccountsE2E::setup_error_;
+testing::SuiteCluster* ServiceAccountsE2E::cluster_ = nullptr;
 
 TEST_F(ServiceAccountsE2E, NewNamespaceGetsDefaultServiceAccountAndRootCa) {
   auto start = std::chrono::steady_clock::now();

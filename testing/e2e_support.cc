@@ -46,6 +46,22 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+SuiteCluster::SuiteCluster(char letter) : name_(UniqueClusterName(letter)) {
+  std::filesystem::create_directories(StateRoot());
+  CommandResult r = RunCommand({KinBinary(), "cluster", "create", "--name", name_, "--state-root",
+                                StateRoot(), "--kubeconfig", Kubeconfig()},
+                               std::chrono::seconds(60));
+  if (!r.status.success()) {
+    error_ = "cluster create failed (" + r.status.ToString() + "):\n" + r.out + r.err;
+  }
+}
+
+SuiteCluster::~SuiteCluster() {
+  RunCommand({KinBinary(), "cluster", "delete", "--name", name_, "--state-root", StateRoot(),
+              "--kubeconfig", Kubeconfig()},
+             std::chrono::seconds(60));
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;

@@ -33,6 +33,27 @@ class TempDir {
   std::string path_;
 };
 
+// One cluster that every test of a suite shares: `kin cluster create` in
+// the constructor (call it from SetUpTestSuite), `kin cluster delete` in
+// the destructor (TearDownTestSuite). A failed create is kept in error()
+// for each test's SetUp to report: a failure in SetUpTestSuite alone would
+// read as "skipped".
+class SuiteCluster {
+ public:
+  explicit SuiteCluster(char letter);
+  ~SuiteCluster();
+  SuiteCluster(const SuiteCluster&) = delete;
+  SuiteCluster& operator=(const SuiteCluster&) = delete;
+  const std::string& name() const { return name_; }
+  const std::string& error() const { return error_; }  // "" when it was made
+  std::string Kubeconfig() const { return dir_.File("kubeconfig"); }
+  std::string StateRoot() const { return dir_.File("root"); }
+
+ private:
+  TempDir dir_;
+  std::string name_, error_;
+};
+
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& content);
 
