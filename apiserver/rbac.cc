@@ -109,18 +109,6 @@ std::string DescribeSubject(const Subject& s, const std::string& binding_ns) {
   return s.kind + " " + GoQuote(s.name);
 }
 
-std::vector<std::string> SplitPath(const std::string& path) {
-  std::vector<std::string> parts;
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    if (j > i) parts.push_back(path.substr(i, j - i));
-    i = j + 1;
-  }
-  return parts;
-}
-
 }  // namespace
 
 PolicyRule PolicyRule::FromJson(const Json& j) {

@@ -12,6 +12,7 @@
 #include "apiserver/protobuf.h"
 #include "apiserver/table.h"
 #include "base/error.h"
+#include "base/strings.h"
 #include "base/log.h"
 #include "base/version.h"
 
@@ -40,18 +41,6 @@ void SetError(http::Response& resp, const Error& e) {
   resp = http::Response();
   // Ended by a newline, as Go's json.Encoder ends kube-apiserver's bodies.
   SetJson(resp, e.http_status(), DumpStatus(StatusFor(e)) + "\n");
-}
-
-std::vector<std::string> SplitPath(const std::string& path) {
-  std::vector<std::string> parts;
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    if (j > i) parts.push_back(path.substr(i, j - i));
-    i = j + 1;
-  }
-  return parts;
 }
 
 // Bodies nested deeper than this are refused before any parser sees them:

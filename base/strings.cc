@@ -158,4 +158,16 @@ std::optional<std::string> Base64Decode(std::string_view in, size_t* bad_at) {
   return out;
 }
 
+std::vector<std::string> SplitPath(std::string_view path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    if (j > i) parts.emplace_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return parts;
+}
+
 }  // namespace kin

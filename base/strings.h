@@ -16,6 +16,8 @@ namespace kin {
 std::string GoQuote(std::string_view s);
 // The parts with `sep` between them ("a, b, c"), as Go's strings.Join.
 std::string Join(const std::vector<std::string>& parts, std::string_view sep);
+// The segments of a URL path, empty ones dropped: "/api//v1/" -> {api, v1}.
+std::vector<std::string> SplitPath(std::string_view path);
 std::string Base64Encode(std::string_view data);
 // nullopt when `text` is not valid padded standard base64 (as Go's
 // base64.StdEncoding reads it: \r and \n ignored); `bad_at` then gets the

@@ -48,3 +48,17 @@ TEST(StringsTest, Base64DecodeReportsTheFirstBadByteAndSkipsNewlines) {
 
 }  // namespace
 }  // namespace kin
+
+namespace kin {
+namespace {
+
+TEST(SplitPathTest, SegmentsWithoutEmptyOnes) {
+  EXPECT_EQ(SplitPath("/api/v1/namespaces/default/pods"),
+            (std::vector<std::string>{"api", "v1", "namespaces", "default", "pods"}));
+  EXPECT_EQ(SplitPath("//apis//apps/"), (std::vector<std::string>{"apis", "apps"}));
+  EXPECT_TRUE(SplitPath("").empty());
+  EXPECT_TRUE(SplitPath("///").empty());
+}
+
+}  // namespace
+}  // namespace kin
