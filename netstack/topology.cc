@@ -23,6 +23,19 @@ Route MakeRoute(std::optional<Ipv4Cidr> dst, std::optional<Ipv4Address> via, std
   return r;
 }
 
+// `lead` and 8 hex digits of FNV-1a of `text`: a stable interface name
+// (lead of at most 7 characters) for something too long to be one.
+std::string HashedIfName(const char* lead, std::string_view text) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  char buf[16];
+  snprintf(buf, sizeof buf, "%s%08x", lead, h);
+  return buf;
+}
+
 bool ValidIfName(const std::string& n) {
   return !n.empty() && n.size() <= kMaxIfName && n.find_first_of("/: \t\n") == std::string::npos;
 }
@@ -89,14 +102,7 @@ std::string HostAccessLinkName(const ClusterNetwork& net) {
   std::string prefix = NetnsPrefix(net);
   if (!prefix.empty() && prefix.back() == '-') prefix.pop_back();
   if (prefix.size() <= kMaxIfName && ValidIfName(prefix)) return prefix;
-  uint32_t h = 2166136261u;  // FNV-1a, as HostVethName
-  for (unsigned char c : NetnsPrefix(net)) {
-    h ^= c;
-    h *= 16777619u;
-  }
-  char buf[16];
-  snprintf(buf, sizeof buf, "kin-%08x", h);
-  return buf;
+  return HashedIfName("kin-", NetnsPrefix(net));
 }
 
 Ipv4Address HostAccessIp(const ClusterNetwork& net) {
@@ -373,16 +379,7 @@ NetworkPlan PlanTopology(const ClusterNetwork& net) {
   return plan;
 }
 
-std::string HostVethName(std::string_view pod_uid) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : pod_uid) {
-    h ^= c;
-    h *= 16777619u;
-  }
-  char buf[16];
-  snprintf(buf, sizeof buf, "veth%08x", h);
-  return buf;
-}
+std::string HostVethName(std::string_view pod_uid) { return HashedIfName("veth", pod_uid); }
 
 NetworkPlan PlanPodAttach(const PodInterface& pod) {
   Problems problems;
