@@ -21,6 +21,7 @@
 
 #include "apiserver/registry.h"
 #include "base/error.h"
+#include "base/process.h"
 #include "base/log.h"
 #include "base/spdy.h"
 #include "base/websocket.h"
@@ -133,24 +134,6 @@ bool WriteFd(int fd, std::string_view data, const std::atomic<bool>& stop, bool 
     return false;
   }
   return true;
-}
-
-// Writes to a pipe whose reader may have exited raise SIGPIPE: threads that
-// write to session pipes block it and swallow what is pending.
-void BlockSigpipe() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-}
-
-void SwallowSigpipe() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGPIPE);
-  timespec zero{0, 0};
-  while (sigtimedwait(&set, nullptr, &zero) > 0) {
-  }
 }
 
 // --- logs -------------------------------------------------------------------------
@@ -321,7 +304,7 @@ class ExecInput {
     std::lock_guard lock(mu_);
     if (fd_ < 0 || closed_ || d.empty()) return;
     if (!WriteFd(fd_, d, stop_, false)) {
-      SwallowSigpipe();
+      DropPendingSigpipe();  // the receiver thread blocks it
       closed_ = true;  // the process stopped reading; drop the rest
     }
   }
@@ -420,7 +403,7 @@ void RunExec(IoSession& s, ExecTransport& t, const std::vector<std::string>& com
   ExecInput input(s, stop);
   SetNonBlocking(s.stdin_fd());
   std::thread receiver([&] {
-    BlockSigpipe();
+    BlockSigpipeOnThisThread();  // writes to a stdin pipe whose reader exited
     t.ReceiveLoop(input, stop);
     std::lock_guard lock(mu);
     input_ended = true;

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "base/error.h"
+#include "base/process.h"
 
 namespace kin::http {
 
@@ -179,6 +180,7 @@ HttpClient::HttpClient(ClientOptions opts) : opts_(std::move(opts)) {
 
 HttpClient::~HttpClient() {
   if (header_list_ != nullptr) Curl().slist_free_all(header_list_);
+  ScopedSigpipeBlock no_sigpipe;  // the TLS close_notify to a peer that is gone
   Curl().easy_cleanup(static_cast<CURL*>(curl_));
 }
 
@@ -230,7 +232,15 @@ ClientResponse HttpClient::Do(const std::string& method, const std::string& path
   Curl().easy_setopt(c, CURLOPT_HEADERDATA, &resp);
   Curl().easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
   Curl().easy_setopt(c, CURLOPT_WRITEDATA, &resp);
-  CURLcode rc = Curl().easy_perform(c);
+  // A kept-alive connection the server closed must be an error curl retries
+  // on, not the end of the process (see ScopedSigpipeBlock). Stream() does
+  // not block it: its callbacks write to stdout, where SIGPIPE ends
+  // `kin logs -f | head` as it should.
+  CURLcode rc;
+  {
+    ScopedSigpipeBlock no_sigpipe;
+    rc = Curl().easy_perform(c);
+  }
   if (rc != CURLE_OK) {
     throw Error::Unavailable(method + " " + url + ": " + Curl().easy_strerror(rc));
   }

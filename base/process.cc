@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/syscall.h>
@@ -317,5 +318,39 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::mill
 }
 
 bool ProcessAlive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+
+namespace {
+sigset_t SigpipeSet() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  return set;
+}
+}  // namespace
+
+void BlockSigpipeOnThisThread() {
+  sigset_t set = SigpipeSet();
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+void DropPendingSigpipe() {
+  sigset_t set = SigpipeSet();
+  timespec zero{0, 0};
+  while (::sigtimedwait(&set, nullptr, &zero) > 0) {
+  }
+}
+
+ScopedSigpipeBlock::ScopedSigpipeBlock() {
+  sigset_t set = SigpipeSet(), old;
+  ::pthread_sigmask(SIG_BLOCK, &set, &old);
+  was_blocked_ = sigismember(&old, SIGPIPE) == 1;
+}
+
+ScopedSigpipeBlock::~ScopedSigpipeBlock() {
+  if (was_blocked_) return;  // an outer owner drops it
+  DropPendingSigpipe();
+  sigset_t set = SigpipeSet();
+  ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
 
 }  // namespace kin

@@ -105,4 +105,31 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
 // Is this process alive? (kill(pid, 0) succeeds or fails with EPERM.)
 bool ProcessAlive(pid_t pid);
 
+// SIGPIPE is what a write to a socket or pipe whose reader is gone raises,
+// and its default action kills the process without a word. OpenSSL's socket
+// BIO (and libcurl's TLS on top of it) writes with write(2), not
+// send(MSG_NOSIGNAL), so a kept-alive connection that the peer closed can
+// kill a process that keeps the default: the CLI does (kin serve ignores
+// the signal). The signal is thread-directed, so blocking it on the writing
+// thread turns it into EPIPE.
+
+// Blocks SIGPIPE on the calling thread for the rest of its life (threads
+// that only do network or pipe I/O).
+void BlockSigpipeOnThisThread();
+// Drops a SIGPIPE pending on the calling thread (it has it blocked).
+void DropPendingSigpipe();
+
+// Blocks SIGPIPE on the calling thread while it lives; on destruction drops
+// one raised meanwhile and restores the thread's mask.
+class ScopedSigpipeBlock {
+ public:
+  ScopedSigpipeBlock();
+  ~ScopedSigpipeBlock();
+  ScopedSigpipeBlock(const ScopedSigpipeBlock&) = delete;
+  ScopedSigpipeBlock& operator=(const ScopedSigpipeBlock&) = delete;
+
+ private:
+  bool was_blocked_ = false;
+};
+
 }  // namespace kin

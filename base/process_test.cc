@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <thread>
@@ -108,6 +110,58 @@ TEST(ProcessTest, EnvExtraOverrides) {
   CommandResult r = RunCommand({"sh", "-c", "echo $KIN_TEST_VAR"}, std::chrono::seconds(5), "",
                                {{"KIN_TEST_VAR", "hello"}});
   EXPECT_EQ(r.out, "hello\n");
+}
+
+// In a forked child with SIGPIPE's default action: a write to a pipe whose
+// reader is gone, inside ScopedSigpipeBlock, fails with EPIPE and the
+// process lives on, with nothing pending and the mask as before. The same
+// write outside the block kills it (so the first check can fail).
+TEST(ProcessTest, ScopedSigpipeBlockTurnsSigpipeIntoEpipe) {
+  auto write_to_closed_pipe = [] {
+    int fds[2];
+    if (::pipe(fds) != 0) return -1;
+    ::close(fds[0]);
+    errno = 0;
+    ssize_t n = ::write(fds[1], "x", 1);
+    int err = errno;
+    ::close(fds[1]);
+    return n < 0 ? err : 0;
+  };
+  auto in_child = [&](bool blocked) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::signal(SIGPIPE, SIG_DFL);
+      int err;
+      if (blocked) {
+        {
+          ScopedSigpipeBlock outer;
+          {
+            ScopedSigpipeBlock inner;  // nested: leaves it to the outer one
+          }
+          sigset_t now;
+          ::pthread_sigmask(SIG_BLOCK, nullptr, &now);
+          if (!sigismember(&now, SIGPIPE)) ::_exit(3);
+          err = write_to_closed_pipe();
+        }
+        sigset_t now, pending;
+        ::pthread_sigmask(SIG_BLOCK, nullptr, &now);
+        ::sigpending(&pending);
+        if (sigismember(&now, SIGPIPE) || sigismember(&pending, SIGPIPE)) ::_exit(4);
+      } else {
+        err = write_to_closed_pipe();
+      }
+      ::_exit(err == EPIPE ? 0 : 5);
+    }
+    int ws = 0;
+    ::waitpid(pid, &ws, 0);
+    return ws;
+  };
+  int ws = in_child(true);
+  ASSERT_TRUE(WIFEXITED(ws)) << "killed by signal " << WTERMSIG(ws);
+  EXPECT_EQ(WEXITSTATUS(ws), 0);
+  ws = in_child(false);
+  ASSERT_TRUE(WIFSIGNALED(ws));
+  EXPECT_EQ(WTERMSIG(ws), SIGPIPE);
 }
 
 }  // namespace

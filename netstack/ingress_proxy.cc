@@ -30,6 +30,7 @@
 #include <utility>
 
 #include "base/error.h"
+#include "base/process.h"
 #include "base/http_server.h"
 #include "base/log.h"
 #include "base/netns.h"
@@ -298,17 +299,6 @@ UniqueFd Listen(const std::string& bind, uint16_t port, const std::string& where
            "bind tcp " + bind + ":" + std::to_string(port) + where);
   CheckSys(::listen(fd.get(), 1024), "listen" + where);
   return fd;
-}
-
-// OpenSSL's socket BIO writes with write(2): a TLS write to a client that
-// is gone raises SIGPIPE, which would kill a process that does not ignore
-// it (kin serve does; tests and benchmarks do not). The event-loop threads
-// block it, so it stays pending on the thread and is dropped with it.
-void BlockSigpipe() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGPIPE);
-  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
 // ---- coroutines ---------------------------------------------------------------------------
@@ -1333,7 +1323,7 @@ void Loop::CloseIncoming() {
 }
 
 void Loop::Run() {
-  BlockSigpipe();
+  BlockSigpipeOnThisThread();  // TLS writes to clients that are gone
   ::pthread_setname_np(::pthread_self(), "ingress-loop");
   NetnsEnter in_pod(s_.netns);  // backend sockets are the pod's
   epoll_event events[128];
