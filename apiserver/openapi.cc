@@ -29,6 +29,10 @@ constexpr char kApiregistrationDefinitionsText[] =
 #include "apiserver/schemas/apiregistration.inc"
     ;
 
+constexpr char kAdmissionregistrationDefinitionsText[] =
+#include "apiserver/schemas/admissionregistration.inc"
+    ;
+
 constexpr std::string_view kMeta = "io.k8s.apimachinery.pkg.apis.meta.v1.";
 constexpr std::string_view kIntOrString = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
 constexpr std::string_view kQuantity = "io.k8s.apimachinery.pkg.api.resource.Quantity";
@@ -85,6 +89,7 @@ Json LoadDefinitions() {
   defs.update(Json::parse(kAuthenticationDefinitionsText));
   defs.update(Json::parse(kRbacDefinitionsText));
   defs.update(Json::parse(kApiregistrationDefinitionsText));
+  defs.update(Json::parse(kAdmissionregistrationDefinitionsText));
   // Types shared by every group: upstream lists each group-version that
   // serves them; these name the ones kin serves.
   for (const char* kind : {"DeleteOptions", "WatchEvent"}) {

@@ -932,6 +932,13 @@ Json APIServiceCells(const Json& as, TimePoint now, Json&) {
   return Json::array({Str(as, {"metadata", "name"}), service, available, Age(as, now)});
 }
 
+// admissionregistration's printer: WEBHOOKS counts the webhooks.
+Json WebhookConfigurationCells(const Json& wc, TimePoint now, Json&) {
+  return Json::array(
+      {Str(wc, {"metadata", "name"}), static_cast<int64_t>(Arr(wc, {"webhooks"}).size()),
+       Age(wc, now)});
+}
+
 Json NetworkPolicyCells(const Json& np, TimePoint now, Json&) {
   // The pod selector is a value, not a pointer: absent means "everything".
   const Json& sel = At(np, {"spec", "podSelector"});
@@ -1212,6 +1219,15 @@ const std::map<std::string, Printer>& Printers() {
                      Col("Available", "string", "Whether this service is available."),
                      AgeCol()}),
         APIServiceCells};
+    for (const char* bucket : {"mutatingwebhookconfigurations.admissionregistration.k8s.io",
+                               "validatingwebhookconfigurations.admissionregistration.k8s.io"}) {
+      m[bucket] = {Json::array({NameCol(),
+                                Col("Webhooks", "integer",
+                                    "Webhooks is a list of webhooks and the affected resources "
+                                    "and operations."),
+                                AgeCol()}),
+                   WebhookConfigurationCells};
+    }
     m["networkpolicies.networking.k8s.io"] = {
         Json::array({NameCol(),
                      Col("Pod-Selector", "string",

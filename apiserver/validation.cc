@@ -794,6 +794,13 @@ class Validator {
   void RoleBinding(const Json& obj, const Json* old, bool cluster);
   void ClusterRole(const Json& obj);
 
+  // -- admissionregistration.k8s.io --------------------------------------------
+  void WebhookConfiguration(const Json& obj, bool mutating);
+  void Webhook(const Json& hook, bool mutating, const std::string& path);
+  void WebhookRule(const Json& rule, const std::string& path);
+  void WebhookUrl(const std::string& url, const std::string& path);
+  void WebhookService(const Json& svc, const std::string& path);
+
   std::string group_;
   std::string kind_;
 };
@@ -3939,6 +3946,252 @@ void Validator::RoleBinding(const Json& obj, const Json* old, bool cluster) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// admissionregistration.k8s.io/v1 (pkg/apis/admissionregistration/validation
+// and apiserver/pkg/util/webhook), for create; an update is held to the same
+// rules (upstream relaxes some only for configurations stored before them).
+
+void Validator::WebhookConfiguration(const Json& obj, bool mutating) {
+  ObjectMeta(obj, NameRule::kSubdomain, kClusterScoped);
+  const Json* hooks = Arr(obj, "webhooks", "webhooks");
+  if (!hooks) return;
+  std::set<std::string> names;
+  for (size_t i = 0; i < hooks->size(); ++i) {
+    std::string path = I("webhooks", i);
+    const Json& hook = Elem(*hooks, i, path);
+    Webhook(hook, mutating, path);
+    // validateAdmissionReviewVersions: v1 must be among them.
+    std::string vpath = P(path, "admissionReviewVersions");
+    auto versions = StrList(hook, "admissionReviewVersions", vpath);
+    if (!versions || versions->empty()) {
+      errs.Required(vpath, "must specify one of v1, v1beta1");
+    } else {
+      std::set<std::string> seen;
+      bool accepted = false;
+      for (size_t j = 0; j < versions->size(); ++j) {
+        const std::string& v = (*versions)[j];
+        if (!seen.insert(v).second) {
+          errs.Invalid(I(vpath, j), Q(v), "duplicate version");
+          continue;
+        }
+        for (auto& m : IsDNS1035Label(v)) errs.Invalid(I(vpath, j), Q(v), m);
+        if (v == "v1" || v == "v1beta1") accepted = true;
+      }
+      if (!accepted) {
+        errs.Invalid(vpath, GoStringSlice(&*versions), "must include at least one of v1, v1beta1");
+      }
+    }
+    std::string name = Str(hook, "name", P(path, "name"));
+    if (!name.empty() && !names.insert(name).second) errs.Duplicate(P(path, "name"), Q(name));
+  }
+}
+
+void Validator::Webhook(const Json& hook, bool mutating, const std::string& path) {
+  // utilvalidation.IsFullyQualifiedName.
+  std::string name = Str(hook, "name", P(path, "name"));
+  if (name.empty()) {
+    errs.Required(P(path, "name"));
+  } else if (auto e = IsDNS1123Subdomain(name); !e.empty()) {
+    errs.Invalid(P(path, "name"), Q(name), Join(e, ","));
+  } else if (Split(name, '.').size() < 3) {
+    errs.Invalid(P(path, "name"), Q(name),
+                 "should be a domain with at least three segments separated by dots");
+  }
+  if (const Json* rules = Arr(hook, "rules", P(path, "rules"))) {
+    for (size_t i = 0; i < rules->size(); ++i) {
+      std::string rp = I(P(path, "rules"), i);
+      WebhookRule(Elem(*rules, i, rp), rp);
+    }
+  }
+  auto one_of = [&](const char* key, const std::vector<std::string>& valid) {
+    std::string v = Str(hook, key, P(path, key));
+    if (Get(hook, key) && std::find(valid.begin(), valid.end(), v) == valid.end()) {
+      errs.NotSupported(P(path, key), Q(v), valid);
+    }
+  };
+  one_of("failurePolicy", {"Fail", "Ignore"});
+  one_of("matchPolicy", {"Equivalent", "Exact"});
+  if (!Get(hook, "sideEffects")) {
+    errs.Required(P(path, "sideEffects"), "must specify one of None, NoneOnDryRun");
+  } else {
+    one_of("sideEffects", {"None", "NoneOnDryRun"});
+  }
+  if (auto t = Int(hook, "timeoutSeconds", P(path, "timeoutSeconds")); t && (*t > 30 || *t < 1)) {
+    errs.Invalid(P(path, "timeoutSeconds"), N(*t),
+                 "the timeout value must be between 1 and 30 seconds");
+  }
+  LabelSelector(Obj(hook, "namespaceSelector", P(path, "namespaceSelector")),
+                P(path, "namespaceSelector"));
+  LabelSelector(Obj(hook, "objectSelector", P(path, "objectSelector")), P(path, "objectSelector"));
+  if (mutating) one_of("reinvocationPolicy", {"IfNeeded", "Never"});
+  const Json* cc = Obj(hook, "clientConfig", P(path, "clientConfig"));
+  const Json* url = cc ? Get(*cc, "url") : nullptr;
+  const Json* svc = cc ? Obj(*cc, "service", P(path, "clientConfig.service")) : nullptr;
+  if ((url == nullptr) == (svc == nullptr)) {
+    errs.Required(P(path, "clientConfig"), "exactly one of url or service is required");
+  } else if (url) {
+    WebhookUrl(Str(*cc, "url", P(path, "clientConfig.url")), P(path, "clientConfig.url"));
+  } else {
+    WebhookService(*svc, P(path, "clientConfig.service"));
+  }
+}
+
+void Validator::WebhookRule(const Json& rule, const std::string& path) {
+  auto list = [&](const char* key) {
+    auto v = StrList(rule, key, P(path, key));
+    return v ? *v : std::vector<std::string>{};
+  };
+  auto has_star = [](const std::vector<std::string>& v) {
+    return std::find(v.begin(), v.end(), "*") != v.end();
+  };
+  std::vector<std::string> ops = list("operations");
+  if (ops.empty()) errs.Required(P(path, "operations"));
+  if (ops.size() > 1 && has_star(ops)) {
+    errs.Invalid(P(path, "operations"), GoStringSlice(&ops),
+                 "if '*' is present, must not specify other operations");
+  }
+  for (size_t i = 0; i < ops.size(); ++i) {
+    static const std::vector<std::string> kOps = {"*", "CONNECT", "CREATE", "DELETE", "UPDATE"};
+    if (std::find(kOps.begin(), kOps.end(), ops[i]) == kOps.end()) {
+      errs.NotSupported(I(P(path, "operations"), i), Q(ops[i]), kOps);
+    }
+  }
+  std::vector<std::string> groups = list("apiGroups");
+  if (groups.empty()) errs.Required(P(path, "apiGroups"));
+  if (groups.size() > 1 && has_star(groups)) {
+    errs.Invalid(P(path, "apiGroups"), GoStringSlice(&groups),
+                 "if '*' is present, must not specify other API groups");
+  }
+  std::vector<std::string> versions = list("apiVersions");
+  if (versions.empty()) errs.Required(P(path, "apiVersions"));
+  if (versions.size() > 1 && has_star(versions)) {
+    errs.Invalid(P(path, "apiVersions"), GoStringSlice(&versions),
+                 "if '*' is present, must not specify other API versions");
+  }
+  for (size_t i = 0; i < versions.size(); ++i) {
+    if (versions[i].empty()) errs.Required(I(P(path, "apiVersions"), i));
+  }
+  // validateResources.
+  std::string rpath = P(path, "resources");
+  std::vector<std::string> resources = list("resources");
+  if (resources.empty()) errs.Required(rpath);
+  std::set<std::string> res_with_star_sub, sub_with_star_res;
+  bool double_star = false, single_star = false, plain = false;
+  for (size_t i = 0; i < resources.size(); ++i) {
+    const std::string& rs = resources[i];
+    if (rs.empty()) {
+      errs.Required(I(rpath, i));
+      continue;
+    }
+    if (rs == "*/*") double_star = true;
+    if (rs == "*") single_star = true;
+    size_t slash = rs.find('/');
+    if (slash == std::string::npos) {
+      plain = rs != "*";
+      continue;
+    }
+    std::string res = rs.substr(0, slash), sub = rs.substr(slash + 1);
+    if (res_with_star_sub.count(res)) {
+      errs.Invalid(I(rpath, i), Q(rs), "if '" + res + "/*' is present, must not specify " + rs);
+    }
+    if (sub_with_star_res.count(sub)) {
+      errs.Invalid(I(rpath, i), Q(rs), "if '*/" + sub + "' is present, must not specify " + rs);
+    }
+    if (sub == "*") res_with_star_sub.insert(res);
+    if (res == "*") sub_with_star_res.insert(sub);
+  }
+  if (resources.size() > 1 && double_star) {
+    errs.Invalid(rpath, GoStringSlice(&resources),
+                 "if '*/*' is present, must not specify other resources");
+  }
+  if (single_star && plain) {
+    errs.Invalid(rpath, GoStringSlice(&resources),
+                 "if '*' is present, must not specify other resources without subresources");
+  }
+  if (Get(rule, "scope")) {
+    std::string scope = Str(rule, "scope", P(path, "scope"));
+    if (scope != "*" && scope != "Cluster" && scope != "Namespaced") {
+      errs.NotSupported(P(path, "scope"), Q(scope), {"*", "Cluster", "Namespaced"});
+    }
+  }
+}
+
+// webhook.ValidateWebhookURL with forceHttps, on Go's url.Parse view of it.
+void Validator::WebhookUrl(const std::string& url, const std::string& path) {
+  std::string rest = url;
+  std::string scheme;
+  if (size_t colon = rest.find("://"); colon != std::string::npos) {
+    scheme = rest.substr(0, colon);
+    rest = rest.substr(colon + 3);
+  } else {
+    rest.clear();
+  }
+  std::string fragment, query;
+  if (size_t h = rest.find('#'); h != std::string::npos) {
+    fragment = rest.substr(h + 1);
+    rest.resize(h);
+  }
+  if (size_t q = rest.find('?'); q != std::string::npos) {
+    query = rest.substr(q + 1);
+    rest.resize(q);
+  }
+  std::string authority = rest.substr(0, rest.find('/'));
+  std::string user;
+  if (size_t at = authority.rfind('@'); at != std::string::npos) {
+    user = authority.substr(0, at);
+    authority = authority.substr(at + 1);
+  }
+  if (scheme != "https") {
+    errs.Invalid(path, Q(scheme), "'https' is the only allowed URL scheme");
+  }
+  if (authority.empty()) errs.Invalid(path, Q(authority), "host must be specified");
+  if (url.find('@') != std::string::npos && !user.empty()) {
+    errs.Invalid(path, Q(user), "user information is not permitted in the URL");
+  }
+  if (!fragment.empty()) errs.Invalid(path, Q(fragment), "fragments are not permitted in the URL");
+  if (!query.empty()) {
+    errs.Invalid(path, Q(query), "query parameters are not permitted in the URL");
+  }
+}
+
+void Validator::WebhookService(const Json& svc, const std::string& path) {
+  if (Str(svc, "name", P(path, "name")).empty()) {
+    errs.Required(P(path, "name"), "service name is required");
+  }
+  if (Str(svc, "namespace", P(path, "namespace")).empty()) {
+    errs.Required(P(path, "namespace"), "service namespace is required");
+  }
+  if (auto port = Int(svc, "port", P(path, "port"))) {
+    if (auto e = IsValidPortNum(*port); !e.empty()) {
+      errs.Invalid(P(path, "port"), N(*port), "port is not valid: " + Join(e, ", "));
+    }
+  }
+  if (!Get(svc, "path")) return;
+  std::string p = Str(svc, "path", P(path, "path"));
+  if (p.empty() || p == "/") return;
+  if (p == "//") {
+    errs.Invalid(P(path, "path"), Q(p), "segment[0] may not be empty");
+    return;
+  }
+  if (p[0] != '/') {
+    errs.Invalid(P(path, "path"), Q(p), "must start with a '/'");
+    return;
+  }
+  std::string trimmed = p.substr(1);
+  if (!trimmed.empty() && trimmed.back() == '/') trimmed.pop_back();
+  auto segments = Split(trimmed, '/');
+  for (size_t i = 0; i < segments.size(); ++i) {
+    if (segments[i].empty()) {
+      errs.Invalid(P(path, "path"), Q(p), "segment[" + std::to_string(i) + "] may not be empty");
+      continue;
+    }
+    if (!IsDNS1123Subdomain(segments[i]).empty()) {
+      errs.Invalid(P(path, "path"), Q(p),
+                   "segment[" + std::to_string(i) + "]: " + Join(IsDNS1123Subdomain(segments[i]), ", "));
+    }
+  }
+}
+
 void Validator::Run(const Json& obj, const Json* old) {
   if (!obj.is_object())
     DecodeError("json: cannot unmarshal " + JsonTypeName(obj) + " into Go value of type " + kind_);
@@ -3989,6 +4242,9 @@ void Validator::Run(const Json& obj, const Json* old) {
     if (k == "ClusterRole") return ClusterRole(obj);
     if (k == "RoleBinding") return RoleBinding(obj, old, false);
     if (k == "ClusterRoleBinding") return RoleBinding(obj, old, true);
+  } else if (g == "admissionregistration.k8s.io") {
+    if (k == "MutatingWebhookConfiguration") return WebhookConfiguration(obj, true);
+    if (k == "ValidatingWebhookConfiguration") return WebhookConfiguration(obj, false);
   }
   ObjectMeta(obj, NameRule::kSubdomain, kUnknownScope);
 }
@@ -4582,6 +4838,22 @@ void ApplyDefaults(const std::string& group, const std::string& kind, Json& obj,
       ForEachObject(obj, "subjects", [](Json& s) {
         std::string k = s.value("kind", Json("")).is_string() ? s.value("kind", "") : "";
         if (k == "User" || k == "Group") DefaultString(s, "apiGroup", "rbac.authorization.k8s.io");
+      });
+    }
+  } else if (group == "admissionregistration.k8s.io") {
+    // admissionregistration/v1 SetDefaults_*Webhook, _Rule, _ServiceReference.
+    if (kind == "MutatingWebhookConfiguration" || kind == "ValidatingWebhookConfiguration") {
+      ForEachObject(obj, "webhooks", [&](Json& h) {
+        DefaultString(h, "failurePolicy", "Fail");
+        DefaultString(h, "matchPolicy", "Equivalent");
+        Default(h, "namespaceSelector", Json::object());
+        Default(h, "objectSelector", Json::object());
+        Default(h, "timeoutSeconds", 10);
+        if (kind == "MutatingWebhookConfiguration") DefaultString(h, "reinvocationPolicy", "Never");
+        ForEachObject(h, "rules", [](Json& r) { DefaultString(r, "scope", "*"); });
+        if (Json* cc = ObjectAt(h, "clientConfig")) {
+          if (Json* svc = ObjectAt(*cc, "service")) Default(*svc, "port", 443);
+        }
       });
     }
   } else if (group == "discovery.k8s.io") {

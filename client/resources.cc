@@ -78,6 +78,11 @@ std::vector<ResourceInfo> BuildTable() {
       // per group/version it serves, as kube-apiserver's autoregister does.
       R("apiregistration.k8s.io", "v1", "APIService", "apiservices", false, {},
         {"api-extensions"}, {"status"}),
+      // Called on writes by apiserver/admission_webhook.h.
+      R("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations", false, {}, {"api-extensions"}, {}),
+      R("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations", false, {}, {"api-extensions"}, {}),
       // Reviews: create-only, never stored (apiserver/authorization.h).
       R("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews",
         true, {}, {}, {}),
