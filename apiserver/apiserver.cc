@@ -1,5 +1,6 @@
 #include "apiserver/apiserver.h"
 
+#include "apiserver/admission_webhook.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -11,6 +12,9 @@ ApiServer::ApiServer(Options opts) : opts_(std::move(opts)) {
   so.index_fields = IndexFields;
   store_ = Store::Open(opts_.state_dir + "/kin.db", so);
   registry_ = std::make_unique<Registry>(*store_, opts_.registry);
+  // Service-backed admission webhooks are reached inside the cluster's
+  // network, where pods live (admission_webhook.h).
+  if (opts_.network_listener) registry_->webhooks().SetServiceNetns(opts_.network_listener->netns);
   rest_ = std::make_unique<RestHandler>(*registry_);
   // RBAC (apiserver/authorization.h), enforced over TLS, where every
   // request says who sent it; in-process clients never pass here.

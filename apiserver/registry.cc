@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 
+#include "apiserver/admission_webhook.h"
 #include "apiserver/patch.h"
 #include "apiserver/validation.h"
 #include "base/error.h"
@@ -225,6 +226,8 @@ FieldSet IndexFields(const std::string& bucket, const Json& obj) {
 }
 
 Json StatusFor(const Error& e) {
+  // A webhook's own Status (admission_webhook.h).
+  if (const auto* se = dynamic_cast<const StatusError*>(&e)) return se->status();
   Json details = Json::object();
   if (!e.details_name().empty()) details["name"] = e.details_name();
   if (!e.details_group().empty()) details["group"] = e.details_group();
@@ -486,7 +489,10 @@ bool RegistryWatch::Next(Event& out, std::chrono::milliseconds timeout) {
 // --- Registry -----------------------------------------------------------------
 
 Registry::Registry(Store& store, RegistryOptions opts)
-    : store_(store), opts_(std::move(opts)), alloc_(std::make_unique<Allocators>()) {
+    : store_(store),
+      opts_(std::move(opts)),
+      alloc_(std::make_unique<Allocators>()),
+      webhooks_(std::make_unique<AdmissionWebhooks>(store)) {
   // The service range.
   std::string cidr = opts_.service_cidr;
   size_t slash = cidr.find('/');
@@ -836,10 +842,17 @@ Json Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, Json 
     }
     obj["status"]["qosClass"] = !any ? "BestEffort" : guaranteed ? "Guaranteed" : "Burstable";
   }
+  // Mutating admission webhooks, then the defaults again on what they made.
+  const bool webhooks = WebhooksAdmit(r) && webhooks_->Any();
+  if (webhooks) {
+    obj = webhooks_->Mutate(CreateAttributes(r, obj, opts));
+    ApplyDefaults(r.group, r.kind, obj, {opts_.default_toleration_seconds});
+  }
   RecordUpdateManagedFields(Json(nullptr), obj,
                             opts.field_manager.empty() ? "unknown" : opts.field_manager,
                             r.api_version(), NowRfc3339());
   ValidateObject(r.group, r.kind, obj, nullptr);
+  if (webhooks) webhooks_->Validate(CreateAttributes(r, obj, opts));
   return obj;
 }
 
@@ -1040,6 +1053,45 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
                           const std::function<Json(const Json& current)>& change,
                           bool create_if_missing, bool is_apply) {
   std::string key_ns = r.namespaced ? ns : "";
+  // Admission webhooks are remote calls: they run outside the store's lock,
+  // on the object as it stands now; the write then stores what they
+  // admitted only if nobody changed the object meanwhile, else all runs
+  // again (as kube-apiserver's GuaranteedUpdate retries).
+  thread_local bool admitting = false;
+  if (!admitting && WebhooksAdmit(r) && webhooks_->Any()) {
+    struct Stale {};
+    for (int attempt = 0;; ++attempt) {
+      auto rec = store_.Get(r.group_resource(), key_ns, name);
+      if (!rec) break;  // not found, or created: as without webhooks
+      const Json cur = rec->Parse();
+      Json next = PrepareUpdate(r, cur, change(cur), subresource, opts, is_apply);
+      if (next == cur) break;  // a no-op write: nothing to admit
+      next = webhooks_->Mutate(UpdateAttributes(r, subresource, next, cur, opts));
+      if (subresource.empty()) {
+        ApplyDefaults(r.group, r.kind, next, {opts_.default_toleration_seconds});
+      }
+      webhooks_->Validate(UpdateAttributes(r, subresource, next, cur, opts));
+      const std::string rv = Str(cur["metadata"], "resourceVersion");
+      admitting = true;
+      try {
+        Json out = UpdateWith(
+            r, ns, name, subresource, opts,
+            [&](const Json& now) -> Json {
+              if (Str(now["metadata"], "resourceVersion") != rv) throw Stale{};
+              return next;
+            },
+            false, is_apply);
+        admitting = false;
+        return out;
+      } catch (const Stale&) {
+        admitting = false;
+        if (attempt >= 4) throw ConflictError(r, name);
+      } catch (...) {
+        admitting = false;
+        throw;
+      }
+    }
+  }
   bool created = false;
   Json created_obj;
   Json dry_result;
@@ -1247,6 +1299,14 @@ Json Registry::Patch(const ResourceInfo& r, const std::string& ns, const std::st
 Json Registry::Delete(const ResourceInfo& r, const std::string& ns, const std::string& name,
                       const DeleteOptions& opts) {
   std::string key_ns = r.namespaced ? ns : "";
+  if (WebhooksAdmit(r) && webhooks_->Any()) {
+    // Admission of the delete, on the object as it stands.
+    if (auto rec = store_.Get(r.group_resource(), key_ns, name)) {
+      AdmissionAttributes a = DeleteAttributes(r, rec->Parse(), opts);
+      webhooks_->Mutate(a);
+      webhooks_->Validate(a);
+    }
+  }
   bool removed = false;
   Json released_svc;
   if (opts.grace_period_seconds && *opts.grace_period_seconds < 0) {

@@ -31,6 +31,8 @@
 
 namespace kin::apiserver {
 
+class AdmissionWebhooks;  // admission_webhook.h
+
 struct RegistryOptions {
   std::string service_cidr = "10.96.0.0/16";
   int node_port_min = 30000;
@@ -115,6 +117,8 @@ class Registry {
   Json GetScale(const ResourceInfo& r, const std::string& ns, const std::string& name);
 
   Store& store() { return store_; }
+  // The admission webhooks every write goes through (admission_webhook.h).
+  AdmissionWebhooks& webhooks() { return *webhooks_; }
 
  private:
   struct Allocators;
@@ -137,6 +141,7 @@ class Registry {
   RegistryOptions opts_;
   std::unique_ptr<Allocators> alloc_;
   std::atomic<int64_t> last_event_sweep_ms_{0};  // steady clock
+  std::unique_ptr<AdmissionWebhooks> webhooks_;
 };
 
 // RFC 3339 "2024-01-02T03:04:05Z" for now.

@@ -6,6 +6,7 @@
 
 #include <strings.h>
 
+#include "apiserver/admission_webhook.h"
 #include "apiserver/eviction.h"
 #include "apiserver/openapi.h"
 #include "apiserver/pod_streams.h"
@@ -40,7 +41,8 @@ void SetTable(http::Response& resp, const Json& table) {
 void SetError(http::Response& resp, const Error& e) {
   resp = http::Response();
   // Ended by a newline, as Go's json.Encoder ends kube-apiserver's bodies.
-  SetJson(resp, e.http_status(), DumpStatus(StatusFor(e)) + "\n");
+  Json status = StatusFor(e);
+  SetJson(resp, status.value("code", e.http_status()), DumpStatus(status) + "\n");
 }
 
 // Bodies nested deeper than this are refused before any parser sees them:
@@ -338,10 +340,13 @@ void RestHandler::Handle(http::Request& req, http::Response& resp) {
   auto start = std::chrono::steady_clock::now();
   Target t;
   t.verb = req.method;
+  // Who admission webhooks see, and the warnings they give back.
+  AdmissionRequestScope admission{AdmissionUser{}};
   try {
     if (!req.body.empty()) CheckBodyNesting(req);
     if (authorizer_ != nullptr) {
       t.user = authorizer_->RequestUser(req);
+      admission.set_user({t.user.name, t.user.groups});
       if (enforce_authorization_) authorizer_->Check(t.user, req, QueryBool(req, "watch"));
     }
     const std::string& p = req.path;
@@ -472,6 +477,9 @@ void RestHandler::Handle(http::Request& req, http::Response& resp) {
     SetError(resp, e);
   } catch (const Json::exception& e) {
     SetError(resp, Error::BadRequest(std::string("invalid object: ") + e.what()));
+  }
+  for (const auto& w : admission.warnings()) {
+    resp.headers.emplace("Warning", WarningHeaderValue(w));
   }
   if (!resp.stream) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
