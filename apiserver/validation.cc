@@ -788,6 +788,12 @@ class Validator {
   void NetworkPolicy(const Json& obj);
   void EndpointSlice(const Json& obj, const Json* old);
   void Lease(const Json& obj);
+  void PersistentVolumeClaim(const Json& obj, const Json* old);
+  void PersistentVolume(const Json& obj, const Json* old);
+  void StorageClass(const Json& obj, const Json* old);
+  void AccessModes(const Json& spec, const std::string& path, const char* required_msg);
+  void StorageQuantity(const Json& value, const std::string& path);
+  void StorageClassNameAndMode(const Json& spec);
 
   // -- rbac.authorization.k8s.io ---------------------------------------------
   void PolicyRules(const Json& obj, bool namespaced);
@@ -4192,6 +4198,251 @@ void Validator::WebhookService(const Json& svc, const std::string& path) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// core/v1 PersistentVolume, PersistentVolumeClaim and storage.k8s.io/v1
+// StorageClass (ValidatePersistentVolume*, ValidateStorageClass*).
+
+namespace {
+const std::vector<std::string> kAccessModes = {"ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce",
+                                               "ReadWriteOncePod"};
+// The volume sources a PersistentVolume may name (one of them).
+const std::vector<std::string> kPersistentVolumeSources = {
+    "awsElasticBlockStore", "azureDisk", "azureFile", "cephfs",    "cinder", "csi",
+    "fc",                   "flexVolume", "flocker",  "gcePersistentDisk", "glusterfs",
+    "hostPath",             "iscsi",     "local",     "nfs",       "photonPersistentDisk",
+    "portworxVolume",       "quobyte",   "rbd",       "scaleIO",   "storageos",
+    "vsphereVolume"};
+// obj[key], or null: lenient reads of an object already type-checked.
+const Json& JsonAt(const Json& obj, const char* key) {
+  static const Json kNull;
+  if (!obj.is_object()) return kNull;
+  auto it = obj.find(key);
+  return it == obj.end() ? kNull : *it;
+}
+}  // namespace
+
+void Validator::AccessModes(const Json& spec, const std::string& path, const char* required_msg) {
+  auto modes = StrList(spec, "accessModes", path);
+  if (!modes || modes->empty()) {
+    errs.Required(path, required_msg);
+    return;
+  }
+  bool once_pod = false;
+  for (const auto& m : *modes) {
+    if (std::find(kAccessModes.begin(), kAccessModes.end(), m) == kAccessModes.end()) {
+      errs.NotSupported(path, Q(m), kAccessModes);
+    }
+    if (m == "ReadWriteOncePod") once_pod = true;
+  }
+  if (once_pod && modes->size() > 1) {
+    errs.Forbidden(path, "may not use ReadWriteOncePod with other access modes");
+  }
+}
+
+// validateBasicResource: a storage size must be a positive quantity.
+void Validator::StorageQuantity(const Json& value, const std::string& path) {
+  Quantity q = Qty(value, path);
+  if (q.negative || ScaledCeil(q, 3) == 0) {
+    errs.Invalid(path, Q(QuantityTextOf(value)), "must be greater than zero");
+  }
+}
+
+void Validator::StorageClassNameAndMode(const Json& spec) {
+  if (Get(spec, "storageClassName")) {
+    std::string cls = Str(spec, "storageClassName", "spec.storageClassName");
+    if (!cls.empty()) Dns1123Subdomain(cls, "spec.storageClassName");
+  }
+  if (Get(spec, "volumeMode")) {
+    std::string mode = Str(spec, "volumeMode", "spec.volumeMode");
+    if (mode != "Block" && mode != "Filesystem") {
+      errs.NotSupported("spec.volumeMode", Q(mode), {"Block", "Filesystem"});
+    }
+  }
+}
+
+void Validator::PersistentVolumeClaim(const Json& obj, const Json* old) {
+  ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
+  const Json* sp = Obj(obj, "spec", "spec");
+  const Json& spec = sp ? *sp : EmptyObject();
+  AccessModes(spec, "spec.accessModes", "at least 1 access mode is required");
+  if (const Json* selector = Obj(spec, "selector", "spec.selector")) {
+    LabelSelector(selector, "spec.selector");
+  }
+  const Json* res = Obj(spec, "resources", "spec.resources");
+  const Json* requests = res ? Obj(*res, "requests", "spec.resources.requests") : nullptr;
+  const Json* storage = requests ? Get(*requests, "storage") : nullptr;
+  if (!storage) {
+    errs.Required("spec.resources[storage]");
+  } else {
+    StorageQuantity(*storage, "spec.resources[storage]");
+  }
+  StorageClassNameAndMode(spec);
+  if (!old) return;
+  // Claims are immutable (quota, limits) but for the binder's one-time
+  // spec.volumeName and the growth of a bound claim's storage request.
+  const Json& old_spec = old->contains("spec") ? (*old)["spec"] : EmptyObject();
+  Json a = old_spec, b = spec;
+  if (!a.is_object()) a = Json::object();
+  if (!b.is_object()) b = Json::object();
+  if (!a.contains("volumeName") || a["volumeName"].is_null() || a["volumeName"] == "") {
+    a.erase("volumeName");
+    b.erase("volumeName");
+  }
+  a.erase("volumeAttributesClassName");
+  b.erase("volumeAttributesClassName");
+  const Json* status = Obj(obj, "status", "status");
+  bool bound = status && Str(*status, "phase", "status.phase") == "Bound";
+  Json* breq = nullptr;
+  if (bound && b.contains("resources") && b["resources"].is_object() &&
+      b["resources"].contains("requests") && b["resources"]["requests"].is_object()) {
+    breq = &b["resources"]["requests"];
+    const Json& areq = JsonAt(JsonAt(a, "resources"), "requests");
+    if (areq.is_object() && areq.contains("storage")) {
+      (*breq)["storage"] = areq["storage"];
+    } else {
+      breq->erase("storage");
+    }
+  }
+  if (a != b) {
+    errs.Forbidden("spec",
+                   "spec is immutable after creation except resources.requests and "
+                   "volumeAttributesClassName for bound claims");
+  }
+  const Json& old_storage = JsonAt(JsonAt(JsonAt(old_spec, "resources"), "requests"), "storage");
+  if (storage && (old_storage.is_string() || old_storage.is_number())) {
+    std::string error;
+    auto o = ParseQuantityText(QuantityTextOf(old_storage), &error);
+    auto n = ParseQuantityText(QuantityTextOf(*storage), &error);
+    if (o && n && ScaledCeil(*n, 0) < ScaledCeil(*o, 0)) {
+      errs.Forbidden("spec.resources.requests.storage",
+                     "field can not be less than previous value");
+    }
+  }
+}
+
+void Validator::PersistentVolume(const Json& obj, const Json* old) {
+  ObjectMeta(obj, NameRule::kSubdomain, kClusterScoped);
+  const Json* sp = Obj(obj, "spec", "spec");
+  const Json& spec = sp ? *sp : EmptyObject();
+  AccessModes(spec, "spec.accessModes", "must specify at least 1 access mode");
+  const Json* capacity = Obj(spec, "capacity", "spec.capacity");
+  if (!capacity || capacity->empty()) {
+    errs.Required("spec.capacity");
+  } else {
+    for (const auto& [name, value] : capacity->items()) {
+      if (name != "storage") {
+        errs.NotSupported("spec.capacity", Q(name), {"storage"});
+        continue;
+      }
+      StorageQuantity(value, "spec.capacity[storage]");
+    }
+  }
+  StorageClassNameAndMode(spec);
+  if (Get(spec, "persistentVolumeReclaimPolicy")) {
+    std::string p = Str(spec, "persistentVolumeReclaimPolicy", "spec.persistentVolumeReclaimPolicy");
+    if (p != "Delete" && p != "Recycle" && p != "Retain") {
+      errs.NotSupported("spec.persistentVolumeReclaimPolicy", Q(p), {"Delete", "Recycle", "Retain"});
+    }
+  }
+  std::vector<std::string> sources;
+  for (const auto& s : kPersistentVolumeSources) {
+    if (Get(spec, s)) sources.push_back(s);
+  }
+  if (sources.empty()) {
+    errs.Required("spec", "must specify a volume type");
+  } else if (sources.size() > 1) {
+    errs.Forbidden("spec." + sources[1], "may not specify more than 1 volume type");
+  }
+  for (const char* s : {"hostPath", "local"}) {
+    const Json* src = Obj(spec, s, P("spec", s));
+    if (!src) continue;
+    std::string path = Str(*src, "path", P(P("spec", s), "path"));
+    if (path.empty()) {
+      errs.Required(P(P("spec", s), "path"));
+    } else if (std::string_view(s) == "local" && path[0] != '/') {
+      errs.Invalid(P(P("spec", s), "path"), Q(path), "must be an absolute path");
+    }
+  }
+  const Json* affinity = Obj(spec, "nodeAffinity", "spec.nodeAffinity");
+  if (affinity) {
+    const Json* req = Obj(*affinity, "required", "spec.nodeAffinity.required");
+    const Json* terms =
+        req ? Arr(*req, "nodeSelectorTerms", "spec.nodeAffinity.required.nodeSelectorTerms")
+            : nullptr;
+    if (req && (!terms || terms->empty())) {
+      errs.Required("spec.nodeAffinity.required.nodeSelectorTerms",
+                    "must have at least one node selector term");
+    }
+  }
+  if (Get(spec, "local") && (!affinity || !Get(*affinity, "required"))) {
+    errs.Required("spec.nodeAffinity", "Local volume requires node affinity");
+  }
+  if (const Json* ref = Obj(spec, "claimRef", "spec.claimRef")) {
+    if (Str(*ref, "name", "spec.claimRef.name").empty()) errs.Required("spec.claimRef.name");
+    if (Str(*ref, "namespace", "spec.claimRef.namespace").empty()) {
+      errs.Required("spec.claimRef.namespace");
+    }
+  }
+  if (!old) return;
+  const Json& old_spec = JsonAt(*old, "spec");
+  auto source_of = [](const Json& s) {
+    Json out = Json::object();
+    for (const auto& k : kPersistentVolumeSources) {
+      if (s.is_object() && s.contains(k)) out[k] = s[k];
+    }
+    return out;
+  };
+  if (source_of(spec) != source_of(old_spec)) {
+    errs.Forbidden("spec.persistentvolumesource",
+                   "spec.persistentvolumesource is immutable after creation");
+  }
+  if (JsonAt(spec, "volumeMode") != JsonAt(old_spec, "volumeMode")) {
+    errs.Invalid("spec.volumeMode", Q(Str(spec, "volumeMode", "spec.volumeMode")),
+                 "field is immutable");
+  }
+  const Json& old_affinity = JsonAt(old_spec, "nodeAffinity");
+  if (!old_affinity.is_null() && JsonAt(spec, "nodeAffinity") != old_affinity) {
+    errs.Invalid("spec.nodeAffinity", "core.VolumeNodeAffinity{...}", "field is immutable");
+  }
+}
+
+void Validator::StorageClass(const Json& obj, const Json* old) {
+  ObjectMeta(obj, NameRule::kSubdomain, kClusterScoped);
+  std::string provisioner = Str(obj, "provisioner", "provisioner");
+  if (provisioner.empty()) {
+    errs.Required("provisioner");
+  } else {
+    std::string lower = provisioner;
+    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    for (auto& m : IsQualifiedName(lower)) errs.Invalid("provisioner", Q(provisioner), m);
+  }
+  StrMap(obj, "parameters", "parameters");
+  if (Get(obj, "reclaimPolicy")) {
+    std::string p = Str(obj, "reclaimPolicy", "reclaimPolicy");
+    if (p != "Delete" && p != "Retain") errs.NotSupported("reclaimPolicy", Q(p), {"Delete", "Retain"});
+  }
+  std::string mode = Str(obj, "volumeBindingMode", "volumeBindingMode");
+  if (mode.empty()) {
+    errs.Required("volumeBindingMode");
+  } else if (mode != "Immediate" && mode != "WaitForFirstConsumer") {
+    errs.NotSupported("volumeBindingMode", Q(mode), {"Immediate", "WaitForFirstConsumer"});
+  }
+  Bool(obj, "allowVolumeExpansion", "allowVolumeExpansion");
+  if (!old) return;
+  if (JsonAt(obj, "parameters") != JsonAt(*old, "parameters")) {
+    errs.Forbidden("parameters", "updates to parameters are forbidden.");
+  }
+  if (JsonAt(obj, "provisioner") != JsonAt(*old, "provisioner")) {
+    errs.Forbidden("provisioner", "updates to provisioner are forbidden.");
+  }
+  if (JsonAt(obj, "reclaimPolicy") != JsonAt(*old, "reclaimPolicy")) {
+    errs.Forbidden("reclaimPolicy", "updates to reclaimPolicy are forbidden.");
+  }
+  if (JsonAt(obj, "volumeBindingMode") != JsonAt(*old, "volumeBindingMode")) {
+    errs.Invalid("volumeBindingMode", Q(mode), "field is immutable");
+  }
+}
+
 void Validator::Run(const Json& obj, const Json* old) {
   if (!obj.is_object())
     DecodeError("json: cannot unmarshal " + JsonTypeName(obj) + " into Go value of type " + kind_);
@@ -4208,11 +4459,12 @@ void Validator::Run(const Json& obj, const Json* old) {
     if (k == "Node") return Node(obj);
     if (k == "Namespace") return Namespace(obj);
     if (k == "ReplicationController") return ReplicationController(obj);
-    if (k == "ServiceAccount" || k == "Event" || k == "PersistentVolumeClaim" ||
-        k == "PodTemplate" || k == "LimitRange" || k == "ResourceQuota") {
+    if (k == "ServiceAccount" || k == "Event" || k == "PodTemplate" || k == "LimitRange" ||
+        k == "ResourceQuota") {
       return ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
     }
-    if (k == "PersistentVolume") return ObjectMeta(obj, NameRule::kSubdomain, kClusterScoped);
+    if (k == "PersistentVolumeClaim") return PersistentVolumeClaim(obj, old);
+    if (k == "PersistentVolume") return PersistentVolume(obj, old);
   } else if (g == "apps") {
     if (k == "Deployment") return Deployment(obj, old);
     if (k == "ReplicaSet") return ReplicaSet(obj, old);
@@ -4232,6 +4484,8 @@ void Validator::Run(const Json& obj, const Json* old) {
     if (k == "Lease") return Lease(obj);
   } else if (g == "policy") {
     if (k == "PodDisruptionBudget") return PodDisruptionBudget(obj);
+  } else if (g == "storage.k8s.io") {
+    if (k == "StorageClass") return StorageClass(obj, old);
   } else if (g == "events.k8s.io") {
     if (k == "Event") return ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
   } else if (g == "rbac.authorization.k8s.io") {
@@ -4780,6 +5034,15 @@ void ApplyDefaults(const std::string& group, const std::string& kind, Json& obj,
     if (kind == "Pod") {
       if (Unset(obj, "spec")) obj["spec"] = Json::object();
       DefaultPodSpec(obj["spec"], true, opts.default_toleration_seconds);
+    } else if (kind == "PersistentVolume" || kind == "PersistentVolumeClaim") {
+      // SetDefaults_PersistentVolume(Claim): phase Pending, Filesystem;
+      // a volume's reclaim policy Retain.
+      if (Json* spec = ObjectAt(obj, "spec")) {
+        Default(*spec, "volumeMode", "Filesystem");
+        if (kind == "PersistentVolume") Default(*spec, "persistentVolumeReclaimPolicy", "Retain");
+      }
+      if (Unset(obj, "status")) obj["status"] = Json::object();
+      if (Json* status = ObjectAt(obj, "status")) Default(*status, "phase", "Pending");
     } else if (kind == "Service") {
       DefaultService(obj);
     } else if (kind == "Secret") {
@@ -4828,6 +5091,11 @@ void ApplyDefaults(const std::string& group, const std::string& kind, Json& obj,
       if (Json* spec = ObjectAt(obj, "spec")) {
         if (Json* params = ObjectAt(*spec, "parameters")) Default(*params, "scope", "Cluster");
       }
+    }
+  } else if (group == "storage.k8s.io") {
+    if (kind == "StorageClass") {
+      Default(obj, "reclaimPolicy", "Delete");
+      Default(obj, "volumeBindingMode", "Immediate");
     }
   } else if (group == "rbac.authorization.k8s.io") {
     // rbac/v1 defaults: the roleRef's group, and User and Group subjects'.

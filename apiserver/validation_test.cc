@@ -1599,6 +1599,184 @@ roleRef: {kind: Role, name: pod-reader}
   ValidateObject(g, "RoleBinding", now, &old);  // subjects may change
 }
 
+// ---- PersistentVolumeClaim, PersistentVolume, StorageClass ---------------------------
+
+constexpr const char* kClaimYaml = R"(
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: default}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: standard
+  resources: {requests: {storage: 1Gi}}
+)";
+
+TEST(ValidateStorageTest, ClaimDefaultsAndRequiredFields) {
+  Json pvc = Defaulted("", "PersistentVolumeClaim", kClaimYaml);
+  EXPECT_EQ(pvc["spec"]["volumeMode"], "Filesystem");
+  EXPECT_EQ(pvc["status"]["phase"], "Pending");
+  ExpectValid("", "PersistentVolumeClaim", kClaimYaml);
+  Error e = InvalidError("", "PersistentVolumeClaim", ParseYaml(R"(
+metadata: {name: data, namespace: default}
+spec: {}
+)"));
+  EXPECT_EQ(e.message(),
+            "PersistentVolumeClaim \"data\" is invalid: [spec.accessModes: Required value: at "
+            "least 1 access mode is required, spec.resources[storage]: Required value]");
+  EXPECT_THAT(CausesOf("", "PersistentVolumeClaim", R"(
+metadata: {name: data, namespace: default}
+spec:
+  accessModes: [ReadWriteOncePod, Sometimes]
+  volumeMode: Raw
+  storageClassName: Bad_Class
+  resources: {requests: {storage: "0"}}
+)"),
+              ElementsAre("spec.accessModes|FieldValueNotSupported|Unsupported value: "
+                          "\"Sometimes\": supported values: \"ReadOnlyMany\", \"ReadWriteMany\", "
+                          "\"ReadWriteOnce\", \"ReadWriteOncePod\"",
+                          "spec.accessModes|FieldValueForbidden|Forbidden: may not use "
+                          "ReadWriteOncePod with other access modes",
+                          "spec.resources[storage]|FieldValueInvalid|Invalid value: \"0\": must "
+                          "be greater than zero",
+                          std::string("spec.storageClassName|FieldValueInvalid|Invalid value: "
+                                      "\"Bad_Class\": ") +
+                              kDnsSubdomainMsg,
+                          "spec.volumeMode|FieldValueNotSupported|Unsupported value: \"Raw\": "
+                          "supported values: \"Block\", \"Filesystem\""));
+  // A quantity that does not parse is a decode error, as the real decoder's.
+  Error bad = InvalidError("", "PersistentVolumeClaim", ParseYaml(R"(
+metadata: {name: data, namespace: default}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: lots}}
+)"));
+  EXPECT_EQ(bad.code(), Code::kBadRequest);
+}
+
+TEST(ValidateStorageTest, ClaimSpecImmutableButBindingAndGrowth) {
+  Json old = Defaulted("", "PersistentVolumeClaim", kClaimYaml);
+  // The binder sets volumeName once.
+  Json bound = old;
+  bound["spec"]["volumeName"] = "pv-1";
+  bound["status"]["phase"] = "Bound";
+  ValidateObject("", "PersistentVolumeClaim", bound, &old);
+  // Growth of a bound claim's request is allowed, shrinking is not.
+  Json grown = bound;
+  grown["spec"]["resources"]["requests"]["storage"] = "2Gi";
+  ValidateObject("", "PersistentVolumeClaim", grown, &bound);
+  Json shrunk = grown;
+  shrunk["spec"]["resources"]["requests"]["storage"] = "1Gi";
+  EXPECT_THAT(Causes(InvalidError("", "PersistentVolumeClaim", shrunk, &grown)),
+              ElementsAre("spec.resources.requests.storage|FieldValueForbidden|Forbidden: field "
+                          "can not be less than previous value"));
+  Json changed = bound;
+  changed["spec"]["accessModes"] = {"ReadWriteMany"};
+  EXPECT_THAT(Causes(InvalidError("", "PersistentVolumeClaim", changed, &bound)),
+              ElementsAre("spec|FieldValueForbidden|Forbidden: spec is immutable after creation "
+                          "except resources.requests and volumeAttributesClassName for bound "
+                          "claims"));
+  Json rebound = bound;
+  rebound["spec"]["volumeName"] = "pv-2";
+  EXPECT_THAT(Causes(InvalidError("", "PersistentVolumeClaim", rebound, &bound)),
+              ElementsAre(StartsWith("spec|FieldValueForbidden|")));
+  // An unbound claim's request cannot change either.
+  Json unbound_grown = old;
+  unbound_grown["spec"]["resources"]["requests"]["storage"] = "2Gi";
+  EXPECT_THAT(Causes(InvalidError("", "PersistentVolumeClaim", unbound_grown, &old)),
+              ElementsAre(StartsWith("spec|FieldValueForbidden|")));
+}
+
+constexpr const char* kVolumeYaml = R"(
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: pv-1}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  hostPath: {path: /tmp/pv-1}
+)";
+
+TEST(ValidateStorageTest, VolumeFields) {
+  Json pv = Defaulted("", "PersistentVolume", kVolumeYaml);
+  EXPECT_EQ(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+  EXPECT_EQ(pv["status"]["phase"], "Pending");
+  ExpectValid("", "PersistentVolume", kVolumeYaml);
+  EXPECT_THAT(CausesOf("", "PersistentVolume", R"(
+metadata: {name: pv-1, namespace: default}
+spec:
+  capacity: {storage: 1Gi, cpu: "1"}
+  persistentVolumeReclaimPolicy: Recycled
+  claimRef: {name: data}
+)"),
+              ElementsAre("metadata.namespace|FieldValueForbidden|Forbidden: not allowed on this "
+                          "type",
+                          "spec.accessModes|FieldValueRequired|Required value: must specify at "
+                          "least 1 access mode",
+                          "spec.capacity|FieldValueNotSupported|Unsupported value: \"cpu\": "
+                          "supported values: \"storage\"",
+                          "spec.persistentVolumeReclaimPolicy|FieldValueNotSupported|Unsupported "
+                          "value: \"Recycled\": supported values: \"Delete\", \"Recycle\", "
+                          "\"Retain\"",
+                          "spec|FieldValueRequired|Required value: must specify a volume type",
+                          "spec.claimRef.namespace|FieldValueRequired|Required value"));
+  EXPECT_THAT(CausesOf("", "PersistentVolume", R"(
+metadata: {name: pv-1}
+spec:
+  accessModes: [ReadWriteOnce]
+  local: {path: /mnt/disk}
+  hostPath: {path: /tmp/x}
+)"),
+              ElementsAre("spec.capacity|FieldValueRequired|Required value",
+                          "spec.local|FieldValueForbidden|Forbidden: may not specify more than 1 "
+                          "volume type",
+                          "spec.nodeAffinity|FieldValueRequired|Required value: Local volume "
+                          "requires node affinity"));
+  // The volume source is immutable; status and claimRef are not.
+  Json old = Defaulted("", "PersistentVolume", kVolumeYaml);
+  Json moved = old;
+  moved["spec"]["hostPath"]["path"] = "/tmp/elsewhere";
+  EXPECT_THAT(Causes(InvalidError("", "PersistentVolume", moved, &old)),
+              ElementsAre("spec.persistentvolumesource|FieldValueForbidden|Forbidden: "
+                          "spec.persistentvolumesource is immutable after creation"));
+  Json claimed = old;
+  claimed["spec"]["claimRef"] = {{"namespace", "default"}, {"name", "data"}};
+  ValidateObject("", "PersistentVolume", claimed, &old);
+}
+
+TEST(ValidateStorageTest, StorageClassFields) {
+  const char* sc = R"(
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: fast}
+provisioner: rancher.io/local-path
+)";
+  Json d = Defaulted("storage.k8s.io", "StorageClass", sc);
+  EXPECT_EQ(d["reclaimPolicy"], "Delete");
+  EXPECT_EQ(d["volumeBindingMode"], "Immediate");
+  ExpectValid("storage.k8s.io", "StorageClass", sc);
+  Error e = InvalidError("storage.k8s.io", "StorageClass", ParseYaml(R"(
+metadata: {name: fast}
+reclaimPolicy: Recycle
+volumeBindingMode: Later
+)"));
+  EXPECT_THAT(e.message(), StartsWith("StorageClass.storage.k8s.io \"fast\" is invalid: ["));
+  EXPECT_THAT(Causes(e),
+              ElementsAre("provisioner|FieldValueRequired|Required value",
+                          "reclaimPolicy|FieldValueNotSupported|Unsupported value: \"Recycle\": "
+                          "supported values: \"Delete\", \"Retain\"",
+                          "volumeBindingMode|FieldValueNotSupported|Unsupported value: \"Later\": "
+                          "supported values: \"Immediate\", \"WaitForFirstConsumer\""));
+  Json old = d;
+  Json next = d;
+  next["provisioner"] = "example.com/other";
+  next["volumeBindingMode"] = "WaitForFirstConsumer";
+  EXPECT_THAT(Causes(InvalidError("storage.k8s.io", "StorageClass", next, &old)),
+              ElementsAre("provisioner|FieldValueForbidden|Forbidden: updates to provisioner are "
+                          "forbidden.",
+                          "volumeBindingMode|FieldValueInvalid|Invalid value: "
+                          "\"WaitForFirstConsumer\": field is immutable"));
+}
+
 TEST(QuantityTest, ParsesKubernetesQuantities) {
   EXPECT_DOUBLE_EQ(*ParseQuantity("100m"), 0.1);
   EXPECT_DOUBLE_EQ(*ParseQuantity("1Gi"), 1073741824.0);
