@@ -259,7 +259,16 @@ bool Store::TrimHistoryLocked() {
 
 uint64_t Store::revision() const {
   std::lock_guard lock(mu_);
-  return rv_;
+  return durable_rv_;
+}
+
+const Record* Store::DurableLocked(const Bucket& b, const std::string& key) {
+  if (!b.shadows.empty()) {
+    auto s = b.shadows.find(key);
+    if (s != b.shadows.end()) return s->second.durable ? &*s->second.durable : nullptr;
+  }
+  auto it = b.objects.find(key);
+  return it == b.objects.end() ? nullptr : &it->second;
 }
 
 std::optional<Record> Store::Get(const std::string& bucket, const std::string& ns,
@@ -267,9 +276,9 @@ std::optional<Record> Store::Get(const std::string& bucket, const std::string& n
   std::lock_guard lock(mu_);
   auto b = buckets_.find(bucket);
   if (b == buckets_.end()) return std::nullopt;
-  auto it = b->second.objects.find(ns + "/" + name);
-  if (it == b->second.objects.end()) return std::nullopt;
-  return it->second;
+  const Record* r = DurableLocked(b->second, ns + "/" + name);
+  if (r == nullptr) return std::nullopt;
+  return *r;
 }
 
 Store::ListResult Store::List(const std::string& bucket, const std::string& ns,
@@ -277,28 +286,45 @@ Store::ListResult Store::List(const std::string& bucket, const std::string& ns,
                               const std::string& start_after) const {
   ListResult out;
   std::lock_guard lock(mu_);
-  out.rv = rv_;
+  out.rv = durable_rv_;
   auto b = buckets_.find(bucket);
   if (b == buckets_.end()) return out;
   const auto& objs = b->second.objects;
+  const auto& shadows = b->second.shadows;
   if (ns.empty() && !filter)
     out.items.reserve(limit > 0 ? std::min(limit, objs.size()) : objs.size());
-  auto it = objs.begin();
-  std::string ns_prefix = ns.empty() ? "" : ns + "/";
-  if (!start_after.empty()) {
-    it = objs.upper_bound(start_after);
-  } else if (!ns_prefix.empty()) {
-    it = objs.lower_bound(ns_prefix);
-  }
-  for (; it != objs.end(); ++it) {
-    if (!ns_prefix.empty() && it->first.compare(0, ns_prefix.size(), ns_prefix) != 0) break;
-    if (filter && !filter(it->second)) continue;
+  const std::string ns_prefix = ns.empty() ? "" : ns + "/";
+  auto first = [&](const auto& m) {
+    if (!start_after.empty()) return m.upper_bound(start_after);
+    if (!ns_prefix.empty()) return m.lower_bound(ns_prefix);
+    return m.begin();
+  };
+  // The durable view: the objects, and for keys with pending writes their
+  // shadows, merged in key order (a pending delete's object is in its
+  // shadow only, a pending create's in neither).
+  auto it = first(objs);
+  auto sh = first(shadows);
+  while (it != objs.end() || sh != shadows.end()) {
+    const std::string* key;
+    const Record* r;
+    if (sh == shadows.end() || (it != objs.end() && it->first < sh->first)) {
+      key = &it->first;
+      r = &it->second;
+      ++it;
+    } else {
+      if (it != objs.end() && it->first == sh->first) ++it;
+      key = &sh->first;
+      r = sh->second.durable ? &*sh->second.durable : nullptr;
+      ++sh;
+    }
+    if (!ns_prefix.empty() && key->compare(0, ns_prefix.size(), ns_prefix) != 0) break;
+    if (r == nullptr || (filter && !filter(*r))) continue;
     if (limit > 0 && out.items.size() == limit) {
       // There is at least one more match: the caller gets a continue key.
       out.next_key = out.items.back().ns + "/" + out.items.back().name;
       break;
     }
-    out.items.push_back(it->second);
+    out.items.push_back(*r);
   }
   return out;
 }
@@ -306,13 +332,21 @@ Store::ListResult Store::List(const std::string& bucket, const std::string& ns,
 size_t Store::Count(const std::string& bucket) const {
   std::lock_guard lock(mu_);
   auto b = buckets_.find(bucket);
-  return b == buckets_.end() ? 0 : b->second.objects.size();
+  if (b == buckets_.end()) return 0;
+  size_t n = b->second.objects.size();
+  for (const auto& [key, shadow] : b->second.shadows) {
+    const bool now = b->second.objects.count(key) > 0;
+    if (now && !shadow.durable) --n;
+    if (!now && shadow.durable) ++n;
+  }
+  return n;
 }
 
 Record Store::Mutate(const std::string& bucket, const std::string& ns, const std::string& name,
                      const std::function<Mutation(const Json* current)>& fn) {
   Record result;
   auto ticket = std::make_shared<Ticket>();
+  bool unchanged = false;
   {
     std::lock_guard lock(mu_);
     Bucket& b = buckets_[bucket];
@@ -321,45 +355,62 @@ Record Store::Mutate(const std::string& bucket, const std::string& ns, const std
     std::optional<Json> current;
     if (it != b.objects.end()) current = it->second.Parse();
     Mutation m = fn(current ? &*current : nullptr);
-    if (m.action == Mutation::Action::kNone) {
-      return it != b.objects.end() ? it->second : Record{};
+    unchanged = m.action == Mutation::Action::kNone ||
+                (m.action == Mutation::Action::kDelete && it == b.objects.end());
+    if (unchanged && !b.shadows.count(key)) {
+      return m.action == Mutation::Action::kNone && it != b.objects.end() ? it->second : Record{};
     }
-    if (m.action == Mutation::Action::kDelete && it == b.objects.end()) return Record{};
-    // Everything that may throw (serializing: invalid UTF-8 does) comes
-    // before the revision and the objects change.
-    const uint64_t my_rv = rv_ + 1;
-    auto ev = std::make_shared<StoreEvent>();
-    ev->bucket = bucket;
-    ev->rv = my_rv;
-    if (m.action == Mutation::Action::kPut) {
-      m.object["metadata"]["resourceVersion"] = std::to_string(my_rv);
-      ev->now = MakeRecord(bucket, ns, name, my_rv, m.object.dump(), m.object);
-      if (it != b.objects.end()) {
-        ev->type = StoreEvent::Type::kModified;
-        ev->prev = it->second;
+    if (!unchanged) {
+      // Everything that may throw (serializing: invalid UTF-8 does) comes
+      // before the revision and the objects change.
+      const uint64_t my_rv = rv_ + 1;
+      auto ev = std::make_shared<StoreEvent>();
+      ev->bucket = bucket;
+      ev->rv = my_rv;
+      if (m.action == Mutation::Action::kPut) {
+        m.object["metadata"]["resourceVersion"] = std::to_string(my_rv);
+        ev->now = MakeRecord(bucket, ns, name, my_rv, m.object.dump(), m.object);
+        if (it != b.objects.end()) {
+          ev->type = StoreEvent::Type::kModified;
+          ev->prev = it->second;
+        } else {
+          ev->type = StoreEvent::Type::kAdded;
+        }
       } else {
-        ev->type = StoreEvent::Type::kAdded;
+        // The DELETED event carries the last state at the deletion's revision.
+        current->at("metadata")["resourceVersion"] = std::to_string(my_rv);
+        ev->type = StoreEvent::Type::kDeleted;
+        ev->prev = it->second;
+        ev->now = MakeRecord(bucket, ns, name, my_rv, current->dump(), *current);
       }
-    } else {
-      // The DELETED event carries the last state at the deletion's revision.
-      current->at("metadata")["resourceVersion"] = std::to_string(my_rv);
-      ev->type = StoreEvent::Type::kDeleted;
-      ev->prev = it->second;
-      ev->now = MakeRecord(bucket, ns, name, my_rv, current->dump(), *current);
+      // Readers keep the durable state until the commit: the first pending
+      // write of a key keeps what it replaces.
+      auto shadow = b.shadows.find(key);
+      if (shadow == b.shadows.end()) {
+        Shadow sh;
+        if (it != b.objects.end()) sh.durable = it->second;
+        shadow = b.shadows.emplace(key, std::move(sh)).first;
+      }
+      // Queued first: should that throw, nothing else has changed yet (an
+      // unused shadow is harmless: it holds the durable state).
+      pending_.push_back({ev, KeyOf(bucket, ns, name), ticket});
+      shadow->second.last_rv = my_rv;
+      rv_ = my_rv;
+      if (ev->type == StoreEvent::Type::kDeleted) {
+        b.objects.erase(it);
+      } else if (it != b.objects.end()) {
+        it->second = ev->now;
+      } else {
+        b.objects.emplace(key, ev->now);
+      }
+      result = ev->now;
     }
-    // Queued first: should that throw, nothing has changed yet.
-    pending_.push_back({ev, KeyOf(bucket, ns, name), ticket});
-    rv_ = my_rv;
-    if (ev->type == StoreEvent::Type::kDeleted) {
-      b.objects.erase(it);
-    } else if (it != b.objects.end()) {
-      it->second = ev->now;
-    } else {
-      b.objects.emplace(key, ev->now);
-    }
-    result = ev->now;
   }
+  // Returns once ours is durable. Unchanged: nothing of ours to write, but
+  // the answer builds on a pending write; a ticket in no batch commits (or
+  // waits for) what is pending, and the answer is what that left.
   Commit(ticket);
+  if (unchanged) return Get(bucket, ns, name).value_or(Record{});
   return result;
 }
 
@@ -404,13 +455,15 @@ void Store::RollBack(std::vector<PendingWrite>& batch, const Error& why) {
   pending_.clear();
   for (auto w = batch.rbegin(); w != batch.rend(); ++w) {
     const StoreEvent& e = *w->event;
-    auto& objects = buckets_[e.bucket].objects;
+    Bucket& b = buckets_[e.bucket];
     const std::string key = e.now.ns + "/" + e.now.name;
     if (e.type == StoreEvent::Type::kAdded) {
-      objects.erase(key);
+      b.objects.erase(key);
     } else {
-      objects[key] = e.prev;
+      b.objects[key] = e.prev;
     }
+    // Every pending write is undone: the objects are the durable state.
+    b.shadows.erase(key);
     w->ticket->failed = why;
   }
   // Every write after durable_rv_ was in the batch or queued after it.
@@ -483,9 +536,29 @@ void Store::Commit(const std::shared_ptr<Ticket>& ticket) {
     log::Error("store: commit of revisions {}..{} failed: {}", batch.front().event->rv, last,
                e.message());
     RollBack(batch, e);
-    throw Error(*ticket->failed);
+    // A ticket in no batch (Mutate's wait for a pending write) did not fail.
+    if (ticket->failed) throw Error(*ticket->failed);
+    return;
   }
-  durable_rv_ = last;
+  {
+    std::lock_guard lock(mu_);
+    durable_rv_ = last;
+    // Readers see these writes now; a key written again since keeps a
+    // shadow, now holding this batch's last state of it.
+    for (const auto& w : batch) {
+      const StoreEvent& e = *w.event;
+      Bucket& b = buckets_[e.bucket];
+      auto sh = b.shadows.find(e.now.ns + "/" + e.now.name);
+      if (sh == b.shadows.end()) continue;
+      if (sh->second.last_rv <= last) {
+        b.shadows.erase(sh);
+      } else if (e.type == StoreEvent::Type::kDeleted) {
+        sh->second.durable.reset();
+      } else {
+        sh->second.durable = e.now;
+      }
+    }
+  }
   for (auto& w : batch) w.ticket->done = true;
 
   // Compaction: keep the newest history_limit changes, in memory and on disk.

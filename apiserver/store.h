@@ -11,6 +11,12 @@
 // watches (also across restarts: they are in SQLite too); older ones are
 // compacted, and a watch from before them gets Gone (410).
 //
+// Reads (Get, List, Count, revision) see only durable writes, as etcd
+// serves only committed ones: a write waiting for its commit is seen by the
+// writes queued after it (they build on it, and fail with it), not by
+// readers, so nothing a reader saw can be undone. Mutate() returns once its
+// own write is durable, so a writer reads what it wrote.
+//
 // A write SQLite refuses (a full disk, an I/O error) is 500 InternalError
 // naming the cause and the database, as kube-apiserver answers an etcd
 // failure, and is undone: the revision is not advanced, no watcher hears of
@@ -182,9 +188,18 @@ class Store {
   void RollBack(std::vector<PendingWrite>& batch, const Error& why);
   // Deletes history rows up to compacted_rv_ (after a commit that trimmed).
   void CompactHistoryOnDisk();
-  struct Bucket {
-    std::map<std::string, Record> objects;  // "ns/name" -> record
+  // What readers see of a key whose newest write is not durable yet: its
+  // durable record (nullopt: absent), until the commit of `last_rv`.
+  struct Shadow {
+    std::optional<Record> durable;
+    uint64_t last_rv = 0;
   };
+  struct Bucket {
+    std::map<std::string, Record> objects;  // "ns/name" -> record, newest (writers' view)
+    std::map<std::string, Shadow> shadows;  // "ns/name" -> durable view, keys with pending writes
+  };
+  // The durable view of `key` in `b`: nullptr when absent (mu_ held).
+  static const Record* DurableLocked(const Bucket& b, const std::string& key);
 
   std::string path_;
   StoreOptions opts_;
@@ -197,8 +212,8 @@ class Store {
   uint64_t rv_ = 0;
   std::vector<PendingWrite> pending_;
 
-  std::mutex commit_mu_;  // one committer at a time; dispatch in revision order
-  uint64_t durable_rv_ = 0;
+  std::mutex commit_mu_;     // one committer at a time; dispatch in revision order
+  uint64_t durable_rv_ = 0;  // written under commit_mu_ and mu_
 
   mutable std::mutex watch_mu_;  // history ring and watchers
   std::deque<std::shared_ptr<const StoreEvent>> history_;
