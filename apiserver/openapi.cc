@@ -28,6 +28,9 @@ constexpr char kRbacDefinitionsText[] =
 constexpr char kApiregistrationDefinitionsText[] =
 #include "apiserver/schemas/apiregistration.inc"
     ;
+constexpr char kStorageDefinitionsText[] =
+#include "apiserver/schemas/storage.inc"
+    ;
 
 constexpr char kAdmissionregistrationDefinitionsText[] =
 #include "apiserver/schemas/admissionregistration.inc"
@@ -89,6 +92,7 @@ Json LoadDefinitions() {
   defs.update(Json::parse(kAuthenticationDefinitionsText));
   defs.update(Json::parse(kRbacDefinitionsText));
   defs.update(Json::parse(kApiregistrationDefinitionsText));
+  defs.update(Json::parse(kStorageDefinitionsText));
   defs.update(Json::parse(kAdmissionregistrationDefinitionsText));
   // Types shared by every group: upstream lists each group-version that
   // serves them; these name the ones kin serves.

@@ -96,6 +96,31 @@ void DefaultIngressClass(const Store& store, Json& ingress) {
   if (!chosen.empty()) spec["ingressClassName"] = chosen;
 }
 
+// The DefaultStorageClass admission plugin: a PersistentVolumeClaim created
+// without spec.storageClassName (absent, not "") gets the StorageClass
+// annotated storageclass.kubernetes.io/is-default-class "true"; of several,
+// the newest (then the first by name), as kube-apiserver chooses.
+void DefaultStorageClass(const Store& store, Json& claim) {
+  if (!claim.contains("spec") || !claim["spec"].is_object()) return;
+  Json& spec = claim["spec"];
+  if (spec.contains("storageClassName") && !spec["storageClassName"].is_null()) return;
+  std::string chosen, chosen_created;
+  for (const Record& rec : store.List("storageclasses.storage.k8s.io", "", nullptr).items) {
+    Json c = rec.Parse();
+    const Json& annotations = c["metadata"].value("annotations", Json::object());
+    if (!annotations.is_object() ||
+        annotations.value("storageclass.kubernetes.io/is-default-class", "") != "true") {
+      continue;
+    }
+    const std::string created = c["metadata"].value("creationTimestamp", "");
+    if (chosen.empty() || created > chosen_created) {
+      chosen = rec.name;
+      chosen_created = created;
+    }
+  }
+  if (!chosen.empty()) spec["storageClassName"] = chosen;
+}
+
 Json& Meta(Json& obj) {
   if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = Json::object();
   return obj["metadata"];
@@ -531,6 +556,7 @@ std::pair<int, int> LocalAPIServicePriority(const std::string& group) {
       {"networking.k8s.io", {17200, 15}},
       {"policy", {17100, 15}},
       {"rbac.authorization.k8s.io", {17000, 15}},
+      {"storage.k8s.io", {16800, 15}},
       {"coordination.k8s.io", {16500, 15}},
       {"discovery.k8s.io", {16200, 15}}};
   auto it = kPriorities.find(group);
@@ -827,6 +853,7 @@ Json Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, Json 
   }
   ApplyDefaults(r.group, r.kind, obj, {opts_.default_toleration_seconds});
   if (r.plural == "ingresses" && r.group == "networking.k8s.io") DefaultIngressClass(store_, obj);
+  if (r.plural == "persistentvolumeclaims" && r.group.empty()) DefaultStorageClass(store_, obj);
   if (r.plural == "pods") {
     // QoS class, as the API server computes it on create.
     bool any = false, guaranteed = true;

@@ -915,6 +915,82 @@ Json IngressClassCells(const Json& ic, TimePoint now, Json&) {
       {Str(ic, {"metadata", "name"}), Str(ic, {"spec", "controller"}), parameters, Age(ic, now)});
 }
 
+// Storage (printers.go): helper.GetAccessModesAsString's order and short
+// names; "Terminating" while being deleted; "<unset>" for what is nil.
+std::string AccessModesString(const Json& modes) {
+  std::string out;
+  for (const auto& [mode, short_name] :
+       std::vector<std::pair<const char*, const char*>>{{"ReadWriteOnce", "RWO"},
+                                                        {"ReadOnlyMany", "ROX"},
+                                                        {"ReadWriteMany", "RWX"},
+                                                        {"ReadWriteOncePod", "RWOP"}}) {
+    bool has = false;
+    if (modes.is_array()) {
+      for (const Json& m : modes) has = has || (m.is_string() && m.get<std::string>() == mode);
+    }
+    if (has) out += (out.empty() ? "" : ",") + std::string(short_name);
+  }
+  return out;
+}
+
+std::string QuantityCell(const Json& q) {
+  if (q.is_string()) return q.get<std::string>();
+  if (q.is_number()) return q.dump();
+  return "";
+}
+
+std::string UnsetOr(const Json& obj, std::initializer_list<const char*> path) {
+  return Has(obj, path) ? Str(obj, path) : "<unset>";
+}
+
+Json PersistentVolumeCells(const Json& pv, TimePoint now, Json&) {
+  std::string phase = Str(pv, {"status", "phase"});
+  if (Has(pv, {"metadata", "deletionTimestamp"})) phase = "Terminating";
+  std::string claim;
+  if (Has(pv, {"spec", "claimRef"})) {
+    claim = Str(pv, {"spec", "claimRef", "namespace"}) + "/" + Str(pv, {"spec", "claimRef", "name"});
+  }
+  return Json::array({Str(pv, {"metadata", "name"}),
+                      QuantityCell(At(pv, {"spec", "capacity", "storage"})),
+                      AccessModesString(At(pv, {"spec", "accessModes"})),
+                      Str(pv, {"spec", "persistentVolumeReclaimPolicy"}), phase, claim,
+                      Str(pv, {"spec", "storageClassName"}),
+                      UnsetOr(pv, {"spec", "volumeAttributesClassName"}),
+                      Str(pv, {"status", "reason"}), Age(pv, now),
+                      UnsetOr(pv, {"spec", "volumeMode"})});
+}
+
+Json PersistentVolumeClaimCells(const Json& pvc, TimePoint now, Json&) {
+  std::string phase = Str(pvc, {"status", "phase"});
+  if (Has(pvc, {"metadata", "deletionTimestamp"})) phase = "Terminating";
+  std::string capacity, modes;
+  if (!Str(pvc, {"spec", "volumeName"}).empty()) {
+    modes = AccessModesString(At(pvc, {"status", "accessModes"}));
+    capacity = QuantityCell(At(pvc, {"status", "capacity", "storage"}));
+  }
+  return Json::array({Str(pvc, {"metadata", "name"}), phase, Str(pvc, {"spec", "volumeName"}),
+                      capacity, modes, Str(pvc, {"spec", "storageClassName"}),
+                      UnsetOr(pvc, {"spec", "volumeAttributesClassName"}), Age(pvc, now),
+                      UnsetOr(pvc, {"spec", "volumeMode"})});
+}
+
+Json StorageClassCells(const Json& sc, TimePoint now, Json&) {
+  std::string name = Str(sc, {"metadata", "name"});
+  // storageutil.IsDefaultAnnotation: the GA annotation or the beta one.
+  for (const char* key : {"storageclass.kubernetes.io/is-default-class",
+                          "storageclass.beta.kubernetes.io/is-default-class"}) {
+    if (Str(sc, {"metadata", "annotations", key}) == "true") {
+      name += " (default)";
+      break;
+    }
+  }
+  std::string reclaim = Has(sc, {"reclaimPolicy"}) ? Str(sc, {"reclaimPolicy"}) : "Delete";
+  std::string binding =
+      Has(sc, {"volumeBindingMode"}) ? Str(sc, {"volumeBindingMode"}) : "Immediate";
+  return Json::array({name, Str(sc, {"provisioner"}), reclaim, binding,
+                      Bool(sc, {"allowVolumeExpansion"}), Age(sc, now)});
+}
+
 // kube-aggregator's printer: SERVICE is namespace/name or "Local";
 // AVAILABLE the Available condition's status, with its reason when not True.
 Json APIServiceCells(const Json& as, TimePoint now, Json&) {
@@ -1212,6 +1288,38 @@ const std::map<std::string, Printer>& Printers() {
              Col("Parameters", "string", "A reference to a resource with additional parameters"),
              AgeCol()}),
         IngressClassCells};
+    m["persistentvolumes"] = {
+        Json::array({NameCol(),
+                     Col("Capacity", "string", "capacity is the description of the persistent volume's resources and capacity."),
+                     Col("Access Modes", "string", "accessModes contains all ways the volume can be mounted."),
+                     Col("Reclaim Policy", "string", "persistentVolumeReclaimPolicy defines what happens to a persistent volume when released from its claim."),
+                     Col("Status", "string", "phase indicates if a volume is available, bound to a claim, or released by a claim."),
+                     Col("Claim", "string", "claimRef is part of a bi-directional binding between PersistentVolume and PersistentVolumeClaim."),
+                     Col("StorageClass", "string", "StorageClass of the pv"),
+                     Col("VolumeAttributesClass", "string", "VolumeAttributesClass of the pv"),
+                     Col("Reason", "string", "reason is a brief CamelCase string that describes any failure and is meant for machine parsing and tidy display in the CLI."),
+                     AgeCol(),
+                     Col("VolumeMode", "string", "volumeMode defines if a volume is intended to be used with a formatted filesystem or to remain in raw block state.", 1)}),
+        PersistentVolumeCells};
+    m["persistentvolumeclaims"] = {
+        Json::array({NameCol(),
+                     Col("Status", "string", "phase represents the current phase of PersistentVolumeClaim."),
+                     Col("Volume", "string", "volumeName is the binding reference to the PersistentVolume backing this claim."),
+                     Col("Capacity", "string", "capacity represents the actual resources of the underlying volume."),
+                     Col("Access Modes", "string", "accessModes contains the actual access modes the volume backing the PVC has."),
+                     Col("StorageClass", "string", "StorageClass of the pvc"),
+                     Col("VolumeAttributesClass", "string", "VolumeAttributesClass of the pvc"),
+                     AgeCol(),
+                     Col("VolumeMode", "string", "volumeMode defines what type of volume is required by the claim.", 1)}),
+        PersistentVolumeClaimCells};
+    m["storageclasses.storage.k8s.io"] = {
+        Json::array({NameCol(),
+                     Col("Provisioner", "string", "provisioner indicates the type of the provisioner."),
+                     Col("ReclaimPolicy", "string", "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class."),
+                     Col("VolumeBindingMode", "string", "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound."),
+                     Col("AllowVolumeExpansion", "string", "allowVolumeExpansion shows whether the storage class allow volume expand."),
+                     AgeCol()}),
+        StorageClassCells};
     m["apiservices.apiregistration.k8s.io"] = {
         Json::array({NameCol(),
                      Col("Service", "string",

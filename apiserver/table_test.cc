@@ -1043,3 +1043,65 @@ TEST(MakeTable, ObjectWithoutMetadataStillGetsAPartialObject) {
 
 }  // namespace
 }  // namespace kin::apiserver
+
+namespace kin::apiserver {
+namespace {
+
+// Storage, as kubectl prints it (printers.go): access modes in upstream's
+// order and short names, Terminating while deleted, "<unset>" for nil,
+// "(default)" after the default class's name.
+TEST(StorageTables, ColumnsAndRows) {
+  ExpectColumns("pv", {{"Name", "string", 0, "name"},
+                       {"Capacity", "string", 0},
+                       {"Access Modes", "string", 0},
+                       {"Reclaim Policy", "string", 0},
+                       {"Status", "string", 0},
+                       {"Claim", "string", 0},
+                       {"StorageClass", "string", 0},
+                       {"VolumeAttributesClass", "string", 0},
+                       {"Reason", "string", 0},
+                       {"Age", "string", 0},
+                       {"VolumeMode", "string", 1}});
+  ExpectColumns("pvc", {{"Name", "string", 0, "name"},
+                        {"Status", "string", 0},
+                        {"Volume", "string", 0},
+                        {"Capacity", "string", 0},
+                        {"Access Modes", "string", 0},
+                        {"StorageClass", "string", 0},
+                        {"VolumeAttributesClass", "string", 0},
+                        {"Age", "string", 0},
+                        {"VolumeMode", "string", 1}});
+  ExpectColumns("sc", {{"Name", "string", 0, "name"},
+                       {"Provisioner", "string", 0},
+                       {"ReclaimPolicy", "string", 0},
+                       {"VolumeBindingMode", "string", 0},
+                       {"AllowVolumeExpansion", "string", 0},
+                       {"Age", "string", 0}});
+  EXPECT_EQ(Cells("pv", R"({"metadata":{"name":"pv1","creationTimestamp":"$AGO[90]"},
+      "spec":{"capacity":{"storage":"1Gi"},"accessModes":["ReadWriteMany","ReadWriteOnce"],
+      "persistentVolumeReclaimPolicy":"Delete","storageClassName":"standard",
+      "claimRef":{"namespace":"default","name":"data"},"volumeMode":"Filesystem"},
+      "status":{"phase":"Bound"}})"),
+            Json::parse(R"(["pv1","1Gi","RWO,RWX","Delete","Bound","default/data","standard",
+                            "<unset>","","90s","Filesystem"])"));
+  EXPECT_EQ(Cells("pvc", R"({"metadata":{"name":"data","creationTimestamp":"$AGO[5]"},
+      "spec":{"accessModes":["ReadWriteOnce"],"storageClassName":"standard"},
+      "status":{"phase":"Pending"}})"),
+            Json::parse(R"(["data","Pending","","","","standard","<unset>","5s","<unset>"])"));
+  EXPECT_EQ(Cells("pvc", R"({"metadata":{"name":"data","creationTimestamp":"$AGO[5]",
+      "deletionTimestamp":"$AGO[1]"},
+      "spec":{"accessModes":["ReadWriteOnce"],"volumeName":"pv1","storageClassName":"standard",
+      "volumeMode":"Filesystem"},
+      "status":{"phase":"Bound","accessModes":["ReadWriteOnce"],"capacity":{"storage":"2Gi"}}})"),
+            Json::parse(
+                R"(["data","Terminating","pv1","2Gi","RWO","standard","<unset>","5s","Filesystem"])"));
+  EXPECT_EQ(Cells("sc", R"({"metadata":{"name":"standard","creationTimestamp":"$AGO[60]",
+      "annotations":{"storageclass.kubernetes.io/is-default-class":"true"}},
+      "provisioner":"rancher.io/local-path","reclaimPolicy":"Delete",
+      "volumeBindingMode":"WaitForFirstConsumer"})"),
+            Json::parse(R"x(["standard (default)","rancher.io/local-path","Delete",
+                            "WaitForFirstConsumer",false,"60s"])x"));
+}
+
+}  // namespace
+}  // namespace kin::apiserver

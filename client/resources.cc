@@ -47,6 +47,11 @@ std::vector<ResourceInfo> BuildTable() {
       R("", "v1", "Secret", "secrets", true, {}, {}, {}),
       R("", "v1", "Event", "events", true, {"ev"}, {}, {}),
       R("", "v1", "ServiceAccount", "serviceaccounts", true, {"sa"}, {}, {"token"}),
+      // Storage: claims, volumes and classes (controllers/storage.h).
+      R("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, {"pvc"}, {},
+        {"status"}),
+      R("", "v1", "PersistentVolume", "persistentvolumes", false, {"pv"}, {}, {"status"}),
+      R("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, {"sc"}, {}, {}),
       // Reviews of who a request is: create-only, never stored
       // (apiserver/authentication.h).
       CreateOnly(R("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews",
