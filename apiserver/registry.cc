@@ -121,6 +121,26 @@ void DefaultStorageClass(const Store& store, Json& claim) {
   if (!chosen.empty()) spec["storageClassName"] = chosen;
 }
 
+// The ServiceAccount admission plugin's lookup: the pod's ServiceAccount
+// must exist. The `default` one is asked for again, 10 times 100-200 ms
+// apart, as upstream's getServiceAccount does: a namespace's controller
+// makes it some milliseconds after the namespace.
+void CheckServiceAccountExists(const Store& store, const Json& pod) {
+  const Json& meta = pod["metadata"];
+  const std::string ns = meta.value("namespace", ""), name = meta.value("name", "");
+  const std::string sa = pod["spec"].value("serviceAccountName", "default");
+  const int attempts = sa == "default" ? 10 : 1;
+  thread_local std::mt19937 rng{std::random_device{}()};
+  const auto interval = std::chrono::milliseconds(100 + rng() % 100);
+  for (int i = 0; i < attempts; ++i) {
+    if (i > 0) std::this_thread::sleep_for(interval);
+    if (store.Get("serviceaccounts", ns, sa)) return;
+  }
+  throw Error::Forbidden("pods \"" + name + "\" is forbidden: error looking up service account " +
+                         ns + "/" + sa + ": serviceaccount \"" + sa + "\" not found")
+      .WithDetails("pods", name, "");
+}
+
 Json& Meta(Json& obj) {
   if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = Json::object();
   return obj["metadata"];
@@ -294,6 +314,24 @@ std::string DumpStatus(const Json& s) {
                              {"name", "group", "kind", "uid", "causes", "retryAfterSeconds"});
   }
   return out.dump();
+}
+
+bool ReturnsDeletedObject(const ResourceInfo& r) {
+  // kube-apiserver's stores with ReturnDeletedObject (and the namespace
+  // store's own Delete); custom resources' store sets it too.
+  static const std::set<std::string> kReturning = {
+      "pods", "services", "serviceaccounts", "persistentvolumes", "persistentvolumeclaims",
+      "namespaces"};
+  return r.group.empty() && kReturning.count(r.plural) > 0;
+}
+
+Json DeletedStatus(const ResourceInfo& r, const Json& deleted) {
+  // The store's finalizeDelete: details.kind is the resource (plural), as
+  // upstream says ("Yes we set Kind field to resource"), with the uid so a
+  // client can tell the object is gone and not waiting for finalizers.
+  Json status = SuccessStatus(r.plural, Str(deleted["metadata"], "name"), r.group);
+  status["details"]["uid"] = Str(deleted["metadata"], "uid");
+  return status;
 }
 
 Json SuccessStatus(const std::string& kind, const std::string& name, const std::string& group) {
@@ -854,6 +892,9 @@ Json Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, Json 
   ApplyDefaults(r.group, r.kind, obj, {opts_.default_toleration_seconds});
   if (r.plural == "ingresses" && r.group == "networking.k8s.io") DefaultIngressClass(store_, obj);
   if (r.plural == "persistentvolumeclaims" && r.group.empty()) DefaultStorageClass(store_, obj);
+  if (r.plural == "pods" && r.group.empty() && opts_.require_service_accounts) {
+    CheckServiceAccountExists(store_, obj);
+  }
   if (r.plural == "pods") {
     // QoS class, as the API server computes it on create.
     bool any = false, guaranteed = true;
@@ -1341,8 +1382,12 @@ Json Registry::Delete(const ResourceInfo& r, const std::string& ns, const std::s
         "DeleteOptions.meta.k8s.io \"\" is invalid: gracePeriodSeconds: Invalid value: " +
         std::to_string(*opts.grace_period_seconds) + ": must be greater than or equal to 0");
   }
-  if (opts.dry_run) return Get(r, ns, name);
   const std::string& policy = opts.propagation_policy;
+  if (opts.dry_run) {
+    Json cur = Get(r, ns, name);
+    bool immediate = !HasFinalizers(cur) && policy != "Foreground" && policy != "Orphan";
+    return immediate && !ReturnsDeletedObject(r) ? DeletedStatus(r, cur) : cur;
+  }
   if (!policy.empty() && policy != "Background" && policy != "Foreground" && policy != "Orphan") {
     throw Error::Invalid(
         "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"" +
@@ -1422,9 +1467,9 @@ Json Registry::Delete(const ResourceInfo& r, const std::string& ns, const std::s
     for (const auto& ip : ClusterIPsOf(released_svc)) alloc_->ReleaseIP(ip);
     for (int p : NodePortsOf(released_svc)) alloc_->ReleasePort(p);
   }
-  (void)removed;
   if (!rec.json) throw NotFoundError(r, name);
-  return rec.Parse();
+  Json deleted = rec.Parse();
+  return removed && !ReturnsDeletedObject(r) ? DeletedStatus(r, deleted) : deleted;
 }
 
 Json Registry::DeleteCollection(const ResourceInfo& r, const std::string& ns,
@@ -1433,10 +1478,14 @@ Json Registry::DeleteCollection(const ResourceInfo& r, const std::string& ns,
   FieldSelector fs;
   auto filter = MakeFilter(r, list, ls, fs);
   auto res = store_.List(r.group_resource(), r.namespaced ? ns : "", filter);
+  // The answer lists the objects as they were before (as kube-apiserver's
+  // store returns the list it deleted from), not each delete's own answer.
   Json items = Json::array();
   for (const auto& rec : res.items) {
     try {
-      items.push_back(Delete(r, rec.ns, rec.name, opts));
+      Json before = rec.Parse();
+      Delete(r, rec.ns, rec.name, opts);
+      items.push_back(std::move(before));
     } catch (const Error& e) {
       if (e.code() != Code::kNotFound) throw;
     }

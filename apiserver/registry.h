@@ -48,6 +48,12 @@ struct RegistryOptions {
   // Event for ever. Expired ones are swept when Events are created, at most
   // every 30 s (or every event_ttl, when shorter).
   std::chrono::seconds event_ttl{3600};
+  // The ServiceAccount admission plugin's check: a pod must name a
+  // ServiceAccount that exists (403 otherwise; the `default` one is waited
+  // for up to about 2 s, as upstream retries it while the controller makes
+  // it). kin serve turns it on when its serviceaccount controller runs:
+  // without that controller no namespace would ever admit a pod.
+  bool require_service_accounts = false;
 };
 
 // One watch as the registry serves it: events already filtered by
@@ -155,6 +161,13 @@ FieldSet IndexFields(const std::string& bucket, const Json& obj);
 // The Kubernetes Status body for an error.
 Json StatusFor(const Error& e);
 Json SuccessStatus(const std::string& kind, const std::string& name, const std::string& group = "");
+// Whether DELETE answers with the object (pods, services, serviceaccounts,
+// PVs, PVCs and namespaces, as kube-apiserver's stores with
+// ReturnDeletedObject) rather than a Success Status, once it is gone.
+bool ReturnsDeletedObject(const ResourceInfo& r);
+// The Success Status kube-apiserver answers a DELETE with when the object
+// is gone: details name, group, kind (the plural resource) and uid.
+Json DeletedStatus(const ResourceInfo& r, const Json& deleted);
 // A Status as kube-apiserver writes it: metav1.Status's field order (not
 // nlohmann's sorted keys), without the trailing newline.
 std::string DumpStatus(const Json& status);

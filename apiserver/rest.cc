@@ -625,6 +625,10 @@ void RestHandler::Serve(http::Request& req, http::Response& resp, Target& t) {
     }
     t.verb = "DELETE";
     Json out = registry_.Delete(r, t.ns, t.name, o);
+    if (out.value("kind", "") == "Status") {
+      SetJson(resp, 200, DumpStatus(out) + "\n");
+      return;
+    }
     // 202 while the object still exists (graceful deletion, finalizers).
     bool gone = true;
     try {

@@ -73,6 +73,8 @@ int RunServe(const ServeFlags& flags) {
   if (cluster_config) {
     opts.registry.default_toleration_seconds = cluster_config->default_toleration_seconds;
   }
+  opts.registry.require_service_accounts =
+      controllers::ControllerEnabled(flags.controllers, "serviceaccount");
   opts.history_limit = static_cast<size_t>(flags.watch_history);
   if (!flags.pki_dir.empty()) {
     http::TlsServerOptions t;

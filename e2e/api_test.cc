@@ -302,7 +302,30 @@ TEST_F(ApiE2E, DeletionGracefulFinalizersAndPropagation) {
   ASSERT_EQ(api_->Do("POST", kPods, Pod("a")).status, 201);
   auto d = api_->Do("DELETE", std::string(kPods) + "/a");
   EXPECT_EQ(d.status, 200) << d.raw;
+  EXPECT_EQ(d.body["kind"], "Pod") << d.raw;  // pods answer with the object
   EXPECT_EQ(api_->Do("GET", std::string(kPods) + "/a").status, 404);
+  // Most kinds answer with a Success Status naming the resource (plural),
+  // its group and uid, in kube-apiserver's bytes.
+  const std::string cms = "/api/v1/namespaces/default/configmaps";
+  auto plain = api_->Do("POST", cms, {{"metadata", {{"name", "plain"}}}});
+  ASSERT_EQ(plain.status, 201);
+  auto pd = api_->Do("DELETE", cms + "/plain");
+  EXPECT_EQ(pd.status, 200);
+  EXPECT_EQ(pd.raw,
+            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Success\","
+            "\"details\":{\"name\":\"plain\",\"kind\":\"configmaps\",\"uid\":\"" +
+                plain.body["metadata"]["uid"].get<std::string>() + "\"}}\n");
+  const std::string roles = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles";
+  ASSERT_EQ(api_->Do("POST", roles, {{"metadata", {{"name", "r"}}}, {"rules", Json::array()}}).status,
+            201);
+  auto rd = api_->Do("DELETE", roles + "/r");
+  EXPECT_EQ(rd.body["details"]["group"], "rbac.authorization.k8s.io") << rd.raw;
+  EXPECT_EQ(rd.body["details"]["kind"], "roles") << rd.raw;
+  // A dry run answers as the delete would, and deletes nothing.
+  ASSERT_EQ(api_->Do("POST", cms, {{"metadata", {{"name", "dry"}}}}).status, 201);
+  auto dry = api_->Do("DELETE", cms + "/dry?dryRun=All");
+  EXPECT_EQ(dry.body["kind"], "Status") << dry.raw;
+  EXPECT_EQ(api_->Do("GET", cms + "/dry").status, 200);
   // A pod on a node waits for its agent: deletionTimestamp + grace period.
   Json bound = Pod("b");
   bound["spec"]["nodeName"] = "node-1";
@@ -347,6 +370,9 @@ TEST_F(ApiE2E, DeletionGracefulFinalizersAndPropagation) {
   ASSERT_EQ(api_->Do("POST", kPods, Pod("x3", {{"del", "no"}})).status, 201);
   auto dc = api_->Do("DELETE", std::string(kPods) + "?labelSelector=del%3Dyes");
   EXPECT_EQ(dc.status, 200) << dc.raw;
+  // The list of what was deleted, as the objects were.
+  EXPECT_EQ(dc.body["kind"], "PodList") << dc.raw;
+  EXPECT_EQ(dc.body["items"].size(), 2u) << dc.raw;
   EXPECT_EQ(api_->Do("GET", std::string(kPods) + "?labelSelector=del").body["items"].size(), 1u);
 }
 

@@ -53,26 +53,20 @@ class PodIoE2E : public ::testing::TestWithParam<std::string> {
       if (std::getenv("CI")) setup_error_ = "e2e pod I/O tests need root (CI=true)";
       return;
     }
-    dir_ = new TempDir();
-    name_ = testing::UniqueClusterName('i');
-    fs::create_directories(dir_->File("root"));
-    CommandResult r = RunCommand(
-        {KinBinary(), "cluster", "create", "--name", name_, "--state-root", dir_->File("root"),
-         "--kubeconfig", dir_->File("kubeconfig"), "--crash-backoff", "1s"},
-        std::chrono::seconds(90));
-    if (!r.status.success()) {
-      setup_error_ = "cluster create failed:\n" + r.out + r.err;
+    cluster_ = new testing::SuiteCluster('i', {"--crash-backoff", "1s"});
+    if (!cluster_->error().empty()) {
+      setup_error_ = cluster_->error();
       return;
     }
     CommandResult a = RunCommand({testing::KubectlBinary("1.33"), "--kubeconfig",
-                                  dir_->File("kubeconfig"), "apply", "-f", "-"},
+                                  cluster_->Kubeconfig(), "apply", "-f", "-"},
                                  std::chrono::seconds(60), kPod);
     if (!a.status.success()) setup_error_ = "apply failed: " + a.err;
     // Ready, the 10 MiB file written, and the logger past the few lines the
     // tests read back (--tail 3 must find three).
     auto kubectl = [](std::vector<std::string> args) {
       std::vector<std::string> argv = {testing::KubectlBinary("1.33"), "--kubeconfig",
-                                       dir_->File("kubeconfig")};
+                                       cluster_->Kubeconfig()};
       argv.insert(argv.end(), args.begin(), args.end());
       return RunCommand(argv);
     };
@@ -91,15 +85,11 @@ class PodIoE2E : public ::testing::TestWithParam<std::string> {
       setup_error_ = "pod talk never became ready for exec, or its logger never logged 5 lines";
   }
   static void TearDownTestSuite() {
-    if (dir_ == nullptr) return;
-    RunCommand({KinBinary(), "cluster", "delete", "--name", name_, "--state-root",
-                dir_->File("root"), "--kubeconfig", dir_->File("kubeconfig")},
-               std::chrono::seconds(90));
-    delete dir_;
-    dir_ = nullptr;
+    delete cluster_;
+    cluster_ = nullptr;
   }
   void SetUp() override {
-    if (dir_ == nullptr) {
+    if (cluster_ == nullptr) {
       if (!setup_error_.empty()) FAIL() << setup_error_;
       GTEST_SKIP() << "needs root";
     }
@@ -112,7 +102,7 @@ class PodIoE2E : public ::testing::TestWithParam<std::string> {
     cache_ = std::make_unique<TempDir>();
   }
   std::vector<std::string> KubectlArgv(std::vector<std::string> args) {
-    std::vector<std::string> argv = {kubectl_, "--kubeconfig", dir_->File("kubeconfig"),
+    std::vector<std::string> argv = {kubectl_, "--kubeconfig", cluster_->Kubeconfig(),
                                      "--cache-dir", cache_->path()};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
@@ -123,7 +113,7 @@ class PodIoE2E : public ::testing::TestWithParam<std::string> {
   std::vector<std::string> KinArgv(std::vector<std::string> args) {
     // kin SUBCOMMAND --kubeconfig K ARGS... (flags before any `--`).
     std::vector<std::string> argv = {KinBinary(), args[0], "--kubeconfig",
-                                     dir_->File("kubeconfig")};
+                                     cluster_->Kubeconfig()};
     argv.insert(argv.end(), args.begin() + 1, args.end());
     return argv;
   }
@@ -172,16 +162,14 @@ class PodIoE2E : public ::testing::TestWithParam<std::string> {
     EXPECT_EQ(Sha256(big), big_sha_);
   }
 
-  static TempDir* dir_;
-  static std::string name_;
+  static testing::SuiteCluster* cluster_;
   static std::string setup_error_;
   static std::string big_sha_;  // sha256 of /www/big, read once the pod wrote it
   std::string kubectl_;
   std::unique_ptr<TempDir> cache_;
 };
 
-TempDir* PodIoE2E::dir_ = nullptr;
-std::string PodIoE2E::name_;
+testing::SuiteCluster* PodIoE2E::cluster_ = nullptr;
 std::string PodIoE2E::setup_error_;
 std::string PodIoE2E::big_sha_;
 

@@ -207,5 +207,41 @@ TEST_F(ServiceAccountsE2E, TokenRequestErrorsAndBoundSecret) {
   EXPECT_NE(api.err.find("Unauthorized"), std::string::npos) << api.err;
 }
 
+// The ServiceAccount admission plugin: a pod naming a ServiceAccount that
+// does not exist is refused with kube-apiserver's 403; one naming none gets
+// `default`, which a pod made right after its namespace finds too (the
+// admission waits for the controller to make it, as upstream retries).
+TEST_F(ServiceAccountsE2E, PodNamingAMissingServiceAccountIsForbidden) {
+  const std::string pod = R"(apiVersion: v1
+kind: Pod
+metadata: {name: NAME}
+spec:
+  SA
+  containers: [{name: c, image: busybox, command: [sleep, "3600"]}]
+)";
+  auto manifest = [&](const std::string& name, const std::string& sa) {
+    std::string m = pod;
+    m.replace(m.find("NAME"), 4, name);
+    m.replace(m.find("SA"), 2, sa.empty() ? "" : "serviceAccountName: " + sa);
+    return m;
+  };
+  CommandResult r = Kubectl({"apply", "-n", ns_, "-f", "-"}, manifest("lost", "nosuch"));
+  EXPECT_FALSE(r.status.success());
+  EXPECT_NE(r.err.find("pods \"lost\" is forbidden: error looking up service account " + ns_ +
+                       "/nosuch: serviceaccount \"nosuch\" not found"),
+            std::string::npos)
+      << r.err;
+  Ok({"create", "serviceaccount", "nosuch", "-n", ns_});
+  Ok({"apply", "-n", ns_, "-f", "-"}, manifest("found", "nosuch"));
+  // A fresh namespace: the pod is admitted without waiting by the client.
+  const std::string fresh = ns_ + "-fresh";
+  Ok({"create", "namespace", fresh});
+  r = Kubectl({"apply", "-n", fresh, "-f", "-"}, manifest("early", ""));
+  EXPECT_TRUE(r.status.success()) << r.err;
+  EXPECT_EQ(Ok({"get", "pod", "early", "-n", fresh, "-o", "jsonpath={.spec.serviceAccountName}"}),
+            "default");
+  Kubectl({"delete", "namespace", fresh, "--wait=false"});
+}
+
 }  // namespace
 }  // namespace kin

@@ -46,12 +46,16 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-SuiteCluster::SuiteCluster(char letter) : name_(UniqueClusterName(letter)) {
+SuiteCluster::SuiteCluster(char letter, std::vector<std::string> extra_create_flags)
+    : name_(UniqueClusterName(letter)) {
   std::filesystem::create_directories(StateRoot());
-  CommandResult r = RunCommand({KinBinary(), "cluster", "create", "--name", name_, "--state-root",
-                                StateRoot(), "--kubeconfig", Kubeconfig()},
-                               std::chrono::seconds(60));
+  std::vector<std::string> argv = {KinBinary(),  "cluster",      "create",    "--name",
+                                   name_,        "--state-root", StateRoot(), "--kubeconfig",
+                                   Kubeconfig()};
+  argv.insert(argv.end(), extra_create_flags.begin(), extra_create_flags.end());
+  CommandResult r = RunCommand(argv, std::chrono::seconds(90));
   if (!r.status.success()) {
+    // How kin exited too: a create killed by a signal prints nothing itself.
     error_ = "cluster create failed (" + r.status.ToString() + "):\n" + r.out + r.err;
   }
 }

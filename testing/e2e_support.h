@@ -40,7 +40,8 @@ class TempDir {
 // read as "skipped".
 class SuiteCluster {
  public:
-  explicit SuiteCluster(char letter);
+  // `extra_create_flags` are added to `kin cluster create`.
+  explicit SuiteCluster(char letter, std::vector<std::string> extra_create_flags = {});
   ~SuiteCluster();
   SuiteCluster(const SuiteCluster&) = delete;
   SuiteCluster& operator=(const SuiteCluster&) = delete;
