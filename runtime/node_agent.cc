@@ -1061,8 +1061,11 @@ Clock::time_point NodeAgent::Impl::SyncRunningPod(PodRuntime& p, const Json& pod
 
 std::optional<Json> NodeAgent::Impl::Lookup(const std::string& kind, const std::string& ns,
                                             const std::string& name) {
-  const ResourceInfo& r =
-      kind == "Secret" ? *FindResource("", "v1", "secrets") : *FindResource("", "v1", "configmaps");
+  const ResourceInfo& r = kind == "Secret" ? *FindResource("", "v1", "secrets")
+                          : kind == "PersistentVolumeClaim"
+                              ? *FindResource("", "v1", "persistentvolumeclaims")
+                          : kind == "PersistentVolume" ? *FindResource("", "v1", "persistentvolumes")
+                                                       : *FindResource("", "v1", "configmaps");
   try {
     return client_.Get(r, ns, name);
   } catch (const Error& e) {

@@ -401,6 +401,38 @@ void CheckHostPath(const std::string& path, const std::string& type) {
   }
 }
 
+// Where a persistentVolumeClaim volume's data lives: the bound volume's
+// hostPath (checked as hostPath volumes are) or local path. The claim must
+// exist, not be being deleted and be Bound, as the kubelet's volume manager
+// waits for; until then Setup throws and the pod stays ContainerCreating.
+std::string ClaimHostPath(const Json& source, const std::string& ns, const VolumeContext& ctx) {
+  const std::string claim = Str(source, "claimName");
+  std::optional<Json> pvc = ctx.lookup("PersistentVolumeClaim", ns, claim);
+  if (!pvc) throw Error::NotFound("persistentvolumeclaim " + GoQuote(claim) + " not found");
+  if (!Get(Get(*pvc, "metadata"), "deletionTimestamp").is_null()) {
+    throw Error::Unavailable("persistentvolumeclaim " + GoQuote(claim) + " is being deleted");
+  }
+  const std::string volume = Str(Get(*pvc, "spec"), "volumeName");
+  if (volume.empty() || Str(Get(*pvc, "status"), "phase") != "Bound") {
+    throw Error::Unavailable("persistentvolumeclaim " + GoQuote(claim) + " is not bound");
+  }
+  std::optional<Json> pv = ctx.lookup("PersistentVolume", "", volume);
+  if (!pv) throw Error::NotFound("persistentvolume " + GoQuote(volume) + " not found");
+  const Json& spec = Get(*pv, "spec");
+  if (Get(spec, "hostPath").is_object()) {
+    std::string path = Str(Get(spec, "hostPath"), "path");
+    CheckHostPath(path, Str(Get(spec, "hostPath"), "type"));
+    return path;
+  }
+  if (Get(spec, "local").is_object()) {
+    std::string path = Str(Get(spec, "local"), "path");
+    CheckHostPath(path, "Directory");
+    return path;
+  }
+  throw Error::Invalid("persistentvolume " + GoQuote(volume) +
+                       ": only hostPath and local volumes are supported by kin");
+}
+
 void CheckSubPath(const std::string& sub, const std::string& field) {
   auto bad = [&](const std::string& why) {
     return Error::Invalid(field + ": Invalid value: " + GoQuote(sub) + ": " + why)
@@ -559,6 +591,10 @@ PodVolumes PodVolumes::Setup(const Json& pod, const std::string& pod_dir,
       }
       CheckHostPath(path, Str(vol["hostPath"], "type"));
       v.host_path = path;
+    } else if (type == "persistentVolumeClaim") {
+      const Json& source = vol["persistentVolumeClaim"];
+      v.host_path = ClaimHostPath(source, Str(Get(pod, "metadata"), "namespace"), ctx);
+      v.read_only = source.is_object() && source.value("readOnly", false) == true;
     } else if (type == "configMap" || type == "secret" || type == "downwardAPI" ||
                type == "projected") {
       WriteAtomicPayload(dir, *VolumePayload(vol, pod, ctx));

@@ -1,7 +1,10 @@
 // Pod volumes — what the node agent does for pod.spec.volumes, as the kubelet's
 // volume plugins do it: emptyDir (on disk, or a tmpfs for medium Memory),
-// hostPath (with the kubelet's type checks), configMap, secret, downwardAPI and
-// projected (with serviceAccountToken). Every volume lives under
+// hostPath (with the kubelet's type checks), configMap, secret, downwardAPI,
+// projected (with serviceAccountToken) and persistentVolumeClaim (the bound
+// PersistentVolume's hostPath or local path, bind-mounted; readOnly honoured;
+// Setup throws NotFound `persistentvolumeclaim "x" not found`, or
+// Unavailable while the claim is not Bound, so the agent retries). Every volume lives under
 // <pod_dir>/volumes/<name> (hostPath: the host path itself), and
 // MountsFor() turns a container's volumeMounts into BindMounts for the launcher.
 //
@@ -43,11 +46,11 @@
 
 namespace kin {
 
-// Where the node agent gets ConfigMaps and Secrets (and nothing else):
-// returns nullopt when absent.
-using ObjectLookup =
-    std::function<std::optional<Json>(const std::string& kind /* "ConfigMap"|"Secret" */,
-                                      const std::string& ns, const std::string& name)>;
+// Where the node agent gets ConfigMaps, Secrets, PersistentVolumeClaims and
+// PersistentVolumes (ns "") (and nothing else): returns nullopt when absent.
+using ObjectLookup = std::function<std::optional<Json>(
+    const std::string& kind /* "ConfigMap"|"Secret"|"PersistentVolumeClaim"|"PersistentVolume" */,
+    const std::string& ns, const std::string& name)>;
 
 struct VolumeContext {
   ObjectLookup lookup;

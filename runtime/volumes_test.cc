@@ -451,7 +451,7 @@ TEST_F(VolumesTest, UnsupportedVolumeTypeIsInvalid) {
   try {
     PodVolumes::Setup(
         Pod(Json::array({{{"name", "ok"}, {"emptyDir", Json::object()}},
-                         {{"name", "data"}, {"persistentVolumeClaim", {{"claimName", "c"}}}}})),
+                         {{"name", "data"}, {"nfs", {{"server", "x"}, {"path", "/"}}}}})),
         pod_dir_, ctx_);
     FAIL() << "no error";
   } catch (const Error& e) {
@@ -459,7 +459,7 @@ TEST_F(VolumesTest, UnsupportedVolumeTypeIsInvalid) {
   }
   EXPECT_EQ(err.code(), Code::kInvalid);
   EXPECT_NE(err.message().find("spec.volumes[1]"), std::string::npos) << err.message();
-  EXPECT_NE(err.message().find("persistentVolumeClaim"), std::string::npos) << err.message();
+  EXPECT_NE(err.message().find("nfs"), std::string::npos) << err.message();
   ASSERT_EQ(err.causes().size(), 1u);
   EXPECT_EQ(err.causes()[0].field, "spec.volumes[1]");
 }
@@ -565,6 +565,68 @@ TEST_F(VolumesTest, TeardownRemovesVolumesAndIsIdempotent) {
   EXPECT_TRUE(fs::exists(pod_dir_));
   TeardownPodVolumes(pod_dir_);
   TeardownPodVolumes(tmp_ + "/never-made");
+}
+
+}  // namespace
+}  // namespace kin
+
+namespace kin {
+namespace {
+
+// persistentVolumeClaim volumes: the claim must exist and be Bound; then the
+// volume's hostPath (or local path) is what containers mount, readOnly as the
+// pod's volume source says.
+TEST_F(VolumesTest, PersistentVolumeClaimMountsTheBoundVolumesPath) {
+  const std::string data = tmp_ + "/pv-data";
+  auto pod = [&](bool read_only) {
+    Json source = {{"claimName", "data"}};
+    if (read_only) source["readOnly"] = true;
+    return Pod(Json::array({{{"name", "d"}, {"persistentVolumeClaim", source}}}),
+               Json::array({{{"name", "app"},
+                             {"image", "agnhost"},
+                             {"volumeMounts", {{{"name", "d"}, {"mountPath", "/data"}}}}}}));
+  };
+  std::string msg;
+  EXPECT_EQ(CodeOf([&] { PodVolumes::Setup(pod(false), pod_dir_, ctx_); }, &msg), Code::kNotFound);
+  EXPECT_EQ(msg, "persistentvolumeclaim \"data\" not found");
+
+  Json pvc = {{"metadata", {{"name", "data"}, {"namespace", "ns1"}}},
+              {"spec", {{"accessModes", {"ReadWriteOnce"}}}},
+              {"status", {{"phase", "Pending"}}}};
+  objects_["PersistentVolumeClaim/ns1/data"] = pvc;
+  EXPECT_EQ(CodeOf([&] { PodVolumes::Setup(pod(false), pod_dir_, ctx_); }, &msg),
+            Code::kServiceUnavailable);
+  EXPECT_EQ(msg, "persistentvolumeclaim \"data\" is not bound");
+
+  pvc["spec"]["volumeName"] = "pv-1";
+  pvc["status"]["phase"] = "Bound";
+  objects_["PersistentVolumeClaim/ns1/data"] = pvc;
+  EXPECT_EQ(CodeOf([&] { PodVolumes::Setup(pod(false), pod_dir_, ctx_); }, &msg), Code::kNotFound);
+  EXPECT_EQ(msg, "persistentvolume \"pv-1\" not found");
+
+  objects_["PersistentVolume//pv-1"] = {
+      {"metadata", {{"name", "pv-1"}}},
+      {"spec", {{"hostPath", {{"path", data}, {"type", "DirectoryOrCreate"}}}}}};
+  PodVolumes rw = PodVolumes::Setup(pod(false), pod_dir_, ctx_);
+  EXPECT_EQ(rw.HostPath("d"), data);
+  EXPECT_TRUE(fs::is_directory(data));
+  auto mounts = rw.MountsFor(pod(false)["spec"]["containers"][0]);
+  ASSERT_EQ(mounts.size(), 1u);
+  EXPECT_EQ(mounts[0].source, data);
+  EXPECT_EQ(mounts[0].target, "/data");
+  EXPECT_FALSE(mounts[0].read_only);
+  PodVolumes ro = PodVolumes::Setup(pod(true), pod_dir_, ctx_);
+  EXPECT_TRUE(ro.MountsFor(pod(true)["spec"]["containers"][0])[0].read_only);
+
+  // The data is the volume's, not the pod's: tearing the pod down keeps it.
+  std::ofstream(data + "/kept") << "x";
+  TeardownPodVolumes(pod_dir_);
+  EXPECT_TRUE(fs::exists(data + "/kept"));
+
+  // Only hostPath and local volumes can be mounted here.
+  objects_["PersistentVolume//pv-1"] = {{"metadata", {{"name", "pv-1"}}},
+                                        {"spec", {{"nfs", {{"server", "x"}, {"path", "/"}}}}}};
+  EXPECT_EQ(CodeOf([&] { PodVolumes::Setup(pod(false), pod_dir_, ctx_); }), Code::kInvalid);
 }
 
 }  // namespace
