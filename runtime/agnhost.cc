@@ -32,6 +32,7 @@
 #include "base/http_client.h"
 #include "base/http_server.h"
 #include "base/yaml.h"
+#include "runtime/agnhost_webhook.h"
 
 extern char** environ;
 
@@ -1129,6 +1130,7 @@ int RunAgnhost(const std::vector<std::string>& args) {
     if (sub == "serve-hostname") return ServeHostname(args);
     if (sub == "connect") return Connect(args);
     if (sub == "porter") return Porter(args);
+    if (sub == "webhook") return RunWebhook(args);
     if (sub == "dns-suffix") {
       std::cout << DnsSuffixList(ReadFileOrThrow("/etc/resolv.conf")) << std::endl;
       return 0;

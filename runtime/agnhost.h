@@ -5,7 +5,8 @@
 //
 // Behaviour follows kubernetes test/images/agnhost (see
 // /work/shared/reference/agnhost.md): pause, netexec, serve-hostname,
-// connect, porter, dns-suffix, dns-server-list, etc-hosts.
+// connect, porter, dns-suffix, dns-server-list, etc-hosts, and webhook
+// (runtime/agnhost_webhook.h).
 //
 // RunAgnhost is meant to own its process: it blocks SIGINT and SIGTERM in
 // the calling thread (threads it starts inherit the mask), answers them the
