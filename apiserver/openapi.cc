@@ -94,6 +94,45 @@ Json LoadDefinitions() {
   defs.update(Json::parse(kApiregistrationDefinitionsText));
   defs.update(Json::parse(kStorageDefinitionsText));
   defs.update(Json::parse(kAdmissionregistrationDefinitionsText));
+  // CustomResourceDefinition (apiserver/crd.h): spec and status are open
+  // objects here (kubectl explain lists them); the server validates them.
+  {
+    const std::string crd = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.";
+    auto crd_gvk = [](const char* kind) {
+      return Json::array({Json{{"group", "apiextensions.k8s.io"}, {"kind", kind}, {"version", "v1"}}});
+    };
+    Json type_props = {
+        {"apiVersion",
+         {{"description", "APIVersion defines the versioned schema of this representation."},
+          {"type", "string"}}},
+        {"kind",
+         {{"description", "Kind is a string value representing the REST resource."},
+          {"type", "string"}}}};
+    Json props = type_props;
+    props["metadata"] = {{"$ref", MetaName("ObjectMeta")}, {"description", "Standard object's metadata."}};
+    props["spec"] = {{"description", "spec describes how the user wants the resources to appear"},
+                     {"type", "object"}};
+    props["status"] = {{"description", "status indicates the actual state of the CustomResourceDefinition"},
+                       {"type", "object"}};
+    defs[crd + "CustomResourceDefinition"] = {
+        {"description",
+         "CustomResourceDefinition represents a resource that should be exposed on the API server."},
+        {"properties", props},
+        {"required", {"spec"}},
+        {"type", "object"},
+        {"x-kubernetes-group-version-kind", crd_gvk("CustomResourceDefinition")}};
+    Json list_props = type_props;
+    list_props["items"] = {{"description", "items list individual CustomResourceDefinition objects"},
+                           {"items", {{"$ref", crd + "CustomResourceDefinition"}}},
+                           {"type", "array"}};
+    list_props["metadata"] = {{"$ref", MetaName("ListMeta")}, {"description", "Standard object's metadata"}};
+    defs[crd + "CustomResourceDefinitionList"] = {
+        {"description", "CustomResourceDefinitionList is a list of CustomResourceDefinition objects."},
+        {"properties", list_props},
+        {"required", {"items"}},
+        {"type", "object"},
+        {"x-kubernetes-group-version-kind", crd_gvk("CustomResourceDefinitionList")}};
+  }
   // Types shared by every group: upstream lists each group-version that
   // serves them; these name the ones kin serves.
   for (const char* kind : {"DeleteOptions", "WatchEvent"}) {

@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 
+#include "apiserver/crd.h"
 #include "apiserver/admission_webhook.h"
 #include "apiserver/patch.h"
 #include "apiserver/validation.h"
@@ -545,6 +546,10 @@ bool RegistryWatch::Next(Event& out, std::chrono::milliseconds timeout) {
     }
     if (type.empty()) continue;
     out = Event{type, e->rv, e->now.json};
+    if (served_ != nullptr && out.json) {  // a custom resource served in another version
+      out.json =
+          std::make_shared<const std::string>(ToServedVersion(*served_, Json::parse(*out.json)).dump());
+    }
     return true;
   }
 }
@@ -577,6 +582,8 @@ Registry::Registry(Store& store, RegistryOptions opts)
     for (const auto& ip : ClusterIPsOf(svc)) alloc_->ips.insert(ParseIPv4(ip));
     for (int p : NodePortsOf(svc)) alloc_->node_ports.insert(p);
   }
+  // The custom resources the stored CRDs define (apiserver/crd.h).
+  SyncCustomResources(store_);
 }
 
 namespace {
@@ -595,6 +602,7 @@ std::pair<int, int> LocalAPIServicePriority(const std::string& group) {
       {"policy", {17100, 15}},
       {"rbac.authorization.k8s.io", {17000, 15}},
       {"storage.k8s.io", {16800, 15}},
+      {"apiextensions.k8s.io", {16700, 15}},
       {"coordination.k8s.io", {16500, 15}},
       {"discovery.k8s.io", {16200, 15}}};
   auto it = kPriorities.find(group);
@@ -740,7 +748,7 @@ void Registry::CheckNamespaceWritable(const ResourceInfo& r, const std::string& 
 Json Registry::Get(const ResourceInfo& r, const std::string& ns, const std::string& name) {
   auto rec = store_.Get(r.group_resource(), r.namespaced ? ns : "", name);
   if (!rec) throw NotFoundError(r, name);
-  return rec->Parse();
+  return r.custom ? ToServedVersion(r, rec->Parse()) : rec->Parse();
 }
 
 namespace {
@@ -828,7 +836,11 @@ std::string Registry::ListJson(const ResourceInfo& r, const std::string& ns,
   out += "},\"items\":[";
   for (size_t i = 0; i < res.items.size(); ++i) {
     if (i) out += ',';
-    out += *res.items[i].json;
+    if (r.custom && r.version != r.storage_version) {
+      out += ToServedVersion(r, res.items[i].Parse()).dump();  // conversion None
+    } else {
+      out += *res.items[i].json;
+    }
   }
   out += "]}";
   return out;
@@ -891,6 +903,8 @@ Json Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, Json 
   }
   ApplyDefaults(r.group, r.kind, obj, {opts_.default_toleration_seconds});
   if (r.plural == "ingresses" && r.group == "networking.k8s.io") DefaultIngressClass(store_, obj);
+  if (IsCustomResourceDefinitions(r)) PrepareCustomResourceDefinition(obj, nullptr);
+  if (r.custom) PrepareCustomResource(r, obj, nullptr);
   if (r.plural == "persistentvolumeclaims" && r.group.empty()) DefaultStorageClass(store_, obj);
   if (r.plural == "pods" && r.group.empty() && opts_.require_service_accounts) {
     CheckServiceAccountExists(store_, obj);
@@ -1019,7 +1033,8 @@ Json Registry::Create(const ResourceInfo& r, const std::string& ns, Json obj,
     // What was stored is `obj` plus its resourceVersion: no need to re-parse.
     obj["metadata"]["resourceVersion"] = std::to_string(rec.rv);
     if (r.plural == "events" && r.group.empty()) MaybeExpireEvents();
-    return obj;
+    if (IsCustomResourceDefinitions(r)) SyncCustomResources(store_);
+    return r.custom ? ToServedVersion(r, std::move(obj)) : obj;
   } catch (...) {
     release();
     throw;
@@ -1112,6 +1127,8 @@ Json Registry::PrepareUpdate(const ResourceInfo& r, const Json& old, Json obj,
     RecordUpdateManagedFields(old, obj, opts.field_manager.empty() ? "unknown" : opts.field_manager,
                               r.api_version(), NowRfc3339());
   }
+  if (IsCustomResourceDefinitions(r)) PrepareCustomResourceDefinition(obj, &old);
+  if (r.custom) PrepareCustomResource(r, obj, &old);
   ValidateObject(r.group, r.kind, obj, &old);
   return obj;
 }
@@ -1170,7 +1187,7 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
       created = true;
       return Mutation{};
     }
-    Json desired = change(*cur);
+    Json desired = change(r.custom ? ToServedVersion(r, *cur) : *cur);
     const Json& dm = desired.value("metadata", Json::object());
     if (!Str(dm, "name").empty() && Str(dm, "name") != name) {
       throw Error::BadRequest("the name of the object (" + Str(dm, "name") +
@@ -1240,7 +1257,11 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
   }
   Json out = rec.json ? rec.Parse() : Json();
   (void)created_obj;
-  return out;
+  if (IsCustomResourceDefinitions(r)) {
+    SyncCustomResources(store_);
+    FinalizeCustomResourceDefinitions(*this);  // a finalizer removed by hand
+  }
+  return r.custom ? ToServedVersion(r, std::move(out)) : out;
 }
 
 Json Registry::Update(const ResourceInfo& r, const std::string& ns, const std::string& name,
@@ -1270,7 +1291,11 @@ Json Registry::Update(const ResourceInfo& r, const std::string& ns, const std::s
       if (!rv.empty() && rv != Str(cur["metadata"], "resourceVersion"))
         throw ConflictError(r, name);
       Json n = cur;
-      n["spec"]["replicas"] = replicas;
+      if (r.custom) {
+        SetCustomResourceReplicas(r, n, replicas);  // the CRD's specReplicasPath
+      } else {
+        n["spec"]["replicas"] = replicas;
+      }
       return n;
     });
     return GetScale(r, ns, name);
@@ -1292,6 +1317,12 @@ Json Registry::Patch(const ResourceInfo& r, const std::string& ns, const std::st
   }
   if (type != PatchType::kJson && !patch.is_object()) {
     throw Error::BadRequest("the patch must be a JSON object");
+  }
+  if (r.custom && type == PatchType::kStrategic) {
+    // As kube-apiserver: custom resources have no patch strategies.
+    throw Error::UnsupportedMediaType(
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml");
   }
   if (subresource == "scale") {
     if (!r.has_subresource("scale"))
@@ -1467,6 +1498,10 @@ Json Registry::Delete(const ResourceInfo& r, const std::string& ns, const std::s
     for (const auto& ip : ClusterIPsOf(released_svc)) alloc_->ReleaseIP(ip);
     for (int p : NodePortsOf(released_svc)) alloc_->ReleasePort(p);
   }
+  // A deleted CRD (or an object of a deleted CRD): its objects go, then it.
+  if (rec.json && (IsCustomResourceDefinitions(r) || r.custom)) {
+    FinalizeCustomResourceDefinitions(*this);
+  }
   if (!rec.json) throw NotFoundError(r, name);
   Json deleted = rec.Parse();
   return removed && !ReturnsDeletedObject(r) ? DeletedStatus(r, deleted) : deleted;
@@ -1521,6 +1556,11 @@ std::unique_ptr<RegistryWatch> Registry::Watch(const ResourceInfo& r, const std:
     };
     auto res = store_.List(r.group_resource(), w->ns_, filter);
     for (const auto& rec : res.items) w->initial_.push_back({"ADDED", rec.rv, rec.json});
+    if (r.custom && r.version != r.storage_version) {
+      for (auto& e : w->initial_) {
+        e.json = std::make_shared<const std::string>(ToServedVersion(r, Json::parse(*e.json)).dump());
+      }
+    }
     from = res.rv;
     if (from == 0) from = 1;  // never "now" again: the list's revision is the start
   } else {
@@ -1529,6 +1569,7 @@ std::unique_ptr<RegistryWatch> Registry::Watch(const ResourceInfo& r, const std:
     if (*end != '\0') throw Error::BadRequest("invalid resource version \"" + rv + "\"");
   }
   w->last_rv_ = from;
+  if (r.custom && r.version != r.storage_version) w->served_ = &r;
   w->queue_ = store_.Watch(r.group_resource(), from);
   return w;
 }
@@ -1572,6 +1613,7 @@ Json Registry::BindPod(const std::string& ns, const std::string& name, const Jso
 
 Json Registry::GetScale(const ResourceInfo& r, const std::string& ns, const std::string& name) {
   Json obj = Get(r, ns, name);
+  if (r.custom) return CustomResourceScale(r, obj);
   const Json& m = obj["metadata"];
   Json sel = obj["spec"].value("selector", Json::object());
   // A ReplicationController's selector is a plain label map.

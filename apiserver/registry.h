@@ -86,6 +86,8 @@ class RegistryWatch {
   FieldSelector fields_;
   bool ended_ = false;
   uint64_t last_rv_ = 0;
+  // A custom resource served in a version other than its storage version.
+  const ResourceInfo* served_ = nullptr;
 };
 
 class Registry {

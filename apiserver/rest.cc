@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "apiserver/admission_webhook.h"
+#include "apiserver/crd.h"
 #include "apiserver/eviction.h"
 #include "apiserver/openapi.h"
 #include "apiserver/pod_streams.h"
@@ -383,9 +384,19 @@ void RestHandler::Handle(http::Request& req, http::Response& resp) {
       }
       return;
     }
-    if (p == "/openapi/v3") return SetJson(resp, 200, OpenApiV3Index());
+    if (p == "/openapi/v3") {
+      auto custom = CustomOpenApiV3Index();  // the CRDs' group-versions (apiserver/crd.h)
+      if (custom.empty()) return SetJson(resp, 200, OpenApiV3Index());
+      Json index = Json::parse(OpenApiV3Index());
+      for (const auto& [gv, hash] : custom) {
+        index["paths"][gv] = {{"serverRelativeURL", "/openapi/v3/" + gv + "?hash=" + hash}};
+      }
+      return SetJson(resp, 200, index.dump());
+    }
     if (p.rfind("/openapi/v3/", 0) == 0) {
-      SetJson(resp, 200, OpenApiV3Document(p.substr(strlen("/openapi/v3/"))));
+      std::string custom = CustomOpenApiV3Document(p.substr(strlen("/openapi/v3/")));
+      SetJson(resp, 200,
+              !custom.empty() ? custom : OpenApiV3Document(p.substr(strlen("/openapi/v3/"))));
       resp.headers.emplace("Cache-Control", "public, immutable");
       return;
     }
@@ -510,10 +521,11 @@ void RestHandler::Serve(http::Request& req, http::Response& resp, Target& t) {
       if (WantsTable(req.Header("Accept"))) {
         Json l = Json::parse(list);
         std::vector<Json> items(l["items"].begin(), l["items"].end());
+        auto now = std::chrono::system_clock::now();
         Json table = MakeTable(r, items, l["metadata"].value("resourceVersion", ""),
                                l["metadata"].value("continue", ""),
-                               ParseIncludeObject(req.Query("includeObject")),
-                               std::chrono::system_clock::now());
+                               ParseIncludeObject(req.Query("includeObject")), now);
+        if (r.custom) CustomizeTable(r, items, table, now);  // additionalPrinterColumns
         return SetTable(resp, table);
       }
       SetJson(resp, 200, std::move(list));
@@ -528,9 +540,10 @@ void RestHandler::Serve(http::Request& req, http::Response& resp, Target& t) {
     }
     Json obj = registry_.Get(r, t.ns, t.name);
     if (WantsTable(req.Header("Accept"))) {
+      auto now = std::chrono::system_clock::now();
       Json table = MakeTable(r, {obj}, obj["metadata"].value("resourceVersion", ""), "",
-                             ParseIncludeObject(req.Query("includeObject")),
-                             std::chrono::system_clock::now());
+                             ParseIncludeObject(req.Query("includeObject")), now);
+      if (r.custom) CustomizeTable(r, {obj}, table, now);
       return SetTable(resp, table);
     }
     SetJson(resp, 200, obj.dump());
@@ -670,13 +683,21 @@ Json WithoutDirectives(const Json& j) {
 // does nothing.
 void RestHandler::CheckFields(const http::Request& req, http::Response& resp, const ResourceInfo& r,
                               const Json& obj, const WriteOptions& wo, bool is_patch) {
+  if (IsCustomResourceDefinitions(r)) {
+    for (const auto& w : CustomResourceDefinitionWarnings(obj)) {
+      resp.headers.emplace("Warning", WarningHeaderValue(w));
+    }
+  }
   std::string mode = wo.field_validation.empty() ? "Warn" : wo.field_validation;
   if (mode == "Ignore") return;
   std::vector<std::string> errors;
   std::string media = req.Header("Content-Type", "application/json");
   bool json_body =
       media.rfind("application/json", 0) == 0 || media.find("patch+json") != std::string::npos;
-  if (json_body && !is_patch) {
+  if (r.custom) {
+    // What the version's schema would prune (apiserver/crd.h).
+    errors = CustomResourceUnknownFieldErrors(r, is_patch ? WithoutDirectives(obj) : obj);
+  } else if (json_body && !is_patch) {
     errors = StrictDecodingErrors(r.group, r.version, r.kind, req.body);
   } else {
     errors =
@@ -721,8 +742,10 @@ void RestHandler::ServeWatch(http::Request& req, http::Response& resp, const Tar
     auto encode = [&](const RegistryWatch::Event& e) -> std::string {
       if (!table) return *e.json;
       Json obj = Json::parse(*e.json);
+      auto now = std::chrono::system_clock::now();
       Json tbl = MakeTable(r, {obj}, obj["metadata"].value("resourceVersion", ""), "", include,
-                           std::chrono::system_clock::now(), first_table);
+                           now, first_table);
+      if (r.custom) CustomizeTable(r, {obj}, tbl, now);
       first_table = false;
       return tbl.dump();
     };
@@ -791,10 +814,30 @@ std::string AggregatedDiscoveryVersion(const std::string& accept) {
   return "";
 }
 
-Json AggregatedGroup(const std::string& group) {
+// The groups served and each group's versions, preferred first: the static
+// table's (all v1), then the custom resources' (apiserver/crd.h).
+std::vector<std::pair<std::string, std::vector<std::string>>> GroupVersions() {
+  std::vector<std::pair<std::string, std::vector<std::string>>> out;
+  for (const ResourceInfo* r : ServedResources()) {
+    auto it = std::find_if(out.begin(), out.end(), [&](auto& g) { return g.first == r->group; });
+    if (it == out.end()) {
+      out.push_back({r->group, {}});
+      it = out.end() - 1;
+    }
+    if (std::find(it->second.begin(), it->second.end(), r->version) == it->second.end()) {
+      it->second.push_back(r->version);
+    }
+  }
+  return out;
+}
+
+Json AggregatedGroup(const std::string& group, const std::vector<std::string>& versions) {
+  Json out_versions = Json::array();
+  for (const auto& version : versions) {
   Json resources = Json::array();
-  for (const auto& r : AllResources()) {
-    if (r.group != group) continue;
+  for (const ResourceInfo* rp : ServedResources()) {
+    const ResourceInfo& r = *rp;
+    if (r.group != group || r.version != version) continue;
     Json e = {{"resource", r.plural},
               {"responseKind", {{"group", r.group}, {"version", r.version}, {"kind", r.kind}}},
               {"scope", r.namespaced ? "Namespaced" : "Cluster"},
@@ -831,8 +874,9 @@ Json AggregatedGroup(const std::string& group) {
     if (!subs.empty()) e["subresources"] = subs;
     resources.push_back(e);
   }
-  return {{"metadata", {{"name", group}}},
-          {"versions", {{{"version", "v1"}, {"resources", resources}, {"freshness", "Current"}}}}};
+  out_versions.push_back({{"version", version}, {"resources", resources}, {"freshness", "Current"}});
+  }
+  return {{"metadata", {{"name", group}}}, {"versions", out_versions}};
 }
 
 }  // namespace
@@ -842,15 +886,8 @@ void RestHandler::Discovery(const http::Request& req, http::Response& resp) {
   std::string aggregated = AggregatedDiscoveryVersion(req.Header("Accept"));
   if (!aggregated.empty() && parts.size() == 1) {
     Json items = Json::array();
-    if (parts[0] == "api") {
-      items.push_back(AggregatedGroup(""));
-    } else {
-      std::vector<std::string> seen;
-      for (const auto& r : AllResources()) {
-        if (r.group.empty() || std::find(seen.begin(), seen.end(), r.group) != seen.end()) continue;
-        seen.push_back(r.group);
-        items.push_back(AggregatedGroup(r.group));
-      }
+    for (const auto& [group, versions] : GroupVersions()) {
+      if (group.empty() == (parts[0] == "api")) items.push_back(AggregatedGroup(group, versions));
     }
     Json doc = {{"kind", "APIGroupDiscoveryList"},
                 {"apiVersion", "apidiscovery.k8s.io/" + aggregated},
@@ -865,7 +902,8 @@ void RestHandler::Discovery(const http::Request& req, http::Response& resp) {
   }
   auto resource_list = [](const std::string& group, const std::string& version) {
     Json list = Json::array();
-    for (const auto& r : AllResources()) {
+    for (const ResourceInfo* rp : ServedResources()) {
+      const ResourceInfo& r = *rp;
       if (r.group != group || r.version != version) continue;
       Json e = {{"name", r.plural},
                 {"singularName", r.singular},
@@ -923,41 +961,41 @@ void RestHandler::Discovery(const http::Request& req, http::Response& resp) {
                 .dump());
     return;
   }
-  std::vector<std::string> groups;
-  for (const auto& r : AllResources()) {
-    if (!r.group.empty() && std::find(groups.begin(), groups.end(), r.group) == groups.end()) {
-      groups.push_back(r.group);
-    }
-  }
+  auto groups = GroupVersions();
+  // An APIGroup: its versions, the first preferred.
+  auto group_json = [](const std::string& g, const std::vector<std::string>& versions) {
+    Json list = Json::array();
+    for (const auto& v : versions) list.push_back({{"groupVersion", g + "/" + v}, {"version", v}});
+    return Json{{"name", g}, {"versions", list}, {"preferredVersion", list[0]}};
+  };
   if (parts.size() == 1) {
     Json list = Json::array();
-    for (const auto& g : groups) {
-      Json gv = {{"groupVersion", g + "/v1"}, {"version", "v1"}};
-      list.push_back({{"name", g}, {"versions", {gv}}, {"preferredVersion", gv}});
+    for (const auto& [g, versions] : groups) {
+      if (!g.empty()) list.push_back(group_json(g, versions));
     }
     SetJson(resp, 200,
             Json{{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", list}}.dump());
     return;
   }
   const std::string& g = parts[1];
-  if (std::find(groups.begin(), groups.end(), g) == groups.end()) throw NoSuchResource();
+  auto it = std::find_if(groups.begin(), groups.end(),
+                         [&](auto& gv) { return !g.empty() && gv.first == g; });
+  if (it == groups.end()) throw NoSuchResource();
   if (parts.size() == 2) {
-    Json gv = {{"groupVersion", g + "/v1"}, {"version", "v1"}};
-    SetJson(resp, 200,
-            Json{{"kind", "APIGroup"},
-                 {"apiVersion", "v1"},
-                 {"name", g},
-                 {"versions", {gv}},
-                 {"preferredVersion", gv}}
-                .dump());
+    Json group = group_json(g, it->second);
+    group["kind"] = "APIGroup";
+    group["apiVersion"] = "v1";
+    SetJson(resp, 200, group.dump());
     return;
   }
-  if (parts[2] != "v1") throw NoSuchResource();
+  if (std::find(it->second.begin(), it->second.end(), parts[2]) == it->second.end()) {
+    throw NoSuchResource();
+  }
   SetJson(resp, 200,
           Json{{"kind", "APIResourceList"},
                {"apiVersion", "v1"},
-               {"groupVersion", g + "/v1"},
-               {"resources", resource_list(g, "v1")}}
+               {"groupVersion", g + "/" + parts[2]},
+               {"resources", resource_list(g, parts[2])}}
               .dump());
 }
 

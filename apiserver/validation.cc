@@ -880,8 +880,9 @@ void Validator::Finalizers(const std::optional<std::vector<std::string>>& finali
   }
   for (size_t i = 0; i < finalizers->size(); ++i) {
     const std::string& f = (*finalizers)[i];
+    // (A CRD's own cleanup finalizer is the apiextensions server's.)
     if (f.find('/') == std::string::npos && f != "kubernetes" && f != "orphan" &&
-        f != "foregroundDeletion") {
+        f != "foregroundDeletion" && f != "customresourcecleanup.apiextensions.k8s.io") {
       errs.Invalid(I(path, i), Q(f),
                    "name is neither a standard finalizer name nor is it fully qualified");
     }

@@ -2,6 +2,8 @@
 
 #include <strings.h>
 #include <algorithm>
+#include <memory>
+#include <mutex>
 
 namespace kin {
 
@@ -88,6 +90,9 @@ std::vector<ResourceInfo> BuildTable() {
         "mutatingwebhookconfigurations", false, {}, {"api-extensions"}, {}),
       R("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
         "validatingwebhookconfigurations", false, {}, {"api-extensions"}, {}),
+      // Served by kin itself (apiserver/crd.h): the dynamic set below.
+      R("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
+        false, {"crd", "crds"}, {"api-extensions"}, {"status"}),
       // Reviews: create-only, never stored (apiserver/authorization.h).
       R("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews",
         true, {}, {}, {}),
@@ -114,6 +119,29 @@ bool IEquals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
+// The custom resources. Callers keep the pointers the Find functions
+// return (informers, static caches), so no entry is ever freed: an
+// unchanged entry is reused when the set is replaced, a changed or removed
+// one stays in `all` (a CRD changes rarely; the leak is bounded by edits).
+struct CustomSet {
+  std::mutex mu;
+  std::vector<std::unique_ptr<ResourceInfo>> all;
+  std::vector<const ResourceInfo*> served;
+};
+
+CustomSet& Custom() {
+  static CustomSet* set = new CustomSet();  // never destroyed: pointers outlive statics
+  return *set;
+}
+
+bool SameInfo(const ResourceInfo& a, const ResourceInfo& b) {
+  return a.group == b.group && a.version == b.version && a.kind == b.kind &&
+         a.plural == b.plural && a.singular == b.singular && a.namespaced == b.namespaced &&
+         a.short_names == b.short_names && a.categories == b.categories &&
+         a.subresources == b.subresources && a.verbs == b.verbs && a.custom == b.custom &&
+         a.storage_version == b.storage_version;
+}
+
 }  // namespace
 
 bool ResourceInfo::has_subresource(std::string_view s) const {
@@ -131,10 +159,44 @@ const std::vector<ResourceInfo>& AllResources() {
   return table;
 }
 
+void SetCustomResources(std::vector<ResourceInfo> resources) {
+  CustomSet& set = Custom();
+  std::lock_guard lock(set.mu);
+  std::vector<const ResourceInfo*> served;
+  for (auto& r : resources) {
+    const ResourceInfo* reuse = nullptr;
+    for (const ResourceInfo* old : set.served) {
+      if (SameInfo(*old, r)) reuse = old;
+    }
+    if (reuse == nullptr) {
+      set.all.push_back(std::make_unique<ResourceInfo>(std::move(r)));
+      reuse = set.all.back().get();
+    }
+    served.push_back(reuse);
+  }
+  set.served = std::move(served);
+}
+
+std::vector<const ResourceInfo*> CustomResources() {
+  CustomSet& set = Custom();
+  std::lock_guard lock(set.mu);
+  return set.served;
+}
+
+std::vector<const ResourceInfo*> ServedResources() {
+  std::vector<const ResourceInfo*> out;
+  for (const auto& r : AllResources()) out.push_back(&r);
+  for (const ResourceInfo* r : CustomResources()) out.push_back(r);
+  return out;
+}
+
 const ResourceInfo* FindResource(std::string_view group, std::string_view version,
                                  std::string_view plural) {
   for (const auto& r : AllResources()) {
     if (r.group == group && r.version == version && r.plural == plural) return &r;
+  }
+  for (const ResourceInfo* r : CustomResources()) {
+    if (r->group == group && r->version == version && r->plural == plural) return r;
   }
   return nullptr;
 }
@@ -142,6 +204,9 @@ const ResourceInfo* FindResource(std::string_view group, std::string_view versio
 const ResourceInfo* FindResourceByKind(std::string_view api_version, std::string_view kind) {
   for (const auto& r : AllResources()) {
     if (r.api_version() == api_version && r.kind == kind) return &r;
+  }
+  for (const ResourceInfo* r : CustomResources()) {
+    if (r->api_version() == api_version && r->kind == kind) return r;
   }
   return nullptr;
 }
@@ -154,11 +219,11 @@ const ResourceInfo* LookupResource(std::string_view name) {
     base = name.substr(0, dot);
     group = name.substr(dot + 1);
   }
-  for (const auto& r : AllResources()) {
-    if (dot != std::string_view::npos && r.group != group) continue;
-    if (IEquals(base, r.plural) || IEquals(base, r.singular) || IEquals(base, r.kind)) return &r;
-    for (const auto& s : r.short_names) {
-      if (IEquals(base, s)) return &r;
+  for (const ResourceInfo* r : ServedResources()) {
+    if (dot != std::string_view::npos && r->group != group) continue;
+    if (IEquals(base, r->plural) || IEquals(base, r->singular) || IEquals(base, r->kind)) return r;
+    for (const auto& s : r->short_names) {
+      if (IEquals(base, s)) return r;
     }
   }
   return nullptr;

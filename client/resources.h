@@ -3,6 +3,11 @@
 //
 // One static table serves the API server (routing, discovery), the clients
 // (URL building) and the CLI (`kin get po`). Thread-safe (immutable).
+// Custom resources (CustomResourceDefinitions, apiserver/crd.h) are a
+// second, dynamic set consulted after the static table by the Find and
+// Lookup functions; it is thread-safe, and a pointer it handed out stays
+// valid for the life of the process (entries replaced or removed are kept,
+// never freed).
 #pragma once
 
 #include <string>
@@ -22,6 +27,10 @@ struct ResourceInfo {
   std::vector<std::string> categories;
   std::vector<std::string> subresources;  // "status", "scale", "binding", "log", ...
   std::vector<std::string> verbs;
+  // Served from a CustomResourceDefinition (the dynamic set), stored in
+  // its storage version.
+  bool custom = false;
+  std::string storage_version;  // custom only: the version objects are stored in
 
   std::string api_version() const { return group.empty() ? version : group + "/" + version; }
   std::string list_kind() const { return kind + "List"; }
@@ -42,6 +51,16 @@ const ResourceInfo* FindResourceByKind(std::string_view api_version, std::string
 // By what a user types: plural, singular, short name or kind, optionally
 // qualified with the group ("deploy", "deployments.apps", "Pod").
 const ResourceInfo* LookupResource(std::string_view name);
+
+// The dynamic set of custom resources: every served version of every
+// established CRD, keyed by the CRD's name. Replacing the whole set is what
+// the API server does whenever a CRD changes.
+void SetCustomResources(std::vector<ResourceInfo> resources);
+// A snapshot of the custom resources served now.
+std::vector<const ResourceInfo*> CustomResources();
+// The static table followed by the custom resources (discovery, the
+// namespace controller).
+std::vector<const ResourceInfo*> ServedResources();
 
 // Shorthands for the resources components use most.
 const ResourceInfo& PodsResource();

@@ -157,5 +157,37 @@ TEST(ResourcesTest, ShorthandsAndTableFacts) {
   EXPECT_EQ(std::count(PodsResource().verbs.begin(), PodsResource().verbs.end(), "watch"), 1);
 }
 
+TEST(ResourcesTest, CustomResourcesAreFoundAfterTheTableAndStayValid) {
+  ResourceInfo w;
+  w.group = "example.com";
+  w.version = "v1";
+  w.kind = "Widget";
+  w.plural = "widgets";
+  w.singular = "widget";
+  w.short_names = {"wd"};
+  w.custom = true;
+  w.storage_version = "v1";
+  ResourceInfo beta = w;
+  beta.version = "v1beta1";
+  SetCustomResources({w, beta});
+  const ResourceInfo* found = FindResource("example.com", "v1", "widgets");
+  ASSERT_NE(found, nullptr);
+  EXPECT_TRUE(found->custom);
+  EXPECT_EQ(FindResourceByKind("example.com/v1beta1", "Widget")->version, "v1beta1");
+  EXPECT_EQ(LookupResource("wd"), found);
+  EXPECT_EQ(LookupResource("widgets.example.com"), found);
+  EXPECT_EQ(ServedResources().size(), AllResources().size() + 2);
+  // The table comes first: a custom "pods" never shadows the core one.
+  EXPECT_EQ(LookupResource("pods"), &PodsResource());
+  // Replaced by an equal set: the same pointers. Removed: not found any
+  // more, but a pointer handed out earlier still reads.
+  SetCustomResources({w, beta});
+  EXPECT_EQ(FindResource("example.com", "v1", "widgets"), found);
+  SetCustomResources({});
+  EXPECT_EQ(FindResource("example.com", "v1", "widgets"), nullptr);
+  EXPECT_EQ(LookupResource("wd"), nullptr);
+  EXPECT_EQ(found->plural, "widgets");
+}
+
 }  // namespace
 }  // namespace kin

@@ -100,7 +100,9 @@ Result NamespaceController::Sync(const std::string& name) {
   std::vector<std::string> failures, remaining, finalizers;
   std::map<std::string, int> finalizer_counts;
   int64_t estimate = 0;  // seconds until graceful pods should be gone
-  for (const auto& r : AllResources()) {
+  // The custom resources too (a CRD's objects go with their namespace).
+  for (const ResourceInfo* rp : ServedResources()) {
+    const ResourceInfo& r = *rp;
     if (!r.namespaced) continue;
     Json list;
     try {

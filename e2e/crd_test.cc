@@ -1,0 +1,210 @@
+// e2e: CustomResourceDefinitions with real kubectl (1.27, 1.30, 1.33, a
+// fresh --cache-dir each): apply a CRD, wait for Established, then apply,
+// get (printer columns), patch, scale and delete its objects; a schema
+// violation is refused with kube-apiserver's message; deleting the CRD
+// deletes its objects and its resource leaves discovery.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "base/process.h"
+#include "base/yaml.h"
+#include "testing/e2e_support.h"
+
+namespace kin {
+namespace {
+
+using testing::TempDir;
+
+class CrdE2E : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void SetUpTestSuite() { cluster_ = new testing::SuiteCluster('c'); }
+  static void TearDownTestSuite() { delete cluster_; }
+  void SetUp() override {
+    ASSERT_TRUE(cluster_->error().empty()) << cluster_->error();
+    kubectl_ = testing::KubectlBinary(GetParam());
+    if (::access(kubectl_.c_str(), X_OK) != 0) {
+      if (std::getenv("CI")) FAIL() << kubectl_ << " is missing";
+      GTEST_SKIP() << kubectl_ << " is not installed";
+    }
+    cache_ = std::make_unique<TempDir>();
+    // A group and a namespace per kubectl version: the runs do not meet.
+    std::string v = GetParam();
+    v.erase(std::remove(v.begin(), v.end(), '.'), v.end());
+    group_ = "v" + v + ".kin.example.com";
+    ns_ = "crd-" + v;
+    Kubectl({"create", "namespace", ns_});
+  }
+  void TearDown() override {
+    Kubectl({"delete", "crd", "widgets." + group_, "--ignore-not-found", "--wait=false"});
+    Kubectl({"delete", "namespace", ns_, "--wait=false"});
+  }
+  CommandResult Kubectl(std::vector<std::string> args, const std::string& input = "") {
+    std::vector<std::string> argv = {kubectl_, "--kubeconfig", cluster_->Kubeconfig(),
+                                     "--cache-dir", cache_->path()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, std::chrono::seconds(60), input);
+  }
+  std::string Ok(std::vector<std::string> args, const std::string& input = "") {
+    CommandResult r = Kubectl(args, input);
+    std::string cmd;
+    for (auto& a : args) cmd += a + " ";
+    EXPECT_TRUE(r.status.success()) << "kubectl " << cmd << "\n" << r.out << r.err;
+    return r.out;
+  }
+  std::vector<std::string> N(std::vector<std::string> args) {
+    args.push_back("-n");
+    args.push_back(ns_);
+    return args;
+  }
+  std::string Crd() const {
+    return R"(apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.)" + group_ + R"(
+spec:
+  group: )" + group_ + R"(
+  scope: Namespaced
+  names:
+    plural: widgets
+    singular: widget
+    kind: Widget
+    shortNames: [wdg]
+    categories: [all]
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale:
+        specReplicasPath: .spec.replicas
+        statusReplicasPath: .status.replicas
+    additionalPrinterColumns:
+    - {name: Size, type: string, jsonPath: .spec.size}
+    - {name: Replicas, type: integer, jsonPath: .spec.replicas}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    schema:
+      openAPIV3Schema:
+        type: object
+        description: A Widget is a test object.
+        properties:
+          spec:
+            type: object
+            description: What the widget should be.
+            required: [size]
+            properties:
+              size: {type: string, enum: [small, large]}
+              replicas: {type: integer, minimum: 0, default: 1}
+          status:
+            type: object
+            properties:
+              replicas: {type: integer}
+)";
+  }
+  std::string Widget(const std::string& name, const std::string& size,
+                     const std::string& replicas = "") const {
+    std::string y = "apiVersion: " + group_ + "/v1\nkind: Widget\nmetadata:\n  name: " + name +
+                    "\nspec:\n  size: " + size + "\n";
+    if (!replicas.empty()) y += "  replicas: " + replicas + "\n";
+    return y;
+  }
+
+  static testing::SuiteCluster* cluster_;
+  std::string kubectl_;
+  std::unique_ptr<TempDir> cache_;
+  std::string group_, ns_;
+};
+
+testing::SuiteCluster* CrdE2E::cluster_ = nullptr;
+
+TEST_P(CrdE2E, ApplyWaitUseAndDelete) {
+  std::string out = Ok({"apply", "-f", "-"}, Crd());
+  EXPECT_NE(out.find("created"), std::string::npos) << out;
+  Ok({"wait", "--for=condition=Established", "crd/widgets." + group_, "--timeout=30s"});
+  std::string resources = Ok({"api-resources", "--api-group=" + group_});
+  EXPECT_NE(resources.find("widgets"), std::string::npos) << resources;
+  EXPECT_NE(resources.find("wdg"), std::string::npos) << resources;
+
+  out = Ok(N({"apply", "-f", "-"}), Widget("w1", "small", "2"));
+  EXPECT_NE(out.find("widget." + group_ + "/w1 created"), std::string::npos) << out;
+  Ok(N({"apply", "-f", "-"}), Widget("w2", "large"));
+  // Printer columns (and the default from the schema: replicas 1).
+  std::string table = Ok(N({"get", "widgets"}));
+  EXPECT_NE(table.find("SIZE"), std::string::npos) << table;
+  EXPECT_NE(table.find("REPLICAS"), std::string::npos) << table;
+  EXPECT_NE(table.find("AGE"), std::string::npos) << table;
+  EXPECT_NE(table.find("small"), std::string::npos) << table;
+  Json w2 = Json::parse(Ok(N({"get", "wdg", "w2", "-o", "json"})));
+  EXPECT_EQ(w2["spec"]["replicas"], 1);
+  EXPECT_EQ(w2["metadata"]["generation"], 1);
+  // Category all.
+  std::string all = Ok(N({"get", "all"}));
+  EXPECT_NE(all.find("widget." + group_ + "/w1"), std::string::npos) << all;
+
+  // Re-apply with a change: a patch; generation follows the spec.
+  out = Ok(N({"apply", "-f", "-"}), Widget("w1", "large", "2"));
+  EXPECT_NE(out.find("configured"), std::string::npos) << out;
+  Ok(N({"patch", "widget", "w1", "--type=merge", "-p", R"({"spec":{"replicas":3}})"}));
+  Ok(N({"patch", "widget", "w1", "--type=json", "-p",
+        R"([{"op":"replace","path":"/spec/size","value":"small"}])"}));
+  Json w1 = Json::parse(Ok(N({"get", "widget", "w1", "-o", "json"})));
+  EXPECT_EQ(w1["spec"]["replicas"], 3);
+  EXPECT_EQ(w1["spec"]["size"], "small");
+  EXPECT_EQ(w1["metadata"]["generation"], 4);
+  // Server-side apply.
+  out = Ok(N({"apply", "--server-side", "--field-manager=e2e", "--force-conflicts", "-f", "-"}),
+           Widget("w3", "small", "4"));
+  EXPECT_NE(out.find("serverside-applied"), std::string::npos) << out;
+  // Scale through the scale subresource.
+  Ok(N({"scale", "widget", "w1", "--replicas=5"}));
+  EXPECT_EQ(Ok(N({"get", "widget", "w1", "-o", "jsonpath={.spec.replicas}"})), "5");
+  // Selectors on metadata.name.
+  std::string sel = Ok(N({"get", "widgets", "--field-selector", "metadata.name=w2", "-o",
+                          "name"}));
+  EXPECT_EQ(sel, "widget." + group_ + "/w2\n");
+
+  // A schema violation, in kube-apiserver's words.
+  CommandResult bad = Kubectl(N({"apply", "-f", "-"}), Widget("bad", "small", "\"string\""));
+  EXPECT_FALSE(bad.status.success());
+  EXPECT_NE(bad.err.find("spec.replicas: Invalid value: \"string\": spec.replicas in body must "
+                         "be of type integer: \"string\""),
+            std::string::npos)
+      << bad.out << bad.err;
+  bad = Kubectl(N({"apply", "-f", "-"}), Widget("bad", "medium"));
+  EXPECT_NE(bad.err.find("spec.size: Unsupported value: \"medium\": supported values: "
+                         "\"small\", \"large\""),
+            std::string::npos)
+      << bad.out << bad.err;
+
+  // kubectl explain reads the version's schema from OpenAPI v3.
+  std::string explain = Ok({"explain", "widgets.spec"});
+  EXPECT_NE(explain.find("What the widget should be."), std::string::npos) << explain;
+  EXPECT_NE(explain.find("size"), std::string::npos) << explain;
+  std::string describe = Ok(N({"describe", "widget", "w1"}));
+  EXPECT_NE(describe.find("Replicas:"), std::string::npos) << describe;
+
+  out = Ok(N({"delete", "widget", "w2"}));
+  EXPECT_NE(out.find("deleted"), std::string::npos) << out;
+
+  // Deleting the CRD deletes its objects; the resource leaves discovery.
+  Ok({"delete", "crd", "widgets." + group_, "--timeout=30s"});
+  CommandResult gone = Kubectl(N({"get", "widgets." + group_}));
+  EXPECT_FALSE(gone.status.success()) << gone.out;
+  resources = Ok({"api-resources", "--api-group=" + group_});
+  EXPECT_EQ(resources.find("widgets"), std::string::npos) << resources;
+  // Made again, it has no objects left over.
+  Ok({"apply", "-f", "-"}, Crd());
+  Ok({"wait", "--for=condition=Established", "crd/widgets." + group_, "--timeout=30s"});
+  std::string empty = Ok(N({"get", "widgets", "-o", "name"}));
+  EXPECT_EQ(empty, "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, CrdE2E, ::testing::Values("1.27", "1.30", "1.33"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           s.erase(std::remove(s.begin(), s.end(), '.'), s.end());
+                           return "kubectl" + s;
+                         });
+
+}  // namespace
+}  // namespace kin
