@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "apiserver/registry.h"
+#include "apiserver/rest.h"
 #include "base/file.h"
 #include "base/http_server.h"
 #include "base/strings.h"
@@ -482,6 +483,32 @@ TEST_F(AdmissionWebhookTest, WebhookConfigurationsThemselvesAreNotAdmitted) {
   // Else a broken webhook could never be removed.
   EXPECT_NO_THROW(registry_->Delete(
       Res("admissionregistration.k8s.io", "validatingwebhookconfigurations"), "", "v", {}));
+}
+
+// Over HTTP: the denial's code and body as the webhook gave them, and its
+// warnings as Warning headers.
+TEST_F(AdmissionWebhookTest, RestFrontEndSendsTheStatusAndWarnings) {
+  RestHandler rest(*registry_);
+  AddConfig(false, "v", Json::array({Hook("deny.example.com")}));
+  fake_->respond = [](const Json& review, const WebhookCall&) {
+    return FakeTransport::Reply(review, {{"allowed", false},
+                                         {"warnings", {"first warning"}},
+                                         {"status", {{"code", 418}, {"message", "no tea"}}}});
+  };
+  http::Request req;
+  req.method = "POST";
+  req.path = req.target = "/api/v1/namespaces/default/pods";
+  req.body = Pod("p").dump();
+  req.headers.emplace("Content-Type", "application/json");
+  http::Response resp;
+  rest.Handle(req, resp);
+  EXPECT_EQ(resp.status, 418);
+  Json body = Json::parse(resp.body);
+  EXPECT_EQ(body["message"], "admission webhook \"deny.example.com\" denied the request: no tea");
+  EXPECT_FALSE(body.contains("reason"));
+  auto w = resp.headers.find("Warning");
+  ASSERT_NE(w, resp.headers.end());
+  EXPECT_EQ(w->second, "299 - \"first warning\"");
 }
 
 // The real HTTPS transport against a TLS server on loopback.

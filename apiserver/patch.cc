@@ -122,7 +122,7 @@ struct Schemas {
       pod_status, pod_template_spec, pod, pod_template, conditions_status, job_status, rc_spec, rc,
       deployment_spec, deployment, workload_spec, workload, job_spec, job, job_template,
       cronjob_spec, cronjob, service_spec, service_status, service, node_spec, node_status, node,
-      namespace_, pvc_spec, pvc, service_account, generic;
+      namespace_, pvc_spec, pvc, service_account, webhook, webhook_configuration, generic;
 };
 
 const Schemas* BuildSchemas() {
@@ -265,6 +265,13 @@ const Schemas* BuildSchemas() {
       {"metadata", Struct(&s->object_meta)},
       {"secrets", KeyedList(nullptr, "name")},
   };
+  // admissionregistration/v1: webhooks and their matchConditions merge by
+  // name (patchMergeKey, listMapKey).
+  s->webhook.fields = {{"matchConditions", KeyedList(nullptr, "name")}};
+  s->webhook_configuration.fields = {
+      {"metadata", Struct(&s->object_meta)},
+      {"webhooks", KeyedList(&s->webhook, "name")},
+  };
   s->generic.fields = {{"metadata", Struct(&s->object_meta)}};
   return s;
 }
@@ -286,6 +293,10 @@ const TypeSchema* RootType(const std::string& group, const std::string& kind) {
       {{"apps", "StatefulSet"}, &s->workload},
       {{"batch", "Job"}, &s->job},
       {{"batch", "CronJob"}, &s->cronjob},
+      {{"admissionregistration.k8s.io", "MutatingWebhookConfiguration"},
+       &s->webhook_configuration},
+      {{"admissionregistration.k8s.io", "ValidatingWebhookConfiguration"},
+       &s->webhook_configuration},
   };
   auto it = roots.find({group, kind});
   return it == roots.end() ? &s->generic : it->second;

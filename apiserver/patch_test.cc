@@ -283,6 +283,26 @@ TEST(StrategicMergePatch, MergesContainersByName) {
 
 // Without $setElementOrder, Kubernetes (normalizeElementOrder) places items
 // that are new to the list before the items only the server has.
+// What `kubectl apply` sends when one field of a webhook changes: webhooks
+// merge by name (else the webhook would lose every other field).
+TEST(StrategicMergePatch, WebhookConfigurationsMergeWebhooksByName) {
+  Json original = J(R"({"webhooks":[{"name":"a.example.com","failurePolicy":"Fail",
+      "sideEffects":"None","matchConditions":[{"name":"m","expression":"true"}]},
+      {"name":"b.example.com","failurePolicy":"Fail"}]})");
+  Json out = Smp(original, R"({"webhooks":[{"name":"a.example.com","failurePolicy":"Ignore",
+      "matchConditions":[{"name":"n","expression":"false"}]}]})",
+                 "admissionregistration.k8s.io", "ValidatingWebhookConfiguration");
+  ASSERT_EQ(out["webhooks"].size(), 2u);
+  EXPECT_EQ(out["webhooks"][0]["failurePolicy"], "Ignore");
+  EXPECT_EQ(out["webhooks"][0]["sideEffects"], "None");
+  EXPECT_EQ(out["webhooks"][0]["matchConditions"].size(), 2u);
+  EXPECT_EQ(out["webhooks"][1]["name"], "b.example.com");
+  out = Smp(original, R"({"webhooks":[{"name":"b.example.com","timeoutSeconds":5}]})",
+            "admissionregistration.k8s.io", "MutatingWebhookConfiguration");
+  EXPECT_EQ(out["webhooks"][1]["timeoutSeconds"], 5);
+  EXPECT_EQ(out["webhooks"][1]["failurePolicy"], "Fail");
+}
+
 TEST(StrategicMergePatch, NewListItemsGoFirstWithoutSetElementOrder) {
   Json out = Smp(TwoContainerPod(), R"({"spec":{"containers":[
       {"name":"log","image":"fluent","env":[{"name":"X","value":null}]}]}})");
