@@ -132,6 +132,12 @@ int RunServe(const ServeFlags& flags) {
       auto ca = ReadFileIfExists(flags.pki_dir + "/ca.crt");
       if (ca) co.root_ca_pem = *ca;
     }
+    if (cluster_config) {
+      // Volumes live with their node's state, so `kin cluster delete` removes them.
+      co.local_path_dir = [dir = flags.state_dir](const std::string& node) {
+        return dir + "/nodes/" + node + "/local-path-provisioner";
+      };
+    }
     controllers::AddKubeControllers(controllers, co);
     if (cluster_config) {
       dns_zone = std::make_unique<netstack::DnsZone>(

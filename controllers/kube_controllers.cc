@@ -19,6 +19,7 @@
 #include "controllers/scheduler.h"
 #include "controllers/service_accounts.h"
 #include "controllers/statefulset.h"
+#include "controllers/storage.h"
 
 namespace kin::controllers {
 
@@ -101,6 +102,15 @@ void AddKubeControllers(ControllerManager& manager, const KubeControllerOptions&
   });
   add("serviceaccount", [&] {
     manager.Emplace<ServiceAccountsController>(manager.informers(), manager.client());
+  });
+  add("persistentvolume-binder", [&] {
+    manager.Emplace<PersistentVolumeBinder>(manager.informers(), manager.client());
+  });
+  add("local-path-provisioner", [&] {
+    if (opts.local_path_dir) {
+      manager.Emplace<LocalPathProvisioner>(manager.informers(), manager.client(),
+                                            LocalPathProvisionerOptions{opts.local_path_dir});
+    }
   });
   add("root-ca-cert-publisher", [&] {
     if (!opts.root_ca_pem.empty()) {

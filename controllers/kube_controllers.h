@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,6 +33,9 @@ struct KubeControllerOptions {
   // namespace's kube-root-ca.crt; empty (a cluster without TLS): that
   // controller does not run.
   std::string root_ca_pem;
+  // The local-path provisioner's directory for a node's volumes
+  // (controllers/storage.h); unset: that provisioner does not run.
+  std::function<std::string(const std::string& node)> local_path_dir;
   // Which controllers run (see above).
   std::vector<std::string> controllers = {"*"};
 };

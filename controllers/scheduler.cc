@@ -1,5 +1,7 @@
 #include "controllers/scheduler.h"
 
+#include "controllers/storage.h"
+
 #include <algorithm>
 #include <cmath>
 #include <tuple>
@@ -285,7 +287,8 @@ struct Verdict {
 
 // The default profile's filters in upstream order; the first failing
 // plugin decides, as the framework stops there.
-Verdict Filter(const Json& pod, const PodInfo& want, const NodeInfo& n) {
+Verdict Filter(const Json& pod, const PodInfo& want, const NodeInfo& n,
+               const std::vector<Json>& volume_affinity) {
   Verdict v;
   const Json& spec = Obj(pod, "spec");
   auto tolerations = Items(spec, "tolerations");
@@ -301,6 +304,14 @@ Verdict Filter(const Json& pod, const PodInfo& want, const NodeInfo& n) {
   }
   if (!MatchesNodeSelectorAndAffinity(pod, n.node)) {
     return {{"node(s) didn't match Pod's node affinity/selector"}, true};
+  }
+  // VolumeBinding: each bound PersistentVolume's required node affinity.
+  for (const Json& required : volume_affinity) {
+    bool any = false;
+    for (const Json* term : Items(required, "nodeSelectorTerms")) {
+      any = any || MatchesTerm(*term, n.node);
+    }
+    if (!any) return {{"node(s) had volume node affinity conflict"}, true};
   }
   for (const HostPort& p : want.ports) {
     if (PortsConflict(n.ports, p)) {
@@ -470,7 +481,13 @@ struct State {
     return true;
   }
 
-  ScheduleResult Schedule(const Json& pod) const {
+  size_t PresentNodes() const {
+    size_t count = 0;
+    for (const auto& [name, n] : nodes) count += n.present ? 1 : 0;
+    return count;
+  }
+
+  ScheduleResult Schedule(const Json& pod, const std::vector<Json>& volume_affinity = {}) const {
     PodInfo want = Info(pod, "");
     std::map<std::string, int> reasons;
     std::map<std::string, int> preemption;
@@ -480,7 +497,7 @@ struct State {
     for (const auto& [name, n] : nodes) {
       if (!n.present) continue;
       ++considered;
-      Verdict v = Filter(pod, want, n);
+      Verdict v = Filter(pod, want, n, volume_affinity);
       if (!v.reasons.empty()) {
         for (const auto& r : v.reasons) reasons[r]++;
         // Priorities are not modelled: no pod is a victim.
@@ -560,6 +577,9 @@ Scheduler::Scheduler(SharedInformerFactory* shared, std::unique_ptr<SharedInform
       identity_(client, opts_.scheduler_name),
       nodes_(informers_.For(NodesResource())),
       pods_(informers_.For(PodsResource())),
+      claims_(informers_.For(PersistentVolumeClaimsResource())),
+      volumes_(informers_.For(PersistentVolumesResource())),
+      classes_(informers_.For(StorageClassesResource())),
       state_(std::make_unique<State>()),
       workers_("scheduler", queue_, [this](const std::string& key) { return ScheduleOne(key); }) {}
 
@@ -583,8 +603,13 @@ void Scheduler::Start() {
   // synced already, AddHandlers replays the cache as adds.
   subscriptions_.Add(nodes_, HandlersFrom([this](const Json* o, const Json* n) { OnNode(o, n); }));
   subscriptions_.Add(pods_, HandlersFrom([this](const Json* o, const Json* p) { OnPod(o, p); }));
+  // A claim made, bound or provisioned may let a waiting pod go.
+  subscriptions_.Add(claims_, HandlersFrom([this](const Json*, const Json*) {
+                       std::lock_guard l(mu_);
+                       RetryUnschedulableLocked();
+                     }));
   if (own_informers_) own_informers_->Start();
-  workers_.Start(1, {&nodes_, &pods_});
+  workers_.Start(1, {&nodes_, &pods_, &claims_, &volumes_, &classes_});
 }
 
 void Scheduler::Stop() {
@@ -672,20 +697,46 @@ Result Scheduler::ScheduleOne(const std::string& key) {
   ObjectPtr pod = pods_.Lookup(ns, name);
   if (!pod) return Result::Done();
   ScheduleResult result;
+  VolumeNeeds volumes = CheckVolumes(*pod);
   {
     std::lock_guard l(mu_);
     if (!IsOurs(*pod) || state_->assumed.count(key)) return Result::Done();
-    result = state_->Schedule(*pod);
-    if (result.node.empty()) {
+    if (!volumes.error.empty()) {
+      // VolumeBinding's PreFilter rejects the pod on every node.
+      const std::string n = std::to_string(state_->PresentNodes());
+      result.failure_message = "0/" + n + " nodes are available: " + volumes.error +
+                               ". preemption: 0/" + n + " nodes are available: " + n +
+                               " Preemption is not helpful for scheduling.";
       unschedulable_.insert(key);
     } else {
-      state_->Charge(key, *pod, result.node);
-      state_->assumed[key] = result.node;
+      result = state_->Schedule(*pod, volumes.node_affinity);
+      if (result.node.empty() || !volumes.unbound_delayed.empty()) {
+        // Unschedulable; or WaitForFirstConsumer claims learn the node
+        // first and the pod is bound once they are Bound (retried when a
+        // claim changes).
+        unschedulable_.insert(key);
+      } else {
+        state_->Charge(key, *pod, result.node);
+        state_->assumed[key] = result.node;
+      }
     }
   }
   if (result.node.empty()) {
     RecordUnschedulable(*pod, result.failure_message);
     // Looked at again sooner when something that matters changes.
+    return Result::After(opts_.retry_unschedulable_every);
+  }
+  if (!volumes.unbound_delayed.empty()) {
+    for (const std::string& claim : volumes.unbound_delayed) {
+      if (claim.empty()) continue;  // one already being provisioned
+      try {
+        identity_.client().Patch(
+            PersistentVolumeClaimsResource(), ns, claim, PatchType::kMerge,
+            {{"metadata", {{"annotations", {{kSelectedNodeAnnotation, result.node}}}}}});
+      } catch (const Error& e) {
+        log::Debug("scheduler: selected-node of {}/{}: {}", ns, claim, e.what());
+      }
+    }
     return Result::After(opts_.retry_unschedulable_every);
   }
   Json binding = {{"apiVersion", "v1"},
@@ -712,6 +763,64 @@ Result Scheduler::ScheduleOne(const std::string& key) {
   identity_.events().Normal(AsPod(*pod), "Scheduled",
                             "Successfully assigned " + key + " to " + result.node);
   return Result::Done();
+}
+
+Scheduler::VolumeNeeds Scheduler::CheckVolumes(const Json& pod) {
+  using scheduler_internal::Items;
+  using scheduler_internal::Obj;
+  using scheduler_internal::Str;
+  VolumeNeeds out;
+  const std::string ns = Str(Obj(pod, "metadata"), "namespace");
+  bool waiting = false;
+  for (const Json* vol : Items(Obj(pod, "spec"), "volumes")) {
+    if (!scheduler_internal::At(*vol, "persistentVolumeClaim")) continue;
+    const Json& source = Obj(*vol, "persistentVolumeClaim");
+    const std::string name = Str(source, "claimName");
+    ObjectPtr pvc = claims_.Lookup(ns, name);
+    if (!pvc) {
+      out.error = "persistentvolumeclaim \"" + name + "\" not found";
+      return out;
+    }
+    if (object::IsBeingDeleted(*pvc)) {
+      out.error = "persistentvolumeclaim \"" + name + "\" is being deleted";
+      return out;
+    }
+    const std::string volume = Str(Obj(*pvc, "spec"), "volumeName");
+    if (!volume.empty()) {
+      ObjectPtr pv = volumes_.Lookup("", volume);
+      if (!pv) {
+        out.error = "persistentvolume \"" + volume + "\" not found";
+        return out;
+      }
+      const Json* required =
+          scheduler_internal::At(Obj(Obj(*pv, "spec"), "nodeAffinity"), "required");
+      if (required && required->is_object()) out.node_affinity.push_back(*required);
+      continue;
+    }
+    ObjectPtr cls;
+    const std::string class_name = Str(Obj(*pvc, "spec"), "storageClassName");
+    if (!class_name.empty()) cls = classes_.Lookup("", class_name);
+    if (!cls || Str(*cls, "volumeBindingMode") != "WaitForFirstConsumer") {
+      out.error = "pod has unbound immediate PersistentVolumeClaims";
+      return out;
+    }
+    const std::string selected =
+        Str(Obj(Obj(*pvc, "metadata"), "annotations"), kSelectedNodeAnnotation);
+    if (selected.empty()) {
+      out.unbound_delayed.push_back(name);
+    } else {
+      // Being provisioned on `selected`: the pod goes there, once bound.
+      out.node_affinity.push_back(
+          {{"nodeSelectorTerms",
+            Json::array({{{"matchFields", Json::array({{{"key", "metadata.name"},
+                                                         {"operator", "In"},
+                                                         {"values", Json::array({selected})}}})}}})}});
+      waiting = true;
+    }
+  }
+  // A claim still being provisioned holds the pod back like an unannotated one.
+  if (waiting && out.unbound_delayed.empty()) out.unbound_delayed.push_back("");
+  return out;
 }
 
 void Scheduler::RecordUnschedulable(const Json& pod, const std::string& message) {

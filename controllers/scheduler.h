@@ -1,5 +1,15 @@
 // Scheduler: assigns pending pods to nodes, like kube-scheduler's default
-// profile (without preemption, pod affinity, topology spread or volumes).
+// profile (without preemption, pod affinity or topology spread).
+//
+// Volumes (VolumeBinding): a pod naming a missing claim (or one being
+// deleted, or an unbound claim of an Immediate class) fits nowhere, with
+// upstream's message (`0/3 nodes are available: persistentvolumeclaim "x"
+// not found. preemption: ...`); a bound claim's PersistentVolume with
+// required nodeAffinity restricts the nodes ("node(s) had volume node
+// affinity conflict"). For unbound WaitForFirstConsumer claims the chosen
+// node is written to the claims (annotation
+// volume.kubernetes.io/selected-node) and the pod is bound only once they
+// are Bound (their volumes then hold it to that node).
 //
 // It runs on the controller runtime: the node and pod informers come from a
 // SharedInformerFactory (shared with other controllers under a
@@ -101,6 +111,13 @@ class Scheduler : public Controller {
   void OnPod(const Json* old, const Json* now);
   bool IsOurs(const Json& pod) const;
   Result ScheduleOne(const std::string& key);
+  // What the pod's persistentVolumeClaim volumes ask of scheduling.
+  struct VolumeNeeds {
+    std::string error;                  // PreFilter rejection ("persistentvolumeclaim ...")
+    std::vector<Json> node_affinity;    // required NodeSelectors the node must meet
+    std::vector<std::string> unbound_delayed;  // WaitForFirstConsumer claims to annotate
+  };
+  VolumeNeeds CheckVolumes(const Json& pod);
   void RecordUnschedulable(const Json& pod, const std::string& message);
   // Moves every unschedulable pod back to the queue; mu_ held.
   void RetryUnschedulableLocked();
@@ -112,6 +129,9 @@ class Scheduler : public Controller {
   ComponentClient identity_;  // writes and Events as opts_.scheduler_name
   Informer& nodes_;
   Informer& pods_;
+  Informer& claims_;
+  Informer& volumes_;
+  Informer& classes_;
   InformerSubscriptions subscriptions_;
   StartStopOnce run_state_;
 

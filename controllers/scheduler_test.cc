@@ -411,7 +411,8 @@ TEST_F(SchedulerTest, RunsOnSharedInformersUnderAManager) {
   cl().Create(PodsResource(), "default", Pod("early"));  // pending before the scheduler starts
   ControllerManager manager(cl());
   manager.Emplace<Scheduler>(manager.informers(), manager.client());
-  EXPECT_EQ(manager.informers().informers().size(), 2u);  // nodes and pods, shared
+  // Nodes and pods, claims, volumes and classes (VolumeBinding), shared.
+  EXPECT_EQ(manager.informers().informers().size(), 5u);
   manager.Start();
   ASSERT_TRUE(testing::Eventually([&] { return NodeOf("early") == "w1"; }));
   cl().Create(PodsResource(), "default", Pod("late"));
