@@ -182,6 +182,9 @@ std::vector<std::string> Contradictions(const ClusterCreateOptions& opts,
               wanted.host_access != saved.host_access,
           "networking");
       differs(wanted.image_host_mappings != saved.image_host_mappings, "images");
+      differs(wanted.registry_mirrors != saved.registry_mirrors ||
+                  wanted.registry_insecure != saved.registry_insecure,
+              "registries");
       differs(wanted.crash_backoff != saved.crash_backoff ||
                   wanted.container_log_max_size != saved.container_log_max_size ||
                   wanted.container_log_max_files != saved.container_log_max_files,

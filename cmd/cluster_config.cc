@@ -454,7 +454,7 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
     }
     CheckKnownFields(doc, "",
                      {"apiVersion", "kind", "name", "nodes", "networking", "images", "kubelet",
-                      "nodeLifecycle", "dns"},
+                      "nodeLifecycle", "dns", "registries"},
                      problems);
     if (std::optional<std::string> v = StringMember(doc, "apiVersion", "", problems)) {
       if (*v != kClusterConfigApiVersion) {
@@ -544,6 +544,62 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
             continue;
           }
           config.image_host_mappings[image] = path;
+        }
+      }
+    }
+
+    if (const Json* registries = MappingMember(doc, "registries", "", problems)) {
+      CheckKnownFields(*registries, "registries", {"mirrors", "insecure"}, problems);
+      // A registry host: "docker.io", "127.0.0.1:5000" (no scheme, path or space).
+      auto bad_host = [](const std::string& h) {
+        return h.empty() || h.find_first_of("/ \t\r\n") != std::string::npos;
+      };
+      if (const Json* mirrors = MappingMember(*registries, "mirrors", "registries", problems)) {
+        for (const auto& [host, urls] : mirrors->items()) {
+          std::string field = MapKey("registries.mirrors", host);
+          if (bad_host(host)) {
+            problems.InvalidValue("registries.mirrors", host,
+                                  "must be a registry host such as docker.io or host:port");
+            continue;
+          }
+          if (!urls.is_array()) {
+            problems.TypeInvalid(field, urls, "must be a list of endpoint URLs");
+            continue;
+          }
+          std::vector<std::string> list;
+          for (size_t i = 0; i < urls.size(); ++i) {
+            const Json& u = urls[i];
+            std::string url = u.is_string() ? u.get<std::string>() : "";
+            size_t scheme = url.find("://");
+            std::string rest = scheme == std::string::npos ? url : url.substr(scheme + 3);
+            if (!u.is_string() ||
+                (scheme != std::string::npos && url.rfind("http://", 0) != 0 &&
+                 url.rfind("https://", 0) != 0) ||
+                bad_host(rest.substr(0, rest.find('/')))) {
+              problems.InvalidValue(Index(field, i), u.is_string() ? url : u.dump(),
+                                    "must be an endpoint URL: http://host[:port], "
+                                    "https://host[:port] or host[:port]");
+              continue;
+            }
+            list.push_back(url);
+          }
+          config.registry_mirrors[host] = list;
+        }
+      }
+      if (const Json* insecure = Member(*registries, "insecure")) {
+        if (!insecure->is_array()) {
+          problems.TypeInvalid("registries.insecure", *insecure, "must be a list of registry hosts");
+        } else {
+          for (size_t i = 0; i < insecure->size(); ++i) {
+            const Json& h = (*insecure)[i];
+            if (!h.is_string() || bad_host(h.get<std::string>())) {
+              problems.InvalidValue(Index("registries.insecure", i),
+                                    h.is_string() ? h.get<std::string>() : h.dump(),
+                                    "must be a registry host such as 127.0.0.1:5000 (no scheme)");
+              continue;
+            }
+            config.registry_insecure.push_back(h.get<std::string>());
+          }
         }
       }
     }
@@ -877,6 +933,7 @@ Json ClusterConfig::ToJson() const {
             {"loadBalancerSubnet", load_balancer_subnet},
             {"hostAccess", host_access},
             {"imageHostMappings", image_host_mappings},
+            {"registries", {{"mirrors", registry_mirrors}, {"insecure", registry_insecure}}},
             {"kubelet",
              {{"crashBackoff", crash_backoff},
               {"containerLogMaxSize", container_log_max_size},
@@ -929,6 +986,11 @@ ClusterConfig ClusterConfig::FromJson(const Json& j) {
     c.host_access = j.value("hostAccess", false);
     c.image_host_mappings =
         j.value("imageHostMappings", Json::object()).get<std::map<std::string, std::string>>();
+    const Json registries = j.value("registries", Json::object());
+    c.registry_mirrors = registries.value("mirrors", Json::object())
+                             .get<std::map<std::string, std::vector<std::string>>>();
+    c.registry_insecure =
+        registries.value("insecure", Json::array()).get<std::vector<std::string>>();
     // State written before the kubelet settings were saved has the defaults.
     const Json kubelet = j.value("kubelet", Json::object());
     c.crash_backoff = kubelet.value("crashBackoff", c.crash_backoff);

@@ -24,6 +24,11 @@
 //   images:
 //     hostMappings:
 //       "myorg/tools:dev": /     # image -> host directory (read-only rootfs)
+//   registries:                  # where nodes pull images from (runtime/registry_client.h)
+//     mirrors:                   # registry host -> endpoints tried first, in order, then
+//       docker.io: ["http://127.0.0.1:5000"]  # the registry itself (as containerd's
+//                                # hosts.toml, which kind's containerdConfigPatches set)
+//     insecure: ["127.0.0.1:5000"]  # hosts spoken to over plain HTTP (no scheme)
 //   kubelet:                     # every node agent's settings
 //     crashBackoff: 10s          # first restart back-off of a crashing container
 //     containerLogMaxSize: 10Mi  # CRI logs rotate at this size (at least 4Ki)
@@ -113,6 +118,9 @@ struct ClusterConfig {
   std::string load_balancer_subnet = "198.51.100.0/24";    // LoadBalancer Services' pool
   bool host_access = true;  // routed from the host (state saved without it: false)
   std::map<std::string, std::string> image_host_mappings;  // image -> host directory
+  // Image pulls (the file's `registries`).
+  std::map<std::string, std::vector<std::string>> registry_mirrors;  // host -> endpoint URLs
+  std::vector<std::string> registry_insecure;                         // plain-HTTP hosts
   // The node agents' settings (the file's `kubelet`).
   std::string crash_backoff = "10s";
   std::string container_log_max_size = "10Mi";

@@ -597,6 +597,33 @@ images:
   }
 }
 
+TEST(ClusterConfigTest, RegistriesMirrorsAndInsecureHosts) {
+  ClusterConfig c = Build(kHeader + R"(registries:
+  mirrors:
+    docker.io: ["http://127.0.0.1:5000", "mirror.example:443"]
+  insecure: ["127.0.0.1:5000"]
+)");
+  EXPECT_EQ(c.registry_mirrors.at("docker.io"),
+            (std::vector<std::string>{"http://127.0.0.1:5000", "mirror.example:443"}));
+  EXPECT_EQ(c.registry_insecure, std::vector<std::string>{"127.0.0.1:5000"});
+  EXPECT_EQ(ClusterConfig::FromJson(c.ToJson()), c);
+  // State written before registries existed: none.
+  Json old = c.ToJson();
+  old.erase("registries");
+  EXPECT_TRUE(ClusterConfig::FromJson(old).registry_mirrors.empty());
+
+  ExpectInvalidContains(kHeader + "registries:\n  mirrors:\n    docker.io: [\"ftp://x\"]\n",
+                        "registries.mirrors[docker.io][0]", "must be an endpoint URL");
+  ExpectInvalidContains(kHeader + "registries:\n  mirrors:\n    docker.io: http://x\n",
+                        "registries.mirrors[docker.io]", "must be a list");
+  ExpectInvalidContains(kHeader + "registries:\n  insecure: [\"http://h:1\"]\n",
+                        "registries.insecure[0]", "no scheme");
+  ExpectInvalidContains(kHeader + "registries:\n  insecure: h\n", "registries.insecure",
+                        "must be a list");
+  ExpectInvalidContains(kHeader + "registries:\n  mirror: {}\n", "registries.mirror",
+                        "unknown field");
+}
+
 TEST(ClusterConfigTest, KubeletSettingsFromFileAndFlags) {
   ClusterConfig d = Build("");
   EXPECT_EQ(d.crash_backoff, "10s");

@@ -19,6 +19,7 @@
 #include "netstack/lb_routes.h"
 #include "netstack/netlink.h"
 #include "runtime/image_store.h"
+#include "runtime/registry_client.h"
 #include "runtime/node_agent.h"
 
 namespace kin::cmd {
@@ -238,6 +239,7 @@ class AgentComponent : public controllers::Controller {
 struct ClusterRuntime::Parts {
   std::unique_ptr<apiserver::LocalClient> client;
   std::unique_ptr<ImageStore> images;
+  std::unique_ptr<ImagePuller> puller;  // pulls into `images` for every node
   std::mutex mu;  // guards nodes and retired
   struct NodeRun {
     NodeAgent* agent = nullptr;  // null while the node is stopped
@@ -299,6 +301,11 @@ void ClusterRuntime::Start() {
   }
   parts_->client = std::make_unique<apiserver::LocalClient>(api_.registry(), "kin-node");
   parts_->images = std::make_unique<ImageStore>(StoreOptions(opts_));
+  RegistryOptions ro;
+  ro.mirrors = opts_.config.registry_mirrors;
+  ro.insecure = {opts_.config.registry_insecure.begin(), opts_.config.registry_insecure.end()};
+  parts_->puller =
+      std::make_unique<ImagePuller>(*parts_->images, ro, parts_->images->BlobDir());
   for (const auto& n : opts_.config.nodes) {
     // What delete needs of the node, kept beside its pods: delete finds
     // every node that has state, whatever the configuration says.
@@ -338,8 +345,9 @@ void ClusterRuntime::Stop() {
 
 void ClusterRuntime::StartComponents(const NodeConfig& n) {
   Parts::NodeRun run;
-  auto agent = std::make_unique<AgentComponent>(*parts_->client,
-                                                AgentOptions(opts_, n, parts_->images.get()));
+  NodeAgentOptions ao = AgentOptions(opts_, n, parts_->images.get());
+  ao.puller = parts_->puller.get();
+  auto agent = std::make_unique<AgentComponent>(*parts_->client, std::move(ao));
   run.agent = agent->agent();
   run.components.push_back(std::move(agent));
   NodeContext ctx{opts_.config, n, NodeNetns(opts_.config, n), *parts_->client};

@@ -22,6 +22,11 @@ struct ImageConfig {
   std::string working_dir;
   std::string user;  // "uid", "uid:gid" (names are resolved in the rootfs, when there is one)
 
+  // Pulled from a registry (registry_client.h): the repo digest
+  // ("docker.io/library/busybox@sha256:...", a container status's imageID).
+  // Empty for built-in, host-mapped and loaded images, which are never pulled.
+  std::string image_id;
+
   // The root filesystem's read-only layers, lowest first (overlayfs lowerdir
   // order reversed). Empty: the container sees the host's root filesystem
   // (built-in images that are kin itself, and host-mapped images).

@@ -2,7 +2,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +17,7 @@
 #include "base/process.h"
 #include "base/version.h"
 #include "base/yaml.h"
+#include "runtime/registry_client.h"
 
 namespace kin {
 
@@ -43,20 +43,7 @@ std::string_view Repository(std::string_view normalized) {
   return normalized;
 }
 
-std::string Sha256Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) {
-    throw Error::Internal("sha256 failed");
-  }
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
-  }
-  return out;
-}
+std::string Sha256Hex(std::string_view data) { return Sha256Digest(data).substr(7); }
 
 std::string ReadFileOrThrow(const std::string& path, const std::string& what) {
   auto content = ReadFileIfExists(path);
@@ -516,6 +503,7 @@ ImageConfig ImageStore::Resolve(const std::string& image) const {
     c.env = StringList(j.value("env", Json()));
     c.working_dir = j.value("workingDir", std::string());
     c.user = j.value("user", std::string());
+    c.image_id = j.value("imageID", std::string());
     c.layers = {dir + "/rootfs"};
     return c;
   }
@@ -596,6 +584,34 @@ std::vector<std::string> ImageStore::LoadArchive(const std::string& file) {
   }
   if (loaded.empty()) throw Error::Invalid(what + ": the archive names no image");
   return loaded;
+}
+
+void ImageStore::AddPulled(const PulledImage& image) {
+  const std::string what = "pull " + image.reference;
+  std::vector<std::string> names = {image.reference, image.repo_digest};
+  std::string id = Sha256Hex(image.config);
+  Json config = ImageConfigJson(ParseJson(image.config, what + ": image config"));
+  config["imageID"] = image.repo_digest;
+  {
+    std::lock_guard lock(mu_);
+    if (fs::exists(opts_.dir + "/" + id + "/config.json")) {
+      // The same content under (maybe) a new name: no extraction. The stored
+      // config gets this repo digest (the same config may come from another
+      // repository).
+      WriteFileAtomic(opts_.dir + "/" + id + "/config.json", config.dump(2) + "\n", 0644);
+      for (const auto& n : names) index_[n] = id;
+      WriteIndexLocked();
+      return;
+    }
+  }
+  TempDir staging(StagingDir());
+  fs::create_directory(staging.path() + "/rootfs");
+  for (const auto& layer : image.layers) {
+    ExtractTar(layer, staging.path() + "/rootfs", true, what + ": layer " + layer);
+  }
+  WriteFileAtomic(staging.path() + "/config.json", config.dump(2) + "\n", 0644, false);
+  Commit(staging.path(), id, names);
+  staging.Release();
 }
 
 void ImageStore::LoadRootfs(const std::string& name, const std::string& dir_or_tarball) {

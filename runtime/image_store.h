@@ -1,11 +1,12 @@
 // ImageStore — container images without a registry.
 //
-// No registry is reachable, so images resolve locally, in this order:
+// Images resolve locally, in this order (ImagePuller, registry_client.h,
+// adds pulled images to the store; nothing here talks to a registry):
 //  1. host mappings: an image name bound to a host directory, used read-only
 //     as the image's root filesystem (no entrypoint, no cmd);
 //  2. images loaded into the store: `docker save` archives, OCI image layouts
 //     (a tar of one, or the directory itself) and plain root filesystems (a
-//     directory or a tarball);
+//     directory or a tarball), and images pulled from registries (AddPulled);
 //  3. built-ins: agnhost, pause and kin.dev/cluster-dns (kin itself, through
 //     command_aliases, on the host's root filesystem; the last holds the
 //     kube-dns pods, whose DNS kin serve answers) and busybox (a root
@@ -16,6 +17,9 @@
 //   <image id>/config.json entrypoint, cmd, env, workingDir, user
 //   <image id>/rootfs/     the image's layers FLATTENED into one directory
 //   builtin-busybox/rootfs the busybox built-in
+//   blobs/sha256/<hex>     pulled blobs (manifest configs and layers), shared
+//                          by every node and pod; written by RegistryClient
+// A pulled image's config.json also holds "imageID", its repo digest.
 // Layers are flattened while extracting (in order; ".wh.NAME" deletes NAME
 // from the layers below, ".wh..wh..opq" empties its directory of what the
 // layers below put there), so an image has exactly one read-only layer and no
@@ -41,6 +45,8 @@
 #include "runtime/image_config.h"
 
 namespace kin {
+
+struct PulledImage;
 
 // The cluster DNS pods' image (any tag): see controllers/cluster_dns.h.
 inline constexpr std::string_view kClusterDnsImage = "kin.dev/cluster-dns";
@@ -70,6 +76,13 @@ class ImageStore {
   // org.opencontainers.image.ref.name). Error::Invalid for a malformed
   // archive or one that names no image.
   std::vector<std::string> LoadArchive(const std::string& file);
+
+  // Registers a pulled image: its layers (blob files, lowest first)
+  // flattened into a rootfs, under its reference and its repo digest. An
+  // image whose config is stored already only gets the names.
+  void AddPulled(const PulledImage& image);
+  // Where pulled blobs are kept: <dir>/blobs.
+  std::string BlobDir() const { return opts_.dir + "/blobs"; }
 
   // Registers `dir_or_tarball` (copied or extracted into the store) as the
   // root filesystem of image `name`, with an empty config.

@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "base/netns.h"
 #include "base/process.h"
+#include "base/strings.h"
 #include "base/version.h"
 #include "client/events.h"
 #include "client/informer.h"
@@ -33,6 +34,7 @@
 #include "netstack/topology.h"
 #include "runtime/cgroup.h"
 #include "runtime/image_store.h"
+#include "runtime/registry_client.h"
 #include "runtime/pod_namespaces.h"
 #include "runtime/probe.h"
 #include "runtime/shim.h"
@@ -173,7 +175,11 @@ struct ContainerRuntime {
   Clock::time_point backoff_until{};
   CrashBackoff backoff;  // base and reset from the options
   int pull_failures = 0;
+  Clock::time_point pull_retry_at{};  // image pull back-off (ImagePullBackOff) until then
+  std::optional<std::shared_future<PullOutcome>> pull;  // under way
+  std::string pull_hint;  // how to load the image by hand, when it is absent
   std::string image;
+  std::string image_id;  // the repo digest of a pulled image
   std::optional<ProbeSchedule> liveness, readiness, startup;
   bool probes_set = false;  // false for a container adopted from disk until its spec is seen
   Clock::time_point started_mono{};
@@ -331,6 +337,14 @@ class NodeAgent::Impl {
   // The cgroup of a pod's container (one name for all its instances).
   std::string CgroupName(const std::string& uid, const std::string& container) const;
   bool StartContainer(PodRuntime& p, const Json& pod, ContainerRuntime& c, const Json& spec);
+  // The container's image, pulled first when its imagePullPolicy asks;
+  // nullopt while a pull is under way or backing off (c's waiting reason,
+  // message and backoff_until say so).
+  std::optional<ImageConfig> EnsureImage(const Json& pod, ContainerRuntime& c, const Json& spec);
+  void ImagePullFailed(const Json& pod, ContainerRuntime& c, const std::string& reason,
+                       const std::string& message);
+  // Credentials of the pod's imagePullSecrets (else its ServiceAccount's).
+  Keyring PullKeyring(const Json& pod);
   void StopContainer(PodRuntime& p, ContainerRuntime& c, int grace_seconds, const std::string& why);
   void CollectExit(PodRuntime& p, ContainerRuntime& c);
   Clock::time_point RunProbes(PodRuntime& p, const Json& pod, ContainerRuntime& c,
@@ -1197,28 +1211,177 @@ std::vector<BindMount> NodeAgent::Impl::PodFileMounts(const PodRuntime& p, const
   return mounts;
 }
 
+namespace {
+
+// A duration as Go prints one ("523ms", "1.234s").
+std::string GoDuration(milliseconds d) {
+  if (d.count() < 1000) return std::to_string(d.count()) + "ms";
+  std::string s = std::to_string(d.count() / 1000) + "." + std::to_string(1000 + d.count() % 1000).substr(1);
+  while (s.back() == '0') s.pop_back();
+  if (s.back() == '.') s.pop_back();
+  return s + "s";
+}
+
+}  // namespace
+
+Keyring NodeAgent::Impl::PullKeyring(const Json& pod) {
+  Keyring keyring;
+  const std::string ns = object::Str(pod["metadata"], "namespace");
+  Json refs = pod["spec"].value("imagePullSecrets", Json::array());
+  if (!refs.is_array() || refs.empty()) {
+    // As the ServiceAccount admission plugin fills them in.
+    std::string sa = pod["spec"].value("serviceAccountName", std::string("default"));
+    try {
+      Json account = client_.Get(*FindResource("", "v1", "serviceaccounts"), ns, sa);
+      refs = account.value("imagePullSecrets", Json::array());
+    } catch (const Error&) {
+      refs = Json::array();
+    }
+  }
+  if (!refs.is_array()) return keyring;
+  std::vector<std::string> missing;
+  for (const auto& r : refs) {
+    std::string name = r.is_object() ? r.value("name", std::string()) : "";
+    if (name.empty()) continue;
+    std::optional<Json> secret;
+    try {
+      secret = Lookup("Secret", ns, name);
+    } catch (const Error&) {
+    }
+    if (!secret) {
+      missing.push_back(ns + "/" + name);
+      continue;
+    }
+    const Json& data = object::Field(*secret, "data");
+    for (const char* key : {".dockerconfigjson", ".dockercfg"}) {
+      if (!data.is_object() || !data.contains(key) || !data[key].is_string()) continue;
+      auto text = Base64Decode(data[key].get<std::string>());
+      try {
+        if (text) ParseDockerConfig(*text, "secret " + ns + "/" + name, keyring);
+      } catch (const Error& e) {
+        log::Info("node {}: pod {}/{}: {}", opts_.node_name, ns,
+                  object::Str(pod["metadata"], "name"), e.what());
+      }
+    }
+  }
+  if (!missing.empty()) {
+    recorder_.Warning(pod, "FailedToRetrieveImagePullSecret",
+                      "Unable to retrieve some image pull secrets (" + Join(missing, ", ") +
+                          "); attempting to pull the image may not succeed.");
+  }
+  return keyring;
+}
+
+void NodeAgent::Impl::ImagePullFailed(const Json& pod, ContainerRuntime& c,
+                                      const std::string& reason, const std::string& message) {
+  c.pull_failures++;
+  c.waiting_reason = reason;
+  c.waiting_message = message;
+  if (reason == "ErrImageNeverPull") {
+    recorder_.Warning(pod, "ErrImageNeverPull", message);
+  } else {
+    recorder_.Warning(pod, "Failed", message);
+  }
+  recorder_.Warning(pod, "Failed", "Error: " + reason);
+  // The kubelet's image back-off: the crash back-off's base, doubling to 5 min.
+  auto delay = std::min(milliseconds(300000),
+                        opts_.crash_backoff * (1 << std::min(c.pull_failures - 1, 5)));
+  c.pull_retry_at = Clock::now() + delay;
+  // The reason turns to ImagePullBackOff at the next look (as the kubelet's
+  // next sync finds the image in back-off).
+  c.backoff_until = std::min(c.pull_retry_at, Clock::now() + milliseconds(1000));
+}
+
+std::optional<ImageConfig> NodeAgent::Impl::EnsureImage(const Json& pod, ContainerRuntime& c,
+                                                        const Json& spec) {
+  c.image = spec.value("image", "");
+  auto now = Clock::now();
+  if (c.pull) {
+    if (c.pull->wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      c.backoff_until = now + milliseconds(100);  // looked at again soon
+      return std::nullopt;
+    }
+    PullOutcome out = c.pull->get();
+    c.pull.reset();
+    if (!out.ok) {
+      ImagePullFailed(pod, c, "ErrImagePull",
+                      "Failed to pull image \"" + c.image + "\": " + out.error +
+                          (c.pull_hint.empty() ? "" : "; " + c.pull_hint));
+      return std::nullopt;
+    }
+    recorder_.Normal(pod, "Pulled",
+                     "Successfully pulled image \"" + c.image + "\" in " + GoDuration(out.took) +
+                         " (" + GoDuration(out.took) + " including waiting). Image size: " +
+                         std::to_string(out.size) + " bytes.");
+    try {
+      ImageConfig image = opts_.images->Resolve(c.image);
+      c.pull_failures = 0;
+      c.image_id = image.image_id;
+      return image;
+    } catch (const Error& e) {
+      ImagePullFailed(pod, c, "ErrImagePull",
+                      "Failed to pull image \"" + c.image + "\": " + e.what());
+      return std::nullopt;
+    }
+  }
+  if (c.pull_failures > 0 && now < c.pull_retry_at) {
+    if (c.waiting_reason == "ErrImagePull") {
+      recorder_.Normal(pod, "BackOff", "Back-off pulling image \"" + c.image + "\"");
+      recorder_.Warning(pod, "Failed", "Error: ImagePullBackOff");
+      c.waiting_message = "Back-off pulling image \"" + c.image + "\": ErrImagePull: " +
+                          c.waiting_message;
+      c.waiting_reason = "ImagePullBackOff";
+    }
+    c.backoff_until = c.pull_retry_at;
+    return std::nullopt;
+  }
+  std::optional<ImageConfig> present;
+  std::string not_found;
+  try {
+    present = opts_.images->Resolve(c.image);
+  } catch (const Error& e) {
+    if (e.code() != Code::kNotFound) {
+      ImagePullFailed(pod, c, "ErrImagePull",
+                      "Failed to pull image \"" + c.image + "\": " + e.what());
+      return std::nullopt;
+    }
+    not_found = e.what();
+  }
+  // The API server defaults the policy (Always for :latest or no tag).
+  std::string policy = spec.value("imagePullPolicy", std::string("IfNotPresent"));
+  // Built-in, host-mapped and loaded images have no registry to ask: they
+  // are used as they are whatever the policy says.
+  bool pull = present ? (policy == "Always" && !present->image_id.empty()) : policy != "Never";
+  if (!present && policy == "Never") {
+    ImagePullFailed(pod, c, "ErrImageNeverPull",
+                    "Container image \"" + c.image + "\" is not present with pull policy of Never");
+    return std::nullopt;
+  }
+  if (pull && opts_.puller != nullptr) {
+    recorder_.Normal(pod, "Pulling", "Pulling image \"" + c.image + "\"");
+    c.pull = opts_.puller->Pull(c.image, PullKeyring(pod));
+    c.pull_hint = not_found;
+    c.waiting_reason = "ContainerCreating";
+    c.waiting_message.clear();
+    c.backoff_until = now + milliseconds(100);
+    return std::nullopt;
+  }
+  if (!present) {
+    ImagePullFailed(pod, c, "ErrImagePull",
+                    "Failed to pull image \"" + c.image + "\": " + not_found);
+    return std::nullopt;
+  }
+  c.pull_failures = 0;
+  c.image_id = present->image_id;
+  recorder_.Normal(pod, "Pulled", "Container image \"" + c.image + "\" already present on machine");
+  return present;
+}
+
 bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRuntime& c,
                                      const Json& spec) {
-  c.image = spec.value("image", "");
-  ImageConfig image;
-  try {
-    image = opts_.images->Resolve(c.image);
-    c.pull_failures = 0;
-  } catch (const Error& e) {
-    c.pull_failures++;
-    c.waiting_reason = c.pull_failures == 1 ? "ErrImagePull" : "ImagePullBackOff";
-    c.waiting_message = e.what();
-    if (c.pull_failures == 1) {
-      recorder_.Warning(pod, "Failed", "Failed to pull image \"" + c.image + "\": " + e.what());
-      recorder_.Warning(pod, "Failed", "Error: ErrImagePull");
-    } else {
-      recorder_.Normal(pod, "BackOff", "Back-off pulling image \"" + c.image + "\"");
-    }
-    auto delay = std::min(milliseconds(300000),
-                          opts_.crash_backoff * (1 << std::min(c.pull_failures - 1, 5)));
-    c.backoff_until = Clock::now() + delay;
-    return false;
-  }
+  std::optional<ImageConfig> pulled_or_present = EnsureImage(pod, c, spec);
+  if (!pulled_or_present) return false;
+  ImageConfig image = std::move(*pulled_or_present);
   const bool restart = c.state.has_value();  // an instance ran here before
   c.backoff.base = opts_.crash_backoff;
   c.backoff.reset = opts_.crash_backoff_reset;
@@ -1299,7 +1462,6 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
   sc.log_path = dir + "/log";
   sc.log_max_bytes = opts_.log_max_bytes;
   sc.log_max_files = opts_.log_max_files;
-  recorder_.Normal(pod, "Pulled", "Container image \"" + c.image + "\" already present on machine");
   WriteFileAtomic(dir + "/config.json", ShimConfigToJson(sc).dump(), 0644, false);
   // The previous instance's exit is known, so a cgroup of this name is a
   // leftover of a launch whose server died before it answered.
@@ -1679,7 +1841,7 @@ Json NodeAgent::Impl::BuildStatus(PodRuntime& p, const Json& pod) {
     }
     ContainerRuntime& c = it->second;
     s["restartCount"] = c.restart_count;
-    s["imageID"] = c.image.empty() ? "" : "kin://" + c.image;
+    s["imageID"] = !c.image_id.empty() ? c.image_id : c.image.empty() ? "" : "kin://" + c.image;
     auto terminated = [&](const ShimExit& e, const std::string& started_at) {
       Json t = {{"exitCode", e.exit_code},
                 {"reason", TerminatedReason(e)},

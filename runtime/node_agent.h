@@ -51,6 +51,7 @@
 namespace kin {
 
 class ImageStore;
+class ImagePuller;
 
 // What exec, attach, logs and port-forward need of one container, read
 // from the pod's directory (never from the agent's working state).
@@ -100,6 +101,12 @@ struct NodeAgentOptions {
   Json taints = Json::array();
   Json capacity = Json::object();  // also the allocatable
   ImageStore* images = nullptr;    // required
+  // Pulls images the store lacks (and, imagePullPolicy Always, pulled ones
+  // again) from their registries; null: an image not in the store fails
+  // with ErrImagePull. Pulls run on the puller's threads, not the pod
+  // workers'; credentials come from the pod's imagePullSecrets, else its
+  // ServiceAccount's.
+  ImagePuller* puller = nullptr;
   int workers = 4;
   std::chrono::milliseconds lease_interval{10000};
   std::chrono::milliseconds status_interval{60000};
