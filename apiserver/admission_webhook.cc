@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <thread>
 #include <optional>
 #include <cerrno>
 #include <cstring>
@@ -92,6 +94,38 @@ ParsedUrl ParseHttpsUrl(const std::string& url) {
   return u;
 }
 
+// Shuts the socket down at the deadline: a TLS read blocks inside the
+// session (post-handshake messages make the socket readable with no data
+// for the caller), so only this stops a server that never answers.
+class Deadline {
+ public:
+  Deadline(int fd, Clock::time_point at) : thread_([this, fd, at] {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_until(lock, at, [this] { return done_; })) {
+      expired_ = true;
+      ::shutdown(fd, SHUT_RDWR);
+    }
+  }) {}
+  ~Deadline() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  bool expired() {
+    std::lock_guard lock(mu_);
+    return expired_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false, expired_ = false;
+  std::thread thread_;  // last: started once the rest is ready
+};
+
 struct SslCtxDeleter {
   void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
 };
@@ -168,6 +202,8 @@ class HttpsTransport : public WebhookTransport {
     if (ssl == nullptr) throw Error::Internal(prefix + "tls: " + OpenSslReason());
     int sock = fd.get();
     std::unique_ptr<http::Conn> conn = tls::WrapTlsSession(ssl, sock, std::move(fd));
+    Deadline deadline_guard(sock, deadline);
+    const std::string timed_out = prefix + "context deadline exceeded";
     SSL_set_fd(ssl, sock);
     in6_addr ip6;
     in_addr ip4;
@@ -186,6 +222,7 @@ class HttpsTransport : public WebhookTransport {
       int err = SSL_get_error(ssl, r);
       short events = err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
       if (events == 0) {
+        if (deadline_guard.expired()) throw Error::Timeout(timed_out);
         long verify = SSL_get_verify_result(ssl);
         std::string why = verify != X509_V_OK
                               ? std::string("tls: failed to verify certificate: x509: ") +
@@ -207,7 +244,10 @@ class HttpsTransport : public WebhookTransport {
                       "Content-Length: " +
                       std::to_string(call.body.size()) + "\r\nConnection: close\r\n\r\n" +
                       call.body;
-    if (!conn->WriteAll(req)) throw Error::Unavailable(prefix + "write: broken pipe");
+    if (!conn->WriteAll(req)) {
+      if (deadline_guard.expired()) throw Error::Timeout(timed_out);
+      throw Error::Unavailable(prefix + "write: broken pipe");
+    }
     std::string in;
     char buf[16384];
     constexpr size_t kMax = 32 << 20;  // kube-apiserver caps webhook responses too
@@ -228,6 +268,7 @@ class HttpsTransport : public WebhookTransport {
         throw Error::Timeout(prefix + "context deadline exceeded");
       }
       long n = conn->Read(buf, sizeof buf);
+      if (deadline_guard.expired()) throw Error::Timeout(timed_out);
       if (n < 0) throw Error::Unavailable(prefix + "read: connection reset by peer");
       if (n == 0) break;
       in.append(buf, static_cast<size_t>(n));
@@ -387,6 +428,48 @@ AdmissionAttributes DeleteAttributes(const ResourceInfo& r, const Json& old,
   return a;
 }
 
+void AdmitConnect(Registry& registry, const std::string& ns, const std::string& pod,
+                  const std::string& subresource,
+                  const std::multimap<std::string, std::string>& query) {
+  AdmissionWebhooks& webhooks = registry.webhooks();
+  if (!webhooks.Any()) return;
+  static const char* const kKinds[][2] = {{"exec", "PodExecOptions"},
+                                          {"attach", "PodAttachOptions"},
+                                          {"portforward", "PodPortForwardOptions"}};
+  AdmissionAttributes a;
+  for (const auto& k : kKinds) {
+    if (subresource == k[0]) a.kind = k[1];
+  }
+  if (a.kind.empty()) return;
+  a.operation = "CONNECT";
+  a.resource = FindResource("", "v1", "pods");
+  a.subresource = subresource;
+  a.ns = ns;
+  a.name = pod;
+  Json options = {{"kind", a.kind}, {"apiVersion", "v1"}};
+  auto flag = [&](const char* key) {
+    auto it = query.find(key);
+    if (it != query.end()) options[key] = it->second == "true" || it->second == "1";
+  };
+  for (const char* key : {"stdin", "stdout", "stderr", "tty"}) flag(key);
+  if (auto it = query.find("container"); it != query.end()) options["container"] = it->second;
+  if (subresource == "exec") {
+    Json command = Json::array();
+    auto [b, e] = query.equal_range("command");
+    for (auto it = b; it != e; ++it) command.push_back(it->second);
+    options["command"] = command;
+  } else if (subresource == "portforward") {
+    Json ports = Json::array();
+    auto [b, e] = query.equal_range("ports");
+    for (auto it = b; it != e; ++it) ports.push_back(std::atoi(it->second.c_str()));
+    if (!ports.empty()) options["ports"] = ports;
+  }
+  a.object = options;
+  a.options = options;
+  webhooks.Mutate(a);
+  webhooks.Validate(a);
+}
+
 std::unique_ptr<WebhookTransport> NewHttpsWebhookTransport() {
   return std::make_unique<HttpsTransport>();
 }
@@ -525,7 +608,8 @@ AdmissionWebhooks::Outcome AdmissionWebhooks::Call(const Json& hook, const Admis
     return out;
   }
   const std::string uid = NewUid();
-  Json kind = {{"group", r.group}, {"version", r.version}, {"kind", r.kind}};
+  Json kind = {{"group", r.group}, {"version", r.version},
+               {"kind", a.kind.empty() ? r.kind : a.kind}};
   Json resource = {{"group", r.group}, {"version", r.version}, {"resource", r.plural}};
   Json request = {{"uid", uid},
                   {"kind", kind},

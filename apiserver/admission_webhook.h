@@ -5,7 +5,8 @@
 // The registry (registry.h) calls Mutate() on a write after built-in
 // defaulting and before validation, and Validate() after validation, for
 // CREATE, UPDATE (also status and other subresources: "pods/status" rules)
-// and DELETE. Each reads the configurations from the store, picks the
+// and DELETE; the REST front end calls AdmitConnect() for CONNECT of
+// pods/exec, attach and portforward. Each reads the configurations from the store, picks the
 // webhooks whose rules (operations, apiGroups, apiVersions, resources with
 // "*" and "res/sub" forms, scope), namespaceSelector (the namespace's
 // labels; a Namespace's own labels; cluster-scoped objects always match) and
@@ -131,6 +132,7 @@ struct AdmissionAttributes {
   Json old_object;  // null on CREATE
   Json options;     // CreateOptions / UpdateOptions / DeleteOptions (meta.k8s.io/v1)
   bool dry_run = false;
+  std::string kind;  // the object's kind when not the resource's (CONNECT's options)
 };
 
 // Whether writes of `r` go through webhooks: not the webhook
@@ -145,6 +147,14 @@ AdmissionAttributes UpdateAttributes(const ResourceInfo& r, const std::string& s
                                      const Json& obj, const Json& old, const WriteOptions& opts);
 AdmissionAttributes DeleteAttributes(const ResourceInfo& r, const Json& old,
                                      const DeleteOptions& opts);
+
+// CONNECT of pods/exec, attach or portforward: the webhooks see the
+// request's PodExecOptions / PodAttachOptions / PodPortForwardOptions
+// (from its query) as the object. Throws as Mutate/Validate do.
+class Registry;
+void AdmitConnect(Registry& registry, const std::string& ns, const std::string& pod,
+                  const std::string& subresource,
+                  const std::multimap<std::string, std::string>& query);
 
 class AdmissionWebhooks {
  public:

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "apiserver/registry.h"
@@ -511,6 +512,47 @@ TEST_F(AdmissionWebhookTest, RestFrontEndSendsTheStatusAndWarnings) {
   EXPECT_EQ(w->second, "299 - \"first warning\"");
 }
 
+// CONNECT: kubectl exec's options are what the webhook sees.
+TEST_F(AdmissionWebhookTest, ExecIsAdmittedAsConnectWithPodExecOptions) {
+  RestHandler rest(*registry_);
+  CreatePod("default", "p");
+  AddConfig(false, "v",
+            Json::array({Hook("no-exec.example.com",
+                              {{"rules", Json::array({{{"operations", {"CONNECT"}},
+                                                       {"apiGroups", {""}},
+                                                       {"apiVersions", {"v1"}},
+                                                       {"resources", {"pods/exec"}}}})}})}));
+  fake_->respond = [](const Json& review, const WebhookCall&) {
+    return FakeTransport::Reply(review,
+                                {{"allowed", false}, {"status", {{"message", "no shells"}}}});
+  };
+  http::Request req;
+  req.method = "POST";
+  req.path = "/api/v1/namespaces/default/pods/p/exec";
+  req.raw_query = "command=ls&command=-l&container=c&stdout=true";
+  req.target = req.path + "?" + req.raw_query;
+  req.query = {{"command", "ls"}, {"command", "-l"}, {"container", "c"}, {"stdout", "true"}};
+  http::Response resp;
+  rest.Handle(req, resp);
+  EXPECT_EQ(resp.status, 400);
+  EXPECT_EQ(Json::parse(resp.body)["message"],
+            "admission webhook \"no-exec.example.com\" denied the request: no shells");
+  ASSERT_EQ(fake_->reviews.size(), 1u);
+  const Json& r = fake_->reviews[0]["request"];
+  EXPECT_EQ(r["operation"], "CONNECT");
+  EXPECT_EQ(r["kind"]["kind"], "PodExecOptions");
+  EXPECT_EQ(r["resource"]["resource"], "pods");
+  EXPECT_EQ(r["subResource"], "exec");
+  EXPECT_EQ(r["name"], "p");
+  EXPECT_EQ(r["object"]["command"], Json({"ls", "-l"}));
+  EXPECT_EQ(r["object"]["container"], "c");
+  EXPECT_EQ(r["object"]["stdout"], true);
+  // Allowed: the request goes on (here to "no node agent").
+  fake_->respond = nullptr;
+  rest.Handle(req, resp);
+  EXPECT_EQ(resp.status, 503);
+}
+
 // The real HTTPS transport against a TLS server on loopback.
 TEST(HttpsWebhookTransportTest, VerifiesTheServerWithTheCaBundle) {
   testing::TempDir dir;
@@ -526,6 +568,7 @@ TEST(HttpsWebhookTransportTest, VerifiesTheServerWithTheCaBundle) {
   so.tls = http::TlsServerOptions{dir.File("tls.crt"), dir.File("tls.key"), "", 5000};
   std::string seen_host, seen_target;
   http::Server server(so, [&](http::Request& req, http::Response& resp) {
+    if (req.path == "/slow") std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     seen_host = req.Header("Host");
     seen_target = req.target;
     resp.Set(200, "application/json", "{\"echo\":" + req.body + "}");
@@ -543,6 +586,18 @@ TEST(HttpsWebhookTransportTest, VerifiesTheServerWithTheCaBundle) {
   EXPECT_EQ(Json::parse(reply.body), Json({{"echo", {{"a", 1}}}}));
   EXPECT_EQ(seen_host, "hook.default.svc");
   EXPECT_EQ(seen_target, "/validate?timeout=5s");
+
+  // timeoutSeconds: no answer in time is a failed call.
+  WebhookCall slow = call;
+  slow.url = "https://hook.default.svc:443/slow?timeout=1s";
+  slow.timeout = std::chrono::milliseconds(300);
+  try {
+    transport->Post(slow);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.message(),
+              "Post \"https://hook.default.svc:443/slow?timeout=1s\": context deadline exceeded");
+  }
 
   // Another CA: the handshake fails, with the reason.
   call.ca_pem = tls::GenerateCa("other").cert_pem;

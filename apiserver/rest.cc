@@ -478,6 +478,7 @@ void RestHandler::Handle(http::Request& req, http::Response& resp) {
         (t.subresource == "log" || t.subresource == "exec" || t.subresource == "attach" ||
          t.subresource == "portforward")) {
       t.verb = req.method == "GET" && t.subresource == "log" ? "GET" : "CONNECT";
+      if (t.verb == "CONNECT") AdmitConnect(registry_, t.ns, t.name, t.subresource, req.query);
       PodIo* io = pod_io_;
       if (io == nullptr) throw Error::Unavailable("no node agent serves pod I/O");
       ServePodStream(*io, t.subresource, t.ns, t.name, req, resp);
