@@ -948,6 +948,13 @@ void FinalizeCustomResourceDefinitions(Registry& registry) {
   SyncCustomResources(store);
 }
 
+bool CustomResourceDefinitionTerminating(const ResourceInfo& r) {
+  auto crd = CrdFor(r);
+  if (crd == nullptr) return false;
+  const Json& meta = Field(*crd, "metadata");
+  return meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null();
+}
+
 // --- custom resources ----------------------------------------------------------------
 
 void PrepareCustomResource(const ResourceInfo& r, Json& obj, const Json* old) {

@@ -64,6 +64,8 @@ void SyncCustomResources(const Store& store);
 // the Terminating condition, its objects are deleted, and once none is
 // left its cleanup finalizer goes (and with it the CRD).
 void FinalizeCustomResourceDefinitions(Registry& registry);
+// Whether the CRD serving r is being deleted.
+bool CustomResourceDefinitionTerminating(const ResourceInfo& r);
 // Warnings a CRD write earns (x-kubernetes-validations are not enforced).
 std::vector<std::string> CustomResourceDefinitionWarnings(const Json& crd);
 

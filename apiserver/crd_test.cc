@@ -341,6 +341,58 @@ TEST_F(CrdRegistryTest, AnInvalidCrdIsRefusedWithAStatus) {
   EXPECT_EQ(FindResource("example.com", "v1", "widgets"), nullptr);
 }
 
+TEST_F(CrdRegistryTest, ClusterScopeWatchInAnotherVersionAndTheDeleteAnswer) {
+  registry_->Create(Crds(), "", WidgetCrd("Cluster"), wo_);
+  const ResourceInfo& v1 = *FindResource("example.com", "v1", "widgets");
+  const ResourceInfo& beta = *FindResource("example.com", "v1beta1", "widgets");
+  EXPECT_FALSE(v1.namespaced);
+  ListOptions lo;
+  auto watch = registry_->Watch(beta, "", lo);
+  Json made = registry_->Create(v1, "", Widget("c"), wo_);
+  EXPECT_FALSE(made["metadata"].contains("namespace"));
+  RegistryWatch::Event e;
+  ASSERT_TRUE(watch->Next(e, std::chrono::seconds(5)));
+  EXPECT_EQ(e.type, "ADDED");
+  EXPECT_EQ(Json::parse(*e.json)["apiVersion"], "example.com/v1beta1");
+  // A label selector and a field selector on metadata.name.
+  ListOptions by_name;
+  by_name.field_selector = "metadata.name=c";
+  EXPECT_EQ(registry_->List(v1, "", by_name)["items"].size(), 1u);
+  by_name.field_selector = "metadata.name=d";
+  EXPECT_EQ(registry_->List(v1, "", by_name)["items"].size(), 0u);
+  // DELETE answers with the object, as the custom resource store does.
+  Json deleted = registry_->Delete(beta, "", "c", DeleteOptions{});
+  EXPECT_EQ(deleted["kind"], "Widget");
+  EXPECT_EQ(deleted["apiVersion"], "example.com/v1beta1");
+}
+
+TEST_F(CrdRegistryTest, TerminatingCrdRefusesNewObjectsUntilItsObjectsAreGone) {
+  registry_->Create(Crds(), "", WidgetCrd(), wo_);
+  const ResourceInfo& v1 = *FindResource("example.com", "v1", "widgets");
+  Json held = Widget("held");
+  held["metadata"]["finalizers"] = {"example.com/hold"};
+  registry_->Create(v1, "default", held, wo_);
+  registry_->Delete(Crds(), "", "widgets.example.com", DeleteOptions{});
+  // The object waits for its own finalizer; so does the CRD.
+  Json crd = registry_->Get(Crds(), "", "widgets.example.com");
+  std::map<std::string, Json> conds;
+  for (const auto& c : crd["status"]["conditions"]) conds[c["type"]] = c;
+  EXPECT_EQ(conds["Terminating"]["status"], "True");
+  EXPECT_EQ(conds["Terminating"]["reason"], "InstanceDeletionInProgress");
+  try {
+    registry_->Create(v1, "default", Widget("late"), wo_);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.http_status(), 405);
+    EXPECT_EQ(e.message(), "create not allowed while custom resource definition is terminating");
+  }
+  // The object's finalizer goes: the object, then the CRD.
+  registry_->Patch(v1, "default", "held", PatchType::kMerge,
+                   R"({"metadata":{"finalizers":null}})", "", wo_);
+  EXPECT_FALSE(store_->Get(kCrdBucket, "", "widgets.example.com").has_value());
+  EXPECT_EQ(FindResource("example.com", "v1", "widgets"), nullptr);
+}
+
 TEST_F(CrdRegistryTest, CelRulesAreAcceptedWithAWarning) {
   Json crd = WidgetCrd();
   EXPECT_TRUE(CustomResourceDefinitionWarnings(crd).empty());

@@ -323,7 +323,7 @@ bool ReturnsDeletedObject(const ResourceInfo& r) {
   static const std::set<std::string> kReturning = {
       "pods", "services", "serviceaccounts", "persistentvolumes", "persistentvolumeclaims",
       "namespaces"};
-  return r.group.empty() && kReturning.count(r.plural) > 0;
+  return r.custom || (r.group.empty() && kReturning.count(r.plural) > 0);
 }
 
 Json DeletedStatus(const ResourceInfo& r, const Json& deleted) {
@@ -1369,6 +1369,8 @@ Json Registry::Patch(const ResourceInfo& r, const std::string& ns, const std::st
         /*is_apply=*/true);
   }
   return UpdateWith(r, ns, name, subresource, opts, [&](const Json& cur) {
+  } else if (r.custom && CustomResourceDefinitionTerminating(r)) {
+    FinalizeCustomResourceDefinitions(*this);  // an object's last finalizer went
     Json next;
     switch (type) {
       case PatchType::kMerge:
@@ -1499,7 +1501,8 @@ Json Registry::Delete(const ResourceInfo& r, const std::string& ns, const std::s
     for (int p : NodePortsOf(released_svc)) alloc_->ReleasePort(p);
   }
   // A deleted CRD (or an object of a deleted CRD): its objects go, then it.
-  if (rec.json && (IsCustomResourceDefinitions(r) || r.custom)) {
+  if (rec.json && (IsCustomResourceDefinitions(r) ||
+                   (r.custom && CustomResourceDefinitionTerminating(r)))) {
     FinalizeCustomResourceDefinitions(*this);
   }
   if (!rec.json) throw NotFoundError(r, name);
@@ -1613,6 +1616,7 @@ Json Registry::BindPod(const std::string& ns, const std::string& name, const Jso
 
 Json Registry::GetScale(const ResourceInfo& r, const std::string& ns, const std::string& name) {
   Json obj = Get(r, ns, name);
+  if (r.custom) deleted = ToServedVersion(r, std::move(deleted));
   if (r.custom) return CustomResourceScale(r, obj);
   const Json& m = obj["metadata"];
   Json sel = obj["spec"].value("selector", Json::object());

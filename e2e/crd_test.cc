@@ -8,6 +8,7 @@
 
 #include "base/process.h"
 #include "base/yaml.h"
+#include "testing/e2e_cluster.h"
 #include "testing/e2e_support.h"
 
 namespace kin {
@@ -92,6 +93,8 @@ spec:
             type: object
             description: What the widget should be.
             required: [size]
+            x-kubernetes-validations:
+            - rule: self.replicas <= 100
             properties:
               size: {type: string, enum: [small, large]}
               replicas: {type: integer, minimum: 0, default: 1}
@@ -118,8 +121,15 @@ spec:
 testing::SuiteCluster* CrdE2E::cluster_ = nullptr;
 
 TEST_P(CrdE2E, ApplyWaitUseAndDelete) {
-  std::string out = Ok({"apply", "-f", "-"}, Crd());
-  EXPECT_NE(out.find("created"), std::string::npos) << out;
+  CommandResult applied = Kubectl({"apply", "-f", "-"}, Crd());
+  ASSERT_TRUE(applied.status.success()) << applied.out << applied.err;
+  EXPECT_NE(applied.out.find("created"), std::string::npos) << applied.out;
+  // CEL rules are kept, not enforced, and kubectl is told so.
+  EXPECT_NE(applied.err.find("Warning: x-kubernetes-validations (CEL) rules are accepted but not "
+                             "enforced by kin"),
+            std::string::npos)
+      << applied.err;
+  std::string out;
   Ok({"wait", "--for=condition=Established", "crd/widgets." + group_, "--timeout=30s"});
   std::string resources = Ok({"api-resources", "--api-group=" + group_});
   EXPECT_NE(resources.find("widgets"), std::string::npos) << resources;
@@ -197,6 +207,44 @@ TEST_P(CrdE2E, ApplyWaitUseAndDelete) {
   Ok({"wait", "--for=condition=Established", "crd/widgets." + group_, "--timeout=30s"});
   std::string empty = Ok(N({"get", "widgets", "-o", "name"}));
   EXPECT_EQ(empty, "");
+}
+
+// CRDs are in SQLite: after kill -9 of `kin serve` and `kin cluster
+// start`, the resource is served again with its objects.
+TEST(CrdRestartE2E, CrdsAndTheirObjectsSurviveARestart) {
+  testing::E2eCluster c('r');
+  ASSERT_TRUE(c.Create()) << c.last_output();
+  const std::string crd = R"(apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.kin.example.com}
+spec:
+  group: kin.example.com
+  scope: Cluster
+  names: {plural: gadgets, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {color: {type: string}}}
+)";
+  c.Apply(crd);
+  c.Ok({"wait", "--for=condition=Established", "crd/gadgets.kin.example.com", "--timeout=30s"});
+  c.Apply("apiVersion: kin.example.com/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {color: red}\n");
+  c.KillServe();
+  CommandResult r = c.Kin({"cluster", "start", "--name", c.name()});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err << c.Log();
+  Json g = c.GetJson({"gadget", "g1"});
+  EXPECT_EQ(g["spec"]["color"], "red") << c.Log();
+  std::string resources = c.Ok({"api-resources", "--api-group=kin.example.com"});
+  EXPECT_NE(resources.find("gadgets"), std::string::npos) << resources;
+  // Still validated and pruned after the restart.
+  c.Apply("apiVersion: kin.example.com/v1\nkind: Gadget\nmetadata: {name: g2}\nspec: {color: blue}\n");
+  EXPECT_EQ(c.GetJson({"gadget", "g2"})["spec"]["color"], "blue");
+  EXPECT_TRUE(c.Delete()) << c.last_output();
 }
 
 INSTANTIATE_TEST_SUITE_P(Versions, CrdE2E, ::testing::Values("1.27", "1.30", "1.33"),
