@@ -1260,6 +1260,8 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
   if (IsCustomResourceDefinitions(r)) {
     SyncCustomResources(store_);
     FinalizeCustomResourceDefinitions(*this);  // a finalizer removed by hand
+  } else if (r.custom && CustomResourceDefinitionTerminating(r)) {
+    FinalizeCustomResourceDefinitions(*this);  // an object's last finalizer went
   }
   return r.custom ? ToServedVersion(r, std::move(out)) : out;
 }
@@ -1369,8 +1371,6 @@ Json Registry::Patch(const ResourceInfo& r, const std::string& ns, const std::st
         /*is_apply=*/true);
   }
   return UpdateWith(r, ns, name, subresource, opts, [&](const Json& cur) {
-  } else if (r.custom && CustomResourceDefinitionTerminating(r)) {
-    FinalizeCustomResourceDefinitions(*this);  // an object's last finalizer went
     Json next;
     switch (type) {
       case PatchType::kMerge:
@@ -1507,6 +1507,7 @@ Json Registry::Delete(const ResourceInfo& r, const std::string& ns, const std::s
   }
   if (!rec.json) throw NotFoundError(r, name);
   Json deleted = rec.Parse();
+  if (r.custom) deleted = ToServedVersion(r, std::move(deleted));
   return removed && !ReturnsDeletedObject(r) ? DeletedStatus(r, deleted) : deleted;
 }
 
@@ -1616,7 +1617,6 @@ Json Registry::BindPod(const std::string& ns, const std::string& name, const Jso
 
 Json Registry::GetScale(const ResourceInfo& r, const std::string& ns, const std::string& name) {
   Json obj = Get(r, ns, name);
-  if (r.custom) deleted = ToServedVersion(r, std::move(deleted));
   if (r.custom) return CustomResourceScale(r, obj);
   const Json& m = obj["metadata"];
   Json sel = obj["spec"].value("selector", Json::object());
