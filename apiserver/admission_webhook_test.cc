@@ -366,6 +366,32 @@ TEST_F(AdmissionWebhookTest, RulesMatchOperationsResourcesSubresourcesAndScope) 
   EXPECT_EQ(req["options"]["propagationPolicy"], "Background");
 }
 
+// Webhooks run outside the store's lock: a write that lands meanwhile
+// makes the update admit again on the new object, and both changes stay.
+TEST_F(AdmissionWebhookTest, AnUpdateRacingAnotherIsAdmittedAgain) {
+  CreatePod("default", "p");
+  AddConfig(false, "v", Json::array({Hook("upd.example.com")}));
+  bool raced = false;
+  fake_->respond = [&](const Json& review, const WebhookCall&) {
+    if (!raced && review["request"]["operation"] == "UPDATE") {
+      raced = true;
+      Json cur = registry_->Get(Res("", "pods"), "default", "p");
+      cur["metadata"]["labels"]["racer"] = "1";
+      registry_->Update(Res("", "pods"), "default", "p", cur, "", {});
+    }
+    return FakeTransport::Allow(review);
+  };
+  fake_->reviews.clear();
+  registry_->Patch(Res("", "pods"), "default", "p", PatchType::kMerge,
+                   R"({"metadata":{"labels":{"mine":"1"}}})", "", {});
+  Json labels = registry_->Get(Res("", "pods"), "default", "p")["metadata"]["labels"];
+  EXPECT_EQ(labels["racer"], "1");
+  EXPECT_EQ(labels["mine"], "1");
+  // The patch's first review, the racer's, the patch's again (on the new object).
+  ASSERT_EQ(fake_->reviews.size(), 3u);
+  EXPECT_EQ(fake_->reviews[2]["request"]["object"]["metadata"]["labels"]["racer"], "1");
+}
+
 TEST_F(AdmissionWebhookTest, NamespaceAndObjectSelectors) {
   registry_->Create(Res("", "namespaces"), "",
                     {{"apiVersion", "v1"},

@@ -1171,6 +1171,9 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
       } catch (const Stale&) {
         admitting = false;
         if (attempt >= 4) throw ConflictError(r, name);
+        // Changed meanwhile: a no-op write waits until that change is
+        // durable (what Get shows) before admitting again.
+        store_.Mutate(r.group_resource(), key_ns, name, [](const Json*) { return Mutation{}; });
       } catch (...) {
         admitting = false;
         throw;
