@@ -207,6 +207,11 @@ TEST_P(CrdE2E, ApplyWaitUseAndDelete) {
   Ok({"wait", "--for=condition=Established", "crd/widgets." + group_, "--timeout=30s"});
   std::string empty = Ok(N({"get", "widgets", "-o", "name"}));
   EXPECT_EQ(empty, "");
+  // A deleted namespace takes its custom objects with it (the namespace
+  // controller deletes the custom resources too).
+  Ok(N({"apply", "-f", "-"}), Widget("doomed", "small"));
+  Ok({"delete", "namespace", ns_, "--timeout=60s"});
+  EXPECT_EQ(Ok({"get", "widgets", "-A", "-o", "name"}), "");
 }
 
 // CRDs are in SQLite: after kill -9 of `kin serve` and `kin cluster
