@@ -83,8 +83,15 @@ class StatefulSetTest : public SetsTest {
       deleted_.push_back(object::Name(p));
     };
     auto& pods = manager().informers().For(PodsResource());
-    pods.AddHandlers(std::move(h));
+    pods_ = &pods;
+    handlers_ = pods.AddHandlers(std::move(h));
     manager().Start();
+  }
+  // The handlers go before the manager does: its informers may still
+  // deliver events while it is destroyed, and OnAdd reads through it.
+  void TearDown() override {
+    if (pods_) pods_->RemoveHandlers(handlers_);
+    SetsTest::TearDown();
   }
   void OnAdd(const Json& p) {
     std::string name = object::Name(p);
@@ -144,6 +151,8 @@ class StatefulSetTest : public SetsTest {
 
   std::mutex mu_;
   std::vector<std::string> created_, deleted_, early_;
+  Informer* pods_ = nullptr;
+  Informer::HandlerId handlers_{};
 };
 
 TEST_F(StatefulSetTest, OrderedReadyCreatesOneAtATime) {
@@ -210,6 +219,51 @@ TEST_F(StatefulSetTest, ParallelCreatesAllAtOnce) {
   }));
   for (int i = 0; i < 3; ++i) MakeReady("web-" + std::to_string(i));
   ASSERT_TRUE(Eventually([&] { return RolledOut("web"); }));
+}
+
+// volumeClaimTemplates: a claim <template>-<set>-<ordinal> with the set's
+// selector labels for each pod, which refers to it; the claims stay when the
+// set goes (persistentVolumeClaimRetentionPolicy defaults to Retain).
+TEST_F(StatefulSetTest, ClaimTemplatesMakeClaimsThatOutliveTheSet) {
+  StartAll(/*auto_ready=*/false);
+  Json set = Set("web", 2, "Parallel");
+  set["spec"]["volumeClaimTemplates"] = Json::array(
+      {{{"metadata", {{"name", "www"}}},
+        {"spec",
+         {{"accessModes", {"ReadWriteOnce"}}, {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}}});
+  cl().Create(Sts(), "default", set);
+  const ResourceInfo& claims = *FindResource("", "v1", "persistentvolumeclaims");
+  auto claim = [&](const std::string& name) -> Json {
+    try {
+      return cl().Get(claims, "default", name);
+    } catch (const Error& e) {
+      if (e.code() != Code::kNotFound) throw;
+      return Json();
+    }
+  };
+  ASSERT_TRUE(Eventually([&] { return Exists("web-0") && Exists("web-1"); }));
+  for (int i = 0; i < 2; ++i) {
+    const std::string name = "www-web-" + std::to_string(i);
+    Json c = claim(name);
+    ASSERT_FALSE(c.is_null()) << name;
+    EXPECT_EQ(c["metadata"]["labels"]["app"], "web");
+    EXPECT_EQ(c["spec"]["resources"]["requests"]["storage"], "1Gi");
+    Json vols = Pod("web-" + std::to_string(i))["spec"]["volumes"];
+    ASSERT_EQ(vols.size(), 1u);
+    EXPECT_EQ(vols[0]["name"], "www");
+    EXPECT_EQ(vols[0]["persistentVolumeClaim"]["claimName"], name);
+  }
+  cl().Delete(Sts(), "default", "web");
+  ASSERT_TRUE(Eventually([&] {
+    try {
+      Get("web");
+      return false;
+    } catch (const Error&) {
+      return true;
+    }
+  }));
+  EXPECT_FALSE(claim("www-web-0").is_null());
+  EXPECT_FALSE(claim("www-web-1").is_null());
 }
 
 TEST_F(StatefulSetTest, DeletedAndFailedPodsComeBackUnderTheSameName) {
