@@ -12,14 +12,11 @@
 //  - imagePullPolicy Never for an absent image: ErrImageNeverPull;
 //  - the auth registry: without a pull secret ErrImagePull, then
 //    ImagePullBackOff; with a kubernetes.io/dockerconfigjson Secret
-//    (kubectl create secret docker-registry) it runs;
+//    (kubectl create secret docker-registry) it runs, and with the Secret
+//    named by its ServiceAccount (imagePullPolicy Always: pulled again);
 //  - mirror.test/test/x:1 comes through the mirror's second endpoint.
 // Every process the test starts (the registries) is stopped by its PID.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <filesystem>
 #include <memory>
 
@@ -28,6 +25,7 @@
 #include "base/yaml.h"
 #include "runtime/registry_client.h"
 #include "testing/e2e_cluster.h"
+#include "testing/local_registry.h"
 #include "testing/kernel_fixture.h"
 
 namespace kin {
@@ -36,137 +34,9 @@ namespace {
 namespace fs = std::filesystem;
 using Cluster = testing::E2eCluster;
 using namespace std::chrono_literals;
-
-// A port nothing listens on now (bound to 0 and released).
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) < 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) < 0) {
-    throw ErrnoError(errno, "bind a free port");
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-// A docker-registry on 127.0.0.1:<free port>, plain HTTP, its storage in a
-// temp dir; Basic auth (htpasswd -B) when `user` is given. Stopped (by its
-// PID) when this dies.
-class LocalRegistry {
- public:
-  explicit LocalRegistry(const std::string& user = "", const std::string& password = "") {
-    port_ = FreePort();
-    std::string auth;
-    if (!user.empty()) {
-      CommandResult h = RunCommand({"htpasswd", "-Bbn", user, password});
-      if (!h.status.success()) throw Error::Internal("htpasswd: " + h.err);
-      testing::WriteFile(dir_.File("htpasswd"), h.out);
-      auth = "auth:\n  htpasswd:\n    realm: kin-test\n    path: " + dir_.File("htpasswd") + "\n";
-    }
-    testing::WriteFile(dir_.File("config.yml"),
-                       "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                       "    rootdirectory: " +
-                           dir_.File("storage") + "\nhttp:\n  addr: 127.0.0.1:" +
-                           std::to_string(port_) + "\n" + auth);
-    SpawnOptions o;
-    o.argv = {"docker-registry", "serve", dir_.File("config.yml")};
-    o.stdout_file = dir_.File("registry.log");
-    o.stderr_to_stdout = true;
-    o.stdin_mode = SpawnOptions::Stdio::kNull;
-    proc_ = ChildProcess::Spawn(o);
-    bool up = Cluster::WaitFor(
-        [&] {
-          if (!proc_.running()) return true;
-          CommandResult r = RunCommand({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                        "http://" + host() + "/v2/"},
-                                       5s);
-          return r.out == "200" || r.out == "401";
-        },
-        20s);
-    if (!up || !proc_.running()) {
-      throw Error::Unavailable("docker-registry did not start: " +
-                               testing::ReadFile(dir_.File("registry.log")));
-    }
-  }
-  ~LocalRegistry() {
-    if (proc_.running()) proc_.Stop(5s);
-  }
-  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::string Log() const { return testing::ReadFile(dir_.File("registry.log")); }
-
-  // skopeo copy of the OCI layout `layout` (tag "1") to <host>/<repo>.
-  void Push(const std::string& layout, const std::string& repo, const std::string& creds = "") {
-    std::vector<std::string> argv = {"skopeo", "--insecure-policy", "copy", "-q",
-                                     "--dest-tls-verify=false"};
-    if (!creds.empty()) {
-      argv.push_back("--dest-creds");
-      argv.push_back(creds);
-    }
-    argv.push_back("oci:" + layout + ":1");
-    argv.push_back("docker://" + host() + "/" + repo);
-    CommandResult r = RunCommand(argv, 60s);
-    if (!r.status.success()) throw Error::Internal("skopeo copy: " + r.err + r.out + Log());
-  }
-
- private:
-  testing::TempDir dir_;
-  int port_ = 0;
-  ChildProcess proc_;
-};
-
-// An OCI image layout of one uncompressed layer: the host's static
-// busybox as /bin/busybox and /bin/sh. The image prints a line and sleeps.
-std::string WriteImageLayout(const testing::TempDir& dir) {
-  std::string rootfs = dir.File("rootfs");
-  fs::create_directories(rootfs + "/bin");
-  fs::copy_file("/bin/busybox", rootfs + "/bin/busybox");
-  fs::create_symlink("busybox", rootfs + "/bin/sh");
-  fs::create_symlink("busybox", rootfs + "/bin/sleep");
-  fs::create_directories(rootfs + "/tmp");
-  CommandResult t = RunCommand({"tar", "-C", rootfs, "-cf", dir.File("layer.tar"), "."});
-  if (!t.status.success()) throw Error::Internal("tar: " + t.err);
-  std::string layer = testing::ReadFile(dir.File("layer.tar"));
-  std::string layer_digest = Sha256Digest(layer);
-  std::string config =
-      Json{{"architecture", "amd64"},
-           {"os", "linux"},
-           {"config",
-            {{"Cmd", {"/bin/sh", "-c", "echo pulled-ok; exec sleep 3600"}},
-             {"Env", {"PATH=/bin"}}}},
-           {"rootfs", {{"type", "layers"}, {"diff_ids", {layer_digest}}}}}
-          .dump();
-  std::string manifest =
-      Json{{"schemaVersion", 2},
-           {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-           {"config",
-            {{"mediaType", "application/vnd.oci.image.config.v1+json"},
-             {"digest", Sha256Digest(config)},
-             {"size", config.size()}}},
-           {"layers",
-            {{{"mediaType", "application/vnd.oci.image.layer.v1.tar"},
-              {"digest", layer_digest},
-              {"size", layer.size()}}}}}
-          .dump();
-  std::string layout = dir.File("layout");
-  fs::create_directories(layout + "/blobs/sha256");
-  for (const auto& blob : {layer, config, manifest}) {
-    testing::WriteFile(layout + "/blobs/sha256/" + Sha256Digest(blob).substr(7), blob);
-  }
-  testing::WriteFile(layout + "/oci-layout", R"({"imageLayoutVersion": "1.0.0"})");
-  testing::WriteFile(
-      layout + "/index.json",
-      Json{{"schemaVersion", 2},
-           {"manifests",
-            {{{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-              {"digest", Sha256Digest(manifest)},
-              {"size", manifest.size()},
-              {"annotations", {{"org.opencontainers.image.ref.name", "1"}}}}}}}
-          .dump());
-  return layout;
-}
+using testing::FreePort;
+using testing::LocalRegistry;
+using testing::WriteImageLayout;
 
 std::string PodYaml(const std::string& name, const std::string& image,
                     const std::string& extra_container = "", const std::string& extra_spec = "") {
@@ -292,6 +162,18 @@ TEST_F(ImagePullE2E, PodsRunImagesPulledFromRegistriesOnLoopback) {
   c.Apply(PodYaml("withsecret", locked_image, "", "  imagePullSecrets:\n  - name: regcred\n"));
   ASSERT_TRUE(c.WaitPodReady("withsecret", "default", 60s).is_object())
       << c.GetJson({"pod", "withsecret"}).dump(2) << Events(c, "withsecret");
+
+  // The ServiceAccount's imagePullSecrets stand in for the pod's; Always
+  // pulls again although the image is present.
+  c.Ok({"create", "serviceaccount", "puller"});
+  c.Ok({"patch", "serviceaccount", "puller", "-p", R"({"imagePullSecrets": [{"name": "regcred"}]})"});
+  c.Apply(PodYaml("viasa", locked_image, "    imagePullPolicy: Always\n",
+                  "  serviceAccountName: puller\n"));
+  ASSERT_TRUE(c.WaitPodReady("viasa", "default", 60s).is_object())
+      << c.GetJson({"pod", "viasa"}).dump(2) << Events(c, "viasa");
+  events = Events(c, "viasa");
+  EXPECT_NE(events.find("Pulling: Pulling image \"" + locked_image + "\""), std::string::npos)
+      << events;
 
   // Through the mirror: its first endpoint refuses, the second serves.
   c.Apply(PodYaml("mirrored", "mirror.test/test/x:1"));

@@ -1049,6 +1049,11 @@ Clock::time_point NodeAgent::Impl::SyncRunningPod(PodRuntime& p, const Json& pod
         }
         if (!c.probes_set) {
           // Adopted after a restart: it started before; readiness is probed afresh.
+          // Its imageID (a pulled image's repo digest) is the store's.
+          try {
+            c.image_id = opts_.images->Resolve(cs.value("image", "")).image_id;
+          } catch (const Error&) {
+          }
           if (cs.contains("livenessProbe")) c.liveness.emplace(cs["livenessProbe"], true);
           if (cs.contains("readinessProbe")) c.readiness.emplace(cs["readinessProbe"], false);
           c.started = true;
