@@ -133,6 +133,50 @@ Json LoadDefinitions() {
         {"type", "object"},
         {"x-kubernetes-group-version-kind", crd_gvk("CustomResourceDefinitionList")}};
   }
+  // scheduling.k8s.io/v1 PriorityClass: a flat object, written here.
+  {
+    const std::string sched = "io.k8s.api.scheduling.v1.";
+    auto gvk = [](const char* kind) {
+      return Json::array({Json{{"group", "scheduling.k8s.io"}, {"kind", kind}, {"version", "v1"}}});
+    };
+    auto type_props = [] {
+      return Json{
+          {"apiVersion",
+           {{"description", "APIVersion defines the versioned schema of this representation of an object."},
+            {"type", "string"}}},
+          {"kind",
+           {{"description", "Kind is a string value representing the REST resource this object represents."},
+            {"type", "string"}}}};
+    };
+    Json props = type_props();
+    props["metadata"] = {{"$ref", MetaName("ObjectMeta")}, {"description", "Standard object's metadata."}};
+    props["value"] = {{"description", "value represents the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec."},
+                      {"format", "int32"},
+                      {"type", "integer"}};
+    props["globalDefault"] = {{"description", "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class. Only one PriorityClass can be marked as `globalDefault`."},
+                              {"type", "boolean"}};
+    props["description"] = {{"description", "description is an arbitrary string that usually provides guidelines on when this priority class should be used."},
+                            {"type", "string"}};
+    props["preemptionPolicy"] = {{"description", "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset."},
+                                 {"type", "string"}};
+    defs[sched + "PriorityClass"] = {
+        {"description", "PriorityClass defines mapping from a priority class name to the priority integer value. The value can be any valid integer."},
+        {"properties", props},
+        {"required", {"value"}},
+        {"type", "object"},
+        {"x-kubernetes-group-version-kind", gvk("PriorityClass")}};
+    Json list_props = type_props();
+    list_props["items"] = {{"description", "items is the list of PriorityClasses"},
+                           {"items", {{"$ref", sched + "PriorityClass"}}},
+                           {"type", "array"}};
+    list_props["metadata"] = {{"$ref", MetaName("ListMeta")}, {"description", "Standard list metadata"}};
+    defs[sched + "PriorityClassList"] = {
+        {"description", "PriorityClassList is a collection of priority classes."},
+        {"properties", list_props},
+        {"required", {"items"}},
+        {"type", "object"},
+        {"x-kubernetes-group-version-kind", gvk("PriorityClassList")}};
+  }
   // Types shared by every group: upstream lists each group-version that
   // serves them; these name the ones kin serves.
   for (const char* kind : {"DeleteOptions", "WatchEvent"}) {

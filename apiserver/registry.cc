@@ -6,6 +6,7 @@
 #include <ctime>
 #include <map>
 #include <random>
+#include <tuple>
 
 #include "apiserver/crd.h"
 #include "apiserver/admission_webhook.h"
@@ -97,6 +98,26 @@ void DefaultIngressClass(const Store& store, Json& ingress) {
   if (!chosen.empty()) spec["ingressClassName"] = chosen;
 }
 
+// The ServiceAccount admission plugin's lookup: the pod's ServiceAccount
+// must exist. The `default` one is asked for again, 10 times 100-200 ms
+// apart, as upstream's getServiceAccount does: a namespace's controller
+// makes it some milliseconds after the namespace.
+void CheckServiceAccountExists(const Store& store, const Json& pod) {
+  const Json& meta = pod["metadata"];
+  const std::string ns = meta.value("namespace", ""), name = meta.value("name", "");
+  const std::string sa = pod["spec"].value("serviceAccountName", "default");
+  const int attempts = sa == "default" ? 10 : 1;
+  thread_local std::mt19937 rng{std::random_device{}()};
+  const auto interval = std::chrono::milliseconds(100 + rng() % 100);
+  for (int i = 0; i < attempts; ++i) {
+    if (i > 0) std::this_thread::sleep_for(interval);
+    if (store.Get("serviceaccounts", ns, sa)) return;
+  }
+  throw Error::Forbidden("pods \"" + name + "\" is forbidden: error looking up service account " +
+                         ns + "/" + sa + ": serviceaccount \"" + sa + "\" not found")
+      .WithDetails("pods", name, "");
+}
+
 // The DefaultStorageClass admission plugin: a PersistentVolumeClaim created
 // without spec.storageClassName (absent, not "") gets the StorageClass
 // annotated storageclass.kubernetes.io/is-default-class "true"; of several,
@@ -122,24 +143,79 @@ void DefaultStorageClass(const Store& store, Json& claim) {
   if (!chosen.empty()) spec["storageClassName"] = chosen;
 }
 
-// The ServiceAccount admission plugin's lookup: the pod's ServiceAccount
-// must exist. The `default` one is asked for again, 10 times 100-200 ms
-// apart, as upstream's getServiceAccount does: a namespace's controller
-// makes it some milliseconds after the namespace.
-void CheckServiceAccountExists(const Store& store, const Json& pod) {
-  const Json& meta = pod["metadata"];
-  const std::string ns = meta.value("namespace", ""), name = meta.value("name", "");
-  const std::string sa = pod["spec"].value("serviceAccountName", "default");
-  const int attempts = sa == "default" ? 10 : 1;
-  thread_local std::mt19937 rng{std::random_device{}()};
-  const auto interval = std::chrono::milliseconds(100 + rng() % 100);
-  for (int i = 0; i < attempts; ++i) {
-    if (i > 0) std::this_thread::sleep_for(interval);
-    if (store.Get("serviceaccounts", ns, sa)) return;
+// The Priority admission plugin, for a pod: its priorityClassName resolved
+// to spec.priority and spec.preemptionPolicy (a class that does not exist
+// is 403); a pod naming none gets the global default class, if any, else
+// priority 0. A priority or policy the pod states must agree with its class.
+void AdmitPodPriority(const Store& store, Json& pod) {
+  Json& spec = pod["spec"];
+  if (!spec.is_object()) return;
+  const std::string pod_name = pod["metadata"].value("name", "");
+  auto forbidden = [&](const std::string& why) {
+    return Error::Forbidden("pods \"" + pod_name + "\" is forbidden: " + why)
+        .WithDetails("pods", pod_name, "");
+  };
+  const std::string bucket = "priorityclasses.scheduling.k8s.io";
+  std::string class_name = spec.value("priorityClassName", Json("")).is_string()
+                               ? spec.value("priorityClassName", "")
+                               : "";
+  int64_t priority = 0;
+  std::string policy = "PreemptLowerPriority";
+  if (class_name.empty()) {
+    // getDefaultPriority: of several global defaults, the lowest value.
+    std::optional<Json> chosen;
+    for (const Record& rec : store.List(bucket, "", nullptr).items) {
+      Json pc = rec.Parse();
+      if (!pc.value("globalDefault", false)) continue;
+      if (!chosen || pc.value("value", int64_t{0}) < chosen->value("value", int64_t{0})) {
+        chosen = std::move(pc);
+      }
+    }
+    if (chosen) {
+      class_name = (*chosen)["metadata"].value("name", "");
+      priority = chosen->value("value", int64_t{0});
+      policy = chosen->value("preemptionPolicy", policy);
+      spec["priorityClassName"] = class_name;
+    }
+  } else {
+    std::optional<Record> rec = store.Get(bucket, "", class_name);
+    if (!rec) throw forbidden("no PriorityClass with name " + class_name + " was found");
+    Json pc = rec->Parse();
+    priority = pc.value("value", int64_t{0});
+    policy = pc.value("preemptionPolicy", policy);
   }
-  throw Error::Forbidden("pods \"" + name + "\" is forbidden: error looking up service account " +
-                         ns + "/" + sa + ": serviceaccount \"" + sa + "\" not found")
-      .WithDetails("pods", name, "");
+  if (spec.contains("priority") && spec["priority"].is_number_integer() &&
+      spec["priority"].get<int64_t>() != priority) {
+    throw forbidden("the integer value of priority (" +
+                    std::to_string(spec["priority"].get<int64_t>()) +
+                    ") must not be provided in pod spec; priority admission controller computed " +
+                    std::to_string(priority) + " from the given PriorityClass name");
+  }
+  spec["priority"] = priority;
+  if (spec.contains("preemptionPolicy") && spec["preemptionPolicy"].is_string() &&
+      spec["preemptionPolicy"].get<std::string>() != policy) {
+    throw forbidden("the string value of PreemptionPolicy (" +
+                    spec["preemptionPolicy"].get<std::string>() +
+                    ") must not be provided in pod spec; priority admission controller computed " +
+                    policy + " from the given PriorityClass name");
+  }
+  spec["preemptionPolicy"] = policy;
+}
+
+// The Priority admission plugin, for a PriorityClass: only one may be the
+// global default.
+void AdmitPriorityClass(const Store& store, const Json& pc) {
+  if (!pc.value("globalDefault", false)) return;
+  const std::string name = pc["metadata"].value("name", "");
+  for (const Record& rec : store.List("priorityclasses.scheduling.k8s.io", "", nullptr).items) {
+    if (rec.name == name) continue;
+    if (rec.Parse().value("globalDefault", false)) {
+      throw Error::Forbidden("priorityclasses.scheduling.k8s.io \"" + name +
+                             "\" is forbidden: PriorityClass " + rec.name +
+                             " is already marked as default. Only one default can exist")
+          .WithDetails("priorityclasses", name, "scheduling.k8s.io");
+    }
+  }
 }
 
 Json& Meta(Json& obj) {
@@ -602,6 +678,7 @@ std::pair<int, int> LocalAPIServicePriority(const std::string& group) {
       {"policy", {17100, 15}},
       {"rbac.authorization.k8s.io", {17000, 15}},
       {"storage.k8s.io", {16800, 15}},
+      {"scheduling.k8s.io", {16600, 15}},
       {"apiextensions.k8s.io", {16700, 15}},
       {"coordination.k8s.io", {16500, 15}},
       {"discovery.k8s.io", {16200, 15}}};
@@ -658,6 +735,27 @@ void Registry::Bootstrap() {
     if (store_.Get("namespaces", "", ns)) continue;
     Create(NamespacesResource(), "",
            Json{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}}, wo);
+  }
+  // The system priority classes, as kube-apiserver's scheduling bootstrap
+  // makes them.
+  const ResourceInfo* priority_classes = FindResource("scheduling.k8s.io", "v1", "priorityclasses");
+  for (auto [name, value, description] :
+       {std::tuple{"system-node-critical", 2000001000,
+                   "Used for system critical pods that must not be moved from their current node."},
+        std::tuple{"system-cluster-critical", 2000000000,
+                   "Used for system critical pods that must run in the cluster, but can be moved "
+                   "to another node if necessary."}}) {
+    if (priority_classes == nullptr ||
+        store_.Get("priorityclasses.scheduling.k8s.io", "", name)) {
+      continue;
+    }
+    Create(*priority_classes, "",
+           Json{{"apiVersion", "scheduling.k8s.io/v1"},
+                {"kind", "PriorityClass"},
+                {"metadata", {{"name", name}}},
+                {"value", value},
+                {"description", description}},
+           wo);
   }
   std::string kubernetes_ip = FormatIPv4(alloc_->base + 1);
   if (!store_.Get("services", "default", "kubernetes")) {
@@ -901,6 +999,11 @@ Json Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, Json 
   } else if (r.plural == "nodes") {
     // Nodes keep what the registering agent sends.
   }
+  // The Priority admission, before the defaults (priority has none).
+  if (r.plural == "pods" && r.group.empty()) AdmitPodPriority(store_, obj);
+  if (r.plural == "priorityclasses" && r.group == "scheduling.k8s.io") {
+    AdmitPriorityClass(store_, obj);
+  }
   ApplyDefaults(r.group, r.kind, obj, {opts_.default_toleration_seconds});
   if (r.plural == "ingresses" && r.group == "networking.k8s.io") DefaultIngressClass(store_, obj);
   if (IsCustomResourceDefinitions(r)) PrepareCustomResourceDefinition(obj, nullptr);
@@ -1109,6 +1212,9 @@ Json Registry::PrepareUpdate(const ResourceInfo& r, const Json& old, Json obj,
   }
   if (subresource != "status") {
     ApplyDefaults(r.group, r.kind, obj, {opts_.default_toleration_seconds});
+    if (r.plural == "priorityclasses" && r.group == "scheduling.k8s.io") {
+      AdmitPriorityClass(store_, obj);
+    }
     // kube-apiserver's dropTypeDependentFields: a Service that no longer
     // needs its healthCheckNodePort (and did not change it) drops it.
     if (r.plural == "services" && !NeedsHealthCheckNodePort(obj) && obj.contains("spec") &&

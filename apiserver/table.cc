@@ -991,6 +991,15 @@ Json StorageClassCells(const Json& sc, TimePoint now, Json&) {
                       Bool(sc, {"allowVolumeExpansion"}), Age(sc, now)});
 }
 
+Json PriorityClassCells(const Json& pc, TimePoint now, Json&) {
+  return Json::array({Str(pc, {"metadata", "name"}), At(pc, {"value"}).is_number()
+                                                          ? At(pc, {"value"})
+                                                          : Json(0),
+                      Bool(pc, {"globalDefault"}), Age(pc, now),
+                      Has(pc, {"preemptionPolicy"}) ? Str(pc, {"preemptionPolicy"})
+                                                    : std::string("<none>")});
+}
+
 // kube-aggregator's printer: SERVICE is namespace/name or "Local";
 // AVAILABLE the Available condition's status, with its reason when not True.
 Json APIServiceCells(const Json& as, TimePoint now, Json&) {
@@ -1320,6 +1329,13 @@ const std::map<std::string, Printer>& Printers() {
                      Col("AllowVolumeExpansion", "string", "allowVolumeExpansion shows whether the storage class allow volume expand."),
                      AgeCol()}),
         StorageClassCells};
+    m["priorityclasses.scheduling.k8s.io"] = {
+        Json::array({NameCol(),
+                     Col("Value", "integer", "value is the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec."),
+                     Col("Global-Default", "boolean", "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class. Only one PriorityClass can be marked as `globalDefault`. However, if more than one PriorityClasses exists with their `globalDefault` field set to true, the smallest value of such global default PriorityClasses will be used as the default priority."),
+                     AgeCol(),
+                     Col("PreemptionPolicy", "string", "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset.")}),
+        PriorityClassCells};
     m["apiservices.apiregistration.k8s.io"] = {
         Json::array({NameCol(),
                      Col("Service", "string",

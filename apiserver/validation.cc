@@ -785,6 +785,7 @@ class Validator {
   void Ingress(const Json& obj);
   void IngressBackend(const Json& backend, const std::string& path);
   void IngressClass(const Json& obj);
+  void PriorityClass(const Json& obj, const Json* old);
   void NetworkPolicy(const Json& obj);
   void EndpointSlice(const Json& obj, const Json* old);
   void Lease(const Json& obj);
@@ -3617,6 +3618,52 @@ void Validator::Ingress(const Json& obj) {
   }
 }
 
+// scheduling/v1 PriorityClass (ValidatePriorityClass and its Update).
+void Validator::PriorityClass(const Json& obj, const Json* old) {
+  ObjectMeta(obj, NameRule::kSubdomain, kClusterScoped);
+  const std::string name = obj["metadata"].value("name", "");
+  const int64_t value = Int(obj, "value", "value").value_or(0);
+  const bool global_default = Bool(obj, "globalDefault", "globalDefault").value_or(false);
+  if (name.rfind("system-", 0) == 0) {
+    // IsKnownSystemPriorityClass: a reserved name, with its value, and not
+    // the global default.
+    std::string why;
+    const int64_t want = name == "system-node-critical"      ? 2000001000
+                         : name == "system-cluster-critical" ? 2000000000
+                                                             : -1;
+    if (want < 0) {
+      why = name + " is not a known system priority class";
+    } else if (value != want) {
+      why = "value of " + name + " PriorityClass must be " + std::to_string(want);
+    } else if (global_default) {
+      why = name + " cannot be marked as global default";
+    }
+    if (!why.empty()) {
+      errs.Forbidden("metadata.name",
+                     "priority class names with 'system-' prefix are reserved for system use "
+                     "only. error: " + why);
+    }
+  } else if (value > 1000000000) {
+    errs.Forbidden("value", "maximum allowed value of a user defined priority is 1000000000");
+  }
+  if (Get(obj, "preemptionPolicy")) {
+    std::string pp = Str(obj, "preemptionPolicy", "preemptionPolicy");
+    if (pp.empty()) {
+      errs.Required("preemptionPolicy");
+    } else if (pp != "PreemptLowerPriority" && pp != "Never") {
+      errs.NotSupported("preemptionPolicy", Q(pp), {"Never", "PreemptLowerPriority"});
+    }
+  }
+  if (old != nullptr) {
+    if (value != old->value("value", int64_t{0})) {
+      errs.Forbidden("value", "may not be changed in an update.");
+    }
+    if (obj.value("preemptionPolicy", Json()) != old->value("preemptionPolicy", Json())) {
+      errs.Invalid("preemptionPolicy", Q(obj.value("preemptionPolicy", "")), "field is immutable");
+    }
+  }
+}
+
 void Validator::IngressClass(const Json& obj) {
   ObjectMeta(obj, NameRule::kSubdomain, kClusterScoped);
   const Json* sp = Obj(obj, "spec", "spec");
@@ -4487,6 +4534,8 @@ void Validator::Run(const Json& obj, const Json* old) {
     if (k == "PodDisruptionBudget") return PodDisruptionBudget(obj);
   } else if (g == "storage.k8s.io") {
     if (k == "StorageClass") return StorageClass(obj, old);
+  } else if (g == "scheduling.k8s.io") {
+    if (k == "PriorityClass") return PriorityClass(obj, old);
   } else if (g == "events.k8s.io") {
     if (k == "Event") return ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
   } else if (g == "rbac.authorization.k8s.io") {
@@ -5093,6 +5142,8 @@ void ApplyDefaults(const std::string& group, const std::string& kind, Json& obj,
         if (Json* params = ObjectAt(*spec, "parameters")) Default(*params, "scope", "Cluster");
       }
     }
+  } else if (group == "scheduling.k8s.io") {
+    if (kind == "PriorityClass") DefaultString(obj, "preemptionPolicy", "PreemptLowerPriority");
   } else if (group == "storage.k8s.io") {
     if (kind == "StorageClass") {
       Default(obj, "reclaimPolicy", "Delete");

@@ -54,6 +54,8 @@ std::vector<ResourceInfo> BuildTable() {
         {"status"}),
       R("", "v1", "PersistentVolume", "persistentvolumes", false, {"pv"}, {}, {"status"}),
       R("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, {"sc"}, {}, {}),
+      // Pod priority (apiserver/registry.cc: the Priority admission).
+      R("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, {"pc"}, {}, {}),
       // Reviews of who a request is: create-only, never stored
       // (apiserver/authentication.h).
       CreateOnly(R("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews",

@@ -314,6 +314,57 @@ TEST_P(KubectlE2E, WatchPrintsChanges) {
   watch.Stop(std::chrono::seconds(5));
 }
 
+// PriorityClass (scheduling.k8s.io/v1) and the Priority admission: the
+// system classes exist, a pod gets its class's priority and preemption
+// policy, an unknown class is 403, reserved names and values are refused,
+// the value is immutable and only one class may be the global default.
+TEST_P(KubectlE2E, PriorityClassesGiveTheirPriorityToPods) {
+  EXPECT_EQ(Ok({"get", "priorityclass", "system-node-critical", "-o", "jsonpath={.value}"}),
+            "2000001000");
+  const std::string pc = "high-" + ns_;
+  Ok({"create", "priorityclass", pc, "--value", "1000", "--description", "important",
+      "--preemption-policy", "Never"});
+  std::string table = Ok({"get", "priorityclass", pc});
+  EXPECT_NE(table.find("PREEMPTIONPOLICY"), std::string::npos) << table;
+  EXPECT_NE(table.find("Never"), std::string::npos) << table;
+  auto pod = [](const std::string& name, const std::string& cls) {
+    return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name +
+           "}\nspec:\n  priorityClassName: " + cls +
+           "\n  containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n";
+  };
+  Ok(N({"apply", "-f", "-"}), pod("p", pc));
+  EXPECT_EQ(Ok(N({"get", "pod", "p", "-o", "jsonpath={.spec.priority} {.spec.preemptionPolicy}"})),
+            "1000 Never");
+  CommandResult r = Kubectl(N({"apply", "-f", "-"}), pod("q", "nosuch"));
+  EXPECT_FALSE(r.status.success());
+  EXPECT_NE(r.err.find("pods \"q\" is forbidden: no PriorityClass with name nosuch was found"),
+            std::string::npos)
+      << r.err;
+  r = Kubectl({"create", "priorityclass", "system-" + ns_, "--value", "5"});
+  EXPECT_NE(r.err.find("priority class names with 'system-' prefix are reserved for system use "
+                       "only"),
+            std::string::npos)
+      << r.err;
+  r = Kubectl({"create", "priorityclass", "huge-" + ns_, "--value", "2000000000"});
+  EXPECT_NE(r.err.find("maximum allowed value of a user defined priority is 1000000000"),
+            std::string::npos)
+      << r.err;
+  r = Kubectl({"patch", "priorityclass", pc, "--type", "merge", "-p", "{\"value\": 7}"});
+  EXPECT_NE(r.err.find("may not be changed in an update"), std::string::npos) << r.err;
+  const std::string first = "default-" + ns_, second = "other-" + ns_;
+  Ok({"create", "priorityclass", first, "--value", "5", "--global-default"});
+  r = Kubectl({"create", "priorityclass", second, "--value", "6", "--global-default"});
+  EXPECT_NE(r.err.find("PriorityClass " + first +
+                       " is already marked as default. Only one default can exist"),
+            std::string::npos)
+      << r.err;
+  // A pod naming no class gets the global default's.
+  Ok({"run", "plain", "-n", ns_, "--image", "busybox", "--command", "--", "sleep", "3600"});
+  EXPECT_EQ(Ok(N({"get", "pod", "plain", "-o", "jsonpath={.spec.priorityClassName} {.spec.priority}"})),
+            first + " 5");
+  Ok({"delete", "priorityclass", first, pc});
+}
+
 TEST_P(KubectlE2E, RequestWithoutClientCertificateIsRefused) {
   // The kubeconfig's server, no client certificate: 401.
   Json kc = ParseYaml(testing::ReadFile(cluster_->Kubeconfig()));
