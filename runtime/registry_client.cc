@@ -64,21 +64,6 @@ bool ValidTag(std::string_view t) {
   return true;
 }
 
-std::string UrlEncode(std::string_view s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char ch : s) {
-    if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-      out += static_cast<char>(ch);
-    } else {
-      out += '%';
-      out += hex[ch >> 4];
-      out += hex[ch & 15];
-    }
-  }
-  return out;
-}
-
 std::string Lower(std::string s) {
   for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return s;
@@ -416,8 +401,8 @@ class RegistryClient::Session {
     if (scope.empty()) scope = "repository:" + ref_.repository + ":pull";
     std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&");
     std::string service = param("service");
-    if (!service.empty()) url += "service=" + UrlEncode(service) + "&";
-    url += "scope=" + UrlEncode(scope);
+    if (!service.empty()) url += "service=" + http::UrlEncode(service) + "&";
+    url += "scope=" + http::UrlEncode(scope);
     http::Headers headers;
     if (cred_) {
       headers.emplace("Authorization",

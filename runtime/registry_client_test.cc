@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "base/file.h"
+#include "base/http_server.h"
 #include "base/process.h"
 #include "base/strings.h"
 #include "runtime/image_store.h"
@@ -349,6 +350,69 @@ TEST_F(RegistryClientTest, PullerSharesConcurrentPullsAndStoresTheImage) {
   EXPECT_EQ(testing::ReadFile(c.layers[0] + "/etc/hello"), "hi\n");
   // Also under its repo digest.
   EXPECT_EQ(store.Resolve("reg.test/a/b@" + Sha256Digest(index_)).layers, c.layers);
+}
+
+// The bearer flow over real HTTP (base/http_server.h): the registry answers
+// 401 with a Bearer challenge naming the token server, which wants Basic
+// credentials and hands out a token the registry then accepts.
+TEST(RegistryHttpTest, BearerTokenFlowOverHttp) {
+  const std::string config = R"({"config": {"Entrypoint": ["/e"]}})";
+  const std::string manifest =
+      Json{{"schemaVersion", 2},
+           {"mediaType", "application/vnd.docker.distribution.manifest.v2+json"},
+           {"config", {{"digest", Sha256Digest(config)}, {"size", config.size()}}},
+           {"layers", Json::array()}}
+          .dump();
+  std::atomic<int> token_requests{0};
+  std::string scope_seen;
+  http::Server auth(http::ServerOptions{}, [&](http::Request& req, http::Response& resp) {
+    ++token_requests;
+    scope_seen = req.Query("scope");
+    if (req.Header("Authorization") != "Basic " + Base64Encode("u:p")) {
+      resp.Set(401, "application/json", R"({"errors":[{"code":"DENIED","message":"no"}]})");
+      return;
+    }
+    resp.Set(200, "application/json", R"({"access_token": "t0k"})");
+  });
+  auth.Start();
+  const std::string realm = "http://127.0.0.1:" + std::to_string(auth.port()) + "/token";
+  http::Server registry(http::ServerOptions{}, [&](http::Request& req, http::Response& resp) {
+    if (req.Header("Authorization") != "Bearer t0k") {
+      resp.status = 401;
+      resp.headers.emplace("WWW-Authenticate", "Bearer realm=\"" + realm +
+                                                   "\",service=\"test\",scope=\"repository:"
+                                                   "a/b:pull\"");
+      resp.body = R"({"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]})";
+      return;
+    }
+    if (req.path == "/v2/a/b/manifests/1") {
+      resp.Set(200, "application/vnd.docker.distribution.manifest.v2+json", manifest);
+    } else if (req.path == "/v2/a/b/blobs/" + Sha256Digest(config)) {
+      resp.Set(200, "application/octet-stream", config);
+    } else {
+      resp.Set(404, "application/json", R"({"errors":[{"code":"BLOB_UNKNOWN","message":"x"}]})");
+    }
+  });
+  registry.Start();
+  const std::string host = "127.0.0.1:" + std::to_string(registry.port());
+  RegistryOptions o;
+  o.insecure = {host};
+  testing::TempDir dir;
+  RegistryClient client(o, dir.path() + "/blobs");
+  try {
+    client.Pull(host + "/a/b:1", {});
+    FAIL() << "pulled without credentials";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kUnauthorized) << e.what();
+    EXPECT_NE(std::string(e.what()).find("DENIED"), std::string::npos) << e.what();
+  }
+  PulledImage p = client.Pull(host + "/a/b:1", {{host, {"u", "p"}}});
+  EXPECT_EQ(p.config, config);
+  EXPECT_EQ(p.repo_digest, host + "/a/b@" + Sha256Digest(manifest));
+  EXPECT_EQ(scope_seen, "repository:a/b:pull");
+  EXPECT_EQ(token_requests.load(), 2);  // one refused, one per pull after that
+  registry.Stop();
+  auth.Stop();
 }
 
 }  // namespace
