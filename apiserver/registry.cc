@@ -66,11 +66,30 @@ Error ConflictError(const ResourceInfo& r, const std::string& name) {
   return e;
 }
 
+// The default class among `bucket`'s objects: the one annotated
+// `annotation` "true"; of several, the newest (then the first by name), as
+// kube-apiserver's DefaultIngressClass and DefaultStorageClass plugins
+// choose. "" when none is.
+std::string DefaultClassName(const Store& store, const std::string& bucket,
+                             const char* annotation) {
+  std::string chosen, chosen_created;
+  for (const Record& rec : store.List(bucket, "", nullptr).items) {
+    Json c = rec.Parse();
+    const Json& annotations = c["metadata"].value("annotations", Json::object());
+    if (!annotations.is_object() || annotations.value(annotation, "") != "true") continue;
+    // RFC 3339 in UTC at one precision: newer compares greater.
+    const std::string created = c["metadata"].value("creationTimestamp", "");
+    if (chosen.empty() || created > chosen_created) {
+      chosen = rec.name;
+      chosen_created = created;
+    }
+  }
+  return chosen;
+}
+
 // The DefaultIngressClass admission plugin: an Ingress created without a
 // class (neither spec.ingressClassName nor the deprecated
-// kubernetes.io/ingress.class annotation) gets the IngressClass annotated
-// ingressclass.kubernetes.io/is-default-class "true"; of several, the
-// newest (then the first by name), as kube-apiserver chooses.
+// kubernetes.io/ingress.class annotation) gets the default IngressClass.
 void DefaultIngressClass(const Store& store, Json& ingress) {
   if (!ingress.contains("spec") || !ingress["spec"].is_object()) ingress["spec"] = Json::object();
   Json& spec = ingress["spec"];
@@ -80,21 +99,8 @@ void DefaultIngressClass(const Store& store, Json& ingress) {
       meta["annotations"].contains("kubernetes.io/ingress.class")) {
     return;
   }
-  std::string chosen, chosen_created;
-  for (const Record& rec : store.List("ingressclasses.networking.k8s.io", "", nullptr).items) {
-    Json c = rec.Parse();
-    const Json& annotations = c["metadata"].value("annotations", Json::object());
-    if (!annotations.is_object() ||
-        annotations.value("ingressclass.kubernetes.io/is-default-class", "") != "true") {
-      continue;
-    }
-    // RFC 3339 in UTC at one precision: newer compares greater.
-    const std::string created = c["metadata"].value("creationTimestamp", "");
-    if (chosen.empty() || created > chosen_created) {
-      chosen = rec.name;
-      chosen_created = created;
-    }
-  }
+  std::string chosen = DefaultClassName(store, "ingressclasses.networking.k8s.io",
+                                        "ingressclass.kubernetes.io/is-default-class");
   if (!chosen.empty()) spec["ingressClassName"] = chosen;
 }
 
@@ -119,27 +125,14 @@ void CheckServiceAccountExists(const Store& store, const Json& pod) {
 }
 
 // The DefaultStorageClass admission plugin: a PersistentVolumeClaim created
-// without spec.storageClassName (absent, not "") gets the StorageClass
-// annotated storageclass.kubernetes.io/is-default-class "true"; of several,
-// the newest (then the first by name), as kube-apiserver chooses.
+// without spec.storageClassName (absent, not "") gets the default
+// StorageClass.
 void DefaultStorageClass(const Store& store, Json& claim) {
   if (!claim.contains("spec") || !claim["spec"].is_object()) return;
   Json& spec = claim["spec"];
   if (spec.contains("storageClassName") && !spec["storageClassName"].is_null()) return;
-  std::string chosen, chosen_created;
-  for (const Record& rec : store.List("storageclasses.storage.k8s.io", "", nullptr).items) {
-    Json c = rec.Parse();
-    const Json& annotations = c["metadata"].value("annotations", Json::object());
-    if (!annotations.is_object() ||
-        annotations.value("storageclass.kubernetes.io/is-default-class", "") != "true") {
-      continue;
-    }
-    const std::string created = c["metadata"].value("creationTimestamp", "");
-    if (chosen.empty() || created > chosen_created) {
-      chosen = rec.name;
-      chosen_created = created;
-    }
-  }
+  std::string chosen = DefaultClassName(store, "storageclasses.storage.k8s.io",
+                                        "storageclass.kubernetes.io/is-default-class");
   if (!chosen.empty()) spec["storageClassName"] = chosen;
 }
 
