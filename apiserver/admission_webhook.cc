@@ -374,6 +374,21 @@ AdmissionRequestScope::AdmissionRequestScope(AdmissionUser user)
 AdmissionRequestScope::~AdmissionRequestScope() { tls_scope = previous_; }
 AdmissionRequestScope* AdmissionRequestScope::Current() { return tls_scope; }
 
+AdmissionUser InProcessUser(const std::string& component) {
+  const std::string suffix = "-controller";
+  if (component.size() > suffix.size() &&
+      component.compare(component.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    return {"system:serviceaccount:kube-system:" + component,
+            {"system:serviceaccounts", "system:serviceaccounts:kube-system",
+             "system:authenticated"}};
+  }
+  if (component == "default-scheduler") return {"system:kube-scheduler", {"system:authenticated"}};
+  if (component == "kube-controller-manager") {
+    return {"system:kube-controller-manager", {"system:authenticated"}};
+  }
+  return {};
+}
+
 bool WebhooksAdmit(const ResourceInfo& r) { return r.group != "admissionregistration.k8s.io"; }
 
 namespace {

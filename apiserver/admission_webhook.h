@@ -98,6 +98,15 @@ class AdmissionRequestScope {
   AdmissionRequestScope* previous_;
 };
 
+// Who kin's in-process components (apiserver/local_client.h) write as, by
+// their field manager, as upstream's components authenticate:
+// "<name>-controller" is kube-controller-manager's service account for it
+// (system:serviceaccount:kube-system:<name>-controller, as with
+// --use-service-account-credentials), "default-scheduler" is
+// system:kube-scheduler, "kube-controller-manager"
+// system:kube-controller-manager; others (the node agents) have none.
+AdmissionUser InProcessUser(const std::string& component);
+
 // One call of a webhook.
 struct WebhookCall {
   std::string url;          // https://host:port/path?timeout=10s (SNI and Host: host)

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "apiserver/crd.h"
+#include "apiserver/local_client.h"
 #include "apiserver/registry.h"
 #include "apiserver/rest.h"
 #include "base/file.h"
@@ -449,6 +451,86 @@ TEST_F(AdmissionWebhookTest, ReinvocationIfNeededRunsAgainAfterALaterChange) {
   fake_->respond = nullptr;
   CreatePod("default", "q");
   EXPECT_EQ(fake_->calls.size(), 2u);
+}
+
+// Custom resources: the webhook sees the served version, and what it adds
+// is pruned and validated by the CRD's schema like any write.
+TEST_F(AdmissionWebhookTest, CustomResourcesInTheirServedVersion) {
+  Json schema = {{"type", "object"},
+                 {"properties",
+                  {{"spec", {{"type", "object"},
+                             {"properties", {{"size", {{"type", "string"}}}}}}}}}};
+  Json crd = {{"apiVersion", "apiextensions.k8s.io/v1"},
+              {"kind", "CustomResourceDefinition"},
+              {"metadata", {{"name", "widgets.example.com"}}},
+              {"spec",
+               {{"group", "example.com"},
+                {"scope", "Namespaced"},
+                {"names", {{"plural", "widgets"}, {"kind", "Widget"}}},
+                {"versions",
+                 {{{"name", "v1"}, {"served", true}, {"storage", true},
+                   {"schema", {{"openAPIV3Schema", schema}}}},
+                  {{"name", "v1beta1"}, {"served", true}, {"storage", false},
+                   {"schema", {{"openAPIV3Schema", schema}}}}}}}}};
+  registry_->Create(*FindResource("apiextensions.k8s.io", "v1", "customresourcedefinitions"), "",
+                    crd, {});
+  struct Reset {
+    ~Reset() { SetCustomResources({}); }  // the dynamic set is process-wide
+  } reset;
+  const ResourceInfo& beta = *FindResource("example.com", "v1beta1", "widgets");
+  AddConfig(true, "m",
+            Json::array({Hook("widgets.example.com",
+                              {{"rules", Json::array({{{"operations", {"CREATE", "UPDATE"}},
+                                                       {"apiGroups", {"example.com"}},
+                                                       {"apiVersions", {"*"}},
+                                                       {"resources", {"widgets"}}}})}})}));
+  fake_->respond = [](const Json& review, const WebhookCall&) {
+    Json patch = Json::array({{{"op", "add"}, {"path", "/spec/extra"}, {"value", "x"}},
+                              {{"op", "add"}, {"path", "/spec/size"}, {"value", "big"}}});
+    return FakeTransport::Reply(review, {{"allowed", true},
+                                         {"patchType", "JSONPatch"},
+                                         {"patch", Base64Encode(patch.dump())}});
+  };
+  Json w = registry_->Create(beta, "default",
+                             {{"apiVersion", "example.com/v1beta1"},
+                              {"kind", "Widget"},
+                              {"metadata", {{"name", "a"}}},
+                              {"spec", {{"size", "small"}}}},
+                             {});
+  ASSERT_EQ(fake_->reviews.size(), 1u);
+  EXPECT_EQ(fake_->reviews[0]["request"]["object"]["apiVersion"], "example.com/v1beta1");
+  Json got = registry_->Get(beta, "default", "a");
+  EXPECT_EQ(got["spec"], Json({{"size", "big"}}));  // "extra" pruned
+  // An update through the other version: admitted, and stored.
+  registry_->Patch(beta, "default", "a", PatchType::kMerge, R"({"spec":{"size":"tiny"}})", "", {});
+  ASSERT_EQ(fake_->reviews.size(), 2u);
+  EXPECT_EQ(fake_->reviews[1]["request"]["operation"], "UPDATE");
+  EXPECT_EQ(fake_->reviews[1]["request"]["oldObject"]["apiVersion"], "example.com/v1beta1");
+  EXPECT_EQ(registry_->Get(beta, "default", "a")["spec"], Json({{"size", "big"}}));
+}
+
+// kin's controllers write as kube-controller-manager's service accounts.
+TEST_F(AdmissionWebhookTest, InProcessWritesCarryTheComponentsUser) {
+  AddConfig(false, "v",
+            Json::array({Hook("who.example.com",
+                              {{"rules", Json::array({{{"operations", {"*"}},
+                                                       {"apiGroups", {""}},
+                                                       {"apiVersions", {"v1"}},
+                                                       {"resources", {"pods"}}}})}})}));
+  LocalClient client(*registry_, "kube-controller-manager");
+  WriteOptions wo;
+  wo.field_manager = "replicaset-controller";
+  client.Create(Res("", "pods"), "default", Pod("p"), wo);
+  client.Delete(Res("", "pods"), "default", "p", {});
+  ASSERT_EQ(fake_->reviews.size(), 2u);
+  const Json& user = fake_->reviews[0]["request"]["userInfo"];
+  EXPECT_EQ(user["username"], "system:serviceaccount:kube-system:replicaset-controller");
+  EXPECT_EQ(user["groups"], Json({"system:serviceaccounts", "system:serviceaccounts:kube-system",
+                                  "system:authenticated"}));
+  EXPECT_EQ(fake_->reviews[1]["request"]["userInfo"]["username"],
+            "system:kube-controller-manager");
+  EXPECT_EQ(InProcessUser("default-scheduler").username, "system:kube-scheduler");
+  EXPECT_EQ(InProcessUser("kin-node").username, "");
 }
 
 TEST_F(AdmissionWebhookTest, WarningsGoToTheRequestScope) {

@@ -1,12 +1,26 @@
 #include "apiserver/local_client.h"
 
 #include <atomic>
+#include <optional>
 
+#include "apiserver/admission_webhook.h"
 #include "base/error.h"
 
 namespace kin::apiserver {
 
 namespace {
+
+// Admission webhooks see the component as its upstream counterpart's user,
+// unless a request's own scope (the REST front end's) is already open.
+class InProcessScope {
+ public:
+  explicit InProcessScope(const std::string& component) {
+    if (AdmissionRequestScope::Current() == nullptr) scope_.emplace(InProcessUser(component));
+  }
+
+ private:
+  std::optional<AdmissionRequestScope> scope_;
+};
 
 class LocalWatch : public Watch {
  public:
@@ -49,22 +63,26 @@ Json LocalClient::List(const ResourceInfo& r, const std::string& ns, const ListO
 
 Json LocalClient::Create(const ResourceInfo& r, const std::string& ns, const Json& obj,
                          const WriteOptions& opts) {
+  InProcessScope who(WithManager(opts).field_manager);
   return registry_.Create(r, ns, obj, WithManager(opts));
 }
 
 Json LocalClient::Update(const ResourceInfo& r, const std::string& ns, const Json& obj,
                          const std::string& subresource, const WriteOptions& opts) {
+  InProcessScope who(WithManager(opts).field_manager);
   return registry_.Update(r, ns, NameOf(obj), obj, subresource, WithManager(opts));
 }
 
 Json LocalClient::Patch(const ResourceInfo& r, const std::string& ns, const std::string& name,
                         PatchType type, const Json& patch, const std::string& subresource,
                         const WriteOptions& opts) {
+  InProcessScope who(WithManager(opts).field_manager);
   return registry_.Patch(r, ns, name, type, patch.dump(), subresource, WithManager(opts));
 }
 
 Json LocalClient::Delete(const ResourceInfo& r, const std::string& ns, const std::string& name,
                          const DeleteOptions& opts) {
+  InProcessScope who(manager_);
   return registry_.Delete(r, ns, name, opts);
 }
 

@@ -1022,15 +1022,19 @@ Json Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, Json 
   }
   // Mutating admission webhooks, then the defaults again on what they made.
   const bool webhooks = WebhooksAdmit(r) && webhooks_->Any();
+  // Custom resources go in their served version, and come back pruned,
+  // defaulted and validated by their schema again.
+  auto served = [&](const Json& o) { return r.custom ? ToServedVersion(r, o) : o; };
   if (webhooks) {
-    obj = webhooks_->Mutate(CreateAttributes(r, obj, opts));
+    obj = webhooks_->Mutate(CreateAttributes(r, served(obj), opts));
     ApplyDefaults(r.group, r.kind, obj, {opts_.default_toleration_seconds});
+    if (r.custom) PrepareCustomResource(r, obj, nullptr);
   }
   RecordUpdateManagedFields(Json(nullptr), obj,
                             opts.field_manager.empty() ? "unknown" : opts.field_manager,
                             r.api_version(), NowRfc3339());
   ValidateObject(r.group, r.kind, obj, nullptr);
-  if (webhooks) webhooks_->Validate(CreateAttributes(r, obj, opts));
+  if (webhooks) webhooks_->Validate(CreateAttributes(r, served(obj), opts));
   return obj;
 }
 
@@ -1247,9 +1251,12 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
     for (int attempt = 0;; ++attempt) {
       auto rec = store_.Get(r.group_resource(), key_ns, name);
       if (!rec) break;  // not found, or created: as without webhooks
-      const Json cur = rec->Parse();
-      Json next = PrepareUpdate(r, cur, change(cur), subresource, opts, is_apply);
-      if (next == cur) break;  // a no-op write: nothing to admit
+      const Json stored = rec->Parse();
+      // Custom resources in their served version (as `change` expects).
+      const Json cur = r.custom ? ToServedVersion(r, stored) : stored;
+      Json next = PrepareUpdate(r, stored, change(cur), subresource, opts, is_apply);
+      if (next == stored) break;  // a no-op write: nothing to admit
+      if (r.custom) next = ToServedVersion(r, std::move(next));
       next = webhooks_->Mutate(UpdateAttributes(r, subresource, next, cur, opts));
       if (subresource.empty()) {
         ApplyDefaults(r.group, r.kind, next, {opts_.default_toleration_seconds});
@@ -1505,7 +1512,8 @@ Json Registry::Delete(const ResourceInfo& r, const std::string& ns, const std::s
   if (WebhooksAdmit(r) && webhooks_->Any()) {
     // Admission of the delete, on the object as it stands.
     if (auto rec = store_.Get(r.group_resource(), key_ns, name)) {
-      AdmissionAttributes a = DeleteAttributes(r, rec->Parse(), opts);
+      AdmissionAttributes a =
+          DeleteAttributes(r, r.custom ? ToServedVersion(r, rec->Parse()) : rec->Parse(), opts);
       webhooks_->Mutate(a);
       webhooks_->Validate(a);
     }
