@@ -58,6 +58,8 @@ class FakeTransport : public WebhookTransport {
   std::shared_ptr<State> s_;
 };
 
+constexpr const char* kValidating = "validatingwebhookconfigurations.admissionregistration.k8s.io";
+
 const ResourceInfo& Res(const std::string& group, const std::string& plural) {
   return *FindResource(group, "v1", plural);
 }
@@ -531,6 +533,32 @@ TEST_F(AdmissionWebhookTest, InProcessWritesCarryTheComponentsUser) {
             "system:kube-controller-manager");
   EXPECT_EQ(InProcessUser("default-scheduler").username, "system:kube-scheduler");
   EXPECT_EQ(InProcessUser("kin-node").username, "");
+}
+
+// dryRun: webhooks that may have side effects refuse it (a v1
+// configuration cannot say so any more; one stored before can).
+TEST_F(AdmissionWebhookTest, DryRunRequestsFailOnWebhooksWithSideEffects) {
+  AddConfig(false, "v", Json::array({Hook("fx.example.com")}));
+  Json c = Json::parse(*store_->Get(kValidating, "", "v")->json);
+  c["webhooks"][0]["sideEffects"] = "Some";
+  store_->Mutate(kValidating, "", "v", [&](const Json*) {
+    return Mutation{Mutation::Action::kPut, c};
+  });
+  WriteOptions dry;
+  dry.dry_run = true;
+  Json st = StatusOf([&] { registry_->Create(Res("", "pods"), "default", Pod("p"), dry); });
+  EXPECT_EQ(st["code"], 400);
+  EXPECT_EQ(st["message"], "admission webhook \"fx.example.com\" does not support dry run");
+  EXPECT_TRUE(fake_->calls.empty());
+  // NoneOnDryRun: called, with dryRun true.
+  c["webhooks"][0]["sideEffects"] = "NoneOnDryRun";
+  store_->Mutate(kValidating, "", "v", [&](const Json*) {
+    return Mutation{Mutation::Action::kPut, c};
+  });
+  registry_->Create(Res("", "pods"), "default", Pod("p"), dry);
+  ASSERT_EQ(fake_->reviews.size(), 1u);
+  EXPECT_EQ(fake_->reviews[0]["request"]["dryRun"], true);
+  EXPECT_EQ(fake_->reviews[0]["request"]["options"]["dryRun"], Json({"All"}));
 }
 
 TEST_F(AdmissionWebhookTest, WarningsGoToTheRequestScope) {
