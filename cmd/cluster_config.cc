@@ -588,7 +588,8 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
       }
       if (const Json* insecure = Member(*registries, "insecure")) {
         if (!insecure->is_array()) {
-          problems.TypeInvalid("registries.insecure", *insecure, "must be a list of registry hosts");
+          problems.TypeInvalid("registries.insecure", *insecure,
+                               "must be a list of registry hosts");
         } else {
           for (size_t i = 0; i < insecure->size(); ++i) {
             const Json& h = (*insecure)[i];

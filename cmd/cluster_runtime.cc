@@ -19,8 +19,8 @@
 #include "netstack/lb_routes.h"
 #include "netstack/netlink.h"
 #include "runtime/image_store.h"
-#include "runtime/registry_client.h"
 #include "runtime/node_agent.h"
+#include "runtime/registry_client.h"
 
 namespace kin::cmd {
 
@@ -240,7 +240,7 @@ struct ClusterRuntime::Parts {
   std::unique_ptr<apiserver::LocalClient> client;
   std::unique_ptr<ImageStore> images;
   std::unique_ptr<ImagePuller> puller;  // pulls into `images` for every node
-  std::mutex mu;  // guards nodes and retired
+  std::mutex mu;                        // guards nodes and retired
   struct NodeRun {
     NodeAgent* agent = nullptr;  // null while the node is stopped
     std::vector<std::unique_ptr<controllers::Controller>> components;  // the agent first
@@ -304,8 +304,7 @@ void ClusterRuntime::Start() {
   RegistryOptions ro;
   ro.mirrors = opts_.config.registry_mirrors;
   ro.insecure = {opts_.config.registry_insecure.begin(), opts_.config.registry_insecure.end()};
-  parts_->puller =
-      std::make_unique<ImagePuller>(*parts_->images, ro, parts_->images->BlobDir());
+  parts_->puller = std::make_unique<ImagePuller>(*parts_->images, ro, parts_->images->BlobDir());
   for (const auto& n : opts_.config.nodes) {
     // What delete needs of the node, kept beside its pods: delete finds
     // every node that has state, whatever the configuration says.

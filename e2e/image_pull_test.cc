@@ -25,8 +25,8 @@
 #include "base/yaml.h"
 #include "runtime/registry_client.h"
 #include "testing/e2e_cluster.h"
-#include "testing/local_registry.h"
 #include "testing/kernel_fixture.h"
+#include "testing/local_registry.h"
 
 namespace kin {
 namespace {
@@ -89,9 +89,8 @@ TEST_F(ImagePullE2E, PodsRunImagesPulledFromRegistriesOnLoopback) {
                      "apiVersion: kin.dev/v1alpha1\nkind: Cluster\n"
                      "kubelet:\n  crashBackoff: 2s\n"
                      "registries:\n  mirrors:\n    mirror.test: [\"http://" +
-                         dead + "\", \"http://" + open.host() +
-                         "\"]\n  insecure: [\"" + open.host() + "\", \"" + locked.host() +
-                         "\"]\n");
+                         dead + "\", \"http://" + open.host() + "\"]\n  insecure: [\"" +
+                         open.host() + "\", \"" + locked.host() + "\"]\n");
   Cluster c('i');
   ASSERT_TRUE(c.Create({"--config", work.File("cluster.yaml")})) << c.last_output();
   const std::string image = open.host() + "/test/x:1";
@@ -100,8 +99,9 @@ TEST_F(ImagePullE2E, PodsRunImagesPulledFromRegistriesOnLoopback) {
   c.Apply(PodYaml("p1", image));
   Json p1 = c.WaitPodReady("p1", "default", 60s);
   ASSERT_TRUE(p1.is_object()) << c.GetJson({"pod", "p1"}).dump(2) << Events(c, "p1") << c.Log();
-  EXPECT_TRUE(Cluster::WaitFor([&] { return c.Kubectl({"logs", "p1"}).out == "pulled-ok\n"; }))
-      << c.Kubectl({"logs", "p1"}).out;
+  EXPECT_TRUE(Cluster::WaitFor([&] {
+    return c.Kubectl({"logs", "p1"}).out == "pulled-ok\n";
+  })) << c.Kubectl({"logs", "p1"}).out;
   std::string image_id = p1["status"]["containerStatuses"][0].value("imageID", "");
   EXPECT_EQ(image_id.rfind(open.host() + "/test/x@sha256:", 0), 0u) << image_id;
   std::string events = Events(c, "p1");
@@ -134,11 +134,10 @@ TEST_F(ImagePullE2E, PodsRunImagesPulledFromRegistriesOnLoopback) {
 
   // Never: not pulled.
   c.Apply(PodYaml("never", open.host() + "/test/other:1", "    imagePullPolicy: Never\n"));
-  ASSERT_TRUE(Cluster::WaitFor(
-      [&] { return WaitingReason(c.GetJson({"pod", "never"})) == "ErrImageNeverPull"; }))
-      << c.GetJson({"pod", "never"}).dump(2);
-  EXPECT_NE(Events(c, "never").find("is not present with pull policy of Never"),
-            std::string::npos);
+  ASSERT_TRUE(Cluster::WaitFor([&] {
+    return WaitingReason(c.GetJson({"pod", "never"})) == "ErrImageNeverPull";
+  })) << c.GetJson({"pod", "never"}).dump(2);
+  EXPECT_NE(Events(c, "never").find("is not present with pull policy of Never"), std::string::npos);
 
   // Basic auth: no secret, ErrImagePull then ImagePullBackOff.
   const std::string locked_image = locked.host() + "/test/x:1";
@@ -148,9 +147,9 @@ TEST_F(ImagePullE2E, PodsRunImagesPulledFromRegistriesOnLoopback) {
   ASSERT_TRUE(Cluster::WaitFor([&] {
     return Events(c, "nosecret").find("Failed: Error: ErrImagePull") != std::string::npos;
   })) << c.GetJson({"pod", "nosecret"}).dump(2);
-  ASSERT_TRUE(Cluster::WaitFor(
-      [&] { return WaitingReason(c.GetJson({"pod", "nosecret"})) == "ImagePullBackOff"; }))
-      << c.GetJson({"pod", "nosecret"}).dump(2);
+  ASSERT_TRUE(Cluster::WaitFor([&] {
+    return WaitingReason(c.GetJson({"pod", "nosecret"})) == "ImagePullBackOff";
+  })) << c.GetJson({"pod", "nosecret"}).dump(2);
   events = Events(c, "nosecret");
   EXPECT_NE(events.find("requires credentials"), std::string::npos) << events;
   EXPECT_NE(events.find("BackOff: Back-off pulling image"), std::string::npos) << events;
@@ -166,7 +165,8 @@ TEST_F(ImagePullE2E, PodsRunImagesPulledFromRegistriesOnLoopback) {
   // The ServiceAccount's imagePullSecrets stand in for the pod's; Always
   // pulls again although the image is present.
   c.Ok({"create", "serviceaccount", "puller"});
-  c.Ok({"patch", "serviceaccount", "puller", "-p", R"({"imagePullSecrets": [{"name": "regcred"}]})"});
+  c.Ok({"patch", "serviceaccount", "puller", "-p",
+        R"({"imagePullSecrets": [{"name": "regcred"}]})"});
   c.Apply(PodYaml("viasa", locked_image, "    imagePullPolicy: Always\n",
                   "  serviceAccountName: puller\n"));
   ASSERT_TRUE(c.WaitPodReady("viasa", "default", 60s).is_object())

@@ -34,9 +34,9 @@
 #include "netstack/topology.h"
 #include "runtime/cgroup.h"
 #include "runtime/image_store.h"
-#include "runtime/registry_client.h"
 #include "runtime/pod_namespaces.h"
 #include "runtime/probe.h"
+#include "runtime/registry_client.h"
 #include "runtime/shim.h"
 #include "runtime/volumes.h"
 
@@ -1221,7 +1221,8 @@ namespace {
 // A duration as Go prints one ("523ms", "1.234s").
 std::string GoDuration(milliseconds d) {
   if (d.count() < 1000) return std::to_string(d.count()) + "ms";
-  std::string s = std::to_string(d.count() / 1000) + "." + std::to_string(1000 + d.count() % 1000).substr(1);
+  std::string s =
+      std::to_string(d.count() / 1000) + "." + std::to_string(1000 + d.count() % 1000).substr(1);
   while (s.back() == '0') s.pop_back();
   if (s.back() == '.') s.pop_back();
   return s + "s";
@@ -1289,8 +1290,8 @@ void NodeAgent::Impl::ImagePullFailed(const Json& pod, ContainerRuntime& c,
   }
   recorder_.Warning(pod, "Failed", "Error: " + reason);
   // The kubelet's image back-off: the crash back-off's base, doubling to 5 min.
-  auto delay = std::min(milliseconds(300000),
-                        opts_.crash_backoff * (1 << std::min(c.pull_failures - 1, 5)));
+  auto delay =
+      std::min(milliseconds(300000), opts_.crash_backoff * (1 << std::min(c.pull_failures - 1, 5)));
   c.pull_retry_at = Clock::now() + delay;
   // The reason turns to ImagePullBackOff at the next look (as the kubelet's
   // next sync finds the image in back-off).
@@ -1333,8 +1334,8 @@ std::optional<ImageConfig> NodeAgent::Impl::EnsureImage(const Json& pod, Contain
     if (c.waiting_reason == "ErrImagePull") {
       recorder_.Normal(pod, "BackOff", "Back-off pulling image \"" + c.image + "\"");
       recorder_.Warning(pod, "Failed", "Error: ImagePullBackOff");
-      c.waiting_message = "Back-off pulling image \"" + c.image + "\": ErrImagePull: " +
-                          c.waiting_message;
+      c.waiting_message =
+          "Back-off pulling image \"" + c.image + "\": ErrImagePull: " + c.waiting_message;
       c.waiting_reason = "ImagePullBackOff";
     }
     c.backoff_until = c.pull_retry_at;

@@ -292,7 +292,8 @@ void ParseDockerConfig(const std::string& json, const std::string& what, Keyring
   const Json& auths = j.contains("auths") ? j["auths"] : j;
   if (!auths.is_object()) throw Error::Invalid(what + ": auths is not an object");
   for (auto it = auths.begin(); it != auths.end(); ++it) {
-    if (!it.value().is_object()) throw Error::Invalid(what + ": auths." + it.key() + " is not an object");
+    if (!it.value().is_object())
+      throw Error::Invalid(what + ": auths." + it.key() + " is not an object");
     RegistryCredential cred;
     cred.username = it.value().value("username", std::string());
     cred.password = it.value().value("password", std::string());
@@ -384,8 +385,8 @@ class RegistryClient::Session {
         return;
       }
     }
-    throw Error::Unauthorized("401 without a challenge kin understands (WWW-Authenticate: " +
-                              GoQuote(header) + ")");
+    throw Error::Unauthorized(
+        "401 without a challenge kin understands (WWW-Authenticate: " + GoQuote(header) + ")");
   }
 
   void BearerToken(const AuthChallenge& c) {
@@ -416,7 +417,8 @@ class RegistryClient::Session {
     Json j = Json::parse(r.body, nullptr, false);
     std::string token = j.is_object() ? j.value("token", std::string()) : "";
     if (token.empty() && j.is_object()) token = j.value("access_token", std::string());
-    if (token.empty()) throw Error::Unauthorized("token from " + realm + ": no token in the answer");
+    if (token.empty())
+      throw Error::Unauthorized("token from " + realm + ": no token in the answer");
     authorization_ = "Bearer " + token;
   }
 
@@ -486,12 +488,12 @@ PulledImage RegistryClient::Pull(const std::string& image, const Keyring& keyrin
       for (int depth = 0;; ++depth) {
         if (depth > 2) throw Error::Invalid(ref.String() + ": indexes nest too deeply");
         http::Headers accept;
-        accept.emplace("Accept", std::string(kOciIndex) + ", " + kDockerList + ", " +
-                                     kOciManifest + ", " + kDockerManifest);
+        accept.emplace("Accept", std::string(kOciIndex) + ", " + kDockerList + ", " + kOciManifest +
+                                     ", " + kDockerManifest);
         http::ClientResponse r = s.Get("manifests/" + want, accept, {});
         if (r.status != 200) {
-          throw StatusError(r.status, "manifest " + ref.repository + ":" + want + ": " +
-                                          RegistryErrorText(r));
+          throw StatusError(
+              r.status, "manifest " + ref.repository + ":" + want + ": " + RegistryErrorText(r));
         }
         if (r.body.size() > kMaxManifestBytes) {
           throw Error::Invalid("manifest " + want + " is larger than 4 MiB");
@@ -568,7 +570,8 @@ PulledImage RegistryClient::Pull(const std::string& image, const Keyring& keyrin
         if (r.status != 200) {
           throw StatusError(r.status, "blob " + digest + ": " + RegistryErrorText(r));
         }
-        if (Clock::now() >= deadline) throw Error::Timeout("blob " + digest + ": download took too long");
+        if (Clock::now() >= deadline)
+          throw Error::Timeout("blob " + digest + ": download took too long");
         std::string got = h->Digest();
         if (got != digest) {
           throw Error::Invalid("blob " + digest + " of " + ref.String() +

@@ -126,7 +126,7 @@ struct RegistryOptions {
   std::map<std::string, std::vector<std::string>> mirrors;
   // Hosts ("127.0.0.1:5000") spoken to over plain HTTP.
   std::set<std::string> insecure;
-  std::string ca_file;  // an extra CA for HTTPS registries (empty: the system's)
+  std::string ca_file;                     // an extra CA for HTTPS registries (empty: the system's)
   std::chrono::seconds blob_timeout{600};  // a whole blob download
 };
 

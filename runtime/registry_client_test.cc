@@ -103,9 +103,9 @@ class FakeRegistry : public RegistryTransport {
  public:
   std::map<std::string, std::pair<std::string, std::string>> manifests;  // url -> (type, body)
   std::map<std::string, std::string> blobs;                              // url -> body
-  std::string token_realm;          // when set: bearer auth required
-  std::string basic;                // token realm wants this Basic header ("" none)
-  std::set<std::string> broken;     // endpoint prefixes that fail
+  std::string token_realm;       // when set: bearer auth required
+  std::string basic;             // token realm wants this Basic header ("" none)
+  std::set<std::string> broken;  // endpoint prefixes that fail
   std::vector<std::string> requests;
 
   http::ClientResponse Get(const std::string& url, const http::Headers& headers,
@@ -128,8 +128,9 @@ class FakeRegistry : public RegistryTransport {
     }
     if (!token_realm.empty() && (auth == headers.end() || auth->second != "Bearer tok")) {
       r.status = 401;
-      r.headers.emplace("WWW-Authenticate", "Bearer realm=\"" + token_realm +
-                                                "\",service=\"fake\",scope=\"repository:a/b:pull\"");
+      r.headers.emplace(
+          "WWW-Authenticate",
+          "Bearer realm=\"" + token_realm + "\",service=\"fake\",scope=\"repository:a/b:pull\"");
       return r;
     }
     if (auto it = manifests.find(url); it != manifests.end()) {
@@ -270,11 +271,10 @@ TEST_F(RegistryClientTest, MirrorsFirstThenTheRegistry) {
   o.mirrors["reg.test"] = {"http://mirror1.test", "mirror2.test"};
   o.insecure = {"mirror2.test"};
   RegistryClient c = Client(o);
-  EXPECT_EQ(c.Endpoints("reg.test"), (std::vector<std::string>{"http://mirror1.test",
-                                                                "http://mirror2.test",
-                                                                "https://reg.test"}));
-  EXPECT_EQ(c.Endpoints("docker.io"),
-            std::vector<std::string>{"https://registry-1.docker.io"});
+  EXPECT_EQ(
+      c.Endpoints("reg.test"),
+      (std::vector<std::string>{"http://mirror1.test", "http://mirror2.test", "https://reg.test"}));
+  EXPECT_EQ(c.Endpoints("docker.io"), std::vector<std::string>{"https://registry-1.docker.io"});
   fake_->broken = {"http://mirror1.test"};  // refuses; mirror2 has nothing (404)
   PulledImage p = c.Pull("reg.test/a/b:1", {});
   EXPECT_EQ(p.endpoint, "https://reg.test");
@@ -357,12 +357,11 @@ TEST_F(RegistryClientTest, PullerSharesConcurrentPullsAndStoresTheImage) {
 // credentials and hands out a token the registry then accepts.
 TEST(RegistryHttpTest, BearerTokenFlowOverHttp) {
   const std::string config = R"({"config": {"Entrypoint": ["/e"]}})";
-  const std::string manifest =
-      Json{{"schemaVersion", 2},
-           {"mediaType", "application/vnd.docker.distribution.manifest.v2+json"},
-           {"config", {{"digest", Sha256Digest(config)}, {"size", config.size()}}},
-           {"layers", Json::array()}}
-          .dump();
+  const std::string manifest = Json{
+      {"schemaVersion", 2},
+      {"mediaType", "application/vnd.docker.distribution.manifest.v2+json"},
+      {"config", {{"digest", Sha256Digest(config)}, {"size", config.size()}}},
+      {"layers", Json::array()}}.dump();
   std::atomic<int> token_requests{0};
   std::string scope_seen;
   http::Server auth(http::ServerOptions{}, [&](http::Request& req, http::Response& resp) {

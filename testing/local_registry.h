@@ -65,8 +65,8 @@ class LocalRegistry {
       WriteFile(dir_.File("ca.crt"), ca.cert_pem);
       WriteFile(dir_.File("tls.crt"), leaf.cert_pem);
       WriteFile(dir_.File("tls.key"), leaf.key_pem);
-      tls_config = "  tls:\n    certificate: " + dir_.File("tls.crt") + "\n    key: " +
-                   dir_.File("tls.key") + "\n";
+      tls_config = "  tls:\n    certificate: " + dir_.File("tls.crt") +
+                   "\n    key: " + dir_.File("tls.key") + "\n";
     }
     std::string auth;
     if (!user.empty()) {
@@ -76,10 +76,10 @@ class LocalRegistry {
       auth = "auth:\n  htpasswd:\n    realm: kin-test\n    path: " + dir_.File("htpasswd") + "\n";
     }
     WriteFile(dir_.File("config.yml"),
-                       "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                       "    rootdirectory: " +
-                           dir_.File("storage") + "\nhttp:\n  addr: 127.0.0.1:" +
-                           std::to_string(port_) + "\n" + tls_config + auth);
+              "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+              "    rootdirectory: " +
+                  dir_.File("storage") + "\nhttp:\n  addr: 127.0.0.1:" + std::to_string(port_) +
+                  "\n" + tls_config + auth);
     SpawnOptions o;
     o.argv = {"docker-registry", "serve", dir_.File("config.yml")};
     o.stdout_file = dir_.File("registry.log");
@@ -89,9 +89,9 @@ class LocalRegistry {
     bool up = Eventually(
         [&] {
           if (!proc_.running()) return true;
-          CommandResult r = RunCommand({"curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}",
-                                        url() + "/v2/"},
-                                       std::chrono::seconds(5));
+          CommandResult r =
+              RunCommand({"curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", url() + "/v2/"},
+                         std::chrono::seconds(5));
           return r.out == "200" || r.out == "401";
         },
         std::chrono::seconds(20));
@@ -143,40 +143,38 @@ inline std::string WriteImageLayout(const TempDir& dir) {
   std::string layer = ReadFile(dir.File("layer.tar"));
   std::string layer_digest = Sha256Digest(layer);
   std::string config =
-      Json{{"architecture", "amd64"},
-           {"os", "linux"},
-           {"config",
-            {{"Cmd", {"/bin/sh", "-c", "echo pulled-ok; exec sleep 3600"}},
-             {"Env", {"PATH=/bin"}}}},
-           {"rootfs", {{"type", "layers"}, {"diff_ids", {layer_digest}}}}}
+      Json{
+          {"architecture", "amd64"},
+          {"os", "linux"},
+          {"config",
+           {{"Cmd", {"/bin/sh", "-c", "echo pulled-ok; exec sleep 3600"}}, {"Env", {"PATH=/bin"}}}},
+          {"rootfs", {{"type", "layers"}, {"diff_ids", {layer_digest}}}}}
           .dump();
-  std::string manifest =
-      Json{{"schemaVersion", 2},
-           {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-           {"config",
-            {{"mediaType", "application/vnd.oci.image.config.v1+json"},
-             {"digest", Sha256Digest(config)},
-             {"size", config.size()}}},
-           {"layers",
-            {{{"mediaType", "application/vnd.oci.image.layer.v1.tar"},
-              {"digest", layer_digest},
-              {"size", layer.size()}}}}}
-          .dump();
+  std::string manifest = Json{{"schemaVersion", 2},
+                              {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                              {"config",
+                               {{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                                {"digest", Sha256Digest(config)},
+                                {"size", config.size()}}},
+                              {"layers",
+                               {{{"mediaType", "application/vnd.oci.image.layer.v1.tar"},
+                                 {"digest", layer_digest},
+                                 {"size", layer.size()}}}}}
+                             .dump();
   std::string layout = dir.File("layout");
   std::filesystem::create_directories(layout + "/blobs/sha256");
   for (const auto& blob : {layer, config, manifest}) {
     WriteFile(layout + "/blobs/sha256/" + Sha256Digest(blob).substr(7), blob);
   }
   WriteFile(layout + "/oci-layout", R"({"imageLayoutVersion": "1.0.0"})");
-  WriteFile(
-      layout + "/index.json",
-      Json{{"schemaVersion", 2},
-           {"manifests",
-            {{{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-              {"digest", Sha256Digest(manifest)},
-              {"size", manifest.size()},
-              {"annotations", {{"org.opencontainers.image.ref.name", "1"}}}}}}}
-          .dump());
+  WriteFile(layout + "/index.json",
+            Json{{"schemaVersion", 2},
+                 {"manifests",
+                  {{{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                    {"digest", Sha256Digest(manifest)},
+                    {"size", manifest.size()},
+                    {"annotations", {{"org.opencontainers.image.ref.name", "1"}}}}}}}
+                .dump());
   return layout;
 }
 
