@@ -1,4 +1,4 @@
-// Kernel tests for a full state directory: each test mounts a 2 MiB tmpfs
+// Kernel tests for a full state directory: each test mounts a 4 MiB tmpfs
 // (root is needed to mount), fills it with a filler file to the last byte,
 // and checks that writes fail with a 500 naming the cause while reads and
 // watches go on, that a failed write changes nothing (no revision, no watch
@@ -45,7 +45,7 @@ class DiskFullKernelTest : public kin::testing::KernelTest {
     if (IsSkipped()) return;
     root_ = (fs::temp_directory_path() / (prefix() + "-full")).string();
     fs::create_directories(root_);
-    ASSERT_EQ(::mount("tmpfs", root_.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=2m,mode=0700"),
+    ASSERT_EQ(::mount("tmpfs", root_.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0700"),
               0)
         << "mount tmpfs on " << root_ << ": " << std::strerror(errno);
     mounted_ = true;
