@@ -30,25 +30,18 @@ class AdmissionWebhookE2E : public ::testing::Test {
   static void TearDownTestSuite() { delete cluster_; }
   void SetUp() override {
     ASSERT_TRUE(cluster_->error().empty()) << cluster_->error();
-    kubectl_ = testing::KubectlBinary("1.33");
-    if (::access(kubectl_.c_str(), X_OK) != 0) {
-      if (std::getenv("CI")) FAIL() << kubectl_ << " is missing";
-      GTEST_SKIP() << kubectl_ << " is not installed";
+    k_ = std::make_unique<testing::KubectlRunner>("1.33", cluster_->Kubeconfig(),
+                                                  std::chrono::seconds(120));
+    if (!k_->installed()) {
+      if (std::getenv("CI")) FAIL() << k_->binary() << " is missing";
+      GTEST_SKIP() << k_->binary() << " is not installed";
     }
-    cache_ = std::make_unique<TempDir>();
   }
   CommandResult Kubectl(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv = {kubectl_, "--kubeconfig", cluster_->Kubeconfig(),
-                                     "--cache-dir", cache_->path()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, std::chrono::seconds(120), input);
+    return k_->Run(args, input);
   }
   std::string Ok(std::vector<std::string> args, const std::string& input = "") {
-    CommandResult r = Kubectl(args, input);
-    std::string cmd;
-    for (auto& a : args) cmd += a + " ";
-    EXPECT_TRUE(r.status.success()) << "kubectl " << cmd << "\n" << r.out << r.err;
-    return r.out;
+    return k_->Ok(args, input);
   }
   std::string Pod(const std::string& name, const std::string& container) {
     return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name +
@@ -58,15 +51,19 @@ class AdmissionWebhookE2E : public ::testing::Test {
   // The webhook configurations: one mutating, one validating, on the
   // Service, limited to namespaces labelled webhook-e2e=on.
   std::string Configs(const std::string& ca_b64, const std::string& policy) {
-    std::string common = "  sideEffects: None\n  admissionReviewVersions: [v1]\n"
-                         "  failurePolicy: " + policy + "\n"
-                         "  namespaceSelector:\n    matchLabels: {webhook-e2e: \"on\"}\n"
-                         "  rules:\n  - operations: [CREATE]\n    apiGroups: [\"\"]\n"
-                         "    apiVersions: [v1]\n    resources: [pods]\n";
+    std::string common =
+        "  sideEffects: None\n  admissionReviewVersions: [v1]\n"
+        "  failurePolicy: " +
+        policy +
+        "\n"
+        "  namespaceSelector:\n    matchLabels: {webhook-e2e: \"on\"}\n"
+        "  rules:\n  - operations: [CREATE]\n    apiGroups: [\"\"]\n"
+        "    apiVersions: [v1]\n    resources: [pods]\n";
     auto client = [&](const std::string& path) {
       return "  clientConfig:\n    caBundle: " + ca_b64 +
              "\n    service:\n      namespace: wh-server\n      name: e2e-webhook\n"
-             "      path: " + path + "\n";
+             "      path: " +
+             path + "\n";
     };
     return "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\n"
            "metadata:\n  name: e2e-mutating\nwebhooks:\n- name: add-label.kin.test\n" +
@@ -78,8 +75,7 @@ class AdmissionWebhookE2E : public ::testing::Test {
   }
 
   static testing::SuiteCluster* cluster_;
-  std::string kubectl_;
-  std::unique_ptr<TempDir> cache_;
+  std::unique_ptr<testing::KubectlRunner> k_;
 };
 
 testing::SuiteCluster* AdmissionWebhookE2E::cluster_ = nullptr;
@@ -92,11 +88,11 @@ TEST_F(AdmissionWebhookE2E, ServiceBackedWebhooksMutateRejectAndFollowFailurePol
   spec.dns_names = {"e2e-webhook.wh-server.svc"};
   spec.server_auth = true;
   tls::KeyPair leaf = tls::IssueCertificate(ca, spec);
-  testing::WriteFile(cache_->File("tls.crt"), leaf.cert_pem);
-  testing::WriteFile(cache_->File("tls.key"), leaf.key_pem);
+  testing::WriteFile(k_->dir().File("tls.crt"), leaf.cert_pem);
+  testing::WriteFile(k_->dir().File("tls.key"), leaf.key_pem);
   Ok({"create", "namespace", "wh-server"});
   Ok({"create", "secret", "tls", "webhook-tls", "-n", "wh-server", "--cert",
-      cache_->File("tls.crt"), "--key", cache_->File("tls.key")});
+      k_->dir().File("tls.crt"), "--key", k_->dir().File("tls.key")});
   // The certificates go to /mnt: kin's built-in agnhost image has no
   // root filesystem of its own (it runs on the host's), where a volume's
   // mountPath must already exist.
@@ -163,8 +159,8 @@ spec:
                 "jsonpath={.metadata.labels.added-label}"}),
             "yes");
   // The validating one rejects, as kube-apiserver words it.
-  CommandResult r = Kubectl({"create", "-n", "wh-test", "-f", "-"},
-                            Pod("rejected", "webhook-disallow"));
+  CommandResult r =
+      Kubectl({"create", "-n", "wh-test", "-f", "-"}, Pod("rejected", "webhook-disallow"));
   EXPECT_FALSE(r.status.success()) << r.out;
   EXPECT_NE(r.err.find("Error from server: error when creating \"STDIN\": admission webhook "
                        "\"deny-pods.kin.test\" denied the request: the pod contains unwanted "
@@ -199,9 +195,9 @@ spec:
   // ... and Ignore admits.
   Ok({"apply", "-f", "-"}, Configs(ca_b64, "Ignore"));
   Ok({"create", "-n", "wh-test", "-f", "-"}, Pod("down", "c"));
-  EXPECT_EQ(Ok({"get", "pod", "down", "-n", "wh-test", "-o",
-                "jsonpath={.metadata.labels.added-label}"}),
-            "");
+  EXPECT_EQ(
+      Ok({"get", "pod", "down", "-n", "wh-test", "-o", "jsonpath={.metadata.labels.added-label}"}),
+      "");
   Ok({"delete", "mutatingwebhookconfiguration", "e2e-mutating"});
   Ok({"delete", "validatingwebhookconfiguration", "e2e-validating"});
 }
@@ -223,8 +219,7 @@ TEST_F(AdmissionWebhookE2E, ConfigurationsAreValidatedAndExplained) {
             std::string::npos)
       << r.err;
   std::string explain = Ok({"explain", "validatingwebhookconfiguration.webhooks.failurePolicy"});
-  EXPECT_NE(explain.find("FailurePolicy defines how unrecognized"), std::string::npos)
-      << explain;
+  EXPECT_NE(explain.find("FailurePolicy defines how unrecognized"), std::string::npos) << explain;
   std::string resources = Ok({"api-resources", "--api-group=admissionregistration.k8s.io"});
   EXPECT_NE(resources.find("mutatingwebhookconfigurations"), std::string::npos) << resources;
   EXPECT_NE(resources.find("validatingwebhookconfigurations"), std::string::npos) << resources;

@@ -22,12 +22,11 @@ class CrdE2E : public ::testing::TestWithParam<std::string> {
   static void TearDownTestSuite() { delete cluster_; }
   void SetUp() override {
     ASSERT_TRUE(cluster_->error().empty()) << cluster_->error();
-    kubectl_ = testing::KubectlBinary(GetParam());
-    if (::access(kubectl_.c_str(), X_OK) != 0) {
-      if (std::getenv("CI")) FAIL() << kubectl_ << " is missing";
-      GTEST_SKIP() << kubectl_ << " is not installed";
+    k_ = std::make_unique<testing::KubectlRunner>(GetParam(), cluster_->Kubeconfig());
+    if (!k_->installed()) {
+      if (std::getenv("CI")) FAIL() << k_->binary() << " is missing";
+      GTEST_SKIP() << k_->binary() << " is not installed";
     }
-    cache_ = std::make_unique<TempDir>();
     // A group and a namespace per kubectl version: the runs do not meet.
     std::string v = GetParam();
     v.erase(std::remove(v.begin(), v.end(), '.'), v.end());
@@ -40,17 +39,10 @@ class CrdE2E : public ::testing::TestWithParam<std::string> {
     Kubectl({"delete", "namespace", ns_, "--wait=false"});
   }
   CommandResult Kubectl(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv = {kubectl_, "--kubeconfig", cluster_->Kubeconfig(),
-                                     "--cache-dir", cache_->path()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, std::chrono::seconds(60), input);
+    return k_->Run(args, input);
   }
   std::string Ok(std::vector<std::string> args, const std::string& input = "") {
-    CommandResult r = Kubectl(args, input);
-    std::string cmd;
-    for (auto& a : args) cmd += a + " ";
-    EXPECT_TRUE(r.status.success()) << "kubectl " << cmd << "\n" << r.out << r.err;
-    return r.out;
+    return k_->Ok(args, input);
   }
   std::vector<std::string> N(std::vector<std::string> args) {
     args.push_back("-n");
@@ -61,9 +53,11 @@ class CrdE2E : public ::testing::TestWithParam<std::string> {
     return R"(apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: widgets.)" + group_ + R"(
+  name: widgets.)" +
+           group_ + R"(
 spec:
-  group: )" + group_ + R"(
+  group: )" +
+           group_ + R"(
   scope: Namespaced
   names:
     plural: widgets
@@ -113,8 +107,7 @@ spec:
   }
 
   static testing::SuiteCluster* cluster_;
-  std::string kubectl_;
-  std::unique_ptr<TempDir> cache_;
+  std::unique_ptr<testing::KubectlRunner> k_;
   std::string group_, ns_;
 };
 
@@ -169,8 +162,7 @@ TEST_P(CrdE2E, ApplyWaitUseAndDelete) {
   Ok(N({"scale", "widget", "w1", "--replicas=5"}));
   EXPECT_EQ(Ok(N({"get", "widget", "w1", "-o", "jsonpath={.spec.replicas}"})), "5");
   // Selectors on metadata.name.
-  std::string sel = Ok(N({"get", "widgets", "--field-selector", "metadata.name=w2", "-o",
-                          "name"}));
+  std::string sel = Ok(N({"get", "widgets", "--field-selector", "metadata.name=w2", "-o", "name"}));
   EXPECT_EQ(sel, "widget." + group_ + "/w2\n");
 
   // A schema violation, in kube-apiserver's words.
@@ -238,7 +230,8 @@ spec:
 )";
   c.Apply(crd);
   c.Ok({"wait", "--for=condition=Established", "crd/gadgets.kin.example.com", "--timeout=30s"});
-  c.Apply("apiVersion: kin.example.com/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {color: red}\n");
+  c.Apply(
+      "apiVersion: kin.example.com/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {color: red}\n");
   c.KillServe();
   CommandResult r = c.Kin({"cluster", "start", "--name", c.name()});
   ASSERT_TRUE(r.status.success()) << r.out << r.err << c.Log();
@@ -247,7 +240,8 @@ spec:
   std::string resources = c.Ok({"api-resources", "--api-group=kin.example.com"});
   EXPECT_NE(resources.find("gadgets"), std::string::npos) << resources;
   // Still validated and pruned after the restart.
-  c.Apply("apiVersion: kin.example.com/v1\nkind: Gadget\nmetadata: {name: g2}\nspec: {color: blue}\n");
+  c.Apply(
+      "apiVersion: kin.example.com/v1\nkind: Gadget\nmetadata: {name: g2}\nspec: {color: blue}\n");
   EXPECT_EQ(c.GetJson({"gadget", "g2"})["spec"]["color"], "blue");
   EXPECT_TRUE(c.Delete()) << c.last_output();
 }

@@ -26,12 +26,11 @@ class KubectlE2E : public ::testing::TestWithParam<std::string> {
   static void TearDownTestSuite() { delete cluster_; }
   void SetUp() override {
     ASSERT_TRUE(cluster_->error().empty()) << cluster_->error();
-    kubectl_ = testing::KubectlBinary(GetParam());
-    if (::access(kubectl_.c_str(), X_OK) != 0) {
-      if (std::getenv("CI")) FAIL() << kubectl_ << " is missing";
-      GTEST_SKIP() << kubectl_ << " is not installed";
+    k_ = std::make_unique<testing::KubectlRunner>(GetParam(), cluster_->Kubeconfig());
+    if (!k_->installed()) {
+      if (std::getenv("CI")) FAIL() << k_->binary() << " is missing";
+      GTEST_SKIP() << k_->binary() << " is not installed";
     }
-    cache_ = std::make_unique<TempDir>();
     // Each test works in a namespace of its own, so the versions' runs do
     // not meet, nor does a test meet the previous one's namespace while it
     // terminates (its busybox pods take their 30 s grace period, sleep being
@@ -44,18 +43,11 @@ class KubectlE2E : public ::testing::TestWithParam<std::string> {
     if (!ns_.empty()) Kubectl({"delete", "namespace", ns_, "--wait=false"});
   }
   CommandResult Kubectl(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv = {kubectl_, "--kubeconfig", cluster_->Kubeconfig(),
-                                     "--cache-dir", cache_->path()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, std::chrono::seconds(60), input);
+    return k_->Run(args, input);
   }
   // Runs kubectl and expects success; returns stdout.
   std::string Ok(std::vector<std::string> args, const std::string& input = "") {
-    CommandResult r = Kubectl(args, input);
-    std::string cmd;
-    for (auto& a : args) cmd += a + " ";
-    EXPECT_TRUE(r.status.success()) << "kubectl " << cmd << "\n" << r.out << r.err;
-    return r.out;
+    return k_->Ok(args, input);
   }
   std::vector<std::string> N(std::vector<std::string> args) {
     args.push_back("-n");
@@ -64,8 +56,7 @@ class KubectlE2E : public ::testing::TestWithParam<std::string> {
   }
 
   static testing::SuiteCluster* cluster_;
-  std::string kubectl_;
-  std::unique_ptr<TempDir> cache_;
+  std::unique_ptr<testing::KubectlRunner> k_;
   std::string ns_;
 };
 
@@ -245,11 +236,11 @@ TEST_P(KubectlE2E, DeleteAndErrors) {
 
 TEST_P(KubectlE2E, WatchPrintsChanges) {
   SpawnOptions o;
-  o.argv = {kubectl_,
+  o.argv = {k_->binary(),
             "--kubeconfig",
             cluster_->Kubeconfig(),
             "--cache-dir",
-            cache_->path(),
+            k_->dir().path(),
             "get",
             "configmaps",
             "-w",
@@ -360,8 +351,9 @@ TEST_P(KubectlE2E, PriorityClassesGiveTheirPriorityToPods) {
       << r.err;
   // A pod naming no class gets the global default's.
   Ok({"run", "plain", "-n", ns_, "--image", "busybox", "--command", "--", "sleep", "3600"});
-  EXPECT_EQ(Ok(N({"get", "pod", "plain", "-o", "jsonpath={.spec.priorityClassName} {.spec.priority}"})),
-            first + " 5");
+  EXPECT_EQ(
+      Ok(N({"get", "pod", "plain", "-o", "jsonpath={.spec.priorityClassName} {.spec.priority}"})),
+      first + " 5");
   Ok({"delete", "priorityclass", first, pc});
 }
 

@@ -30,49 +30,25 @@ class RbacE2E : public ::testing::Test {
   static void TearDownTestSuite() { delete cluster_; }
   void SetUp() override {
     ASSERT_TRUE(cluster_->error().empty()) << cluster_->error();
-    kubectl_ = testing::KubectlBinary("1.33");
-    if (::access(kubectl_.c_str(), X_OK) != 0) {
-      if (std::getenv("CI")) FAIL() << kubectl_ << " is missing";
-      GTEST_SKIP() << kubectl_ << " is not installed";
+    k_ = std::make_unique<testing::KubectlRunner>("1.33", cluster_->Kubeconfig());
+    if (!k_->installed()) {
+      if (std::getenv("CI")) FAIL() << k_->binary() << " is missing";
+      GTEST_SKIP() << k_->binary() << " is not installed";
     }
-    cache_ = std::make_unique<TempDir>();
     static int tests_run = 0;
     ns_ = "rbac-e2e-" + std::to_string(++tests_run);
     Ok({"create", "namespace", ns_});
     Ok({"create", "serviceaccount", "robot", "-n", ns_});
-    server_ = Ok({"config", "view", "--raw", "-o", "jsonpath={.clusters[0].cluster.server}"});
-    std::string ca_b64 = Ok({"config", "view", "--raw", "-o",
-                             "jsonpath={.clusters[0].cluster.certificate-authority-data}"});
-    auto ca = Base64Decode(ca_b64);
-    ASSERT_TRUE(ca) << ca_b64;
-    testing::WriteFile(cache_->File("ca.crt"), *ca);
-    testing::WriteFile(cache_->File("empty-kubeconfig"), "apiVersion: v1\nkind: Config\n");
   }
   void TearDown() override {
     if (!ns_.empty()) Kubectl({"delete", "namespace", ns_, "--wait=false"});
   }
-  CommandResult Kubectl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {kubectl_, "--kubeconfig", cluster_->Kubeconfig(),
-                                     "--cache-dir", cache_->path()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, std::chrono::seconds(60));
-  }
+  CommandResult Kubectl(std::vector<std::string> args) { return k_->Run(args); }
   // kubectl as the bearer of `token` only: no client certificate.
   CommandResult WithToken(const std::string& token, std::vector<std::string> args) {
-    std::vector<std::string> argv = {kubectl_,  "--kubeconfig", cache_->File("empty-kubeconfig"),
-                                     "--cache-dir", cache_->path(), "--server", server_,
-                                     "--certificate-authority", cache_->File("ca.crt"),
-                                     "--token", token};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, std::chrono::seconds(60));
+    return k_->RunWithToken(token, args);
   }
-  std::string Ok(std::vector<std::string> args) {
-    CommandResult r = Kubectl(args);
-    std::string cmd;
-    for (auto& a : args) cmd += a + " ";
-    EXPECT_TRUE(r.status.success()) << "kubectl " << cmd << "\n" << r.out << r.err;
-    return r.out;
-  }
+  std::string Ok(std::vector<std::string> args) { return k_->Ok(args); }
   std::string RobotToken() {
     std::string t = Ok({"create", "token", "robot", "-n", ns_});
     while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
@@ -81,9 +57,8 @@ class RbacE2E : public ::testing::Test {
   std::string Robot() const { return "system:serviceaccount:" + ns_ + ":robot"; }
 
   static testing::SuiteCluster* cluster_;
-  std::string kubectl_;
-  std::unique_ptr<TempDir> cache_;
-  std::string ns_, server_;
+  std::unique_ptr<testing::KubectlRunner> k_;
+  std::string ns_;
 };
 
 testing::SuiteCluster* RbacE2E::cluster_ = nullptr;
@@ -111,7 +86,8 @@ TEST_F(RbacE2E, ServiceAccountGetsWhatItsRoleGrantsAndExactForbiddenOtherwise) {
   EXPECT_FALSE(r.status.success());
   EXPECT_NE(r.err.find("Error from server (Forbidden): services is forbidden: User \"" + Robot() +
                        "\" cannot list resource \"services\" in API group \"\" in the namespace "
-                       "\"" + ns_ + "\""),
+                       "\"" +
+                       ns_ + "\""),
             std::string::npos)
       << r.err;
   // A RoleBinding grants nothing outside its namespace.
@@ -160,9 +136,9 @@ TEST_F(RbacE2E, AdminKeepsFullAccessAndDefaultRolesExist) {
   Json crb = Json::parse(Ok({"get", "clusterrolebinding", "cluster-admin", "-o", "json"}));
   EXPECT_EQ(crb["subjects"][0]["name"], "system:masters");
   EXPECT_EQ(crb["metadata"]["labels"]["kubernetes.io/bootstrapping"], "rbac-defaults");
-  for (const char* role : {"cluster-admin", "admin", "edit", "view", "system:basic-user",
-                           "system:discovery", "system:public-info-viewer",
-                           "system:auth-delegator"}) {
+  for (const char* role :
+       {"cluster-admin", "admin", "edit", "view", "system:basic-user", "system:discovery",
+        "system:public-info-viewer", "system:auth-delegator"}) {
     Json r = Json::parse(Ok({"get", "clusterrole", role, "-o", "json"}));
     EXPECT_EQ(r["metadata"]["annotations"]["rbac.authorization.kubernetes.io/autoupdate"], "true")
         << role;
@@ -196,15 +172,16 @@ TEST_F(RbacE2E, NoEscalationThroughRolesOrBindings) {
       },
       std::chrono::seconds(20)));
   std::string token = RobotToken();
-  CommandResult r = WithToken(token, {"create", "rolebinding", "eve-edit", "--clusterrole=edit",
-                                      "--user=eve", "-n", ns_});
+  CommandResult r = WithToken(
+      token, {"create", "rolebinding", "eve-edit", "--clusterrole=edit", "--user=eve", "-n", ns_});
   EXPECT_TRUE(r.status.success()) << r.err;
   r = WithToken(token, {"create", "rolebinding", "eve-root", "--clusterrole=cluster-admin",
                         "--user=eve", "-n", ns_});
   EXPECT_FALSE(r.status.success());
   EXPECT_NE(r.err.find("rolebindings.rbac.authorization.k8s.io \"eve-root\" is forbidden: user \"" +
-                       Robot() + "\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:" +
-                       ns_ + "\" \"system:authenticated\"]) is attempting to grant RBAC "
+                       Robot() +
+                       "\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:" + ns_ +
+                       "\" \"system:authenticated\"]) is attempting to grant RBAC "
                        "permissions not currently held:"),
             std::string::npos)
       << r.err;

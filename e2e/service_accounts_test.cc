@@ -30,57 +30,27 @@ class ServiceAccountsE2E : public ::testing::Test {
   static void TearDownTestSuite() { delete cluster_; }
   void SetUp() override {
     ASSERT_TRUE(cluster_->error().empty()) << cluster_->error();
-    kubectl_ = testing::KubectlBinary("1.33");
-    if (::access(kubectl_.c_str(), X_OK) != 0) {
-      if (std::getenv("CI")) FAIL() << kubectl_ << " is missing";
-      GTEST_SKIP() << kubectl_ << " is not installed";
+    k_ = std::make_unique<testing::KubectlRunner>("1.33", cluster_->Kubeconfig());
+    if (!k_->installed()) {
+      if (std::getenv("CI")) FAIL() << k_->binary() << " is missing";
+      GTEST_SKIP() << k_->binary() << " is not installed";
     }
-    cache_ = std::make_unique<TempDir>();
     static int tests_run = 0;
     ns_ = "sa-e2e-" + std::to_string(++tests_run);
     Ok({"create", "namespace", ns_});
-    // Where the API is and its CA, for kubectl with a token and no
-    // client certificate.
-    server_ = Ok({"config", "view", "--raw", "-o", "jsonpath={.clusters[0].cluster.server}"});
-    std::string ca_b64 = Ok({"config", "view", "--raw", "-o",
-                             "jsonpath={.clusters[0].cluster.certificate-authority-data}"});
-    auto ca = Base64Decode(ca_b64);
-    ASSERT_TRUE(ca) << ca_b64;
-    ca_pem_ = *ca;
-    testing::WriteFile(cache_->File("ca.crt"), ca_pem_);
-    testing::WriteFile(cache_->File("empty-kubeconfig"), "apiVersion: v1\nkind: Config\n");
   }
   void TearDown() override {
     if (!ns_.empty()) Kubectl({"delete", "namespace", ns_, "--wait=false"});
   }
   CommandResult Kubectl(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv = {kubectl_, "--kubeconfig", cluster_->Kubeconfig(),
-                                     "--cache-dir", cache_->path()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, std::chrono::seconds(60), input);
+    return k_->Run(args, input);
   }
   // kubectl as the bearer of `token` only: no client certificate.
   CommandResult WithToken(const std::string& token, std::vector<std::string> args) {
-    std::vector<std::string> argv = {kubectl_,
-                                     "--kubeconfig",
-                                     cache_->File("empty-kubeconfig"),
-                                     "--cache-dir",
-                                     cache_->path(),
-                                     "--server",
-                                     server_,
-                                     "--certificate-authority",
-                                     cache_->File("ca.crt"),
-                                     "--token",
-                                     token};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, std::chrono::seconds(60));
+    return k_->RunWithToken(token, args);
   }
   std::string Ok(std::vector<std::string> args, const std::string& input = "") {
-    CommandResult r = Kubectl(args, input);
-    std::string cmd;
-    for (auto& a : args) cmd += a + " ";
-    EXPECT_TRUE(r.status.success()) << "kubectl " << cmd << "\n" << r.out << r.err;
-    return r.out;
+    return k_->Ok(args, input);
   }
   std::string Token(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"create", "token", "default", "-n", ns_};
@@ -94,9 +64,8 @@ class ServiceAccountsE2E : public ::testing::Test {
   }
 
   static testing::SuiteCluster* cluster_;
-  std::string kubectl_;
-  std::unique_ptr<TempDir> cache_;
-  std::string ns_, server_, ca_pem_;
+  std::unique_ptr<testing::KubectlRunner> k_;
+  std::string ns_;
 };
 
 testing::SuiteCluster* ServiceAccountsE2E::cluster_ = nullptr;
@@ -111,13 +80,13 @@ TEST_F(ServiceAccountsE2E, NewNamespaceGetsDefaultServiceAccountAndRootCa) {
   std::string ca;
   ASSERT_TRUE(Eventually(
       [&] {
-        CommandResult r = Kubectl({"get", "configmap", "kube-root-ca.crt", "-n", ns_, "-o",
-                                   "jsonpath={.data.ca\\.crt}"});
+        CommandResult r = Kubectl(
+            {"get", "configmap", "kube-root-ca.crt", "-n", ns_, "-o", "jsonpath={.data.ca\\.crt}"});
         ca = r.out;
         return r.status.success() && !ca.empty();
       },
       std::chrono::seconds(20)));
-  EXPECT_EQ(ca, ca_pem_);
+  EXPECT_EQ(ca, k_->ca_pem());
   // Deleted: made again, with another uid.
   std::string uid = Ok({"get", "sa", "default", "-n", ns_, "-o", "jsonpath={.metadata.uid}"});
   Ok({"delete", "sa", "default", "-n", ns_});
@@ -167,8 +136,9 @@ TEST_F(ServiceAccountsE2E, TokenForAnotherAudienceIsRefusedButReviewable) {
   EXPECT_NE(api.err.find("Unauthorized"), std::string::npos) << api.err;
 
   auto review = [&](const std::string& token, const std::string& audiences) {
-    std::string yaml = "apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec:\n  token: " +
-                       token + "\n" + audiences;
+    std::string yaml =
+        "apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec:\n  token: " + token + "\n" +
+        audiences;
     // --validate=false: kubectl validates a kind without a PATCH operation
     // only after listing CRDs, which kin does not serve yet.
     return Json::parse(Ok({"create", "--validate=false", "-f", "-", "-o", "json"}, yaml));

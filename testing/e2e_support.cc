@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "base/strings.h"
 #include "testing/kernel_fixture.h"
 
 namespace kin::testing {
@@ -49,9 +51,8 @@ TempDir::~TempDir() {
 SuiteCluster::SuiteCluster(char letter, std::vector<std::string> extra_create_flags)
     : name_(UniqueClusterName(letter)) {
   std::filesystem::create_directories(StateRoot());
-  std::vector<std::string> argv = {KinBinary(),  "cluster",      "create",    "--name",
-                                   name_,        "--state-root", StateRoot(), "--kubeconfig",
-                                   Kubeconfig()};
+  std::vector<std::string> argv = {KinBinary(),    "cluster",   "create",       "--name",    name_,
+                                   "--state-root", StateRoot(), "--kubeconfig", Kubeconfig()};
   argv.insert(argv.end(), extra_create_flags.begin(), extra_create_flags.end());
   CommandResult r = RunCommand(argv, std::chrono::seconds(90));
   if (!r.status.success()) {
@@ -64,6 +65,66 @@ SuiteCluster::~SuiteCluster() {
   RunCommand({KinBinary(), "cluster", "delete", "--name", name_, "--state-root", StateRoot(),
               "--kubeconfig", Kubeconfig()},
              std::chrono::seconds(60));
+}
+
+KubectlRunner::KubectlRunner(const std::string& version, std::string kubeconfig,
+                             std::chrono::seconds timeout)
+    : binary_(KubectlBinary(version)), kubeconfig_(std::move(kubeconfig)), timeout_(timeout) {}
+
+bool KubectlRunner::installed() const { return ::access(binary_.c_str(), X_OK) == 0; }
+
+std::vector<std::string> KubectlRunner::Argv(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {binary_, "--kubeconfig", kubeconfig_, "--cache-dir",
+                                   dir_.path()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+CommandResult KubectlRunner::Run(const std::vector<std::string>& args,
+                                 const std::string& input) const {
+  return RunCommand(Argv(args), timeout_, input);
+}
+
+std::string KubectlRunner::Ok(const std::vector<std::string>& args,
+                              const std::string& input) const {
+  CommandResult r = Run(args, input);
+  std::string cmd;
+  for (const auto& a : args) cmd += a + " ";
+  EXPECT_TRUE(r.status.success()) << "kubectl " << cmd << "\n" << r.out << r.err;
+  return r.out;
+}
+
+void KubectlRunner::ReadServerAndCa() {
+  if (!server_.empty()) return;
+  server_ = Ok({"config", "view", "--raw", "-o", "jsonpath={.clusters[0].cluster.server}"});
+  std::string ca_b64 = Ok({"config", "view", "--raw", "-o",
+                           "jsonpath={.clusters[0].cluster.certificate-authority-data}"});
+  auto ca = Base64Decode(ca_b64);
+  EXPECT_TRUE(ca) << "certificate-authority-data: " << ca_b64;
+  ca_pem_ = ca.value_or("");
+  WriteFile(dir_.File("ca.crt"), ca_pem_);
+  WriteFile(dir_.File("empty-kubeconfig"), "apiVersion: v1\nkind: Config\n");
+}
+
+const std::string& KubectlRunner::server() {
+  ReadServerAndCa();
+  return server_;
+}
+
+const std::string& KubectlRunner::ca_pem() {
+  ReadServerAndCa();
+  return ca_pem_;
+}
+
+CommandResult KubectlRunner::RunWithToken(const std::string& token,
+                                          const std::vector<std::string>& args) {
+  ReadServerAndCa();
+  std::vector<std::string> argv = {
+      binary_,    "--kubeconfig", dir_.File("empty-kubeconfig"), "--cache-dir",       dir_.path(),
+      "--server", server_,        "--certificate-authority",     dir_.File("ca.crt"), "--token",
+      token};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, timeout_);
 }
 
 std::string ReadFile(const std::string& path) {

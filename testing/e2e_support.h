@@ -1,6 +1,7 @@
 // Support for end-to-end tests that drive the real `kin` binary.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,39 @@ class SuiteCluster {
  private:
   TempDir dir_;
   std::string name_, error_;
+};
+
+// kubectl of one fixed version against one kubeconfig, with a discovery
+// cache of its own (kubectl keeps discovery for hours), as the e2e suites
+// run it. Check installed() in SetUp: a missing binary fails in CI
+// (CI=true) and skips elsewhere.
+class KubectlRunner {
+ public:
+  KubectlRunner(const std::string& version, std::string kubeconfig,
+                std::chrono::seconds timeout = std::chrono::seconds(60));
+  bool installed() const;
+  const std::string& binary() const { return binary_; }
+  // The cache directory, also room for a test's own files.
+  const TempDir& dir() const { return dir_; }
+  // The binary, --kubeconfig, --cache-dir, then `args`.
+  std::vector<std::string> Argv(const std::vector<std::string>& args) const;
+  CommandResult Run(const std::vector<std::string>& args, const std::string& input = "") const;
+  // Runs and expects success (a failure names the command and its output);
+  // returns stdout.
+  std::string Ok(const std::vector<std::string>& args, const std::string& input = "") const;
+  // kubectl as the bearer of `token` only: the kubeconfig's server and CA,
+  // no client certificate (read from the kubeconfig on first use).
+  CommandResult RunWithToken(const std::string& token, const std::vector<std::string>& args);
+  // The kubeconfig's server URL and CA (PEM).
+  const std::string& server();
+  const std::string& ca_pem();
+
+ private:
+  void ReadServerAndCa();
+  std::string binary_, kubeconfig_;
+  std::chrono::seconds timeout_;
+  TempDir dir_;
+  std::string server_, ca_pem_;
 };
 
 std::string ReadFile(const std::string& path);
