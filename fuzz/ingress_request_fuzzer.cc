@@ -33,6 +33,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -50,22 +51,34 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kDeadline = std::chrono::seconds(8);
 
+// A failure of the harness itself (not a finding about the proxy): says
+// which call failed and why before stopping, so it is not read as a crash.
+[[noreturn]] void HarnessFailure(const char* what) {
+  std::fprintf(stderr, "ingress_request harness: %s: %s\n", what, std::strerror(errno));
+  abort();
+}
+
 int Loopback(uint16_t port, bool listen_too) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) abort();
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (listen_too) {
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 128) != 0)
-      abort();
-  } else if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    abort();
+  while (true) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) HarnessFailure("socket");
+    if (listen_too) {
+      int one = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 128) != 0)
+        HarnessFailure("listen");
+      return fd;
+    }
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+    // libFuzzer's timer signal (-timeout) can interrupt a connect that
+    // waits under load (a 2-worker run stopped so): connect again.
+    if (errno != EINTR) HarnessFailure("connect to the proxy");
+    ::close(fd);
   }
-  return fd;
 }
 
 uint16_t PortOf(int fd) {
