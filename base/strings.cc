@@ -158,15 +158,21 @@ std::optional<std::string> Base64Decode(std::string_view in, size_t* bad_at) {
   return out;
 }
 
-std::vector<std::string> SplitPath(std::string_view path) {
-  std::vector<std::string> parts;
+std::vector<std::string_view> SplitPathViews(std::string_view path) {
+  std::vector<std::string_view> parts;
   size_t i = 0;
   while (i < path.size()) {
     size_t j = path.find('/', i);
     if (j == std::string_view::npos) j = path.size();
-    if (j > i) parts.emplace_back(path.substr(i, j - i));
+    if (j > i) parts.push_back(path.substr(i, j - i));
     i = j + 1;
   }
+  return parts;
+}
+
+std::vector<std::string> SplitPath(std::string_view path) {
+  std::vector<std::string> parts;
+  for (std::string_view v : SplitPathViews(path)) parts.emplace_back(v);
   return parts;
 }
 

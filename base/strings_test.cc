@@ -56,6 +56,9 @@ TEST(SplitPathTest, SegmentsWithoutEmptyOnes) {
   EXPECT_EQ(SplitPath("/api/v1/namespaces/default/pods"),
             (std::vector<std::string>{"api", "v1", "namespaces", "default", "pods"}));
   EXPECT_EQ(SplitPath("//apis//apps/"), (std::vector<std::string>{"apis", "apps"}));
+  std::string text = "/a//b/";
+  EXPECT_EQ(SplitPathViews(text), (std::vector<std::string_view>{"a", "b"}));
+  EXPECT_EQ(SplitPathViews(text)[1].data(), text.data() + 4);  // views, not copies
   EXPECT_TRUE(SplitPath("").empty());
   EXPECT_TRUE(SplitPath("///").empty());
 }

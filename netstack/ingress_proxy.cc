@@ -30,10 +30,11 @@
 #include <utility>
 
 #include "base/error.h"
-#include "base/process.h"
 #include "base/http_server.h"
 #include "base/log.h"
 #include "base/netns.h"
+#include "base/process.h"
+#include "base/strings.h"
 #include "base/tls.h"
 
 namespace kin::netstack {
@@ -90,17 +91,7 @@ std::string Hex(size_t n) {
 }
 
 // The path's elements split on "/", empty ones left out ("/a//b/" -> a, b).
-std::vector<std::string_view> Elements(std::string_view p) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < p.size()) {
-    size_t j = p.find('/', i);
-    if (j == std::string_view::npos) j = p.size();
-    if (j > i) out.push_back(p.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
+std::vector<std::string_view> Elements(std::string_view p) { return SplitPathViews(p); }
 
 enum class HostKind { kExact, kWildcard, kAny };
 HostKind KindOf(std::string_view pattern) {
