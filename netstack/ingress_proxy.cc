@@ -8,6 +8,7 @@
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -451,7 +452,9 @@ class Loop {
   }
   // After Join: connections handed over too late are closed.
   void CloseIncoming();
-  void StartThread() {
+  // `cpu` >= 0: the thread runs on that CPU only.
+  void StartThread(int cpu) {
+    cpu_ = cpu;
     thread_ = std::thread([this] { Run(); });
   }
 
@@ -480,6 +483,7 @@ class Loop {
   std::vector<std::coroutine_handle<>> deferred_;
   uint64_t next_id_ = kFirstId;
   bool stopping_ = false;
+  int cpu_ = -1;
   std::thread thread_;
 
   std::mutex mu_;  // guards what other threads hand over
@@ -1316,6 +1320,15 @@ void Loop::CloseIncoming() {
 void Loop::Run() {
   BlockSigpipeOnThisThread();  // TLS writes to clients that are gone
   ::pthread_setname_np(::pthread_self(), "ingress-loop");
+  if (cpu_ >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu_, &set);
+    if (int rc = ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set); rc != 0) {
+      log::Warn("ingress {}: pinning an event loop to CPU {}: {}", s_.opts.name, cpu_,
+                std::strerror(rc));
+    }
+  }
   NetnsEnter in_pod(s_.netns);  // backend sockets are the pod's
   epoll_event events[128];
   auto next_sweep = Clock::now() + std::chrono::seconds(1);
@@ -1809,10 +1822,26 @@ void IngressProxy::Start() {
   }
   ports_ = {LocalPort(s.listen_fds[0].get()), LocalPort(s.listen_fds[1].get()),
             LocalPort(s.listen_fds[2].get())};
-  const size_t n = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxLoops);
+  // One loop per CPU this process may run on (at most kMaxLoops), each
+  // pinned to its CPU when they cover them all, as nginx's
+  // worker_cpu_affinity auto: a loop that stays put keeps the clients and
+  // backends it wakes on its CPU (sync wake-ups pull them there) instead
+  // of chasing them, which costs each request cross-CPU wake-ups (measured
+  // with bench_ingress on 2 cores: a quarter more requests per second).
+  std::vector<int> cpus;
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+    for (int c = 0; c < CPU_SETSIZE; ++c) {
+      if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+    }
+  }
+  const size_t n = std::clamp<size_t>(
+      cpus.empty() ? std::thread::hardware_concurrency() : cpus.size(), 1, kMaxLoops);
+  const bool pin = cpus.size() > 1 && cpus.size() <= kMaxLoops;
   s.loops.clear();
   for (size_t i = 0; i < n; ++i) s.loops.push_back(std::make_unique<Loop>(s));
-  for (auto& l : s.loops) l->StartThread();
+  for (size_t i = 0; i < n; ++i) s.loops[i]->StartThread(pin ? cpus[i] : -1);
   started_ = true;
 }
 

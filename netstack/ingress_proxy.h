@@ -43,8 +43,9 @@
 // SetRoutes takes effect for the next request, also on connections that
 // are open: nothing is dropped.
 //
-// Event-driven: a few event-loop threads (one per core, at most four),
-// each with its own epoll set. Every socket is non-blocking; a connection
+// Event-driven: a few event-loop threads (one per CPU the process may run
+// on, at most four, each pinned to its CPU when they cover them all), each
+// with its own epoll set. Every socket is non-blocking; a connection
 // is a C++20 coroutine on one loop (the compiler makes its state machine:
 // the code reads as a blocking proxy, each read or write that would block
 // suspends it until epoll says the socket is ready or its deadline passes).
