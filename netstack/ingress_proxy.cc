@@ -1145,7 +1145,9 @@ struct ProxyState {
   bool pool_closed = false;
 
   // An idle connection to the endpoint that still looks open into `into`;
-  // false when there is none. The loop's own ones first.
+  // false when there is none. The loop's own ones first: those need no
+  // look (a poll) since the loop hears of every byte or close that comes
+  // to them (IdleEvent).
   bool TakeIdle(const std::string& key, Stream& into) {
     Idle got;
     {
@@ -1163,9 +1165,8 @@ struct ProxyState {
         Idle i = std::move(list[pick]);
         list.erase(list.begin() + static_cast<std::ptrdiff_t>(pick));
         --idle_total;
-        pollfd p{i.fd.get(), POLLIN | POLLRDHUP, 0};
-        bool closed_or_junk = ::poll(&p, 1, 0) != 0;  // an idle backend sends nothing
-        if (!closed_or_junk && Clock::now() - i.since < kIdleUpstreamTimeout) {
+        if (i.owner != &into.loop() && ClosedOrJunk(i.fd.get())) continue;
+        if (Clock::now() - i.since < kIdleUpstreamTimeout) {
           got = std::move(i);
           break;
         }
@@ -1185,6 +1186,29 @@ struct ProxyState {
     if (pool_closed || idle_total >= kIdleTotal || list.size() >= kIdlePerEndpoint) return;
     list.push_back(std::move(i));
     ++idle_total;
+  }
+  // An idle backend sends nothing: anything readable is its close (or junk).
+  static bool ClosedOrJunk(int fd) {
+    pollfd p{fd, POLLIN | POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) != 0;
+  }
+  // The owner loop of an idle connection had an event for it: closed by
+  // the backend (or junk), it leaves the pool now. (The look weeds out an
+  // edge that came for bytes its last answer already read.)
+  void IdleEvent(Loop& owner, uint64_t id) {
+    std::lock_guard lock(pool_mu);
+    for (auto it = idle.begin(); it != idle.end(); ++it) {
+      auto& list = it->second;
+      for (size_t k = 0; k < list.size(); ++k) {
+        if (list[k].owner != &owner || list[k].id != id) continue;
+        if (ClosedOrJunk(list[k].fd.get())) {
+          list.erase(list.begin() + static_cast<std::ptrdiff_t>(k));
+          --idle_total;
+          if (list.empty()) idle.erase(it);
+        }
+        return;
+      }
+    }
   }
   void SweepIdle(bool all) {
     std::lock_guard lock(pool_mu);
@@ -1372,7 +1396,12 @@ void Loop::Run() {
         continue;
       }
       auto it = regs_.find(id);
-      if (it == regs_.end()) continue;  // gone, or an idle backend connection
+      if (it == regs_.end()) {  // gone, or an idle backend connection
+        if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+          s_.IdleEvent(*this, id);
+        }
+        continue;
+      }
       FdReg* r = it->second;
       const uint32_t ev = events[i].events;
       std::coroutine_handle<> hr, hw;

@@ -57,7 +57,9 @@
 // upgraded connection is two coroutines, one per direction. Buffers are
 // 16 KiB per direction (heads grow to max_header_bytes). Idle backend
 // connections stay registered with the loop that last used them, which
-// takes them back as they are; another loop moves them over to its set.
+// hears when the backend closes one (it leaves the pool then) and takes
+// them back as they are; another loop looks first, then moves one over
+// to its set.
 //
 // Thread-safety: Start/Stop from one thread; SetRoutes from any thread.
 #pragma once

@@ -132,10 +132,12 @@ class Backend {
 };
 
 // A backend that answers every connection with `answer` as it is (after
-// reading the request head), then closes it.
+// reading the request head), then closes it (with `hold`, keeps it open
+// without reading more until the backend goes).
 class RawBackend {
  public:
-  RawBackend(const std::string& netns, std::string answer) : answer_(std::move(answer)) {
+  RawBackend(const std::string& netns, std::string answer, bool hold = false)
+      : answer_(std::move(answer)) {
     RunInNetns(Netns::Open(netns), [&] {
       fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
       sockaddr_in a{};
@@ -147,7 +149,7 @@ class RawBackend {
       ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len);
       port_ = ntohs(a.sin_port);
     });
-    thread_ = std::thread([this] {
+    thread_ = std::thread([this, hold] {
       while (true) {
         UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!c.valid()) return;
@@ -159,6 +161,7 @@ class RawBackend {
           got.append(buf, static_cast<size_t>(n));
         }
         ::send(c.get(), answer_.data(), answer_.size(), MSG_NOSIGNAL);
+        if (hold) held_.push_back(std::move(c));
       }
     });
   }
@@ -172,6 +175,7 @@ class RawBackend {
   std::string answer_;
   UniqueFd fd_;
   uint16_t port_ = 0;
+  std::vector<UniqueFd> held_;  // the thread's own
   std::thread thread_;
 };
 
@@ -546,6 +550,48 @@ TEST_F(IngressProxyTest, AReusedConnectionTheBackendClosedIsRetriedOnANewOne) {
   std::string second = Get("x", "/peer");
   EXPECT_THAT(second, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_NE(Body(second), first);
+}
+
+TEST_F(IngressProxyTest, AnIdleConnectionTheBackendClosesLeavesThePoolAtOnce) {
+  Backend& a = AddBackend("a", /*idle_timeout_ms=*/50);
+  IngressRoutes r;
+  r.rules = {{"", {{"/", T::kPrefix, {"svc", {a.ep()}}}}}};
+  StartProxy().SetRoutes(r);
+  ASSERT_THAT(Get("x", "/peer"), StartsWith("HTTP/1.1 200 OK\r\n"));
+  ASSERT_TRUE(Eventually([&] { return proxy_->idle_backend_connections() == 1; }));
+  // The backend closes it while idle: the proxy hears so, no request needed.
+  ASSERT_TRUE(Eventually([&] { return a.open_connections() == 0; }));
+  EXPECT_TRUE(Eventually([&] { return proxy_->idle_backend_connections() == 0; }));
+  // So a POST, which is not sent twice (as nginx, a body is not replayed
+  // on another connection), goes on a new connection and gets its answer.
+  UniqueFd fd = Connect(ns(), proxy_->ports().http);
+  Send(fd.get(), "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+  std::string got = ReadResponse(fd.get());
+  EXPECT_THAT(got, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_EQ(Body(got), "a POST /p len=5");
+}
+
+TEST_F(IngressProxyTest, BackendAnswersThatEndTheConnectionAreNotPooled) {
+  // Each keeps its connection open after answering: only the proxy's
+  // reading of the answer decides whether it goes back to the pool.
+  RawBackend keeps(ns(), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", /*hold=*/true);
+  RawBackend closes(ns(), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    /*hold=*/true);
+  RawBackend http10(ns(), "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", /*hold=*/true);
+  IngressRoutes r;
+  r.rules = {{"keeps", {{"/", T::kPrefix, {"keeps", {keeps.ep()}}}}},
+             {"closes", {{"/", T::kPrefix, {"closes", {closes.ep()}}}}},
+             {"http10", {{"/", T::kPrefix, {"http10", {http10.ep()}}}}}};
+  StartProxy().SetRoutes(r);
+  for (const std::string host : {"closes", "http10"}) {
+    std::string got = Get(host, "/");
+    EXPECT_THAT(got, StartsWith("HTTP/1.1 200 OK\r\n")) << host;
+    EXPECT_EQ(Body(got), "ok") << host;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(proxy_->idle_backend_connections(), 0u);
+  EXPECT_EQ(Body(Get("keeps", "/")), "ok");
+  EXPECT_TRUE(Eventually([&] { return proxy_->idle_backend_connections() == 1; }));
 }
 
 TEST_F(IngressProxyTest, StreamsChunkedAndSizedBodies) {
