@@ -215,7 +215,35 @@ void Store::Load() {
     }
   }
   {
-    Stmt st(db_, "SELECT rv, type, key, data FROM history ORDER BY rv");
+    // The window's revisions and sizes first; then only the newest changes,
+    // those memory keeps, are read and parsed.
+    Stmt st(db_, "SELECT rv, length(data) FROM history ORDER BY rv");
+    while (sqlite3_step(st.get()) == SQLITE_ROW) {
+      uint64_t rv = sqlite3_column_int64(st.get(), 0);
+      size_t bytes = sqlite3_column_int64(st.get(), 1);
+      window_.emplace_back(rv, bytes);
+      window_bytes_ += bytes;
+      rv_ = std::max(rv_, rv);
+    }
+  }
+  if (!window_.empty())
+    compacted_rv_ = std::max(compacted_rv_, window_.front().first - 1);
+  else
+    compacted_rv_ = rv_;
+  TrimHistoryLocked();
+  memory_floor_rv_ = compacted_rv_;
+  {
+    size_t bytes = 0;
+    auto it = window_.end();
+    while (it != window_.begin() && bytes + std::prev(it)->second <= opts_.memory_history_bytes) {
+      --it;
+      bytes += it->second;
+    }
+    if (it != window_.begin()) memory_floor_rv_ = std::prev(it)->first;
+  }
+  {
+    Stmt st(db_, "SELECT rv, type, key, data FROM history WHERE rv > ? ORDER BY rv");
+    sqlite3_bind_int64(st.get(), 1, static_cast<int64_t>(memory_floor_rv_));
     while (sqlite3_step(st.get()) == SQLITE_ROW) {
       auto ev = std::make_shared<StoreEvent>();
       ev->rv = sqlite3_column_int64(st.get(), 0);
@@ -228,33 +256,75 @@ void Store::Load() {
       Json obj = Json::parse(data, nullptr, false);
       if (obj.is_discarded()) continue;
       ev->now = MakeRecord(ev->bucket, ns, name, ev->rv, std::move(data), obj);
-      history_bytes_ += ev->now.json ? ev->now.json->size() : 0;
+      history_bytes_ += ev->now.json->size();
       history_.push_back(std::move(ev));
-      rv_ = std::max(rv_, history_.back()->rv);
     }
   }
-  TrimHistoryLocked();
-  if (!history_.empty())
-    compacted_rv_ = std::max(compacted_rv_, history_.front()->rv - 1);
-  else
-    compacted_rv_ = rv_;
   durable_rv_ = rv_;
-  log::Debug("store: loaded {} objects and {} history entries at revision {}", n, history_.size(),
-             rv_);
+  log::Debug("store: loaded {} objects and {} history entries ({} in memory) at revision {}", n,
+             window_.size(), history_.size(), rv_);
+}
+
+void Store::AppendHistoryLocked(std::shared_ptr<const StoreEvent> event) {
+  const size_t bytes = event->now.json ? event->now.json->size() : 0;
+  window_.emplace_back(event->rv, bytes);
+  window_bytes_ += bytes;
+  history_bytes_ += bytes;
+  history_.push_back(std::move(event));
 }
 
 bool Store::TrimHistoryLocked() {
   bool trimmed = false;
   // The newest change always stays, however large.
-  while (history_.size() > opts_.history_limit ||
-         (history_bytes_ > opts_.history_bytes && history_.size() > 1)) {
-    const auto& front = history_.front();
-    history_bytes_ -= front->now.json ? std::min(history_bytes_, front->now.json->size()) : 0;
-    compacted_rv_ = front->rv;
-    history_.pop_front();
+  while (window_.size() > opts_.history_limit ||
+         (window_bytes_ > opts_.history_bytes && window_.size() > 1)) {
+    window_bytes_ -= std::min(window_bytes_, window_.front().second);
+    compacted_rv_ = window_.front().first;
+    window_.pop_front();
     trimmed = true;
   }
+  while (!history_.empty() &&
+         (history_.front()->rv <= compacted_rv_ ||
+          (history_bytes_ > opts_.memory_history_bytes && history_.size() > 1))) {
+    const auto& front = history_.front();
+    history_bytes_ -= front->now.json ? std::min(history_bytes_, front->now.json->size()) : 0;
+    memory_floor_rv_ = front->rv;
+    history_.pop_front();
+  }
+  memory_floor_rv_ = std::max(memory_floor_rv_, compacted_rv_);
   return trimmed;
+}
+
+void Store::ReplayFromDiskLocked(const std::string& bucket, uint64_t from_rv, WatchQueue& q) {
+  // history's key is "bucket/ns/name": the bucket's rows are the keys from
+  // "bucket/" up to "bucket0" ('0' follows '/').
+  Stmt st(db_,
+          "SELECT rv, type, key, data FROM history WHERE rv > ? AND rv <= ? AND key >= ? AND "
+          "key < ? ORDER BY rv");
+  const std::string lo = bucket + "/", hi = bucket + "0";
+  sqlite3_bind_int64(st.get(), 1, static_cast<int64_t>(from_rv));
+  sqlite3_bind_int64(st.get(), 2, static_cast<int64_t>(memory_floor_rv_));
+  sqlite3_bind_text(st.get(), 3, lo.data(), lo.size(), SQLITE_STATIC);
+  sqlite3_bind_text(st.get(), 4, hi.data(), hi.size(), SQLITE_STATIC);
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+    auto ev = std::make_shared<StoreEvent>();
+    ev->rv = sqlite3_column_int64(st.get(), 0);
+    ev->type = static_cast<StoreEvent::Type>(sqlite3_column_int(st.get(), 1));
+    std::string key = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 2));
+    std::string data(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 3)),
+                     sqlite3_column_bytes(st.get(), 3));
+    std::string ns, name;
+    if (!SplitKey(key, ev->bucket, ns, name)) continue;
+    Json obj = Json::parse(data, nullptr, false);
+    if (obj.is_discarded()) continue;
+    ev->now = MakeRecord(ev->bucket, ns, name, ev->rv, std::move(data), obj);
+    q.Push(std::move(ev));
+  }
+  if (rc != SQLITE_DONE) {
+    throw Error::Internal("read the watch history from the cluster store: " +
+                          std::string(sqlite3_errmsg(db_)) + " (" + path_ + ")");
+  }
 }
 
 uint64_t Store::revision() const {
@@ -563,10 +633,7 @@ void Store::Commit(const std::shared_ptr<Ticket>& ticket) {
 
   // Compaction: keep the newest history_limit changes, in memory and on disk.
   std::lock_guard watch_lock(watch_mu_);
-  for (const auto& w : batch) {
-    history_bytes_ += w.event->now.json ? w.event->now.json->size() : 0;
-    history_.push_back(w.event);
-  }
+  for (const auto& w : batch) AppendHistoryLocked(w.event);
   bool compacted = TrimHistoryLocked();
   if (compacted && (last % 256 == 0 || batch.size() > 1)) CompactHistoryOnDisk();
 
@@ -608,6 +675,7 @@ std::shared_ptr<WatchQueue> Store::Watch(const std::string& bucket, uint64_t fro
       throw Error::Gone("too old resource version: " + std::to_string(from_rv) + " (" +
                         std::to_string(compacted_rv_) + ")");
     }
+    if (from_rv < memory_floor_rv_) ReplayFromDiskLocked(bucket, from_rv, *q);
     auto it = std::upper_bound(history_.begin(), history_.end(), from_rv,
                                [](uint64_t rv, const auto& e) { return rv < e->rv; });
     for (; it != history_.end(); ++it) {
@@ -631,6 +699,11 @@ size_t Store::open_watches() const {
     for (const auto& q : list) n += q->closed() ? 0 : 1;
   }
   return n;
+}
+
+size_t Store::history_in_memory() const {
+  std::lock_guard lock(watch_mu_);
+  return history_.size();
 }
 
 uint64_t Store::compacted_revision() const {

@@ -223,6 +223,95 @@ TEST_F(StoreTest, HistoryIsBoundedInBytes) {
   EXPECT_EQ(s->compacted_revision(), 10u) << "the newest change stays";
 }
 
+// Memory keeps only the newest part of the window; a watch from before it
+// still gets every change of its bucket, in order, read from SQLite, and
+// then the ones in memory, each once. Also after a restart, which loads
+// only the newest part.
+TEST_F(StoreTest, WatchReplaysOlderChangesFromDisk) {
+  StoreOptions o;
+  o.history_limit = 1000;
+  o.history_bytes = 1 << 20;
+  o.memory_history_bytes = 2000;  // about five of these objects
+  o.index_fields = [](const std::string&, const Json& obj) {
+    return FieldSet{{"metadata.name", obj["metadata"].value("name", "")}};
+  };
+  auto write_all = [&](Store& s) {
+    for (int i = 0; i < 20; ++i) {
+      std::string n = "p" + std::to_string(i % 7);
+      Json obj = Obj(n, i % 2 ? "odd" : "even");
+      obj["spec"]["pad"] = std::string(300, 'x');
+      // Pods and services interleaved: a replay must keep to its bucket.
+      s.Mutate(i % 3 ? "pods" : "services", "ns", n, [&](const Json* cur) {
+        if (cur != nullptr && i % 5 == 0) return Mutation{Mutation::Action::kDelete, {}};
+        return Put(obj);
+      });
+    }
+  };
+  // Changes 1..20 are the writes above; after them, `late` is added (21)
+  // and deleted (22).
+  auto expect_replay = [&](Store& s, uint64_t last) {
+    for (uint64_t from : {0u, 1u, 6u, 13u, 19u}) {
+      auto q = s.Watch("pods", from == 0 ? 0 : from);
+      std::vector<uint64_t> got;
+      std::shared_ptr<const StoreEvent> e;
+      while (q->Pop(e, std::chrono::milliseconds(50))) {
+        EXPECT_EQ(e->bucket, "pods");
+        EXPECT_EQ(e->now.rv, e->rv);
+        EXPECT_EQ(e->now.Parse()["metadata"]["resourceVersion"], std::to_string(e->rv));
+        ASSERT_NE(e->now.labels, nullptr);
+        if (e->type != StoreEvent::Type::kDeleted && e->rv <= 20) {
+          EXPECT_EQ((*e->now.labels)["app"], e->rv % 2 ? "even" : "odd") << e->rv;
+        }
+        ASSERT_NE(e->now.Field("metadata.name"), nullptr);
+        got.push_back(e->rv);
+      }
+      std::vector<uint64_t> want;
+      for (uint64_t rv = (from == 0 ? last + 1 : from + 1); rv <= last; ++rv) {
+        if (rv > 20 || (rv - 1) % 3 != 0) want.push_back(rv);
+      }
+      EXPECT_EQ(got, want) << "from " << from;
+      s.StopWatch(q);
+    }
+  };
+  {
+    auto s = Store::Open(dir_.File("kin.db"), o);
+    write_all(*s);
+    EXPECT_EQ(s->compacted_revision(), 0u) << "the whole window is replayable";
+    EXPECT_LE(s->history_in_memory(), 5u) << "memory keeps the newest 2,000 bytes";
+    EXPECT_GE(s->history_in_memory(), 3u);
+    expect_replay(*s, 20);
+    // A change after the watch starts arrives once, after the replay.
+    auto q = s->Watch("pods", 1);
+    s->Mutate("pods", "ns", "late", [&](const Json*) { return Put(Obj("late")); });
+    std::shared_ptr<const StoreEvent> e;
+    uint64_t last = 0;
+    while (q->Pop(e, std::chrono::milliseconds(50))) {
+      EXPECT_GT(e->rv, last);
+      last = e->rv;
+    }
+    EXPECT_EQ(last, 21u);
+    s->StopWatch(q);
+    s->Mutate("pods", "ns", "late", [&](const Json*) {
+      return Mutation{Mutation::Action::kDelete, {}};
+    });
+  }
+  // Deletes record the object's last state: two more changes (21, 22).
+  auto s = Store::Open(dir_.File("kin.db"), o);
+  EXPECT_EQ(s->revision(), 22u);
+  // Four padded objects and the two small changes of `late`.
+  EXPECT_LE(s->history_in_memory(), 6u) << "a restart loads only the newest";
+  expect_replay(*s, 22);
+  auto q = s->Watch("pods", 19);
+  std::vector<std::pair<uint64_t, StoreEvent::Type>> got;
+  std::shared_ptr<const StoreEvent> e;
+  while (q->Pop(e, std::chrono::milliseconds(50))) got.emplace_back(e->rv, e->type);
+  EXPECT_EQ(got, (std::vector<std::pair<uint64_t, StoreEvent::Type>>{
+                     {20, StoreEvent::Type::kModified},
+                     {21, StoreEvent::Type::kAdded},
+                     {22, StoreEvent::Type::kDeleted}}));
+  s->StopWatch(q);
+}
+
 TEST_F(StoreTest, RestartKeepsObjectsRevisionAndHistory) {
   {
     auto s = Open();

@@ -153,41 +153,47 @@ std::vector<netstack::DnsUpstream> DnsUpstreamsOf(const ClusterConfig& config,
   return out;
 }
 
-void EnsureClusterDns(Client& client, const controllers::ClusterDnsSettings& settings) {
-  WriteOptions wo;
-  wo.field_manager = "kin-cluster-dns";
-  for (const Json& obj : controllers::ClusterDnsObjects(settings)) {
-    const ResourceInfo* r = FindResourceByKind(obj.at("apiVersion").get<std::string>(),
-                                               obj.at("kind").get<std::string>());
-    const std::string ns = obj["metadata"]["namespace"], name = obj["metadata"]["name"];
-    try {
-      client.Create(*r, ns, obj, wo);
-      log::Info("cluster dns: created {} {}/{}", obj["kind"].get<std::string>(), ns, name);
-    } catch (const Error& e) {
-      if (e.code() == Code::kAlreadyExists) continue;  // kept as it is (a user may have edited it)
-      log::Error("cluster dns: cannot create {} {}/{}: {}", obj["kind"].get<std::string>(), ns,
-                 name, e.what());
-    }
-  }
-}
+namespace {
 
-void EnsureIngress(Client& client, const controllers::IngressSettings& settings) {
+// Creates each of `objects` that is missing; one that exists is kept as it
+// is (a user may have edited it). A create of an existing object can fail
+// for another reason before AlreadyExists: a Service with a fixed clusterIP
+// gets Invalid ("provided IP is already allocated", as kube-apiserver
+// answers), so a failure is reported only when the object is not there.
+void EnsureObjects(Client& client, const std::vector<Json>& objects, const std::string& manager,
+                   const std::string& what) {
   WriteOptions wo;
-  wo.field_manager = "kin-ingress";
-  for (const Json& obj : controllers::IngressObjects(settings)) {
+  wo.field_manager = manager;
+  for (const Json& obj : objects) {
     const std::string kind = obj.at("kind").get<std::string>();
     const ResourceInfo* r = FindResourceByKind(obj.at("apiVersion").get<std::string>(), kind);
     const std::string ns = obj["metadata"].value("namespace", "");
     const std::string name = obj["metadata"]["name"];
+    const std::string shown = kind + " " + (ns.empty() ? name : ns + "/" + name);
     try {
       client.Create(*r, ns, obj, wo);
-      log::Info("ingress: created {} {}", kind, ns.empty() ? name : ns + "/" + name);
+      log::Info("{}: created {}", what, shown);
     } catch (const Error& e) {
-      if (e.code() == Code::kAlreadyExists) continue;  // kept as it is (a user may have edited it)
-      log::Error("ingress: cannot create {} {}: {}", kind, ns.empty() ? name : ns + "/" + name,
-                 e.what());
+      if (e.code() == Code::kAlreadyExists) continue;
+      try {
+        client.Get(*r, ns, name);
+        continue;
+      } catch (const Error&) {
+      }
+      log::Error("{}: cannot create {}: {}", what, shown, e.what());
     }
   }
+}
+
+}  // namespace
+
+void EnsureClusterDns(Client& client, const controllers::ClusterDnsSettings& settings) {
+  EnsureObjects(client, controllers::ClusterDnsObjects(settings), "kin-cluster-dns",
+                "cluster dns");
+}
+
+void EnsureIngress(Client& client, const controllers::IngressSettings& settings) {
+  EnsureObjects(client, controllers::IngressObjects(settings), "kin-ingress", "ingress");
 }
 
 NetworkEndpoint ApiNetworkEndpoint(const ClusterConfig& config) {

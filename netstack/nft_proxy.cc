@@ -568,6 +568,10 @@ namespace {
 // kernel memory and costs nothing per packet: nothing jumps to it).
 constexpr size_t kMaxStaleChains = 1000;
 constexpr auto kFullSyncPeriod = std::chrono::hours(1);
+// Below this many service ports the table is re-read faster than libnftables'
+// cache is worth its memory (see nftables.h): the cache is released after
+// each sync.
+constexpr size_t kCachedAbovePorts = 200;
 
 class NftProxyBackend : public ProxyBackend {
  public:
@@ -595,6 +599,7 @@ class NftProxyBackend : public ProxyBackend {
     last_ = state;
     if (!flushes.empty()) FlushConntrack(nft_.netns(), flushes);
     full_next_ = false;
+    if (state.ports.size() < kCachedAbovePorts) nft_.ReleaseCache();
   }
 
   void Remove() override {
@@ -603,6 +608,7 @@ class NftProxyBackend : public ProxyBackend {
     stale_.clear();
     // Creating it first makes the delete succeed when there is none.
     nft_.Run(std::string("add table ") + kT + "\ndelete table " + kT + "\n");
+    nft_.ReleaseCache();
   }
 
  private:

@@ -32,11 +32,20 @@ NftContext::NftContext(std::string netns) : netns_(std::move(netns)) {
     throw Error(e.code(), "netns `" + netns_ + "`: nft: " + e.message());
   }
   NetnsEnter enter(ns_);
+  CreateContextLocked();
+}
+
+void NftContext::CreateContextLocked() {
   ctx_ = nft_ctx_new(NFT_CTX_DEFAULT);
   if (ctx_ == nullptr) throw Error::Internal("netns `" + netns_ + "`: nft: cannot create context");
   // Output and errors go to buffers we return, never to stdout/stderr.
   nft_ctx_buffer_output(ctx_);
   nft_ctx_buffer_error(ctx_);
+}
+
+void NftContext::ReleaseCache() {
+  if (ctx_ != nullptr) nft_ctx_free(ctx_);
+  ctx_ = nullptr;
 }
 
 NftContext::~NftContext() {
@@ -60,6 +69,7 @@ std::string NftContext::Exec(const std::string& script) {
   }
   const std::string path = "/proc/self/fd/" + std::to_string(fd.get());
   NetnsEnter enter(ns_);
+  if (ctx_ == nullptr) CreateContextLocked();
   int rc = nft_run_cmd_from_filename(ctx_, path.c_str());
   if (rc != 0) {
     std::string err = Trim(nft_ctx_get_error_buffer(ctx_));

@@ -15,11 +15,15 @@
 // opened, and the caller's thread is back in its own namespace afterwards.
 // The host's root namespace is never used: the name is required.
 //
-// The context lives as long as the NftContext and with it libnftables'
-// cache of the ruleset, which it keeps current across its own commits: a
-// context per command would free that memory between syncs but made a
-// one-endpoint sync at 1,000 Services five times slower (3 -> 16 ms), each
-// command re-reading the table first.
+// The context, and with it libnftables' cache of the ruleset (which it
+// keeps current across its own commits), lives until ReleaseCache(); the
+// next command makes a new one. Keeping it pays at scale: a context per
+// command made a one-endpoint sync at 1,000 Services five times slower
+// (3 -> 16 ms), each command re-reading the table first. But the cache
+// costs about 0.6 MiB per table whatever its size (libnftables' fixed hash
+// tables), and re-reading a small table costs well under a millisecond: a
+// user with a small ruleset releases it after each transaction (the
+// service proxy does; its three nodes' caches were 3.5 MiB of kin serve).
 //
 // Errors are kin::Error "netns `NAME`: nft: line 12:5-9: Error: <nft's
 // text>" followed by the line and carets (NotFound when nft says "No such
@@ -56,11 +60,16 @@ class NftContext {
   std::string List(const std::string& command);
   // Whether `family` table `name` exists in the namespace.
   bool HasTable(const std::string& family, const std::string& name);
+  // Frees the context and its cache of the ruleset; the next command
+  // creates a new one (in the namespace, as the first did).
+  void ReleaseCache();
 
   const std::string& netns() const { return netns_; }
 
  private:
   std::string Exec(const std::string& script);
+  // Creates ctx_ (the calling thread in the namespace).
+  void CreateContextLocked();
 
   std::string netns_;
   Netns ns_;

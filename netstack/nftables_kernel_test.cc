@@ -3,6 +3,7 @@
 #include "netstack/nftables.h"
 
 #include <gmock/gmock.h>
+#include <nftables/libnftables.h>
 #include <gtest/gtest.h>
 
 #include "base/error.h"
@@ -58,6 +59,34 @@ TEST_F(NftContextTest, RunsAtomicallyInTheNamespace) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Code::kNotFound) << e.what();
   }
+}
+
+// The host's tables, read with a context of the test's own (root) namespace.
+std::string HostTables() {
+  nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+  nft_ctx_buffer_output(ctx);
+  nft_ctx_buffer_error(ctx);
+  nft_run_cmd_from_buffer(ctx, "list tables");
+  std::string out = nft_ctx_get_output_buffer(ctx);
+  nft_ctx_free(ctx);
+  return out;
+}
+
+// After ReleaseCache() the next command makes a new context, and it too
+// works in the namespace, not in the calling thread's (the host's).
+TEST_F(NftContextTest, ReleasedCacheRemakesTheContextInTheNamespace) {
+  NamedNetns ns = NamedNetns::Create(Name("-n"));
+  NftContext nft(ns.name());
+  const std::string table = Name("-t", 64), second = Name("-u", 64);
+  nft.Run("add table ip " + table + "\n");
+  nft.ReleaseCache();
+  nft.ReleaseCache();  // twice is harmless
+  nft.Run("add table ip " + second + "\nadd chain ip " + table + " c\n");
+  EXPECT_TRUE(nft.HasTable("ip", second));
+  nft.ReleaseCache();
+  EXPECT_THAT(nft.List("list table ip " + table), HasSubstr("chain c"));
+  EXPECT_THAT(HostTables(), ::testing::Not(HasSubstr(second)));
+  EXPECT_THAT(HostTables(), ::testing::Not(HasSubstr(table)));
 }
 
 TEST_F(NftContextTest, MissingNamespaceIsNotFound) {
