@@ -251,6 +251,21 @@ spec:
     ReportLoad("straight to the pod", pod);
     ReportLoad("through the ingress Service", through);
     Report("through / straight", Fmt("%.0f %%", 100.0 * through.rps / std::max(pod.rps, 1.0)));
+    // The same without the Service's hop (DNAT and routing in the node),
+    // straight to the ingress controller pod: what the proxy alone costs.
+    std::string ingress_pod_ip;
+    Json ingress_pods = api.List(PodsResource(), "ingress-nginx");
+    for (const Json& p : ingress_pods["items"]) {
+      if (IsPodReady(p)) ingress_pod_ip = p["status"].value("podIP", "");
+    }
+    if (!ingress_pod_ip.empty()) {
+      auto [pod2, proxy_pod] =
+          Compare([&] { return Run(ns, 9376, web_ip, "bench.example"); },
+                  [&] { return Run(ns, 80, ingress_pod_ip, "bench.example"); });
+      ReportLoad("straight to the ingress pod (no Service hop)", proxy_pod);
+      Report("ingress pod / straight to the pod",
+             Fmt("%.0f %%", 100.0 * proxy_pod.rps / std::max(pod2.rps, 1.0)));
+    }
 
     std::vector<double> to_serve;
     for (int i = 0; i < 50; ++i) {
