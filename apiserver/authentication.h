@@ -19,9 +19,12 @@
 // spec.expirationSeconds); a pod it binds to must run as that service
 // account; a boundObjectRef uid must match (Conflict otherwise).
 //
-// The tokens the node agent mounts into pods (PodToken) are bound to the
-// pod and do not expire: they live as long as the pod, and are minted the
-// same for the same pod, so a refresh of the pod's volumes writes nothing.
+// A pod's kube-api-access volume gets its token from CreateToken (a
+// TokenRequest bound to the pod, 3607 s, rotated by the node agent as the
+// kubelet does). The tokens the node agent mounts into a pod without that
+// volume (PodToken; a pod made before kin's admission added it) are bound
+// to the pod and do not expire: they live as long as the pod, and are
+// minted the same for the same pod.
 //
 // Thread-safety: immutable after construction; methods are called
 // concurrently. The lookup must be thread-safe.
@@ -90,7 +93,7 @@ class Authentication {
   // POST selfsubjectreviews: the SelfSubjectReview for `user`.
   Json ReviewSelf(const UserInfo& user, const Json& review) const;
 
-  // The token the node agent mounts into `pod` (bound to it, no expiry).
+  // The token the node agent mounts into `pod` the old way (bound to it, no expiry).
   std::string PodToken(const Json& pod) const;
 
   const AuthenticationOptions& options() const { return opts_; }

@@ -607,9 +607,27 @@ ClusterConfig BuildClusterConfig(const std::string& cluster_name, std::optional<
 
     if (const Json* kubelet = MappingMember(doc, "kubelet", "", problems)) {
       CheckKnownFields(*kubelet, "kubelet",
-                       {"crashBackoff", "containerLogMaxSize", "containerLogMaxFiles"}, problems);
+                       {"crashBackoff", "containerLogMaxSize", "containerLogMaxFiles",
+                        "syncFrequency", "tokenMaxAge"},
+                       problems);
       if (auto v = StringMember(*kubelet, "crashBackoff", "kubelet", problems)) {
         config.crash_backoff = *v;
+      }
+      for (auto [key, field] : {std::pair{"syncFrequency", &config.sync_frequency},
+                                std::pair{"tokenMaxAge", &config.token_max_age}}) {
+        auto v = StringMember(*kubelet, key, "kubelet", problems);
+        if (!v) continue;
+        bool ok = false;
+        try {
+          ok = ParseDurationMs(*v, std::string("kubelet.") + key).count() > 0;
+        } catch (const Error&) {
+        }
+        if (ok) {
+          *field = *v;
+        } else {
+          problems.InvalidValue(std::string("kubelet.") + key, *v,
+                                "must be a positive duration such as 10s, 2m or 1m30s");
+        }
       }
       if (const Json* size = Member(*kubelet, "containerLogMaxSize")) {
         if (size->is_string()) {
@@ -938,7 +956,9 @@ Json ClusterConfig::ToJson() const {
             {"kubelet",
              {{"crashBackoff", crash_backoff},
               {"containerLogMaxSize", container_log_max_size},
-              {"containerLogMaxFiles", container_log_max_files}}},
+              {"containerLogMaxFiles", container_log_max_files},
+              {"syncFrequency", sync_frequency},
+              {"tokenMaxAge", token_max_age}}},
             {"nodeLifecycle",
              {{"nodeMonitorGracePeriod", node_monitor_grace_period},
               {"defaultTolerationSeconds", default_toleration_seconds}}},
@@ -997,6 +1017,8 @@ ClusterConfig ClusterConfig::FromJson(const Json& j) {
     c.crash_backoff = kubelet.value("crashBackoff", c.crash_backoff);
     c.container_log_max_size = kubelet.value("containerLogMaxSize", c.container_log_max_size);
     c.container_log_max_files = kubelet.value("containerLogMaxFiles", c.container_log_max_files);
+    c.sync_frequency = kubelet.value("syncFrequency", c.sync_frequency);
+    c.token_max_age = kubelet.value("tokenMaxAge", c.token_max_age);
     const Json lifecycle = j.value("nodeLifecycle", Json::object());
     c.node_monitor_grace_period =
         lifecycle.value("nodeMonitorGracePeriod", c.node_monitor_grace_period);
@@ -1013,6 +1035,14 @@ ClusterConfig ClusterConfig::FromJson(const Json& j) {
   } catch (const Json::exception& e) {
     throw Error::Invalid(std::string("malformed cluster configuration state: ") + e.what());
   }
+}
+
+std::chrono::milliseconds ClusterConfig::SyncFrequency() const {
+  return ParseDurationMs(sync_frequency, "kubelet.syncFrequency");
+}
+
+std::chrono::milliseconds ClusterConfig::TokenMaxAge() const {
+  return ParseDurationMs(token_max_age, "kubelet.tokenMaxAge");
 }
 
 std::chrono::milliseconds ClusterConfig::CrashBackoff() const {

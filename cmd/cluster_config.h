@@ -125,6 +125,12 @@ struct ClusterConfig {
   std::string crash_backoff = "10s";
   std::string container_log_max_size = "10Mi";
   int container_log_max_files = 5;
+  // How often a node agent refreshes its pods' configMap, secret,
+  // downwardAPI and projected volumes (the kubelet's syncFrequency), and
+  // the age at which a service account token is rotated whatever its
+  // lifetime (the kubelet's fixed 24 h; short in tests of the rotation).
+  std::string sync_frequency = "1m";
+  std::string token_max_age = "24h";
   // Node lifecycle (the file's `nodeLifecycle`).
   std::string node_monitor_grace_period = "40s";
   int64_t default_toleration_seconds = 300;
@@ -136,6 +142,8 @@ struct ClusterConfig {
 
   // The settings above as values (they are validated when built).
   std::chrono::milliseconds CrashBackoff() const;
+  std::chrono::milliseconds SyncFrequency() const;
+  std::chrono::milliseconds TokenMaxAge() const;
   int64_t ContainerLogMaxBytes() const;
   std::chrono::milliseconds NodeMonitorGracePeriod() const;
   std::chrono::milliseconds DnsForwardTimeout() const;

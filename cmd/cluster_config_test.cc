@@ -630,10 +630,14 @@ TEST(ClusterConfigTest, KubeletSettingsFromFileAndFlags) {
   EXPECT_EQ(d.CrashBackoff(), std::chrono::seconds(10));
   EXPECT_EQ(d.ContainerLogMaxBytes(), 10 << 20);
   EXPECT_EQ(d.container_log_max_files, 5);
+  EXPECT_EQ(d.SyncFrequency(), std::chrono::minutes(1));
+  EXPECT_EQ(d.TokenMaxAge(), std::chrono::hours(24));
 
   ClusterConfig f = Build(kHeader +
                           "kubelet: {crashBackoff: 1m30s, containerLogMaxSize: 5Mi, "
-                          "containerLogMaxFiles: 3}\n");
+                          "containerLogMaxFiles: 3, syncFrequency: 1s, tokenMaxAge: 3s}\n");
+  EXPECT_EQ(f.SyncFrequency(), std::chrono::seconds(1));
+  EXPECT_EQ(f.TokenMaxAge(), std::chrono::seconds(3));
   EXPECT_EQ(f.CrashBackoff(), std::chrono::seconds(90));
   EXPECT_EQ(f.ContainerLogMaxBytes(), 5 << 20);
   EXPECT_EQ(f.container_log_max_files, 3);
@@ -665,6 +669,10 @@ TEST(ClusterConfigTest, BadKubeletSettingsNameTheFieldOrFlag) {
                 "Invalid value: \"soon\": must be a positive duration such as 10s, 2m or 1m30s");
   ExpectInvalid(kHeader + "kubelet: {crashBackoff: 0s}\n", "kubelet.crashBackoff",
                 "Invalid value: \"0s\": must be a positive duration such as 10s, 2m or 1m30s");
+  ExpectInvalid(kHeader + "kubelet: {syncFrequency: 0s}\n", "kubelet.syncFrequency",
+                "Invalid value: \"0s\": must be a positive duration such as 10s, 2m or 1m30s");
+  ExpectInvalid(kHeader + "kubelet: {tokenMaxAge: never}\n", "kubelet.tokenMaxAge",
+                "Invalid value: \"never\": must be a positive duration such as 10s, 2m or 1m30s");
   ExpectInvalid(kHeader + "kubelet: {imageGCHighThresholdPercent: 80}\n",
                 "kubelet.imageGCHighThresholdPercent",
                 "unknown field \"kubelet.imageGCHighThresholdPercent\"");

@@ -73,6 +73,9 @@ NodeAgentOptions AgentOptions(const ClusterRuntimeOptions& o, const NodeConfig& 
   a.log_max_files = o.log_max_files;
   a.cluster_ca_file = o.cluster_ca_file;
   a.service_account_token = o.service_account_token;
+  a.request_token = o.request_token;
+  a.volume_refresh_interval = o.config.SyncFrequency();
+  a.token_max_age = o.config.TokenMaxAge();
   // The lease is renewed well within the grace period the node lifecycle
   // controller allows (the kubelet renews every 10 s of 40).
   a.lease_interval = std::min<std::chrono::milliseconds>(std::chrono::seconds(10),
@@ -287,6 +290,10 @@ void ClusterRuntime::Start() {
   if (const apiserver::Authentication* auth = api_.authentication()) {
     opts_.cluster_ca_file = api_.cluster_ca_file();
     opts_.service_account_token = [auth](const Json& pod) { return auth->PodToken(pod); };
+    opts_.request_token = [auth](const std::string& ns, const std::string& name,
+                                 const Json& request) {
+      return auth->CreateToken(ns, name, request);
+    };
   }
   parts_ = std::make_unique<Parts>();
   // The cluster-wide parts: the external server "on the internet". A

@@ -71,6 +71,10 @@ struct ClusterRuntimeOptions {
   // them from the API server when it has a service account key.
   std::string cluster_ca_file;
   std::function<std::string(const Json& pod)> service_account_token;
+  // TokenRequests for pods' projected serviceAccountToken sources (the
+  // API's, as kubelet POSTs serviceaccounts/NAME/token).
+  std::function<Json(const std::string& ns, const std::string& name, const Json& request)>
+      request_token;
 };
 
 // The cluster's network as netstack plans it: node namespaces are named

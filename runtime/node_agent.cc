@@ -38,6 +38,7 @@
 #include "runtime/probe.h"
 #include "runtime/registry_client.h"
 #include "runtime/shim.h"
+#include "runtime/token_manager.h"
 #include "runtime/volumes.h"
 
 namespace kin {
@@ -50,6 +51,8 @@ namespace {
 
 constexpr const char* kPauseName = "POD";
 constexpr const char* kServiceAccountMountPath = "/var/run/secrets/kubernetes.io/serviceaccount";
+// The ServiceAccount admission's projected volume: kube-api-access-<random>.
+constexpr const char* kServiceAccountVolumePrefix = "kube-api-access-";
 // the sandbox holder's directory, as crictl names it
 const ResourceInfo& LeasesResource() {
   return *FindResource("coordination.k8s.io", "v1", "leases");
@@ -210,6 +213,7 @@ struct PodRuntime {
   bool sandbox_ready = false;
   ContainerRuntime pause;
   std::unique_ptr<PodVolumes> volumes;
+  Clock::time_point volumes_refresh_at{};  // the next PodVolumes::Refresh
   std::map<std::string, ContainerRuntime> containers;
   bool terminating = false;
   Clock::time_point grace_deadline{};
@@ -295,7 +299,13 @@ class NodeAgent::Impl {
         opts_(std::move(opts)),
         recorder_(client, "kubelet", opts_.node_name),
         ipam_(opts_.pod_cidr, opts_.dir + "/ipam"),
-        shims_(std::make_unique<ShimLauncher>(opts_.kin_binary)) {}
+        shims_(std::make_unique<ShimLauncher>(opts_.kin_binary)) {
+    if (opts_.request_token) {
+      tokens_ = std::make_unique<ServiceAccountTokenManager>(
+          opts_.request_token,
+          std::chrono::duration_cast<std::chrono::seconds>(opts_.token_max_age));
+    }
+  }
 
   ~Impl() { Stop(); }
 
@@ -355,10 +365,12 @@ class NodeAgent::Impl {
                              milliseconds timeout);
   // `own_root`: the container has a root filesystem of its own (bind
   // mount targets inside it are made when missing).
-  std::vector<BindMount> PodFileMounts(const PodRuntime& p, const Json& pod, const Json& spec,
-                                       bool own_root) const;
-  // Whether the pod's containers get the service account credentials.
-  bool MountsServiceAccount(const Json& pod) const;
+  std::vector<BindMount> PodFileMounts(const PodRuntime& p, const Json& spec, bool own_root) const;
+  // Whether the pod's containers get the service account credentials the
+  // old way (a pod admitted without a kube-api-access volume).
+  bool MountsServiceAccount(const Json& pod);
+  // What volumes are set up and refreshed with.
+  VolumeContext VolumeContextFor(const PodRuntime& p);
   std::optional<Json> Lookup(const std::string& kind, const std::string& ns,
                              const std::string& name);
   PodRuntime& RuntimeFor(const Json& pod);
@@ -369,6 +381,7 @@ class NodeAgent::Impl {
   EventRecorder recorder_;
   netstack::Ipv4Allocator ipam_;
   std::unique_ptr<ShimLauncher> shims_;
+  std::unique_ptr<ServiceAccountTokenManager> tokens_;  // with opts_.request_token
   std::unique_ptr<Informer> pods_;
 
   std::mutex mu_;  // guards the queue and pods_by_uid_ / running_
@@ -985,15 +998,8 @@ Clock::time_point NodeAgent::Impl::SyncRunningPod(PodRuntime& p, const Json& pod
   }
   if (p.sandbox_ready && !p.volumes) {
     try {
-      VolumeContext vc;
-      vc.lookup = [this](const std::string& k, const std::string& ns, const std::string& n) {
-        return Lookup(k, ns, n);
-      };
-      vc.pod_ip = p.ip;
-      vc.host_ip = opts_.node_ip;
-      vc.node_name = opts_.node_name;
-      vc.service_account_token = opts_.service_account_token;
-      p.volumes = std::make_unique<PodVolumes>(PodVolumes::Setup(pod, p.dir, vc));
+      p.volumes = std::make_unique<PodVolumes>(PodVolumes::Setup(pod, p.dir, VolumeContextFor(p)));
+      p.volumes_refresh_at = Clock::now() + opts_.volume_refresh_interval;
     } catch (const Error& e) {
       recorder_.Warning(pod, "FailedMount", std::string("MountVolume.SetUp failed: ") + e.what());
       for (auto& [name, c] : p.containers) c.waiting_message = e.what();
@@ -1001,6 +1007,20 @@ Clock::time_point NodeAgent::Impl::SyncRunningPod(PodRuntime& p, const Json& pod
       UpdateStatus(p, pod);
       return next;
     }
+  }
+  // The kubelet's periodic remount: configMap, secret, downwardAPI and
+  // projected files from the objects as they are now, and a service
+  // account token its token manager has rotated.
+  if (p.volumes && !terminal) {
+    if (Clock::now() >= p.volumes_refresh_at) {
+      try {
+        p.volumes->Refresh(pod, VolumeContextFor(p));
+      } catch (const Error& e) {
+        recorder_.Warning(pod, "FailedMount", std::string("MountVolume.SetUp failed: ") + e.what());
+      }
+      p.volumes_refresh_at = Clock::now() + opts_.volume_refresh_interval;
+    }
+    want(p.volumes_refresh_at);
   }
 
   const Json& spec = pod["spec"];
@@ -1186,24 +1206,64 @@ void NodeAgent::Impl::EnsureSandbox(PodRuntime& p, const Json& pod) {
   p.sandbox_ready = true;
 }
 
-bool NodeAgent::Impl::MountsServiceAccount(const Json& pod) const {
+bool NodeAgent::Impl::MountsServiceAccount(const Json& pod) {
   if (!opts_.service_account_token) return false;
   const Json& spec = pod["spec"];
+  // Admitted with its kube-api-access volume: the volume serves it.
+  for (const auto& v : spec.value("volumes", Json::array())) {
+    if (v.is_object() && v.value("name", "").rfind(kServiceAccountVolumePrefix, 0) == 0) {
+      return false;
+    }
+  }
+  // The pod's preference, then its ServiceAccount's, as the admission reads them.
   auto automount = spec.find("automountServiceAccountToken");
-  return automount == spec.end() || !automount->is_boolean() || automount->get<bool>();
+  if (automount != spec.end() && automount->is_boolean()) return automount->get<bool>();
+  try {
+    Json account = client_.Get(*FindResource("", "v1", "serviceaccounts"),
+                               object::Str(pod["metadata"], "namespace"),
+                               spec.value("serviceAccountName", std::string("default")));
+    const Json& a = object::Field(account, "automountServiceAccountToken");
+    if (a.is_boolean()) return a.get<bool>();
+  } catch (const Error&) {
+  }
+  return true;
 }
 
-std::vector<BindMount> NodeAgent::Impl::PodFileMounts(const PodRuntime& p, const Json& pod,
-                                                      const Json& spec, bool own_root) const {
+VolumeContext NodeAgent::Impl::VolumeContextFor(const PodRuntime& p) {
+  VolumeContext vc;
+  vc.lookup = [this](const std::string& k, const std::string& ns, const std::string& n) {
+    return Lookup(k, ns, n);
+  };
+  vc.pod_ip = p.ip;
+  vc.host_ip = opts_.node_ip;
+  vc.node_name = opts_.node_name;
+  if (tokens_) {
+    // A TokenRequest bound to the pod, with the source's audience and
+    // lifetime, cached and rotated as the kubelet's token manager does.
+    vc.service_account_token = [this](const Json& pod, const Json& source) {
+      return tokens_->Token(pod, source);
+    };
+  } else if (opts_.service_account_token) {
+    vc.service_account_token = [f = opts_.service_account_token](const Json& pod, const Json&) {
+      return f(pod);
+    };
+  }
+  return vc;
+}
+
+std::vector<BindMount> NodeAgent::Impl::PodFileMounts(const PodRuntime& p, const Json& spec,
+                                                      bool own_root) const {
   std::set<std::string> taken;
   for (const auto& vm : spec.value("volumeMounts", Json::array()))
     taken.insert(vm.value("mountPath", ""));
   std::vector<BindMount> mounts;
   // As the ServiceAccount admission plugin adds it: not over a container's
   // own mount at that path.
-  // (A pod made before kin wrote credentials has no directory to mount. A
-  // built-in image runs on the host's root, where the path is not made.)
-  if (own_root && MountsServiceAccount(pod) && !taken.count(kServiceAccountMountPath) &&
+  // (The directory is there when the sandbox was made for the old way,
+  // MountsServiceAccount: not for a pod with a kube-api-access volume, nor
+  // one made before kin wrote credentials. A built-in image runs on the
+  // host's root, where the path is not made.)
+  if (own_root && opts_.service_account_token && !taken.count(kServiceAccountMountPath) &&
       fs::exists(p.dir + "/serviceaccount")) {
     mounts.push_back({p.dir + "/serviceaccount", kServiceAccountMountPath, true});
   }
@@ -1432,14 +1492,22 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
   cs.new_uts_ns = false;
   cs.hostname.clear();
   if (!pod["spec"].value("shareProcessNamespace", false)) cs.new_pid_ns = true;
-  for (auto& m : PodFileMounts(p, pod, spec, !image.layers.empty())) cs.mounts.push_back(m);
+  for (auto& m : PodFileMounts(p, spec, !image.layers.empty())) cs.mounts.push_back(m);
   if (cs.new_mount_ns) {
     cs.mount_template = MountTemplatePin();
     cs.detach_mounts = {opts_.dir + "/pods"};
   }
   try {
     if (p.volumes) {
-      for (auto& m : p.volumes->MountsFor(spec)) cs.mounts.push_back(m);
+      for (auto& m : p.volumes->MountsFor(spec)) {
+        // A built-in image runs on the host's root, where the credentials'
+        // path is not made: it goes without them, as it always did.
+        if (image.layers.empty() && m.target == kServiceAccountMountPath &&
+            !fs::is_directory(m.target)) {
+          continue;
+        }
+        cs.mounts.push_back(m);
+      }
     }
   } catch (const Error& e) {
     c.waiting_reason = "CreateContainerConfigError";
@@ -1788,6 +1856,7 @@ void NodeAgent::Impl::ReleasePod(PodRuntime& p, bool detach) {
   RemovePodNamespaces(PodNsDir(p));
   ::rmdir(PodNsDir(p).c_str());
   p.volumes.reset();
+  if (tokens_) tokens_->ForgetPod(p.uid);
   if (!p.netns.empty() && !p.host_network) {
     // Deleting the pod's namespace deletes its veth pair too; detaching first
     // makes that synchronous, so the host side is gone when we return.

@@ -117,15 +117,31 @@ struct NodeAgentOptions {
   std::chrono::milliseconds crash_backoff_reset{600000};
   int64_t log_max_bytes = 10 << 20;                // a container's CRI log rotates at this size
   int log_max_files = 5;                           // rotated files kept, the current one included
-  // In-cluster API credentials: when service_account_token is set, every
-  // container gets /var/run/secrets/kubernetes.io/serviceaccount (read-only:
-  // ca.crt from cluster_ca_file, namespace, and the token this returns for
-  // the pod) unless the pod says automountServiceAccountToken: false or a
-  // container mounts something at that path itself, as the ServiceAccount
-  // admission plugin and the kubelet arrange it. Built-in images (agnhost,
-  // pause), which run on the host's root, do not get it.
+  // In-cluster API credentials. A pod the ServiceAccount admission gave a
+  // projected kube-api-access volume (apiserver/service_account_admission.h)
+  // gets them through it: its serviceAccountToken source is answered with a
+  // TokenRequest by request_token (bound to the pod, the source's audience
+  // and expirationSeconds), cached and rotated as the kubelet's token
+  // manager does (runtime/token_manager.h: older than 80% of its lifetime
+  // or token_max_age), the volume re-written every volume_refresh_interval
+  // (the kubelet's sync period; configMap, secret and downwardAPI volumes
+  // are refreshed too). Without request_token, service_account_token
+  // answers the source.
+  //
+  // A pod without that volume (made before kin's admission added it, or
+  // with the admission off) gets /var/run/secrets/kubernetes.io/serviceaccount
+  // the old way when service_account_token is set (read-only: ca.crt from
+  // cluster_ca_file, namespace, and the token this returns for the pod),
+  // unless automountServiceAccountToken is false (the pod's, else its
+  // ServiceAccount's) or a container mounts something at that path itself.
+  // Built-in images (agnhost, pause), which run on the host's root, get
+  // neither.
   std::string cluster_ca_file;
   std::function<std::string(const Json& pod)> service_account_token;
+  std::function<Json(const std::string& ns, const std::string& name, const Json& request)>
+      request_token;
+  std::chrono::milliseconds volume_refresh_interval{60000};
+  std::chrono::milliseconds token_max_age{std::chrono::hours(24)};
 };
 
 class NodeAgent {

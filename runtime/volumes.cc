@@ -273,12 +273,13 @@ Payload ProjectedPayload(const Json& projected, const Json& pod, const VolumeCon
     } else if (src.contains("downwardAPI")) {
       part = DownwardApiPayload(src["downwardAPI"], pod, ctx, default_mode);
     } else if (src.contains("serviceAccountToken")) {
-      // The API's bound token for the pod (its audience and expiry are not
-      // honoured); without an issuer, a placeholder keeps clients that only
-      // read the file happy.
-      std::string path = Str(src["serviceAccountToken"], "path");
+      // The node agent's token for the pod, audience and expiry (its token
+      // manager's, refreshed when due); without an issuer, a placeholder
+      // keeps clients that only read the file happy.
+      const Json& source = src["serviceAccountToken"];
+      std::string path = Str(source, "path");
       std::string token =
-          ctx.service_account_token ? ctx.service_account_token(pod) : kPlaceholderToken;
+          ctx.service_account_token ? ctx.service_account_token(pod, source) : kPlaceholderToken;
       part[path.empty() ? "token" : path] = {token, default_mode};
     } else {
       std::string what = src.is_object() && !src.empty() ? src.begin().key() : "unknown";

@@ -21,7 +21,7 @@
 // TeardownPodVolumes. Deliberately not done: secrets on tmpfs (kubelet puts
 // them there; here they are plain files under the pod dir), fsGroup ownership,
 // mount propagation; service-account tokens are the node agent's (a
-// placeholder without one).
+// placeholder without one; see VolumeContext).
 //
 // Errors: kin::Error. A missing ConfigMap/Secret (not optional) is NotFound
 // with the kubelet's message (`configmap "cfg" not found`); a missing key
@@ -61,9 +61,12 @@ struct VolumeContext {
   // downwardAPI resourceFieldRef reports for a limit the container does not
   // set, as the kubelet does. Null or a missing entry: "0".
   Json node_allocatable;
-  // A token the API accepts for the pod's service account (projected
-  // serviceAccountToken sources); unset: a placeholder is written.
-  std::function<std::string(const Json& pod)> service_account_token;
+  // A token the API accepts for the pod's service account, for a projected
+  // serviceAccountToken source (`source`: {audience, expirationSeconds,
+  // path}); the node agent answers from its token manager
+  // (runtime/token_manager.h), so Refresh writes a rotated token. Unset: a
+  // placeholder is written.
+  std::function<std::string(const Json& pod, const Json& source)> service_account_token;
 };
 
 class PodVolumes {

@@ -289,13 +289,25 @@ TEST_F(VolumesTest, DownwardApiFieldsAndResources) {
 }
 
 TEST_F(VolumesTest, ProjectedServiceAccountTokenIsTheAgentsToken) {
-  ctx_.service_account_token = [](const Json& pod) {
-    return "token-for-" + pod["metadata"].value("name", "");
+  int asked = 0;
+  ctx_.service_account_token = [&asked](const Json& pod, const Json& source) {
+    return "token-" + std::to_string(++asked) + "-for-" + pod["metadata"].value("name", "") + "-" +
+           source.value("audience", "") + "-" +
+           std::to_string(source.value("expirationSeconds", 0));
   };
-  Json projected = {{"sources", Json::array({{{"serviceAccountToken", {{"path", "t"}}}}})}};
+  Json projected = {
+      {"sources",
+       Json::array({{{"serviceAccountToken",
+                      {{"path", "t"}, {"audience", "vault"}, {"expirationSeconds", 700}}}}})}};
   Json pod = Pod(Json::array({{{"name", "sa"}, {"projected", projected}}}));
-  PodVolumes::Setup(pod, pod_dir_, ctx_);
-  EXPECT_EQ(ReadAll(VolDir("sa") + "/t"), "token-for-" + pod["metadata"].value("name", ""));
+  PodVolumes pv = PodVolumes::Setup(pod, pod_dir_, ctx_);
+  const std::string name = pod["metadata"].value("name", "");
+  EXPECT_EQ(ReadAll(VolDir("sa") + "/t"), "token-1-for-" + name + "-vault-700");
+  // A refresh writes what the agent's token manager answers now (a
+  // rotated token), through the ..data swap.
+  EXPECT_TRUE(pv.Refresh(pod, ctx_));
+  EXPECT_EQ(ReadAll(VolDir("sa") + "/t"), "token-2-for-" + name + "-vault-700");
+  EXPECT_EQ(fs::read_symlink(VolDir("sa") + "/t"), "..data/t");
 }
 
 TEST_F(VolumesTest, ProjectedCombinesSources) {
