@@ -11,6 +11,7 @@
 #include "apiserver/crd.h"
 #include "apiserver/admission_webhook.h"
 #include "apiserver/patch.h"
+#include "apiserver/service_account_admission.h"
 #include "apiserver/validation.h"
 #include "base/error.h"
 #include "base/log.h"
@@ -108,7 +109,7 @@ void DefaultIngressClass(const Store& store, Json& ingress) {
 // must exist. The `default` one is asked for again, 10 times 100-200 ms
 // apart, as upstream's getServiceAccount does: a namespace's controller
 // makes it some milliseconds after the namespace.
-void CheckServiceAccountExists(const Store& store, const Json& pod) {
+Json CheckServiceAccountExists(const Store& store, const Json& pod) {
   const Json& meta = pod["metadata"];
   const std::string ns = meta.value("namespace", ""), name = meta.value("name", "");
   const std::string sa = pod["spec"].value("serviceAccountName", "default");
@@ -117,7 +118,7 @@ void CheckServiceAccountExists(const Store& store, const Json& pod) {
   const auto interval = std::chrono::milliseconds(100 + rng() % 100);
   for (int i = 0; i < attempts; ++i) {
     if (i > 0) std::this_thread::sleep_for(interval);
-    if (store.Get("serviceaccounts", ns, sa)) return;
+    if (auto account = store.Get("serviceaccounts", ns, sa)) return account->Parse();
   }
   throw Error::Forbidden("pods \"" + name + "\" is forbidden: error looking up service account " +
                          ns + "/" + sa + ": serviceaccount \"" + sa + "\" not found")
@@ -1003,7 +1004,9 @@ Json Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, Json 
   if (r.custom) PrepareCustomResource(r, obj, nullptr);
   if (r.plural == "persistentvolumeclaims" && r.group.empty()) DefaultStorageClass(store_, obj);
   if (r.plural == "pods" && r.group.empty() && opts_.require_service_accounts) {
-    CheckServiceAccountExists(store_, obj);
+    // Its token volume (apiserver/service_account_admission.h).
+    Json account = CheckServiceAccountExists(store_, obj);
+    MountServiceAccountToken(account, obj, [] { return RandomSuffix(); });
   }
   if (r.plural == "pods") {
     // QoS class, as the API server computes it on create.
