@@ -3,13 +3,17 @@
 // and kube-root-ca.crt; `kubectl create token` gives a token the API
 // accepts as system:serviceaccount:<ns>:default (`kubectl auth whoami`);
 // a token for another audience, one whose service account was deleted and
-// one whose bound Secret was deleted are refused (401); TokenReview.
+// one whose bound Secret was deleted are refused (401); TokenReview. A pod
+// gets the kube-api-access projected volume at admission, its token file
+// authenticates, and it is rotated (the suite's cluster refreshes volumes
+// every second and rotates tokens older than 3 s).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <regex>
 
 #include "base/process.h"
 #include "base/strings.h"
@@ -26,8 +30,17 @@ using testing::TempDir;
 
 class ServiceAccountsE2E : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { cluster_ = new testing::SuiteCluster('s'); }
-  static void TearDownTestSuite() { delete cluster_; }
+  static void SetUpTestSuite() {
+    config_dir_ = new TempDir();
+    testing::WriteFile(config_dir_->File("c.yaml"),
+                       "apiVersion: kin.dev/v1alpha1\nkind: Cluster\n"
+                       "kubelet:\n  syncFrequency: 1s\n  tokenMaxAge: 3s\n");
+    cluster_ = new testing::SuiteCluster('s', {"--config", config_dir_->File("c.yaml")});
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    delete config_dir_;
+  }
   void SetUp() override {
     ASSERT_TRUE(cluster_->error().empty()) << cluster_->error();
     k_ = std::make_unique<testing::KubectlRunner>("1.33", cluster_->Kubeconfig());
@@ -63,11 +76,13 @@ class ServiceAccountsE2E : public ::testing::Test {
     return Kubectl({"get", "serviceaccount", "default", "-n", ns_}).status.success();
   }
 
+  static TempDir* config_dir_;
   static testing::SuiteCluster* cluster_;
   std::unique_ptr<testing::KubectlRunner> k_;
   std::string ns_;
 };
 
+TempDir* ServiceAccountsE2E::config_dir_ = nullptr;
 testing::SuiteCluster* ServiceAccountsE2E::cluster_ = nullptr;
 
 TEST_F(ServiceAccountsE2E, NewNamespaceGetsDefaultServiceAccountAndRootCa) {
@@ -211,6 +226,123 @@ spec:
   EXPECT_EQ(Ok({"get", "pod", "early", "-n", fresh, "-o", "jsonpath={.spec.serviceAccountName}"}),
             "default");
   Kubectl({"delete", "namespace", fresh, "--wait=false"});
+}
+
+// The ServiceAccount admission's kube-api-access volume, as kube-apiserver
+// adds it, served by the node agent: the token file authenticates as the
+// pod's service account bound to the pod, and is rotated (the suite's
+// tokenMaxAge is 3 s), the new token valid too. automountServiceAccountToken
+// false, on the pod or its ServiceAccount, gets no volume and no files.
+TEST_F(ServiceAccountsE2E, PodGetsTheKubeApiAccessVolumeAndARotatedToken) {
+  ASSERT_TRUE(Eventually([&] { return HasDefaultServiceAccount(); }, std::chrono::seconds(20)));
+  const std::string sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+  Ok({"create", "serviceaccount", "quiet", "-n", ns_});
+  Ok({"patch", "serviceaccount", "quiet", "-n", ns_, "-p",
+      R"({"automountServiceAccountToken":false})"});
+  Ok({"apply", "-n", ns_, "-f", "-"}, R"(apiVersion: v1
+kind: Pod
+metadata: {name: api}
+spec:
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - name: init
+    image: busybox
+    command: [cat, /var/run/secrets/kubernetes.io/serviceaccount/namespace]
+  containers: [{name: c, image: busybox, command: [sleep, "3600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nomount}
+spec:
+  terminationGracePeriodSeconds: 1
+  automountServiceAccountToken: false
+  containers: [{name: c, image: busybox, command: [sleep, "3600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: quiet}
+spec:
+  terminationGracePeriodSeconds: 1
+  serviceAccountName: quiet
+  containers: [{name: c, image: busybox, command: [sleep, "3600"]}]
+)");
+
+  // The spec as kube-apiserver's admission leaves it.
+  Json pod = Json::parse(Ok({"get", "pod", "api", "-n", ns_, "-o", "json"}));
+  const Json& volumes = pod["spec"]["volumes"];
+  ASSERT_EQ(volumes.size(), 1u) << pod["spec"].dump();
+  const std::string volume = volumes[0].value("name", "");
+  EXPECT_TRUE(
+      std::regex_match(volume, std::regex("kube-api-access-[bcdfghjklmnpqrstvwxz2456789]{5}")))
+      << volume;
+  EXPECT_EQ(volumes[0]["projected"], Json::parse(R"({"defaultMode":420,"sources":[
+      {"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}},
+      {"configMap":{"name":"kube-root-ca.crt","items":[{"key":"ca.crt","path":"ca.crt"}]}},
+      {"downwardAPI":{"items":[{"path":"namespace",
+        "fieldRef":{"apiVersion":"v1","fieldPath":"metadata.namespace"}}]}}]})"));
+  const Json mount = {{"name", volume}, {"readOnly", true}, {"mountPath", sa_dir}};
+  EXPECT_EQ(pod["spec"]["containers"][0]["volumeMounts"], Json::array({mount}));
+  EXPECT_EQ(pod["spec"]["initContainers"][0]["volumeMounts"], Json::array({mount}));
+  EXPECT_EQ(pod["spec"]["serviceAccountName"], "default");
+  for (const char* name : {"nomount", "quiet"}) {
+    Json other = Json::parse(Ok({"get", "pod", name, "-n", ns_, "-o", "json"}));
+    EXPECT_FALSE(other["spec"].contains("volumes")) << name << ": " << other["spec"].dump();
+    EXPECT_FALSE(other["spec"]["containers"][0].contains("volumeMounts")) << name;
+  }
+
+  for (const char* name : {"api", "nomount", "quiet"}) {
+    Ok({"wait", "--for=condition=Ready", std::string("pod/") + name, "-n", ns_, "--timeout=60s"});
+  }
+  // The init container read the namespace file through the volume.
+  std::string logged = Ok({"logs", "api", "-c", "init", "-n", ns_});
+  while (!logged.empty() && logged.back() == '\n') logged.pop_back();
+  EXPECT_EQ(logged, ns_);
+  EXPECT_EQ(Ok({"exec", "api", "-n", ns_, "--", "cat", sa_dir + "/namespace"}), ns_);
+  EXPECT_EQ(Ok({"exec", "api", "-n", ns_, "--", "cat", sa_dir + "/ca.crt"}), k_->ca_pem());
+  // Written the AtomicWriter way: token -> ..data/token.
+  EXPECT_EQ(Ok({"exec", "api", "-n", ns_, "--", "readlink", sa_dir + "/token"}), "..data/token\n");
+  for (const char* name : {"nomount", "quiet"}) {
+    CommandResult r = Kubectl({"exec", name, "-n", ns_, "--", "ls", sa_dir});
+    EXPECT_FALSE(r.status.success()) << name << ": " << r.out;
+  }
+
+  auto read_token = [&] {
+    CommandResult r = Kubectl({"exec", "api", "-n", ns_, "--", "cat", sa_dir + "/token"});
+    return r.status.success() ? r.out : std::string();
+  };
+  auto whoami = [&](const std::string& token) {
+    CommandResult who = WithToken(token, {"auth", "whoami", "-o", "json"});
+    EXPECT_TRUE(who.status.success()) << who.out << who.err;
+    return who.status.success() ? Json::parse(who.out) : Json::object();
+  };
+  const std::string first = read_token();
+  ASSERT_EQ(std::count(first.begin(), first.end(), '.'), 2) << first;
+  Json user = whoami(first)["status"]["userInfo"];
+  EXPECT_EQ(user["username"], "system:serviceaccount:" + ns_ + ":default") << user.dump();
+  EXPECT_EQ(user["extra"]["authentication.kubernetes.io/pod-name"], Json::array({"api"}))
+      << user.dump();
+  EXPECT_EQ(user["extra"]["authentication.kubernetes.io/pod-uid"],
+            Json::array({pod["metadata"]["uid"]}))
+      << user.dump();
+
+  // Rotated: another token in the file, which the API accepts too.
+  std::string second;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        second = read_token();
+        return !second.empty() && second != first;
+      },
+      std::chrono::seconds(30)))
+      << "the token was not rotated";
+  user = whoami(second)["status"]["userInfo"];
+  EXPECT_EQ(user["username"], "system:serviceaccount:" + ns_ + ":default") << user.dump();
+
+  // Bound to the pod: refused once the pod is gone.
+  Ok({"delete", "pod", "api", "-n", ns_, "--wait=true", "--timeout=60s"});
+  EXPECT_TRUE(Eventually([&] {
+    CommandResult r = WithToken(second, {"get", "--raw", "/api"});
+    return !r.status.success() && r.err.find("Unauthorized") != std::string::npos;
+  }));
 }
 
 }  // namespace
