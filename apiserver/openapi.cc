@@ -35,6 +35,9 @@ constexpr char kStorageDefinitionsText[] =
 constexpr char kAdmissionregistrationDefinitionsText[] =
 #include "apiserver/schemas/admissionregistration.inc"
     ;
+constexpr char kQuotaDefinitionsText[] =
+#include "apiserver/schemas/quota.inc"
+    ;
 
 constexpr std::string_view kMeta = "io.k8s.apimachinery.pkg.apis.meta.v1.";
 constexpr std::string_view kIntOrString = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
@@ -94,6 +97,7 @@ Json LoadDefinitions() {
   defs.update(Json::parse(kApiregistrationDefinitionsText));
   defs.update(Json::parse(kStorageDefinitionsText));
   defs.update(Json::parse(kAdmissionregistrationDefinitionsText));
+  defs.update(Json::parse(kQuotaDefinitionsText));
   // CustomResourceDefinition (apiserver/crd.h): spec and status are open
   // objects here (kubectl explain lists them); the server validates them.
   {

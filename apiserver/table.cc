@@ -645,6 +645,39 @@ Json ReplicationControllerCells(const Json& rc, TimePoint now, Json&) {
                       Age(rc, now), names, images, FormatLabels(At(rc, {"spec", "selector"}))});
 }
 
+// printPodTemplate.
+Json PodTemplateCells(const Json& pt, TimePoint, Json&) {
+  auto [names, images] = ContainerCells(At(pt, {"template", "spec"}));
+  return Json::array({Str(pt, {"metadata", "name"}), names, images,
+                      FormatLabels(At(pt, {"template", "metadata", "labels"}))});
+}
+
+// printLimitRange: the creation time in RFC 3339.
+Json LimitRangeCells(const Json& lr, TimePoint, Json&) {
+  return Json::array({Str(lr, {"metadata", "name"}),
+                      Rfc3339(Time(lr, {"metadata", "creationTimestamp"}))});
+}
+
+// printResourceQuota: "used/hard" of each status.hard name, the limits.*
+// ones in LIMIT, the others in REQUEST.
+Json ResourceQuotaCells(const Json& rq, TimePoint now, Json&) {
+  std::string request, limit;
+  const Json& hard = At(rq, {"status", "hard"});
+  const Json& used = At(rq, {"status", "used"});
+  if (hard.is_object()) {
+    for (const auto& [name, h] : hard.items()) {  // in name order (a std::map)
+      std::string u = "0";
+      if (used.is_object() && used.contains(name)) {
+        u = used[name].is_string() ? used[name].get<std::string>() : used[name].dump();
+      }
+      std::string hv = h.is_string() ? h.get<std::string>() : h.dump();
+      std::string& col = name.rfind("limits.", 0) == 0 ? limit : request;
+      col += (col.empty() ? "" : ", ") + name + ": " + u + "/" + hv;
+    }
+  }
+  return Json::array({Str(rq, {"metadata", "name"}), Age(rq, now), request, limit});
+}
+
 // printBoolPtr: "True" / "False", "<unset>" when nil.
 std::string BoolPtr(const Json& v) {
   if (!v.is_boolean()) return "<unset>";
@@ -1329,6 +1362,23 @@ const std::map<std::string, Printer>& Printers() {
                      Col("AllowVolumeExpansion", "string", "allowVolumeExpansion shows whether the storage class allow volume expand."),
                      AgeCol()}),
         StorageClassCells};
+    m["podtemplates"] = {
+        Json::array({NameCol(), Col("Containers", "string", kContainersDesc),
+                     Col("Images", "string", kImagesDesc),
+                     Col("Pod Labels", "string", "The labels for the pod template.")}),
+        PodTemplateCells};
+    m["limitranges"] = {Json::array({NameCol(), Col("Created At", "date", kAgeDesc)}),
+                        LimitRangeCells};
+    m["resourcequotas"] = {
+        Json::array(
+            {NameCol(), Col("Age", "string", kAgeDesc),
+             Col("Request", "string",
+                 "Request represents a minimum amount of cpu/memory that a container may "
+                 "consume."),
+             Col("Limit", "string",
+                 "Limits control the maximum amount of cpu/memory that a container may use "
+                 "independent of contention on the node.")}),
+        ResourceQuotaCells};
     m["priorityclasses.scheduling.k8s.io"] = {
         Json::array({NameCol(),
                      Col("Value", "integer", "value is the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec."),

@@ -297,7 +297,8 @@ TEST(TableColumnDefinitions, EveryServedResourceHasItsOwnPrinter) {
   // have none upstream (`kubectl get crd`: NAME, CREATED AT), and create-only
   // reviews are never listed.
   for (const ResourceInfo& r : AllResources()) {
-    if (r.plural == "roles" || r.plural == "clusterroles" ||
+    // LimitRanges' printer is Name / Created At too.
+    if (r.plural == "roles" || r.plural == "clusterroles" || r.plural == "limitranges" ||
         r.plural == "customresourcedefinitions" || r.verbs.size() == 1) {
       continue;
     }
@@ -305,6 +306,30 @@ TEST(TableColumnDefinitions, EveryServedResourceHasItsOwnPrinter) {
     ASSERT_GE(cols.size(), 2u) << r.plural;
     EXPECT_NE(cols[1]["name"], "Created At") << r.plural;
   }
+}
+
+// printPodTemplate, printLimitRange, printResourceQuota (issue 15).
+TEST(TableRows, PodTemplatesLimitRangesAndQuotas) {
+  EXPECT_EQ(Cells("podtemplates",
+                  R"({"metadata":{"name":"t"},"template":{"metadata":{"labels":{"app":"web"}},
+                      "spec":{"containers":[{"name":"a","image":"nginx"},
+                                            {"name":"b","image":"busybox"}]}}})"),
+            J(R"(["t","a,b","nginx,busybox","app=web"])"));
+  EXPECT_EQ(Cells("limitranges", R"({"metadata":{"name":"l","creationTimestamp":"$AGO[90]"}})"),
+            J(R"(["l","2024-06-01T11:58:30Z"])"));
+  EXPECT_EQ(Cells("resourcequotas",
+                  R"({"metadata":{"name":"q","creationTimestamp":"$AGO[90]"},
+                      "status":{"hard":{"pods":"2","requests.cpu":"1","limits.memory":"1Gi",
+                                        "limits.cpu":"2"},
+                                "used":{"pods":"1","requests.cpu":"100m","limits.cpu":"0"}}})"),
+            J(R"(["q","90s","pods: 1/2, requests.cpu: 100m/1","limits.cpu: 0/2, limits.memory: 0/1Gi"])"));
+  EXPECT_EQ(Cells("resourcequotas", R"({"metadata":{"name":"new"}})"),
+            J(R"(["new","<unknown>","",""])"));
+  Json cols = TableColumnDefinitions(Res("resourcequotas"));
+  ASSERT_EQ(cols.size(), 4u);
+  EXPECT_EQ(cols[2]["name"], "Request");
+  EXPECT_EQ(cols[3]["name"], "Limit");
+  EXPECT_EQ(TableColumnDefinitions(Res("podtemplates"))[3]["name"], "Pod Labels");
 }
 
 TEST(TableColumnDefinitions, UnknownKindsGetTheDefaultTable) {

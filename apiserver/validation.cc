@@ -1,5 +1,7 @@
 #include "apiserver/validation.h"
 
+#include "client/quota.h"
+
 #include "base/strings.h"
 
 #include <arpa/inet.h>
@@ -795,6 +797,13 @@ class Validator {
   void AccessModes(const Json& spec, const std::string& path, const char* required_msg);
   void StorageQuantity(const Json& value, const std::string& path);
   void StorageClassNameAndMode(const Json& spec);
+  // LimitRange, ResourceQuota and PodTemplate (apiserver/limit_range.h,
+  // apiserver/resource_quota.h).
+  void LimitRange(const Json& obj);
+  void ResourceQuota(const Json& obj);
+  void QuotaResourceList(const Json* list, const std::string& path);
+  void GenericResourceName(const std::string& name, const std::string& path);
+  void PodTemplateObject(const Json& obj);
 
   // -- rbac.authorization.k8s.io ---------------------------------------------
   void PolicyRules(const Json& obj, bool namespaced);
@@ -4491,6 +4500,324 @@ void Validator::StorageClass(const Json& obj, const Json* old) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// LimitRange, ResourceQuota, PodTemplate (ValidateLimitRange,
+// ValidateResourceQuota, ValidatePodTemplate).
+
+// A resource.Quantity value as field.Invalid prints it (Go's %#v).
+std::string GoQuantity(const Json& v) {
+  std::string text = QuantityTextOf(v);
+  auto q = ParseQuantityText(text);
+  if (!q) return Q(text);
+  i128 value = 0;
+  for (char c : q->digits) value = value * 10 + (c - '0');
+  for (int i = 0; i < q->exp2; ++i) value *= 2;
+  if (q->negative) value = -value;
+  std::string digits;
+  {
+    i128 a = value < 0 ? -value : value;
+    do {
+      digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(a % 10)));
+      a /= 10;
+    } while (a > 0);
+    if (value < 0) digits.insert(digits.begin(), '-');
+  }
+  std::string format = q->exp2 != 0 ? "BinarySI" : "DecimalSI";
+  if (text.find_first_of("eE") != std::string::npos && text.back() != 'i' &&
+      text.find_last_of("eE") + 1 < text.size()) {
+    format = "DecimalExponent";
+  }
+  return "resource.Quantity{i:resource.int64Amount{value:" + digits +
+         ", scale:" + std::to_string(q->exp10) +
+         "}, d:resource.infDecAmount{Dec:(*inf.Dec)(nil)}, s:\"\", Format:\"" + format + "\"}";
+}
+
+// Quantity.String() of a JSON quantity.
+std::string CanonicalQuantity(const Json& v) {
+  auto a = quota::Amount::FromJson(v);
+  return a ? a->String() : QuantityTextOf(v);
+}
+
+bool IsStandardQuotaResourceName(const std::string& n) {
+  static const std::set<std::string> kNames = {
+      "cpu", "memory", "ephemeral-storage", "requests.cpu", "requests.memory",
+      "requests.storage", "requests.ephemeral-storage", "limits.cpu", "limits.memory",
+      "limits.ephemeral-storage", "pods", "services", "replicationcontrollers", "resourcequotas",
+      "secrets", "persistentvolumeclaims", "configmaps", "services.nodeports",
+      "services.loadbalancers"};
+  return kNames.count(n) || n.rfind("hugepages-", 0) == 0 ||
+         n.rfind("requests.hugepages-", 0) == 0;
+}
+
+bool IsIntegerResourceName(const std::string& n) {
+  static const std::set<std::string> kNames = {
+      "pods", "services", "replicationcontrollers", "resourcequotas", "secrets", "configmaps",
+      "persistentvolumeclaims", "services.nodeports", "services.loadbalancers"};
+  return kNames.count(n) || n.rfind("count/", 0) == 0 || IsExtendedResource(n) ||
+         (n.rfind("requests.", 0) == 0 && IsExtendedResource(n.substr(9)));
+}
+
+// validateResourceName: a qualified name, standard unless it has a domain.
+void Validator::GenericResourceName(const std::string& name, const std::string& path) {
+  auto msgs = IsQualifiedName(name);
+  for (auto& m : msgs) errs.Invalid(path, Q(name), m);
+  if (msgs.empty() && name.find('/') == std::string::npos &&
+      !IsStandardQuotaResourceName(name) && name != "storage") {
+    errs.Invalid(path, Q(name), "must be a standard resource type or fully qualified");
+  }
+}
+
+void Validator::QuotaResourceList(const Json* list, const std::string& path) {
+  if (!list) return;
+  for (const auto& [name, value] : list->items()) {
+    const std::string fp = K(path, name);
+    // validateResourceName, then ValidateResourceQuotaResourceName.
+    GenericResourceName(name, fp);
+    if (name.find('/') == std::string::npos && !IsStandardQuotaResourceName(name)) {
+      errs.Invalid(fp, Q(name), "must be a standard resource for quota");
+    }
+    Quantity q = Qty(value, fp);
+    if (q.negative && ScaledCeil(q, 9) != 0) {
+      errs.Invalid(fp, Q(CanonicalQuantity(value)), "must be greater than or equal to 0");
+    }
+    if (IsIntegerResourceName(name) && ScaledCeil(q, 3) % 1000 != 0) {
+      errs.Invalid(fp, GoQuantity(value), "must be an integer");
+    }
+  }
+}
+
+void Validator::ResourceQuota(const Json& obj) {
+  ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
+  const Json* sp = Obj(obj, "spec", "spec");
+  const Json& spec = sp ? *sp : EmptyObject();
+  const Json* hard = Obj(spec, "hard", "spec.hard");
+  QuotaResourceList(hard, "spec.hard");
+  auto scopes = StrList(spec, "scopes", "spec.scopes");
+  static const std::vector<std::string> kScopes = {
+      "Terminating", "NotTerminating", "BestEffort", "NotBestEffort", "PriorityClass",
+      "CrossNamespacePodAffinity"};
+  auto standard_scope = [&](const std::string& s) {
+    return std::find(kScopes.begin(), kScopes.end(), s) != kScopes.end();
+  };
+  // IsResourceQuotaScopeValidForResource.
+  auto valid_for = [](const std::string& scope, const std::string& res) {
+    static const std::set<std::string> kPodCompute = {
+        "pods", "cpu", "memory", "limits.cpu", "limits.memory", "requests.cpu",
+        "requests.memory"};
+    if (scope == "BestEffort") return res == "pods";
+    return kPodCompute.count(res) > 0;
+  };
+  if (scopes && !scopes->empty()) {
+    std::string rendered = "[]core.ResourceQuotaScope{";
+    for (size_t i = 0; i < scopes->size(); ++i) rendered += (i ? ", " : "") + Q((*scopes)[i]);
+    rendered += "}";
+    std::set<std::string> seen;
+    for (const auto& scope : *scopes) {
+      if (!standard_scope(scope)) errs.Invalid("spec.scopes", rendered, "unsupported scope");
+      if (hard) {
+        for (const auto& [res, v] : hard->items()) {
+          if (IsStandardQuotaResourceName(res) && !valid_for(scope, res)) {
+            errs.Invalid("spec.scopes", rendered, "unsupported scope applied to resource");
+          }
+        }
+      }
+      seen.insert(scope);
+    }
+    if ((seen.count("BestEffort") && seen.count("NotBestEffort")) ||
+        (seen.count("Terminating") && seen.count("NotTerminating"))) {
+      errs.Invalid("spec.scopes", rendered, "conflicting scopes");
+    }
+  }
+  if (const Json* sel = Obj(spec, "scopeSelector", "spec.scopeSelector")) {
+    const std::string base = "spec.scopeSelector.matchExpressions";
+    if (const Json* exprs = Arr(*sel, "matchExpressions", base)) {
+      for (size_t i = 0; i < exprs->size(); ++i) {
+        const std::string ip = I(base, i);
+        const Json& e = Elem(*exprs, i, ip);
+        std::string scope = Str(e, "scopeName", P(ip, "scopeName"));
+        std::string op = Str(e, "operator", P(ip, "operator"));
+        auto values = StrList(e, "values", P(ip, "values"));
+        if (!standard_scope(scope)) {
+          errs.Invalid(P(ip, "scopeName"), Q(scope), "unsupported scope");
+        }
+        static const std::vector<std::string> kOps = {"In", "NotIn", "Exists", "DoesNotExist"};
+        if (std::find(kOps.begin(), kOps.end(), op) == kOps.end()) {
+          errs.Invalid(P(ip, "operator"), Q(op), "not a valid selector operator");
+          continue;
+        }
+        if ((scope == "Terminating" || scope == "NotTerminating" || scope == "BestEffort" ||
+             scope == "NotBestEffort" || scope == "CrossNamespacePodAffinity") &&
+            op != "Exists") {
+          errs.Invalid(P(ip, "operator"), Q(op),
+                       "must be 'Exist' when scope is any of ResourceQuotaScopeTerminating, "
+                       "ResourceQuotaScopeNotTerminating, ResourceQuotaScopeBestEffort, "
+                       "ResourceQuotaScopeNotBestEffort or "
+                       "ResourceQuotaScopeCrossNamespacePodAffinity");
+        }
+        bool has_values = values && !values->empty();
+        if ((op == "In" || op == "NotIn") && !has_values) {
+          errs.Required(P(ip, "values"),
+                        "must be at least one value when `operator` is 'In' or 'NotIn' for "
+                        "scope selector");
+        }
+        if ((op == "Exists" || op == "DoesNotExist") && has_values) {
+          errs.Invalid(P(ip, "values"), "[]string{" + [&] {
+            std::string r;
+            for (size_t j = 0; j < values->size(); ++j) r += (j ? ", " : "") + Q((*values)[j]);
+            return r;
+          }() + "}",
+                       "must be no value when `operator` is 'Exist' or 'DoesNotExist' for "
+                       "scope selector");
+        }
+      }
+    }
+  }
+  if (const Json* status = Obj(obj, "status", "status")) {
+    QuotaResourceList(Obj(*status, "hard", "status.hard"), "status.hard");
+    QuotaResourceList(Obj(*status, "used", "status.used"), "status.used");
+  }
+}
+
+void Validator::LimitRange(const Json& obj) {
+  ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
+  const Json* sp = Obj(obj, "spec", "spec");
+  const Json& spec = sp ? *sp : EmptyObject();
+  const Json* limits = Arr(spec, "limits", "spec.limits");
+  if (!limits) return;
+  std::set<std::string> types;
+  for (size_t i = 0; i < limits->size(); ++i) {
+    const std::string ip = I("spec.limits", i);
+    const Json& item = Elem(*limits, i, ip);
+    std::string type = Str(item, "type", P(ip, "type"));
+    // ValidateLimitRangeTypeName.
+    auto qn = IsQualifiedName(type);
+    for (auto& m : qn) errs.Invalid(P(ip, "type"), Q(type), m);
+    if (qn.empty() && type.find('/') == std::string::npos && type != "Pod" &&
+        type != "Container" && type != "PersistentVolumeClaim") {
+      errs.Invalid(P(ip, "type"), Q(type), "must be a standard limit type or fully qualified");
+    }
+    if (!types.insert(type).second) errs.Duplicate(P(ip, "type"), Q(type));
+    std::set<std::string> keys;
+    std::map<std::string, const Json*> min, max, defaults, default_requests, ratios;
+    auto collect = [&](const char* field, std::map<std::string, const Json*>& into) {
+      const std::string fp = P(ip, field);
+      const Json* list = Obj(item, field, fp);
+      if (!list) return;
+      for (const auto& [k, v] : list->items()) {
+        const std::string kp = K(fp, k);
+        if (type == "Pod" || type == "Container") {
+          ResourceName(k, kp);  // validateContainerResourceName
+        } else {
+          GenericResourceName(k, kp);
+        }
+        Qty(v, kp);
+        keys.insert(k);
+        into[k] = &v;
+      }
+    };
+    collect("max", max);
+    collect("min", min);
+    if (type == "Pod") {
+      const Json* d = Obj(item, "default", P(ip, "default"));
+      if (d && !d->empty()) {
+        errs.Forbidden(P(ip, "default"), "may not be specified when `type` is 'Pod'");
+      }
+      const Json* dr = Obj(item, "defaultRequest", P(ip, "defaultRequest"));
+      if (dr && !dr->empty()) {
+        errs.Forbidden(P(ip, "defaultRequest"), "may not be specified when `type` is 'Pod'");
+      }
+    } else {
+      collect("default", defaults);
+      collect("defaultRequest", default_requests);
+    }
+    if (type == "PersistentVolumeClaim" && !min.count("storage") && !max.count("storage")) {
+      errs.Required(P(ip, "limits"),
+                    "either minimum or maximum storage value is required, but neither was "
+                    "provided");
+    }
+    collect("maxLimitRequestRatio", ratios);
+    auto cmp = [&](const Json* a, const Json* b) {
+      i128 x = ScaledCeil(Qty(*a, ""), 9), y = ScaledCeil(Qty(*b, ""), 9);
+      return x < y ? -1 : x > y ? 1 : 0;
+    };
+    auto str = [](const Json* v) { return CanonicalQuantity(*v); };
+    auto find = [](const std::map<std::string, const Json*>& m, const std::string& k) {
+      auto it = m.find(k);
+      return it == m.end() ? nullptr : it->second;
+    };
+    for (const auto& k : keys) {
+      const Json* mn = find(min, k);
+      const Json* mx = find(max, k);
+      const Json* df = find(defaults, k);
+      const Json* dr = find(default_requests, k);
+      const Json* ratio = find(ratios, k);
+      if (mn && mx && cmp(mn, mx) > 0) {
+        errs.Invalid(K(P(ip, "min"), k), GoQuantity(*mn),
+                     "min value " + str(mn) + " is greater than max value " + str(mx));
+      }
+      if (dr && mn && cmp(mn, dr) > 0) {
+        errs.Invalid(K(P(ip, "defaultRequest"), k), GoQuantity(*dr),
+                     "min value " + str(mn) + " is greater than default request value " +
+                         str(dr));
+      }
+      if (dr && mx && cmp(dr, mx) > 0) {
+        errs.Invalid(K(P(ip, "defaultRequest"), k), GoQuantity(*dr),
+                     "default request value " + str(dr) + " is greater than max value " +
+                         str(mx));
+      }
+      if (dr && df && cmp(dr, df) > 0) {
+        errs.Invalid(K(P(ip, "defaultRequest"), k), GoQuantity(*dr),
+                     "default request value " + str(dr) + " is greater than default limit value " +
+                         str(df));
+      }
+      if (df && mn && cmp(mn, df) > 0) {
+        errs.Invalid(K(P(ip, "default"), k), GoQuantity(*mn),
+                     "min value " + str(mn) + " is greater than default value " + str(df));
+      }
+      if (df && mx && cmp(df, mx) > 0) {
+        errs.Invalid(K(P(ip, "default"), k), GoQuantity(*mx),
+                     "default value " + str(df) + " is greater than max value " + str(mx));
+      }
+      if (ratio && ScaledCeil(Qty(*ratio, ""), 9) < 1000000000) {
+        errs.Invalid(K(P(ip, "maxLimitRequestRatio"), k), GoQuantity(*ratio),
+                     "ratio " + str(ratio) + " is less than 1");
+      }
+      if (ratio && mn && mx) {
+        auto r = quota::Amount::FromJson(*ratio);
+        auto a = quota::Amount::FromJson(*mn);
+        auto b = quota::Amount::FromJson(*mx);
+        if (r && a && b) {
+          double ratio_value = static_cast<double>(r->Value());
+          int64_t min_v = a->Value(), max_v = b->Value();
+          constexpr int64_t kMaxMilli = INT64_MAX / 1000;
+          if (r->Value() < kMaxMilli && min_v < kMaxMilli && max_v < kMaxMilli) {
+            ratio_value = static_cast<double>(r->Milli()) / 1000;
+            min_v = a->Milli();
+            max_v = b->Milli();
+          }
+          double limit = static_cast<double>(max_v) / static_cast<double>(min_v);
+          if (ratio_value > limit) {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%f", limit);
+            errs.Invalid(K(P(ip, "maxLimitRequestRatio"), k), GoQuantity(*ratio),
+                         "ratio " + str(ratio) + " is greater than max/min = " + buf);
+          }
+        }
+      }
+      if (!IsOvercommitAllowed(k) && df && dr && cmp(df, dr) != 0) {
+        errs.Invalid(K(P(ip, "defaultRequest"), k), GoQuantity(*dr),
+                     "default value " + str(df) + " must equal to defaultRequest value " +
+                         str(dr) + " in " + k);
+      }
+    }
+  }
+}
+
+void Validator::PodTemplateObject(const Json& obj) {
+  ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
+  PodTemplate(Obj(obj, "template", "template"), "template");
+}
+
 void Validator::Run(const Json& obj, const Json* old) {
   if (!obj.is_object())
     DecodeError("json: cannot unmarshal " + JsonTypeName(obj) + " into Go value of type " + kind_);
@@ -4507,8 +4834,10 @@ void Validator::Run(const Json& obj, const Json* old) {
     if (k == "Node") return Node(obj);
     if (k == "Namespace") return Namespace(obj);
     if (k == "ReplicationController") return ReplicationController(obj);
-    if (k == "ServiceAccount" || k == "Event" || k == "PodTemplate" || k == "LimitRange" ||
-        k == "ResourceQuota") {
+    if (k == "LimitRange") return LimitRange(obj);
+    if (k == "ResourceQuota") return ResourceQuota(obj);
+    if (k == "PodTemplate") return PodTemplateObject(obj);
+    if (k == "ServiceAccount" || k == "Event") {
       return ObjectMeta(obj, NameRule::kSubdomain, kNamespaced);
     }
     if (k == "PersistentVolumeClaim") return PersistentVolumeClaim(obj, old);
@@ -5103,6 +5432,24 @@ void ApplyDefaults(const std::string& group, const std::string& kind, Json& obj,
       ForEachObject(obj, "subsets", [](Json& ss) {
         ForEachObject(ss, "ports", [](Json& p) { DefaultString(p, "protocol", "TCP"); });
       });
+    } else if (kind == "LimitRange") {
+      // SetDefaults_LimitRangeItem: a Container item's default limit is its
+      // max, its default request the default limit, else its min.
+      if (Json* spec = ObjectAt(obj, "spec")) {
+        ForEachObject(*spec, "limits", [](Json& item) {
+          if (item.value("type", Json("")) != Json("Container")) return;
+          for (const auto& [from, to] : {std::pair{"max", "default"},
+                                         std::pair{"default", "defaultRequest"},
+                                         std::pair{"min", "defaultRequest"}}) {
+            Json* src = ObjectAt(item, from);
+            if (!src || src->empty()) continue;
+            if (!ObjectAt(item, to)) item[to] = Json::object();
+            for (const auto& [k, v] : src->items()) {
+              if (!item[to].contains(k)) item[to][k] = v;
+            }
+          }
+        });
+      }
     } else if (kind == "Node") {
       if (Json* status = ObjectAt(obj, "status")) {
         if (Unset(*status, "allocatable") && ObjectAt(*status, "capacity")) {

@@ -1851,6 +1851,126 @@ void CollectPointers(const Json& v, const std::string& base, std::vector<std::st
 
 // Any field replaced by a value of another type: defaulting never throws and
 // validation throws nothing but kin::Error.
+// ValidateLimitRange, ValidateResourceQuota and ValidatePodTemplate (issue 15).
+TEST(ValidateLimitRangeTest, OrderOfMinDefaultMaxAndRatio) {
+  ExpectValid("", "LimitRange", R"(
+metadata: {name: l, namespace: d}
+spec:
+  limits:
+  - {type: Container, min: {cpu: 100m}, defaultRequest: {cpu: 200m}, default: {cpu: 300m},
+     max: {cpu: 500m}, maxLimitRequestRatio: {cpu: "2"}}
+  - {type: Pod, max: {memory: 1Gi}}
+  - {type: PersistentVolumeClaim, min: {storage: 1Gi}}
+)");
+  EXPECT_THAT(CausesOf("", "LimitRange", R"(
+metadata: {name: l, namespace: d}
+spec:
+  limits:
+  - {type: Container, min: {cpu: "2"}, max: {cpu: "1"}, defaultRequest: {cpu: 1500m},
+     default: {cpu: "1"}, maxLimitRequestRatio: {cpu: 500m}}
+)"),
+              ElementsAre(
+                  "spec.limits[0].min[cpu]|FieldValueInvalid|Invalid value: "
+                  "resource.Quantity{i:resource.int64Amount{value:2, scale:0}, "
+                  "d:resource.infDecAmount{Dec:(*inf.Dec)(nil)}, s:\"\", Format:\"DecimalSI\"}: "
+                  "min value 2 is greater than max value 1",
+                  HasSubstr("min value 2 is greater than default request value 1500m"),
+                  HasSubstr("default request value 1500m is greater than max value 1"),
+                  HasSubstr("default request value 1500m is greater than default limit value 1"),
+                  HasSubstr("min value 2 is greater than default value 1"),
+                  StartsWith("spec.limits[0].maxLimitRequestRatio[cpu]|FieldValueInvalid|"
+                             "Invalid value: resource.Quantity{i:resource.int64Amount{value:500, "
+                             "scale:-3}")));
+  EXPECT_THAT(CausesOf("", "LimitRange", R"(
+metadata: {name: l, namespace: d}
+spec:
+  limits:
+  - {type: Pod, default: {cpu: "1"}}
+  - {type: Pod}
+  - {type: PersistentVolumeClaim}
+  - {type: Bogus}
+)"),
+              ElementsAre("spec.limits[0].default|FieldValueForbidden|Forbidden: may not be "
+                          "specified when `type` is 'Pod'",
+                          "spec.limits[1].type|FieldValueDuplicate|Duplicate value: \"Pod\"",
+                          "spec.limits[2].limits|FieldValueRequired|Required value: either "
+                          "minimum or maximum storage value is required, but neither was provided",
+                          "spec.limits[3].type|FieldValueInvalid|Invalid value: \"Bogus\": must "
+                          "be a standard limit type or fully qualified"));
+  EXPECT_THAT(CausesOf("", "LimitRange", R"(
+metadata: {name: l, namespace: d}
+spec: {limits: [{type: Container, maxLimitRequestRatio: {memory: 500m}},
+                {type: Pod, min: {cpu: 500m}, max: {cpu: "1"}, maxLimitRequestRatio: {cpu: "3"}}]}
+)"),
+              ElementsAre(HasSubstr("ratio 500m is less than 1"),
+                          HasSubstr("ratio 3 is greater than max/min = 2.000000")));
+}
+
+TEST(ValidateLimitRangeTest, ContainerItemsAreDefaultedAsUpstream) {
+  Json lr = Defaulted("", "LimitRange", R"(
+metadata: {name: l, namespace: d}
+spec:
+  limits:
+  - {type: Container, max: {cpu: "1", memory: 1Gi}, default: {memory: 512Mi}, min: {cpu: 10m}}
+  - {type: Pod, max: {cpu: "2"}}
+)");
+  EXPECT_EQ(lr["spec"]["limits"][0]["default"], ParseYaml("{cpu: '1', memory: 512Mi}"));
+  EXPECT_EQ(lr["spec"]["limits"][0]["defaultRequest"], ParseYaml("{cpu: '1', memory: 512Mi}"));
+  EXPECT_FALSE(lr["spec"]["limits"][1].contains("default"));
+}
+
+TEST(ValidateResourceQuotaTest, NamesQuantitiesAndScopes) {
+  ExpectValid("", "ResourceQuota", R"(
+metadata: {name: q, namespace: d}
+spec: {hard: {pods: "2", requests.cpu: 500m, count/deployments.apps: "3", services.nodeports: "1"}}
+)");
+  EXPECT_THAT(CausesOf("", "ResourceQuota", R"(
+metadata: {name: q, namespace: d}
+spec: {hard: {pods: 1500m, bogus: "1", memory: "-1"}}
+)"),
+              ElementsAre("spec.hard[bogus]|FieldValueInvalid|Invalid value: \"bogus\": must be "
+                          "a standard resource type or fully qualified",
+                          "spec.hard[bogus]|FieldValueInvalid|Invalid value: \"bogus\": must be "
+                          "a standard resource for quota",
+                          "spec.hard[memory]|FieldValueInvalid|Invalid value: \"-1\": must be "
+                          "greater than or equal to 0",
+                          HasSubstr("spec.hard[pods]|FieldValueInvalid|Invalid value: "
+                                    "resource.Quantity{i:resource.int64Amount{value:1500, "
+                                    "scale:-3}")));
+  EXPECT_THAT(CausesOf("", "ResourceQuota", R"(
+metadata: {name: q, namespace: d}
+spec: {hard: {services: "1"}, scopes: [BestEffort, NotBestEffort]}
+)"),
+              ElementsAre(HasSubstr("unsupported scope applied to resource"),
+                          HasSubstr("unsupported scope applied to resource"),
+                          "spec.scopes|FieldValueInvalid|Invalid value: "
+                          "[]core.ResourceQuotaScope{\"BestEffort\", \"NotBestEffort\"}: "
+                          "conflicting scopes"));
+  EXPECT_THAT(CausesOf("", "ResourceQuota", R"(
+metadata: {name: q, namespace: d}
+spec:
+  hard: {pods: "1"}
+  scopeSelector: {matchExpressions: [{scopeName: PriorityClass, operator: In}]}
+)"),
+              ElementsAre("spec.scopeSelector.matchExpressions[0].values|FieldValueRequired|"
+                          "Required value: must be at least one value when `operator` is 'In' or "
+                          "'NotIn' for scope selector"));
+}
+
+TEST(ValidatePodTemplateTest, TheTemplateIsAPodTemplate) {
+  ExpectValid("", "PodTemplate", R"(
+metadata: {name: t, namespace: d}
+template: {metadata: {labels: {app: web}}, spec: {containers: [{name: web, image: nginx}]}}
+)");
+  EXPECT_THAT(CausesOf("", "PodTemplate", R"(
+metadata: {name: t, namespace: d}
+template: {metadata: {labels: {"bad key!": x}}, spec: {containers: [{name: web}]}}
+)"),
+              ElementsAre(StartsWith("template.labels|FieldValueInvalid|Invalid value: \"bad "
+                                     "key!\""),
+                          "template.spec.containers[0].image|FieldValueRequired|Required value"));
+}
+
 TEST(RobustnessTest, WrongTypesAnywhereNeverEscapeAsOtherExceptions) {
   struct Sample {
     const char* group;
@@ -1932,6 +2052,17 @@ spec: {podSelector: {matchLabels: {a: b}}, policyTypes: [Ingress, Egress],
        "{metadata: {name: k}, spec: {controller: a.b/c, parameters: {kind: K, name: n}}}"},
       {"coordination.k8s.io", "Lease",
        "{metadata: {name: l, namespace: d}, spec: {leaseDurationSeconds: 1, leaseTransitions: 1}}"},
+      {"", "LimitRange",
+       "{metadata: {name: l, namespace: d}, spec: {limits: [{type: Container, max: {cpu: '1'}, "
+       "min: {cpu: 10m}, default: {cpu: 500m}, defaultRequest: {cpu: 100m}, "
+       "maxLimitRequestRatio: {cpu: '5'}}]}}"},
+      {"", "ResourceQuota",
+       "{metadata: {name: q, namespace: d}, spec: {hard: {pods: '2', requests.cpu: '1'}, "
+       "scopes: [NotTerminating], scopeSelector: {matchExpressions: [{scopeName: PriorityClass, "
+       "operator: In, values: [high]}]}}, status: {hard: {pods: '2'}, used: {pods: '1'}}}"},
+      {"", "PodTemplate",
+       "{metadata: {name: t, namespace: d}, template: {metadata: {labels: {a: b}}, spec: "
+       "{containers: [{name: c, image: i}]}}}"},
   };
   const Json replacements[] = {
       Json(),    Json("x"),  Json(""),         Json(7),       Json(-1),

@@ -64,6 +64,12 @@ std::vector<ResourceInfo> BuildTable() {
                    {})),
       R("", "v1", "ReplicationController", "replicationcontrollers", true, {"rc"}, {"all"},
         {"status", "scale"}),
+      // Pod templates, limit ranges (the LimitRanger admission) and quotas (the
+      // ResourceQuota admission and controller): apiserver/limit_range.h,
+      // apiserver/resource_quota.h.
+      R("", "v1", "PodTemplate", "podtemplates", true, {}, {}, {}),
+      R("", "v1", "LimitRange", "limitranges", true, {"limits"}, {}, {}),
+      R("", "v1", "ResourceQuota", "resourcequotas", true, {"quota"}, {}, {"status"}),
       R("apps", "v1", "Deployment", "deployments", true, {"deploy"}, {"all"}, {"status", "scale"}),
       R("apps", "v1", "ReplicaSet", "replicasets", true, {"rs"}, {"all"}, {"status", "scale"}),
       R("apps", "v1", "DaemonSet", "daemonsets", true, {"ds"}, {"all"}, {"status"}),
