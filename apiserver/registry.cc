@@ -17,6 +17,8 @@
 #include "base/log.h"
 #include "base/strings.h"
 #include "client/selector.h"
+#include "apiserver/limit_range.h"
+#include "apiserver/resource_quota.h"
 
 namespace kin::apiserver {
 
@@ -999,6 +1001,8 @@ Json Registry::PrepareCreate(const ResourceInfo& r, const std::string& ns, Json 
     AdmitPriorityClass(store_, obj);
   }
   ApplyDefaults(r.group, r.kind, obj, {opts_.default_toleration_seconds});
+  // The LimitRanger admission (apiserver/limit_range.h): defaults, then limits.
+  AdmitLimitRanges(store_, r, Str(Meta(obj), "namespace"), obj);
   if (r.plural == "ingresses" && r.group == "networking.k8s.io") DefaultIngressClass(store_, obj);
   if (IsCustomResourceDefinitions(r)) PrepareCustomResourceDefinition(obj, nullptr);
   if (r.custom) PrepareCustomResource(r, obj, nullptr);
@@ -1115,6 +1119,16 @@ Json Registry::Create(const ResourceInfo& r, const std::string& ns, Json obj,
       throw;
     }
   }
+  // The ResourceQuota admission, last (apiserver/resource_quota.h): charged
+  // now, given back unless the object is stored.
+  QuotaCharge quota_charge = [&] {
+    try {
+      return AdmitResourceQuota(store_, r, target_ns, obj, opts.dry_run);
+    } catch (...) {
+      release();
+      throw;
+    }
+  }();
   if (opts.dry_run) {
     release();
     if (store_.Get(r.group_resource(), target_ns, name)) {
@@ -1135,6 +1149,7 @@ Json Registry::Create(const ResourceInfo& r, const std::string& ns, Json obj,
     });
     // What was stored is `obj` plus its resourceVersion: no need to re-parse.
     obj["metadata"]["resourceVersion"] = std::to_string(rec.rv);
+    quota_charge.Commit();
     if (r.plural == "events" && r.group.empty()) MaybeExpireEvents();
     if (IsCustomResourceDefinitions(r)) SyncCustomResources(store_);
     return r.custom ? ToServedVersion(r, std::move(obj)) : obj;
