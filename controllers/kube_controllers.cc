@@ -16,6 +16,7 @@
 #include "controllers/namespace_controller.h"
 #include "controllers/node_lifecycle.h"
 #include "controllers/replicaset.h"
+#include "controllers/resource_quota.h"
 #include "controllers/scheduler.h"
 #include "controllers/service_accounts.h"
 #include "controllers/statefulset.h"
@@ -111,6 +112,9 @@ void AddKubeControllers(ControllerManager& manager, const KubeControllerOptions&
       manager.Emplace<LocalPathProvisioner>(manager.informers(), manager.client(),
                                             LocalPathProvisionerOptions{opts.local_path_dir});
     }
+  });
+  add("resourcequota", [&] {
+    manager.Emplace<ResourceQuotaController>(manager.informers(), manager.client());
   });
   add("root-ca-cert-publisher", [&] {
     if (!opts.root_ca_pem.empty()) {

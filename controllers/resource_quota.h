@@ -1,0 +1,61 @@
+// ResourceQuotaController ("resourcequota"), as kube-controller-manager's:
+// keeps each ResourceQuota's status.hard equal to spec.hard and
+// status.used equal to what the namespace's objects use of each hard name
+// (client/quota.h: pods in a terminal phase count only in count/pods;
+// scopes select pods). A quota is recomputed when it is created or its
+// spec changes, when a counted object goes away (or a pod ends), and every
+// resync period; creates are charged by the ResourceQuota admission
+// (apiserver/resource_quota.h), which is what keeps `used` right between
+// recomputations.
+//
+// Objects of pods, services, claims, configmaps, secrets and
+// replicationcontrollers come from shared informers; other resources
+// named by `count/<resource>.<group>` are listed through the client.
+//
+// Thread-safety: Start/Stop from one owner thread.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "client/client.h"
+#include "client/informer_factory.h"
+#include "controllers/controller.h"
+#include "controllers/work_queue.h"
+
+namespace kin::controllers {
+
+struct ResourceQuotaOptions {
+  // Upstream's --resource-quota-sync-period.
+  std::chrono::seconds resync{300};
+};
+
+class ResourceQuotaController : public Controller {
+ public:
+  // `informers` and `client` must outlive the controller.
+  ResourceQuotaController(SharedInformerFactory& informers, Client& client,
+                          ResourceQuotaOptions opts = {});
+  ~ResourceQuotaController() override;
+  std::string name() const override { return "resourcequota"; }
+  void Start() override;
+  void Stop() override;
+
+ private:
+  Result Sync(const std::string& key);
+  // Queues every quota of `ns`.
+  void QueueNamespace(const std::string& ns);
+  // The objects of `r` in `ns`.
+  std::vector<Json> Objects(const ResourceInfo& r, const std::string& ns);
+
+  ResourceQuotaOptions opts_;
+  ComponentClient identity_;
+  Informer& quotas_;
+  std::vector<Informer*> counted_;  // pods, services, ... (informer-backed)
+  InformerSubscriptions subscriptions_;
+  StartStopOnce run_state_;
+  WorkQueue queue_;
+  ReconcileWorkers workers_;
+};
+
+}  // namespace kin::controllers
