@@ -1147,8 +1147,10 @@ struct ProxyState {
   // An idle connection to the endpoint that still looks open into `into`;
   // false when there is none. The loop's own ones first: those need no
   // look (a poll) since the loop hears of every byte or close that comes
-  // to them (IdleEvent).
-  bool TakeIdle(const std::string& key, Stream& into) {
+  // to them (IdleEvent), unless `look`: for a request that cannot be sent
+  // again (one with a body), a close that came since the loop's last
+  // epoll_wait counts too.
+  bool TakeIdle(const std::string& key, Stream& into, bool look) {
     Idle got;
     {
       std::lock_guard lock(pool_mu);
@@ -1165,7 +1167,7 @@ struct ProxyState {
         Idle i = std::move(list[pick]);
         list.erase(list.begin() + static_cast<std::ptrdiff_t>(pick));
         --idle_total;
-        if (i.owner != &into.loop() && ClosedOrJunk(i.fd.get())) continue;
+        if ((look || i.owner != &into.loop()) && ClosedOrJunk(i.fd.get())) continue;
         if (Clock::now() - i.since < kIdleUpstreamTimeout) {
           got = std::move(i);
           break;
@@ -1599,7 +1601,7 @@ Co<bool> ProxyState::ServeConn(Loop& loop, Stream& client, Kind kind) {
     for (size_t t = 0; t < tries && !up.valid(); ++t) {
       chosen = &backend->endpoints[(start + t) % backend->endpoints.size()];
       up_key = chosen->ip + ":" + std::to_string(chosen->port);
-      if (!upgrade) reused = TakeIdle(up_key, up);
+      if (!upgrade) reused = TakeIdle(up_key, up, body.kind != Framing::kNone);
       if (!up.valid()) {
         int rc = co_await Connect(up, *chosen);
         if (rc != 0) status = rc;
