@@ -38,6 +38,13 @@ int RunServe(const ServeFlags& flags) {
   // RSS at 5x the live heap. Two arenas keep it close to the heap, at no
   // measurable cost in the benchmarks.
   mallopt(M_ARENA_MAX, 2);
+  // Big blocks (list bodies, nft scripts) are mapped and unmapped on their
+  // own, and a free top of the heap beyond 128 KiB is returned at once.
+  // Setting both also stops glibc raising them after each big free (its
+  // dynamic threshold climbs to 32 MiB), which kept such blocks, freed, in
+  // the heap: 4 MiB less RSS with 100 pods.
+  mallopt(M_MMAP_THRESHOLD, 128 << 10);
+  mallopt(M_TRIM_THRESHOLD, 128 << 10);
   // Block the stop signals before any thread starts, so every thread inherits
   // the mask and only sigwait() below sees them.
   sigset_t stop_signals;
@@ -265,8 +272,17 @@ int RunServe(const ServeFlags& flags) {
     }
   }
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  // Memory freed among live objects (a churn's pods and watch events freed
+  // between the Events that stay) is kept by glibc, which returns only a
+  // free top of the heap. malloc_trim() returns every free page; every 10 s
+  // it costs about a millisecond, and took a kin serve that had churned
+  // 300 pods from 77 to 57 MiB.
+  int sig = -1;
+  const timespec trim_period{10, 0};
+  while (sig < 0) {
+    sig = sigtimedwait(&stop_signals, nullptr, &trim_period);
+    if (sig < 0) malloc_trim(0);
+  }
   log::Info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   // Pods keep running: the next `kin serve` re-adopts them.
   nodes.reset();
