@@ -48,9 +48,16 @@ ResourceQuotaController::ResourceQuotaController(SharedInformerFactory& informer
       identity_(client, "resourcequota-controller"),
       quotas_(informers.For(Quotas())),
       workers_("resourcequota", queue_, [this](const std::string& key) { return Sync(key); }) {
-  for (const char* plural : {"pods", "services", "persistentvolumeclaims", "configmaps", "secrets",
-                             "replicationcontrollers"}) {
-    if (const ResourceInfo* r = FindResource("", "v1", plural)) {
+  // The informers other controllers share anyway: quotas' usual object
+  // counts, replenished when their objects go.
+  static const std::pair<const char*, const char*> kCounted[] = {
+      {"", "pods"},           {"", "services"},        {"", "persistentvolumeclaims"},
+      {"", "configmaps"},     {"", "secrets"},         {"", "replicationcontrollers"},
+      {"", "serviceaccounts"}, {"apps", "deployments"}, {"apps", "replicasets"},
+      {"apps", "statefulsets"}, {"apps", "daemonsets"}, {"batch", "jobs"},
+      {"batch", "cronjobs"},  {"networking.k8s.io", "ingresses"}};
+  for (const auto& [group, plural] : kCounted) {
+    if (const ResourceInfo* r = FindResource(group, "v1", plural)) {
       counted_.push_back(&informers.For(*r));
     }
   }
@@ -100,15 +107,17 @@ void ResourceQuotaController::Stop() {
   subscriptions_.RemoveAll();
 }
 
-std::vector<Json> ResourceQuotaController::Objects(const ResourceInfo& r, const std::string& ns) {
-  std::vector<Json> out;
+std::vector<Json> ResourceQuotaController::Objects(const ResourceInfo& r, const std::string& ns,
+                                                   bool* untracked) {
+  // Listed from the API, not the informers' caches: a cache may not have
+  // seen yet an object the quota's own event came after (a quota made just
+  // after the namespace's objects would count too little).
+  bool tracked = false;
   for (Informer* inf : counted_) {
-    if (&inf->resource() == &r || (inf->resource().group == r.group &&
-                                   inf->resource().plural == r.plural)) {
-      for (const ObjectPtr& o : inf->ByIndex(kNamespaceIndex, ns)) out.push_back(*o);
-      return out;
-    }
+    if (inf->resource().group == r.group && inf->resource().plural == r.plural) tracked = true;
   }
+  if (!tracked) *untracked = true;
+  std::vector<Json> out;
   Json list = identity_.client().List(r, ns);
   const Json& items = FieldOf(list, "items");
   if (items.is_array()) {
@@ -118,18 +127,30 @@ std::vector<Json> ResourceQuotaController::Objects(const ResourceInfo& r, const 
 }
 
 Result ResourceQuotaController::Sync(const std::string& key) {
-  ObjectPtr current = quotas_.LookupKey(key);
-  if (!current) return Result::Done();
-  const Json& q = *current;
-  const std::string ns = object::Namespace(q);
+  ObjectPtr cached = quotas_.LookupKey(key);
+  if (!cached) return Result::Done();
+  // The quota as stored: the admission charges status.used in writes the
+  // cache may not have seen yet, and a recount compared with a stale
+  // status would leave the charge of an object already gone.
+  const std::string ns = object::Namespace(*cached);
+  Json q;
+  try {
+    q = identity_.client().Get(Quotas(), ns, object::Name(*cached));
+  } catch (const Error& e) {
+    if (e.code() == Code::kNotFound) return Result::Done();
+    throw;
+  }
   const Json& spec_hard = FieldOf(FieldOf(q, "spec"), "hard");
   quota::ResourceList hard = quota::FromJson(spec_hard);
   std::vector<std::string> names = quota::Names(hard);
   quota::ResourceList used;
   for (const auto& n : names) used[n] = quota::Amount{};
+  // Objects no informer here tells of the going of are counted again
+  // sooner than the resync period.
+  bool untracked = false;
   for (const ResourceInfo* r : quota::ResourcesCounted(names)) {
     std::vector<std::string> matched = quota::MatchingResources(*r, names);
-    for (const Json& obj : Objects(*r, ns)) {
+    for (const Json& obj : Objects(*r, ns, &untracked)) {
       if (!quota::MatchesScopes(q, *r, obj)) continue;
       used = quota::Add(used, quota::Mask(quota::Usage(*r, obj), matched));
     }
@@ -149,7 +170,9 @@ Result ResourceQuotaController::Sync(const std::string& key) {
       throw;
     }
   }
-  return Result::After(opts_.resync);
+  return Result::After(untracked ? std::min<std::chrono::seconds>(opts_.resync,
+                                                                 std::chrono::seconds(30))
+                              : opts_.resync);
 }
 
 }  // namespace kin::controllers

@@ -8,9 +8,12 @@
 // (apiserver/resource_quota.h), which is what keeps `used` right between
 // recomputations.
 //
-// Objects of pods, services, claims, configmaps, secrets and
-// replicationcontrollers come from shared informers; other resources
-// named by `count/<resource>.<group>` are listed through the client.
+// Usage is counted from a list of the API (informers' caches may lag the
+// quota's own event). Shared informers of pods, services, claims,
+// configmaps, secrets, replicationcontrollers, serviceaccounts and the
+// apps, batch and Ingress workloads tell of objects going; quotas counting
+// other resources (`count/<resource>.<group>`) are recomputed every 30 s
+// at least.
 //
 // Thread-safety: Start/Stop from one owner thread.
 #pragma once
@@ -45,8 +48,9 @@ class ResourceQuotaController : public Controller {
   Result Sync(const std::string& key);
   // Queues every quota of `ns`.
   void QueueNamespace(const std::string& ns);
-  // The objects of `r` in `ns`.
-  std::vector<Json> Objects(const ResourceInfo& r, const std::string& ns);
+  // The objects of `r` in `ns`, listed from the API; *untracked is set
+  // when no informer here tells of their going.
+  std::vector<Json> Objects(const ResourceInfo& r, const std::string& ns, bool* untracked);
 
   ResourceQuotaOptions opts_;
   ComponentClient identity_;

@@ -151,6 +151,30 @@ TEST_F(ResourceQuotaTest, ComputeQuotasNeedRequestsOnEveryContainer) {
             "used: count/secrets=0, limited: count/secrets=0");
 }
 
+TEST_F(ResourceQuotaTest, ObjectCountsOfWorkloadsAreFreedWhenTheyGo) {
+  CreateQuota("q", {{"count/deployments.apps", "1"}});
+  const ResourceInfo& deploys = *FindResource("apps", "v1", "deployments");
+  auto deployment = [](const std::string& name) {
+    return Json{{"apiVersion", "apps/v1"},
+                {"kind", "Deployment"},
+                {"metadata", {{"name", name}}},
+                {"spec",
+                 {{"selector", {{"matchLabels", {{"app", name}}}}},
+                  {"template",
+                   {{"metadata", {{"labels", {{"app", name}}}}},
+                    {"spec", {{"containers", {{{"name", "c"}, {"image", "busybox"}}}}}}}}}}};
+  };
+  cl().Create(deploys, "default", deployment("one"));
+  EXPECT_EQ(CreateError(deploys, deployment("two")),
+            "deployments.apps \"two\" is forbidden: exceeded quota: q, requested: "
+            "count/deployments.apps=1, used: count/deployments.apps=1, limited: "
+            "count/deployments.apps=1");
+  cl().Delete(deploys, "default", "one", {});
+  ASSERT_TRUE(Eventually([&] { return Used("q")["count/deployments.apps"] == "0"; }))
+      << Used("q").dump() << " " << cl().List(deploys, "default")["items"].size();
+  cl().Create(deploys, "default", deployment("two"));
+}
+
 TEST_F(ResourceQuotaTest, ConcurrentCreatesCannotBothTakeTheLastSlot) {
   CreateQuota("q", {{"pods", "3"}});
   std::atomic<int> created{0}, refused{0};
