@@ -245,17 +245,8 @@ void Store::Load() {
     Stmt st(db_, "SELECT rv, type, key, data FROM history WHERE rv > ? ORDER BY rv");
     sqlite3_bind_int64(st.get(), 1, static_cast<int64_t>(memory_floor_rv_));
     while (sqlite3_step(st.get()) == SQLITE_ROW) {
-      auto ev = std::make_shared<StoreEvent>();
-      ev->rv = sqlite3_column_int64(st.get(), 0);
-      ev->type = static_cast<StoreEvent::Type>(sqlite3_column_int(st.get(), 1));
-      std::string key = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 2));
-      std::string data(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 3)),
-                       sqlite3_column_bytes(st.get(), 3));
-      std::string ns, name;
-      if (!SplitKey(key, ev->bucket, ns, name)) continue;
-      Json obj = Json::parse(data, nullptr, false);
-      if (obj.is_discarded()) continue;
-      ev->now = MakeRecord(ev->bucket, ns, name, ev->rv, std::move(data), obj);
+      std::shared_ptr<StoreEvent> ev = HistoryRow(st.get());
+      if (!ev) continue;
       history_bytes_ += ev->now.json->size();
       history_.push_back(std::move(ev));
     }
@@ -295,6 +286,21 @@ bool Store::TrimHistoryLocked() {
   return trimmed;
 }
 
+std::shared_ptr<StoreEvent> Store::HistoryRow(sqlite3_stmt* st) const {
+  auto ev = std::make_shared<StoreEvent>();
+  ev->rv = sqlite3_column_int64(st, 0);
+  ev->type = static_cast<StoreEvent::Type>(sqlite3_column_int(st, 1));
+  std::string key = reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
+  std::string data(reinterpret_cast<const char*>(sqlite3_column_text(st, 3)),
+                   sqlite3_column_bytes(st, 3));
+  std::string ns, name;
+  if (!SplitKey(key, ev->bucket, ns, name)) return nullptr;
+  Json obj = Json::parse(data, nullptr, false);
+  if (obj.is_discarded()) return nullptr;
+  ev->now = MakeRecord(ev->bucket, ns, name, ev->rv, std::move(data), obj);
+  return ev;
+}
+
 void Store::ReplayFromDiskLocked(const std::string& bucket, uint64_t from_rv, WatchQueue& q) {
   // history's key is "bucket/ns/name": the bucket's rows are the keys from
   // "bucket/" up to "bucket0" ('0' follows '/').
@@ -308,18 +314,7 @@ void Store::ReplayFromDiskLocked(const std::string& bucket, uint64_t from_rv, Wa
   sqlite3_bind_text(st.get(), 4, hi.data(), hi.size(), SQLITE_STATIC);
   int rc;
   while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
-    auto ev = std::make_shared<StoreEvent>();
-    ev->rv = sqlite3_column_int64(st.get(), 0);
-    ev->type = static_cast<StoreEvent::Type>(sqlite3_column_int(st.get(), 1));
-    std::string key = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 2));
-    std::string data(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 3)),
-                     sqlite3_column_bytes(st.get(), 3));
-    std::string ns, name;
-    if (!SplitKey(key, ev->bucket, ns, name)) continue;
-    Json obj = Json::parse(data, nullptr, false);
-    if (obj.is_discarded()) continue;
-    ev->now = MakeRecord(ev->bucket, ns, name, ev->rv, std::move(data), obj);
-    q.Push(std::move(ev));
+    if (std::shared_ptr<StoreEvent> ev = HistoryRow(st.get())) q.Push(std::move(ev));
   }
   if (rc != SQLITE_DONE) {
     throw Error::Internal("read the watch history from the cluster store: " +

@@ -48,6 +48,7 @@
 #include "base/yaml.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace kin::apiserver {
 
@@ -247,6 +248,9 @@ class Store {
   // including memory_floor_rv_, read from SQLite (commit_mu_ and watch_mu_
   // held).
   void ReplayFromDiskLocked(const std::string& bucket, uint64_t from_rv, WatchQueue& q);
+  // The change in a row of "SELECT rv, type, key, data FROM history"
+  // (nullptr when unreadable).
+  std::shared_ptr<StoreEvent> HistoryRow(sqlite3_stmt* st) const;
   uint64_t compacted_rv_ = 0;
   std::unordered_map<std::string, std::vector<std::shared_ptr<WatchQueue>>> watchers_;
 };
