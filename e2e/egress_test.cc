@@ -286,6 +286,32 @@ TEST_F(EgressE2E, PodsGetServiceAccountCredentialsTheApiAccepts) {
   EXPECT_FALSE(lok) << lout;
 }
 
+// Upstream's in-cluster client test image: agnhost inclusterclient polls
+// /healthz with client-go's in-cluster config (the Service environment, the
+// mounted CA and token) and logs a hash of each Authorization header.
+TEST_F(EgressE2E, AgnhostInClusterClientReachesTheApiWithItsToken) {
+  c().Apply(
+      "apiVersion: v1\nkind: Pod\nmetadata:\n  name: incluster\nspec:\n  nodeName: " +
+      c().NodeName("worker") +
+      "\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n"
+      "    image: registry.k8s.io/e2e-test-images/agnhost:2.52\n"
+      "    args: [inclusterclient, --poll-interval=1]\n");
+  ASSERT_FALSE(c().WaitPodReady("incluster").is_null());
+  std::string logs;
+  auto calls = [&] {
+    logs = c().Kubectl({"logs", "incluster"}).out;
+    size_t n = 0;
+    for (size_t at = 0; (at = logs.find("calling /healthz", at)) != std::string::npos; ++at) ++n;
+    return n;
+  };
+  EXPECT_TRUE(Cluster::WaitFor([&] { return calls() >= 3; }, 30s)) << logs;
+  EXPECT_THAT(logs, HasSubstr("] started"));
+  EXPECT_THAT(logs, ::testing::ContainsRegex("authz_header=[A-Za-z0-9_-]{43}\n"));
+  EXPECT_THAT(logs, ::testing::Not(HasSubstr("status=failed")));
+  EXPECT_THAT(logs, ::testing::Not(HasSubstr("authz_header=<empty>")));
+  c().Ok({"delete", "pod", "incluster", "--wait=true"});
+}
+
 // After kin serve was killed (-9) and started again: the egress rules, the
 // external server, the in-network listener and earlier pods' tokens (the
 // key is kept in pki/sa.key) all work as before.

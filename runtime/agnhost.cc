@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -31,6 +33,7 @@
 #include "base/fd.h"
 #include "base/http_client.h"
 #include "base/http_server.h"
+#include "base/strings.h"
 #include "base/yaml.h"
 #include "runtime/agnhost_webhook.h"
 
@@ -1027,6 +1030,119 @@ int Porter(const std::vector<std::string>& args) {
   DieOfSignal(WaitSignal());
 }
 
+// ---- inclusterclient -----------------------------------------------------------------
+
+// klog's line: "I1207 22:30:00.123456   4711 main.go:58] msg" on stderr.
+void Klog(char severity, int line, const std::string& msg) {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  std::tm tm{};
+  ::localtime_r(&now.tv_sec, &tm);
+  char ts[32];
+  std::strftime(ts, sizeof ts, "%m%d %H:%M:%S", &tm);
+  char head[96];
+  std::snprintf(head, sizeof head, "%c%s.%06ld %7d main.go:%d] ", severity, ts,
+                now.tv_nsec / 1000, static_cast<int>(::getpid()), line);
+  std::string out = head + msg + "\n";
+  (void)!::write(2, out.data(), out.size());
+}
+
+// What the upstream image logs of an Authorization header, so that a test
+// sees the token change without the token in the log: base64url (no
+// padding) of sha256("salt|" + header).
+std::string AuthzHeaderHash(const std::string& header) {
+  const std::string salted = "salt|" + header;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_Digest(salted.data(), salted.size(), digest, &n, EVP_sha256(), nullptr) != 1) {
+    throw Error::Internal("sha256 failed");
+  }
+  std::string b64 = Base64Encode(std::string_view(reinterpret_cast<const char*>(digest), n));
+  for (char& c : b64) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  while (!b64.empty() && b64.back() == '=') b64.pop_back();
+  return b64;
+}
+
+// Polls the API's /healthz every --poll-interval seconds (the first call
+// after one interval, as Go's time.Tick) with client-go's in-cluster
+// config: KUBERNETES_SERVICE_HOST and _PORT, the service account's CA and
+// token. The token file is read again for every call (client-go re-reads
+// it at most once a minute), so a rotated token is used at once; upstream's
+// token-rotation test reads the authz_header lines.
+int InClusterClient(const std::vector<std::string>& args) {
+  Flags f;
+  f.Add("poll-interval", "30");
+  f.Parse(args, 1);
+  int interval = 0;
+  if (!ParseInt(f.Str("poll-interval"), interval) || interval <= 0) {
+    throw Error::Invalid("invalid argument \"" + f.Str("poll-interval") +
+                         "\" for \"--poll-interval\" flag");
+  }
+  Klog('I', 58, "started");
+  const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
+  const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
+  std::string dir = "/var/run/secrets/kubernetes.io/serviceaccount/";
+  const char* built_in_dir = std::getenv(kBuiltInServiceAccountDirEnv);
+  if (!std::filesystem::exists(dir + "token") && built_in_dir != nullptr && *built_in_dir) {
+    dir = std::string(built_in_dir) + "/";
+  }
+  auto fatal = [](const std::string& msg) {
+    Log("err: " + msg);
+    ExitNow(1);
+  };
+  if (host == nullptr || port == nullptr || !*host || !*port) {
+    fatal(
+        "unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
+        "KUBERNETES_SERVICE_PORT must be defined");
+  }
+  auto read_token = [&]() -> std::optional<std::string> {
+    std::ifstream in(dir + "token");
+    if (!in) return std::nullopt;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  if (!read_token()) fatal("open " + dir + "token: no such file or directory");
+  std::string h = host;
+  if (h.find(':') != std::string::npos) h = "[" + h + "]";  // an IPv6 address
+  http::ClientOptions opts;
+  opts.base_url = "https://" + h + ":" + port;
+  opts.ca_file = dir + "ca.crt";
+  http::HttpClient client(opts);
+
+  BlockTermSignals();
+  const sigset_t term = TermSignals();
+  const timespec period{interval, 0};
+  while (true) {
+    int sig = ::sigtimedwait(&term, nullptr, &period);
+    if (sig > 0) DieOfSignal(sig);
+    Klog('I', 84, "calling /healthz");
+    std::optional<std::string> token = read_token();
+    http::Headers headers;
+    if (token && !token->empty()) {
+      const std::string authz = "Bearer " + *token;
+      Klog('I', 99, "authz_header=" + AuthzHeaderHash(authz));
+      headers.emplace("Authorization", authz);
+    } else {
+      Klog('E', 101, "authz_header=<empty>");
+    }
+    std::string failure;
+    try {
+      http::ClientResponse r = client.Get("/healthz", headers);
+      if (r.status != 200) {
+        failure = "the server responded with the status code " + std::to_string(r.status) +
+                  "\n" + r.body;
+      }
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    if (!failure.empty()) {
+      Klog('E', 87, "status=failed");
+      Klog('E', 88, "error checking /healthz: " + failure + "\n");
+    }
+  }
+}
+
 // ---- pause and the resolver helpers ----------------------------------------------------
 
 int Pause() {
@@ -1131,6 +1247,7 @@ int RunAgnhost(const std::vector<std::string>& args) {
     if (sub == "connect") return Connect(args);
     if (sub == "porter") return Porter(args);
     if (sub == "webhook") return RunWebhook(args);
+    if (sub == "inclusterclient") return InClusterClient(args);
     if (sub == "dns-suffix") {
       std::cout << DnsSuffixList(ReadFileOrThrow("/etc/resolv.conf")) << std::endl;
       return 0;

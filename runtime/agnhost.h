@@ -5,8 +5,9 @@
 //
 // Behaviour follows kubernetes test/images/agnhost (see
 // /work/shared/reference/agnhost.md): pause, netexec, serve-hostname,
-// connect, porter, dns-suffix, dns-server-list, etc-hosts, and webhook
-// (runtime/agnhost_webhook.h).
+// connect, porter, dns-suffix, dns-server-list, etc-hosts, inclusterclient
+// (polls the API's /healthz with the pod's service account, logging a hash
+// of each Authorization header), and webhook (runtime/agnhost_webhook.h).
 //
 // RunAgnhost is meant to own its process: it blocks SIGINT and SIGTERM in
 // the calling thread (threads it starts inherit the mask), answers them the
@@ -18,6 +19,14 @@
 #include <vector>
 
 namespace kin::agnhost {
+
+// A built-in image runs on the host's root filesystem, where
+// /var/run/secrets/kubernetes.io/serviceaccount is not made: the node agent
+// binds the pod's credentials (its kube-api-access volume, rotated in place)
+// on a directory of the node's own instead and names it in this variable,
+// and inclusterclient reads the token and CA there when the standard path
+// is missing.
+inline constexpr const char* kBuiltInServiceAccountDirEnv = "KIN_SERVICE_ACCOUNT_DIR";
 
 // `args` is what follows `agnhost`: the subcommand then its flags, Go-flag
 // style (`--http-port=8080`, `--http-port 8080`, `-http-port=8080`). No

@@ -338,6 +338,23 @@ TEST(Agnhost, UnknownSubcommandAndFlag) {
   EXPECT_NE(r.err.find("unknown flag: --bogus"), std::string::npos) << r.err;
 }
 
+// Outside a pod there is no in-cluster configuration: agnhost says why and
+// exits 1, as client-go's InClusterConfig error makes it (log.Fatalf).
+TEST(InClusterClient, WithoutTheServiceEnvironmentExitsOne) {
+  auto r = RunCommand({"env", "-u", "KUBERNETES_SERVICE_HOST", "-u", "KUBERNETES_SERVICE_PORT",
+                       AGNHOST_TEST_MAIN, "inclusterclient", "--poll-interval=1"});
+  EXPECT_EQ(r.status.code, 1) << r.status.ToString();
+  EXPECT_NE(r.err.find("started"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("err: unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
+                       "KUBERNETES_SERVICE_PORT must be defined"),
+            std::string::npos)
+      << r.err;
+  r = RunCommand({AGNHOST_TEST_MAIN, "inclusterclient", "--poll-interval=soon"});
+  EXPECT_EQ(r.status.code, 1);
+  EXPECT_NE(r.err.find("invalid argument \"soon\" for \"--poll-interval\" flag"), std::string::npos)
+      << r.err;
+}
+
 TEST(Agnhost, PureHelpers) {
   EXPECT_EQ(ParseGoDurationMs("5s"), 5000);
   EXPECT_EQ(ParseGoDurationMs("1m30s"), 90000);

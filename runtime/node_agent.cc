@@ -32,6 +32,7 @@
 #include "client/object.h"
 #include "client/resources.h"
 #include "netstack/topology.h"
+#include "runtime/agnhost.h"
 #include "runtime/cgroup.h"
 #include "runtime/image_store.h"
 #include "runtime/pod_namespaces.h"
@@ -1501,9 +1502,18 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
     if (p.volumes) {
       for (auto& m : p.volumes->MountsFor(spec)) {
         // A built-in image runs on the host's root, where the credentials'
-        // path is not made: it goes without them, as it always did.
+        // path is not made (and the pods' directory is detached from its
+        // mount namespace). They are bound instead on a directory of the
+        // node's own, empty on the host and the same for every pod (each
+        // container binds its pod's there, in its own mount namespace), and
+        // the image is told where (kin agnhost's inclusterclient reads them).
         if (image.layers.empty() && m.target == kServiceAccountMountPath &&
             !fs::is_directory(m.target)) {
+          if (!cs.new_mount_ns) continue;
+          const std::string at = opts_.dir + "/built-in-serviceaccount";
+          fs::create_directories(at);
+          cs.mounts.push_back({m.source, at, true});
+          cs.env.push_back(std::string(agnhost::kBuiltInServiceAccountDirEnv) + "=" + at);
           continue;
         }
         cs.mounts.push_back(m);
