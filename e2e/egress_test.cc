@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <memory>
 
 #include "base/file.h"
@@ -309,7 +310,13 @@ TEST_F(EgressE2E, AgnhostInClusterClientReachesTheApiWithItsToken) {
   EXPECT_THAT(logs, ::testing::ContainsRegex("authz_header=[A-Za-z0-9_-]{43}\n"));
   EXPECT_THAT(logs, ::testing::Not(HasSubstr("status=failed")));
   EXPECT_THAT(logs, ::testing::Not(HasSubstr("authz_header=<empty>")));
+  // Its logs live on the node's disk and go with the pod.
+  const std::string uid = c().GetJson({"pod", "incluster"})["metadata"].value("uid", "");
+  const std::string log_dir =
+      c().StateDir() + "/nodes/" + c().NodeName("worker") + "/logs/" + uid;
+  EXPECT_TRUE(std::filesystem::is_directory(log_dir)) << log_dir;
   c().Ok({"delete", "pod", "incluster", "--wait=true"});
+  EXPECT_TRUE(Cluster::WaitFor([&] { return !std::filesystem::exists(log_dir); }, 10s)) << log_dir;
 }
 
 // After kin serve was killed (-9) and started again: the egress rules, the

@@ -14,6 +14,7 @@
 // Job's pod still Succeeded, a pod with an init container initialized
 // again, a restartPolicy Never pod failed (not restarted); `kin cluster
 // delete` then leaves nothing.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -316,6 +317,19 @@ TEST(RebootE2E, AfterARebootClusterStartBringsTheClusterBackAsTheKubeletWould) {
     EXPECT_EQ(term.value("exitCode", 0), 255) << cs.dump();
     EXPECT_EQ(term.value("startedAt", ""), old_cs["state"]["running"].value("startedAt", ""));
     EXPECT_NE(cs.value("containerID", ""), old_cs.value("containerID", ""));
+  }
+
+  // Logs outlive the reboot (on the node's disk, as /var/log/pods): the
+  // instance the reboot ended is --previous, and the finished Job's pod
+  // still shows what it printed.
+  {
+    const std::string name = after[0]["metadata"].value("name", "");
+    CommandResult logs = c.Kubectl({"logs", name, "--previous"});
+    EXPECT_TRUE(logs.status.success()) << logs.err;
+    EXPECT_THAT(logs.out, ::testing::HasSubstr("Started HTTP server on port 8080"));
+    logs = c.Kubectl({"logs", job_pod});
+    EXPECT_TRUE(logs.status.success()) << logs.err;
+    EXPECT_EQ(logs.out, "done\n");
   }
 
   // The Service reaches every one of them (from a node, over its new rules).

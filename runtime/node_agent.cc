@@ -338,6 +338,8 @@ class NodeAgent::Impl {
   void RegisterNode();
   void RenewLease();
   void Adopt();
+  // Removes the logs of pods this node no longer has (after the informer synced).
+  void RemoveOrphanLogs();
   void SyncPod(const std::string& uid);
   // Returns when the pod wants to be looked at again (max: none).
   Clock::time_point SyncRunningPod(PodRuntime& p, const Json& pod);
@@ -462,8 +464,24 @@ void NodeAgent::Impl::Start() {
         for (const auto& [uid, _] : runtimes_) uids.push_back(uid);
       }
       for (const auto& uid : uids) Enqueue(uid);
+      RemoveOrphanLogs();
     }
   }).detach();
+}
+
+void NodeAgent::Impl::RemoveOrphanLogs() {
+  // Logs of pods deleted while no agent ran (after a reboot nothing of
+  // them is left to adopt): their pod is neither known here nor in the API.
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(opts_.dir + "/logs", ec)) {
+    const std::string uid = entry.path().filename().string();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (uid_to_key_.count(uid) || runtimes_.count(uid)) continue;
+    }
+    std::error_code rm;
+    fs::remove_all(entry.path(), rm);
+  }
 }
 
 void NodeAgent::Impl::Stop() {
@@ -1444,6 +1462,14 @@ std::optional<ImageConfig> NodeAgent::Impl::EnsureImage(const Json& pod, Contain
   return present;
 }
 
+// Containers' logs live on the node's disk, not with the pod's state on
+// tmpfs, so that after a reboot `kubectl logs --previous` shows what ran
+// before it (the kubelet keeps them in /var/log/pods). They go with the pod.
+static std::string ContainerLogPath(const std::string& node_dir, const std::string& uid,
+                                    const std::string& container, int instance) {
+  return node_dir + "/logs/" + uid + "/" + container + "/" + std::to_string(instance) + ".log";
+}
+
 bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRuntime& c,
                                      const Json& spec) {
   std::optional<ImageConfig> pulled_or_present = EnsureImage(pod, c, spec);
@@ -1543,7 +1569,8 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
   ShimConfig sc;
   sc.spec = cs;
   sc.cgroup = CgroupName(p.uid, c.name);
-  sc.log_path = dir + "/log";
+  sc.log_path = ContainerLogPath(opts_.dir, p.uid, c.name, instance);
+  fs::create_directories(fs::path(sc.log_path).parent_path());
   sc.log_max_bytes = opts_.log_max_bytes;
   sc.log_max_files = opts_.log_max_files;
   WriteFileAtomic(dir + "/config.json", ShimConfigToJson(sc).dump(), 0644, false);
@@ -1887,6 +1914,7 @@ void NodeAgent::Impl::ReleasePod(PodRuntime& p, bool detach) {
   ipam_.Release(p.uid);
   std::error_code ec;
   fs::remove_all(p.dir, ec);
+  fs::remove_all(opts_.dir + "/logs/" + p.uid, ec);
   p.sandbox_ready = false;
 }
 
@@ -2139,6 +2167,17 @@ static ContainerIoTarget NodeAgentIoTarget(const NodeAgentOptions& opts, const J
     } catch (const std::exception&) {
     }
   }
+  // After a reboot only the logs on disk know a container that ran before
+  // it and was not started again (a finished pod's).
+  const std::string log_dir =
+      fs::path(ContainerLogPath(opts.dir, t.pod_uid, name, 0)).parent_path().string();
+  for (const auto& f : fs::directory_iterator(log_dir, ec)) {
+    const std::string file = f.path().filename().string();
+    const size_t dot = file.find(".log");
+    if (dot == 0 || dot == std::string::npos || dot + 4 != file.size()) continue;
+    if (file.find_first_not_of("0123456789") != dot) continue;
+    highest = std::max(highest, std::atoi(file.c_str()));
+  }
   if (highest < 0) {
     throw Error::BadRequest("container \"" + name + "\" in pod \"" + pod_name +
                             "\" is waiting to start: ContainerCreating");
@@ -2152,7 +2191,9 @@ static ContainerIoTarget NodeAgentIoTarget(const NodeAgentOptions& opts, const J
     instance = highest - 1;
   }
   std::string idir = cdir + "/" + std::to_string(instance);
-  t.log_path = idir + "/log";
+  t.log_path = ContainerLogPath(opts.dir, md.value("uid", ""), name, instance);
+  // A container started by a kin that kept logs with the pod's state.
+  if (!fs::exists(t.log_path) && fs::exists(idir + "/log")) t.log_path = idir + "/log";
   if (auto cfg = ReadFileIfExists(idir + "/config.json")) {
     ShimConfig sc = ShimConfigFromJson(Json::parse(*cfg));
     t.spec = sc.spec;
