@@ -195,6 +195,22 @@ TEST_F(ResourceQuotaTest, ConcurrentCreatesCannotBothTakeTheLastSlot) {
   EXPECT_EQ(Used("q")["pods"], "3");
 }
 
+TEST_F(ResourceQuotaTest, DryRunsAreCheckedButNotCharged) {
+  CreateQuota("q", {{"pods", "1"}});
+  WriteOptions dry;
+  dry.dry_run = true;
+  cl().Create(Res("pods"), "default", PodObject("trial"), dry);
+  EXPECT_EQ(Used("q")["pods"], "0");
+  cl().Create(Res("pods"), "default", PodObject("real"));
+  try {
+    cl().Create(Res("pods"), "default", PodObject("again"), dry);
+    ADD_FAILURE() << "a dry run past the quota was admitted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kForbidden);
+  }
+  EXPECT_EQ(Used("q")["pods"], "1");
+}
+
 TEST_F(ResourceQuotaTest, AFailedCreateGivesItsChargeBack) {
   CreateQuota("q", {{"configmaps", "5"}});
   Json cm = {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", "same"}}}};
