@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "client/object.h"
 #include "client/quota.h"
 
 namespace kin::apiserver {
@@ -14,17 +15,7 @@ namespace {
 using quota::Amount;
 using quota::ResourceList;
 
-const Json& Field(const Json& o, const char* key) {
-  static const Json kNull;
-  if (!o.is_object()) return kNull;
-  auto it = o.find(key);
-  return it == o.end() ? kNull : *it;
-}
-
-std::string StrField(const Json& o, const char* key) {
-  const Json& v = Field(o, key);
-  return v.is_string() ? v.get<std::string>() : "";
-}
+using object::Field;
 
 // The quantity text as the user wrote it, canonicalized as Quantity.String().
 std::string Text(const Amount& a) { return a.String(); }
@@ -132,7 +123,7 @@ std::vector<const Json*> Items(const Json& limit_range, const std::string& type)
   const Json& limits = Field(Field(limit_range, "spec"), "limits");
   if (!limits.is_array()) return out;
   for (const auto& item : limits) {
-    if (StrField(item, "type") == type) out.push_back(&item);
+    if (object::Str(item, "type") == type) out.push_back(&item);
   }
   return out;
 }
@@ -195,7 +186,7 @@ void ApplyLimitRangeDefaults(const Json& limit_range, Json& pod) {
       }
       if (res[which].empty()) res.erase(which);
     }
-    std::string name = StrField(c, "name");
+    std::string name = object::Str(c, "name");
     if (!set_requests.empty()) {
       std::sort(set_requests.begin(), set_requests.end());
       std::string s;
@@ -248,7 +239,7 @@ std::vector<std::string> LimitRangeViolations(const Json& limit_range, const Res
   const Json& limits = Field(Field(limit_range, "spec"), "limits");
   if (!limits.is_array()) return errs;
   for (const auto& item : limits) {
-    std::string type = StrField(item, "type");
+    std::string type = object::Str(item, "type");
     if (type == "Container") {
       for (const char* list : {"containers", "initContainers"}) {
         const Json& cs = Field(spec, list);
@@ -283,8 +274,8 @@ void AdmitLimitRanges(const Store& store, const ResourceInfo& r, const std::stri
     for (const Json& lr : parsed) ApplyLimitRangeDefaults(lr, obj);
   }
   const Json& meta = Field(obj, "metadata");
-  std::string name = StrField(meta, "name");
-  if (name.empty()) name = StrField(meta, "generateName");
+  std::string name = object::Str(meta, "name");
+  if (name.empty()) name = object::Str(meta, "generateName");
   for (const Json& lr : parsed) {
     auto errs = LimitRangeViolations(lr, r, obj);
     if (errs.empty()) continue;

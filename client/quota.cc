@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "client/object.h"
 #include "client/quantity.h"
 
 namespace kin::quota {
@@ -213,17 +214,7 @@ const std::set<std::string>& PodResourceNames() {
   return s;
 }
 
-const Json& Field(const Json& o, const char* key) {
-  static const Json kNull;
-  if (!o.is_object()) return kNull;
-  auto it = o.find(key);
-  return it == o.end() ? kNull : *it;
-}
-
-std::string StrField(const Json& o, const char* key) {
-  const Json& v = Field(o, key);
-  return v.is_string() ? v.get<std::string>() : "";
-}
+using object::Field;
 
 }  // namespace
 
@@ -240,7 +231,7 @@ ResourceList PodResources(const Json& spec, const char* which) {
     ResourceList sidecars;
     for (const auto& c : inits) {
       ResourceList r = FromJson(Field(Field(c, "resources"), which));
-      if (StrField(c, "restartPolicy") == "Always") {
+      if (object::Str(c, "restartPolicy") == "Always") {
         sum = Add(sum, r);
         sidecars = Add(sidecars, r);
         continue;
@@ -284,7 +275,7 @@ ResourceList PodComputeUsage(const ResourceList& requests, const ResourceList& l
 }
 
 bool IsTerminalPod(const Json& pod) {
-  std::string phase = StrField(Field(pod, "status"), "phase");
+  std::string phase = object::Str(Field(pod, "status"), "phase");
   return phase == "Succeeded" || phase == "Failed";
 }
 
@@ -301,7 +292,7 @@ bool PodMatchesScope(const std::string& scope, const std::string& op,
   if (scope == "BestEffort") return IsBestEffort(pod);
   if (scope == "NotBestEffort") return !IsBestEffort(pod);
   if (scope == "PriorityClass") {
-    std::string pc = StrField(Field(pod, "spec"), "priorityClassName");
+    std::string pc = object::Str(Field(pod, "spec"), "priorityClassName");
     bool in = std::find(values.begin(), values.end(), pc) != values.end();
     if (op == "Exists") return !pc.empty();
     if (op == "DoesNotExist") return pc.empty();
@@ -407,7 +398,7 @@ bool MatchesScopes(const Json& quota, const ResourceInfo& r, const Json& obj) {
   const Json& exprs = Field(Field(spec, "scopeSelector"), "matchExpressions");
   if (exprs.is_array()) {
     for (const auto& e : exprs) {
-      Req q{StrField(e, "scopeName"), StrField(e, "operator"), {}};
+      Req q{object::Str(e, "scopeName"), object::Str(e, "operator"), {}};
       const Json& vals = Field(e, "values");
       if (vals.is_array()) {
         for (const auto& v : vals) {
@@ -435,7 +426,7 @@ ResourceList Usage(const ResourceInfo& r, const Json& obj) {
   if (IsCore(r, "services")) {
     out["services"] = Amount::Count(1);
     const Json& spec = Field(obj, "spec");
-    std::string type = StrField(spec, "type");
+    std::string type = object::Str(spec, "type");
     const Json& ports = Field(spec, "ports");
     int64_t n = ports.is_array() ? static_cast<int64_t>(ports.size()) : 0;
     if (type == "NodePort") {
@@ -461,7 +452,7 @@ ResourceList Usage(const ResourceInfo& r, const Json& obj) {
   if (IsCore(r, "persistentvolumeclaims")) {
     out["persistentvolumeclaims"] = Amount::Count(1);
     const Json& spec = Field(obj, "spec");
-    std::string cls = StrField(spec, "storageClassName");
+    std::string cls = object::Str(spec, "storageClassName");
     if (!cls.empty()) {
       out[cls + ".storageclass.storage.k8s.io/persistentvolumeclaims"] = Amount::Count(1);
     }
@@ -498,7 +489,7 @@ std::string PodConstraints(const std::vector<std::string>& required, const Json&
       ResourceList usage =
           PodComputeUsage(FromJson(Field(res, "requests")), FromJson(Field(res, "limits")));
       for (const auto& n : req) {
-        if (!usage.count(n)) missing[n].insert(StrField(c, "name"));
+        if (!usage.count(n)) missing[n].insert(object::Str(c, "name"));
       }
     }
   }
