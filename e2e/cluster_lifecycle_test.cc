@@ -104,7 +104,9 @@ TEST_F(ClusterLifecycleE2E, EveryCreateFlagTakesEffect) {
   EXPECT_EQ(saved["kubelet"],
             (Json{{"crashBackoff", "2s"},
                   {"containerLogMaxSize", "5Mi"},
-                  {"containerLogMaxFiles", 3}}));
+                  {"containerLogMaxFiles", 3},
+                  {"syncFrequency", "1m"},
+                  {"tokenMaxAge", "24h"}}));
   // --host-access=false: saved so, and no link of the cluster on the host.
   EXPECT_EQ(saved.value("hostAccess", true), false);
   EXPECT_FALSE(RunCommand({"ip", "link", "show", "kin-" + c.name()}).status.success());
@@ -118,8 +120,9 @@ TEST_F(ClusterLifecycleE2E, EveryCreateFlagTakesEffect) {
                   .status.success());
   Json logger = c.WaitPodReady("logger");
   ASSERT_FALSE(logger.is_null());
-  std::string cdir = c.StateDir() + "/nodes/" + c.NodeName("worker") + "/pods/" +
-                     logger["metadata"].value("uid", "") + "/containers/c/0";
+  // Logs are on the node's disk: logs/UID/CONTAINER/<instance>.log.
+  std::string cdir = c.StateDir() + "/nodes/" + c.NodeName("worker") + "/logs/" +
+                     logger["metadata"].value("uid", "") + "/c";
   std::set<std::string> files;
   EXPECT_TRUE(Eventually(
       [&] {
@@ -127,9 +130,9 @@ TEST_F(ClusterLifecycleE2E, EveryCreateFlagTakesEffect) {
         std::error_code ec;
         for (const auto& e : fs::directory_iterator(cdir, ec)) {
           std::string f = e.path().filename().string();
-          if (f.rfind("log", 0) == 0) files.insert(f);
+          if (f.rfind("0.log", 0) == 0) files.insert(f);
         }
-        return files == std::set<std::string>{"log", "log.1", "log.2"};
+        return files == std::set<std::string>{"0.log", "0.log.1", "0.log.2"};
       },
       std::chrono::seconds(30)))
       << Joined({files.begin(), files.end()});

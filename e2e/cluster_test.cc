@@ -127,13 +127,15 @@ class ClusterE2E : public ::testing::Test {
   std::string ContainerLog(const Json& pod, const std::string& container) {
     std::string node = pod["spec"].value("nodeName", "");
     std::string uid = pod["metadata"].value("uid", "");
-    std::string cdir = StateDir() + "/nodes/" + node + "/pods/" + uid + "/containers/" + container;
+    // On the node's disk: logs/UID/CONTAINER/<instance>.log.
+    std::string ldir = StateDir() + "/nodes/" + node + "/logs/" + uid + "/" + container;
     int highest = -1;
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(cdir, ec)) {
+    for (const auto& e : fs::directory_iterator(ldir, ec)) {
       highest = std::max(highest, std::atoi(e.path().filename().c_str()));
     }
-    std::string raw = ReadFileIfExists(cdir + "/" + std::to_string(highest) + "/log").value_or("");
+    std::string raw =
+        ReadFileIfExists(ldir + "/" + std::to_string(highest) + ".log").value_or("");
     // "<time> <stream> <P|F> <content>"
     std::string out;
     std::istringstream in(raw);
