@@ -126,6 +126,7 @@ int RunServe(const ServeFlags& flags) {
   // Cluster DNS: one zone and one cache for the process, served in every
   // kube-dns pod (controllers/cluster_dns.h).
   std::unique_ptr<netstack::DnsZone> dns_zone;
+  controllers::DnsZoneSync* dns_zone_sync = nullptr;  // owned by `controllers`
   netstack::DnsCache dns_cache;
   // The built-in Ingress controller: one set of routes for the process,
   // served in every ingress pod (controllers/ingress.h).
@@ -149,8 +150,10 @@ int RunServe(const ServeFlags& flags) {
     if (cluster_config) {
       dns_zone = std::make_unique<netstack::DnsZone>(
           netstack::DnsZoneOptions{.domain = cluster_config->dns_domain});
-      controllers.Add(
-          std::make_unique<controllers::DnsZoneSync>(controllers.informers(), *dns_zone));
+      auto zone_sync =
+          std::make_unique<controllers::DnsZoneSync>(controllers.informers(), *dns_zone);
+      dns_zone_sync = zone_sync.get();
+      controllers.Add(std::move(zone_sync));
       // LoadBalancer Services (controllers/loadbalancer.h): addresses from
       // the pool, and the network's routes spreading them over the nodes.
       const auto lb_pool = netstack::Ipv4Cidr::ParseNetwork(cluster_config->load_balancer_subnet,
@@ -229,7 +232,7 @@ int RunServe(const ServeFlags& flags) {
       dns_server.forward_timeout = ro.config.DnsForwardTimeout();
       dns_server.attempt_timeout =
           std::max(dns_server.forward_timeout / 2, std::chrono::milliseconds(100));
-      ro.node_components.push_back([&controllers, &dns_zone, &dns_cache,
+      ro.node_components.push_back([&controllers, &dns_zone, &dns_cache, dns_zone_sync,
                                     dns_server](const NodeContext& ctx) {
         controllers::DnsPodServersOptions o;
         o.node = ctx.node.name;
@@ -240,6 +243,7 @@ int RunServe(const ServeFlags& flags) {
         o.server = dns_server;
         o.zone = dns_zone.get();
         o.cache = &dns_cache;
+        o.zone_sync = dns_zone_sync;
         return std::make_unique<controllers::DnsPodServers>(controllers.informers(), std::move(o));
       });
       // Each node serves the ingress pods scheduled to it.

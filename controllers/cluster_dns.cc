@@ -119,10 +119,38 @@ void DnsZoneSync::Start() {
                        queue_.Add(kNamespacePrefix + object::Name(now ? *now : *old));
                      }));
   workers_.Start(2, {&services_, &slices_, &namespaces_});
+  initial_ = std::thread([this] { LoadInitial(); });
+}
+
+void DnsZoneSync::LoadInitial() {
+  for (Informer* i : {&services_, &slices_, &namespaces_}) {
+    while (!i->WaitForSync(std::chrono::milliseconds(100))) {
+      std::lock_guard l(sync_mu_);
+      if (stopping_) return;
+    }
+  }
+  // The workers sync these too (each key is idempotent); doing it here
+  // tells when the first full state is in.
+  for (const ObjectPtr& ns : namespaces_.Items()) Sync(kNamespacePrefix + object::Name(*ns));
+  for (const ObjectPtr& svc : services_.Items()) Sync(object::Key(*svc));
+  std::lock_guard l(sync_mu_);
+  synced_ = true;
+  sync_cv_.notify_all();
+}
+
+bool DnsZoneSync::WaitSynced(std::chrono::milliseconds timeout) const {
+  std::unique_lock l(sync_mu_);
+  return sync_cv_.wait_for(l, timeout, [this] { return synced_ || stopping_; }) && synced_;
 }
 
 void DnsZoneSync::Stop() {
   if (!run_state_.TryStop()) return;
+  {
+    std::lock_guard l(sync_mu_);
+    stopping_ = true;
+    sync_cv_.notify_all();
+  }
+  if (initial_.joinable()) initial_.join();
   workers_.Stop();
   subscriptions_.RemoveAll();
 }
@@ -174,8 +202,13 @@ PodServersOptions DnsServersOptions(DnsPodServersOptions opts) {
   o.node = opts.node;
   o.image_repo = opts.image_repo;
   o.pod_netns = opts.pod_netns;
-  o.start = [server = opts.server, zone = opts.zone, cache = opts.cache](
+  o.start = [server = opts.server, zone = opts.zone, cache = opts.cache,
+             zone_sync = opts.zone_sync](
                 const Json& pod, const std::string& netns) -> std::unique_ptr<PodServer> {
+    if (zone_sync != nullptr && !zone_sync->WaitSynced(std::chrono::seconds(5))) {
+      log::Warn("cluster-dns: the zone is not synced after 5 s; {} answers anyway",
+                object::Key(pod));
+    }
     netstack::DnsServerOptions so = server;
     so.netns = netns;
     so.name = object::Key(pod);

@@ -29,12 +29,15 @@
 // functions are pure.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/informer_factory.h"
@@ -57,9 +60,15 @@ class DnsZoneSync : public Controller {
   std::string name() const override { return "cluster-dns-zone"; }
   void Start() override;
   void Stop() override;
+  // Waits until the zone holds every namespace and Service the informers
+  // had when they first synced (or `timeout`); true when it does.
+  bool WaitSynced(std::chrono::milliseconds timeout) const;
 
  private:
   Result Sync(const std::string& key);
+  // Once the informers have synced: every namespace and Service into the
+  // zone, then synced_.
+  void LoadInitial();
 
   netstack::DnsZone& zone_;
   Informer& services_;
@@ -69,6 +78,11 @@ class DnsZoneSync : public Controller {
   ReconcileWorkers workers_;
   InformerSubscriptions subscriptions_;
   StartStopOnce run_state_;
+  mutable std::mutex sync_mu_;
+  mutable std::condition_variable sync_cv_;
+  bool synced_ = false;    // guarded by sync_mu_
+  bool stopping_ = false;  // guarded by sync_mu_
+  std::thread initial_;
 };
 
 struct DnsPodServersOptions {
@@ -79,6 +93,11 @@ struct DnsPodServersOptions {
   netstack::DnsServerOptions server;  // netns and name are filled per pod
   netstack::DnsZone* zone = nullptr;
   netstack::DnsCache* cache = nullptr;
+  // When set, a pod's server starts answering only once the zone has its
+  // first full sync (at most 5 s, as CoreDNS's kubernetes plugin waits):
+  // after a restart of kin serve the DNS pods exist before the zone is
+  // filled, and would answer NXDOMAIN for names that exist.
+  const DnsZoneSync* zone_sync = nullptr;
 };
 
 // PodServers (controllers/pod_servers.h) running a netstack::DnsServer in

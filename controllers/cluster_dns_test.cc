@@ -164,5 +164,30 @@ TEST_F(DnsZoneSyncTest, FollowsServicesSlicesAndNamespaces) {
   }));
 }
 
+// What a DNS pod waits for before answering: once WaitSynced() is true, the
+// zone already holds what the API had (here Services made before the
+// controller started, as after a restart of kin serve), without waiting
+// for the workers.
+class DnsZoneSyncStartTest : public RegistryTest {};
+
+TEST_F(DnsZoneSyncStartTest, WaitSyncedMeansTheZoneHasTheStartingState) {
+  for (int i = 0; i < 20; ++i) {
+    cl().Create(ServicesResource(), "default",
+                  Service("s" + std::to_string(i), {{"ports", {{{"port", 80}}}}}));
+  }
+  netstack::DnsZone zone;
+  ControllerManager manager(cl());
+  auto& sync = manager.Emplace<DnsZoneSync>(manager.informers(), zone);
+  EXPECT_FALSE(sync.WaitSynced(std::chrono::milliseconds(0))) << "not started";
+  manager.Start();
+  ASSERT_TRUE(sync.WaitSynced(std::chrono::seconds(10)));
+  for (int i = 0; i < 20; ++i) {
+    const std::string name = "s" + std::to_string(i) + ".default.svc.cluster.local.";
+    EXPECT_EQ(zone.Resolve(name, DnsType::kA).rcode, DnsRcode::kNoError) << name;
+  }
+  manager.Stop();
+  EXPECT_TRUE(sync.WaitSynced(std::chrono::milliseconds(0))) << "stays true";
+}
+
 }  // namespace
 }  // namespace kin::controllers
