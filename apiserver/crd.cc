@@ -12,6 +12,7 @@
 
 #include "apiserver/openapi.h"
 #include "apiserver/registry.h"
+#include "apiserver/schema_format.h"
 #include "apiserver/store.h"
 #include "apiserver/table.h"
 #include "apiserver/validation.h"
@@ -50,17 +51,6 @@ std::string GoValue(const Json& v) {
   if (v.is_string()) return GoQuote(v.get<std::string>());
   if (v.is_null()) return "\"null\"";
   return v.dump();
-}
-
-// The JSON type name kube-openapi reports for a value.
-std::string TypeName(const Json& v) {
-  if (v.is_null()) return "null";
-  if (v.is_boolean()) return "boolean";
-  if (v.is_number_integer()) return "integer";
-  if (v.is_number()) return "number";
-  if (v.is_string()) return "string";
-  if (v.is_array()) return "array";
-  return "object";
 }
 
 // The served CRDs, by group_resource ("widgets.example.com").
@@ -140,69 +130,215 @@ size_t Utf8Length(const std::string& s) {
   return n;
 }
 
-void Validate(const Json& schema, const Json& value, const std::string& path,
-              std::vector<SchemaError>& errs);
+// kube-openapi's Result: the errors (each reported once, as AddErrors
+// keeps them) and the match count anyOf and oneOf use to pick which
+// failing branch's errors to report (the one with most passing checks).
+struct Result {
+  std::vector<SchemaError> errors;
+  int matches = 0;
 
-void ValidateEmbedded(const Json& value, const std::string& path, std::vector<SchemaError>& errs) {
+  bool ok() const { return errors.empty(); }
+  void Add(SchemaError e) {
+    for (const auto& have : errors) {
+      if (have.field == e.field && have.message == e.message) return;
+    }
+    errors.push_back(std::move(e));
+  }
+  void Merge(const Result& other) {
+    for (const auto& e : other.errors) Add(e);
+    matches += other.matches;
+  }
+};
+
+Result Validate(const Json& schema, const Json& value, const std::string& path);
+
+void ValidateEmbedded(const Json& value, const std::string& path, Result& r) {
   if (!value.is_object() || value.empty()) return;
   for (const char* k : {"apiVersion", "kind"}) {
-    if (Str(value, k).empty()) errs.push_back({Join2(path, k), "FieldValueRequired", "Required value"});
+    if (Str(value, k).empty()) r.Add({Join2(path, k), "FieldValueRequired", "Required value"});
   }
 }
 
-void Validate(const Json& schema, const Json& value, const std::string& path,
-              std::vector<SchemaError>& errs) {
-  if (!schema.is_object()) return;
+// The type name (and Go format) kube-openapi infers from a decoded value.
+std::pair<std::string, std::string> ValueTypeAndFormat(const Json& v) {
+  if (v.is_boolean()) return {"boolean", ""};
+  if (v.is_string()) return {"string", ""};
+  if (v.is_number_integer()) return {"integer", "int64"};
+  if (v.is_number()) return {"number", "float64"};
+  if (v.is_array()) return {"array", ""};
+  return {"object", ""};
+}
+
+// A logic junctor's error ("must validate all the schemas (allOf)"):
+// kube-openapi reports it without a field, so kube-apiserver's converter
+// gives it the nil path, "<nil>", and an empty value.
+SchemaError JunctorError(const std::string& path, const std::string& what) {
+  return {"<nil>", "FieldValueInvalid", "Invalid value: \"\": " + GoQuote(path) + " " + what};
+}
+
+// allOf, anyOf, oneOf and not, as kube-openapi's schemaPropsValidator.
+Result ValidateJunctors(const Json& schema, const Json& value, const std::string& path) {
+  Result main;
+  const Json& any_of = Field(schema, "anyOf");
+  if (any_of.is_array() && !any_of.empty()) {
+    const Result* best = nullptr;
+    std::vector<Result> results;
+    results.reserve(any_of.size());
+    bool succeeded = false;
+    for (const auto& sub : any_of) {
+      results.push_back(Validate(sub, value, path));
+      const Result& res = results.back();
+      if (res.ok()) {
+        best = &res;
+        succeeded = true;
+        break;
+      }
+      if (best == nullptr || res.matches > best->matches) best = &res;
+    }
+    if (!succeeded) main.Add(JunctorError(path, "must validate at least one schema (anyOf)"));
+    if (best != nullptr) main.Merge(*best);
+  }
+  const Json& one_of = Field(schema, "oneOf");
+  if (one_of.is_array() && !one_of.empty()) {
+    std::vector<Result> results;
+    results.reserve(one_of.size());
+    const Result* best = nullptr;
+    const Result* first_success = nullptr;
+    int validated = 0;
+    for (const auto& sub : one_of) {
+      results.push_back(Validate(sub, value, path));
+      const Result& res = results.back();
+      if (res.ok()) {
+        ++validated;
+        best = nullptr;
+        if (first_success == nullptr) first_success = &res;
+        continue;
+      }
+      if (validated == 0 && (best == nullptr || res.matches > best->matches)) best = &res;
+    }
+    if (validated != 1) {
+      main.Add(JunctorError(path, "must validate one and only one schema (oneOf). " +
+                                      (validated == 0 ? std::string("Found none valid")
+                                                      : "Found " + std::to_string(validated) +
+                                                            " valid alternatives")));
+      if (best != nullptr) main.Merge(*best);
+    } else if (first_success != nullptr) {
+      main.Merge(*first_success);
+    }
+  }
+  const Json& all_of = Field(schema, "allOf");
+  if (all_of.is_array() && !all_of.empty()) {
+    size_t validated = 0;
+    for (const auto& sub : all_of) {
+      Result res = Validate(sub, value, path);
+      if (res.ok()) ++validated;
+      main.Merge(res);
+    }
+    if (validated != all_of.size()) {
+      main.Add(JunctorError(path, std::string("must validate all the schemas (allOf)") +
+                                      (validated == 0 ? ". None validated" : "")));
+    }
+  }
+  const Json& not_schema = Field(schema, "not");
+  if (not_schema.is_object() && Validate(not_schema, value, path).ok()) {
+    main.Add(JunctorError(path, "must not validate the schema (not)"));
+  }
+  main.matches++;
+  return main;
+}
+
+// The checks of one schema node, in kube-openapi's order (type, junctors,
+// string, format, number, array, enum, object); each that applies to the
+// value's kind counts a match.
+Result Validate(const Json& schema, const Json& value, const std::string& path) {
+  Result r;
+  if (!schema.is_object()) return r;
   const std::string name = path.empty() ? "body" : path;
   auto invalid = [&](const std::string& detail) {
-    errs.push_back({path, "FieldValueInvalid",
-                    "Invalid value: " + GoValue(value) + ": " + name + " in body " + detail});
+    return SchemaError{path, "FieldValueInvalid",
+                       "Invalid value: " + GoValue(value) + ": " + name + " in body " + detail};
+  };
+  auto type_error = [&](const std::string& type, const std::string& got) {
+    return SchemaError{path, "FieldValueTypeInvalid",
+                       "Invalid value: " + GoQuote(got) + ": " + name + " in body must be of type " +
+                           type + ": " + GoQuote(got)};
+  };
+  std::vector<std::string> types;
+  if (Flag(schema, "x-kubernetes-int-or-string")) {
+    types = {"integer", "string"};
+  } else if (!Str(schema, "type").empty()) {
+    types = {Str(schema, "type")};
+  }
+  const std::string format =
+      EffectiveSchemaFormat(types.size() == 1 ? types[0] : "", Str(schema, "format"));
+  auto has_type = [&](const std::string& t) {
+    return std::find(types.begin(), types.end(), t) != types.end();
   };
   if (value.is_null()) {
-    if (Flag(schema, "nullable")) return;
-    std::string type = Str(schema, "type");
-    if (type.empty()) return;
-    errs.push_back({path, "FieldValueTypeInvalid",
-                    "Invalid value: \"null\": " + name + " in body must be of type " + type +
-                        ": \"null\""});
-    return;
+    if (Flag(schema, "nullable") || types.empty()) return r;
+    r.Add(type_error(Join(types, ","), "null"));
+    return r;
   }
-  std::string type = Str(schema, "type");
-  if (Flag(schema, "x-kubernetes-int-or-string")) {
-    if (!IsIntegral(value) && !value.is_string()) {
-      errs.push_back({path, "FieldValueTypeInvalid",
-                      "Invalid value: " + GoQuote(TypeName(value)) + ": " + name +
-                          " in body must be of type integer,string: " + GoQuote(TypeName(value))});
-      return;
+  // Type (with format: a string or array in a formatted non-numeric field
+  // passes the type check, as kube-openapi's typeValidator lets it).
+  if (!types.empty() || !format.empty()) {
+    auto [vtype, vformat] = ValueTypeAndFormat(value);
+    bool float_int = vtype == "number" && IsIntegral(value) && has_type("integer");
+    bool int_float = vtype == "integer" && has_type("number");
+    bool stringish = value.is_string() || value.is_array();
+    if (!stringish && !format.empty() &&
+        !(has_type(vtype) || vformat == format || float_int || int_float)) {
+      r.Add(type_error(format, vformat));
+    } else if (!(has_type("number") || has_type("integer")) && !format.empty() && stringish) {
+      r.matches++;
+    } else if (!(has_type(vtype) || float_int || int_float)) {
+      r.Add(type_error(Join(types, ","), vtype));
+    } else {
+      r.matches++;
     }
-  } else if (!type.empty()) {
-    bool ok = (type == "object" && value.is_object()) || (type == "array" && value.is_array()) ||
-              (type == "string" && value.is_string()) || (type == "boolean" && value.is_boolean()) ||
-              (type == "integer" && IsIntegral(value)) || (type == "number" && value.is_number());
-    if (!ok) {
-      errs.push_back({path, "FieldValueTypeInvalid",
-                      "Invalid value: " + GoQuote(TypeName(value)) + ": " + name +
-                          " in body must be of type " + type + ": " + GoQuote(TypeName(value))});
-      return;
-    }
+    r.matches++;
   }
-  const Json& en = Field(schema, "enum");
-  if (en.is_array() && !en.empty() && std::find(en.begin(), en.end(), value) == en.end()) {
-    std::vector<std::string> vals;
-    for (const auto& e : en) vals.push_back(GoValue(e));
-    errs.push_back({path, "FieldValueNotSupported",
-                    "Unsupported value: " + GoValue(value) + ": supported values: " +
-                        Join(vals, ", ")});
+  r.Merge(ValidateJunctors(schema, value, path));
+  r.matches++;
+  if (value.is_string()) {
+    // The first of maxLength, minLength and pattern that fails, as
+    // kube-openapi's stringValidator stops there.
+    const std::string s = value.get<std::string>();
+    const Json& maxl = Field(schema, "maxLength");
+    const Json& minl = Field(schema, "minLength");
+    const std::string pattern = Str(schema, "pattern");
+    if (maxl.is_number_integer() && Utf8Length(s) > maxl.get<size_t>()) {
+      r.Add({path, "FieldValueTooLong", "Too long: may not be more than " + maxl.dump() + " bytes"});
+    } else if (minl.is_number_integer() && Utf8Length(s) < minl.get<size_t>()) {
+      r.Add(invalid("should be at least " + minl.dump() + " chars long"));
+    } else if (!pattern.empty()) {
+      try {
+        if (!std::regex_search(s, std::regex(pattern, std::regex::ECMAScript))) {
+          r.Add(invalid("should match '" + pattern + "'"));
+        }
+      } catch (const std::regex_error&) {
+        // An invalid pattern was refused when the CRD was written.
+      }
+    }
+    r.matches++;
+    if (!format.empty() && IsKnownStringFormat(format)) {
+      if (!IsValidStringFormat(format, s)) r.Add(type_error(format, s));
+      r.matches++;
+    }
   }
   if (value.is_number()) {
     double d = value.get<double>();
+    const Json& mult = Field(schema, "multipleOf");
+    if (mult.is_number() && mult.get<double>() != 0 && std::fmod(d, mult.get<double>()) != 0) {
+      r.Add(invalid("should be a multiple of " + FormatNumber(mult)));
+    }
     const Json& min = Field(schema, "minimum");
     if (min.is_number()) {
       bool ex = Flag(schema, "exclusiveMinimum");
       double m = min.get<double>();
       if (ex ? d <= m : d < m) {
-        invalid(std::string("should be greater than ") + (ex ? "" : "or equal to ") +
-                FormatNumber(min));
+        r.Add(invalid(std::string("should be greater than ") + (ex ? "" : "or equal to ") +
+                      FormatNumber(min)));
       }
     }
     const Json& max = Field(schema, "maximum");
@@ -210,60 +346,34 @@ void Validate(const Json& schema, const Json& value, const std::string& path,
       bool ex = Flag(schema, "exclusiveMaximum");
       double m = max.get<double>();
       if (ex ? d >= m : d > m) {
-        invalid(std::string("should be less than ") + (ex ? "" : "or equal to ") +
-                FormatNumber(max));
+        r.Add(invalid(std::string("should be less than ") + (ex ? "" : "or equal to ") +
+                      FormatNumber(max)));
       }
     }
-    const Json& mult = Field(schema, "multipleOf");
-    if (mult.is_number() && mult.get<double>() != 0 &&
-        std::fmod(d, mult.get<double>()) != 0) {
-      invalid("should be a multiple of " + FormatNumber(mult));
-    }
-  }
-  if (value.is_string()) {
-    const std::string s = value.get<std::string>();
-    const Json& minl = Field(schema, "minLength");
-    if (minl.is_number_integer() && Utf8Length(s) < minl.get<size_t>()) {
-      invalid("should be at least " + minl.dump() + " chars long");
-    }
-    const Json& maxl = Field(schema, "maxLength");
-    if (maxl.is_number_integer() && Utf8Length(s) > maxl.get<size_t>()) {
-      errs.push_back({path, "FieldValueTooLong",
-                      "Too long: may not be more than " + maxl.dump() + " bytes"});
-    }
-    const std::string pattern = Str(schema, "pattern");
-    if (!pattern.empty()) {
-      try {
-        if (!std::regex_search(s, std::regex(pattern, std::regex::ECMAScript))) {
-          invalid("should match '" + pattern + "'");
-        }
-      } catch (const std::regex_error&) {
-        // An invalid pattern was refused when the CRD was written.
-      }
-    }
+    r.matches += 2;
   }
   if (value.is_array()) {
+    const Json& items = Field(schema, "items");
+    for (size_t i = 0; items.is_object() && i < value.size(); ++i) {
+      r.Merge(Validate(items, value[i], path + "[" + std::to_string(i) + "]"));
+    }
     const Json& mini = Field(schema, "minItems");
     if (mini.is_number_integer() && value.size() < mini.get<size_t>()) {
-      invalid("should have at least " + mini.dump() + " items");
+      r.Add(invalid("should have at least " + mini.dump() + " items"));
     }
     const Json& maxi = Field(schema, "maxItems");
     if (maxi.is_number_integer() && value.size() > maxi.get<size_t>()) {
-      errs.push_back({path, "FieldValueTooMany",
-                      "Too many: " + std::to_string(value.size()) + ": must have at most " +
-                          maxi.dump() + " items"});
-    }
-    const Json& items = Field(schema, "items");
-    for (size_t i = 0; i < value.size(); ++i) {
-      Validate(items, value[i], path + "[" + std::to_string(i) + "]", errs);
+      r.Add({path, "FieldValueTooMany",
+             "Too many: " + std::to_string(value.size()) + ": must have at most " + maxi.dump() +
+                 " items"});
     }
     const std::string list_type = Str(schema, "x-kubernetes-list-type");
     if (list_type == "set") {
       for (size_t i = 0; i < value.size(); ++i) {
         for (size_t j = 0; j < i; ++j) {
           if (value[i] == value[j]) {
-            errs.push_back({path + "[" + std::to_string(i) + "]", "FieldValueDuplicate",
-                            "Duplicate value: " + GoValue(value[i])});
+            r.Add({path + "[" + std::to_string(i) + "]", "FieldValueDuplicate",
+                   "Duplicate value: " + GoValue(value[i])});
             break;
           }
         }
@@ -281,37 +391,51 @@ void Validate(const Json& schema, const Json& value, const std::string& path,
           }
         }
         if (!seen.insert(key.dump()).second) {
-          errs.push_back({path + "[" + std::to_string(i) + "]", "FieldValueDuplicate",
-                          "Duplicate value: " + key.dump()});
+          r.Add({path + "[" + std::to_string(i) + "]", "FieldValueDuplicate",
+                 "Duplicate value: " + key.dump()});
         }
       }
     }
+    r.matches += 2;
   }
+  const Json& en = Field(schema, "enum");
+  if (en.is_array() && !en.empty() && std::find(en.begin(), en.end(), value) == en.end()) {
+    std::vector<std::string> vals;
+    for (const auto& e : en) vals.push_back(GoValue(e));
+    r.Add({path, "FieldValueNotSupported",
+           "Unsupported value: " + GoValue(value) + ": supported values: " + Join(vals, ", ")});
+  }
+  r.matches++;
   if (value.is_object()) {
+    r.matches++;
+    // Too few or too many properties end the object's checks, as in
+    // kube-openapi's objectValidator.
     const Json& minp = Field(schema, "minProperties");
-    if (minp.is_number_integer() && value.size() < minp.get<size_t>()) {
-      invalid("should have at least " + minp.dump() + " properties");
-    }
     const Json& maxp = Field(schema, "maxProperties");
-    if (maxp.is_number_integer() && value.size() > maxp.get<size_t>()) {
-      invalid("should have at most " + maxp.dump() + " properties");
-    }
-    const Json& required = Field(schema, "required");
-    if (required.is_array()) {
-      for (const auto& k : required) {
-        if (k.is_string() && !value.contains(k.get<std::string>())) {
-          errs.push_back({Join2(path, k.get<std::string>()), "FieldValueRequired", "Required value"});
+    if (minp.is_number_integer() && value.size() < minp.get<size_t>()) {
+      r.Add(invalid("should have at least " + minp.dump() + " properties"));
+    } else if (maxp.is_number_integer() && value.size() > maxp.get<size_t>()) {
+      r.Add(invalid("should have at most " + maxp.dump() + " properties"));
+    } else {
+      for (const auto& [k, v] : value.items()) {
+        if (path.empty() && (k == "metadata" || k == "apiVersion" || k == "kind")) continue;
+        if (Flag(schema, "x-kubernetes-embedded-resource") && k == "metadata") continue;
+        const Json* sub = PropertySchema(schema, k);
+        if (sub != nullptr) r.Merge(Validate(*sub, v, Join2(path, k)));
+      }
+      const Json& required = Field(schema, "required");
+      if (required.is_array()) {
+        for (const auto& k : required) {
+          if (k.is_string() && !value.contains(k.get<std::string>())) {
+            r.Add({Join2(path, k.get<std::string>()), "FieldValueRequired", "Required value"});
+          }
         }
       }
-    }
-    if (Flag(schema, "x-kubernetes-embedded-resource")) ValidateEmbedded(value, path, errs);
-    for (const auto& [k, v] : value.items()) {
-      if (path.empty() && (k == "metadata" || k == "apiVersion" || k == "kind")) continue;
-      if (Flag(schema, "x-kubernetes-embedded-resource") && k == "metadata") continue;
-      const Json* sub = PropertySchema(schema, k);
-      if (sub != nullptr) Validate(*sub, v, Join2(path, k), errs);
+      if (Flag(schema, "x-kubernetes-embedded-resource")) ValidateEmbedded(value, path, r);
     }
   }
+  r.matches++;
+  return r;
 }
 
 // --- CRD validation ---------------------------------------------------------
@@ -335,22 +459,86 @@ void CheckDns1035(Errs& e, const std::string& field, const std::string& value) {
   if (!problems.empty()) e.Invalid(field, GoQuote(value), Join(problems, ","));
 }
 
-// Structural: every specified node has a type, unless it is int-or-string
-// or preserves unknown fields (apiextensions' structural schema rules,
-// the part kubectl users meet).
-void CheckStructural(const Json& s, const std::string& path, Errs& e, bool root) {
-  if (!s.is_object()) return;
-  bool typed = !Str(s, "type").empty() || Flag(s, "x-kubernetes-int-or-string") ||
-               Flag(s, "x-kubernetes-preserve-unknown-fields");
-  if (!typed) {
-    e.Required(path + ".type", root ? "must not be empty at the root"
-                                    : "must not be empty for specified object fields");
-  } else if (root && Str(s, "type") != "object" && !Str(s, "type").empty()) {
-    e.Invalid(path + ".type", GoQuote(Str(s, "type")), "must be object at the root");
+// --- structural schemas (apiextensions' schema/validation.go) ---------------
+
+enum class Level { kRoot, kItem, kField };
+
+void CheckValueValidation(const Json& s, bool skip_any_of, bool skip_first_all_of_any_of,
+                          const std::string& path, Errs& e);
+
+// anyOf: [{type: integer}, {type: string}], the int-or-string pattern
+// that may carry a type inside a junctor.
+bool IsIntOrStringAnyOf(const Json& any_of) {
+  return any_of.is_array() && any_of.size() == 2 && any_of[0] == Json{{"type", "integer"}} &&
+         any_of[1] == Json{{"type", "string"}};
+}
+
+// A schema under allOf, anyOf, oneOf or not: value validations only.
+void CheckNestedValueValidation(const Json& v, bool skip_any_of, bool skip_all_of_any_of,
+                                const std::string& path, Errs& e) {
+  if (!v.is_object()) return;
+  auto forbidden = [&](const std::string& field, const std::string& detail) {
+    e.list.push_back({"FieldValueForbidden", "Forbidden: " + detail, path + "." + field});
+  };
+  CheckValueValidation(v, skip_any_of, skip_all_of_any_of, path, e);
+  if (Field(v, "items").is_object()) {
+    CheckNestedValueValidation(v["items"], false, false, path + ".items", e);
   }
-  if (Str(s, "type") == "array" && !Field(s, "items").is_object()) {
-    e.Required(path + ".items", "must be specified");
+  const Json& props = Field(v, "properties");
+  if (props.is_object()) {
+    for (const auto& [k, sub] : props.items()) {
+      CheckNestedValueValidation(sub, false, false, path + ".properties[" + k + "]", e);
+    }
   }
+  if (!Str(v, "type").empty()) forbidden("type", "must be empty to be structural");
+  if (v.contains("additionalProperties")) {
+    forbidden("additionalProperties", "must be undefined to be structural");
+  }
+  if (v.contains("default") && !v["default"].is_null()) {
+    forbidden("default", "must be undefined to be structural");
+  }
+  if (!Str(v, "title").empty()) forbidden("title", "must be empty to be structural");
+  if (!Str(v, "description").empty()) forbidden("description", "must be empty to be structural");
+  if (Flag(v, "nullable")) forbidden("nullable", "must be false to be structural");
+  if (v.contains("externalDocs")) forbidden("externalDocs", "must be undefined to be structural");
+  for (const char* x : {"x-kubernetes-preserve-unknown-fields", "x-kubernetes-embedded-resource",
+                        "x-kubernetes-int-or-string"}) {
+    if (Flag(v, x)) forbidden(x, "must be false to be structural");
+  }
+  const Json& map_keys = Field(v, "x-kubernetes-list-map-keys");
+  if (map_keys.is_array() && !map_keys.empty()) {
+    forbidden("x-kubernetes-list-map-keys", "must be empty to be structural");
+  }
+  for (const char* x : {"x-kubernetes-list-type", "x-kubernetes-map-type"}) {
+    if (v.contains(x) && !v[x].is_null()) forbidden(x, "must be undefined to be structural");
+  }
+  const Json& rules = Field(v, "x-kubernetes-validations");
+  if (rules.is_array() && !rules.empty()) {
+    forbidden("x-kubernetes-validations", "must be empty to be structural");
+  }
+  if (props.is_object() && props.contains("metadata")) {
+    forbidden("properties[metadata]", "must not be specified in a nested context");
+  }
+}
+
+void CheckValueValidation(const Json& s, bool skip_any_of, bool skip_first_all_of_any_of,
+                          const std::string& path, Errs& e) {
+  const Json& any_of = Field(s, "anyOf");
+  for (size_t i = 0; !skip_any_of && any_of.is_array() && i < any_of.size(); ++i) {
+    CheckNestedValueValidation(any_of[i], false, false, path + ".anyOf[" + std::to_string(i) + "]",
+                               e);
+  }
+  const Json& all_of = Field(s, "allOf");
+  for (size_t i = 0; all_of.is_array() && i < all_of.size(); ++i) {
+    CheckNestedValueValidation(all_of[i], skip_first_all_of_any_of && i == 0, false,
+                               path + ".allOf[" + std::to_string(i) + "]", e);
+  }
+  const Json& one_of = Field(s, "oneOf");
+  for (size_t i = 0; one_of.is_array() && i < one_of.size(); ++i) {
+    CheckNestedValueValidation(one_of[i], false, false, path + ".oneOf[" + std::to_string(i) + "]",
+                               e);
+  }
+  CheckNestedValueValidation(Field(s, "not"), false, false, path + ".not", e);
   const std::string pattern = Str(s, "pattern");
   if (!pattern.empty()) {
     try {
@@ -359,22 +547,132 @@ void CheckStructural(const Json& s, const std::string& path, Errs& e, bool root)
       e.Invalid(path + ".pattern", GoQuote(pattern), "must be a valid regular expression");
     }
   }
+}
+
+// Structural: every specified node has a type (unless int-or-string or
+// preserving unknown fields), arrays have items, the root is an object
+// without additionalProperties, and junctors hold value validations only.
+void CheckStructural(const Json& s, const std::string& path, Errs& e, Level level) {
+  if (!s.is_object()) return;
+  if (Str(s, "type") == "array" && !Field(s, "items").is_object()) {
+    e.Required(path + ".items", "must be specified");
+  }
+  if (Field(s, "items").is_object()) CheckStructural(s["items"], path + ".items", e, Level::kItem);
+  const Json& props = Field(s, "properties");
+  if (props.is_object()) {
+    for (const auto& [k, v] : props.items()) {
+      CheckStructural(v, path + ".properties[" + k + "]", e, Level::kField);
+    }
+  }
+  if (s.contains("additionalProperties")) {
+    if (level == Level::kRoot) {
+      e.list.push_back({"FieldValueForbidden", "Forbidden: must not be used at the root",
+                        path + ".additionalProperties"});
+    }
+    if (Field(s, "additionalProperties").is_object()) {
+      CheckStructural(s["additionalProperties"], path + ".additionalProperties", e, Level::kField);
+    }
+  }
+  const Json& all_of = Field(s, "allOf");
+  CheckValueValidation(s, IsIntOrStringAnyOf(Field(s, "anyOf")),
+                       all_of.is_array() && !all_of.empty() &&
+                           IsIntOrStringAnyOf(Field(all_of[0], "anyOf")),
+                       path, e);
+  bool typed = !Str(s, "type").empty() || Flag(s, "x-kubernetes-int-or-string") ||
+               Flag(s, "x-kubernetes-preserve-unknown-fields");
+  if (!typed) {
+    e.Required(path + ".type", level == Level::kRoot   ? "must not be empty at the root"
+                               : level == Level::kItem ? "must not be empty for specified array items"
+                                                       : "must not be empty for specified object fields");
+  }
+  if (level == Level::kRoot && !Str(s, "type").empty() && Str(s, "type") != "object") {
+    e.Invalid(path + ".type", GoQuote(Str(s, "type")), "must be object at the root");
+  }
+}
+
+// Every field or array a junctor at the root speaks of is also specified
+// outside of them (apiextensions' validateStructuralCompleteness).
+void CheckNestedCompleteness(const Json& v, const Json* s, const std::string& s_path,
+                             const std::string& v_path, Errs& e);
+
+void CheckCompleteness(const Json& v, const Json* s, const std::string& s_path,
+                       const std::string& v_path, Errs& e) {
+  if (!v.is_object()) return;
+  CheckNestedCompleteness(Field(v, "not"), s, s_path, v_path + ".not", e);
+  for (const char* junctor : {"allOf", "anyOf", "oneOf"}) {
+    const Json& list = Field(v, junctor);
+    for (size_t i = 0; list.is_array() && i < list.size(); ++i) {
+      CheckNestedCompleteness(list[i], s, s_path,
+                              v_path + "." + junctor + "[" + std::to_string(i) + "]", e);
+    }
+  }
+}
+
+void CheckNestedCompleteness(const Json& v, const Json* s, const std::string& s_path,
+                             const std::string& v_path, Errs& e) {
+  if (!v.is_object()) return;
+  if (s == nullptr || !s->is_object()) {
+    e.Required(s_path, "because it is defined in " + v_path);
+    return;
+  }
+  CheckCompleteness(v, s, s_path, v_path, e);
+  if (v.contains("items")) {
+    const Json& items = Field(*s, "items");
+    CheckNestedCompleteness(v["items"], items.is_object() ? &items : nullptr, s_path + ".items",
+                            v_path + ".items", e);
+  }
+  const Json& props = Field(v, "properties");
+  const Json& s_props = Field(*s, "properties");
+  if (props.is_object()) {
+    for (const auto& [k, sub] : props.items()) {
+      std::string key = ".properties[" + k + "]";
+      if (s_props.is_object() && s_props.contains(k)) {
+        CheckNestedCompleteness(sub, &s_props[k], s_path + key, v_path + key, e);
+      } else {
+        e.Required(s_path + key, "because it is defined in " + v_path + key);
+      }
+    }
+  }
+}
+
+// uniqueItems, over every schema (junctors too), as the CRD's generic
+// OpenAPI checks walk them.
+void CheckUniqueItems(const Json& s, const std::string& path, Errs& e) {
+  if (!s.is_object()) return;
   if (Field(s, "uniqueItems").is_boolean() && Flag(s, "uniqueItems")) {
     e.list.push_back({"FieldValueForbidden",
                       "Forbidden: uniqueItems cannot be set to true since the runtime complexity "
                       "becomes quadratic",
                       path + ".uniqueItems"});
   }
-  const Json& props = Field(s, "properties");
-  if (props.is_object()) {
-    for (const auto& [k, v] : props.items()) {
-      CheckStructural(v, path + ".properties[" + k + "]", e, false);
+  for (const char* key : {"properties"}) {
+    const Json& props = Field(s, key);
+    if (!props.is_object()) continue;
+    for (const auto& [k, v] : props.items()) CheckUniqueItems(v, path + ".properties[" + k + "]", e);
+  }
+  for (const char* key : {"items", "additionalProperties", "not"}) {
+    if (Field(s, key).is_object()) CheckUniqueItems(s[key], path + "." + key, e);
+  }
+  for (const char* key : {"allOf", "anyOf", "oneOf"}) {
+    const Json& list = Field(s, key);
+    for (size_t i = 0; list.is_array() && i < list.size(); ++i) {
+      CheckUniqueItems(list[i], path + "." + key + "[" + std::to_string(i) + "]", e);
     }
   }
-  if (Field(s, "items").is_object()) CheckStructural(s["items"], path + ".items", e, false);
-  if (Field(s, "additionalProperties").is_object()) {
-    CheckStructural(s["additionalProperties"], path + ".additionalProperties", e, false);
-  }
+}
+
+// The schema of one CRD version: generic checks, then the structural
+// ones sorted by their text, as upstream sorts them.
+void CheckVersionSchema(const Json& schema, const std::string& path, Errs& e) {
+  CheckUniqueItems(schema, path, e);
+  Errs structural;
+  CheckStructural(schema, path, structural, Level::kRoot);
+  CheckCompleteness(schema, &schema, path, path, structural);
+  std::stable_sort(structural.list.begin(), structural.list.end(),
+                   [](const Cause& a, const Cause& b) {
+                     return a.field + ": " + a.message < b.field + ": " + b.message;
+                   });
+  e.list.insert(e.list.end(), structural.list.begin(), structural.list.end());
 }
 
 bool HasKey(const Json& j, const std::string& key) {
@@ -589,9 +887,7 @@ void PruneUnknownFields(const Json& schema, Json& value, const std::string& path
 
 std::vector<SchemaError> ValidateAgainstSchema(const Json& schema, const Json& value,
                                                const std::string& path) {
-  std::vector<SchemaError> errs;
-  Validate(schema, value, path, errs);
-  return errs;
+  return Validate(schema, value, path).errors;
 }
 
 // --- the CRD object ---------------------------------------------------------------
@@ -684,7 +980,7 @@ std::vector<Cause> CustomResourceDefinitionErrors(const Json& crd, const Json* o
       if (!schema.is_object()) {
         e.Required(f + ".schema.openAPIV3Schema", "schemas are required");
       } else {
-        CheckStructural(schema, f + ".schema.openAPIV3Schema", e, true);
+        CheckVersionSchema(schema, f + ".schema.openAPIV3Schema", e);
       }
       const Json& subs = Field(v, "subresources");
       const Json& scale = Field(subs, "scale");

@@ -18,14 +18,17 @@
 // required, enum, minimum/maximum and their exclusive forms,
 // minLength/maxLength, pattern, minItems/maxItems, min/maxProperties,
 // x-kubernetes-int-or-string, x-kubernetes-embedded-resource,
-// x-kubernetes-list-type set/map) with kube-apiserver's messages, e.g.
+// x-kubernetes-list-type set/map, allOf/anyOf/oneOf/not as kube-openapi
+// evaluates them, `format` as schema_format.h says) with kube-apiserver's
+// messages, e.g.
 //   Widget.example.com "w" is invalid: spec.replicas: Invalid value:
 //   "string": spec.replicas in body must be of type integer: "string"
 // and sets the storage apiVersion (conversion None: only apiVersion
-// changes between versions). Not done: x-kubernetes-validations (CEL) are
-// accepted and not enforced (the REST layer warns), allOf/anyOf/oneOf/not
-// are not evaluated, formats other than int-or-string are not checked,
-// conversion webhooks are refused.
+// changes between versions). A CRD's schema must be structural as
+// apiextensions defines it, junctors included (value validations only
+// inside allOf/anyOf/oneOf/not; what a root junctor names is specified
+// outside it). Not done: x-kubernetes-validations (CEL) are accepted and
+// not enforced (the REST layer warns), conversion webhooks are refused.
 //
 // Thread-safety: all functions are thread-safe; the CRD catalog behind
 // them is process-wide, like the resource table.

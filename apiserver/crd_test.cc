@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "apiserver/registry.h"
+#include "apiserver/schema_format.h"
 #include "apiserver/store.h"
 #include "base/error.h"
 #include "testing/e2e_support.h"
@@ -32,7 +35,11 @@ Json WidgetSchema() {
           "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
           "labels": {"type": "object", "additionalProperties": {"type": "string"}},
           "template": {"type": "object", "x-kubernetes-embedded-resource": true,
-                       "x-kubernetes-preserve-unknown-fields": true}
+                       "x-kubernetes-preserve-unknown-fields": true},
+          "contact": {"type": "object",
+                      "properties": {"email": {"type": "string", "format": "email"},
+                                     "phone": {"type": "string"}},
+                      "oneOf": [{"required": ["email"]}, {"required": ["phone"]}]}
         }
       },
       "status": {"type": "object", "properties": {"replicas": {"type": "integer"}}}
@@ -66,12 +73,15 @@ TEST(CrdSchemaTest, RequiredEnumBoundsLengthsPatternItems) {
       "spec.size: Unsupported value: \"medium\": supported values: \"small\", \"large\"",
       "spec.replicas: Invalid value: 11: spec.replicas in body should be less than or equal to 10",
       "spec.name: Invalid value: \"AB\": spec.name in body should be at least 3 chars long",
-      "spec.name: Invalid value: \"AB\": spec.name in body should match '^[a-z]+$'",
       "spec.tags: Too many: 3: must have at most 2 items",
       "spec.tags[2]: Duplicate value: \"a\""};
   for (const auto& w : want) {
     EXPECT_NE(std::find(m.begin(), m.end(), w), m.end()) << w;
   }
+  // The string checks stop at the first that fails, as kube-openapi's.
+  EXPECT_EQ(Messages(WidgetSchema(), Json{{"spec", {{"size", "small"}, {"name", "ABC"}}}}),
+            std::vector<std::string>{
+                "spec.name: Invalid value: \"ABC\": spec.name in body should match '^[a-z]+$'"});
   EXPECT_EQ(Messages(WidgetSchema(), Json{{"spec", Json::object()}}),
             std::vector<std::string>{"spec.size: Required value"});
   EXPECT_EQ(Messages(WidgetSchema(), Json{{"spec", {{"size", "small"}, {"replicas", -1}}}}),
@@ -94,6 +104,184 @@ TEST(CrdSchemaTest, IntOrStringNullableAndEmbeddedResources) {
   EXPECT_EQ(Messages(WidgetSchema(), embedded),
             (std::vector<std::string>{"spec.template.apiVersion: Required value",
                                       "spec.template.kind: Required value"}));
+}
+
+// A spec with fields a (string) and b (integer) and junctors on it.
+Json JunctorSchema(const std::string& junctor, const Json& schemas) {
+  Json spec = {{"type", "object"},
+               {"properties",
+                {{"a", {{"type", "string"}}},
+                 {"b", {{"type", "integer"}}},
+                 {"c", {{"type", "string"}}},
+                 {"list",
+                  {{"type", "array"},
+                   {"items",
+                    {{"type", "string"},
+                     {"anyOf", {{{"pattern", "^a"}}, {{"pattern", "^b"}}}}}}}}}}};
+  if (!junctor.empty()) spec[junctor] = schemas;
+  return {{"type", "object"}, {"properties", {{"spec", spec}}}};
+}
+
+TEST(CrdSchemaTest, AllOfReportsEveryFailingSchema) {
+  Json schema = JunctorSchema(
+      "allOf", Json::array({{{"required", {"a"}}}, {{"properties", {{"b", {{"minimum", 5}}}}}}}));
+  EXPECT_EQ(Messages(schema, Json{{"spec", {{"b", 1}}}}),
+            (std::vector<std::string>{
+                "spec.a: Required value",
+                "spec.b: Invalid value: 1: spec.b in body should be greater than or equal to 5",
+                "<nil>: Invalid value: \"\": \"spec\" must validate all the schemas (allOf). None "
+                "validated"}));
+  EXPECT_EQ(Messages(schema, Json{{"spec", {{"a", "x"}, {"b", 1}}}}),
+            (std::vector<std::string>{
+                "spec.b: Invalid value: 1: spec.b in body should be greater than or equal to 5",
+                "<nil>: Invalid value: \"\": \"spec\" must validate all the schemas (allOf)"}));
+  EXPECT_TRUE(Messages(schema, Json{{"spec", {{"a", "x"}, {"b", 5}}}}).empty());
+  auto errs = ValidateAgainstSchema(schema, Json{{"spec", {{"a", "x"}, {"b", 1}}}}, "");
+  ASSERT_EQ(errs.size(), 2u);
+  EXPECT_EQ(errs[1].reason, "FieldValueInvalid");
+}
+
+TEST(CrdSchemaTest, AnyOfPassesOnOneAndReportsTheBranchThatCameClosest) {
+  Json schema =
+      JunctorSchema("anyOf", Json::array({{{"required", {"a"}}}, {{"required", {"b"}}}}));
+  EXPECT_TRUE(Messages(schema, Json{{"spec", {{"b", 1}}}}).empty());
+  EXPECT_EQ(Messages(schema, Json{{"spec", Json::object()}}),
+            (std::vector<std::string>{
+                "<nil>: Invalid value: \"\": \"spec\" must validate at least one schema (anyOf)",
+                "spec.a: Required value"}));
+  // The second branch checks more before failing: its errors are the ones told.
+  schema = JunctorSchema("anyOf", Json::array({{{"required", {"a", "c"}}},
+                                               {{"properties", {{"b", {{"minimum", 5}}}}}}}));
+  EXPECT_EQ(Messages(schema, Json{{"spec", {{"b", 1}}}}),
+            (std::vector<std::string>{
+                "<nil>: Invalid value: \"\": \"spec\" must validate at least one schema (anyOf)",
+                "spec.b: Invalid value: 1: spec.b in body should be greater than or equal to 5"}));
+  // In array items, with the item's path.
+  EXPECT_EQ(Messages(JunctorSchema("", Json()), Json{{"spec", {{"list", {"apple", "cherry"}}}}}),
+            (std::vector<std::string>{
+                "<nil>: Invalid value: \"\": \"spec.list[1]\" must validate at least one schema "
+                "(anyOf)",
+                "spec.list[1]: Invalid value: \"cherry\": spec.list[1] in body should match '^a'"}));
+}
+
+TEST(CrdSchemaTest, OneOfWantsExactlyOne) {
+  Json schema =
+      JunctorSchema("oneOf", Json::array({{{"required", {"a"}}}, {{"required", {"b"}}}}));
+  EXPECT_TRUE(Messages(schema, Json{{"spec", {{"a", "x"}}}}).empty());
+  EXPECT_EQ(Messages(schema, Json{{"spec", {{"a", "x"}, {"b", 1}}}}),
+            std::vector<std::string>{"<nil>: Invalid value: \"\": \"spec\" must validate one and "
+                                     "only one schema (oneOf). Found 2 valid alternatives"});
+  EXPECT_EQ(Messages(schema, Json{{"spec", Json::object()}}),
+            (std::vector<std::string>{"<nil>: Invalid value: \"\": \"spec\" must validate one and "
+                                      "only one schema (oneOf). Found none valid",
+                                      "spec.a: Required value"}));
+}
+
+TEST(CrdSchemaTest, NotRefusesWhatItsSchemaAccepts) {
+  Json schema = JunctorSchema("not", {{"required", {"c"}}});
+  EXPECT_TRUE(Messages(schema, Json{{"spec", {{"a", "x"}}}}).empty());
+  EXPECT_EQ(Messages(schema, Json{{"spec", {{"c", "x"}}}}),
+            std::vector<std::string>{
+                "<nil>: Invalid value: \"\": \"spec\" must not validate the schema (not)"});
+}
+
+TEST(CrdSchemaTest, FormatsAsKubeApiserverChecksThem) {
+  Json schema = {{"type", "object"},
+                 {"properties",
+                  {{"spec",
+                    {{"type", "object"},
+                     {"properties",
+                      {{"email", {{"type", "string"}, {"format", "email"}}},
+                       {"when", {{"type", "string"}, {"format", "date-time"}}},
+                       {"n", {{"type", "integer"}, {"format", "int32"}}},
+                       {"odd", {{"type", "string"}, {"format", "not-a-format"}}},
+                       {"num", {{"type", "integer"}, {"format", "email"}}}}}}}}}};
+  auto check = [&](const Json& spec) { return Messages(schema, Json{{"spec", spec}}); };
+  EXPECT_EQ(check({{"email", "foo"}}),
+            std::vector<std::string>{"spec.email: Invalid value: \"foo\": spec.email in body must "
+                                     "be of type email: \"foo\""});
+  EXPECT_TRUE(check({{"email", "Ann <ann@example.com>"}}).empty());
+  EXPECT_EQ(check({{"email", 5}}),
+            std::vector<std::string>{"spec.email: Invalid value: \"int64\": spec.email in body "
+                                     "must be of type email: \"int64\""});
+  // kube-openapi's type check lets an array through a formatted string field.
+  EXPECT_TRUE(check({{"email", {"a"}}}).empty());
+  EXPECT_EQ(check({{"when", "2024-02-30T10:00:00Z"}}),
+            std::vector<std::string>{"spec.when: Invalid value: \"2024-02-30T10:00:00Z\": "
+                                     "spec.when in body must be of type date-time: "
+                                     "\"2024-02-30T10:00:00Z\""});
+  EXPECT_TRUE(check({{"when", "2024-02-29T10:00:00.5+01:00"}}).empty());
+  EXPECT_EQ(check({{"n", 1.5}}),
+            std::vector<std::string>{"spec.n: Invalid value: \"float64\": spec.n in body must be "
+                                     "of type int32: \"float64\""});
+  EXPECT_TRUE(check({{"n", 7}}).empty());
+  // Unknown formats, and string formats on other types, are ignored.
+  EXPECT_TRUE(check({{"odd", "anything"}, {"num", 3}}).empty());
+  auto errs = ValidateAgainstSchema(schema, Json{{"spec", {{"email", "foo"}}}}, "");
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0].reason, "FieldValueTypeInvalid");
+}
+
+TEST(SchemaFormatTest, WhichFormatsTakeEffect) {
+  EXPECT_EQ(EffectiveSchemaFormat("string", "date-time"), "date-time");
+  EXPECT_EQ(EffectiveSchemaFormat("", "uuid"), "uuid");
+  EXPECT_EQ(EffectiveSchemaFormat("integer", "int32"), "int32");
+  EXPECT_EQ(EffectiveSchemaFormat("number", "double"), "double");
+  EXPECT_EQ(EffectiveSchemaFormat("integer", "email"), "");
+  EXPECT_EQ(EffectiveSchemaFormat("string", "int32"), "");
+  EXPECT_EQ(EffectiveSchemaFormat("boolean", "email"), "");
+  EXPECT_EQ(EffectiveSchemaFormat("string", "quantity-of-things"), "");
+  EXPECT_TRUE(IsKnownStringFormat("date-time"));
+  EXPECT_FALSE(IsKnownStringFormat("int32"));
+}
+
+TEST(SchemaFormatTest, EachFamilyAcceptsAndRefuses) {
+  struct Case {
+    const char* format;
+    std::vector<std::string> good, bad;
+  };
+  const std::vector<Case> cases = {
+      {"bsonobjectid", {"507f1f77bcf86cd799439011"}, {"507f1f77bcf86cd79943901", "zz"}},
+      {"uri",
+       {"https://example.com/a?b=c", "/just/a/path", "mailto:ann@example.com"},
+       {"relative/path", "http://exa mple.com/", "/a%zz", ""}},
+      {"email",
+       {"a@example.com", "Ann <ann@example.com>", "\"a b\"@example.com"},
+       {"foo", "a@", "@b.c", "a..b@c.d", ""}},
+      {"hostname", {"example.com", "a-b", "k8s.io", "localhost"}, {"-bad.com", "a_b.com", ""}},
+      {"ipv4", {"10.0.0.1", "::ffff:10.0.0.1"}, {"10.0.0.256", "::1", "010.0.0.1"}},
+      {"ipv6", {"::1", "fe80::1"}, {"10.0.0.1", "fe80::1::2"}},
+      {"cidr", {"10.0.0.0/8", "fd00::/64"}, {"10.0.0.0/33", "10.0.0.0", "10.0.0.0/x"}},
+      {"mac",
+       {"00:1a:2b:3c:4d:5e", "00-1A-2B-3C-4D-5E", "001a.2b3c.4d5e"},
+       {"00:1a:2b:3c:4d", "00:1a-2b:3c:4d:5e", "001a:2b3c:4d5e"}},
+      {"uuid", {"123e4567-e89b-12d3-a456-426614174000", "123E4567E89B12D3A456426614174000"},
+       {"123e4567-e89b-12d3-a456-42661417400"}},
+      {"uuid3", {"123e4567-e89b-32d3-a456-426614174000"}, {"123e4567-e89b-42d3-a456-426614174000"}},
+      {"uuid4", {"123e4567-e89b-42d3-a456-426614174000"}, {"123e4567-e89b-42d3-c456-426614174000"}},
+      {"uuid5", {"123e4567-e89b-52d3-8456-426614174000"}, {"123e4567-e89b-32d3-a456-426614174000"}},
+      {"isbn10", {"0321751043", "0-321-75104-3"}, {"0321751044"}},
+      {"isbn13", {"978-0321751041"}, {"978-0321751042"}},
+      {"isbn", {"0321751043", "978-0321751041"}, {"12345"}},
+      {"creditcard", {"4111 1111 1111 1111", "4111-1111-1111-1111"}, {"4111 1111 1111 1112"}},
+      {"ssn", {"123-45-6789", "123 45 6789"}, {"123456789", "12-345-6789"}},
+      {"hexcolor", {"#fff", "ABCDEF"}, {"#ffff", "#ggg"}},
+      {"rgbcolor", {"rgb(255, 0, 10)", "rgb(0,0,0)"}, {"rgb(256,0,0)", "rgb(1,2)"}},
+      {"byte", {"aGVsbG8=", "aGk="}, {"aGVsbG8", ""}},
+      {"password", {"", "anything at all"}, {}},
+      {"date", {"2024-02-29", "1999-12-31"}, {"2023-02-29", "2024-1-01", "2024-13-01"}},
+      {"date-time",
+       {"2024-02-29T23:59:59Z", "2024-02-29t10:00:00.123+05:30"},
+       {"2024-02-29T24:00:00Z", "2024-02-29", "2024-02-29T10:00:00"}},
+      {"duration",
+       {"1h30m", "-1.5s", "0", "300ms", "3 days", "2 weeks", "1 sec"},
+       {"1x", "h", "", "1", "1 parsec"}},
+  };
+  for (const auto& c : cases) {
+    EXPECT_TRUE(IsKnownStringFormat(c.format)) << c.format;
+    for (const auto& v : c.good) EXPECT_TRUE(IsValidStringFormat(c.format, v)) << c.format << " " << v;
+    for (const auto& v : c.bad) EXPECT_FALSE(IsValidStringFormat(c.format, v)) << c.format << " " << v;
+  }
 }
 
 TEST(CrdSchemaTest, DefaultsAndPruning) {
@@ -199,6 +387,90 @@ TEST(CrdValidationTest, NamesGroupVersionsAndSchemas) {
   EXPECT_NE(m[0].find("spec.names.plural: Invalid value: \"Widgets\": a DNS-1035 label"),
             std::string::npos)
       << m[0];
+}
+
+// WidgetCrd as its create defaults it (singular, listKind).
+Json DefaultedWidgetCrd() {
+  Json crd = WidgetCrd();
+  crd["spec"]["names"]["singular"] = "widget";
+  crd["spec"]["names"]["listKind"] = "WidgetList";
+  return crd;
+}
+
+TEST(CrdValidationTest, JunctorsHoldValueValidationsOnly) {
+  const std::string root = "spec.versions[0].schema.openAPIV3Schema";
+  const std::string spec = root + ".properties[spec]";
+  Json crd = DefaultedWidgetCrd();
+  Json& schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+  schema["properties"]["spec"]["allOf"] = Json::array(
+      {{{"type", "string"},
+        {"description", "d"},
+        {"default", "x"},
+        {"nullable", true},
+        {"x-kubernetes-preserve-unknown-fields", true},
+        {"x-kubernetes-validations", {{{"rule", "true"}}}}}});
+  schema["properties"]["spec"]["anyOf"] =
+      Json::array({{{"additionalProperties", {{"maxLength", 1}}}, {"x-kubernetes-list-type", "set"}}});
+  EXPECT_EQ(CrdMessages(crd),
+            (std::vector<std::string>{
+                spec + ".allOf[0].default: Forbidden: must be undefined to be structural",
+                spec + ".allOf[0].description: Forbidden: must be empty to be structural",
+                spec + ".allOf[0].nullable: Forbidden: must be false to be structural",
+                spec + ".allOf[0].type: Forbidden: must be empty to be structural",
+                spec + ".allOf[0].x-kubernetes-preserve-unknown-fields: Forbidden: must be false "
+                       "to be structural",
+                spec + ".allOf[0].x-kubernetes-validations: Forbidden: must be empty to be "
+                       "structural",
+                spec + ".anyOf[0].additionalProperties: Forbidden: must be undefined to be "
+                       "structural",
+                spec + ".anyOf[0].x-kubernetes-list-type: Forbidden: must be undefined to be "
+                       "structural"}));
+
+  // What a root junctor speaks of must be specified outside of it; no
+  // metadata in a junctor.
+  crd = DefaultedWidgetCrd();
+  Json& root_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+  root_schema["allOf"] = Json::array(
+      {{{"properties", {{"spec", {{"properties", {{"missing", {{"maxLength", 3}}}}}}}}}},
+       {{"properties", {{"other", Json::object()}, {"metadata", Json::object()}}}}});
+  EXPECT_EQ(CrdMessages(crd),
+            (std::vector<std::string>{
+                root + ".allOf[1].properties[metadata]: Forbidden: must not be specified in a "
+                       "nested context",
+                root + ".properties[metadata]: Required value: because it is defined in " + root +
+                    ".allOf[1].properties[metadata]",
+                root + ".properties[other]: Required value: because it is defined in " + root +
+                    ".allOf[1].properties[other]",
+                spec + ".properties[missing]: Required value: because it is defined in " + root +
+                    ".allOf[0].properties[spec].properties[missing]"}));
+
+  // Value validations are fine, and so is int-or-string's anyOf of types.
+  crd = DefaultedWidgetCrd();
+  Json& ok = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+  ok["oneOf"] = Json::array({{{"required", {"size"}}, {"properties", {{"name", {{"format", "email"}}}}}},
+                             {{"not", {{"required", {"port"}}}}}});
+  ok["properties"]["port"]["anyOf"] = Json::array({{{"type", "integer"}}, {{"type", "string"}}});
+  ok["properties"]["port"]["allOf"] = Json::array(
+      {{{"anyOf", Json::array({{{"type", "integer"}}, {{"type", "string"}}})}}, {{"pattern", "^[0-9a-z]+$"}}});
+  EXPECT_TRUE(CrdMessages(crd).empty()) << CrdMessages(crd)[0];
+  ok["properties"]["port"]["anyOf"][1]["type"] = "boolean";
+  EXPECT_EQ(CrdMessages(crd),
+            (std::vector<std::string>{
+                spec + ".properties[port].anyOf[0].type: Forbidden: must be empty to be structural",
+                spec + ".properties[port].anyOf[1].type: Forbidden: must be empty to be structural"}));
+}
+
+TEST(CrdValidationTest, ArrayItemsAndTheRootInStructuralWords) {
+  const std::string root = "spec.versions[0].schema.openAPIV3Schema";
+  Json crd = DefaultedWidgetCrd();
+  Json& schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+  schema["properties"]["spec"]["properties"]["tags"]["items"].erase("type");
+  schema["additionalProperties"] = {{"type", "string"}};
+  EXPECT_EQ(CrdMessages(crd),
+            (std::vector<std::string>{
+                root + ".additionalProperties: Forbidden: must not be used at the root",
+                root + ".properties[spec].properties[tags].items.type: Required value: must not "
+                       "be empty for specified array items"}));
 }
 
 class CrdRegistryTest : public ::testing::Test {
@@ -339,6 +611,48 @@ TEST_F(CrdRegistryTest, AnInvalidCrdIsRefusedWithAStatus) {
               std::string::npos);
   }
   EXPECT_EQ(FindResource("example.com", "v1", "widgets"), nullptr);
+}
+
+TEST_F(CrdRegistryTest, JunctorsAndFormatsRefuseCreatesUpdatesAndPatches) {
+  registry_->Create(Crds(), "", WidgetCrd(), wo_);
+  const ResourceInfo& v1 = *FindResource("example.com", "v1", "widgets");
+  const std::string want =
+      "Widget.example.com \"w\" is invalid: [<nil>: Invalid value: \"\": \"spec.contact\" must "
+      "validate one and only one schema (oneOf). Found 2 valid alternatives, spec.contact.email: "
+      "Invalid value: \"foo\": spec.contact.email in body must be of type email: \"foo\"]";
+  auto expect_invalid = [&](const std::function<void()>& write) {
+    try {
+      write();
+      ADD_FAILURE() << "the write passed";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Code::kInvalid);
+      EXPECT_EQ(e.http_status(), 422);
+      EXPECT_EQ(e.message(), want);
+      ASSERT_EQ(e.causes().size(), 2u);
+      EXPECT_EQ(e.causes()[0].field, "<nil>");
+      EXPECT_EQ(e.causes()[0].reason, "FieldValueInvalid");
+      EXPECT_EQ(e.causes()[1].field, "spec.contact.email");
+      EXPECT_EQ(e.causes()[1].reason, "FieldValueTypeInvalid");
+    }
+  };
+  Json bad = Widget("w");
+  bad["spec"]["contact"] = {{"email", "foo"}, {"phone", "1"}};
+  expect_invalid([&] { registry_->Create(v1, "default", bad, wo_); });
+
+  Json good = Widget("w");
+  good["spec"]["contact"] = {{"email", "ann@example.com"}};
+  Json made = registry_->Create(v1, "default", good, wo_);
+  bad["metadata"]["resourceVersion"] = made["metadata"]["resourceVersion"];
+  expect_invalid([&] { registry_->Update(v1, "default", "w", bad, "", wo_); });
+  expect_invalid([&] {
+    registry_->Patch(v1, "default", "w", PatchType::kMerge,
+                     R"({"spec":{"contact":{"email":"foo","phone":"1"}}})", "", wo_);
+  });
+  EXPECT_EQ(registry_->Get(v1, "default", "w")["spec"]["contact"]["email"], "ann@example.com");
+  // One of the two is fine.
+  Json patched = registry_->Patch(v1, "default", "w", PatchType::kMerge,
+                                  R"({"spec":{"contact":{"email":null,"phone":"1"}}})", "", wo_);
+  EXPECT_EQ(patched["spec"]["contact"], Json({{"phone", "1"}}));
 }
 
 TEST_F(CrdRegistryTest, ClusterScopeWatchInAnotherVersionAndTheDeleteAnswer) {
