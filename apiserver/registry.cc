@@ -16,6 +16,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "client/quota.h"
 #include "client/selector.h"
 #include "apiserver/limit_range.h"
 #include "apiserver/resource_quota.h"
@@ -223,6 +224,49 @@ std::string Str(const Json& j, const char* key) {
   if (!j.is_object()) return "";
   auto it = j.find(key);
   return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// The PersistentVolumeClaimResize admission plugin, on an update of a
+// claim (not its status) whose storage request grows: the claim must keep
+// a StorageClass with allowVolumeExpansion true, else 403 in upstream's
+// words. (Its "Only bound persistent volume claims can be expanded" never
+// shows: validation already refuses an unbound claim's new request, 422.)
+void AdmitClaimResize(const Store& store, const Json& claim, const Json& old) {
+  auto storage = [](const Json& c) {
+    const Json* v = &c;
+    for (const char* k : {"spec", "resources", "requests", "storage"}) {
+      if (!v->is_object() || !v->contains(k)) return quota::Amount{};
+      v = &(*v)[k];
+    }
+    return quota::Amount::FromJson(*v).value_or(quota::Amount{});
+  };
+  if (storage(claim).nano <= storage(old).nano) return;
+  const std::string name = Str(claim["metadata"], "name");
+  auto forbidden = [&](const std::string& why) {
+    return Error::Forbidden("persistentvolumeclaims \"" + name + "\" is forbidden: " + why)
+        .WithDetails("persistentvolumeclaims", name, "");
+  };
+  // GetPersistentVolumeClaimClass: the field, else the beta annotation.
+  auto class_of = [](const Json& c) {
+    const Json& spec = c.value("spec", Json::object());
+    if (spec.contains("storageClassName") && !spec["storageClassName"].is_null()) {
+      return Str(spec, "storageClassName");
+    }
+    return Str(c["metadata"].value("annotations", Json::object()),
+               "volume.beta.kubernetes.io/storage-class");
+  };
+  const std::string cls = class_of(claim);
+  bool allowed = false;
+  if (!cls.empty() && cls == class_of(old)) {
+    if (auto rec = store.Get("storageclasses.storage.k8s.io", "", cls)) {
+      allowed = rec->Parse().value("allowVolumeExpansion", Json(false)) == Json(true);
+    }
+  }
+  if (!allowed) {
+    throw forbidden(
+        "only dynamically provisioned pvc can be resized and the storageclass that provisions "
+        "the pvc must support resize");
+  }
 }
 
 // The body's apiVersion and kind must be the URL's (when given); then they
@@ -1123,7 +1167,7 @@ Json Registry::Create(const ResourceInfo& r, const std::string& ns, Json obj,
   // now, given back unless the object is stored.
   QuotaCharge quota_charge = [&] {
     try {
-      return AdmitResourceQuota(store_, r, target_ns, obj, opts.dry_run);
+      return AdmitResourceQuota(store_, r, target_ns, obj, nullptr, opts.dry_run);
     } catch (...) {
       release();
       throw;
@@ -1263,8 +1307,16 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
   // on the object as it stands now; the write then stores what they
   // admitted only if nobody changed the object meanwhile, else all runs
   // again (as kube-apiserver's GuaranteedUpdate retries).
+  // So do the admission plugins that read or write other keys of the
+  // store: ResourceQuota on the updates it evaluates (it charges what the
+  // update adds) and PersistentVolumeClaimResize (the claim's StorageClass).
   thread_local bool admitting = false;
-  if (!admitting && WebhooksAdmit(r) && webhooks_->Any()) {
+  const bool webhooks = WebhooksAdmit(r) && webhooks_->Any();
+  const bool quota_admits = !admitting && QuotaEvaluatesUpdates(r, subresource) &&
+                            NamespaceHasQuotas(store_, key_ns);
+  const bool claim_resize =
+      r.group.empty() && r.plural == "persistentvolumeclaims" && subresource.empty();
+  if (!admitting && (webhooks || quota_admits || claim_resize)) {
     struct Stale {};
     for (int attempt = 0;; ++attempt) {
       auto rec = store_.Get(r.group_resource(), key_ns, name);
@@ -1274,12 +1326,20 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
       const Json cur = r.custom ? ToServedVersion(r, stored) : stored;
       Json next = PrepareUpdate(r, stored, change(cur), subresource, opts, is_apply);
       if (next == stored) break;  // a no-op write: nothing to admit
-      if (r.custom) next = ToServedVersion(r, std::move(next));
-      next = webhooks_->Mutate(UpdateAttributes(r, subresource, next, cur, opts));
-      if (subresource.empty()) {
-        ApplyDefaults(r.group, r.kind, next, {opts_.default_toleration_seconds});
+      if (webhooks) {
+        if (r.custom) next = ToServedVersion(r, std::move(next));
+        next = webhooks_->Mutate(UpdateAttributes(r, subresource, next, cur, opts));
+        if (subresource.empty()) {
+          ApplyDefaults(r.group, r.kind, next, {opts_.default_toleration_seconds});
+        }
       }
-      webhooks_->Validate(UpdateAttributes(r, subresource, next, cur, opts));
+      // Validating admission, in kube-apiserver's plugin order.
+      if (claim_resize) AdmitClaimResize(store_, next, stored);
+      if (webhooks) webhooks_->Validate(UpdateAttributes(r, subresource, next, cur, opts));
+      // The ResourceQuota admission, last: given back unless stored.
+      QuotaCharge quota_charge =
+          quota_admits ? AdmitResourceQuota(store_, r, key_ns, next, &stored, opts.dry_run)
+                       : QuotaCharge();
       const std::string rv = Str(cur["metadata"], "resourceVersion");
       admitting = true;
       try {
@@ -1291,6 +1351,7 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
             },
             false, is_apply);
         admitting = false;
+        quota_charge.Commit();
         return out;
       } catch (const Stale&) {
         admitting = false;

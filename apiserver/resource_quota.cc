@@ -82,10 +82,20 @@ QuotaCharge::~QuotaCharge() {
   }
 }
 
+bool QuotaEvaluatesUpdates(const ResourceInfo& r, const std::string& subresource) {
+  return r.group.empty() && subresource.empty() &&
+         (r.plural == "services" || r.plural == "persistentvolumeclaims");
+}
+
+bool NamespaceHasQuotas(const Store& store, const std::string& ns) {
+  return !ns.empty() && !store.List(kBucket, ns, nullptr, 1).items.empty();
+}
+
 QuotaCharge AdmitResourceQuota(Store& store, const ResourceInfo& r, const std::string& ns,
-                               const Json& obj, bool dry_run) {
+                               const Json& obj, const Json* old, bool dry_run) {
   QuotaCharge charge;
   if (!r.namespaced || ns.empty()) return charge;
+  if (old && !QuotaEvaluatesUpdates(r, "")) return charge;
   auto records = store.List(kBucket, ns, nullptr).items;
   if (records.empty()) return charge;
   const Json& meta = Field(obj, "metadata");
@@ -125,6 +135,18 @@ QuotaCharge AdmitResourceQuota(Store& store, const ResourceInfo& r, const std::s
   }
   if (!negative.empty()) {
     throw forbidden("quota usage is negative for resource(s): " + Joined(negative));
+  }
+  if (old) {
+    // An update is charged what it adds (SubtractWithNonNegativeResult):
+    // a Service turned NodePort its node ports, a grown claim the growth.
+    // Services and claims have no scopes, so the old object matched every
+    // quota the new one does.
+    ResourceList grown;
+    for (const auto& [k, v] : quota::Subtract(delta, quota::Usage(r, *old))) {
+      if (delta.count(k) && v.nano > 0) grown[k] = v;
+    }
+    if (grown.empty()) return charge;
+    delta = std::move(grown);
   }
   // Every quota first, as upstream checks them all before writing any.
   for (const Json& q : interesting) {

@@ -1,5 +1,8 @@
 // The ResourceQuota admission plugin (k8s.io/apiserver's
-// plugin/resourcequota), on creates: every ResourceQuota of the namespace
+// plugin/resourcequota), on creates, and on updates of the objects whose
+// evaluators handle them (Services: a type change can add node ports and
+// load balancers; PersistentVolumeClaims: a grown storage request; never
+// subresources): every ResourceQuota of the namespace
 // whose status.hard names something the new object uses (and whose scopes
 // select it) must have room for it, else 403 Forbidden as upstream words it:
 //   pods "p" is forbidden: exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2
@@ -8,7 +11,8 @@
 // Admitting charges the usage to each quota's status.used, as upstream
 // does: the check and the charge are one read-modify-write of the quota in
 // the store (under its write lock), so two creates racing for the last
-// slot cannot both pass. A charge whose object is then not stored (it
+// slot cannot both pass. An update is charged only what it adds over the
+// old object (nothing for a shrink). A charge whose object is then not stored (it
 // already existed, the write failed) is given back; the resourcequota
 // controller recomputes status.used from the objects anyway.
 //
@@ -41,15 +45,24 @@ class QuotaCharge {
 
  private:
   friend QuotaCharge AdmitResourceQuota(Store&, const ResourceInfo&, const std::string&,
-                                        const Json&, bool);
+                                        const Json&, const Json*, bool);
   Store* store_ = nullptr;
   std::string ns_;
   std::vector<std::pair<std::string, quota::ResourceList>> charged_;  // quota name, amount
 };
 
-// Checks a create of `obj` (of `r`, in `ns`) against the namespace's
-// quotas and, unless `dry_run`, charges it. Throws Forbidden.
+// Whether an update of `r` (`subresource` "" for the object itself) is
+// evaluated: Services and PersistentVolumeClaims, as upstream's evaluators
+// Handles(); pods only through the resize subresource, which kin does not
+// serve; object counts only on creates.
+bool QuotaEvaluatesUpdates(const ResourceInfo& r, const std::string& subresource);
+// Whether `ns` has any ResourceQuota (else admission has nothing to do).
+bool NamespaceHasQuotas(const Store& store, const std::string& ns);
+
+// Checks a create (`old` null) or an update from `old` of `obj` (of `r`,
+// in `ns`) against the namespace's quotas and, unless `dry_run`, charges
+// it. Throws Forbidden.
 QuotaCharge AdmitResourceQuota(Store& store, const ResourceInfo& r, const std::string& ns,
-                               const Json& obj, bool dry_run);
+                               const Json& obj, const Json* old, bool dry_run);
 
 }  // namespace kin::apiserver

@@ -4365,15 +4365,19 @@ void Validator::PersistentVolumeClaim(const Json& obj, const Json* old) {
                    "spec is immutable after creation except resources.requests and "
                    "volumeAttributesClassName for bound claims");
   }
+  // A request may come back down (RecoverVolumeExpansionFailure, on by
+  // default since 1.32: undoing an expansion that failed), but never to
+  // what the volume already has.
   const Json& old_storage = JsonAt(JsonAt(JsonAt(old_spec, "resources"), "requests"), "storage");
-  if (storage && (old_storage.is_string() || old_storage.is_number())) {
-    std::string error;
-    auto o = ParseQuantityText(QuantityTextOf(old_storage), &error);
-    auto n = ParseQuantityText(QuantityTextOf(*storage), &error);
-    if (o && n && ScaledCeil(*n, 0) < ScaledCeil(*o, 0)) {
-      errs.Forbidden("spec.resources.requests.storage",
-                     "field can not be less than previous value");
-    }
+  auto storage_of = [](const Json& v) -> i128 {
+    if (!v.is_string() && !v.is_number()) return 0;
+    auto q = ParseQuantityText(QuantityTextOf(v));
+    return q ? ScaledCeil(*q, 9) : 0;
+  };
+  if (storage && storage_of(*storage) < storage_of(old_storage) &&
+      storage_of(*storage) <=
+          storage_of(JsonAt(JsonAt(JsonAt(*old, "status"), "capacity"), "storage"))) {
+    errs.Forbidden("spec.resources.requests.storage", "field can not be less than status.capacity");
   }
 }
 

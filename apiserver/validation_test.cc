@@ -1659,8 +1659,10 @@ TEST(ValidateStorageTest, ClaimSpecImmutableButBindingAndGrowth) {
   Json bound = old;
   bound["spec"]["volumeName"] = "pv-1";
   bound["status"]["phase"] = "Bound";
+  bound["status"]["capacity"] = {{"storage", "1Gi"}};
   ValidateObject("", "PersistentVolumeClaim", bound, &old);
-  // Growth of a bound claim's request is allowed, shrinking is not.
+  // Growth of a bound claim's request is allowed; going back down too (to
+  // undo an expansion that failed), but only while above status.capacity.
   Json grown = bound;
   grown["spec"]["resources"]["requests"]["storage"] = "2Gi";
   ValidateObject("", "PersistentVolumeClaim", grown, &bound);
@@ -1668,7 +1670,13 @@ TEST(ValidateStorageTest, ClaimSpecImmutableButBindingAndGrowth) {
   shrunk["spec"]["resources"]["requests"]["storage"] = "1Gi";
   EXPECT_THAT(Causes(InvalidError("", "PersistentVolumeClaim", shrunk, &grown)),
               ElementsAre("spec.resources.requests.storage|FieldValueForbidden|Forbidden: field "
-                          "can not be less than previous value"));
+                          "can not be less than status.capacity"));
+  shrunk["spec"]["resources"]["requests"]["storage"] = "512Mi";
+  EXPECT_THAT(Causes(InvalidError("", "PersistentVolumeClaim", shrunk, &grown)),
+              ElementsAre("spec.resources.requests.storage|FieldValueForbidden|Forbidden: field "
+                          "can not be less than status.capacity"));
+  shrunk["spec"]["resources"]["requests"]["storage"] = "1536Mi";
+  ValidateObject("", "PersistentVolumeClaim", shrunk, &grown);
   Json changed = bound;
   changed["spec"]["accessModes"] = {"ReadWriteMany"};
   EXPECT_THAT(Causes(InvalidError("", "PersistentVolumeClaim", changed, &bound)),

@@ -456,8 +456,21 @@ ResourceList Usage(const ResourceInfo& r, const Json& obj) {
     if (!cls.empty()) {
       out[cls + ".storageclass.storage.k8s.io/persistentvolumeclaims"] = Amount::Count(1);
     }
+    // getStorageUsage: the request in whole bytes, or what the resizer
+    // allocated when that is more (an expansion being undone still holds it).
+    auto whole_bytes = [](Amount a) {
+      constexpr __int128 kNano = 1000000000;
+      if (a.nano % kNano != 0) a.nano = (a.nano / kNano + (a.nano > 0 ? 1 : 0)) * kNano;
+      return a;
+    };
     const Json& storage = Field(Field(Field(spec, "resources"), "requests"), "storage");
-    if (auto a = Amount::FromJson(storage)) {
+    std::optional<Amount> requested = Amount::FromJson(storage);
+    if (requested) requested = whole_bytes(*requested);
+    const Json& allocated = Field(Field(Field(obj, "status"), "allocatedResources"), "storage");
+    if (auto a = Amount::FromJson(allocated); requested && a && a->nano > requested->nano) {
+      requested = whole_bytes(*a);
+    }
+    if (auto a = requested) {
       out["requests.storage"] = *a;
       if (!cls.empty()) out[cls + ".storageclass.storage.k8s.io/requests.storage"] = *a;
     }

@@ -2,8 +2,9 @@
 // 1.30, 1.33) against a cluster made by `kin cluster create`: a quota
 // pods=2 refuses the third pod with kube-apiserver's message and `kubectl
 // get quota` shows 2/2; a LimitRange gives a pod its default requests and
-// limits and refuses a too-big limit; pod templates are created, listed
-// and deleted.
+// limits and refuses a too-big limit; a Service patched to NodePort is
+// charged its node port and refused past the quota; pod templates are
+// created, listed and deleted.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -102,6 +103,36 @@ TEST_P(QuotaE2E, PodQuotaRefusesTheThirdPod) {
       std::chrono::seconds(60)));
   Ok({"create", "-f", "-"}, Pod("p3", small));
   EXPECT_EQ(Ok({"get", "quota", "q", "-o", "jsonpath={.status.used.pods}"}), "2");
+}
+
+TEST_P(QuotaE2E, ServiceTurnedNodePortIsCharged) {
+  Ok({"create", "quota", "q", "--hard=services.nodeports=1,services.loadbalancers=1"});
+  ASSERT_TRUE(testing::Eventually(
+      [&] {
+        return Run({"get", "quota", "q", "-o", "jsonpath={.status.used.services\\.nodeports}"})
+                   .out == "0";
+      },
+      std::chrono::seconds(30)));
+  Ok({"create", "service", "clusterip", "a", "--tcp=80:80"});
+  Ok({"create", "service", "clusterip", "b", "--tcp=80:80"});
+  // kube-apiserver evaluates a Service's updates: a type change is charged.
+  Ok({"patch", "svc", "a", "-p", R"({"spec":{"type":"NodePort"}})"});
+  EXPECT_EQ(Ok({"get", "quota", "q", "-o", "jsonpath={.status.used.services\\.nodeports}"}),
+            "1");
+  CommandResult refused = Run({"patch", "svc", "b", "-p", R"({"spec":{"type":"NodePort"}})"});
+  EXPECT_FALSE(refused.status.success());
+  EXPECT_NE(refused.err.find("Error from server (Forbidden): services \"b\" is forbidden: "
+                             "exceeded quota: q, requested: services.nodeports=1, used: "
+                             "services.nodeports=1, limited: services.nodeports=1"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_EQ(Ok({"get", "svc", "b", "-o", "jsonpath={.spec.type}"}), "ClusterIP");
+  // NodePort -> LoadBalancer: the port was charged, the balancer is new and fits.
+  Ok({"patch", "svc", "a", "-p", R"({"spec":{"type":"LoadBalancer"}})"});
+  EXPECT_EQ(Ok({"get", "quota", "q", "-o",
+                "jsonpath={.status.used.services\\.nodeports} "
+                "{.status.used.services\\.loadbalancers}"}),
+            "1 1");
 }
 
 TEST_P(QuotaE2E, LimitRangeDefaultsAndRefuses) {
