@@ -234,7 +234,10 @@ void PersistentVolumeBinder::Bind(Json pv, Json pvc, bool chosen_by_controller) 
   Json want = status;
   want["phase"] = "Bound";
   want["accessModes"] = Field(vs, "accessModes");
-  want["capacity"] = Field(vs, "capacity");
+  // Capacity only as the claim becomes Bound, as upstream's updateClaimStatus:
+  // afterwards the resizer records it (a volume grown ahead of its claim's
+  // status is a resize not finished).
+  if (Str(status, "phase") != "Bound") want["capacity"] = Field(vs, "capacity");
   if (want != status) {
     pvc["status"] = want;
     c.Update(PersistentVolumeClaimsResource(), ns, pvc, "status");
@@ -393,6 +396,7 @@ Result PersistentVolumeBinder::SyncVolume(const std::string& name) {
 LocalPathProvisioner::LocalPathProvisioner(SharedInformerFactory& informers, Client& client,
                                            LocalPathProvisionerOptions opts)
     : component_(client, kLocalPathProvisioner),
+      resizer_(client, std::string("external-resizer ") + kLocalPathProvisioner),
       opts_(std::move(opts)),
       claims_(informers.For(PersistentVolumeClaimsResource())),
       volumes_(informers.For(PersistentVolumesResource())),
@@ -442,9 +446,8 @@ Result LocalPathProvisioner::Provision(const std::string& ns, const std::string&
   ObjectPtr cached = claims_.Lookup(ns, name);
   if (!cached) return Result::Done();
   const Json& pvc = *cached;
-  if (object::IsBeingDeleted(pvc) || !Str(Field(pvc, "spec"), "volumeName").empty()) {
-    return Result::Done();
-  }
+  if (object::IsBeingDeleted(pvc)) return Result::Done();
+  if (!Str(Field(pvc, "spec"), "volumeName").empty()) return Expand(pvc);
   const std::string class_name = Str(Field(pvc, "spec"), "storageClassName");
   ObjectPtr cls = class_name.empty() ? nullptr : classes_.Lookup("", class_name);
   if (!cls || Str(*cls, "provisioner") != kLocalPathProvisioner) return Result::Done();
@@ -518,6 +521,106 @@ Result LocalPathProvisioner::Provision(const std::string& ns, const std::string&
   }
   component_.events().Normal(event_obj, "ProvisioningSucceeded",
                              "Successfully provisioned volume " + pv_name);
+  return Result::Done();
+}
+
+namespace {
+
+// The claim conditions a resize sets (the external-resizer's
+// knownResizeConditions).
+bool IsResizeCondition(const Json& c) {
+  const std::string type = Str(c, "type");
+  return type == "Resizing" || type == "FileSystemResizePending" ||
+         type == "ControllerResizeError" || type == "NodeResizeError";
+}
+
+// MergeResizeConditionsOfPVC: other conditions stay; of the resize ones only
+// `resize` (null: none) is left, keeping its old transition time when its
+// status did not change.
+Json MergeResizeConditions(const Json& old, const Json& resize) {
+  Json out = Json::array();
+  bool kept = false;
+  if (old.is_array()) {
+    for (const Json& c : old) {
+      if (!IsResizeCondition(c)) {
+        out.push_back(c);
+      } else if (!resize.is_null() && Str(c, "type") == Str(resize, "type")) {
+        out.push_back(Str(c, "status") == Str(resize, "status") ? c : resize);
+        kept = true;
+      }
+    }
+  }
+  if (!resize.is_null() && !kept) out.push_back(resize);
+  return out;
+}
+
+}  // namespace
+
+Result LocalPathProvisioner::Expand(const Json& pvc) {
+  const Json& status = Field(pvc, "status");
+  if (Str(status, "phase") != "Bound") return Result::Done();
+  const Json& capacity = Field(Field(status, "capacity"), "storage");
+  if (capacity.is_null() || Bytes(ClaimStorage(pvc)) <= Bytes(capacity)) return Result::Done();
+  // Only volumes this provisioner made, bound to this very claim (the
+  // resizer's CanSupport and pvCanBeExpanded).
+  const std::string pv_name = Str(Field(pvc, "spec"), "volumeName");
+  ObjectPtr pv = volumes_.Lookup("", pv_name);
+  if (!pv || Annotation(*pv, kProvisionedBy) != kLocalPathProvisioner) return Result::Done();
+  const Json& ref = Field(Field(*pv, "spec"), "claimRef");
+  if (Str(ref, "namespace") != object::Namespace(pvc) || Str(ref, "uid") != object::Uid(pvc)) {
+    return Result::Done();
+  }
+  // The size to reach: the request, or the allocated size of a resize that
+  // was under way (it finishes first; a larger request follows).
+  Json new_size = ClaimStorage(pvc);
+  const Json& allocated = Field(Field(status, "allocatedResources"), "storage");
+  const bool in_progress = Str(Field(status, "allocatedResourceStatuses"), "storage") ==
+                           "ControllerResizeInProgress";
+  if (in_progress && !allocated.is_null() && Bytes(allocated) > Bytes(capacity)) {
+    new_size = allocated;
+  }
+  const std::string ns = object::Namespace(pvc);
+  Client& c = resizer_.client();
+  try {
+    // 1. markControllerResizeInProgress: allocatedResources (what quota
+    //    charges while the request might come back down), the status and
+    //    the Resizing condition.
+    Json claim = pvc;
+    if (!in_progress || allocated != new_size) {
+      claim["status"]["allocatedResources"]["storage"] = new_size;
+      claim["status"]["allocatedResourceStatuses"]["storage"] = "ControllerResizeInProgress";
+      claim["status"]["conditions"] = MergeResizeConditions(
+          Field(status, "conditions"),
+          {{"type", "Resizing"}, {"status", "True"}, {"lastTransitionTime", object::NowRfc3339()}});
+      claim = c.Update(PersistentVolumeClaimsResource(), ns, claim, "status");
+    }
+    resizer_.events().Normal(WithKind(claim, "PersistentVolumeClaim"), "Resizing",
+                             "External resizer is resizing volume " + pv_name);
+    // 2. The volume: a directory has no size to change, so recording the
+    //    new capacity is the whole expansion (and no file system resize on
+    //    the node follows: no FileSystemResizePending).
+    if (Field(Field(Field(*pv, "spec"), "capacity"), "storage") != new_size) {
+      Json volume = *pv;
+      volume["spec"]["capacity"]["storage"] = new_size;
+      c.Update(PersistentVolumesResource(), "", volume);
+    }
+    // 3. markOverallExpansionAsFinished.
+    claim["status"]["capacity"]["storage"] = new_size;
+    claim["status"]["conditions"] =
+        MergeResizeConditions(Field(claim["status"], "conditions"), nullptr);
+    if (claim["status"]["conditions"].empty()) claim["status"].erase("conditions");
+    Json& statuses = claim["status"]["allocatedResourceStatuses"];
+    if (statuses.is_object()) statuses.erase("storage");
+    if (!statuses.is_object() || statuses.empty()) {
+      claim["status"].erase("allocatedResourceStatuses");
+    }
+    claim = c.Update(PersistentVolumeClaimsResource(), ns, claim, "status");
+    resizer_.events().Normal(WithKind(claim, "PersistentVolumeClaim"), "VolumeResizeSuccessful",
+                             "Resize volume succeeded");
+  } catch (const Error& e) {
+    if (IsConflictOrGone(e)) return Result::Retry();
+    throw;
+  }
   return Result::Done();
 }
 

@@ -44,6 +44,15 @@
 // is deleted. At start it creates the default StorageClass `standard` when
 // missing (kind's manifest): is-default-class "true", WaitForFirstConsumer,
 // reclaim Delete.
+// It also does the external-resizer's part for the volumes it made (as
+// component "external-resizer rancher.io/local-path"): a Bound claim whose
+// request exceeds status.capacity (the PersistentVolumeClaimResize
+// admission let it grow: its class allows expansion) gets
+// status.allocatedResources, allocatedResourceStatuses
+// ControllerResizeInProgress and condition Resizing, Event Resizing; the
+// volume's capacity becomes the new size (a directory needs no file system
+// resize, so no FileSystemResizePending); then status.capacity, the
+// condition and the resource status cleared, Event VolumeResizeSuccessful.
 //
 // Both reconcile from shared informers (claims, volumes, classes), are
 // idempotent and retry with back-off on errors and conflicts.
@@ -123,9 +132,11 @@ class LocalPathProvisioner : public Controller {
  private:
   Result Sync(const std::string& key);
   Result Provision(const std::string& ns, const std::string& name);
+  Result Expand(const Json& pvc);
   Result Reclaim(const std::string& name);
 
   ComponentClient component_;
+  ComponentClient resizer_;  // the external-resizer's writes and Events
   LocalPathProvisionerOptions opts_;
   Informer& claims_;
   Informer& volumes_;

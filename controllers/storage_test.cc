@@ -2,7 +2,8 @@
 // registry: binding of pre-made volumes (class, access modes, size,
 // selector), phases and annotations, WaitForFirstConsumer, provisioning on
 // the selected node into a temporary directory, reclaim Delete and Retain,
-// the default StorageClass and the DefaultStorageClass admission.
+// expansion of the volumes it made, the default StorageClass and the
+// DefaultStorageClass admission.
 #include "controllers/storage.h"
 
 #include <gtest/gtest.h>
@@ -260,6 +261,106 @@ TEST_F(StorageTest, RetainClassKeepsVolumeAndDirectoryReleased) {
   cl().Delete(PersistentVolumeClaimsResource(), "default", "kept");
   ASSERT_TRUE(Eventually([&] { return VolumePhase(pv_name) == "Released"; }));
   EXPECT_TRUE(fs::is_directory(path));
+}
+
+TEST_F(StorageTest, ExpandableClassGrowsTheVolumeAndTheClaimsCapacity) {
+  Json sc = DefaultStorageClassObject();
+  sc["metadata"] = {{"name", "grow"}};
+  sc["allowVolumeExpansion"] = true;
+  cl().Create(StorageClassesResource(), "", sc);
+  Json pvc = MakeClaim("data", "64Mi", "grow");
+  SelectNode("data", "n1");
+  const std::string pv_name = "pvc-" + object::Uid(pvc);
+  ASSERT_TRUE(Eventually([&] { return ClaimBoundTo("data", pv_name); }));
+  EXPECT_EQ(Claim("data")["status"]["capacity"]["storage"], "64Mi");
+  cl().Patch(PersistentVolumeClaimsResource(), "default", "data", PatchType::kMerge,
+             {{"spec", {{"resources", {{"requests", {{"storage", "128Mi"}}}}}}}});
+  ASSERT_TRUE(Eventually(
+      [&] { return Claim("data")["status"]["capacity"]["storage"] == "128Mi"; }));
+  EXPECT_EQ(Volume(pv_name)["spec"]["capacity"]["storage"], "128Mi");
+  // As the external-resizer leaves a claim resized in the controller only:
+  // allocatedResources kept, no resource status, no resize condition.
+  Json status = Claim("data")["status"];
+  EXPECT_EQ(status["allocatedResources"], (Json{{"storage", "128Mi"}}));
+  EXPECT_FALSE(status.contains("allocatedResourceStatuses")) << status.dump();
+  EXPECT_FALSE(status.contains("conditions")) << status.dump();
+  EXPECT_EQ(status["phase"], "Bound");
+  ASSERT_TRUE(Eventually(
+      [&] { return !EventsWithReason(cl(), "VolumeResizeSuccessful", "data").empty(); }));
+  Json done = EventsWithReason(cl(), "VolumeResizeSuccessful", "data")[0];
+  EXPECT_EQ(done["message"], "Resize volume succeeded");
+  EXPECT_EQ(done["source"]["component"], "external-resizer rancher.io/local-path");
+  std::vector<Json> resizing = EventsWithReason(cl(), "Resizing", "data");
+  ASSERT_EQ(resizing.size(), 1u);
+  EXPECT_EQ(resizing[0]["message"], "External resizer is resizing volume " + pv_name);
+  // The binder leaves the resized capacity alone.
+  cl().Patch(PersistentVolumeClaimsResource(), "default", "data", PatchType::kMerge,
+             {{"metadata", {{"labels", {{"touched", "yes"}}}}}});
+  ASSERT_TRUE(Eventually([&] { return Volume(pv_name)["status"]["phase"] == "Bound"; }));
+  EXPECT_EQ(Claim("data")["status"]["capacity"]["storage"], "128Mi");
+}
+
+TEST_F(StorageTest, ResizeUnderWayFinishesAtItsAllocatedSize) {
+  Json sc = DefaultStorageClassObject();
+  sc["metadata"] = {{"name", "grow"}};
+  sc["allowVolumeExpansion"] = true;
+  cl().Create(StorageClassesResource(), "", sc);
+  Json pvc = MakeClaim("data", "64Mi", "grow");
+  SelectNode("data", "n1");
+  const std::string pv_name = "pvc-" + object::Uid(pvc);
+  ASSERT_TRUE(Eventually([&] { return ClaimBoundTo("data", pv_name); }));
+  // A resizer that stopped after marking 96Mi in progress; the request has
+  // grown further since: 96Mi is finished first, then 128Mi.
+  provisioner_->Stop();
+  Json claim = Claim("data");
+  claim["status"]["allocatedResources"] = {{"storage", "96Mi"}};
+  claim["status"]["allocatedResourceStatuses"] = {{"storage", "ControllerResizeInProgress"}};
+  claim["status"]["conditions"] = {{{"type", "Resizing"}, {"status", "True"}}};
+  cl().Update(PersistentVolumeClaimsResource(), "default", claim, "status");
+  cl().Patch(PersistentVolumeClaimsResource(), "default", "data", PatchType::kMerge,
+             {{"spec", {{"resources", {{"requests", {{"storage", "128Mi"}}}}}}}});
+  LocalPathProvisionerOptions o;
+  o.dir_for = [this](const std::string& node) { return volumes_.path() + "/" + node; };
+  o.create_default_class = false;
+  provisioner_ = std::make_unique<LocalPathProvisioner>(*informers_, *client_, o);
+  provisioner_->Start();
+  ASSERT_TRUE(Eventually(
+      [&] { return Claim("data")["status"]["capacity"]["storage"] == "128Mi"; }));
+  EXPECT_EQ(Volume(pv_name)["spec"]["capacity"]["storage"], "128Mi");
+  // Two resizes (96Mi, then 128Mi): the recorder counts the repeated Event.
+  EXPECT_TRUE(Eventually([&] {
+    int64_t n = 0;
+    for (const Json& e : EventsWithReason(cl(), "VolumeResizeSuccessful", "data")) {
+      n += e.value("count", int64_t{1});
+    }
+    return n == 2;
+  }));
+  EXPECT_FALSE(Claim("data")["status"].contains("conditions"));
+}
+
+TEST_F(StorageTest, VolumesItDidNotMakeAreNotResized) {
+  Json sc = DefaultStorageClassObject();
+  sc["metadata"] = {{"name", "manual-grow"}};
+  sc["provisioner"] = "kubernetes.io/no-provisioner";
+  sc["volumeBindingMode"] = "Immediate";
+  sc["allowVolumeExpansion"] = true;
+  cl().Create(StorageClassesResource(), "", sc);
+  MakeVolume("premade", "1Gi", "manual-grow");
+  MakeClaim("data", "1Gi", "manual-grow");
+  ASSERT_TRUE(Eventually([&] { return ClaimBoundTo("data", "premade"); }));
+  cl().Patch(PersistentVolumeClaimsResource(), "default", "data", PatchType::kMerge,
+             {{"spec", {{"resources", {{"requests", {{"storage", "2Gi"}}}}}}}});
+  // A later change of the claim is seen by the provisioner after the growth:
+  // by then it would have resized.
+  cl().Patch(PersistentVolumeClaimsResource(), "default", "data", PatchType::kMerge,
+             {{"metadata", {{"labels", {{"after", "growth"}}}}}});
+  ASSERT_TRUE(Eventually([&] {
+    return cl().Get(PersistentVolumeClaimsResource(), "default", "data")["metadata"].contains(
+        "labels");
+  }));
+  EXPECT_TRUE(EventsWithReason(cl(), "Resizing", "data").empty());
+  EXPECT_EQ(Volume("premade")["spec"]["capacity"]["storage"], "1Gi");
+  EXPECT_EQ(Claim("data")["status"]["capacity"]["storage"], "1Gi");
 }
 
 TEST_F(StorageTest, ImmediateLocalPathClassCannotProvision) {

@@ -3,7 +3,8 @@
 // WaitForFirstConsumer, Delete). A claim and a pod that writes a file; the
 // pod deleted, a new pod on the same claim reads the file (on the same
 // node, held there by the volume's node affinity); `kubectl get pv,pvc,sc`
-// with upstream's columns; a pod naming a missing claim stays Pending with
+// with upstream's columns; `standard` refuses to grow a claim, a class with
+// allowVolumeExpansion grows it (capacity, Events) and refuses a shrink; a pod naming a missing claim stays Pending with
 // kube-scheduler's message; a StatefulSet's volumeClaimTemplates give each
 // replica a Bound claim that outlives the set; deleting a claim removes its
 // volume and directory; nothing is left after `kin cluster delete`.
@@ -154,6 +155,56 @@ TEST_F(StorageE2E, ClaimsVolumesClassesAndStatefulSetTemplates) {
   ASSERT_FALSE(reader.is_null()) << c.Log();
   EXPECT_EQ(reader["spec"].value("nodeName", ""), node);
   EXPECT_EQ(c.Ok({"exec", "reader", "--", "cat", "/data/file"}), "hello\n");
+
+  // Expansion: `standard`, as kind's, does not allow it (403 from the
+  // PersistentVolumeClaimResize admission); a class that does grows the
+  // volume under a running pod, as the external-resizer would.
+  CommandResult fixed = c.Kubectl(
+      {"patch", "pvc", "data", "-p", R"({"spec":{"resources":{"requests":{"storage":"128Mi"}}}})"});
+  EXPECT_FALSE(fixed.status.success());
+  EXPECT_NE(fixed.err.find("Error from server (Forbidden): persistentvolumeclaims \"data\" is "
+                           "forbidden: only dynamically provisioned pvc can be resized and the "
+                           "storageclass that provisions the pvc must support resize"),
+            std::string::npos)
+      << fixed.err;
+  c.Apply(R"(apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: expandable}
+provisioner: rancher.io/local-path
+volumeBindingMode: WaitForFirstConsumer
+allowVolumeExpansion: true
+)");
+  std::string classes = c.Ok({"get", "sc", "expandable"});
+  EXPECT_NE(classes.find("true"), std::string::npos) << classes;
+  std::string big_claim = kClaim;
+  big_claim.replace(big_claim.find("name: data"), 10, "name: big");
+  big_claim += "  storageClassName: expandable\n";
+  c.Apply(big_claim);
+  c.Apply(PodOnClaim("grower", "big", "echo kept > /data/file; sleep 3600"));
+  ASSERT_FALSE(c.WaitPodReady("grower", "default", 60s).is_null()) << c.Log();
+  c.Ok({"patch", "pvc", "big", "-p", R"({"spec":{"resources":{"requests":{"storage":"128Mi"}}}})"});
+  ASSERT_TRUE(Cluster::WaitFor([&] {
+    return c.GetJson({"pvc", "big"})["status"]["capacity"].value("storage", "") == "128Mi";
+  }));
+  const std::string big_volume = c.GetJson({"pvc", "big"})["spec"].value("volumeName", "");
+  EXPECT_EQ(c.GetJson({"pv", big_volume})["spec"]["capacity"].value("storage", ""), "128Mi");
+  std::string grown = c.Ok({"get", "pvc", "big"});
+  EXPECT_NE(grown.find("128Mi"), std::string::npos) << grown;
+  EXPECT_TRUE(Cluster::WaitFor([&] {
+    std::string d = c.Ok({"describe", "pvc", "big"});
+    return d.find("VolumeResizeSuccessful") != std::string::npos &&
+           d.find("External resizer is resizing volume " + big_volume) != std::string::npos;
+  })) << c.Ok({"describe", "pvc", "big"});
+  EXPECT_EQ(c.Ok({"exec", "grower", "--", "cat", "/data/file"}), "kept\n");
+  CommandResult shrunk = c.Kubectl(
+      {"patch", "pvc", "big", "-p", R"({"spec":{"resources":{"requests":{"storage":"64Mi"}}}})"});
+  EXPECT_FALSE(shrunk.status.success());
+  EXPECT_NE(shrunk.err.find("spec.resources.requests.storage: Forbidden: field can not be less "
+                            "than status.capacity"),
+            std::string::npos)
+      << shrunk.err;
+  c.Ok({"delete", "pod", "grower", "--wait=true"});
+  c.Ok({"delete", "pvc", "big", "--wait=true"});
 
   // A pod naming a claim that does not exist stays Pending.
   c.Apply(PodOnClaim("orphan", "nope", "sleep 3600"));
