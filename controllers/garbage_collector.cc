@@ -1,6 +1,7 @@
 #include "controllers/garbage_collector.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "base/error.h"
 #include "base/log.h"
@@ -48,11 +49,41 @@ std::string ItemKey(char kind, const std::string& group_resource, const std::str
   return std::string(1, kind) + "|" + group_resource + "|" + key;
 }
 
+// The queue item that resyncs the custom resources watched with the CRDs.
+constexpr char kSyncCustomResources[] = "c|";
+
+bool Established(const Json& crd) {
+  const Json& status = object::Field(crd, "status");
+  for (const auto& c : object::Field(status, "conditions")) {
+    if (object::Str(c, "type") == "Established" && object::Str(c, "status") == "True") return true;
+  }
+  return false;
+}
+
+// The custom resource a CRD serves, in one served version (the storage
+// version when served): all versions share one storage.
+const ResourceInfo* CustomResourceOf(const Json& crd) {
+  const Json& spec = object::Field(crd, "spec");
+  std::string plural = object::Str(object::Field(object::Field(crd, "status"), "acceptedNames"),
+                                   "plural");
+  if (plural.empty()) plural = object::Str(object::Field(spec, "names"), "plural");
+  std::string version;
+  for (const auto& v : object::Field(spec, "versions")) {
+    bool served = object::Field(v, "served").is_boolean() && v["served"].get<bool>();
+    bool storage = object::Field(v, "storage").is_boolean() && v["storage"].get<bool>();
+    if (served && (version.empty() || storage)) version = object::Str(v, "name");
+  }
+  if (version.empty()) return nullptr;
+  const ResourceInfo* r = FindResource(object::Str(spec, "group"), version, plural);
+  return r && r->custom ? r : nullptr;
+}
+
 }  // namespace
 
 GarbageCollector::GarbageCollector(SharedInformerFactory& informers, Client& client,
                                    GarbageCollectorOptions opts)
     : opts_(std::move(opts)),
+      client_(client),
       identity_(client, "garbage-collector-controller"),
       workers_("garbagecollector", queue_,
                [this](const std::string& item) { return Process(item); }) {
@@ -63,8 +94,12 @@ GarbageCollector::GarbageCollector(SharedInformerFactory& informers, Client& cli
     const ResourceInfo* r =
         FindResource(gvr.substr(0, mid), gvr.substr(mid + 1, last - mid - 1), gvr.substr(last + 1));
     if (!r || by_group_resource_.count(r->group_resource())) continue;
-    by_group_resource_[r->group_resource()] = watched_.size();
-    watched_.push_back({r, &informers.For(*r)});
+    watched_.push_back(std::make_unique<Watched>(Watched{r, &informers.For(*r)}));
+    by_group_resource_[r->group_resource()] = watched_.back().get();
+  }
+  if (const ResourceInfo* crds =
+          FindResource("apiextensions.k8s.io", "v1", "customresourcedefinitions")) {
+    crds_ = &informers.For(*crds);
   }
 }
 
@@ -72,31 +107,123 @@ GarbageCollector::~GarbageCollector() { Stop(); }
 
 std::vector<std::string> GarbageCollector::watched() const {
   std::vector<std::string> out;
-  for (const auto& w : watched_) out.push_back(w.resource->group_resource());
+  for (const Watched* w : Active()) out.push_back(w->resource->group_resource());
   return out;
+}
+
+std::vector<const GarbageCollector::Watched*> GarbageCollector::Active() const {
+  std::shared_lock lock(watched_mu_);
+  std::vector<const Watched*> out;
+  for (const auto& [gr, w] : by_group_resource_) out.push_back(w);
+  return out;
+}
+
+const GarbageCollector::Watched* GarbageCollector::ByGroupResource(
+    const std::string& group_resource) const {
+  std::shared_lock lock(watched_mu_);
+  auto it = by_group_resource_.find(group_resource);
+  return it == by_group_resource_.end() ? nullptr : it->second;
 }
 
 void GarbageCollector::Start() {
   if (!run_state_.TryStart()) return;
   std::vector<const Informer*> wait_for;
-  for (const auto& w : watched_) {
-    const Watched* wp = &w;
-    subscriptions_.Add(*w.informer, HandlersFrom([this, wp](const Json* old, const Json* now) {
-      if (now) {
-        OnChange(*wp, old, *now);
-      } else {
-        OnDelete(*wp, *old);
-      }
+  for (const Watched* wp : Active()) {
+    subscriptions_.Add(*wp->informer, HandlersFor(wp));
+    wait_for.push_back(wp->informer);
+  }
+  if (crds_ != nullptr) {
+    subscriptions_.Add(*crds_, HandlersFrom([this](const Json*, const Json*) {
+      queue_.Add(kSyncCustomResources);
     }));
-    wait_for.push_back(w.informer);
+    wait_for.push_back(crds_);
+    queue_.Add(kSyncCustomResources);
+  } else {
+    custom_synced_once_ = true;
   }
   workers_.Start(opts_.workers, wait_for);
+}
+
+InformerHandlers GarbageCollector::HandlersFor(const Watched* wp) {
+  return HandlersFrom([this, wp](const Json* old, const Json* now) {
+    if (now) {
+      OnChange(*wp, old, *now);
+    } else {
+      OnDelete(*wp, *old);
+    }
+  });
 }
 
 void GarbageCollector::Stop() {
   if (!run_state_.TryStop()) return;
   workers_.Stop();
   subscriptions_.RemoveAll();
+  std::vector<Informer*> own;
+  {
+    std::shared_lock lock(watched_mu_);
+    for (const auto& w : watched_) {
+      if (w->own) own.push_back(w->own.get());
+    }
+  }
+  for (Informer* informer : own) informer->Stop();
+}
+
+Result GarbageCollector::SyncCustomResources() {
+  std::lock_guard sync(sync_mu_);
+  std::map<std::string, const ResourceInfo*> want;
+  bool missing = false;
+  for (const ObjectPtr& crd : crds_->Items()) {
+    if (!Established(*crd)) continue;
+    const ResourceInfo* r = CustomResourceOf(*crd);
+    if (r == nullptr) {
+      missing = true;  // established a moment ago: the API serves it soon
+      continue;
+    }
+    want[r->group_resource()] = r;
+  }
+  std::vector<Watched*> added, removed;
+  {
+    std::unique_lock lock(watched_mu_);
+    for (auto it = by_group_resource_.begin(); it != by_group_resource_.end();) {
+      auto w = want.find(it->first);
+      bool gone = it->second->own && (w == want.end() || w->second->version != it->second->resource->version);
+      if (gone) {
+        removed.push_back(it->second);
+        it = by_group_resource_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (const auto& [gr, r] : want) {
+      if (by_group_resource_.count(gr)) continue;
+      watched_.push_back(std::make_unique<Watched>(Watched{r, nullptr}));
+      Watched* wp = watched_.back().get();
+      wp->own = std::make_unique<Informer>(client_, *r, InformerOptions{}, HandlersFor(wp));
+      wp->own->AddIndex(kOwnerUidIndex, IndexByOwnerUid);
+      wp->informer = wp->own.get();
+      by_group_resource_[gr] = wp;
+      added.push_back(wp);
+    }
+  }
+  for (Watched* w : removed) {
+    w->own->Stop();
+    log::Info("garbage collector: stopped watching {}", w->resource->group_resource());
+  }
+  for (Watched* w : added) {
+    w->own->Start();
+    log::Info("garbage collector: watching {} ({})", w->resource->group_resource(),
+              w->resource->version);
+  }
+  custom_synced_once_ = true;
+  return missing ? Result::After(std::chrono::milliseconds(200)) : Result::Done();
+}
+
+bool GarbageCollector::CustomCachesSynced() const {
+  if (!custom_synced_once_) return false;
+  for (const Watched* w : Active()) {
+    if (w->own && !w->own->HasSynced()) return false;
+  }
+  return true;
 }
 
 void GarbageCollector::Enqueue(char kind, const Watched& w, const Json& obj) {
@@ -105,9 +232,7 @@ void GarbageCollector::Enqueue(char kind, const Watched& w, const Json& obj) {
 
 const GarbageCollector::Watched* GarbageCollector::ForRef(const Json& ref) const {
   const ResourceInfo* r = FindResourceByKind(RefStr(ref, "apiVersion"), RefStr(ref, "kind"));
-  if (!r) return nullptr;
-  auto it = by_group_resource_.find(r->group_resource());
-  return it == by_group_resource_.end() ? nullptr : &watched_[it->second];
+  return r ? ByGroupResource(r->group_resource()) : nullptr;
 }
 
 bool GarbageCollector::OwnerInCache(const Json& dependent, const Json& ref) const {
@@ -122,8 +247,8 @@ std::vector<std::pair<const GarbageCollector::Watched*, ObjectPtr>> GarbageColle
     const std::string& uid) const {
   std::vector<std::pair<const Watched*, ObjectPtr>> out;
   if (uid.empty()) return out;
-  for (const auto& w : watched_) {
-    for (auto& obj : w.informer->ByIndex(kOwnerUidIndex, uid)) out.emplace_back(&w, obj);
+  for (const Watched* w : Active()) {
+    for (auto& obj : w->informer->ByIndex(kOwnerUidIndex, uid)) out.emplace_back(w, obj);
   }
   return out;
 }
@@ -175,12 +300,13 @@ void GarbageCollector::OnDelete(const Watched& w, const Json& obj) {
 }
 
 Result GarbageCollector::Process(const std::string& item) {
+  if (item == kSyncCustomResources) return SyncCustomResources();
   size_t a = item.find('|');
   size_t b = item.find('|', a + 1);
   if (a != 1 || b == std::string::npos) return Result::Done();
-  auto it = by_group_resource_.find(item.substr(a + 1, b - a - 1));
-  if (it == by_group_resource_.end()) return Result::Done();
-  const Watched& w = watched_[it->second];
+  const Watched* wp = ByGroupResource(item.substr(a + 1, b - a - 1));
+  if (wp == nullptr) return Result::Done();
+  const Watched& w = *wp;
   ObjectPtr obj = w.informer->LookupKey(item.substr(b + 1));
   if (!obj) return Result::Done();
   if (item[0] == 'o') return Orphan(w, *obj);
@@ -281,6 +407,8 @@ Result GarbageCollector::AttemptToDelete(const Watched& w, const Json& item, boo
 }
 
 Result GarbageCollector::ProcessDeletingDependents(const Watched& w, const Json& owner) {
+  // A custom resource's cache still filling may hold blocking dependents.
+  if (!CustomCachesSynced()) return Result::After(std::chrono::milliseconds(100));
   std::string uid = object::Uid(owner);
   bool blocked = false;
   for (auto& [dw, dep] : DependentsOf(uid)) {
@@ -301,6 +429,7 @@ Result GarbageCollector::ProcessDeletingDependents(const Watched& w, const Json&
 Result GarbageCollector::Orphan(const Watched& w, const Json& owner) {
   if (!object::IsBeingDeleted(owner) || !HasFinalizer(owner, kFinalizerOrphan))
     return Result::Done();
+  if (!CustomCachesSynced()) return Result::After(std::chrono::milliseconds(100));
   std::string uid = object::Uid(owner);
   for (auto& [dw, dep] : DependentsOf(uid)) RemoveOwnerRefs(*dw, *dep, {uid});
   RemoveFinalizer(w, owner, kFinalizerOrphan);
@@ -311,9 +440,22 @@ void GarbageCollector::RemoveFinalizer(const Watched& w, const Json& obj,
                                        const std::string& finalizer) {
   Json patch = {
       {"metadata", {{"$deleteFromPrimitiveList/finalizers", Json::array({finalizer})}}}};
+  PatchType type = PatchType::kStrategic;
+  if (w.resource->custom) {
+    // No strategic merge for custom resources: the list without it, on the
+    // version we looked at.
+    Json keep = Json::array();
+    for (const auto& f : object::Field(object::Field(obj, "metadata"), "finalizers")) {
+      if (f != finalizer) keep.push_back(f);
+    }
+    type = PatchType::kMerge;
+    patch = {{"metadata",
+              {{"finalizers", keep.empty() ? Json() : keep},
+               {"resourceVersion", object::ResourceVersion(obj)}}}};
+  }
   try {
-    identity_.client().Patch(*w.resource, object::Namespace(obj), object::Name(obj),
-                             PatchType::kStrategic, patch);
+    identity_.client().Patch(*w.resource, object::Namespace(obj), object::Name(obj), type,
+                             patch);
   } catch (const Error& e) {
     if (e.code() != Code::kNotFound) throw;
   }
@@ -327,13 +469,15 @@ void GarbageCollector::RemoveOwnerRefs(const Watched& w, const Json& obj,
   }
   Json patch;
   PatchType type;
-  if (keep.empty()) {
+  if (keep.empty() || w.resource->custom) {
     // The last references go: the field goes (as an empty list is never
     // stored upstream), on the version we looked at (a stale cache
-    // conflicts and is retried).
+    // conflicts and is retried). Custom objects take no strategic merge:
+    // the references kept, the same way.
     type = PatchType::kMerge;
     patch = {{"metadata",
-              {{"ownerReferences", nullptr}, {"resourceVersion", object::ResourceVersion(obj)}}}};
+              {{"ownerReferences", keep.empty() ? Json() : keep},
+               {"resourceVersion", object::ResourceVersion(obj)}}}};
   } else {
     type = PatchType::kStrategic;
     Json refs = Json::array();

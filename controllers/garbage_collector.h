@@ -3,9 +3,16 @@
 // manager's garbage collector does for ownerReferences.
 //
 // It watches the resources named by options.resources that the API knows
-// (FindResource), on the shared informers, and finds dependents through
-// their owner-uid index, never by listing. Owners of other kinds are looked
-// up with a live GET.
+// (FindResource), on the shared informers, and every custom resource an
+// established CustomResourceDefinition serves (one served version each:
+// all share one storage), on informers of its own that it starts and stops
+// as CRDs come and go, as upstream's collector resyncs its monitors from
+// discovery. It finds dependents through their owner-uid index, never by
+// listing. Owners of other kinds are looked up with a live GET. Custom
+// objects are changed with merge patches (they take no strategic merge),
+// on the version read (a stale one conflicts and is retried). While a
+// custom informer has not synced, owners waiting in the foreground or
+// orphaning wait for it, so no dependent is missed.
 //
 // - Background: a dependent none of whose owners exists any more (absent
 //   from the API, or present with another uid) is deleted (with the
@@ -29,9 +36,12 @@
 // Thread-safety: Start/Stop from one owner thread.
 #pragma once
 
+#include <atomic>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -84,13 +94,18 @@ class GarbageCollector : public Controller {
   void Start() override;
   void Stop() override;
 
-  // The group_resource names it watches ("pods", "replicasets.apps").
+  // The group_resource names it watches ("pods", "replicasets.apps",
+  // "widgets.example.com").
   std::vector<std::string> watched() const;
 
  private:
   struct Watched {
     const ResourceInfo* resource;
     Informer* informer;
+    // A custom resource's informer, the collector's own. Entries are never
+    // freed before the collector (pointers to them stay valid); one whose
+    // CRD went is stopped and no longer found.
+    std::unique_ptr<Informer> own = nullptr;
   };
   // An owner as a dependent's reference resolves.
   enum class OwnerState { kSolid, kDangling, kWaitingForDependents };
@@ -110,14 +125,27 @@ class GarbageCollector : public Controller {
   std::vector<std::pair<const Watched*, ObjectPtr>> DependentsOf(const std::string& uid) const;
   bool OwnerInCache(const Json& dependent, const Json& ref) const;
   const Watched* ForRef(const Json& ref) const;
+  const Watched* ByGroupResource(const std::string& group_resource) const;
+  std::vector<const Watched*> Active() const;
+  // Watches the custom resources the established CRDs serve now, stops
+  // watching those whose CRD went; later when a CRD's resource is not yet
+  // served.
+  Result SyncCustomResources();
+  bool CustomCachesSynced() const;
+  InformerHandlers HandlersFor(const Watched* w);
   void RemoveFinalizer(const Watched& w, const Json& obj, const std::string& finalizer);
   void RemoveOwnerRefs(const Watched& w, const Json& obj, const std::set<std::string>& uids);
   void DeleteObject(const Watched& w, const Json& obj, const std::string& policy);
 
   const GarbageCollectorOptions opts_;
+  Client& client_;
   ComponentClient identity_;
-  std::vector<Watched> watched_;
-  std::map<std::string, size_t> by_group_resource_;  // -> index in watched_
+  Informer* crds_ = nullptr;  // the CustomResourceDefinitions, when served
+  mutable std::shared_mutex watched_mu_;
+  std::vector<std::unique_ptr<Watched>> watched_;  // guarded; only grows
+  std::map<std::string, Watched*> by_group_resource_;  // guarded; the active ones
+  std::mutex sync_mu_;  // one SyncCustomResources at a time
+  std::atomic<bool> custom_synced_once_{false};
   InformerSubscriptions subscriptions_;
   StartStopOnce run_state_;
   std::mutex absent_mu_;

@@ -250,6 +250,130 @@ TEST_F(GcTest, AServicesSlicesGoWithIt) {
 
 // --- the namespace controller ---
 
+// Custom resources: a CRD's resource is watched while the CRD is there;
+// its objects own and are owned like any other.
+class GcCustomTest : public GcTest {
+ protected:
+  void TearDown() override {
+    GcTest::TearDown();
+    SetCustomResources({});  // the dynamic set is process-wide
+  }
+  const ResourceInfo& Crds() {
+    return *FindResource("apiextensions.k8s.io", "v1", "customresourcedefinitions");
+  }
+  void AddCrd(bool wait_watched = true) {
+    Json crd = {{"apiVersion", "apiextensions.k8s.io/v1"},
+                {"kind", "CustomResourceDefinition"},
+                {"metadata", {{"name", "widgets.example.com"}}},
+                {"spec",
+                 {{"group", "example.com"},
+                  {"scope", "Namespaced"},
+                  {"names", {{"plural", "widgets"}, {"kind", "Widget"}}},
+                  {"versions",
+                   {{{"name", "v1"},
+                     {"served", true},
+                     {"storage", true},
+                     {"schema",
+                      {{"openAPIV3Schema",
+                        {{"type", "object"}, {"x-kubernetes-preserve-unknown-fields", true}}}}}}}}}}};
+    cl().Create(Crds(), "", crd);
+    if (!wait_watched) return;
+    ASSERT_TRUE(Eventually([&] {
+      auto w = gc_->watched();
+      return std::find(w.begin(), w.end(), "widgets.example.com") != w.end();
+    }));
+  }
+  const ResourceInfo& Widgets() { return *FindResource("example.com", "v1", "widgets"); }
+  Json AddWidget(const std::string& name, const Json& owner = Json()) {
+    Json w = {{"apiVersion", "example.com/v1"}, {"kind", "Widget"}, {"metadata", {{"name", name}}}};
+    if (!owner.is_null()) {
+      w["metadata"]["ownerReferences"] = {{{"apiVersion", "v1"},
+                                           {"kind", "ConfigMap"},
+                                           {"name", owner["metadata"]["name"]},
+                                           {"uid", owner["metadata"]["uid"]},
+                                           {"blockOwnerDeletion", true}}};
+    }
+    Json out = cl().Create(Widgets(), "default", w);
+    out["kind"] = "Widget";
+    return out;
+  }
+  // A ConfigMap owned by the widget `owner`.
+  Json AddOwnedByWidget(const std::string& name, const Json& owner) {
+    Json cm = {{"apiVersion", "v1"},
+               {"kind", "ConfigMap"},
+               {"metadata",
+                {{"name", name},
+                 {"ownerReferences",
+                  {{{"apiVersion", "example.com/v1"},
+                    {"kind", "Widget"},
+                    {"name", owner["metadata"]["name"]},
+                    {"uid", owner["metadata"]["uid"]},
+                    {"blockOwnerDeletion", true}}}}}}};
+    return cl().Create(ConfigMaps(), "default", cm);
+  }
+};
+
+TEST_F(GcCustomTest, WatchesACrdsResourceWhileTheCrdIsThere) {
+  StartGc();
+  AddCrd();
+  cl().Delete(Crds(), "", "widgets.example.com");
+  EXPECT_TRUE(Eventually([&] {
+    auto w = gc_->watched();
+    return std::find(w.begin(), w.end(), "widgets.example.com") == w.end();
+  }));
+  // Made again: watched again.
+  AddCrd();
+}
+
+TEST_F(GcCustomTest, BackgroundCollectsDependentsOfCustomObjectsAndCustomDependents) {
+  StartGc();
+  AddCrd();
+  Json widget = AddWidget("w");
+  AddOwnedByWidget("of-widget", widget);
+  Json owner = AddConfigMap("owner");
+  AddWidget("owned", owner);
+  WAIT_FOR_DEPENDENTS(widget, 1u);
+  cl().Delete(Widgets(), "default", "w");
+  EXPECT_TRUE(Eventually([&] { return !Exists(ConfigMaps(), "of-widget"); }));
+  cl().Delete(ConfigMaps(), "default", "owner");
+  EXPECT_TRUE(Eventually([&] { return !Exists(Widgets(), "owned"); }));
+}
+
+TEST_F(GcCustomTest, CustomObjectsOwnedByGoneOwnersGoAtStart) {
+  AddCrd(/*wait_watched=*/false);
+  Json gone = AddConfigMap("gone");
+  Json live = AddConfigMap("live");
+  AddWidget("dangling", gone);
+  AddWidget("kept", live);
+  cl().Delete(ConfigMaps(), "default", "gone");
+  StartGc();
+  EXPECT_TRUE(Eventually([&] { return !Exists(Widgets(), "dangling"); }));
+  EXPECT_TRUE(Exists(Widgets(), "kept"));
+}
+
+TEST_F(GcCustomTest, ForegroundAndOrphanDeletionOfCustomObjects) {
+  StartGc();
+  AddCrd();
+  Json fg_owner = AddWidget("fg");
+  AddOwnedByWidget("fg-child", fg_owner);
+  Json orphaner = AddWidget("orph");
+  AddOwnedByWidget("orph-child", orphaner);
+  WAIT_FOR_DEPENDENTS(fg_owner, 1u);
+  WAIT_FOR_DEPENDENTS(orphaner, 1u);
+  DeleteOptions fg;
+  fg.propagation_policy = "Foreground";
+  cl().Delete(Widgets(), "default", "fg", fg);
+  EXPECT_TRUE(Eventually([&] { return !Exists(ConfigMaps(), "fg-child"); }));
+  EXPECT_TRUE(Eventually([&] { return !Exists(Widgets(), "fg"); }));
+  DeleteOptions orphan;
+  orphan.propagation_policy = "Orphan";
+  cl().Delete(Widgets(), "default", "orph", orphan);
+  EXPECT_TRUE(Eventually([&] { return !Exists(Widgets(), "orph"); }));
+  Json kept = GetCm("orph-child");
+  EXPECT_FALSE(kept["metadata"].contains("ownerReferences")) << kept.dump();
+}
+
+
 class NamespaceControllerTest : public GcTest {
  protected:
   void StartNamespaceController() {
