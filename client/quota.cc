@@ -532,9 +532,10 @@ std::vector<const ResourceInfo*> ResourcesCounted(const std::vector<std::string>
     auto dot = gr.find('.');
     std::string plural = gr.substr(0, dot);
     std::string group = dot == std::string::npos ? "" : gr.substr(dot + 1);
-    for (const auto& r : AllResources()) {
-      if (r.plural == plural && r.group == group && r.namespaced) {
-        add(&r);
+    // Custom resources too (count/widgets.example.com), in any served version.
+    for (const ResourceInfo* r : ServedResources()) {
+      if (r->plural == plural && r->group == group && r->namespaced) {
+        add(r);
         break;
       }
     }

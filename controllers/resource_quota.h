@@ -12,8 +12,8 @@
 // quota's own event). Shared informers of pods, services, claims,
 // configmaps, secrets, replicationcontrollers, serviceaccounts and the
 // apps, batch and Ingress workloads tell of objects going; quotas counting
-// other resources (`count/<resource>.<group>`) are recomputed every 30 s
-// at least.
+// other resources (`count/<resource>.<group>`, custom resources included)
+// are recomputed every 30 s at least.
 //
 // Thread-safety: Start/Stop from one owner thread.
 #pragma once

@@ -175,6 +175,40 @@ TEST_F(ResourceQuotaTest, ObjectCountsOfWorkloadsAreFreedWhenTheyGo) {
   cl().Create(deploys, "default", deployment("two"));
 }
 
+TEST_F(ResourceQuotaTest, CustomResourcesAreCountedAndRefusedPastTheQuota) {
+  struct ResetCustomResources {
+    ~ResetCustomResources() { SetCustomResources({}); }  // process-wide
+  } reset;
+  Json crd = {{"apiVersion", "apiextensions.k8s.io/v1"},
+              {"kind", "CustomResourceDefinition"},
+              {"metadata", {{"name", "widgets.example.com"}}},
+              {"spec",
+               {{"group", "example.com"},
+                {"scope", "Namespaced"},
+                {"names", {{"plural", "widgets"}, {"kind", "Widget"}}},
+                {"versions",
+                 {{{"name", "v1"},
+                   {"served", true},
+                   {"storage", true},
+                   {"schema",
+                    {{"openAPIV3Schema",
+                      {{"type", "object"}, {"x-kubernetes-preserve-unknown-fields", true}}}}}}}}}}};
+  cl().Create(*FindResource("apiextensions.k8s.io", "v1", "customresourcedefinitions"), "", crd);
+  const ResourceInfo& widgets = *FindResource("example.com", "v1", "widgets");
+  auto widget = [](const std::string& name) {
+    return Json{{"apiVersion", "example.com/v1"}, {"kind", "Widget"}, {"metadata", {{"name", name}}}};
+  };
+  cl().Create(widgets, "default", widget("w1"));
+  CreateQuota("q", {{"count/widgets.example.com", "2"}});
+  EXPECT_EQ(Used("q"), Json({{"count/widgets.example.com", "1"}}));
+  cl().Create(widgets, "default", widget("w2"));
+  EXPECT_EQ(CreateError(widgets, widget("w3")),
+            "widgets.example.com \"w3\" is forbidden: exceeded quota: q, requested: "
+            "count/widgets.example.com=1, used: count/widgets.example.com=2, limited: "
+            "count/widgets.example.com=2");
+  EXPECT_EQ(Used("q"), Json({{"count/widgets.example.com", "2"}}));
+}
+
 TEST_F(ResourceQuotaTest, ConcurrentCreatesCannotBothTakeTheLastSlot) {
   CreateQuota("q", {{"pods", "3"}});
   std::atomic<int> created{0}, refused{0};
