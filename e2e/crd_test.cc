@@ -1,15 +1,21 @@
 // e2e: CustomResourceDefinitions with real kubectl (1.27, 1.30, 1.33, a
 // fresh --cache-dir each): apply a CRD, wait for Established, then apply,
 // get (printer columns), patch, scale and delete its objects; a schema
-// violation is refused with kube-apiserver's message; deleting the CRD
-// deletes its objects and its resource leaves discovery.
+// violation is refused with kube-apiserver's message (junctors and formats
+// too); deleting the CRD deletes its objects and its resource leaves
+// discovery; the garbage collector collects dependents of custom objects
+// (background, foreground, orphan) and custom objects whose owner went; a
+// quota counts and limits custom objects (count/widgets.<group>).
 #include <gtest/gtest.h>
 #include <unistd.h>
+
+#include <cctype>
 
 #include "base/process.h"
 #include "base/yaml.h"
 #include "testing/e2e_cluster.h"
 #include "testing/e2e_support.h"
+#include "testing/kernel_fixture.h"
 
 namespace kin {
 namespace {
@@ -27,15 +33,25 @@ class CrdE2E : public ::testing::TestWithParam<std::string> {
       if (std::getenv("CI")) FAIL() << k_->binary() << " is missing";
       GTEST_SKIP() << k_->binary() << " is not installed";
     }
-    // A group and a namespace per kubectl version: the runs do not meet.
+    // A group per kubectl version and a namespace per test: the runs do
+    // not meet (a namespace deleted at a test's end may still be going).
     std::string v = GetParam();
     v.erase(std::remove(v.begin(), v.end(), '.'), v.end());
     group_ = "v" + v + ".kin.example.com";
-    ns_ = "crd-" + v;
+    std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    test = test.substr(0, test.find('/'));
+    std::string suffix;
+    for (char c : test) {
+      if (std::isalnum(static_cast<unsigned char>(c)) && suffix.size() < 24) {
+        suffix += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      }
+    }
+    ns_ = "crd-" + v + "-" + suffix;
     Kubectl({"create", "namespace", ns_});
   }
   void TearDown() override {
     Kubectl({"delete", "crd", "widgets." + group_, "--ignore-not-found", "--wait=false"});
+    Kubectl({"delete", "crd", "gizmos." + group_, "--ignore-not-found", "--wait=false"});
     Kubectl({"delete", "namespace", ns_, "--wait=false"});
   }
   CommandResult Kubectl(std::vector<std::string> args, const std::string& input = "") {
@@ -204,6 +220,155 @@ TEST_P(CrdE2E, ApplyWaitUseAndDelete) {
   Ok(N({"apply", "-f", "-"}), Widget("doomed", "small"));
   Ok({"delete", "namespace", ns_, "--timeout=60s"});
   EXPECT_EQ(Ok({"get", "widgets", "-A", "-o", "name"}), "");
+}
+
+// The garbage collector watches custom resources: a ConfigMap owned by a
+// widget goes with it (background and foreground, and kubectl's
+// --cascade=foreground returns), orphaning keeps it without the
+// reference, and a widget owned by a ConfigMap goes with the ConfigMap.
+TEST_P(CrdE2E, GarbageCollectionOfAndByCustomObjects) {
+  Ok({"apply", "-f", "-"}, Crd());
+  Ok({"wait", "--for=condition=Established", "crd/widgets." + group_, "--timeout=30s"});
+  auto owned_config_map = [&](const std::string& name, const std::string& widget) {
+    std::string uid = Ok(N({"get", "widget", widget, "-o", "jsonpath={.metadata.uid}"}));
+    Ok(N({"apply", "-f", "-"}), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name +
+                                    "\n  ownerReferences:\n  - apiVersion: " + group_ +
+                                    "/v1\n    kind: Widget\n    name: " + widget +
+                                    "\n    uid: " + uid + "\n    blockOwnerDeletion: true\n");
+  };
+  auto gone = [&](const std::string& what) {
+    return testing::Eventually(
+        [&] {
+          CommandResult r = Kubectl(N({"get", what, "--ignore-not-found", "-o", "name"}));
+          return r.status.success() && r.out.empty();
+        },
+        std::chrono::seconds(30));
+  };
+  // Background (kubectl's default).
+  Ok(N({"apply", "-f", "-"}), Widget("bg", "small"));
+  owned_config_map("of-bg", "bg");
+  Ok(N({"delete", "widget", "bg"}));
+  EXPECT_TRUE(gone("configmap/of-bg"));
+  // Foreground: the widget waits for its dependent, and kubectl for both.
+  Ok(N({"apply", "-f", "-"}), Widget("fg", "small"));
+  owned_config_map("of-fg", "fg");
+  CommandResult fg = Kubectl(N({"delete", "widget", "fg", "--cascade=foreground", "--timeout=60s"}));
+  EXPECT_TRUE(fg.status.success()) << fg.out << fg.err;
+  EXPECT_TRUE(gone("configmap/of-fg"));
+  EXPECT_TRUE(gone("widget/fg"));
+  // Orphan: the dependent stays, without the reference.
+  Ok(N({"apply", "-f", "-"}), Widget("orph", "small"));
+  owned_config_map("of-orph", "orph");
+  CommandResult orphan =
+      Kubectl(N({"delete", "widget", "orph", "--cascade=orphan", "--timeout=60s"}));
+  EXPECT_TRUE(orphan.status.success()) << orphan.out << orphan.err;
+  EXPECT_TRUE(gone("widget/orph"));
+  EXPECT_EQ(Ok(N({"get", "configmap", "of-orph", "-o", "jsonpath={.metadata.ownerReferences}"})),
+            "");
+  // A widget owned by a ConfigMap.
+  Ok(N({"create", "configmap", "owner"}));
+  std::string uid = Ok(N({"get", "configmap", "owner", "-o", "jsonpath={.metadata.uid}"}));
+  Ok(N({"apply", "-f", "-"}), "apiVersion: " + group_ +
+                                  "/v1\nkind: Widget\nmetadata:\n  name: owned\n"
+                                  "  ownerReferences:\n  - apiVersion: v1\n    kind: ConfigMap\n"
+                                  "    name: owner\n    uid: " +
+                                  uid + "\nspec:\n  size: small\n");
+  Ok(N({"delete", "configmap", "owner"}));
+  EXPECT_TRUE(gone("widget/owned"));
+}
+
+// allOf/anyOf/oneOf/not and formats, refused with kube-apiserver's words;
+// a schema with a type inside a junctor is not structural.
+TEST_P(CrdE2E, JunctorsAndFormats) {
+  const std::string crd = R"(apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.)" + group_ + R"(
+spec:
+  group: )" + group_ + R"(
+  scope: Namespaced
+  names: {plural: gizmos, kind: Gizmo}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              email: {type: string, format: email}
+              when: {type: string, format: date-time}
+              phone: {type: string}
+            oneOf:
+            - required: [email]
+            - required: [phone]
+)";
+  std::string bad_crd = crd;
+  bad_crd.replace(bad_crd.find("- required: [phone]"), 18, "- type: object");
+  CommandResult refused = Kubectl({"apply", "-f", "-"}, bad_crd);
+  EXPECT_FALSE(refused.status.success());
+  EXPECT_NE(refused.err.find("spec.versions[0].schema.openAPIV3Schema.properties[spec].oneOf[1]."
+                             "type: Forbidden: must be empty to be structural"),
+            std::string::npos)
+      << refused.err;
+  Ok({"apply", "-f", "-"}, crd);
+  Ok({"wait", "--for=condition=Established", "crd/gizmos." + group_, "--timeout=30s"});
+  auto gizmo = [&](const std::string& spec) {
+    return "apiVersion: " + group_ + "/v1\nkind: Gizmo\nmetadata:\n  name: g\nspec: " + spec + "\n";
+  };
+  CommandResult both = Kubectl(N({"apply", "-f", "-"}), gizmo("{email: ann@example.com, phone: '1'}"));
+  EXPECT_FALSE(both.status.success());
+  EXPECT_NE(both.err.find("<nil>: Invalid value: \"\": \"spec\" must validate one and only one "
+                          "schema (oneOf). Found 2 valid alternatives"),
+            std::string::npos)
+      << both.err;
+  CommandResult email = Kubectl(N({"apply", "-f", "-"}), gizmo("{email: foo}"));
+  EXPECT_FALSE(email.status.success());
+  EXPECT_NE(email.err.find("spec.email: Invalid value: \"foo\": spec.email in body must be of "
+                           "type email: \"foo\""),
+            std::string::npos)
+      << email.err;
+  CommandResult when = Kubectl(N({"apply", "-f", "-"}), gizmo("{phone: '1', when: yesterday}"));
+  EXPECT_FALSE(when.status.success());
+  EXPECT_NE(when.err.find("spec.when in body must be of type date-time: \"yesterday\""),
+            std::string::npos)
+      << when.err;
+  Ok(N({"apply", "-f", "-"}), gizmo("{email: ann@example.com, when: '2024-02-29T10:00:00Z'}"));
+  Ok({"delete", "crd", "gizmos." + group_, "--timeout=30s"});
+}
+
+// A quota on count/widgets.<group>: status.used counts the widgets, a
+// create past it is refused in kube-apiserver's words, and a deleted
+// widget frees its slot (the controller recounts custom resources within
+// 30 s).
+TEST_P(CrdE2E, QuotaCountsCustomObjects) {
+  Ok({"apply", "-f", "-"}, Crd());
+  Ok({"wait", "--for=condition=Established", "crd/widgets." + group_, "--timeout=30s"});
+  const std::string count = "count/widgets." + group_;
+  Ok(N({"apply", "-f", "-"}), Widget("w1", "small"));
+  Ok(N({"create", "quota", "wq", "--hard=" + count + "=2"}));
+  auto used = [&] {
+    return Kubectl(N({"get", "quota", "wq", "-o", "jsonpath={.status.used}"})).out;
+  };
+  ASSERT_TRUE(testing::Eventually([&] { return used() == "{\"" + count + "\":\"1\"}"; },
+                                  std::chrono::seconds(30)))
+      << used();
+  Ok(N({"apply", "-f", "-"}), Widget("w2", "small"));
+  CommandResult third = Kubectl(N({"apply", "-f", "-"}), Widget("w3", "small"));
+  EXPECT_FALSE(third.status.success());
+  EXPECT_NE(third.err.find("widgets." + group_ + " \"w3\" is forbidden: exceeded quota: wq, "
+                           "requested: " + count + "=1, used: " + count + "=2, limited: " +
+                           count + "=2"),
+            std::string::npos)
+      << third.err;
+  Ok(N({"delete", "widget", "w1"}));
+  ASSERT_TRUE(testing::Eventually([&] { return used() == "{\"" + count + "\":\"1\"}"; },
+                                  std::chrono::seconds(45)))
+      << used();
+  Ok(N({"apply", "-f", "-"}), Widget("w3", "small"));
 }
 
 // CRDs are in SQLite: after kill -9 of `kin serve` and `kin cluster
