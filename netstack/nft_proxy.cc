@@ -1,5 +1,6 @@
 #include "netstack/nft_proxy.h"
 
+#include <malloc.h>
 #include <openssl/evp.h>
 
 #include <chrono>
@@ -631,7 +632,18 @@ class NftProxyBackend : public ProxyBackend {
     // A failed transaction changed nothing: the table still holds last_.
     full_next_ = true;
     if (!plan.script.empty()) nft_.Run(plan.script);
-    if (full) last_full_ = now;
+    if (full) {
+      last_full_ = now;
+      // libnftables' cache now holds every object of the script (~280 MB
+      // at 10,000 Services x 5 endpoints) and would drop it at the next
+      // transaction anyway (the table's generation changed): release it
+      // now, off the next sync's path. glibc keeps what libnftables freed
+      // (the parse peaks at ~0.7 GB): give it back to the system, or each
+      // node's proxy stays that big (0.67 GB resident after a full sync at
+      // 10,000 Services, 65 MB after; the trim takes ~80 ms there).
+      nft_.ReleaseCache();
+      if (state.ports.size() >= kCachedAbovePorts) ::malloc_trim(0);
+    }
     stale_ = std::move(plan.stale_chains);
     // What was applied before this backend began is unknown: every UDP
     // port with endpoints counts as new (kube-proxy does the same at start).

