@@ -648,6 +648,14 @@ TEST_F(CrdRegistryTest, JunctorsAndFormatsRefuseCreatesUpdatesAndPatches) {
     registry_->Patch(v1, "default", "w", PatchType::kMerge,
                      R"({"spec":{"contact":{"email":"foo","phone":"1"}}})", "", wo_);
   });
+  // Server-side apply, of the object and of a new one.
+  WriteOptions apply = wo_;
+  apply.field_manager = "test";
+  apply.force = true;
+  const std::string applied =
+      R"({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w"},)"
+      R"("spec":{"size":"small","contact":{"email":"foo","phone":"1"}}})";
+  expect_invalid([&] { registry_->Patch(v1, "default", "w", PatchType::kApply, applied, "", apply); });
   EXPECT_EQ(registry_->Get(v1, "default", "w")["spec"]["contact"]["email"], "ann@example.com");
   // One of the two is fine.
   Json patched = registry_->Patch(v1, "default", "w", PatchType::kMerge,

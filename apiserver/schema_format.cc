@@ -7,6 +7,8 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <vector>
@@ -25,9 +27,20 @@ bool IsHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 // Go's regexp \s: the ASCII white space RE2 knows.
 bool IsGoSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'; }
 
-bool Matches(const std::string& s, const char* pattern,
+// Compiled once: building a std::regex costs far more than matching it
+// (a const regex may be matched from many threads at once).
+bool Matches(const std::string& s, const std::string& pattern,
              std::regex::flag_type flags = std::regex::ECMAScript) {
-  return std::regex_match(s, std::regex(pattern, flags));
+  static std::mutex mu;
+  static auto* cache = new std::map<std::pair<std::string, int>, std::shared_ptr<const std::regex>>();
+  std::shared_ptr<const std::regex> re;
+  {
+    std::lock_guard lock(mu);
+    auto& slot = (*cache)[{pattern, static_cast<int>(flags)}];
+    if (!slot) slot = std::make_shared<const std::regex>(pattern, flags);
+    re = slot;
+  }
+  return std::regex_match(s, *re);
 }
 
 // Each UTF-8 sequence of a non-ASCII code point as one letter: the
@@ -463,7 +476,7 @@ const std::map<std::string, std::function<bool(const std::string&)>>& Registry()
       {"rgbcolor",
        [](const std::string& s) {
          const std::string n = "\\s*(0|[1-9][0-9]?|1[0-9][0-9]?|2[0-4][0-9]|25[0-5])\\s*";
-         return Matches(s, ("^rgb\\(" + n + "," + n + "," + n + "\\)$").c_str());
+         return Matches(s, "^rgb\\(" + n + "," + n + "," + n + "\\)$");
        }},
       {"byte",
        [](const std::string& s) {
