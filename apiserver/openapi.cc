@@ -194,10 +194,47 @@ Json LoadDefinitions() {
 }
 
 // "group/version/kind" -> definition name.
+// What field validation reads of a schema: the structure (properties,
+// additionalProperties, items, $ref) and a definition's
+// x-kubernetes-group-version-kind, without the descriptions, types and
+// formats, which are most of the full definitions' size.
+Json StructureOf(const Json& schema) {
+  Json out = Json::object();
+  if (!schema.is_object()) return out;
+  if (auto it = schema.find("$ref"); it != schema.end()) out["$ref"] = *it;
+  if (auto it = schema.find("properties"); it != schema.end() && it->is_object()) {
+    Json& props = out["properties"] = Json::object();
+    for (const auto& [key, child] : it->items()) props[key] = StructureOf(child);
+  }
+  if (auto it = schema.find("additionalProperties"); it != schema.end()) {
+    out["additionalProperties"] = it->is_object() ? StructureOf(*it) : *it;
+  }
+  if (auto it = schema.find("items"); it != schema.end()) out["items"] = StructureOf(*it);
+  return out;
+}
+
+// The definitions as field validation and DefinitionName need them, kept
+// for the process's life. The full SchemaDefinitions() are only loaded for
+// the OpenAPI documents (and a CRD's).
+const Json& StructuralDefinitions() {
+  static const Json defs = [] {
+    Json full = LoadDefinitions();
+    Json out = Json::object();
+    for (const auto& [name, def] : full.items()) {
+      Json& d = out[name] = StructureOf(def);
+      if (auto it = def.find("x-kubernetes-group-version-kind"); it != def.end()) {
+        d["x-kubernetes-group-version-kind"] = *it;
+      }
+    }
+    return out;
+  }();
+  return defs;
+}
+
 const std::map<std::string, std::string>& KindIndex() {
   static const std::map<std::string, std::string> index = [] {
     std::map<std::string, std::string> out;
-    for (const auto& [name, def] : SchemaDefinitions().items()) {
+    for (const auto& [name, def] : StructuralDefinitions().items()) {
       auto it = def.find("x-kubernetes-group-version-kind");
       if (it == def.end()) continue;
       for (const auto& gvk : *it) {
@@ -1015,7 +1052,7 @@ struct Shape {
 Shape ShapeOf(const Json& schema) {
   const Json* s = &schema;
   if (auto ref = schema.find("$ref"); ref != schema.end()) {
-    s = &SchemaDefinitions().at(ref->get<std::string>());
+    s = &StructuralDefinitions().at(ref->get<std::string>());
   }
   if (auto it = s->find("properties"); it != s->end()) return {Shape::kStruct, &*it};
   if (auto it = s->find("additionalProperties"); it != s->end() && it->is_object()) {

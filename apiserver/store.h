@@ -114,8 +114,9 @@ struct StoreOptions {
   // the watches that start from a recent revision (nearly all: informers
   // re-watch from their last event). Watches from older revisions read the
   // rest from SQLite. At 8 MiB in memory the window was a fifth of kin
-  // serve's RSS with 100 pods.
-  size_t memory_history_bytes = 1 << 20;
+  // serve's RSS with 100 pods; 256 KiB still holds the last few hundred
+  // changes, more than an informer falls behind by.
+  size_t memory_history_bytes = 256 << 10;
   size_t watch_queue_capacity = 100000;
   // Which fields of an object in `bucket` field selectors may use.
   std::function<FieldSet(const std::string& bucket, const Json& obj)> index_fields;
