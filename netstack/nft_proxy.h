@@ -88,7 +88,10 @@
 //               small second table costs ~2 ms), so only spreading the
 //               service ports over several tables, each with its own nat
 //               base chains, would divide it: a layout unlike kube-proxy's,
-//               not done.
+//               not done. Its price, measured: 16 more tables with nat
+//               prerouting and output chains (a 625-element vmap each) add
+//               ~4 us to every new connection through the node, pod to pod
+//               too (45 -> 49 us), as every new flow passes every nat chain.
 //
 // Differences from kube-proxy: the random choice is one rule per endpoint
 // instead of one `numgen random mod N vmap { ... }` rule, because every
