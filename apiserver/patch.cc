@@ -1559,6 +1559,43 @@ void RecordUpdate(std::vector<ManagerEntry>& managers, const Comparison& cmp,
   throw error;
 }
 
+using Conflicts = std::vector<std::pair<const ManagerEntry*, FieldSet>>;
+
+// kube-apiserver's lastAppliedManager: `kubectl apply --server-side` (the
+// field manager "kubectl") over an object that client-side `kubectl apply`
+// made may take over the fields named by its last-applied-configuration
+// annotation, so that moving an object from client-side to server-side
+// apply does not conflict with "kubectl-client-side-apply" where a
+// defaulted atomic field (a webhook's rules, a StatefulSet's
+// volumeClaimTemplates) differs from the file. Returns the conflicts that
+// remain: all of them for another manager or without a usable annotation.
+Conflicts WithoutLastAppliedConflicts(const Json& live, Conflicts conflicts,
+                                      const FieldSchema* root, const std::string& manager) {
+  if (manager != "kubectl" || !live.is_object()) return conflicts;
+  auto md = live.find("metadata");
+  if (md == live.end() || !md->is_object()) return conflicts;
+  auto annotations = md->find("annotations");
+  if (annotations == md->end() || !annotations->is_object()) return conflicts;
+  auto annotation = annotations->find("kubectl.kubernetes.io/last-applied-configuration");
+  if (annotation == annotations->end() || !annotation->is_string()) return conflicts;
+  Json last_applied = Json::parse(annotation->get<std::string>(), nullptr,
+                                  /*allow_exceptions=*/false);
+  if (!last_applied.is_object()) return conflicts;
+  FieldSet allowed;
+  try {
+    Path path;
+    CollectFieldSet(Tracked(last_applied), root, path, allowed);
+  } catch (const Error&) {
+    return conflicts;  // as upstream: an unusable annotation allows nothing
+  }
+  Conflicts remaining;
+  for (auto& [m, set] : conflicts) {
+    FieldSet rest = Difference(set, allowed);
+    if (!rest.Empty()) remaining.emplace_back(m, std::move(rest));
+  }
+  return remaining;
+}
+
 }  // namespace
 
 // ===========================================================================
@@ -1655,12 +1692,15 @@ Json ServerSideApply(const Json& live, const Json& applied, const std::string& g
   Comparison cmp = CompareObjects(live_t, merged, &root);
   FieldSet changed = cmp.modified;
   UnionInto(changed, cmp.added);
-  std::vector<std::pair<const ManagerEntry*, FieldSet>> conflicts;
+  Conflicts conflicts;
   for (const ManagerEntry& m : managers) {
     FieldSet c = Intersection(m.set, changed);
     if (!c.Empty()) conflicts.emplace_back(&m, std::move(c));
   }
-  if (!conflicts.empty() && !opts.force) ThrowConflicts(conflicts);
+  if (!conflicts.empty() && !opts.force) {
+    conflicts = WithoutLastAppliedConflicts(live, std::move(conflicts), &root, opts.manager);
+    if (!conflicts.empty()) ThrowConflicts(conflicts);
+  }
   for (ManagerEntry& m : managers) {
     m.set = Difference(Difference(m.set, changed), cmp.removed);
   }

@@ -47,8 +47,7 @@
 //     status fields in an apply to the main resource are merged like any
 //     other field (the caller resets them if the resource has a status
 //     subresource); no conversion between API versions; no cap on the number
-//     of Update managers; the kubectl last-applied-configuration annotation
-//     is not consulted for conflicts; for a create, "." (the map itself)
+//     of Update managers; for a create, "." (the map itself)
 //     is recorded for every newly added map below metadata/spec/status,
 //     whereas Kubernetes omits it for Go value structs (spec.template etc.).
 //   - Duplicate items in a live keyed list collapse to the first one during
@@ -108,7 +107,10 @@ struct ApplyOptions {
 // An existing object without managedFields is first attributed to the
 // manager "before-first-apply", as Kubernetes does. Throws Conflict when the
 // configuration changes a field another manager owns and !opts.force; with
-// force the field moves to this manager.
+// force the field moves to this manager. As kube-apiserver, the manager
+// "kubectl" (`kubectl apply --server-side`) takes over without a conflict
+// the fields named in the object's kubectl.kubernetes.io/last-applied-
+// configuration annotation (left by a client-side `kubectl apply`).
 Json ServerSideApply(const Json& live, const Json& applied, const std::string& group,
                      const std::string& kind, const ApplyOptions& opts);
 

@@ -692,6 +692,55 @@ TEST(ServerSideApply, ConflictWithAnUpdater) {
   EXPECT_EQ(e.causes()[0].field, ".spec.replicas");
 }
 
+// `kubectl apply --server-side` over what `kubectl apply` made: the server
+// defaulted an atomic field the file leaves out (as a webhook's rules get
+// scope "*"), so the applied value differs from the live one; the field is
+// in the last-applied-configuration annotation, so the manager "kubectl"
+// takes it over (kube-apiserver's lastAppliedManager). Any other manager,
+// a field outside the annotation, or no annotation still conflicts.
+TEST(ServerSideApply, KubectlTakesOverFieldsOfTheLastAppliedAnnotation) {
+  Json file = J(R"({"apiVersion":"apps/v1","kind":"Deployment",
+      "metadata":{"name":"web"},"spec":{"replicas":3,"selector":{"matchLabels":{"app":"web"}}}})");
+  Json live = file;
+  live["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+      file.dump();
+  // selector is atomic: a defaulted member makes the applied value differ.
+  live["spec"]["selector"]["matchExpressions"] = Json::array();
+  RecordUpdateManagedFields(nullptr, live, "kubectl-client-side-apply", "apps/v1",
+                            "2024-01-01T00:00:00Z");
+
+  Json out = Apply(live, file, "kubectl", "2024-01-02T00:00:00Z");
+  EXPECT_EQ(out["spec"]["selector"], file["spec"]["selector"]);
+  EXPECT_FALSE(Entry(out, "kubectl-client-side-apply", "Update")["fieldsV1"]["f:spec"].contains(
+      "f:selector"));
+  EXPECT_TRUE(Entry(out, "kubectl", "Apply")["fieldsV1"]["f:spec"].contains("f:selector"));
+
+  Error e = Caught([&] { Apply(live, file, "helm"); });
+  EXPECT_EQ(e.message(),
+            "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using "
+            "apps/v1: .spec.selector");
+  // A field the annotation does not name (changed by another client).
+  Json changed = file;
+  changed["spec"]["replicas"] = 5;
+  Json scaled = live;
+  scaled["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+      J(R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},
+           "spec":{"selector":{"matchLabels":{"app":"web"}}}})")
+          .dump();
+  e = Caught([&] { Apply(scaled, changed, "kubectl"); });
+  EXPECT_EQ(e.message(),
+            "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using "
+            "apps/v1: .spec.replicas");
+  Json unannotated = live;
+  unannotated["metadata"].erase("annotations");
+  e = Caught([&] { Apply(unannotated, file, "kubectl"); });
+  EXPECT_EQ(e.code(), Code::kConflict);
+  unannotated["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+      "not json";
+  e = Caught([&] { Apply(unannotated, file, "kubectl"); });
+  EXPECT_EQ(e.code(), Code::kConflict);
+}
+
 TEST(ServerSideApply, ConflictBetweenAppliersAndSharedOwnership) {
   Json live = Apply(nullptr, DeploymentConfig(), "a");
   Json config = J(R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},
