@@ -11,6 +11,7 @@
 #include "base/http_client.h"
 #include "client/events.h"
 #include "client/informer.h"
+#include "client/resources.h"
 #include "testing/e2e_support.h"
 #include "testing/kernel_fixture.h"
 
@@ -68,6 +69,35 @@ TEST_F(LocalClientTest, CrudWithTheSameSemanticsAsHttp) {
   EXPECT_EQ(cl().List(ConfigMaps(), "default")["items"].size(), 1u);
   cl().Delete(ConfigMaps(), "default", "a");
   EXPECT_THROW(cl().Get(ConfigMaps(), "default", "a"), Error);
+}
+
+// As kube-apiserver's namespace strategy: an update or an apply of a
+// namespace keeps spec.finalizers (`kubectl apply --server-side` over a
+// client-side apply prunes them from what it applies: without `kubernetes`
+// the namespace went at once when deleted, its content left behind); only
+// namespaces/NAME/finalize changes them.
+TEST_F(LocalClientTest, NamespaceFinalizersChangeOnlyThroughFinalize) {
+  const ResourceInfo& namespaces = NamespacesResource();
+  const Json kubernetes = Json::array({"kubernetes"});
+  Json ns = {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "team"}}}};
+  Json created = cl().Create(namespaces, "", ns);
+  EXPECT_EQ(created["spec"]["finalizers"], kubernetes);
+  created["spec"]["finalizers"] = Json::array({"other"});
+  EXPECT_EQ(cl().Update(namespaces, "", created)["spec"]["finalizers"], kubernetes);
+
+  WriteOptions apply;
+  apply.field_manager = "kubectl";
+  Json with_finalizers = ns;
+  with_finalizers["spec"]["finalizers"] = kubernetes;
+  cl().Patch(namespaces, "", "team", PatchType::kApply, with_finalizers, "", apply);
+  // Applied again without them: the apply prunes them, the strategy keeps them.
+  Json applied = cl().Patch(namespaces, "", "team", PatchType::kApply, ns, "", apply);
+  EXPECT_EQ(applied["spec"]["finalizers"], kubernetes);
+
+  Json finalize = cl().Get(namespaces, "", "team");
+  finalize["spec"]["finalizers"] = Json::array();
+  Json finalized = cl().Update(namespaces, "", finalize, "finalize");
+  EXPECT_EQ(finalized["spec"].value("finalizers", Json::array()), Json::array());
 }
 
 TEST_F(LocalClientTest, InformerFollowsChangesWithoutPolling) {

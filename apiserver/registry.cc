@@ -1269,6 +1269,19 @@ Json Registry::PrepareUpdate(const ResourceInfo& r, const Json& old, Json obj,
     else
       obj.erase("status");
   }
+  if (r.group.empty() && r.plural == "namespaces" && subresource.empty()) {
+    // As kube-apiserver's namespace strategy: spec.finalizers change only
+    // through namespaces/NAME/finalize. An update or an apply that leaves
+    // them out (`kubectl apply --server-side` over a client-side apply
+    // prunes what it took over) keeps `kubernetes`, without which the
+    // namespace would go at once, before its content.
+    const Json& old_spec = old.value("spec", Json::object());
+    if (old_spec.contains("finalizers")) {
+      obj["spec"]["finalizers"] = old_spec["finalizers"];
+    } else if (obj.contains("spec") && obj["spec"].is_object()) {
+      obj["spec"].erase("finalizers");
+    }
+  }
   if (subresource != "status") {
     ApplyDefaults(r.group, r.kind, obj, {opts_.default_toleration_seconds});
     if (r.plural == "priorityclasses" && r.group == "scheduling.k8s.io") {
@@ -1457,8 +1470,9 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
 Json Registry::Update(const ResourceInfo& r, const std::string& ns, const std::string& name,
                       Json obj, const std::string& subresource, const WriteOptions& opts) {
   if (subresource == "finalize" && r.plural == "namespaces") {
-    // The namespace controller's write of spec.finalizers (as over HTTP).
-    return Update(r, ns, name, std::move(obj), "", opts);
+    // The namespace controller's write of spec.finalizers (as over HTTP):
+    // the one write that may change them (PrepareUpdate).
+    return UpdateWith(r, ns, name, subresource, opts, [&](const Json&) { return obj; });
   }
   if (!subresource.empty() && subresource != "status" && !(subresource == "scale")) {
     throw Error::NotFound("the server could not find the requested resource");
