@@ -359,6 +359,7 @@ void ClusterRuntime::StartComponents(const NodeConfig& n) {
   Parts::NodeRun run;
   NodeAgentOptions ao = AgentOptions(opts_, n, parts_->images.get());
   ao.puller = parts_->puller.get();
+  if (opts_.informers) ao.pod_informer = &opts_.informers->For(PodsResource());
   auto agent = std::make_unique<AgentComponent>(*parts_->client, std::move(ao));
   run.agent = agent->agent();
   run.components.push_back(std::move(agent));

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "client/client.h"
+#include "client/informer_factory.h"
 #include "cmd/cluster_config.h"
 #include "controllers/cluster_dns.h"
 #include "controllers/controller.h"
@@ -62,6 +63,10 @@ struct ClusterRuntimeOptions {
   ClusterConfig config;
   // Per node, after its agent, in this order.
   std::vector<NodeComponentFactory> node_components;
+  // The process's shared informers (kin serve's controller manager): node
+  // agents read their pods from its pod informer rather than each watching
+  // its own (NodeAgentOptions.pod_informer). Null: each agent watches.
+  SharedInformerFactory* informers = nullptr;
   std::string state_dir;
   std::string kin_binary;
   std::chrono::milliseconds crash_backoff{10000};

@@ -219,7 +219,7 @@ struct PodRuntime {
   bool terminating = false;
   Clock::time_point grace_deadline{};
   bool final_deleted = false;
-  Json last_status;
+  std::string last_status;  // the status last written, serialized (compact)
   std::string sandbox_error;
   Clock::time_point sandbox_retry{};
   std::string start_time;
@@ -340,6 +340,15 @@ class NodeAgent::Impl {
   void Adopt();
   // Removes the logs of pods this node no longer has (after the informer synced).
   void RemoveOrphanLogs();
+  bool OnThisNode(const Json& pod) const {
+    const Json& spec = object::Field(pod, "spec");
+    return object::Str(spec, "nodeName") == opts_.node_name;
+  }
+  // The cached pod ns/name if it is bound to this node, else null.
+  ObjectPtr OwnPod(const std::string& ns, const std::string& name) const {
+    ObjectPtr pod = pods_->Lookup(ns, name);
+    return pod && OnThisNode(*pod) ? pod : nullptr;
+  }
   void SyncPod(const std::string& uid);
   // Returns when the pod wants to be looked at again (max: none).
   Clock::time_point SyncRunningPod(PodRuntime& p, const Json& pod);
@@ -385,7 +394,12 @@ class NodeAgent::Impl {
   netstack::Ipv4Allocator ipam_;
   std::unique_ptr<ShimLauncher> shims_;
   std::unique_ptr<ServiceAccountTokenManager> tokens_;  // with opts_.request_token
-  std::unique_ptr<Informer> pods_;
+  // The pods bound to this node: own_pods_ (a watch on spec.nodeName=<node>)
+  // or, with opts_.pod_informer, the process's shared pod informer, whose
+  // other pods are skipped (OwnPod); pods_ is the one in use.
+  std::unique_ptr<Informer> own_pods_;
+  Informer* pods_ = nullptr;
+  Informer::HandlerId pod_handlers_ = 0;  // on a shared informer
 
   std::mutex mu_;  // guards the queue and pods_by_uid_ / running_
   std::condition_variable cv_;
@@ -431,8 +445,6 @@ void NodeAgent::Impl::Start() {
   RenewLease();
   Adopt();
 
-  InformerOptions io;
-  io.field_selector = "spec.nodeName=" + opts_.node_name;
   InformerHandlers h;
   // The uid -> namespace/name map lets a sync find its pod in the cache
   // directly (no scan of every pod of the node).
@@ -445,11 +457,27 @@ void NodeAgent::Impl::Start() {
     }
     Enqueue(uid);
   };
-  h.on_add = remember;
-  h.on_update = [remember](const Json&, const Json& pod) { remember(pod); };
-  h.on_delete = [this](const Json& pod) { Enqueue(pod["metadata"].value("uid", "")); };
-  pods_ = std::make_unique<Informer>(client_, PodsResource(), io, h);
-  pods_->Start();
+  h.on_add = [this, remember](const Json& pod) {
+    if (OnThisNode(pod)) remember(pod);
+  };
+  // A pod's nodeName is set once (binding) and never changes after.
+  h.on_update = [this, remember](const Json&, const Json& pod) {
+    if (OnThisNode(pod)) remember(pod);
+  };
+  h.on_delete = [this](const Json& pod) {
+    if (OnThisNode(pod)) Enqueue(pod["metadata"].value("uid", ""));
+  };
+  if (opts_.pod_informer) {
+    pods_ = opts_.pod_informer;
+    pod_handlers_ = pods_->AddHandlers(std::move(h));
+  } else {
+    InformerOptions io;
+    io.field_selector = "spec.nodeName=" + opts_.node_name;
+    own_pods_ = std::make_unique<Informer>(client_, PodsResource(), io, std::move(h));
+    own_pods_->AddIndex(kNodeNameIndex, IndexByNodeName);
+    pods_ = own_pods_.get();
+    pods_->Start();
+  }
   threads_.emplace_back([this] { MonitorLoop(); });
   threads_.emplace_back([this] { HeartbeatLoop(); });
   for (int i = 0; i < std::max(1, opts_.workers); ++i)
@@ -486,7 +514,11 @@ void NodeAgent::Impl::RemoveOrphanLogs() {
 
 void NodeAgent::Impl::Stop() {
   if (!started_ || stopping_.exchange(true)) return;
-  if (pods_) pods_->Stop();
+  if (own_pods_) {
+    own_pods_->Stop();
+  } else if (pods_) {
+    pods_->RemoveHandlers(pod_handlers_);
+  }
   cv_.notify_all();
   hb_cv_.notify_all();
   uint64_t one = 1;
@@ -915,13 +947,13 @@ void NodeAgent::Impl::SyncPod(const std::string& uid) {
     auto r = runtimes_.find(uid);
     if (r != runtimes_.end()) known = r->second.get();
   }
-  std::optional<Json> pod;
-  if (!key.second.empty()) pod = pods_->Get(key.first, key.second);
+  ObjectPtr pod;
+  if (!key.second.empty()) pod = OwnPod(key.first, key.second);
   if (!pod && key.second.empty()) {
     // Adopted from a directory without a name: look for it by uid once.
-    for (const Json& candidate : pods_->List()) {
-      if (candidate["metadata"].value("uid", "") == uid) {
-        pod = candidate;
+    for (ObjectPtr& candidate : pods_->ByIndex(kNodeNameIndex, opts_.node_name)) {
+      if ((*candidate)["metadata"].value("uid", "") == uid) {
+        pod = std::move(candidate);
         break;
       }
     }
@@ -1526,7 +1558,7 @@ bool NodeAgent::Impl::StartContainer(PodRuntime& p, const Json& pod, ContainerRu
   }
   try {
     if (p.volumes) {
-      for (auto& m : p.volumes->MountsFor(spec)) {
+      for (auto& m : p.volumes->MountsFor(pod, spec)) {
         // A built-in image runs on the host's root, where the credentials'
         // path is not made (and the pods' directory is detached from its
         // mount namespace). They are bound instead on a directory of the
@@ -1663,7 +1695,7 @@ void NodeAgent::Impl::StopContainer(PodRuntime& p, ContainerRuntime& c, int grac
   c.killing = true;
   c.kill_reason = why;
   c.kill_deadline = Clock::now() + std::chrono::seconds(grace_seconds);
-  if (std::optional<Json> pod = pods_->Get(p.ns, p.name)) recorder_.Normal(*pod, "Killing", why);
+  if (ObjectPtr pod = OwnPod(p.ns, p.name)) recorder_.Normal(*pod, "Killing", why);
   int sig = grace_seconds <= 0 ? SIGKILL : SIGTERM;
   if (sig == SIGKILL) c.kill_escalated = true;
   SignalProcess(c.state->pid, c.state->start_ticks, sig);
@@ -2119,10 +2151,12 @@ void NodeAgent::Impl::UpdateStatus(PodRuntime& p, const Json& pod) {
   Json status = BuildStatus(p, pod);
   // Compare without the times that BuildStatus stamps afresh.
   Json current = pod.value("status", Json::object());
-  if (status == current || status == p.last_status) return;
+  if (status == current) return;
+  std::string serialized = status.dump();
+  if (serialized == p.last_status) return;
   try {
     client_.Patch(PodsResource(), p.ns, p.name, PatchType::kMerge, {{"status", status}}, "status");
-    p.last_status = status;
+    p.last_status = std::move(serialized);
   } catch (const Error& e) {
     if (e.code() != Code::kNotFound) throw;
   }

@@ -2,7 +2,8 @@
 //
 // It registers its Node (addresses, podCIDR, capacity, labels, taints, the
 // Ready condition), renews its Lease in kube-node-lease, and runs the pods
-// bound to it, driven by an informer on pods with spec.nodeName = the node:
+// bound to it, driven by the pods with spec.nodeName = the node (from its own
+// informer, or the process's shared one: NodeAgentOptions.pod_informer):
 //
 //  - a sandbox per pod: a network namespace /run/netns/<prefix><ns>-<name>-<uid>
 //    wired to the node's cbr0 (netstack PlanPodAttach: veth made with its
@@ -52,6 +53,7 @@ namespace kin {
 
 class ImageStore;
 class ImagePuller;
+class Informer;
 
 // What exec, attach, logs and port-forward need of one container, read
 // from the pod's directory (never from the agent's working state).
@@ -108,6 +110,12 @@ struct NodeAgentOptions {
   // ServiceAccount's.
   ImagePuller* puller = nullptr;
   int workers = 4;
+  // The process's shared informer on all pods (client/informer_factory.h,
+  // with its node-name index; started by its owner, and outliving the
+  // agent): the agent reads its node's pods from that cache instead of
+  // watching them itself, so a process with several nodes holds each pod
+  // once. Null: the agent watches pods with spec.nodeName=<node_name>.
+  Informer* pod_informer = nullptr;
   std::chrono::milliseconds lease_interval{10000};
   std::chrono::milliseconds status_interval{60000};
   std::chrono::milliseconds crash_backoff{10000};  // first back-off; doubles up to 5 min

@@ -566,7 +566,6 @@ PodVolumes PodVolumes::Setup(const Json& pod, const std::string& pod_dir,
                              const VolumeContext& ctx) {
   PodVolumes pv;
   pv.pod_dir_ = Absolute(pod_dir);
-  pv.pod_ = pod;
   pv.ctx_ = ctx;
   const Json& vols = Get(Get(pod, "spec"), "volumes");
   if (!vols.is_array()) return pv;
@@ -612,7 +611,6 @@ PodVolumes PodVolumes::Setup(const Json& pod, const std::string& pod_dir,
 }
 
 bool PodVolumes::Refresh(const Json& pod, const VolumeContext& ctx) {
-  pod_ = pod;
   ctx_ = ctx;
   bool changed = false;
   std::optional<Error> first;
@@ -638,12 +636,12 @@ const std::string& PodVolumes::HostPath(const std::string& volume) const {
   return it->second.host_path;
 }
 
-std::vector<BindMount> PodVolumes::MountsFor(const Json& container) const {
+std::vector<BindMount> PodVolumes::MountsFor(const Json& pod, const Json& container) const {
   const std::string cname = Str(container, "name");
   // The field path of this container in the pod, for error messages.
   const std::string cfield = [&]() -> std::string {
     for (const char* list : {"containers", "initContainers", "ephemeralContainers"}) {
-      const Json& cs = Get(Get(pod_, "spec"), list);
+      const Json& cs = Get(Get(pod, "spec"), list);
       if (!cs.is_array()) continue;
       for (size_t i = 0; i < cs.size(); ++i) {
         if (Str(cs[i], "name") == cname) {
@@ -660,7 +658,7 @@ std::vector<BindMount> PodVolumes::MountsFor(const Json& container) const {
   // The container's environment, for subPathExpr (value and fieldRef, and
   // ConfigMap/Secret keys through the lookup).
   std::map<std::string, std::string> env;
-  const std::string ns = Str(Get(pod_, "metadata"), "namespace");
+  const std::string ns = Str(Get(pod, "metadata"), "namespace");
   const Json& envs = Get(container, "env");
   if (envs.is_array()) {
     for (const auto& e : envs) {
@@ -675,7 +673,7 @@ std::vector<BindMount> PodVolumes::MountsFor(const Json& container) const {
       const Json& from = Get(e, "valueFrom");
       try {
         if (from.contains("fieldRef")) {
-          env[name] = PodFieldValue(pod_, Str(from["fieldRef"], "fieldPath"), FieldContextOf(ctx_));
+          env[name] = PodFieldValue(pod, Str(from["fieldRef"], "fieldPath"), FieldContextOf(ctx_));
         } else if (from.contains("configMapKeyRef") || from.contains("secretKeyRef")) {
           bool cm = from.contains("configMapKeyRef");
           const Json& ref = from[cm ? "configMapKeyRef" : "secretKeyRef"];

@@ -78,7 +78,9 @@ class PodVolumes {
   // subPathExpr optional, readOnly); targets are mountPath. configMap, secret,
   // downwardAPI and projected mounts are always read-only, as in the kubelet.
   // subPath directories that do not exist yet are created (like the kubelet).
-  std::vector<BindMount> MountsFor(const Json& container) const;
+  // `pod` is the pod the container belongs to (its current state: subPathExpr
+  // and fieldRefs read it); the volumes keep no copy of it.
+  std::vector<BindMount> MountsFor(const Json& pod, const Json& container) const;
 
   // Re-writes configMap/secret/downwardAPI/projected contents from current
   // objects (kubelet's periodic refresh); returns true when something changed.
@@ -96,7 +98,6 @@ class PodVolumes {
     bool read_only = false;  // forced read-only (configMap, secret, ...)
   };
   std::string pod_dir_;
-  Json pod_;  // metadata and containers, for subPathExpr and field names
   VolumeContext ctx_;
   std::map<std::string, Volume> volumes_;
 };

@@ -450,7 +450,7 @@ TEST_F(VolumesTest, HostPathTypes) {
   Json c = {{"name", "app"},
             {"volumeMounts", Json::array({{{"name", "h"}, {"mountPath", "/data"}}})}};
   auto hpv = setup(d + "/made", "");
-  auto mounts = hpv.MountsFor(c);
+  auto mounts = hpv.MountsFor(Pod(Json::array(), Json::array({c})), c);
   ASSERT_EQ(mounts.size(), 1u);
   EXPECT_EQ(mounts[0].source, d + "/made");
   EXPECT_EQ(mounts[0].target, "/data");
@@ -496,7 +496,7 @@ TEST_F(VolumesTest, MountsForReadOnlyAndSubPaths) {
                               {{"name", "cfg"}, {"configMap", {{"name", "cfg"}}}}}),
                  containers);
   auto pv = PodVolumes::Setup(pod, pod_dir_, ctx_);
-  auto m = pv.MountsFor(containers[1]);
+  auto m = pv.MountsFor(pod, containers[1]);
   ASSERT_EQ(m.size(), 6u);
   EXPECT_EQ(m[0].source, VolDir("scratch"));
   EXPECT_EQ(m[0].target, "/scratch");
@@ -527,14 +527,14 @@ TEST_F(VolumesTest, MountsForErrors) {
   EXPECT_EQ(
       CodeOf(
           [&] {
-            pv.MountsFor(with({{"name", "scratch"}, {"mountPath", "/y"}, {"subPath", "/etc"}}));
+            pv.MountsFor(pod, with({{"name", "scratch"}, {"mountPath", "/y"}, {"subPath", "/etc"}}));
           },
           &msg),
       Code::kInvalid);
   EXPECT_NE(msg.find("spec.containers[1].volumeMounts[1].subPath"), std::string::npos) << msg;
   EXPECT_EQ(CodeOf(
                 [&] {
-                  pv.MountsFor(
+                  pv.MountsFor(pod,
                       with({{"name", "scratch"}, {"mountPath", "/y"}, {"subPath", "a/../../x"}}));
                 },
                 &msg),
@@ -542,7 +542,7 @@ TEST_F(VolumesTest, MountsForErrors) {
   EXPECT_NE(msg.find("spec.containers[1].volumeMounts[1].subPath"), std::string::npos) << msg;
   EXPECT_EQ(CodeOf(
                 [&] {
-                  pv.MountsFor(with({{"name", "nope"}, {"mountPath", "/y"}}));
+                  pv.MountsFor(pod, with({{"name", "nope"}, {"mountPath", "/y"}}));
                 },
                 &msg),
             Code::kInvalid);
@@ -550,7 +550,7 @@ TEST_F(VolumesTest, MountsForErrors) {
   EXPECT_NE(msg.find("nope"), std::string::npos) << msg;
   EXPECT_EQ(CodeOf(
                 [&] {
-                  pv.MountsFor(with(
+                  pv.MountsFor(pod, with(
                       {{"name", "scratch"}, {"mountPath", "/y"}, {"subPathExpr", "$(UNSET)"}}));
                 },
                 &msg),
@@ -559,7 +559,7 @@ TEST_F(VolumesTest, MountsForErrors) {
   // A symlink planted in the volume must not lead a subPath out of it.
   fs::create_symlink("/etc", VolDir("scratch") + "/escape");
   EXPECT_EQ(CodeOf([&] {
-              pv.MountsFor(with({{"name", "scratch"}, {"mountPath", "/y"}, {"subPath", "escape"}}));
+              pv.MountsFor(pod, with({{"name", "scratch"}, {"mountPath", "/y"}, {"subPath", "escape"}}));
             }),
             Code::kInvalid);
   EXPECT_EQ(CodeOf([&] { pv.HostPath("nope"); }, &msg), Code::kNotFound);
@@ -622,13 +622,13 @@ TEST_F(VolumesTest, PersistentVolumeClaimMountsTheBoundVolumesPath) {
   PodVolumes rw = PodVolumes::Setup(pod(false), pod_dir_, ctx_);
   EXPECT_EQ(rw.HostPath("d"), data);
   EXPECT_TRUE(fs::is_directory(data));
-  auto mounts = rw.MountsFor(pod(false)["spec"]["containers"][0]);
+  auto mounts = rw.MountsFor(pod(false), pod(false)["spec"]["containers"][0]);
   ASSERT_EQ(mounts.size(), 1u);
   EXPECT_EQ(mounts[0].source, data);
   EXPECT_EQ(mounts[0].target, "/data");
   EXPECT_FALSE(mounts[0].read_only);
   PodVolumes ro = PodVolumes::Setup(pod(true), pod_dir_, ctx_);
-  EXPECT_TRUE(ro.MountsFor(pod(true)["spec"]["containers"][0])[0].read_only);
+  EXPECT_TRUE(ro.MountsFor(pod(true), pod(true)["spec"]["containers"][0])[0].read_only);
 
   // The data is the volume's, not the pod's: tearing the pod down keeps it.
   std::ofstream(data + "/kept") << "x";
