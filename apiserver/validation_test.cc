@@ -1017,6 +1017,13 @@ spec:
   EXPECT_THAT(Causes(InvalidError("apps", "StatefulSet", bad)),
               ElementsAre("spec.podManagementPolicy|FieldValueInvalid|Invalid value: \"Random\": "
                           "must be 'OrderedReady' or 'Parallel'"));
+  Json policy = ParseYaml(kSts);
+  policy["spec"]["persistentVolumeClaimRetentionPolicy"] = {{"whenDeleted", "Delete"},
+                                                            {"whenScaled", "Keep"}};
+  EXPECT_THAT(Causes(InvalidError("apps", "StatefulSet", policy)),
+              ElementsAre("spec.persistentVolumeClaimRetentionPolicy.whenScaled|"
+                          "FieldValueNotSupported|Unsupported value: \"Keep\": supported "
+                          "values: \"Retain\", \"Delete\""));
   Json old = Defaulted("apps", "StatefulSet", kSts);
   Json renamed = ParseYaml(kSts);
   renamed["spec"]["serviceName"] = "other";

@@ -68,6 +68,7 @@ struct GarbageCollectorOptions {
       "/v1/configmaps",
       "/v1/secrets",
       "/v1/serviceaccounts",
+      "/v1/persistentvolumeclaims",
       "/v1/replicationcontrollers",
       "/v1/nodes",
       "apps/v1/replicasets",

@@ -105,7 +105,7 @@ TEST_F(GcTest, WatchesTheWorkloadResources) {
                         "statefulsets.apps", "jobs.batch", "controllerrevisions.apps",
                         "endpointslices.discovery.k8s.io", "endpoints", "services", "configmaps",
                         "secrets", "cronjobs.batch", "replicationcontrollers",
-                        "poddisruptionbudgets.policy"}) {
+                        "poddisruptionbudgets.policy", "persistentvolumeclaims"}) {
     EXPECT_NE(std::find(w.begin(), w.end(), r), w.end()) << r;
   }
 }

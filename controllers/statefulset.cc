@@ -72,6 +72,129 @@ bool IdentityMatches(const Json& set, const Json& pod, int64_t ordinal) {
          Str(labels, kPodIndexLabel) == std::to_string(ordinal);
 }
 
+// ---- persistentVolumeClaimRetentionPolicy (upstream's stateful_set_utils.go) ----
+
+struct RetentionPolicy {
+  bool delete_when_deleted = false;
+  bool delete_when_scaled = false;
+};
+
+// getPersistentVolumeClaimRetentionPolicy; a value other than Retain or
+// Delete (validation refuses them) counts as Retain for both, as upstream's
+// "Unknown policy, treating as Retain".
+RetentionPolicy PolicyOf(const Json& set) {
+  const Json& p = Obj(Obj(set, "spec"), "persistentVolumeClaimRetentionPolicy");
+  auto known = [](const std::string& v) { return v.empty() || v == "Retain" || v == "Delete"; };
+  if (!known(Str(p, "whenDeleted")) || !known(Str(p, "whenScaled"))) return {};
+  return {Str(p, "whenDeleted") == "Delete", Str(p, "whenScaled") == "Delete"};
+}
+
+// An owner as claims refer to it: the set, or one of its pods (a pod not
+// yet created has no uid).
+struct Owner {
+  std::string api_version, kind, name, uid;
+};
+Owner SetOwner(const Json& set) { return {kApiVersion, kKind, object::Name(set), object::Uid(set)}; }
+Owner PodOwner(const Json& pod) { return {"v1", "Pod", object::Name(pod), object::Uid(pod)}; }
+
+std::vector<const Json*> OwnerRefs(const Json& obj) { return Items(Obj(obj, "metadata"), "ownerReferences"); }
+
+// matchesRef: the same name and kind (any uid).
+bool MatchesRef(const Json& ref, const Owner& o) {
+  return Str(ref, "apiVersion") == o.api_version && Str(ref, "kind") == o.kind &&
+         Str(ref, "name") == o.name;
+}
+bool HasOwnerRef(const Json& claim, const Owner& o) {
+  if (o.uid.empty()) return false;
+  for (const Json* ref : OwnerRefs(claim)) {
+    if (Str(*ref, "uid") == o.uid) return true;
+  }
+  return false;
+}
+// hasStaleOwnerRef: a reference to an object of that name whose uid is not
+// this one's (an earlier set or pod, or a pod not yet created).
+bool HasStaleOwnerRef(const Json& claim, const Owner& o) {
+  for (const Json* ref : OwnerRefs(claim)) {
+    if (MatchesRef(*ref, o)) return Str(*ref, "uid") != o.uid;
+  }
+  return false;
+}
+bool IsControllerRef(const Json& ref) {
+  auto it = ref.find("controller");
+  return it != ref.end() && it->is_boolean() && it->get<bool>();
+}
+// hasUnexpectedController: with a Delete policy, a controller of the claim
+// other than the set or the pod (or a stale reference to either).
+bool HasUnexpectedController(const Json& claim, const Owner& set, const Owner& pod,
+                             const RetentionPolicy& policy) {
+  if (!policy.delete_when_deleted && !policy.delete_when_scaled) return false;
+  for (const Json* ref : OwnerRefs(claim)) {
+    if (MatchesRef(*ref, set)) {
+      if (Str(*ref, "uid") != set.uid) return true;
+      continue;
+    }
+    if (MatchesRef(*ref, pod)) {
+      if (Str(*ref, "uid") != pod.uid) return true;
+      continue;
+    }
+    if (IsControllerRef(*ref)) return true;
+  }
+  return false;
+}
+// hasNonControllerOwner: the set or pod owns the claim without controlling it.
+bool HasNonControllerOwner(const Json& claim, const Owner& set, const Owner& pod) {
+  for (const Json* ref : OwnerRefs(claim)) {
+    const std::string uid = Str(*ref, "uid");
+    if (!uid.empty() && (uid == set.uid || uid == pod.uid) && !IsControllerRef(*ref)) return true;
+  }
+  return false;
+}
+
+// isClaimOwnerUpToDate: Retain/Retain no reference of ours; whenDeleted
+// Delete the set's; whenScaled Delete the pod's once it is scaled down
+// (out of the set's ordinals), and then not the set's. Claims with stale
+// references or another controller are not touched.
+bool ClaimOwnerUpToDate(const Json& claim, const Owner& set, const Owner& pod, bool scaled_down,
+                        const RetentionPolicy& policy) {
+  if (HasStaleOwnerRef(claim, set) || HasStaleOwnerRef(claim, pod)) return true;
+  if (HasUnexpectedController(claim, set, pod, policy)) {
+    return !(HasOwnerRef(claim, set) || HasOwnerRef(claim, pod));
+  }
+  if (HasNonControllerOwner(claim, set, pod)) return false;
+  const bool want_set = policy.delete_when_deleted && !(policy.delete_when_scaled && scaled_down);
+  const bool want_pod = policy.delete_when_scaled && scaled_down;
+  return HasOwnerRef(claim, set) == want_set && HasOwnerRef(claim, pod) == want_pod;
+}
+
+// updateClaimOwnerRefForSetAndPod: the claim's ownerReferences with ours
+// scrubbed and set again as the policy wants, as controller references.
+Json ClaimOwnerRefsFor(const Json& claim, const Owner& set, const Owner& pod, bool scaled_down,
+                       const RetentionPolicy& policy) {
+  const bool unexpected = HasUnexpectedController(claim, set, pod, policy);
+  Json refs = Json::array();
+  for (const Json* ref : OwnerRefs(claim)) {
+    if (!MatchesRef(*ref, set) && !MatchesRef(*ref, pod)) refs.push_back(*ref);
+  }
+  if (unexpected) return refs;
+  auto add = [&](const Owner& o) {
+    for (const Json& ref : refs) {
+      if (Str(ref, "uid") == o.uid) return;
+    }
+    refs.push_back({{"apiVersion", o.api_version},
+                    {"kind", o.kind},
+                    {"name", o.name},
+                    {"uid", o.uid},
+                    {"controller", true},
+                    {"blockOwnerDeletion", true}});
+  };
+  if (policy.delete_when_scaled && scaled_down) {
+    add(pod);
+  } else if (policy.delete_when_deleted) {
+    add(set);
+  }
+  return refs;
+}
+
 }  // namespace
 
 int64_t StatefulPodOrdinal(const std::string& set_name, const std::string& pod_name) {
@@ -126,6 +249,7 @@ StatefulSetController::StatefulSetController(SharedInformerFactory& informers, C
       identity_(client, kComponent),
       sets_(informers.For(StatefulSets())),
       pods_(informers.For(PodsResource())),
+      claims_(informers.For(*Claims())),
       history_(opts_.history ? std::move(opts_.history)
                              : NewRevisionStore(informers, identity_.client())),
       queue_(WorkQueueOptions{.clock = &clock_}),
@@ -140,7 +264,21 @@ void StatefulSetController::Start() {
     queue_.Add(object::Key(now ? *now : *old));
   }));
   subscriptions_.Add(pods_, EnqueueControllerHandlers(queue_, kApiVersion, kKind));
-  std::vector<const Informer*> wait = {&sets_, &pods_};
+  // A claim that belonged to a scaled-down pod and is now gone may be what
+  // kept that ordinal from being made again (PodClaimIsStale).
+  InformerHandlers claim_gone;
+  claim_gone.on_delete = [this](const Json& claim) {
+    for (const Json* ref : OwnerRefs(claim)) {
+      if (Str(*ref, "kind") != "Pod" || Str(*ref, "apiVersion") != "v1") continue;
+      const std::string pod = Str(*ref, "name");
+      auto dash = pod.rfind('-');
+      if (dash == std::string::npos || dash == 0) continue;
+      const std::string set = pod.substr(0, dash);
+      if (StatefulPodOrdinal(set, pod) >= 0) queue_.Add(object::Key(object::Namespace(claim), set));
+    }
+  };
+  subscriptions_.Add(claims_, std::move(claim_gone));
+  std::vector<const Informer*> wait = {&sets_, &pods_, &claims_};
   if (history_->informer()) wait.push_back(history_->informer());
   workers_.Start(opts_.workers, wait);
 }
@@ -259,11 +397,67 @@ Result StatefulSetController::Sync(const std::string& key) {
       if (e.code() != Code::kNotFound) record("Delete", object::Name(pod), &e);
     }
   };
+  const RetentionPolicy policy = PolicyOf(set);
+  const Owner set_owner = SetOwner(set);
+  auto scaled_down = [&](const Json& pod) {
+    int64_t ord = StatefulPodOrdinal(name, object::Name(pod));
+    return ord < start || ord >= start + replicas;
+  };
+  auto claims_of = [&](int64_t ordinal) {
+    std::vector<std::string> out;
+    for (const Json* t : Items(spec, "volumeClaimTemplates")) {
+      out.push_back(ClaimName(set, object::Name(*t), ordinal));
+    }
+    return out;
+  };
+  // ClaimsMatchRetentionPolicy (claims not there yet are for later).
+  auto claims_match_policy = [&](const Json& pod) {
+    for (const std::string& cname : claims_of(StatefulPodOrdinal(name, object::Name(pod)))) {
+      ObjectPtr claim = claims_.Lookup(ns, cname);
+      if (claim && !ClaimOwnerUpToDate(*claim, set_owner, PodOwner(pod), scaled_down(pod), policy)) {
+        return false;
+      }
+    }
+    return true;
+  };
+  // UpdatePodClaimForRetentionPolicy: throws on a failed write.
+  auto update_claims_for_policy = [&](const Json& pod) {
+    for (const std::string& cname : claims_of(StatefulPodOrdinal(name, object::Name(pod)))) {
+      ObjectPtr cached = claims_.Lookup(ns, cname);
+      if (!cached || ClaimOwnerUpToDate(*cached, set_owner, PodOwner(pod), scaled_down(pod), policy)) {
+        continue;
+      }
+      Json claim = *cached;
+      Json refs = ClaimOwnerRefsFor(claim, set_owner, PodOwner(pod), scaled_down(pod), policy);
+      if (refs.empty()) {
+        claim["metadata"].erase("ownerReferences");
+      } else {
+        claim["metadata"]["ownerReferences"] = std::move(refs);
+      }
+      try {
+        identity_.client().Update(*Claims(), ns, claim);
+      } catch (const Error& e) {
+        throw Error(e.code(), "could not update claim " + cname +
+                                  " for delete policy ownerRefs: " + e.message());
+      }
+    }
+  };
+  // PodClaimIsStale: with whenScaled Delete, a claim still owned by an
+  // earlier pod of the ordinal (the garbage collector has yet to remove it)
+  // blocks making the pod again.
+  auto claim_is_stale = [&](const Json& pod) {
+    if (!policy.delete_when_scaled) return false;
+    for (const std::string& cname : claims_of(StatefulPodOrdinal(name, object::Name(pod)))) {
+      ObjectPtr claim = claims_.Lookup(ns, cname);
+      if (claim && HasStaleOwnerRef(*claim, PodOwner(pod))) return true;
+    }
+    return false;
+  };
   auto create_claims = [&](int64_t ordinal) {
-    const ResourceInfo* claims = Claims();
-    if (!claims) return true;  // the API has no claims to make
+    const Json pod = {{"metadata", {{"name", PodName(set, ordinal)}}}};
     for (const Json* t : Items(spec, "volumeClaimTemplates")) {
       std::string cname = ClaimName(set, object::Name(*t), ordinal);
+      if (claims_.Lookup(ns, cname)) continue;
       Json claim = *t;
       claim.erase("status");
       claim["apiVersion"] = "v1";
@@ -273,8 +467,12 @@ Result StatefulSetController::Sync(const std::string& key) {
       for (auto& [k, v] : Obj(Obj(spec, "selector"), "matchLabels").items()) {
         claim["metadata"]["labels"][k] = v;
       }
+      // The references the retention policy wants, at once (upstream adds
+      // them with an update right after).
+      Json refs = ClaimOwnerRefsFor(claim, set_owner, PodOwner(pod), false, policy);
+      if (!refs.empty()) claim["metadata"]["ownerReferences"] = std::move(refs);
       try {
-        identity_.client().Create(*claims, ns, claim);
+        identity_.client().Create(*Claims(), ns, claim);
         identity_.events().Normal(set, "SuccessfulCreate",
                                   "create Claim " + cname + " Pod " + PodName(set, ordinal) +
                                       " in StatefulSet " + name + " success");
@@ -376,6 +574,8 @@ Result StatefulSetController::Sync(const std::string& key) {
     const int64_t ord = start + i;
     const ObjectPtr& p = slots[static_cast<size_t>(i)];
     if (!IsCreated(p.get())) {
+      // No more work this round while a stale claim waits for the collector.
+      if (claim_is_stale({{"metadata", {{"name", PodName(set, ord)}}}})) return finish();
       create_pod(ord);
       if (monotonic) return finish();
       continue;
@@ -386,9 +586,22 @@ Result StatefulSetController::Sync(const std::string& key) {
       if (monotonic) return finish();
       continue;
     }
-    if (IsTerminating(*p) || !IsRunningAndReady(*p) || !IsPodAvailable(*p, min_ready, now)) {
-      if (monotonic) return finish();
-      continue;
+    // createMissingPersistentVolumeClaims: a Pending pod whose claim went.
+    if (PodPhase(*p) == "Pending" && !create_claims(ord)) return finish();
+    // A pod not yet healthy blocks OrderedReady; Parallel goes on to the
+    // invariants below, as upstream's processReplica.
+    if ((IsTerminating(*p) || !IsRunningAndReady(*p) || !IsPodAvailable(*p, min_ready, now)) &&
+        monotonic) {
+      return finish();
+    }
+    if (!claims_match_policy(*p)) {
+      try {
+        update_claims_for_policy(*p);
+        record("Update", object::Name(*p), nullptr);
+      } catch (const Error& e) {
+        record("Update", object::Name(*p), &e);
+        return finish();
+      }
     }
     if (!IdentityMatches(set, *p, ord)) {
       Json patch = {{"metadata",
@@ -401,6 +614,18 @@ Result StatefulSetController::Sync(const std::string& key) {
       } catch (const Error& e) {
         record("Update", object::Name(*p), &e);
       }
+    }
+  }
+
+  // The claims of pods to go: the pod's to delete with it when whenScaled
+  // is Delete (the garbage collector then removes them).
+  for (auto it = condemned.rbegin(); it != condemned.rend(); ++it) {
+    if (claims_match_policy(*it->second)) continue;
+    try {
+      update_claims_for_policy(*it->second);
+    } catch (const Error& e) {
+      errors.push_back(e.message());
+      return finish();
     }
   }
 

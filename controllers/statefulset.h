@@ -7,9 +7,20 @@
 // the template's labels plus `statefulset.kubernetes.io/pod-name`,
 // `apps.kubernetes.io/pod-index` and `controller-revision-hash` (the
 // revision's name), and a controller reference. For each volumeClaimTemplate
-// the pod gets a volume of that name on claim `<claim>-<set>-<ordinal>`; the
-// claims themselves are made only when the API serves
-// persistentvolumeclaims (kin's does not yet).
+// the pod gets a volume of that name on claim `<claim>-<set>-<ordinal>`,
+// made before the pod (and again while the pod is Pending, if it went)
+// with the template's labels and the selector's matchLabels.
+//
+// spec.persistentVolumeClaimRetentionPolicy (GA in 1.32), as upstream's
+// isClaimOwnerUpToDate / updateClaimOwnerRefForSetAndPod: whenDeleted
+// Delete gives each claim a controller reference to the set, whenScaled
+// Delete gives the claims of pods scaled down (out of the set's ordinals) a
+// controller reference to their pod instead, set before the pod is deleted;
+// the garbage collector then removes them. Retain (the default) leaves none
+// of ours; claims with another controller or stale references are not
+// touched; a pod is not made again while its claim still belongs to the
+// previous pod of that ordinal. A replica whose claims had to be fixed gets
+// the SuccessfulUpdate Event, as upstream's UpdateStatefulPod.
 //
 // podManagementPolicy OrderedReady: pods are created in ordinal order, each
 // only when every lower one is Running and Ready (and available after
@@ -89,6 +100,7 @@ class StatefulSetController : public Controller {
   ComponentClient identity_;
   Informer& sets_;
   Informer& pods_;
+  Informer& claims_;
   std::unique_ptr<RevisionStore> history_;
   InformerSubscriptions subscriptions_;
   StartStopOnce run_state_;

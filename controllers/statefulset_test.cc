@@ -264,6 +264,124 @@ TEST_F(StatefulSetTest, ClaimTemplatesMakeClaimsThatOutliveTheSet) {
   }));
   EXPECT_FALSE(claim("www-web-0").is_null());
   EXPECT_FALSE(claim("www-web-1").is_null());
+  // Retain: no reference of the set's or a pod's for a collector to follow.
+  EXPECT_FALSE(claim("www-web-0")["metadata"].contains("ownerReferences"));
+}
+
+// persistentVolumeClaimRetentionPolicy Delete/Delete: claims of live
+// ordinals belong to the set, those of scaled-down ones to their pod (set
+// before the pod is deleted), so the garbage collector (not running here)
+// removes them with it; a pod is not made again while its claim still
+// belongs to the previous pod.
+class StatefulSetClaimsTest : public StatefulSetTest {
+ protected:
+  const ResourceInfo& Claims() { return *FindResource("", "v1", "persistentvolumeclaims"); }
+  Json SetWithClaims(const std::string& when_deleted, const std::string& when_scaled, int n) {
+    Json set = Set("web", n);
+    set["spec"]["volumeClaimTemplates"] = Json::array(
+        {{{"metadata", {{"name", "www"}}},
+          {"spec",
+           {{"accessModes", {"ReadWriteOnce"}},
+            {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}}});
+    set["spec"]["persistentVolumeClaimRetentionPolicy"] = {{"whenDeleted", when_deleted},
+                                                           {"whenScaled", when_scaled}};
+    // On the node already: the claims stay unbound (no binder runs here),
+    // which would keep the scheduler from placing the pods.
+    set["spec"]["template"]["spec"]["nodeName"] = "w1";
+    return set;
+  }
+  // The claim's ownerReferences as "Kind/name/uid" (uid "" when it is the
+  // given one's), or {"<none>"} when the claim is gone.
+  std::vector<std::string> Owners(const std::string& claim) {
+    Json c;
+    try {
+      c = cl().Get(Claims(), "default", claim);
+    } catch (const Error& e) {
+      if (e.code() != Code::kNotFound) throw;
+      return {"<none>"};
+    }
+    std::vector<std::string> out;
+    for (const Json& r : c["metadata"].value("ownerReferences", Json::array())) {
+      EXPECT_TRUE(r.value("controller", false)) << r.dump();
+      EXPECT_TRUE(r.value("blockOwnerDeletion", false)) << r.dump();
+      out.push_back(r.value("kind", "") + "/" + r.value("name", "") + "/" + r.value("uid", ""));
+    }
+    return out;
+  }
+  // What the garbage collector would do once the pod is gone.
+  void CollectClaim(const std::string& claim) { cl().Delete(Claims(), "default", claim); }
+  // The controller has acted on the set's current spec.
+  bool Observed() {
+    Json s = Get("web");
+    return StatusOf(s).value("observedGeneration", 0) >= s["metadata"].value("generation", 0);
+  }
+};
+
+TEST_F(StatefulSetClaimsTest, DeleteOnScaleDownAndOnDeletion) {
+  StartAll(true);
+  cl().Create(Sts(), "default", SetWithClaims("Delete", "Delete", 3));
+  ASSERT_TRUE(Eventually([&] { return RolledOut("web"); }));
+  const std::string set_uid = Get("web")["metadata"]["uid"];
+  for (const char* c : {"www-web-0", "www-web-1", "www-web-2"}) {
+    EXPECT_EQ(Owners(c), (std::vector<std::string>{"StatefulSet/web/" + set_uid})) << c;
+  }
+  const std::string pod1 = Pod("web-1")["metadata"]["uid"];
+  const std::string pod2 = Pod("web-2")["metadata"]["uid"];
+  cl().Patch(Sts(), "default", "web", PatchType::kMerge, {{"spec", {{"replicas", 1}}}});
+  ASSERT_TRUE(Eventually([&] { return PodsOf("web").size() == 1 && RolledOut("web"); }));
+  EXPECT_EQ(Owners("www-web-2"), (std::vector<std::string>{"Pod/web-2/" + pod2}));
+  EXPECT_EQ(Owners("www-web-1"), (std::vector<std::string>{"Pod/web-1/" + pod1}));
+  EXPECT_EQ(Owners("www-web-0"), (std::vector<std::string>{"StatefulSet/web/" + set_uid}));
+  // Back up before the collector removed the old claims: web-1 waits.
+  cl().Patch(Sts(), "default", "web", PatchType::kMerge, {{"spec", {{"replicas", 3}}}});
+  ASSERT_TRUE(Eventually([&] { return Observed(); }));
+  EXPECT_FALSE(Exists("web-1"));
+  CollectClaim("www-web-1");
+  CollectClaim("www-web-2");
+  ASSERT_TRUE(Eventually([&] { return RolledOut("web") && PodsOf("web").size() == 3; }));
+  EXPECT_EQ(Owners("www-web-1"), (std::vector<std::string>{"StatefulSet/web/" + set_uid}));
+  EXPECT_EQ(Owners("www-web-2"), (std::vector<std::string>{"StatefulSet/web/" + set_uid}));
+}
+
+TEST_F(StatefulSetClaimsTest, DeleteOnScaleDownOnlyAndPolicyChanges) {
+  StartAll(true);
+  cl().Create(Sts(), "default", SetWithClaims("Retain", "Delete", 2));
+  ASSERT_TRUE(Eventually([&] { return RolledOut("web"); }));
+  // Retain on deletion: live ordinals' claims have no owner.
+  EXPECT_EQ(Owners("www-web-0"), std::vector<std::string>{});
+  const std::string pod1 = Pod("web-1")["metadata"]["uid"];
+  cl().Patch(Sts(), "default", "web", PatchType::kMerge, {{"spec", {{"replicas", 1}}}});
+  ASSERT_TRUE(Eventually([&] { return PodsOf("web").size() == 1 && RolledOut("web"); }));
+  EXPECT_EQ(Owners("www-web-1"), (std::vector<std::string>{"Pod/web-1/" + pod1}));
+  // The policy changed on a running set: its live claims are fixed, with
+  // upstream's SuccessfulUpdate Event for the pod.
+  cl().Patch(Sts(), "default", "web", PatchType::kMerge,
+             {{"spec", {{"persistentVolumeClaimRetentionPolicy", {{"whenDeleted", "Delete"}}}}}});
+  const std::string set_uid = Get("web")["metadata"]["uid"];
+  ASSERT_TRUE(Eventually([&] {
+    return Owners("www-web-0") == std::vector<std::string>{"StatefulSet/web/" + set_uid};
+  }));
+  ASSERT_TRUE(Eventually([&] {
+    for (const Json& e : EventsWithReason(cl(), "SuccessfulUpdate", "web")) {
+      if (e.value("message", "") == "update Pod web-0 in StatefulSet web successful") return true;
+    }
+    return false;
+  }));
+  // Back to Retain/Retain: our references go, another owner's stay.
+  UpdateRetryingConflicts(Claims(), "default", "www-web-0", [](Json& c) {
+    c["metadata"]["ownerReferences"].push_back(
+        {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"name", "keep"}, {"uid", "cm-uid"}});
+  });
+  cl().Patch(Sts(), "default", "web", PatchType::kMerge,
+             {{"spec",
+               {{"persistentVolumeClaimRetentionPolicy",
+                 {{"whenDeleted", "Retain"}, {"whenScaled", "Retain"}}}}}});
+  ASSERT_TRUE(Eventually([&] {
+    Json c = cl().Get(Claims(), "default", "www-web-0");
+    return c["metadata"]["ownerReferences"] ==
+           Json::array({{{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"name", "keep"},
+                         {"uid", "cm-uid"}}});
+  }));
 }
 
 TEST_F(StatefulSetTest, DeletedAndFailedPodsComeBackUnderTheSameName) {

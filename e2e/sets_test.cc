@@ -3,7 +3,9 @@
 // (the control-plane node only with the toleration); StatefulSet pods start
 // in ordinal order (sampled: pod N never exists while pod N-1 is not Ready),
 // keep their names and hostnames, and a deleted one comes back as itself;
-// `kubectl rollout status` finishes for both.
+// `kubectl rollout status` finishes for both. persistentVolumeClaimRetentionPolicy
+// Delete removes a scaled-down ordinal's claim and, with the set, the rest;
+// Retain keeps them.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -63,6 +65,24 @@ spec:
         image: busybox
         command: [sh, -c, 'sleep 3600']
 )";
+
+// A Parallel StatefulSet of `replicas` with a claim template `data`, and
+// its persistentVolumeClaimRetentionPolicy when `policy` is not empty.
+std::string SetWithClaims(const std::string& name, int replicas, const std::string& policy) {
+  std::string y = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: " + name +
+                  "\nspec:\n  serviceName: " + name + "\n  replicas: " +
+                  std::to_string(replicas) +
+                  "\n  podManagementPolicy: Parallel\n  selector:\n    matchLabels: {app: " + name +
+                  "}\n";
+  if (!policy.empty()) y += "  persistentVolumeClaimRetentionPolicy: " + policy + "\n";
+  y += "  template:\n    metadata:\n      labels: {app: " + name +
+       "}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: c\n"
+       "        image: busybox\n        command: [sh, -c, 'sleep 3600']\n"
+       "        volumeMounts: [{name: data, mountPath: /data}]\n"
+       "  volumeClaimTemplates:\n  - metadata: {name: data}\n    spec:\n"
+       "      accessModes: [ReadWriteOnce]\n      resources: {requests: {storage: 16Mi}}\n";
+  return y;
+}
 
 bool Ready(const Json& pod) {
   for (const auto& c : pod["status"].value("conditions", Json::array())) {
@@ -182,6 +202,61 @@ TEST_F(SetsE2E, DaemonSetsAndStatefulSets) {
   Json sts = c.GetJson({"sts", "web"});
   EXPECT_EQ(sts["status"]["readyReplicas"], 3);
   EXPECT_EQ(sts["status"]["currentRevision"], sts["status"]["updateRevision"]);
+
+  ASSERT_TRUE(c.Delete()) << c.last_output();
+  EXPECT_EQ(c.Leftovers(), std::vector<std::string>{});
+}
+
+// persistentVolumeClaimRetentionPolicy: with Delete, scaling down removes
+// the claims of the ordinals that go and deleting the set removes the rest
+// (the garbage collector follows the owner references the controller set);
+// with Retain (the default) every claim stays.
+TEST_F(SetsE2E, ClaimRetentionPolicy) {
+  Cluster c('p');
+  ASSERT_TRUE(c.Create({"--nodes", "1"})) << c.last_output();
+  CommandResult bad = c.Kubectl(
+      {"apply", "-f", "-"}, SetWithClaims("bad", 1, "{whenDeleted: Delete, whenScaled: Keep}"));
+  EXPECT_FALSE(bad.status.success());
+  EXPECT_NE(bad.err.find("spec.persistentVolumeClaimRetentionPolicy.whenScaled: Unsupported "
+                         "value: \"Keep\": supported values: \"Retain\", \"Delete\""),
+            std::string::npos)
+      << bad.err;
+
+  c.Apply(SetWithClaims("db", 3, "{whenDeleted: Delete, whenScaled: Delete}"));
+  c.Apply(SetWithClaims("keep", 2, ""));
+  for (const char* set : {"sts/db", "sts/keep"}) {
+    std::string out = c.Ok({"rollout", "status", set, "--timeout=90s"});
+    EXPECT_NE(out.find("roll out complete"), std::string::npos) << out << c.Log();
+  }
+  auto claim = [&](const std::string& name) { return c.GetJson({"pvc", name}); };
+  const std::string db_uid = c.GetJson({"sts", "db"})["metadata"]["uid"];
+  for (const char* name : {"data-db-0", "data-db-1", "data-db-2"}) {
+    Json owners = claim(name)["metadata"].value("ownerReferences", Json::array());
+    ASSERT_EQ(owners.size(), 1u) << name << " " << owners.dump();
+    EXPECT_EQ(owners[0].value("kind", ""), "StatefulSet") << name;
+    EXPECT_EQ(owners[0].value("uid", ""), db_uid) << name;
+  }
+  EXPECT_FALSE(claim("data-keep-0")["metadata"].contains("ownerReferences"));
+
+  // whenScaled: the claims of db-1 and db-2 go with their pods.
+  c.Ok({"scale", "sts", "db", "--replicas=1"});
+  c.Ok({"scale", "sts", "keep", "--replicas=1"});
+  ASSERT_TRUE(Cluster::WaitFor(
+      [&] { return claim("data-db-1").is_null() && claim("data-db-2").is_null(); }, 60s))
+      << c.Ok({"get", "pvc,pods"});
+  EXPECT_EQ(claim("data-db-0")["status"].value("phase", ""), "Bound");
+  ASSERT_TRUE(Cluster::WaitFor([&] { return c.GetJson({"pod", "keep-1"}).is_null(); }, 60s));
+  EXPECT_EQ(claim("data-keep-1")["status"].value("phase", ""), "Bound");
+
+  // whenDeleted: the set's claims go with it; Retain keeps them.
+  c.Ok({"delete", "sts", "db", "keep", "--wait=true"});
+  ASSERT_TRUE(Cluster::WaitFor([&] { return claim("data-db-0").is_null(); }, 60s))
+      << c.Ok({"get", "pvc,pods"});
+  ASSERT_TRUE(Cluster::WaitFor([&] {
+    return c.GetJson({"pods", "-l", "app=keep"})["items"].empty();
+  }, 60s));
+  EXPECT_FALSE(claim("data-keep-0").is_null());
+  EXPECT_FALSE(claim("data-keep-1").is_null());
 
   ASSERT_TRUE(c.Delete()) << c.last_output();
   EXPECT_EQ(c.Leftovers(), std::vector<std::string>{});
