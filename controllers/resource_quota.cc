@@ -47,6 +47,7 @@ ResourceQuotaController::ResourceQuotaController(SharedInformerFactory& informer
     : opts_(opts),
       identity_(client, "resourcequota-controller"),
       quotas_(informers.For(Quotas())),
+      client_(client),
       workers_("resourcequota", queue_, [this](const std::string& key) { return Sync(key); }) {
   // The informers other controllers share anyway: quotas' usual object
   // counts, replenished when their objects go.
@@ -61,9 +62,50 @@ ResourceQuotaController::ResourceQuotaController(SharedInformerFactory& informer
       counted_.push_back(&informers.For(*r));
     }
   }
+  if (const ResourceInfo* crds =
+          FindResource("apiextensions.k8s.io", "v1", "customresourcedefinitions")) {
+    crds_ = &informers.For(*crds);
+  }
 }
 
 ResourceQuotaController::~ResourceQuotaController() { Stop(); }
+
+void ResourceQuotaController::TrackCustomResource(const ResourceInfo& r) {
+  std::lock_guard lock(custom_mu_);
+  if (custom_stopped_ || custom_.count(r.group_resource())) return;
+  // Replenishment: a custom object that goes frees its namespace's count.
+  auto informer = std::make_unique<Informer>(
+      client_, r, InformerOptions{}, HandlersFrom([this](const Json* old, const Json* now) {
+        if (!now) QueueNamespace(object::Namespace(*old));
+      }));
+  informer->Start();
+  custom_[r.group_resource()] = std::move(informer);
+}
+
+bool ResourceQuotaController::TracksCustomResource(const ResourceInfo& r) {
+  std::lock_guard lock(custom_mu_);
+  auto it = custom_.find(r.group_resource());
+  return it != custom_.end() && it->second->HasSynced();
+}
+
+void ResourceQuotaController::DropUnservedCustomResources() {
+  std::vector<std::unique_ptr<Informer>> dropped;
+  {
+    std::lock_guard lock(custom_mu_);
+    for (auto it = custom_.begin(); it != custom_.end();) {
+      const ResourceInfo& r = it->second->resource();
+      if (FindResource(r.group, r.version, r.plural) == nullptr) {
+        dropped.push_back(std::move(it->second));
+        it = custom_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  // Stopped and freed outside the lock: a handler of theirs may be
+  // queueing meanwhile.
+  dropped.clear();
+}
 
 void ResourceQuotaController::QueueNamespace(const std::string& ns) {
   for (const ObjectPtr& q : quotas_.ByIndex(kNamespaceIndex, ns)) {
@@ -96,6 +138,12 @@ void ResourceQuotaController::Start() {
       }
     }));
   }
+  // A CRD that goes (or stops serving a version) takes its informer here.
+  if (crds_ != nullptr) {
+    subscriptions_.Add(*crds_, HandlersFrom([this](const Json*, const Json*) {
+      DropUnservedCustomResources();
+    }));
+  }
   std::vector<const Informer*> synced(counted_.begin(), counted_.end());
   synced.push_back(&quotas_);
   workers_.Start(2, synced);
@@ -105,6 +153,13 @@ void ResourceQuotaController::Stop() {
   if (!run_state_.TryStop()) return;
   workers_.Stop();
   subscriptions_.RemoveAll();
+  std::map<std::string, std::unique_ptr<Informer>> custom;
+  {
+    std::lock_guard lock(custom_mu_);
+    custom_stopped_ = true;
+    custom.swap(custom_);
+  }
+  custom.clear();  // stops each
 }
 
 std::vector<Json> ResourceQuotaController::Objects(const ResourceInfo& r, const std::string& ns,
@@ -115,6 +170,10 @@ std::vector<Json> ResourceQuotaController::Objects(const ResourceInfo& r, const 
   bool tracked = false;
   for (Informer* inf : counted_) {
     if (inf->resource().group == r.group && inf->resource().plural == r.plural) tracked = true;
+  }
+  if (r.custom) {
+    TrackCustomResource(r);
+    tracked = TracksCustomResource(r);
   }
   if (!tracked) *untracked = true;
   std::vector<Json> out;

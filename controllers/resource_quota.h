@@ -11,14 +11,20 @@
 // Usage is counted from a list of the API (informers' caches may lag the
 // quota's own event). Shared informers of pods, services, claims,
 // configmaps, secrets, replicationcontrollers, serviceaccounts and the
-// apps, batch and Ingress workloads tell of objects going; quotas counting
-// other resources (`count/<resource>.<group>`, custom resources included)
-// are recomputed every 30 s at least.
+// apps, batch and Ingress workloads tell of objects going, and so do
+// informers of its own on the custom resources a quota counts
+// (`count/widgets.example.com`: made when a quota first counts them,
+// stopped when their CRD goes or stops serving that version); quotas
+// counting other resources (`count/<resource>.<group>`) are recomputed
+// every 30 s at least.
 //
 // Thread-safety: Start/Stop from one owner thread.
 #pragma once
 
 #include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -51,11 +57,22 @@ class ResourceQuotaController : public Controller {
   // The objects of `r` in `ns`, listed from the API; *untracked is set
   // when no informer here tells of their going.
   std::vector<Json> Objects(const ResourceInfo& r, const std::string& ns, bool* untracked);
+  // Watches the custom resource r (a quota counts it) for objects going.
+  void TrackCustomResource(const ResourceInfo& r);
+  // Stops watching custom resources no longer served as watched.
+  void DropUnservedCustomResources();
+  bool TracksCustomResource(const ResourceInfo& r);
 
   ResourceQuotaOptions opts_;
   ComponentClient identity_;
   Informer& quotas_;
   std::vector<Informer*> counted_;  // pods, services, ... (informer-backed)
+  Client& client_;
+  Informer* crds_ = nullptr;  // the CustomResourceDefinitions, when served
+  std::mutex custom_mu_;
+  // Custom resources' informers (the controller's own), by group_resource.
+  std::map<std::string, std::unique_ptr<Informer>> custom_;
+  bool custom_stopped_ = false;  // guarded by custom_mu_
   InformerSubscriptions subscriptions_;
   StartStopOnce run_state_;
   WorkQueue queue_;

@@ -207,6 +207,14 @@ TEST_F(ResourceQuotaTest, CustomResourcesAreCountedAndRefusedPastTheQuota) {
             "count/widgets.example.com=1, used: count/widgets.example.com=2, limited: "
             "count/widgets.example.com=2");
   EXPECT_EQ(Used("q"), Json({{"count/widgets.example.com", "2"}}));
+  // A widget that goes frees its slot at once (not at the next resync).
+  cl().Delete(widgets, "default", "w1");
+  EXPECT_TRUE(Eventually([&] { return Used("q") == Json({{"count/widgets.example.com", "1"}}); }));
+  cl().Create(widgets, "default", widget("w3"));
+  // The CRD goes, and the controller's informer on widgets with it.
+  cl().Delete(*FindResource("apiextensions.k8s.io", "v1", "customresourcedefinitions"), "",
+              "widgets.example.com");
+  EXPECT_TRUE(Eventually([&] { return Used("q") == Json({{"count/widgets.example.com", "0"}}); }));
 }
 
 TEST_F(ResourceQuotaTest, ConcurrentCreatesCannotBothTakeTheLastSlot) {

@@ -342,8 +342,7 @@ spec:
 
 // A quota on count/widgets.<group>: status.used counts the widgets, a
 // create past it is refused in kube-apiserver's words, and a deleted
-// widget frees its slot (the controller recounts custom resources within
-// 30 s).
+// widget frees its slot at once (the controller watches the widgets).
 TEST_P(CrdE2E, QuotaCountsCustomObjects) {
   Ok({"apply", "-f", "-"}, Crd());
   Ok({"wait", "--for=condition=Established", "crd/widgets." + group_, "--timeout=30s"});
@@ -366,7 +365,7 @@ TEST_P(CrdE2E, QuotaCountsCustomObjects) {
       << third.err;
   Ok(N({"delete", "widget", "w1"}));
   ASSERT_TRUE(testing::Eventually([&] { return used() == "{\"" + count + "\":\"1\"}"; },
-                                  std::chrono::seconds(45)))
+                                  std::chrono::seconds(10)))
       << used();
   Ok(N({"apply", "-f", "-"}), Widget("w3", "small"));
 }
