@@ -7,6 +7,7 @@
 
 #include "apiserver/registry.h"
 #include "base/error.h"
+#include "base/log.h"
 
 namespace kin::apiserver {
 
@@ -185,6 +186,12 @@ TokenAuthResult Authentication::AuthenticateToken(std::string_view token,
   }
 
   r.authenticated = true;
+  // An extended token past its requested expiry: still accepted, noted as
+  // kube-apiserver's audit annotation authentication.k8s.io/stale-token is.
+  if (c->warn_after != 0 && now > c->warn_after) {
+    log::Debug("stale service account token: subject: {}, seconds after warning threshold: {}",
+               c->UserName(), now - c->warn_after);
+  }
   r.audiences = Intersect(c->audiences, want);
   r.user.username = c->UserName();
   r.user.uid = Uid(*sa);
@@ -300,6 +307,18 @@ Json Authentication::CreateToken(const std::string& ns, const std::string& name,
   c.not_before = now;
   c.expires = now + expiration;
   c.id = NewUid();
+  // The safe transition of projected tokens (token.go): warn, rather than
+  // fail, after the requested expiry; fail after a year. isKubeAudiences:
+  // every audience asked for is one of the API server's.
+  const bool for_api = std::all_of(audiences.begin(), audiences.end(), [&](const std::string& a) {
+    return std::find(opts_.api_audiences.begin(), opts_.api_audiences.end(), a) !=
+           opts_.api_audiences.end();
+  });
+  if (opts_.extend_token_expiration && !c.pod.empty() &&
+      expiration == kWarnOnlyBoundTokenExpirationSeconds && for_api) {
+    c.warn_after = now + expiration;
+    c.expires = now + kExpirationExtensionSeconds;
+  }
 
   Json out_spec = {{"audiences", audiences}, {"expirationSeconds", expiration}};
   if (!bound.is_null()) out_spec["boundObjectRef"] = bound;
@@ -307,7 +326,8 @@ Json Authentication::CreateToken(const std::string& ns, const std::string& name,
           {"apiVersion", kGroupVersion},
           {"metadata", {{"name", name}, {"namespace", ns}, {"creationTimestamp", Rfc3339(now)}}},
           {"spec", out_spec},
-          {"status", {{"token", tokens_.Mint(c)}, {"expirationTimestamp", Rfc3339(c.expires)}}}};
+          {"status",
+           {{"token", tokens_.Mint(c)}, {"expirationTimestamp", Rfc3339(now + expiration)}}}};
 }
 
 Json Authentication::ReviewToken(const Json& review) const {

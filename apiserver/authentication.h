@@ -65,7 +65,20 @@ struct AuthenticationOptions {
   // The API server's audiences (kube-apiserver's --api-audiences, which
   // default to the issuer): what a token must be meant for to reach the API.
   std::vector<std::string> api_audiences = {"https://kubernetes.default.svc.cluster.local"};
+  // kube-apiserver's --service-account-extend-token-expiration (default
+  // true): a TokenRequest bound to a pod, for the API server's audiences
+  // only, asking for exactly kWarnOnlyBoundTokenExpirationSeconds (what
+  // the kube-api-access volume asks for) gets a token valid for
+  // kExpirationExtensionSeconds whose kubernetes.io.warnafter is the
+  // requested expiry, so clients that never read the token again keep
+  // working; status.expirationTimestamp stays the requested one, which is
+  // what the kubelet rotates by.
+  bool extend_token_expiration = true;
 };
+
+// WarnOnlyBoundTokenExpirationSeconds and ExpirationExtensionSeconds.
+inline constexpr int64_t kWarnOnlyBoundTokenExpirationSeconds = 60 * 60 + 7;
+inline constexpr int64_t kExpirationExtensionSeconds = 24 * 365 * 60 * 60;
 
 class Authentication {
  public:

@@ -83,6 +83,70 @@ TEST_F(AuthenticationTest, TokenRequestDefaultsAsKubeApiserver) {
   EXPECT_FALSE(c->id.empty());
 }
 
+// --service-account-extend-token-expiration: the kube-api-access volume's
+// request (3607 s, bound to a pod, for the API) gets a token valid a year
+// whose warnafter is the requested expiry; the answer's
+// expirationTimestamp stays the requested one.
+TEST_F(AuthenticationTest, PodTokenForTheApiAt3607SecondsIsExtendedAYear) {
+  const Json pod_ref = {{"kind", "Pod"}, {"apiVersion", "v1"}, {"name", "web-0"}};
+  Json out = auth_.CreateToken("team-a", "default",
+                               {{"spec", {{"expirationSeconds", 3607}, {"boundObjectRef", pod_ref}}}});
+  EXPECT_EQ(out["spec"]["expirationSeconds"], 3607);
+  EXPECT_EQ(out["status"]["expirationTimestamp"], "2023-11-14T23:13:27Z");  // now + 3607 s
+  const std::string token = out["status"]["token"];
+  auto c = tokens_.Verify(token);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->issued_at, now_);
+  EXPECT_EQ(c->expires, now_ + 365 * 24 * 3600);
+  EXPECT_EQ(c->warn_after, now_ + 3607);
+  // Past warnafter it still works (kube-apiserver only notes it), until the year is out.
+  now_ += 3607 + 3600;
+  EXPECT_TRUE(auth_.AuthenticateToken(token).authenticated);
+  now_ += 365 * 24 * 3600;
+  EXPECT_THAT(auth_.AuthenticateToken(token).error, HasSubstr("service account token has expired"));
+}
+
+TEST_F(AuthenticationTest, OtherTokenRequestsAreNotExtended) {
+  const Json pod_ref = {{"kind", "Pod"}, {"apiVersion", "v1"}, {"name", "web-0"}};
+  const Json secret_ref = {{"kind", "Secret"}, {"apiVersion", "v1"}, {"name", "s"}};
+  auto lifetime = [&](Authentication& a, const Json& spec) {
+    Json out = a.CreateToken("team-a", "default", {{"spec", spec}});
+    auto c = tokens_.Verify(out["status"]["token"].get<std::string>());
+    EXPECT_TRUE(c);
+    return c ? std::make_pair(c->expires - now_, c->warn_after) : std::make_pair(int64_t{0}, int64_t{0});
+  };
+  using Lifetime = std::pair<int64_t, int64_t>;
+  const Lifetime extended{365 * 24 * 3600, now_ + 3607};
+  // Any other duration, no pod (or another object), an audience not the API's.
+  EXPECT_EQ(lifetime(auth_, {{"expirationSeconds", 3600}, {"boundObjectRef", pod_ref}}),
+            Lifetime(3600, 0));
+  EXPECT_EQ(lifetime(auth_, {{"expirationSeconds", 3607}}), Lifetime(3607, 0));
+  EXPECT_EQ(lifetime(auth_, {{"expirationSeconds", 3607}, {"boundObjectRef", secret_ref}}),
+            Lifetime(3607, 0));
+  EXPECT_EQ(lifetime(auth_, {{"expirationSeconds", 3607},
+                             {"boundObjectRef", pod_ref},
+                             {"audiences", {kApi, "vault"}}}),
+            Lifetime(3607, 0));
+  EXPECT_EQ(lifetime(auth_, {{"expirationSeconds", 3607},
+                             {"boundObjectRef", pod_ref},
+                             {"audiences", {kApi}}}),
+            extended);
+  // --service-account-extend-token-expiration=false.
+  AuthenticationOptions off;
+  off.extend_token_expiration = false;
+  Authentication strict(
+      tokens_,
+      [this](const std::string& bucket, const std::string& ns,
+             const std::string& name) -> std::optional<Json> {
+        auto it = objects_.find({bucket, ns, name});
+        if (it == objects_.end()) return std::nullopt;
+        return it->second;
+      },
+      off, [this] { return now_; });
+  EXPECT_EQ(lifetime(strict, {{"expirationSeconds", 3607}, {"boundObjectRef", pod_ref}}),
+            Lifetime(3607, 0));
+}
+
 TEST_F(AuthenticationTest, AcceptedTokenIsTheServiceAccount) {
   TokenAuthResult r = auth_.AuthenticateToken(Token());
   ASSERT_TRUE(r.authenticated) << r.error;

@@ -149,6 +149,7 @@ std::string ServiceAccountTokens::Mint(const ServiceAccountClaims& c) const {
   if (!c.pod.empty()) k["pod"] = RefJson(c.pod);
   if (!c.secret.empty()) k["secret"] = RefJson(c.secret);
   if (!c.node.empty()) k["node"] = RefJson(c.node);
+  if (c.warn_after) k["warnafter"] = c.warn_after;
   Json claims = {{"iss", c.issuer}, {"sub", c.UserName()}, {"aud", c.audiences},
                  {"kubernetes.io", k}};
   if (c.issued_at) claims["iat"] = c.issued_at;
@@ -199,6 +200,7 @@ std::optional<ServiceAccountClaims> ServiceAccountTokens::Verify(std::string_vie
     c.pod = RefFrom(k, "pod");
     c.secret = RefFrom(k, "secret");
     c.node = RefFrom(k, "node");
+    c.warn_after = NumericDate(k, "warnafter");
     if (c.ns.empty() || c.service_account.empty()) return std::nullopt;
     if (j.value("sub", "") != c.UserName()) return std::nullopt;
     return c;

@@ -5,9 +5,9 @@
 // (pki/sa.key, 32 random bytes, hex, mode 0600, made by the first `kin
 // serve`). Its claims are kube-apiserver's: iss, sub
 // (system:serviceaccount:<ns>:<name>), aud, iat, nbf, exp, jti, and under
-// "kubernetes.io" the namespace, the service account (name, uid) and the
+// "kubernetes.io" the namespace, the service account (name, uid), the
 // object it is bound to (a pod, a secret or a node, name and uid; a pod's
-// node too). Kubernetes signs RS256/ES256 with the service account key;
+// node too) and, for an extended token, warnafter. Kubernetes signs RS256/ES256 with the service account key;
 // clients treat tokens as opaque, so the algorithm is kin's choice.
 //
 // This module mints and reads tokens and checks what needs no lookup
@@ -44,6 +44,9 @@ struct ServiceAccountClaims {
   std::string service_account;
   std::string service_account_uid;  // empty: any uid (a pod minted before its SA existed)
   TokenObjectRef pod, secret, node;
+  // kubernetes.io.warnafter (unix seconds; 0: none): when a token whose
+  // lifetime the API server extended would have expired as requested.
+  int64_t warn_after = 0;
 
   // "system:serviceaccount:<ns>:<name>" and its groups, as Kubernetes names them.
   std::string UserName() const;

@@ -83,6 +83,15 @@ TEST(ServiceAccountTokenTest, ClaimsAreKubeApiserversNames) {
   EXPECT_EQ(k["pod"], Json({{"name", "web-0"}, {"uid", Claims().pod.uid}}));
   EXPECT_EQ(k["node"]["name"], "kin-worker");
   EXPECT_FALSE(k.contains("secret"));
+  EXPECT_FALSE(k.contains("warnafter"));
+  // An extended token says when it would have expired (a NumericDate).
+  ServiceAccountClaims extended = Claims();
+  extended.expires = 1700000000 + 365 * 24 * 3600;
+  extended.warn_after = 1700003607;
+  const std::string token = ServiceAccountTokens(std::string(32, 'k')).Mint(extended);
+  EXPECT_EQ(Payload(token)["kubernetes.io"]["warnafter"], 1700003607);
+  EXPECT_EQ(Payload(token)["exp"], 1731536000);
+  EXPECT_EQ(ServiceAccountTokens(std::string(32, 'k')).Verify(token)->warn_after, 1700003607);
   // A token without expiry (a pod's) has no exp.
   ServiceAccountClaims forever = Claims();
   forever.expires = 0;

@@ -5,7 +5,10 @@
 // answered from a cache until the token is due for a refresh:
 //
 //   - it is older than 80% of its requested lifetime (the kubelet reckons
-//     from expirationTimestamp - expirationSeconds), or
+//     from expirationTimestamp - expirationSeconds; for the kube-api-access
+//     volume's 3607 s the API server mints a token valid a year, with
+//     warnafter, but answers the requested expirationTimestamp, so the
+//     rotation stays at 80% of 3607 s), or
 //   - it is older than max_age (the kubelet's 24 h),
 //
 // less a jitter of up to 10 s, so the pods of a node do not all ask at once.
