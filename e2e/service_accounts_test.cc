@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -318,6 +319,21 @@ spec:
   };
   const std::string first = read_token();
   ASSERT_EQ(std::count(first.begin(), first.end(), '.'), 2) << first;
+  // The volume's 3607 s token, extended as kube-apiserver extends it: valid
+  // a year, kubernetes.io.warnafter at the requested expiry.
+  {
+    std::string payload = first.substr(first.find('.') + 1);
+    payload = payload.substr(0, payload.find('.'));
+    for (auto& ch : payload) ch = ch == '-' ? '+' : ch == '_' ? '/' : ch;
+    while (payload.size() % 4) payload += '=';
+    std::optional<std::string> decoded = Base64Decode(payload);
+    ASSERT_TRUE(decoded) << first;
+    Json claims = Json::parse(*decoded);
+    const int64_t iat = claims.value("iat", int64_t{0});
+    EXPECT_EQ(claims.value("exp", int64_t{0}) - iat, 365 * 24 * 3600) << claims.dump();
+    EXPECT_EQ(claims["kubernetes.io"].value("warnafter", int64_t{0}) - iat, 3607)
+        << claims.dump();
+  }
   Json user = whoami(first)["status"]["userInfo"];
   EXPECT_EQ(user["username"], "system:serviceaccount:" + ns_ + ":default") << user.dump();
   EXPECT_EQ(user["extra"]["authentication.kubernetes.io/pod-name"], Json::array({"api"}))
