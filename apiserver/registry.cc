@@ -1284,9 +1284,6 @@ Json Registry::PrepareUpdate(const ResourceInfo& r, const Json& old, Json obj,
   }
   if (subresource != "status") {
     ApplyDefaults(r.group, r.kind, obj, {opts_.default_toleration_seconds});
-    if (r.plural == "priorityclasses" && r.group == "scheduling.k8s.io") {
-      AdmitPriorityClass(store_, obj);
-    }
     // kube-apiserver's dropTypeDependentFields: a Service that no longer
     // needs its healthCheckNodePort (and did not change it) drops it.
     if (r.plural == "services" && !NeedsHealthCheckNodePort(obj) && obj.contains("spec") &&
@@ -1321,15 +1318,20 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
   // admitted only if nobody changed the object meanwhile, else all runs
   // again (as kube-apiserver's GuaranteedUpdate retries).
   // So do the admission plugins that read or write other keys of the
-  // store: ResourceQuota on the updates it evaluates (it charges what the
-  // update adds) and PersistentVolumeClaimResize (the claim's StorageClass).
+  // store (never from inside a Mutate, whose lock the store does not
+  // re-enter): ResourceQuota on the updates it evaluates (it charges what
+  // the update adds), PersistentVolumeClaimResize (the claim's
+  // StorageClass) and Priority (the other PriorityClasses).
   thread_local bool admitting = false;
   const bool webhooks = WebhooksAdmit(r) && webhooks_->Any();
   const bool quota_admits = !admitting && QuotaEvaluatesUpdates(r, subresource) &&
                             NamespaceHasQuotas(store_, key_ns);
   const bool claim_resize =
       r.group.empty() && r.plural == "persistentvolumeclaims" && subresource.empty();
-  if (!admitting && (webhooks || quota_admits || claim_resize)) {
+  // The Priority admission lists the other PriorityClasses (one global default).
+  const bool priority_class =
+      r.group == "scheduling.k8s.io" && r.plural == "priorityclasses" && subresource.empty();
+  if (!admitting && (webhooks || quota_admits || claim_resize || priority_class)) {
     struct Stale {};
     for (int attempt = 0;; ++attempt) {
       auto rec = store_.Get(r.group_resource(), key_ns, name);
@@ -1347,6 +1349,7 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
         }
       }
       // Validating admission, in kube-apiserver's plugin order.
+      if (priority_class) AdmitPriorityClass(store_, next);
       if (claim_resize) AdmitClaimResize(store_, next, stored);
       if (webhooks) webhooks_->Validate(UpdateAttributes(r, subresource, next, cur, opts));
       // The ResourceQuota admission, last: given back unless stored.

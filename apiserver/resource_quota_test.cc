@@ -3,7 +3,8 @@
 // is charged its node ports and load balancer, a grown claim the growth (of
 // requests.storage and its class's), both refused past the quota with the
 // message creates get; a claim grows only when Bound and its class allows
-// expansion. Quotas' status.used is written by hand here (the resourcequota
+// expansion; PriorityClass updates keep one global default (admission that
+// reads other objects runs outside the updated object's store lock). Quotas' status.used is written by hand here (the resourcequota
 // controller's part is tested in controllers/).
 #include "apiserver/resource_quota.h"
 
@@ -232,6 +233,34 @@ TEST_F(QuotaOnUpdateTest, AClaimGrowsOnlyWhenItsClassAllowsExpansion) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Code::kInvalid) << e.what();
   }
+}
+
+TEST_F(QuotaOnUpdateTest, PriorityClassUpdatesKeepOneGlobalDefault) {
+  const ResourceInfo& classes = *FindResource("scheduling.k8s.io", "v1", "priorityclasses");
+  for (const char* name : {"high", "low"}) {
+    registry_->Create(classes, "",
+                      {{"apiVersion", "scheduling.k8s.io/v1"},
+                       {"kind", "PriorityClass"},
+                       {"metadata", {{"name", name}}},
+                       {"value", std::string(name) == "high" ? 1000 : 10},
+                       {"globalDefault", std::string(name) == "high"}},
+                      {});
+  }
+  // The default itself may change (this update once waited forever on the
+  // store's lock, the admission listing classes from inside the write).
+  registry_->Patch(classes, "", "high", PatchType::kMerge, R"({"description":"the default"})", "",
+                   {});
+  EXPECT_EQ(registry_->Get(classes, "", "high")["description"], "the default");
+  try {
+    registry_->Patch(classes, "", "low", PatchType::kMerge, R"({"globalDefault":true})", "", {});
+    ADD_FAILURE() << "a second global default was admitted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kForbidden);
+    EXPECT_EQ(e.message(),
+              "priorityclasses.scheduling.k8s.io \"low\" is forbidden: PriorityClass high is "
+              "already marked as default. Only one default can exist");
+  }
+  EXPECT_EQ(registry_->Get(classes, "", "low")["globalDefault"], false);
 }
 
 }  // namespace
