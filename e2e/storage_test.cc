@@ -4,7 +4,8 @@
 // pod deleted, a new pod on the same claim reads the file (on the same
 // node, held there by the volume's node affinity); `kubectl get pv,pvc,sc`
 // with upstream's columns; `standard` refuses to grow a claim, a class with
-// allowVolumeExpansion grows it (capacity, Events) and refuses a shrink; a pod naming a missing claim stays Pending with
+// allowVolumeExpansion grows it (capacity, Events, the class's quota
+// charged and refusing more) and refuses a shrink; a pod naming a missing claim stays Pending with
 // kube-scheduler's message; a StatefulSet's volumeClaimTemplates give each
 // replica a Bound claim that outlives the set; deleting a claim removes its
 // volume and directory; nothing is left after `kin cluster delete`.
@@ -182,7 +183,26 @@ allowVolumeExpansion: true
   c.Apply(big_claim);
   c.Apply(PodOnClaim("grower", "big", "echo kept > /data/file; sleep 3600"));
   ASSERT_FALSE(c.WaitPodReady("grower", "default", 60s).is_null()) << c.Log();
+  // A quota on the class: the growth is charged, and refused past it.
+  c.Ok({"create", "quota", "grow-q",
+        "--hard=expandable.storageclass.storage.k8s.io/requests.storage=128Mi"});
+  auto class_used = [&] {
+    return c.GetJson({"quota", "grow-q"})["status"]["used"].value(
+        "expandable.storageclass.storage.k8s.io/requests.storage", "");
+  };
+  ASSERT_TRUE(Cluster::WaitFor([&] { return class_used() == "64Mi"; })) << class_used();
+  CommandResult over = c.Kubectl(
+      {"patch", "pvc", "big", "-p", R"({"spec":{"resources":{"requests":{"storage":"256Mi"}}}})"});
+  EXPECT_FALSE(over.status.success());
+  EXPECT_NE(over.err.find("persistentvolumeclaims \"big\" is forbidden: exceeded quota: grow-q, "
+                          "requested: expandable.storageclass.storage.k8s.io/requests.storage="
+                          "192Mi, used: expandable.storageclass.storage.k8s.io/requests.storage="
+                          "64Mi, limited: expandable.storageclass.storage.k8s.io/requests.storage="
+                          "128Mi"),
+            std::string::npos)
+      << over.err;
   c.Ok({"patch", "pvc", "big", "-p", R"({"spec":{"resources":{"requests":{"storage":"128Mi"}}}})"});
+  EXPECT_EQ(class_used(), "128Mi");
   ASSERT_TRUE(Cluster::WaitFor([&] {
     return c.GetJson({"pvc", "big"})["status"]["capacity"].value("storage", "") == "128Mi";
   }));
@@ -205,6 +225,7 @@ allowVolumeExpansion: true
       << shrunk.err;
   c.Ok({"delete", "pod", "grower", "--wait=true"});
   c.Ok({"delete", "pvc", "big", "--wait=true"});
+  c.Ok({"delete", "quota", "grow-q"});
 
   // A pod naming a claim that does not exist stays Pending.
   c.Apply(PodOnClaim("orphan", "nope", "sleep 3600"));
