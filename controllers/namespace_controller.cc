@@ -94,6 +94,17 @@ Result NamespaceController::Sync(const std::string& name) {
   if (!ns || !object::IsBeingDeleted(*ns) || !HasSpecFinalizer(*ns, "kubernetes")) {
     return Result::Done();
   }
+  // Not before the grace period: kube-controller-manager queues a deleted
+  // namespace 5 s after it sees it (namespaceDeletionGracePeriod), and
+  // clients count on that (see the header).
+  if (auto deleted =
+          object::ParseRfc3339(object::StringAt(*ns, "metadata", "deletionTimestamp"))) {
+    auto since = std::chrono::system_clock::now() - *deleted;
+    if (since < opts_.deletion_grace) {
+      return Result::After(
+          std::chrono::duration_cast<Clock::Duration>(opts_.deletion_grace - since));
+    }
+  }
   Client& client = identity_.client();
   DeleteOptions del;
   del.propagation_policy = "Background";

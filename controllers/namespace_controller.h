@@ -2,7 +2,11 @@
 // them go, as kube-controller-manager's namespace controller does.
 //
 // A namespace with a deletionTimestamp whose spec.finalizers still holds
-// `kubernetes` is processed: every namespaced resource the API serves is
+// `kubernetes` is processed, once `deletion_grace` (upstream's
+// namespaceDeletionGracePeriod, 5 s) has passed since that timestamp: a
+// client that deletes the namespace and then its objects one by one
+// (`kubectl delete -f` of a file that begins with its Namespace) finds them
+// still there instead of NotFound. Then every namespaced resource the API serves is
 // listed in it and each object not already deleting is deleted
 // (propagationPolicy Background). While objects remain (graceful pods,
 // finalizers), it looks again when one of them goes (the content informers
@@ -34,6 +38,9 @@ namespace kin::controllers {
 
 struct NamespaceControllerOptions {
   int workers = 2;
+  // How long after its deletionTimestamp (whole seconds: it waits between
+  // deletion_grace - 1 s and deletion_grace) a namespace starts being emptied.
+  std::chrono::milliseconds deletion_grace = std::chrono::seconds(5);
   // The longest wait before a namespace with content left is looked at
   // again (deletions the content informers see bring it back sooner).
   std::chrono::milliseconds recheck = std::chrono::seconds(5);
