@@ -100,6 +100,41 @@ TEST_F(LocalClientTest, NamespaceFinalizersChangeOnlyThroughFinalize) {
   EXPECT_EQ(finalized["spec"].value("finalizers", Json::array()), Json::array());
 }
 
+// Re-applying an unchanged configuration whose atomic rules the server
+// defaults (scope "*") is no write (kube-apiserver's
+// IgnoreManagedFieldsTimestampsTransformer): resourceVersion and the
+// managedFields times stay. A real change still moves both.
+TEST_F(LocalClientTest, ReapplyThatOnlyMovesManagedFieldsTimesIsNoWrite) {
+  const ResourceInfo& configs =
+      *FindResource("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations");
+  Json config = Json::parse(R"({"apiVersion":"admissionregistration.k8s.io/v1",
+      "kind":"ValidatingWebhookConfiguration","metadata":{"name":"deny"},
+      "webhooks":[{"name":"deny.example.com","sideEffects":"None",
+        "admissionReviewVersions":["v1"],
+        "clientConfig":{"url":"https://example.com/deny"},
+        "rules":[{"operations":["CREATE"],"apiGroups":[""],"apiVersions":["v1"],
+                  "resources":["pods"]}]}]})");
+  WriteOptions apply;
+  apply.field_manager = "kubectl";
+  Json first = cl().Patch(configs, "", "deny", PatchType::kApply, config, "", apply);
+  EXPECT_EQ(first["webhooks"][0]["rules"][0]["scope"], "*");
+  // Times are whole seconds: make the first apply's older than the next
+  // (with a label, or the write would change nothing but times).
+  for (Json& entry : first["metadata"]["managedFields"]) entry["time"] = "2020-01-01T00:00:00Z";
+  first["metadata"]["labels"]["team"] = "a";
+  first = cl().Update(configs, "", first);
+  ASSERT_NE(first["metadata"]["managedFields"].dump().find("2020-01-01T00:00:00Z"),
+            std::string::npos);
+  Json again = cl().Patch(configs, "", "deny", PatchType::kApply, config, "", apply);
+  EXPECT_EQ(again["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"]);
+  EXPECT_EQ(again["metadata"]["managedFields"], first["metadata"]["managedFields"]);
+
+  config["webhooks"][0]["timeoutSeconds"] = 5;
+  Json changed = cl().Patch(configs, "", "deny", PatchType::kApply, config, "", apply);
+  EXPECT_NE(changed["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"]);
+  EXPECT_EQ(changed["webhooks"][0]["timeoutSeconds"], 5);
+}
+
 TEST_F(LocalClientTest, InformerFollowsChangesWithoutPolling) {
   std::vector<std::string> log;
   std::mutex mu;

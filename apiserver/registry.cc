@@ -55,6 +55,43 @@ Json SpecPart(const Json& obj) {
   return j;
 }
 
+// kube-apiserver's IgnoreManagedFieldsTimestampsTransformer: a write whose
+// result differs from the stored object only in the times of managedFields
+// entries keeps the stored times, so it changes nothing and is not stored.
+// (Re-applying an unchanged file whose atomic fields the server defaults,
+// such as a webhook's rules, merges a different value, so the apply is no
+// no-op until defaulting has run.)
+void KeepManagedFieldsTimes(const Json& old, Json& obj) {
+  if (!old.is_object() || !obj.is_object()) return;
+  auto managed = [](const Json& o) -> const Json* {
+    auto md = o.find("metadata");
+    if (md == o.end() || !md->is_object()) return nullptr;
+    auto mf = md->find("managedFields");
+    return mf != md->end() && mf->is_array() ? &*mf : nullptr;
+  };
+  const Json* old_mf = managed(old);
+  const Json* new_mf = managed(obj);
+  if (old_mf == nullptr || new_mf == nullptr || old_mf->size() != new_mf->size() ||
+      *old_mf == *new_mf) {
+    return;
+  }
+  auto without_time = [](Json e) {
+    if (e.is_object()) e.erase("time");
+    return e;
+  };
+  std::vector<Json> unmatched;
+  for (const Json& e : *old_mf) unmatched.push_back(without_time(e));
+  for (const Json& e : *new_mf) {
+    auto it = std::find(unmatched.begin(), unmatched.end(), without_time(e));
+    if (it == unmatched.end()) return;
+    unmatched.erase(it);
+  }
+  Json a = old, b = obj;
+  a["metadata"].erase("managedFields");
+  b["metadata"].erase("managedFields");
+  if (a == b) obj["metadata"]["managedFields"] = *old_mf;
+}
+
 Error NotFoundError(const ResourceInfo& r, const std::string& name) {
   Error e = Error::NotFound(r.group_resource() + " \"" + name + "\" not found");
   e.WithDetails(r.plural, name, r.group);
@@ -1291,6 +1328,38 @@ Json Registry::PrepareUpdate(const ResourceInfo& r, const Json& old, Json obj,
         obj["spec"]["healthCheckNodePort"] == old["spec"].value("healthCheckNodePort", Json())) {
       obj["spec"].erase("healthCheckNodePort");
     }
+    // ... and so do its node ports (when it adds none), allocateLoadBalancerNodePorts
+    // and loadBalancerClass off LoadBalancer, externalTrafficPolicy off NodePort
+    // and LoadBalancer, each when the user left it as it was: `kubectl patch
+    // svc s -p '{"spec":{"type":"ClusterIP"}}'` turns a NodePort Service back.
+    if (r.plural == "services" && r.group.empty() && obj.contains("spec") &&
+        obj["spec"].is_object() && old.contains("spec") && old["spec"].is_object()) {
+      Json& spec = obj["spec"];
+      const Json& was = old["spec"];
+      const std::string type = Str(spec, "type");
+      auto same = [&](const char* key) {
+        return spec.value(key, Json()) == was.value(key, Json());
+      };
+      if (!NeedsNodePorts(obj) && spec.contains("ports") && spec["ports"].is_array()) {
+        // sameNodePorts: no node port the old spec did not have.
+        std::vector<int> had = NodePortsOf(old);
+        bool adds = false;
+        for (const auto& p : spec["ports"]) {
+          int np = p.value("nodePort", 0);
+          if (np != 0 && std::find(had.begin(), had.end(), np) == had.end()) adds = true;
+        }
+        if (!adds) {
+          for (auto& p : spec["ports"]) p.erase("nodePort");
+        }
+      }
+      if (type != "LoadBalancer" && same("allocateLoadBalancerNodePorts")) {
+        spec.erase("allocateLoadBalancerNodePorts");
+      }
+      if (type != "LoadBalancer" && same("loadBalancerClass")) spec.erase("loadBalancerClass");
+      if (type != "NodePort" && type != "LoadBalancer" && same("externalTrafficPolicy")) {
+        spec.erase("externalTrafficPolicy");
+      }
+    }
     if (SpecPart(obj) != SpecPart(old) && Meta(obj).contains("generation")) {
       Meta(obj)["generation"] = Meta(obj)["generation"].get<int64_t>() + 1;
     }
@@ -1305,6 +1374,7 @@ Json Registry::PrepareUpdate(const ResourceInfo& r, const Json& old, Json obj,
   if (IsCustomResourceDefinitions(r)) PrepareCustomResourceDefinition(obj, &old);
   if (r.custom) PrepareCustomResource(r, obj, &old);
   ValidateObject(r.group, r.kind, obj, &old);
+  KeepManagedFieldsTimes(old, obj);
   return obj;
 }
 
@@ -1385,12 +1455,22 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
   Json created_obj;
   Json dry_result;
   // Service port changes: allocate node ports for new ports outside the lock.
+  std::vector<int> old_node_ports;   // a Service's, before the update
+  std::vector<int> allocated_ports;  // node ports the update took: given back unless stored
+  struct GiveBackPorts {
+    std::vector<int>& ports;
+    Allocators& alloc;
+    ~GiveBackPorts() {
+      for (int p : ports) alloc.ReleasePort(p);
+    }
+  } give_back{allocated_ports, *alloc_};
   Record rec = store_.Mutate(r.group_resource(), key_ns, name, [&](const Json* cur) -> Mutation {
     if (cur == nullptr) {
       if (!create_if_missing) throw NotFoundError(r, name);
       created = true;
       return Mutation{};
     }
+    if (r.plural == "services" && r.group.empty()) old_node_ports = NodePortsOf(*cur);
     Json desired = change(r.custom ? ToServedVersion(r, *cur) : *cur);
     const Json& dm = desired.value("metadata", Json::object());
     if (!Str(dm, "name").empty() && Str(dm, "name") != name) {
@@ -1421,6 +1501,33 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
             }
           }
         }
+        // ... allocate one for a port still without (a Service turned
+        // NodePort or LoadBalancer, a port added) and reserve one chosen
+        // anew, as kube-apiserver's allocator does on updates.
+        const std::vector<int> had = NodePortsOf(*cur);
+        int i = 0;
+        for (auto& p : ns_["ports"]) {
+          const std::string field = "spec.ports[" + std::to_string(i++) + "].nodePort";
+          int np = p.value("nodePort", 0);
+          if (np == 0) {
+            np = alloc_->AllocatePort();
+            allocated_ports.push_back(np);
+            p["nodePort"] = np;
+          } else if (std::find(had.begin(), had.end(), np) == had.end() &&
+                     std::find(allocated_ports.begin(), allocated_ports.end(), np) ==
+                         allocated_ports.end()) {
+            try {
+              alloc_->ReservePort(np, field);
+            } catch (const Error& e) {
+              std::string msg = "Service \"" + name + "\" is invalid: " + field + ": " + e.message();
+              Error full = Error::Invalid(msg);
+              full.WithDetails("Service", name);
+              for (const auto& c : e.causes()) full.WithCause(c);
+              throw full;
+            }
+            allocated_ports.push_back(np);
+          }
+        }
       }
       // The health check port: kept while still needed (it is immutable),
       // allocated when a Service turns to LoadBalancer with policy Local.
@@ -1428,7 +1535,8 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
         if (os.value("healthCheckNodePort", 0) != 0) {
           ns_["healthCheckNodePort"] = os["healthCheckNodePort"];
         } else {
-          ns_["healthCheckNodePort"] = alloc_->AllocatePort();
+          allocated_ports.push_back(alloc_->AllocatePort());
+          ns_["healthCheckNodePort"] = allocated_ports.back();
         }
       }
     }
@@ -1445,18 +1553,24 @@ Json Registry::UpdateWith(const ResourceInfo& r, const std::string& ns, const st
     }
     return Mutation{Mutation::Action::kPut, std::move(next)};
   });
+  if (!opts.dry_run) allocated_ports.clear();  // stored: the Service holds them
   if (opts.dry_run && !dry_result.is_null()) return dry_result;
   if (created) {
     Json obj = change(Json::object());
     Meta(obj)["name"] = name;
     return Create(r, ns, std::move(obj), opts);
   }
-  // Node ports of a Service that changed type or ports: sync the allocator.
+  // Node ports of a Service that changed type or ports: sync the allocator,
+  // and free those it no longer uses.
   if (r.plural == "services" && rec.json) {
     Json svc = rec.Parse();
-    for (int p : NodePortsOf(svc)) {
+    std::vector<int> now_used = NodePortsOf(svc);
+    for (int p : now_used) {
       std::lock_guard lock(alloc_->mu);
       alloc_->node_ports.insert(p);
+    }
+    for (int p : old_node_ports) {
+      if (std::find(now_used.begin(), now_used.end(), p) == now_used.end()) alloc_->ReleasePort(p);
     }
   }
   Json out = rec.json ? rec.Parse() : Json();
