@@ -97,8 +97,7 @@ Result NamespaceController::Sync(const std::string& name) {
   // Not before the grace period: kube-controller-manager queues a deleted
   // namespace 5 s after it sees it (namespaceDeletionGracePeriod), and
   // clients count on that (see the header).
-  if (auto deleted =
-          object::ParseRfc3339(object::StringAt(*ns, "metadata", "deletionTimestamp"))) {
+  if (auto deleted = object::ParseRfc3339(object::StringAt(*ns, "metadata", "deletionTimestamp"))) {
     auto since = std::chrono::system_clock::now() - *deleted;
     if (since < opts_.deletion_grace) {
       return Result::After(
