@@ -137,9 +137,7 @@ TEST_F(QuotaOnUpdateTest, AServiceTurnedNodePortOrLoadBalancerIsCharged) {
   // A refused update is not charged; an update that adds nothing (labels,
   // or back to ClusterIP: the controller frees that) is not either.
   EXPECT_EQ(Refusal(Core("services"), "c", R"({"metadata":{"labels":{"x":"y"}}})"), "");
-  EXPECT_EQ(Refusal(Core("services"), "b",
-                    R"({"spec":{"type":"ClusterIP","externalTrafficPolicy":null}})"),
-            "");
+  EXPECT_EQ(Refusal(Core("services"), "b", R"({"spec":{"type":"ClusterIP"}})"), "");
   EXPECT_EQ(Used("q"), (Json{{"services.nodeports", "3"}, {"services.loadbalancers", "1"}}));
 }
 
@@ -230,6 +228,51 @@ TEST_F(QuotaOnUpdateTest, AClaimGrowsOnlyWhenItsClassAllowsExpansion) {
     Merge(Core("persistentvolumeclaims"), "pending",
           R"({"spec":{"resources":{"requests":{"storage":"2Gi"}}}})");
     ADD_FAILURE() << "an unbound claim grew";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kInvalid) << e.what();
+  }
+}
+
+// Turned back to ClusterIP, as kube-apiserver's dropTypeDependentFields
+// does: the node ports and externalTrafficPolicy the user left alone go,
+// and the node port is free for another Service.
+TEST_F(QuotaOnUpdateTest, AServiceTurnedBackToClusterIPDropsAndFreesItsNodePort) {
+  CreateService("a", 1);
+  CreateQuota("q", {{"services.nodeports", "3"}}, {{"services.nodeports", "0"}});
+  Merge(Core("services"), "a", R"({"spec":{"type":"NodePort"}})");
+  Json svc = registry_->Get(Core("services"), "default", "a");
+  const int node_port = svc["spec"]["ports"][0].value("nodePort", 0);
+  ASSERT_NE(node_port, 0) << svc.dump();
+  EXPECT_EQ(svc["spec"]["externalTrafficPolicy"], "Cluster");
+  EXPECT_EQ(Refusal(Core("services"), "a", R"({"spec":{"type":"ClusterIP"}})"), "");
+  svc = registry_->Get(Core("services"), "default", "a");
+  EXPECT_FALSE(svc["spec"]["ports"][0].contains("nodePort")) << svc.dump();
+  EXPECT_FALSE(svc["spec"].contains("externalTrafficPolicy")) << svc.dump();
+  Json b = {{"apiVersion", "v1"},
+            {"kind", "Service"},
+            {"metadata", {{"name", "b"}}},
+            {"spec", {{"type", "NodePort"}, {"ports", {{{"port", 80}, {"nodePort", node_port}}}}}}};
+  registry_->Create(Core("services"), "default", b, {});
+  EXPECT_EQ(registry_->Get(Core("services"), "default", "b")["spec"]["ports"][0]["nodePort"],
+            node_port);
+  // A node port chosen on an update is reserved as on a create.
+  CreateService("c", 1);
+  try {
+    Merge(Core("services"), "c",
+          R"({"spec":{"type":"NodePort","ports":[{"name":"p0","port":80,"nodePort":)" +
+              std::to_string(node_port) + "}]}}");
+    ADD_FAILURE() << "two Services got node port " << node_port;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Code::kInvalid);
+    EXPECT_EQ(e.message(), "Service \"c\" is invalid: spec.ports[0].nodePort: Invalid value: " +
+                               std::to_string(node_port) + ": provided port is already allocated");
+  }
+  // A node port the user adds while leaving NodePort is not dropped: validation refuses it.
+  Merge(Core("services"), "a", R"({"spec":{"type":"NodePort"}})");
+  try {
+    Merge(Core("services"), "a",
+          R"({"spec":{"type":"ClusterIP","ports":[{"name":"p0","port":80,"nodePort":31999}]}})");
+    ADD_FAILURE() << "a ClusterIP Service kept a new node port";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Code::kInvalid) << e.what();
   }

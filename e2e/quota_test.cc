@@ -117,6 +117,7 @@ TEST_P(QuotaE2E, ServiceTurnedNodePortIsCharged) {
   Ok({"create", "service", "clusterip", "b", "--tcp=80:80"});
   // kube-apiserver evaluates a Service's updates: a type change is charged.
   Ok({"patch", "svc", "a", "-p", R"({"spec":{"type":"NodePort"}})"});
+  EXPECT_NE(Ok({"get", "svc", "a", "-o", "jsonpath={.spec.ports[0].nodePort}"}), "");
   EXPECT_EQ(Ok({"get", "quota", "q", "-o", "jsonpath={.status.used.services\\.nodeports}"}),
             "1");
   CommandResult refused = Run({"patch", "svc", "b", "-p", R"({"spec":{"type":"NodePort"}})"});
@@ -133,6 +134,11 @@ TEST_P(QuotaE2E, ServiceTurnedNodePortIsCharged) {
                 "jsonpath={.status.used.services\\.nodeports} "
                 "{.status.used.services\\.loadbalancers}"}),
             "1 1");
+  // Back to ClusterIP: the node port and externalTrafficPolicy go with the type.
+  Ok({"patch", "svc", "a", "-p", R"({"spec":{"type":"ClusterIP"}})"});
+  EXPECT_EQ(Ok({"get", "svc", "a", "-o",
+                "jsonpath={.spec.ports[0].nodePort}{.spec.externalTrafficPolicy}"}),
+            "");
 }
 
 TEST_P(QuotaE2E, LimitRangeDefaultsAndRefuses) {
