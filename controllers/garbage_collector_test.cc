@@ -377,7 +377,10 @@ TEST_F(GcCustomTest, ForegroundAndOrphanDeletionOfCustomObjects) {
 class NamespaceControllerTest : public GcTest {
  protected:
   void StartNamespaceController() {
-    manager_->Emplace<NamespaceController>(manager_->informers(), *client_);
+    // No grace period (controllers_namespace_test covers it): at once.
+    NamespaceControllerOptions opts;
+    opts.deletion_grace = std::chrono::milliseconds(0);
+    manager_->Emplace<NamespaceController>(manager_->informers(), *client_, opts);
     manager_->Start();
   }
   void AddNamespace(const std::string& name) {
