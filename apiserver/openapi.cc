@@ -198,16 +198,20 @@ Json LoadDefinitions() {
 // additionalProperties, items, $ref) and a definition's
 // x-kubernetes-group-version-kind, without the descriptions, types and
 // formats, which are most of the full definitions' size.
+// A leaf (a schema with none of these) is null rather than an empty
+// object: ShapeOf reads both alike, and null allocates nothing.
 Json StructureOf(const Json& schema) {
-  Json out = Json::object();
-  if (!schema.is_object()) return out;
+  if (!schema.is_object()) return nullptr;
+  Json out;
   if (auto it = schema.find("$ref"); it != schema.end()) out["$ref"] = *it;
   if (auto it = schema.find("properties"); it != schema.end() && it->is_object()) {
     Json& props = out["properties"] = Json::object();
     for (const auto& [key, child] : it->items()) props[key] = StructureOf(child);
   }
   if (auto it = schema.find("additionalProperties"); it != schema.end()) {
-    out["additionalProperties"] = it->is_object() ? StructureOf(*it) : *it;
+    // Kept an object when it is one: ShapeOf tells a map by it.
+    Json child = it->is_object() ? StructureOf(*it) : *it;
+    out["additionalProperties"] = child.is_null() ? Json::object() : std::move(child);
   }
   if (auto it = schema.find("items"); it != schema.end()) out["items"] = StructureOf(*it);
   return out;
@@ -222,6 +226,7 @@ const Json& StructuralDefinitions() {
     Json out = Json::object();
     for (const auto& [name, def] : full.items()) {
       Json& d = out[name] = StructureOf(def);
+      if (d.is_null()) d = Json::object();  // a definition stays an object (ShapeOf's .at())
       if (auto it = def.find("x-kubernetes-group-version-kind"); it != def.end()) {
         d["x-kubernetes-group-version-kind"] = *it;
       }
