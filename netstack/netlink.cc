@@ -1,6 +1,7 @@
 #include "netstack/netlink.h"
 
 #include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
@@ -297,8 +298,8 @@ void NetlinkSocket::Exchange(nl_msg* msg, std::string_view what,
 void NetlinkSocket::CreateVeth(const VethSpec& spec) {
   NetlinkBatch(*this).CreateVeth(spec).Commit();
 }
-void NetlinkSocket::CreateBridge(const std::string& name, int mtu) {
-  NetlinkBatch(*this).CreateBridge(name, mtu).Commit();
+void NetlinkSocket::CreateBridge(const std::string& name, int mtu, const std::string& mac) {
+  NetlinkBatch(*this).CreateBridge(name, mtu, mac).Commit();
 }
 void NetlinkSocket::SetMaster(const std::string& dev, const std::string& master) {
   NetlinkBatch(*this).SetMaster(dev, master).Commit();
@@ -324,6 +325,9 @@ void NetlinkSocket::DeleteAddress(const std::string& dev, const Ipv4Cidr& addres
 void NetlinkSocket::AddRoute(const Route& route) { NetlinkBatch(*this).AddRoute(route).Commit(); }
 void NetlinkSocket::ReplaceRoute(const Route& route) {
   NetlinkBatch(*this).ReplaceRoute(route).Commit();
+}
+void NetlinkSocket::DeleteNeighbor(const std::string& dev, const Ipv4Address& address) {
+  NetlinkBatch(*this).DeleteNeighbor(dev, address).Commit();
 }
 void NetlinkSocket::DeleteRoute(const Route& route) {
   NetlinkBatch(*this).DeleteRoute(route).Commit();
@@ -540,15 +544,18 @@ NetlinkBatch& NetlinkBatch::CreateVeth(const VethSpec& spec) {
   return Add(std::move(op));
 }
 
-NetlinkBatch& NetlinkBatch::CreateBridge(const std::string& name, int mtu) {
+NetlinkBatch& NetlinkBatch::CreateBridge(const std::string& name, int mtu,
+                                         const std::string& mac) {
+  std::vector<uint8_t> address = mac.empty() ? std::vector<uint8_t>{} : ParseMac(mac);
   Op op;
   op.what = "create bridge " + Quoted(name);
-  op.build = [name, mtu](const Op::Indices&) {
+  op.build = [name, mtu, address](const Op::Indices&) {
     ifinfomsg ifi{};
     ifi.ifi_family = AF_UNSPEC;
     Msg m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
     m.Head(ifi).Str(IFLA_IFNAME, name);
     if (mtu > 0) m.U32(IFLA_MTU, static_cast<uint32_t>(mtu));
+    if (!address.empty()) m.Bytes(IFLA_ADDRESS, address.data(), address.size());
     nlattr* linkinfo = m.Nest(IFLA_LINKINFO);
     m.Str(IFLA_INFO_KIND, "bridge").End(linkinfo);
     return m.Take();
@@ -682,6 +689,21 @@ NetlinkBatch& NetlinkBatch::DeleteAddress(const std::string& dev, const Ipv4Cidr
   op.needs = {dev};
   op.build = [dev, address](const Op::Indices& idx) {
     return AddressMsg(RTM_DELADDR, 0, idx.at(dev), address);
+  };
+  return Add(std::move(op));
+}
+
+NetlinkBatch& NetlinkBatch::DeleteNeighbor(const std::string& dev, const Ipv4Address& address) {
+  Op op;
+  op.what = "delete neighbor " + address.ToString() + " on " + Quoted(dev);
+  op.needs = {dev};
+  op.build = [dev, address](const Op::Indices& idx) {
+    ndmsg nd{};
+    nd.ndm_family = AF_INET;
+    nd.ndm_ifindex = idx.at(dev);
+    Msg m(RTM_DELNEIGH, NLM_F_ACK);
+    m.Head(nd).Addr(NDA_DST, address);
+    return m.Take();
   };
   return Add(std::move(op));
 }

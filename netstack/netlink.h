@@ -131,7 +131,9 @@ class NetlinkSocket {
 
   // Single requests (each a batch of one).
   void CreateVeth(const VethSpec& spec);
-  void CreateBridge(const std::string& name, int mtu = 0);
+  // `mac` set: the bridge keeps it (else it takes its lowest port's MAC,
+  // which changes as ports come and go).
+  void CreateBridge(const std::string& name, int mtu = 0, const std::string& mac = "");
   void SetMaster(const std::string& dev, const std::string& master);  // "" detaches
   void SetUp(const std::string& dev, bool up = true);
   void SetMtu(const std::string& dev, int mtu);
@@ -142,6 +144,8 @@ class NetlinkSocket {
   void AddRoute(const Route& route);      // AlreadyExists when present
   void ReplaceRoute(const Route& route);  // adds or replaces
   void DeleteRoute(const Route& route);   // NotFound when missing
+  // `ip neigh del ADDRESS dev DEV`; NotFound when there is no entry.
+  void DeleteNeighbor(const std::string& dev, const Ipv4Address& address);
 
   // Queries (one round trip each).
   int LinkIndex(const std::string& name);  // NotFound when missing
@@ -182,7 +186,7 @@ class NetlinkBatch {
   NetlinkBatch& operator=(const NetlinkBatch&) = delete;
 
   NetlinkBatch& CreateVeth(const VethSpec& spec);
-  NetlinkBatch& CreateBridge(const std::string& name, int mtu = 0);
+  NetlinkBatch& CreateBridge(const std::string& name, int mtu = 0, const std::string& mac = "");
   NetlinkBatch& SetMaster(const std::string& dev, const std::string& master);
   NetlinkBatch& SetUp(const std::string& dev, bool up = true);
   NetlinkBatch& SetMtu(const std::string& dev, int mtu);
@@ -196,6 +200,7 @@ class NetlinkBatch {
   NetlinkBatch& AddRoute(const Route& route);
   NetlinkBatch& ReplaceRoute(const Route& route);
   NetlinkBatch& DeleteRoute(const Route& route);
+  NetlinkBatch& DeleteNeighbor(const std::string& dev, const Ipv4Address& address);
 
   size_t size() const;
   // Sends everything queued, waits for every answer; throws the first error.

@@ -1,5 +1,6 @@
 #include "netstack/topology.h"
 
+#include <cstdio>
 #include <map>
 #include <optional>
 #include <set>
@@ -144,11 +145,22 @@ std::string NetworkPlan::Render() const {
       out += "  addr " + a.address.ToString() + " dev " + a.dev + "\n";
     for (const auto& r : ns.routes) out += "  route " + r.ToString() + "\n";
     for (const auto& s : ns.sysctls) out += "  sysctl " + s.key + "=" + s.value + "\n";
+    for (const auto& n : ns.forget_neighbors) {
+      out += "  forget-neighbor " + n.address.ToString() + " dev " + n.dev + "\n";
+    }
   }
   return out;
 }
 
 // ---- Planning ----
+
+std::string NodeBridgeMac(Ipv4Address gateway) {
+  const uint32_t ip = gateway.value();
+  char mac[18];
+  std::snprintf(mac, sizeof mac, "02:6b:%02x:%02x:%02x:%02x", (ip >> 24) & 0xff, (ip >> 16) & 0xff,
+                (ip >> 8) & 0xff, ip & 0xff);
+  return mac;
+}
 
 NetworkPlan PlanTopology(const ClusterNetwork& net) {
   Problems problems;
@@ -316,6 +328,11 @@ NetworkPlan PlanTopology(const ClusterNetwork& net) {
     bridge.kind = LinkPlan::Kind::kBridge;
     bridge.name = kNodeBridge;
     bridge.mtu = net.mtu;
+    // A MAC of its own: a bridge without one takes its lowest port's, and
+    // when that pod went every other pod's ARP entry for the gateway
+    // pointed at a MAC no longer there (no way out of the pod for 30 s
+    // and more).
+    bridge.mac = NodeBridgeMac(n.pod_cidr.Nth(1));
     node.links.push_back(bridge);
     node.up = {"lo", kNodeUplink, kNodeBridge};
     node.addresses.push_back({kNodeUplink, Ipv4Cidr(n.ip, net.underlay.prefix_len())});
@@ -418,6 +435,7 @@ NetworkPlan PlanPodAttach(const PodInterface& pod) {
   veth.mtu = pod.mtu;
   node.links.push_back(veth);
   node.up = {pod.host_veth};
+  node.forget_neighbors.push_back({pod.bridge, pod.address.address()});
 
   NetnsPlan p;
   p.name = pod.pod_netns;
@@ -471,7 +489,7 @@ void ApplyNetns(const NetnsPlan& ns, Handles& handles, std::vector<MadeLink>& ma
   NetlinkBatch create(sock);
   for (const auto& l : ns.links) {
     if (l.kind == LinkPlan::Kind::kBridge) {
-      create.CreateBridge(l.name, l.mtu);
+      create.CreateBridge(l.name, l.mtu, l.mac);
       continue;
     }
     VethSpec v;
@@ -508,6 +526,13 @@ void ApplyNetns(const NetnsPlan& ns, Handles& handles, std::vector<MadeLink>& ma
   configure.Commit();
 
   if (!ns.sysctls.empty()) WriteSysctls(handles.Get(ns.name), ns.sysctls, ns.name);
+  for (const auto& n : ns.forget_neighbors) {
+    try {
+      sock.DeleteNeighbor(n.dev, n.address);
+    } catch (const Error& e) {
+      if (e.code() != Code::kNotFound) throw;
+    }
+  }
 }
 
 // Deletes links (best effort, newest first); gone is fine.

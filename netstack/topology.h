@@ -133,6 +133,12 @@ struct AddressPlan {
   Ipv4Cidr address;
 };
 
+// A neighbour (ARP) entry to forget: `ip neigh del ADDRESS dev DEV`.
+struct NeighborPlan {
+  std::string dev;
+  Ipv4Address address;
+};
+
 struct NetnsPlan {
   std::string name;             // under /run/netns
   bool create = false;          // the plan owns (creates and removes) the namespace
@@ -144,6 +150,9 @@ struct NetnsPlan {
   std::vector<AddressPlan> addresses;
   std::vector<Route> routes;  // added or replaced
   std::vector<Sysctl> sysctls;
+  // Deleted last (none there is fine): a pod address used before by a pod
+  // now gone may still have that pod's MAC here.
+  std::vector<NeighborPlan> forget_neighbors;
 };
 
 struct NetworkPlan {
@@ -174,6 +183,10 @@ std::string HostAccessLinkName(const ClusterNetwork& net);
 // node gets.
 Ipv4Address HostAccessIp(const ClusterNetwork& net);
 
+// The MAC of a node's bridge: locally administered, 02:6b and the four
+// bytes of its address (10.244.1.1 -> 02:6b:0a:f4:01:01).
+std::string NodeBridgeMac(Ipv4Address gateway);
+
 // Validates `net` (Invalid with one cause per problem, fields like
 // "nodes[1].podCIDR") and plans it.
 NetworkPlan PlanTopology(const ClusterNetwork& net);
@@ -195,7 +208,11 @@ struct PodInterface {
 std::string HostVethName(std::string_view pod_uid);
 
 // The node side (a veth on the bridge with hairpin, its peer made directly
-// in the pod namespace) and the pod side (lo and eth0 up, the address, a
+// in the pod namespace; the bridge's neighbour entry for the pod's address
+// forgotten: one left by an earlier pod with that address would send the
+// node's traffic to a MAC that is gone until the entry expires, 30 s and
+// more, where the bridge CNI plugin's gratuitous ARP updates it) and the
+// pod side (lo and eth0 up, the address, a
 // default route via the gateway; onlink when the gateway is outside the
 // address's prefix). Neither namespace is owned by the plan.
 NetworkPlan PlanPodAttach(const PodInterface& pod);

@@ -309,6 +309,41 @@ TEST_F(TopologyKernelTest, ApplyingTwiceIsAlreadyExistsAndKeepsTheFirst) {
   EXPECT_THAT(ListNamedNetns(prefix()), ::testing::IsEmpty());
 }
 
+// A pod address used before: the node's bridge (whose own MAC never
+// changes) still holds the old pod's MAC for it (REACHABLE for 30 s and more after the last use), and traffic
+// from the node to the new pod went to that MAC. Attaching the new pod
+// forgets the entry, so the node reaches it at once.
+TEST_F(TopologyKernelTest, ReusedPodAddressForgetsTheOldPodsNeighborEntry) {
+  ClusterNetwork net = TwoNodes(RoutingMode::kRouted);
+  NetworkPlan topology = PlanTopology(net);
+  ApplyPlan(topology);
+  const std::string node_a = NodeNetnsName(net, "a");
+  std::vector<Pod> pods;
+  // Another pod keeps the bridge's carrier up (a bridge that loses its last
+  // port flushes its neighbour entries).
+  pods.push_back(AttachPod(net, "a", "other", "10.244.1.8/24"));
+  const std::string bridge = IpIn(node_a, {"-br", "link", "show", "cbr0"});
+  EXPECT_THAT(bridge, HasSubstr(NodeBridgeMac(A("10.244.1.1")))) << bridge;
+  Pod old = AttachPod(net, "a", "old", "10.244.1.7/24");
+  ASSERT_TRUE(Ping(node_a, old.ip));  // the node learns the old pod's MAC
+  const std::string old_entry = IpIn(node_a, {"neigh", "show", "10.244.1.7", "dev", "cbr0"});
+  const auto at = old_entry.find("lladdr ");
+  ASSERT_NE(at, std::string::npos) << old_entry;
+  const std::string old_mac = old_entry.substr(at + 7, 17);
+  RemovePlan(old.plan);
+  { Pod gone = std::move(old); }  // the runtime removes the pod's namespace
+  // The bridge keeps its own MAC whichever port goes (else the other pods'
+  // ARP entries for their gateway would point at a MAC no longer there).
+  EXPECT_EQ(IpIn(node_a, {"-br", "link", "show", "cbr0"}), bridge);
+  EXPECT_THAT(IpIn(node_a, {"neigh", "show", "10.244.1.7", "dev", "cbr0"}), HasSubstr(old_mac));
+
+  pods.push_back(AttachPod(net, "a", "new", "10.244.1.7/24"));
+  EXPECT_THAT(IpIn(node_a, {"neigh", "show", "10.244.1.7", "dev", "cbr0"}),
+              ::testing::Not(HasSubstr(old_mac)));
+  EXPECT_TRUE(Ping(node_a, pods[1].ip));
+  RemoveAll(pods, topology);
+}
+
 TEST_F(TopologyKernelTest, PodAttachFailureAndNameClashLeaveOthersAlone) {
   ClusterNetwork net = TwoNodes(RoutingMode::kRouted);
   NetworkPlan topology = PlanTopology(net);
