@@ -21,6 +21,7 @@
 
 #include "apiserver/patch.h"
 #include "apiserver/registry.h"
+#include "base/log.h"
 #include "base/netns.h"
 #include "base/process.h"
 #include "base/strings.h"
@@ -788,7 +789,12 @@ Json AdmissionWebhooks::Mutate(const AdmissionAttributes& a) {
     }
     Outcome o = Call(hook, cur, cur.object, true);
     if (o.failed) {
-      if (hook.value("failurePolicy", "Fail") == "Ignore") return true;
+      if (hook.value("failurePolicy", "Fail") == "Ignore") {
+        // As kube-apiserver logs it: otherwise an ignored failure leaves no trace.
+        log::Warn("Failed calling webhook, failing open {}: failed calling webhook \"{}\": {}",
+                  name, name, o.failure);
+        return true;
+      }
       throw StatusError(InternalStatus("failed calling webhook \"" + name + "\": " + o.failure));
     }
     if (!o.response.value("allowed", false)) Deny(name, o.response);
@@ -833,7 +839,11 @@ void AdmissionWebhooks::Validate(const AdmissionAttributes& a) {
     }
     Outcome o = Call(h.spec, a, a.object, false);
     if (o.failed) {
-      if (h.spec.value("failurePolicy", "Fail") == "Ignore") continue;
+      if (h.spec.value("failurePolicy", "Fail") == "Ignore") {
+        log::Warn("Failed calling webhook, failing open {}: failed calling webhook \"{}\": {}",
+                  name, name, o.failure);
+        continue;
+      }
       throw StatusError(InternalStatus("failed calling webhook \"" + name + "\": " + o.failure));
     }
     if (!o.response.value("allowed", false)) Deny(name, o.response);

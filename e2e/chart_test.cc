@@ -342,6 +342,10 @@ class ChartE2E : public ::testing::TestWithParam<std::string> {
   // shared): uninstall it, waiting.
   void TearDown() override {
     if (HasFailure() && !chart_.empty()) {
+      std::string log =
+          testing::ReadFile(cluster_->StateRoot() + "/" + cluster_->name() + "/serve.log");
+      std::cout << "serve log (tail):\n"
+                << log.substr(log.size() > 8000 ? log.size() - 8000 : 0) << "\n";
       Kubectl({"delete", "-f", chart_, "--ignore-not-found", "--timeout=90s"});
     }
   }
@@ -529,7 +533,16 @@ TEST_P(ChartE2E, InstallWorksAndUninstalls) {
   EXPECT_EQ(updated["status"].value("phase", ""), "Ready");
   EXPECT_EQ(updated["metadata"]["generation"], 2);
 
-  // The webhooks: the mutating one labels a pod that asks for it ...
+  // The webhooks, once their Service has the server's address (the
+  // Endpoints follow the pod's readiness a moment after the rollout, on any
+  // cluster): the mutating one labels a pod that asks for it ...
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return !Kubectl(N({"get", "endpoints", "webhook", "-o",
+                           "jsonpath={.subsets[0].addresses[0].ip}"}))
+                    .out.empty();
+      },
+      30s));
   Ok(N({"create", "-f", "-"}), Pod("mutated", "{chart.example.com/mutate: \"true\"}", "c"));
   EXPECT_EQ(Ok(N({"get", "pod", "mutated", "-o", "jsonpath={.metadata.labels.added-label}"})),
             "yes");
