@@ -1,6 +1,7 @@
 #include "client/events.h"
 
 #include <cstdio>
+#include <functional>
 
 #include "base/error.h"
 #include "base/log.h"
@@ -26,8 +27,14 @@ void EventRecorder::Record(const Json& object, const std::string& type, const st
   std::string ns = m.value("namespace", "");
   std::string name = m.value("name", "");
   std::string uid = m.value("uid", "");
-  const std::string aggregate_key = uid + "\n" + type + "\n" + reason;
-  std::string key = aggregate_key + "\n" + message;
+  // The caches hold hashes of the keys and messages, not the strings: an
+  // Event's keys are a few hundred bytes, and a churn of pods leaves
+  // thousands of them for the window (a clash of 64-bit hashes would only
+  // count an Event into another).
+  const std::string aggregate_text = uid + "\n" + type + "\n" + reason;
+  const uint64_t aggregate_key = std::hash<std::string>{}(aggregate_text);
+  uint64_t key = std::hash<std::string>{}(aggregate_text + "\n" + message);
+  const uint64_t message_hash = std::hash<std::string>{}(message);
   std::string text = message;
   std::string now = object::NowRfc3339();
   try {
@@ -39,9 +46,9 @@ void EventRecorder::Record(const Json& object, const std::string& type, const st
     Similar& similar = similar_[aggregate_key];
     if (t - similar.last >= kCorrelationWindow) similar.messages.clear();
     similar.last = t;
-    similar.messages.insert(message);
+    similar.messages.insert(message_hash);
     if (similar.messages.size() > kAggregateMaxEvents) {
-      similar.messages.erase(message);  // as upstream's PopAny: stays at the maximum
+      similar.messages.erase(message_hash);  // as upstream's PopAny: stays at the maximum
       key = aggregate_key;
       text = kCombinedPrefix + message;
     }

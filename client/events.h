@@ -13,10 +13,11 @@
 #pragma once
 
 #include <chrono>
-#include <map>
+#include <cstdint>
 #include <mutex>
 #include <set>
 #include <string>
+#include <unordered_map>
 
 #include "client/client.h"
 
@@ -41,9 +42,9 @@ class EventRecorder {
     int64_t count = 1;
     TimePoint first;
   };
-  // The distinct messages of one (object, type, reason) lately.
+  // The distinct messages (their hashes) of one (object, type, reason) lately.
   struct Similar {
-    std::set<std::string> messages;
+    std::set<uint64_t> messages;
     TimePoint last;
   };
   // Drops correlations older than the window (at most once a minute).
@@ -53,8 +54,10 @@ class EventRecorder {
   std::string component_;
   std::string host_;
   std::mutex mu_;
-  std::map<std::string, Seen> seen_;        // correlation key -> the Event written
-  std::map<std::string, Similar> similar_;  // aggregation key -> messages seen
+  // Keyed by hashes: of uid, type, reason and message (seen_), of uid, type
+  // and reason (similar_).
+  std::unordered_map<uint64_t, Seen> seen_;        // correlation key -> the Event written
+  std::unordered_map<uint64_t, Similar> similar_;  // aggregation key -> messages seen
   TimePoint last_forget_{};
 };
 
