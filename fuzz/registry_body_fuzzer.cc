@@ -102,7 +102,8 @@ bool Answer(Fn&& fn) {
 }
 
 // Deletes what an input made, finalizers (and a namespace's spec.finalizers,
-// the namespace controller's) cleared, so nothing stays Terminating.
+// the namespace controller's, through finalize) cleared, so nothing stays
+// Terminating.
 void Remove(Registry& reg, const ResourceInfo& r, const std::string& ns, const std::string& name) {
   kin::DeleteOptions del;
   del.grace_period_seconds = 0;
@@ -113,10 +114,13 @@ void Remove(Registry& reg, const ResourceInfo& r, const std::string& ns, const s
     if (cur.contains("metadata") && cur["metadata"].contains("finalizers")) {
       cur["metadata"].erase("finalizers");
     }
-    if (r.plural == "namespaces" && cur.contains("spec") && cur["spec"].is_object()) {
-      cur["spec"].erase("finalizers");
-    }
     Answer([&] { reg.Update(r, ns, name, cur, "", {}); });
+    // A namespace's spec.finalizers change only through namespaces/NAME/finalize.
+    if (r.plural == "namespaces" && Answer([&] { cur = reg.Get(r, ns, name); }) &&
+        cur.contains("spec") && cur["spec"].is_object()) {
+      cur["spec"].erase("finalizers");
+      Answer([&] { reg.Update(r, ns, name, cur, "finalize", {}); });
+    }
     Answer([&] { reg.Delete(r, ns, name, del); });
   }
   // Still there: the registry kept an object that was deleted with grace 0
