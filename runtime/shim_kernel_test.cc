@@ -16,6 +16,7 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <thread>
 
 #include "base/error.h"
 #include "base/file.h"
@@ -218,7 +219,16 @@ TEST_F(ShimTest, AMissingExecutableIsNotFoundAndLeavesNothing) {
 TEST_F(ShimTest, KinsAgnhostRunsInTheForkedProcessWithoutExec) {
   std::string dir = tmp_.File("c5");
   ShimState st = Start(dir, {KinBinary(), "agnhost", "pause"});
-  std::string comm = ReadFileIfExists("/proc/" + std::to_string(st.pid) + "/comm").value_or("");
+  // The forked child names itself once it runs: until then it has the
+  // zygote's name (seen in CI: "kin-shim-zygote").
+  const std::string comm_path = "/proc/" + std::to_string(st.pid) + "/comm";
+  std::string comm;
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+       std::chrono::steady_clock::now() < until;) {
+    comm = ReadFileIfExists(comm_path).value_or("");
+    if (comm == "agnhost\n") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   EXPECT_EQ(comm, "agnhost\n");
   // Not exec'd: the process still has the server's command line.
   std::string cmdline =
